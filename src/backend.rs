@@ -1,0 +1,148 @@
+//! Backend selection: done once, at the edge, into a `Device` value passed down.
+//!
+//! In Burn 0.22 the device picks the backend at runtime, so `--backend` only decides which
+//! `Device` is built here. wgpu is probed with the graphics API pinned (Vulkan on Linux),
+//! because the automatic API choice can pick an OpenGL ES adapter that hangs at the first
+//! kernel where no Vulkan driver exists.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PatronError, Result};
+
+/// What the user asked for with `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// wgpu on a hardware GPU when one is found, the CPU backend otherwise.
+    Auto,
+    /// wgpu (any adapter, software ones included).
+    Wgpu,
+    /// Burn's ndarray CPU backend.
+    Ndarray,
+    /// Burn's pure-Rust flex CPU backend.
+    Flex,
+}
+
+/// The device chosen, with what to tell the user about it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The device everything runs on (without autodiff; training adds it).
+    pub device: Device,
+    /// `wgpu`, `ndarray` or `flex`: recorded in manifests.
+    pub name: &'static str,
+    /// One line describing the device and why it was picked.
+    pub description: String,
+}
+
+/// The graphics API wgpu is pinned to on this platform.
+fn native_graphics_api() -> burn::tensor::wgpu::WgpuBackend {
+    use burn::tensor::wgpu::WgpuBackend;
+    if cfg!(target_os = "macos") {
+        WgpuBackend::Metal
+    } else if cfg!(target_os = "windows") {
+        WgpuBackend::Dx12
+    } else {
+        WgpuBackend::Vulkan
+    }
+}
+
+/// A wgpu adapter that was found.
+struct Adapter {
+    device: Device,
+    name: String,
+    software: bool,
+}
+
+fn probe_wgpu() -> std::result::Result<Adapter, String> {
+    let device = Device::wgpu_options()
+        .graphics_api(native_graphics_api())
+        .init()
+        .map_err(|e| e.to_string())?;
+    let identity = device.identity();
+    let name = identity
+        .as_ref()
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|| "unknown adapter".into());
+    let lower = name.to_lowercase();
+    // A software rasterizer has no physical card behind it.
+    let software = identity.as_ref().is_some_and(|i| i.physical.is_none())
+        || ["llvmpipe", "lavapipe", "swiftshader", "software"]
+            .iter()
+            .any(|s| lower.contains(s));
+    Ok(Adapter {
+        device,
+        name,
+        software,
+    })
+}
+
+#[allow(deprecated)] // ndarray is deprecated upstream but is the CPU backend users asked for
+fn ndarray_device() -> Device {
+    Device::ndarray()
+}
+
+fn cpu(name: &'static str, why: &str) -> Backend {
+    let device = match name {
+        "flex" => Device::flex(),
+        _ => ndarray_device(),
+    };
+    Backend {
+        device,
+        name,
+        description: format!("{name} (CPU, {} threads){why}", threads()),
+    }
+}
+
+/// Threads the CPU backends may use.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Build the device for a `--backend` choice.
+pub fn select(choice: BackendChoice) -> Result<Backend> {
+    match choice {
+        BackendChoice::Ndarray => Ok(cpu("ndarray", "")),
+        BackendChoice::Flex => Ok(cpu("flex", "")),
+        BackendChoice::Wgpu => match probe_wgpu() {
+            Ok(a) => Ok(Backend {
+                device: a.device,
+                name: "wgpu",
+                description: format!(
+                    "wgpu on {}{}",
+                    a.name,
+                    if a.software {
+                        " (software adapter)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+            Err(e) => Err(PatronError::Usage(format!(
+                "--backend wgpu: no GPU adapter found ({e}); install a Vulkan driver or use --backend ndarray"
+            ))),
+        },
+        BackendChoice::Auto => match probe_wgpu() {
+            Ok(a) if !a.software => Ok(Backend {
+                device: a.device,
+                name: "wgpu",
+                description: format!("wgpu on {} (auto)", a.name),
+            }),
+            Ok(a) => Ok(cpu(
+                "ndarray",
+                &format!(
+                    " (auto: only the software adapter {} was found, and the CPU backend is faster)",
+                    a.name
+                ),
+            )),
+            Err(e) => Ok(cpu(
+                "ndarray",
+                &format!(" (auto: no GPU adapter: {})", first_line(&e)),
+            )),
+        },
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}

@@ -1,0 +1,324 @@
+//! The run directory: the exported checkpoint that `predict` and `evaluate` need, plus the
+//! resumable training state. Every file is written to a temporary name and renamed, so a
+//! crash leaves either the old file or the new one, never half of one.
+//!
+//! Layout:
+//! ```text
+//! RUN/manifest.json     what the run is (version, backend, data hash, schema, threshold)
+//! RUN/config.toml       the resolved config
+//! RUN/preprocess.json   fitted preprocessing
+//! RUN/calibration.json  fitted probability calibration
+//! RUN/model.bpk         best weights (Burn burnpack)
+//! RUN/metrics.csv       one row per epoch
+//! RUN/report.json       test-split report (and report.md for people)
+//! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::calibration::Calibration;
+use crate::config::Config;
+use crate::error::{PatronError, Result};
+use crate::model::{ModelSpec, TabularMlp};
+use crate::preprocess::Preprocessor;
+
+/// Version of the run-directory layout; runs from another version are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// File names inside a run directory.
+pub mod files {
+    /// The manifest.
+    pub const MANIFEST: &str = "manifest.json";
+    /// The resolved config.
+    pub const CONFIG: &str = "config.toml";
+    /// The fitted preprocessing.
+    pub const PREPROCESS: &str = "preprocess.json";
+    /// The fitted calibration.
+    pub const CALIBRATION: &str = "calibration.json";
+    /// The best weights.
+    pub const MODEL: &str = "model.bpk";
+    /// Per-epoch metrics.
+    pub const METRICS: &str = "metrics.csv";
+    /// The machine-readable report.
+    pub const REPORT: &str = "report.json";
+    /// The human-readable report.
+    pub const REPORT_MD: &str = "report.md";
+    /// Folder of resumable training state.
+    pub const TRAIN_STATE: &str = "train_state";
+}
+
+/// Whether a run has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Training started and has not finished (resume it with `--resume`).
+    Training,
+    /// Training finished and the checkpoint is exported.
+    Complete,
+}
+
+/// The data file a run was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Path as resolved when training.
+    pub path: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Data rows in the file.
+    pub rows: usize,
+}
+
+/// Rows per split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRows {
+    /// Training rows.
+    pub train: usize,
+    /// Validation rows.
+    pub valid: usize,
+    /// Test rows.
+    pub test: usize,
+}
+
+/// One input column of the feature schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaColumn {
+    /// Column name.
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+}
+
+/// `manifest.json`: what a run is, enough to check and load it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Run-directory layout version.
+    pub format_version: u32,
+    /// patron version that wrote the run.
+    pub patron_version: String,
+    /// Training or complete.
+    pub status: RunStatus,
+    /// Model family.
+    pub model_kind: String,
+    /// Backend the run trained on.
+    pub backend: String,
+    /// The device, in words.
+    pub device: String,
+    /// When training started (UTC, RFC 3339).
+    pub created: String,
+    /// The training data.
+    pub dataset: DatasetInfo,
+    /// Rows per split.
+    pub rows: SplitRows,
+    /// Input columns.
+    pub features: Vec<SchemaColumn>,
+    /// Class labels `[negative, positive]`.
+    pub labels: Vec<String>,
+    /// The positive class.
+    pub positive: String,
+    /// Decision threshold on the calibrated score (set when complete).
+    pub threshold: Option<f64>,
+    /// Best epoch, 1-based (set when complete).
+    pub best_epoch: Option<usize>,
+    /// Epochs trained.
+    pub epochs_run: usize,
+    /// Wall-clock seconds spent training (all sessions of a resumed run).
+    pub training_seconds: f64,
+    /// Network shape, to rebuild it before loading weights.
+    pub model: ModelSpec,
+    /// SHA-256 of each exported file, checked on load.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| PatronError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| PatronError::io(path, e))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Write bytes to `path` through a temporary file in the same folder, synced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PatronError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Serialize a value as pretty JSON and write it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| PatronError::Internal(format!("serializing {}: {e}", path.display())))?;
+    write_atomic(path, format!("{text}\n").as_bytes())
+}
+
+/// Read and parse a JSON file of a run, as a checkpoint error when it is missing or bad.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| PatronError::checkpoint(path, format!("damaged or foreign file: {e}")))
+}
+
+/// Weights of a module as burnpack bytes.
+pub fn module_bytes(model: &TabularMlp) -> Result<Vec<u8>> {
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| PatronError::Internal(format!("serializing weights: {e:?}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Load burnpack bytes into a freshly built module.
+pub fn load_module(
+    spec: &ModelSpec,
+    device: &Device,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<TabularMlp> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| PatronError::checkpoint(path, format!("cannot decode weights: {e:?}")))?;
+    spec.init(device)
+        .try_load_record(record)
+        .map_err(|e| PatronError::checkpoint(path, format!("weights do not fit the model: {e:?}")))
+}
+
+/// Everything `predict` and `evaluate` need from a finished run.
+pub struct LoadedRun {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its resolved config.
+    pub config: Config,
+    /// Fitted preprocessing.
+    pub preprocess: Preprocessor,
+    /// Fitted calibration.
+    pub calibration: Calibration,
+    /// The best weights, on the scoring device.
+    pub model: TabularMlp,
+}
+
+/// Read a run's manifest and check it is one this version can use.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    if !dir.is_dir() {
+        return Err(PatronError::checkpoint(
+            dir,
+            "not found: pass the run directory that `patron train` printed",
+        ));
+    }
+    let path = dir.join(files::MANIFEST);
+    if !path.exists() {
+        return Err(PatronError::checkpoint(
+            dir,
+            "has no manifest.json: not a patron run directory",
+        ));
+    }
+    let raw: serde_json::Value = read_json(&path)?;
+    let version = raw.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(FORMAT_VERSION as u64) {
+        return Err(PatronError::checkpoint(
+            &path,
+            format!(
+                "run format version {} is not supported by patron {} (expects {FORMAT_VERSION})",
+                version.map_or("unknown".into(), |v| v.to_string()),
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    serde_json::from_value(raw)
+        .map_err(|e| PatronError::checkpoint(&path, format!("damaged manifest: {e}")))
+}
+
+/// Read a file of a run, checking its SHA-256 against the manifest when recorded.
+fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| PatronError::checkpoint(&path, format!("cannot read: {e}")))?;
+    if let Some(expected) = manifest.files.get(name)
+        && sha256_hex(&bytes) != *expected
+    {
+        return Err(PatronError::checkpoint(
+            &path,
+            "does not match the SHA-256 in manifest.json: the file was changed or truncated",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse_verified<T: for<'de> Deserialize<'de>>(
+    dir: &Path,
+    manifest: &Manifest,
+    name: &str,
+) -> Result<T> {
+    let bytes = read_verified(dir, manifest, name)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PatronError::checkpoint(dir.join(name), format!("damaged file: {e}")))
+}
+
+/// Load a complete run onto `device`.
+pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
+    let manifest = read_manifest(dir)?;
+    if manifest.status != RunStatus::Complete {
+        return Err(PatronError::checkpoint(
+            dir,
+            format!(
+                "training has not finished; continue it with `patron train --resume {}`",
+                dir.display()
+            ),
+        ));
+    }
+    let config_bytes = read_verified(dir, &manifest, files::CONFIG)?;
+    let config_text = String::from_utf8(config_bytes)
+        .map_err(|_| PatronError::checkpoint(dir.join(files::CONFIG), "is not UTF-8"))?;
+    let config = Config::from_toml_str(
+        &config_text,
+        &dir.join(files::CONFIG).display().to_string(),
+        &[],
+    )?;
+    let preprocess: Preprocessor = parse_verified(dir, &manifest, files::PREPROCESS)?;
+    let calibration: Calibration = parse_verified(dir, &manifest, files::CALIBRATION)?;
+    let weights = read_verified(dir, &manifest, files::MODEL)?;
+    let model = load_module(&manifest.model, device, weights, &dir.join(files::MODEL))?;
+    Ok(LoadedRun {
+        dir: dir.to_path_buf(),
+        manifest,
+        config,
+        preprocess,
+        calibration,
+        model,
+    })
+}

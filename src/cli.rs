@@ -1,0 +1,291 @@
+//! The command line: argument definitions and thin handlers over the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand};
+
+use patron::backend::{self, BackendChoice};
+use patron::checkpoint::load_run;
+use patron::config::Config;
+use patron::data::{ReadOptions, read_table};
+use patron::error::{PatronError, Result};
+use patron::inference;
+use patron::preprocess::{Feature, Preprocessor, fit_labels, target_values};
+use patron::progress::Progress;
+use patron::split::split_rows;
+use patron::train::{TrainRequest, train};
+
+/// patron trains, evaluates and scores customer-data models from a TOML config.
+#[derive(Debug, Parser)]
+#[command(name = "patron", version, about, long_about = None)]
+#[command(after_help = "Examples:
+  patron train --config configs/bank_propensity.toml
+  patron predict --checkpoint checkpoints/RUN --input new.csv --output scores.csv
+  patron evaluate --checkpoint checkpoints/RUN --data labelled.csv
+
+Exit status: 0 success, 2 bad input or config, 1 internal failure.")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model from a config and export a run directory.
+    #[command(after_help = "Examples:
+  patron train --config configs/bank_propensity.toml
+  patron train --config configs/bank_propensity.toml --set train.epochs=3 --set split.seed=1
+  patron train --config configs/telco_churn.toml --output-dir runs/churn --backend ndarray
+  patron train --resume runs/churn
+
+The last line on stdout is the run directory.")]
+    Train(TrainArgs),
+    /// Score a labelled file with a run and write report.json and report.md.
+    #[command(after_help = "Examples:
+  patron evaluate --checkpoint runs/churn --data datasets/telco_customer_churn_ibm_7043.csv
+  patron evaluate --checkpoint runs/churn --data march.parquet --output reports/march")]
+    Evaluate(EvaluateArgs),
+    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction.
+    #[command(after_help = "Examples:
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
+  patron predict --checkpoint runs/churn --input customers.parquet --output scores.parquet --batch-size 100000
+  patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)")]
+    Predict(PredictArgs),
+    /// Check a config and its data schema without training.
+    #[command(after_help = "Examples:
+  patron validate --config configs/bank_propensity.toml
+  patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
+    Validate(ConfigArgs),
+    /// Print the fully resolved config (every default filled in).
+    #[command(after_help = "Examples:
+  patron config --config configs/bank_propensity.toml
+  patron config --config configs/bank_propensity.toml --set train.epochs=5 > resolved.toml")]
+    Config(ConfigArgs),
+}
+
+/// `patron train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The TOML config (optional with --resume, where it must match the saved one).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Write the run into exactly this directory (default: checkpoints/<config>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Override a config key, typed like TOML (repeatable): --set train.epochs=3.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Continue an interrupted run from its last epoch checkpoint.
+    #[arg(long, value_name = "DIR", conflicts_with = "output_dir")]
+    pub resume: Option<PathBuf>,
+    /// Plain progress lines instead of bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `patron evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// A labelled CSV or Parquet file with the run's target column.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Folder for report.json and report.md (default: <checkpoint>/eval-<data file name>).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Device to score on.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// `patron predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// CSV or Parquet file to score (`-`: CSV on stdin).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output .csv or .parquet (`-`: CSV on stdout).
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Rows read and scored per chunk; memory grows with it, not with the file.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Device to score on.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// `patron validate` and `patron config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The TOML config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Override a config key, typed like TOML (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Run a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Evaluate(args) => run_evaluate(args),
+        Command::Predict(args) => run_predict(args),
+        Command::Validate(args) => run_validate(args),
+        Command::Config(args) => {
+            let config = Config::load(&args.config, &args.overrides)?;
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn select_backend(choice: BackendChoice) -> Result<backend::Backend> {
+    let backend = backend::select(choice)?;
+    eprintln!("backend: {}", backend.description);
+    Ok(backend)
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let backend = select_backend(args.backend)?;
+    let progress = Progress::new(args.quiet);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // First Ctrl-C: finish the epoch, save, exit; a second one exits at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this epoch (press Ctrl-C again to quit now)");
+    });
+    let request = TrainRequest {
+        config: args.config,
+        overrides: args.overrides,
+        output_dir: args.output_dir,
+        resume: args.resume,
+        stop,
+    };
+    let outcome = train(&request, &backend, &progress)?;
+    for warning in &outcome.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let m = &outcome.report.metrics;
+    println!(
+        "{} ({} rows): auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4} (uncalibrated {:.4}); best epoch {} of {}",
+        outcome.report.evaluated_on,
+        outcome.report.n,
+        m.auc_roc,
+        m.auc_pr,
+        m.log_loss,
+        m.f1,
+        m.ece,
+        m.ece_uncalibrated,
+        outcome.best_epoch,
+        outcome.epochs_run
+    );
+    println!("{}", outcome.run_dir.display());
+    Ok(())
+}
+
+fn run_evaluate(args: EvaluateArgs) -> Result<()> {
+    let backend = select_backend(args.backend)?;
+    let run = load_run(&args.checkpoint, &backend.device)?;
+    let out = args.output.unwrap_or_else(|| {
+        let name = args
+            .data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into());
+        args.checkpoint.join(format!("eval-{name}"))
+    });
+    let report = inference::evaluate(&run, &backend.device, &args.data, &out)?;
+    let m = &report.metrics;
+    println!(
+        "{} rows: auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4}",
+        report.n, m.auc_roc, m.auc_pr, m.log_loss, m.f1, m.ece
+    );
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    let backend = select_backend(args.backend)?;
+    let run = load_run(&args.checkpoint, &backend.device)?;
+    let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    let summary = inference::predict(&run, &backend.device, &args.input, &args.output, batch)?;
+    eprintln!(
+        "scored {} rows ({} predicted {:?})",
+        summary.rows, summary.positives, run.manifest.positive
+    );
+    if args.output != std::path::Path::new("-") {
+        println!("{}", args.output.display());
+    }
+    Ok(())
+}
+
+fn run_validate(args: ConfigArgs) -> Result<()> {
+    let config = Config::load(&args.config, &args.overrides)?;
+    let path = config.data_path();
+    let table = read_table(
+        &path,
+        &ReadOptions::new(config.delimiter_byte(), &config.data.missing_values),
+    )?;
+    if table.height() == 0 {
+        return Err(PatronError::data(&path, "has no data rows (only a header)"));
+    }
+    let labels = fit_labels(&table, &config, &path)?;
+    let ys = target_values(&table, &config, &labels);
+    let split = split_rows(&ys, &config.split);
+    let (pre, notes) = Preprocessor::fit(&table, &split.train, labels, &config, &path)?;
+    println!(
+        "{}: {} rows, target {:?} (positive {:?}: {} rows)",
+        path.display(),
+        table.height(),
+        config.data.target,
+        pre.labels[1],
+        ys.iter().filter(|&&y| y > 0.5).count()
+    );
+    println!(
+        "split: train {}, valid {}, test {}",
+        split.train.len(),
+        split.valid.len(),
+        split.test.len()
+    );
+    for f in &pre.features {
+        match f {
+            Feature::Numeric {
+                name,
+                missing_indicator,
+                ..
+            } => println!(
+                "  numeric      {name}{}",
+                if *missing_indicator {
+                    " (has missing values)"
+                } else {
+                    ""
+                }
+            ),
+            Feature::Categorical { name, categories } => {
+                println!("  categorical  {name} ({} categories)", categories.len())
+            }
+        }
+    }
+    for w in notes.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("ok");
+    Ok(())
+}

@@ -1,0 +1,743 @@
+//! The TOML run configuration: parsing, `--set` overrides, defaults and validation.
+//!
+//! A config is read into a `toml::Table`, overrides are applied to that table, every key is
+//! checked against the known schema (so a typo is reported with the closest valid key), and
+//! only then is it deserialized into [`Config`], whose `validate` checks value ranges.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PatronError, Result};
+
+/// A complete, resolved run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the data is and what to predict.
+    pub data: DataConfig,
+    /// How the data is split into train / validation / test.
+    #[serde(default)]
+    pub split: SplitConfig,
+    /// The model architecture.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// The optimization settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// `[data]`: the input file and the roles of its columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A `.csv` or `.parquet` file; a relative path resolves against the working directory.
+    pub path: String,
+    /// The column to predict.
+    pub target: String,
+    /// The target value that is the positive class (default: the less frequent value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    /// Columns never used as features.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// An identifier column: carried into predictions, never a feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Columns forced to be categorical (otherwise inferred).
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Columns forced to be numeric (otherwise inferred).
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// The CSV field separator (one character).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Cell values read as missing, compared after trimming and ignoring case; blank cells
+    /// are always missing.
+    #[serde(default = "default_missing_values")]
+    pub missing_values: Vec<String>,
+    /// The most categories a column keeps (the most frequent); rarer ones share the
+    /// "unseen" index.
+    #[serde(default = "default_max_categories")]
+    pub max_categories: usize,
+}
+
+/// `[split]`: held-out fractions and the seed that draws them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fraction of rows held out for the test report.
+    #[serde(default = "default_test")]
+    pub test: f64,
+    /// Fraction of rows used for early stopping, calibration and the threshold.
+    #[serde(default = "default_valid")]
+    pub valid: f64,
+    /// Seed of the shuffle.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Keep the class balance equal across splits.
+    #[serde(default = "default_true")]
+    pub stratify: bool,
+}
+
+/// Which model family to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// MLP over standardized numeric features and categorical embeddings.
+    TabularMlp,
+}
+
+impl ModelKind {
+    /// The name used in configs and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::TabularMlp => "tabular_mlp",
+        }
+    }
+}
+
+/// `[model]`: the architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model family.
+    #[serde(default = "default_kind")]
+    pub kind: ModelKind,
+    /// Width of each hidden layer.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Dropout probability after each hidden layer.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Width of each categorical column's embedding.
+    #[serde(default = "default_embedding_dim")]
+    pub embedding_dim: usize,
+}
+
+/// Metric watched by early stopping (on the validation split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    /// ROC AUC (higher is better).
+    AucRoc,
+    /// Average precision (higher is better).
+    AucPr,
+    /// Validation log loss (lower is better).
+    LogLoss,
+}
+
+impl StopMetric {
+    /// Whether larger values are better.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, StopMetric::LogLoss)
+    }
+
+    /// The metric's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopMetric::AucRoc => "auc_roc",
+            StopMetric::AucPr => "auc_pr",
+            StopMetric::LogLoss => "log_loss",
+        }
+    }
+}
+
+/// `train.early_stopping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// The validation metric watched.
+    #[serde(default = "default_stop_metric")]
+    pub metric: StopMetric,
+    /// Epochs without improvement before stopping (0 disables early stopping).
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+}
+
+/// How the loss weighs the classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeight {
+    /// Each class contributes equally (weights n / (2 n_c)).
+    Balanced,
+    /// Every row weighs 1.
+    None,
+}
+
+/// Learning-rate schedule over the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup, then cosine decay to zero at the last epoch.
+    Cosine,
+    /// One-cycle: warmup to the peak over 30 % of the steps, then cosine decay.
+    OneCycle,
+    /// A constant rate after warmup.
+    Constant,
+}
+
+/// How validation scores are turned into calibrated probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationMethod {
+    /// Platt scaling: sigmoid(a * logit + b).
+    Platt,
+    /// Temperature scaling: sigmoid(logit / T).
+    Temperature,
+    /// Raw model probabilities.
+    None,
+}
+
+/// `[train]`: optimization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Maximum number of passes over the training split.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Rows per optimizer step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Stop when the validation metric stops improving, keeping the best weights.
+    #[serde(default)]
+    pub early_stopping: EarlyStopping,
+    /// Loss weights for class imbalance.
+    #[serde(default = "default_class_weight")]
+    pub class_weight: ClassWeight,
+    /// Seed of initialization, dropout and batch order.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The learning-rate schedule.
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Fraction of all steps spent warming up (cosine and constant schedules).
+    #[serde(default = "default_warmup")]
+    pub warmup: f64,
+    /// Probability calibration fitted on the validation split.
+    #[serde(default = "default_calibration")]
+    pub calibration: CalibrationMethod,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_missing_values() -> Vec<String> {
+    ["NA", "N/A", "NaN", "null", "None", "?"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_max_categories() -> usize {
+    1000
+}
+fn default_test() -> f64 {
+    0.2
+}
+fn default_valid() -> f64 {
+    0.1
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_true() -> bool {
+    true
+}
+fn default_kind() -> ModelKind {
+    ModelKind::TabularMlp
+}
+fn default_hidden() -> Vec<usize> {
+    vec![256, 128]
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_embedding_dim() -> usize {
+    8
+}
+fn default_stop_metric() -> StopMetric {
+    StopMetric::AucRoc
+}
+fn default_patience() -> usize {
+    10
+}
+fn default_epochs() -> usize {
+    100
+}
+fn default_batch_size() -> usize {
+    256
+}
+fn default_learning_rate() -> f64 {
+    1e-3
+}
+fn default_weight_decay() -> f64 {
+    1e-4
+}
+fn default_class_weight() -> ClassWeight {
+    ClassWeight::Balanced
+}
+fn default_schedule() -> Schedule {
+    Schedule::Cosine
+}
+fn default_warmup() -> f64 {
+    0.05
+}
+fn default_calibration() -> CalibrationMethod {
+    CalibrationMethod::Platt
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig {
+            test: default_test(),
+            valid: default_valid(),
+            seed: default_seed(),
+            stratify: true,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            kind: default_kind(),
+            hidden: default_hidden(),
+            dropout: default_dropout(),
+            embedding_dim: default_embedding_dim(),
+        }
+    }
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        EarlyStopping {
+            metric: default_stop_metric(),
+            patience: default_patience(),
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            learning_rate: default_learning_rate(),
+            weight_decay: default_weight_decay(),
+            early_stopping: EarlyStopping::default(),
+            class_weight: default_class_weight(),
+            seed: default_seed(),
+            schedule: default_schedule(),
+            warmup: default_warmup(),
+            calibration: default_calibration(),
+        }
+    }
+}
+
+/// Every valid key, by table path. Kept beside the structs; a unit test checks it covers
+/// every field of a fully populated config.
+const SCHEMA: &[(&str, &[&str])] = &[
+    ("", &["data", "split", "model", "train"]),
+    (
+        "data",
+        &[
+            "path",
+            "target",
+            "positive",
+            "drop",
+            "id",
+            "categorical",
+            "numeric",
+            "delimiter",
+            "missing_values",
+            "max_categories",
+        ],
+    ),
+    ("split", &["test", "valid", "seed", "stratify"]),
+    ("model", &["kind", "hidden", "dropout", "embedding_dim"]),
+    (
+        "train",
+        &[
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "weight_decay",
+            "early_stopping",
+            "class_weight",
+            "seed",
+            "schedule",
+            "warmup",
+            "calibration",
+        ],
+    ),
+    ("train.early_stopping", &["metric", "patience"]),
+];
+
+fn known_keys(table_path: &str) -> Option<&'static [&'static str]> {
+    SCHEMA
+        .iter()
+        .find(|(path, _)| *path == table_path)
+        .map(|(_, keys)| *keys)
+}
+
+/// The closest valid key to `key` among all keys of the schema, as a dotted path.
+fn suggest(key: &str, table_path: &str) -> Option<String> {
+    let local = known_keys(table_path).unwrap_or(&[]);
+    let best_local = local
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), join(table_path, k)))
+        .min();
+    // A key put in the wrong table ("epochs" under [model]) is found in the others.
+    let exact_elsewhere = SCHEMA
+        .iter()
+        .filter(|(path, _)| *path != table_path)
+        .find(|(_, keys)| keys.contains(&key))
+        .map(|(path, _)| join(path, key));
+    match (exact_elsewhere, best_local) {
+        (Some(elsewhere), _) => Some(elsewhere),
+        (None, Some((distance, name))) if distance <= key.len().max(3) / 2 + 1 => Some(name),
+        _ => None,
+    }
+}
+
+fn join(table_path: &str, key: &str) -> String {
+    if table_path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table_path}.{key}")
+    }
+}
+
+/// Reject keys that are not in the schema, naming the closest valid one.
+fn check_keys(table: &toml::Table, table_path: &str, file: &str) -> Result<()> {
+    let Some(known) = known_keys(table_path) else {
+        return Ok(());
+    };
+    for (key, value) in table {
+        let full = join(table_path, key);
+        if !known.contains(&key.as_str()) {
+            let hint = match suggest(key, table_path) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None => format!("; valid keys here: {}", known.join(", ")),
+            };
+            return Err(PatronError::config(
+                file,
+                format!("unknown key `{full}`{hint}"),
+            ));
+        }
+        if let toml::Value::Table(inner) = value {
+            check_keys(inner, &full, file)?;
+        } else if known_keys(&full).is_some() {
+            return Err(PatronError::config(
+                file,
+                format!("`{full}` must be a table (e.g. [{full}] or {full} = {{ ... }})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parse one `--set KEY=VALUE` value: TOML syntax when it parses (numbers, booleans,
+/// arrays, inline tables, quoted strings), otherwise the bare text as a string.
+fn parse_override_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Apply `KEY=VALUE` overrides (dotted keys) to a parsed config table.
+pub fn apply_overrides(table: &mut toml::Table, overrides: &[String]) -> Result<()> {
+    for item in overrides {
+        let Some((key, raw)) = item.split_once('=') else {
+            return Err(PatronError::config(
+                "--set",
+                format!("`{item}` is not KEY=VALUE (e.g. --set train.epochs=3)"),
+            ));
+        };
+        let key = key.trim();
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(PatronError::config(
+                "--set",
+                format!("`{key}` is not a dotted key (e.g. train.epochs)"),
+            ));
+        }
+        let mut current = &mut *table;
+        for part in &parts[..parts.len() - 1] {
+            let entry = current
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            current = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(PatronError::config(
+                        "--set",
+                        format!("`{key}`: `{part}` is a value, not a table"),
+                    ));
+                }
+            };
+        }
+        current.insert(
+            parts[parts.len() - 1].to_string(),
+            parse_override_value(raw.trim()),
+        );
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Read a config file, apply `--set` overrides, check keys and values.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        let text = read_config_text(path)?;
+        Config::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parse config text (`file` names it in errors), apply overrides, check, validate.
+    pub fn from_toml_str(text: &str, file: &str, overrides: &[String]) -> Result<Config> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| PatronError::config(file, toml_error_line(text, &e)))?;
+        apply_overrides(&mut table, overrides)?;
+        check_keys(&table, "", file)?;
+        for required in ["data.path", "data.target"] {
+            let (section, key) = required.split_once('.').unwrap_or_default();
+            let present = table
+                .get(section)
+                .and_then(|v| v.as_table())
+                .is_some_and(|t| t.contains_key(key));
+            if !present {
+                return Err(PatronError::config(
+                    file,
+                    format!("missing required key `{required}`"),
+                ));
+            }
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    PatronError::config(file, e.message().replace('\n', " ").trim().to_string())
+                })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Check value ranges that types alone cannot express.
+    pub fn validate(&self, file: &str) -> Result<()> {
+        let bad = |key: &str, msg: &str| Err(PatronError::config(file, format!("`{key}` {msg}")));
+        if self.data.path.trim().is_empty() {
+            return bad("data.path", "is empty: name a .csv or .parquet file");
+        }
+        if self.data.target.trim().is_empty() {
+            return bad("data.target", "is empty: name the column to predict");
+        }
+        if self.data.delimiter.chars().count() != 1 || !self.data.delimiter.is_ascii() {
+            return bad(
+                "data.delimiter",
+                "must be a single ASCII character such as \",\" or \";\"",
+            );
+        }
+        if self.data.max_categories == 0 {
+            return bad("data.max_categories", "must be at least 1");
+        }
+        let s = &self.split;
+        if !(0.0..1.0).contains(&s.test)
+            || !(0.0..1.0).contains(&s.valid)
+            || s.test + s.valid >= 0.9
+        {
+            return bad(
+                "split",
+                "fractions must be in [0, 1) with test + valid below 0.9",
+            );
+        }
+        if s.valid <= 0.0 {
+            return bad(
+                "split.valid",
+                "must be above 0: early stopping, calibration and the threshold use it",
+            );
+        }
+        let m = &self.model;
+        if m.hidden.contains(&0) {
+            return bad("model.hidden", "layer widths must be at least 1");
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout", "must be in [0, 1)");
+        }
+        if m.embedding_dim == 0 {
+            return bad("model.embedding_dim", "must be at least 1");
+        }
+        let t = &self.train;
+        if t.epochs == 0 {
+            return bad("train.epochs", "must be at least 1");
+        }
+        if t.batch_size == 0 {
+            return bad("train.batch_size", "must be at least 1");
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return bad("train.learning_rate", "must be a positive number");
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad("train.weight_decay", "must be zero or positive");
+        }
+        if !(0.0..1.0).contains(&t.warmup) {
+            return bad("train.warmup", "must be a fraction in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// The fully resolved config as TOML (every default filled in).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a Config always serializes to TOML")
+    }
+
+    /// The data path as given, resolved against the working directory.
+    pub fn data_path(&self) -> PathBuf {
+        PathBuf::from(&self.data.path)
+    }
+
+    /// The CSV separator byte.
+    pub fn delimiter_byte(&self) -> u8 {
+        self.data.delimiter.as_bytes()[0]
+    }
+}
+
+fn read_config_text(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        return Err(PatronError::config(
+            path.display().to_string(),
+            "is a directory; pass a .toml config file",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        PatronError::config(
+            path.display().to_string(),
+            format!("cannot read config: {e}"),
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        PatronError::config(
+            path.display().to_string(),
+            format!(
+                "is not valid UTF-8 (byte {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// One line for a TOML syntax error: "line L: message".
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", message.trim())
+        }
+        None => message.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[data]\npath = \"x.csv\"\ntarget = \"y\"\n";
+
+    #[test]
+    fn defaults_fill_everything_but_path_and_target() {
+        let c = Config::from_toml_str(MINIMAL, "t.toml", &[]).unwrap();
+        assert_eq!(c.train.epochs, 100);
+        assert_eq!(c.model.hidden, vec![256, 128]);
+        assert_eq!(c.split.test, 0.2);
+        assert_eq!(c.train.early_stopping.metric, StopMetric::AucRoc);
+        // The resolved config round-trips.
+        let again = Config::from_toml_str(&c.to_toml(), "t.toml", &[]).unwrap();
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let text = format!("{MINIMAL}[train]\nepoch = 3\n");
+        let err = Config::from_toml_str(&text, "t.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `train.epoch`"), "{err}");
+        assert!(err.contains("did you mean `train.epochs`"), "{err}");
+        let err = Config::from_toml_str(&format!("{MINIMAL}[model]\nepochs = 3\n"), "t", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `train.epochs`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_are_typed_like_toml() {
+        let c = Config::from_toml_str(
+            MINIMAL,
+            "t.toml",
+            &[
+                "train.epochs=3".into(),
+                "data.drop=[\"a\", \"b\"]".into(),
+                "data.positive=yes".into(),
+                "train.early_stopping.patience=2".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.train.epochs, 3);
+        assert_eq!(c.data.drop, vec!["a", "b"]);
+        assert_eq!(c.data.positive.as_deref(), Some("yes"));
+        assert_eq!(c.train.early_stopping.patience, 2);
+        let err = Config::from_toml_str(MINIMAL, "t", &["train.epochs=many".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochs"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_and_ranges_are_config_errors() {
+        let err = Config::from_toml_str(&format!("{MINIMAL}[train]\nepochs = \"x\"\n"), "t", &[])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(!err.to_string().contains('\n'));
+        let err = Config::from_toml_str(MINIMAL, "t", &["model.dropout=1.5".into()]).unwrap_err();
+        assert!(err.to_string().contains("model.dropout"), "{err}");
+        let err = Config::from_toml_str("[data]\npath = \"x.csv\"\n", "t", &[]).unwrap_err();
+        assert!(err.to_string().contains("data.target"), "{err}");
+    }
+
+    #[test]
+    fn schema_covers_every_field() {
+        let mut c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
+        c.data.positive = Some("p".into());
+        c.data.id = Some("id".into());
+        let table: toml::Table = c.to_toml().parse().unwrap();
+        fn walk(t: &toml::Table, path: &str) {
+            let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));
+            for (k, v) in t {
+                assert!(
+                    known.contains(&k.as_str()),
+                    "{path}.{k} missing from SCHEMA"
+                );
+                if let toml::Value::Table(inner) = v {
+                    walk(inner, &join(path, k));
+                }
+            }
+            assert_eq!(
+                t.len(),
+                known.len(),
+                "SCHEMA of `{path}` lists keys the struct lacks"
+            );
+        }
+        walk(&table, "");
+    }
+}

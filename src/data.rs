@@ -1,0 +1,483 @@
+//! Reading tables with polars: whole files for training, bounded chunks for scoring.
+//!
+//! Every column is read as text and typed by patron itself (see `preprocess`), so that a
+//! training file and a scoring file chunk are parsed by exactly the same rules whatever
+//! polars would infer from the first rows of each.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{PatronError, Result};
+
+/// File formats patron reads and writes, chosen by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma (or `data.delimiter`) separated text with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// The format of a path, by its extension.
+    pub fn of(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("csv") | Some("txt") | Some("tsv") => Ok(Format::Csv),
+            Some("parquet") | Some("pq") => Ok(Format::Parquet),
+            _ => Err(PatronError::data(
+                path,
+                "unsupported file type: use a .csv or .parquet file",
+            )),
+        }
+    }
+}
+
+/// How text cells are read: the separator and the tokens that mean "missing".
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// CSV field separator.
+    pub delimiter: u8,
+    /// Lower-cased tokens read as missing (blank cells always are).
+    pub missing: Vec<String>,
+}
+
+impl ReadOptions {
+    /// Options from a delimiter and the configured missing tokens.
+    pub fn new(delimiter: u8, missing_values: &[String]) -> Self {
+        ReadOptions {
+            delimiter,
+            missing: missing_values
+                .iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect(),
+        }
+    }
+
+    /// The cell with surrounding whitespace removed, or `None` when it means missing.
+    pub fn clean<'a>(&self, cell: Option<&'a str>) -> Option<&'a str> {
+        let v = cell?.trim();
+        if v.is_empty() || self.missing.iter().any(|m| m.eq_ignore_ascii_case(v)) {
+            None
+        } else {
+            Some(v)
+        }
+    }
+}
+
+/// A loaded table: every column as nullable text.
+pub struct Table {
+    df: DataFrame,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    /// Column names in file order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Whether a column exists.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.df.column(name).is_ok()
+    }
+
+    /// The raw cells of a column (`None` for a null cell).
+    pub fn cells(&self, name: &str) -> Option<Vec<Option<&str>>> {
+        let column = self.df.column(name).ok()?;
+        let strings = column.str().ok()?;
+        Some(strings.iter().collect())
+    }
+}
+
+/// Read a whole CSV or Parquet file as text columns.
+pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
+    check_readable_file(path)?;
+    let df = match Format::of(path)? {
+        Format::Csv => {
+            let mut bytes = Vec::new();
+            File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| PatronError::io(path, e))?;
+            parse_csv_bytes(path, bytes, options.delimiter)?
+        }
+        Format::Parquet => read_parquet(path, None)?,
+    };
+    finish_table(path, df, options)
+}
+
+/// Fail early, with a clear message, for paths that are missing or not regular files.
+pub fn check_readable_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(_) => Err(PatronError::data(
+            path,
+            "file not found (relative paths resolve against the working directory)",
+        )),
+        Ok(m) if m.is_dir() => Err(PatronError::data(
+            path,
+            "is a directory; expected a .csv or .parquet file",
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Wrap a parsed frame, catching a wrong delimiter (one column whose name holds another).
+fn finish_table(path: &Path, df: DataFrame, options: &ReadOptions) -> Result<Table> {
+    if df.width() == 1 {
+        // One column whose name holds a likely separator means the delimiter is wrong.
+        let name = df.get_column_names()[0].to_string();
+        for candidate in [';', ',', '\t', '|'] {
+            if candidate as u8 != options.delimiter && name.contains(candidate) {
+                return Err(PatronError::data(
+                    path,
+                    format!(
+                        "found a single column named {name:?}: the file looks {} separated; set data.delimiter = {:?}",
+                        describe_delimiter(candidate),
+                        candidate.to_string()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Table { df })
+}
+
+fn describe_delimiter(c: char) -> &'static str {
+    match c {
+        ';' => "semicolon",
+        ',' => "comma",
+        '\t' => "tab",
+        _ => "pipe",
+    }
+}
+
+/// Parse CSV bytes with a header into a frame of text columns.
+fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<DataFrame> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(PatronError::data(
+            path,
+            "file is empty; expected a header row and data rows",
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        return Err(PatronError::data(
+            path,
+            format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+        ));
+    }
+    check_header(path, &bytes, delimiter)?;
+    let options = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_raise_if_empty(false)
+        .map_parse_options(|p| p.with_separator(delimiter));
+    options
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+        .map_err(|e| PatronError::data(path, polars_message(&e)))
+}
+
+/// Duplicate or blank header names are errors rather than silently renamed columns.
+fn check_header(path: &Path, bytes: &[u8], delimiter: u8) -> Result<()> {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let header = String::from_utf8_lossy(&bytes[..end]);
+    let names: Vec<String> = header
+        .trim_end_matches('\r')
+        .split(delimiter as char)
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, name) in names.iter().enumerate() {
+        if !seen.insert(name.as_str()) {
+            return Err(PatronError::data(
+                path,
+                format!(
+                    "header names column {name:?} twice (column {}); give every column a unique name",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_parquet(path: &Path, slice: Option<(usize, usize)>) -> Result<DataFrame> {
+    let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .with_slice(slice)
+        .finish()
+        .map_err(|e| PatronError::data(path, polars_message(&e)))?;
+    to_text_columns(path, df)
+}
+
+/// Cast every column to text so Parquet input follows the same typing rules as CSV.
+fn to_text_columns(path: &Path, df: DataFrame) -> Result<DataFrame> {
+    let columns = df
+        .columns()
+        .iter()
+        .map(|c| c.cast(&DataType::String))
+        .collect::<PolarsResult<Vec<_>>>()
+        .map_err(|e| PatronError::data(path, polars_message(&e)))?;
+    DataFrame::new_infer_height(columns).map_err(|e| PatronError::data(path, polars_message(&e)))
+}
+
+/// polars errors can span several lines; keep the first, which says what happened.
+fn polars_message(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    format!("could not read the table: {first}")
+}
+
+/// Reads a file in chunks of at most `chunk_rows` rows, so memory stays flat.
+pub struct ChunkReader {
+    path: std::path::PathBuf,
+    options: ReadOptions,
+    chunk_rows: usize,
+    source: ChunkSource,
+    /// Rows returned so far (the 0-based index of the next chunk's first row).
+    pub rows_read: usize,
+}
+
+enum ChunkSource {
+    Csv {
+        reader: Box<dyn BufRead>,
+        header: Vec<u8>,
+        done: bool,
+    },
+    Parquet {
+        total: usize,
+    },
+}
+
+impl ChunkReader {
+    /// Open a CSV or Parquet file (or standard input as CSV when `path` is `-`).
+    pub fn open(path: &Path, options: ReadOptions, chunk_rows: usize) -> Result<ChunkReader> {
+        let source = if path == Path::new("-") {
+            let reader: Box<dyn BufRead> = Box::new(BufReader::new(std::io::stdin()));
+            csv_source(path, reader)?
+        } else {
+            check_readable_file(path)?;
+            match Format::of(path)? {
+                Format::Csv => {
+                    let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
+                    csv_source(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
+                }
+                Format::Parquet => {
+                    let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
+                    let total = ParquetReader::new(file)
+                        .num_rows()
+                        .map_err(|e| PatronError::data(path, polars_message(&e)))?;
+                    ChunkSource::Parquet { total }
+                }
+            }
+        };
+        Ok(ChunkReader {
+            path: path.to_path_buf(),
+            options,
+            chunk_rows: chunk_rows.max(1),
+            source,
+            rows_read: 0,
+        })
+    }
+
+    /// The next chunk, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<Table>> {
+        let df = match &mut self.source {
+            ChunkSource::Parquet { total } => {
+                if self.rows_read >= *total {
+                    return Ok(None);
+                }
+                let n = self.chunk_rows.min(*total - self.rows_read);
+                read_parquet(&self.path, Some((self.rows_read, n)))?
+            }
+            ChunkSource::Csv {
+                reader,
+                header,
+                done,
+            } => {
+                if *done {
+                    return Ok(None);
+                }
+                let mut bytes = header.clone();
+                let mut rows = 0;
+                let line_base = self.rows_read + 2;
+                while rows < self.chunk_rows {
+                    let before = bytes.len();
+                    if !read_record(reader.as_mut(), &mut bytes)
+                        .map_err(|e| PatronError::io(&self.path, e))?
+                    {
+                        *done = true;
+                        break;
+                    }
+                    if bytes[before..].iter().all(|b| b.is_ascii_whitespace()) {
+                        bytes.truncate(before);
+                        continue;
+                    }
+                    rows += 1;
+                }
+                if rows == 0 {
+                    return Ok(None);
+                }
+                if let Err(e) = std::str::from_utf8(&bytes) {
+                    let line = bytes[header.len()..e.valid_up_to()]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + line_base;
+                    return Err(PatronError::data(
+                        &self.path,
+                        format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+                    ));
+                }
+                parse_csv_bytes(&self.path, bytes, self.options.delimiter)?
+            }
+        };
+        self.rows_read += df.height();
+        finish_table(&self.path, df, &self.options).map(Some)
+    }
+}
+
+fn csv_source(path: &Path, mut reader: Box<dyn BufRead>) -> Result<ChunkSource> {
+    let mut header = Vec::new();
+    read_record(reader.as_mut(), &mut header).map_err(|e| PatronError::io(path, e))?;
+    if header.starts_with(b"\xEF\xBB\xBF") {
+        header.drain(..3);
+    }
+    if header.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(PatronError::data(
+            path,
+            "file is empty; expected a header row and data rows",
+        ));
+    }
+    if !header.ends_with(b"\n") {
+        header.push(b'\n');
+    }
+    Ok(ChunkSource::Csv {
+        reader,
+        header,
+        done: false,
+    })
+}
+
+/// Append one CSV record (one line, or several when a quoted field holds newlines) to `out`.
+/// Returns false at end of input.
+fn read_record(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> std::io::Result<bool> {
+    let start = out.len();
+    let mut in_quotes = false;
+    loop {
+        let line_start = out.len();
+        let n = reader.read_until(b'\n', out)?;
+        if n == 0 {
+            if out.len() > start && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            return Ok(out.len() > start);
+        }
+        for &b in &out[line_start..] {
+            if b == b'"' {
+                in_quotes = !in_quotes;
+            }
+        }
+        if !in_quotes {
+            if !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &[u8]) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_text_columns_with_bom_crlf_and_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "a.csv",
+            b"\xEF\xBB\xBFid,x,note\r\n1, 2.5,\"a, b\"\r\n2,,\"multi\nline\"\r\n",
+        );
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.column_names(), vec!["id", "x", "note"]);
+        assert_eq!(t.height(), 2);
+        let x = t.cells("x").unwrap();
+        assert_eq!(x[0], Some(" 2.5"));
+        assert_eq!(t.cells("note").unwrap()[1], Some("multi\nline"));
+    }
+
+    #[test]
+    fn detects_wrong_delimiter_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "b.csv", b"age;job;y\n30;admin;no\n");
+        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(err.to_string().contains("data.delimiter = \";\""), "{err}");
+        let p = write(dir.path(), "e.csv", b"");
+        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let p = write(dir.path(), "d.csv", b"a,a\n1,2\n");
+        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn missing_tokens_are_trimmed_and_case_insensitive() {
+        let o = ReadOptions::new(b',', &["NA".into(), "?".into()]);
+        assert_eq!(o.clean(Some("  ")), None);
+        assert_eq!(o.clean(Some(" na ")), None);
+        assert_eq!(o.clean(Some("?")), None);
+        assert_eq!(o.clean(None), None);
+        assert_eq!(o.clean(Some(" 3 ")), Some("3"));
+    }
+
+    #[test]
+    fn chunks_cover_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("a,b\n");
+        for i in 0..25 {
+            text.push_str(&format!("{i},\"x\ny{i}\"\n"));
+        }
+        let p = write(dir.path(), "c.csv", text.as_bytes());
+        let mut r = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 10).unwrap();
+        let mut sizes = vec![];
+        let mut firsts = vec![];
+        while let Some(t) = r.next_chunk().unwrap() {
+            sizes.push(t.height());
+            firsts.push(t.cells("a").unwrap()[0].unwrap().to_string());
+        }
+        assert_eq!(sizes, vec![10, 10, 5]);
+        assert_eq!(firsts, vec!["0", "10", "20"]);
+    }
+}

@@ -1,0 +1,32 @@
+//! patron: train, evaluate and score customer-data models from a TOML config.
+//!
+//! The library does the work; the `patron` binary (src/main.rs, src/cli.rs) only parses
+//! arguments, picks the backend and prints. Modules, one per concern:
+//! - [`config`]: the TOML config, `--set` overrides, defaults, validation
+//! - [`data`]: reading CSV / Parquet with polars, whole or in chunks
+//! - [`preprocess`]: column typing and the fitted preprocessing
+//! - [`split`]: train / validation / test splits
+//! - [`model`]: the network
+//! - [`train`]: the training loop, checkpoints and export
+//! - [`calibration`], [`metrics`], [`report`]: scores, numbers and reports
+//! - [`inference`]: batch scoring, `predict` and `evaluate`
+//! - [`checkpoint`]: the run directory
+//! - [`backend`]: choosing the device
+//! - [`progress`]: progress bars and lines
+
+pub mod backend;
+pub mod calibration;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod inference;
+pub mod metrics;
+pub mod model;
+pub mod preprocess;
+pub mod progress;
+pub mod report;
+pub mod split;
+pub mod train;
+
+pub use error::{PatronError, Result};

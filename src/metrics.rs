@@ -1,0 +1,306 @@
+//! Binary classification metrics, computed in f64 on host vectors.
+
+use serde::{Deserialize, Serialize};
+
+/// Probabilities are clipped this far from 0 and 1 in the log loss.
+const EPS: f64 = 1e-15;
+/// Bins of the expected calibration error.
+pub const ECE_BINS: usize = 10;
+
+/// The metrics block of a binary `report.json` (keys are part of the contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BinaryMetrics {
+    /// Area under the ROC curve.
+    pub auc_roc: f64,
+    /// Area under the precision-recall curve (average precision).
+    pub auc_pr: f64,
+    /// Mean negative log-likelihood of the calibrated scores.
+    pub log_loss: f64,
+    /// Mean squared error of the calibrated scores.
+    pub brier: f64,
+    /// Accuracy at the decision threshold.
+    pub accuracy: f64,
+    /// Precision at the decision threshold.
+    pub precision: f64,
+    /// Recall at the decision threshold.
+    pub recall: f64,
+    /// F1 at the decision threshold.
+    pub f1: f64,
+    /// The decision threshold (chosen on the validation split).
+    pub threshold: f64,
+    /// Positive rate among the top-scored 10 % over the overall positive rate.
+    pub lift_top_decile: f64,
+    /// Expected calibration error of the calibrated scores.
+    pub ece: f64,
+    /// Expected calibration error before calibration.
+    pub ece_uncalibrated: f64,
+}
+
+impl BinaryMetrics {
+    /// All metrics of calibrated `probs` (and the raw `uncalibrated` ones) against 0/1 labels.
+    pub fn compute(probs: &[f64], uncalibrated: &[f64], labels: &[f32], threshold: f64) -> Self {
+        let c = Confusion::at(probs, labels, threshold);
+        BinaryMetrics {
+            auc_roc: auc_roc(probs, labels),
+            auc_pr: average_precision(probs, labels),
+            log_loss: log_loss(probs, labels),
+            brier: brier(probs, labels),
+            accuracy: c.accuracy(),
+            precision: c.precision(),
+            recall: c.recall(),
+            f1: c.f1(),
+            threshold,
+            lift_top_decile: lift_at(probs, labels, 0.1),
+            ece: ece(probs, labels, ECE_BINS),
+            ece_uncalibrated: ece(uncalibrated, labels, ECE_BINS),
+        }
+    }
+}
+
+/// Counts at one threshold (score >= threshold predicts positive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Confusion {
+    /// True negatives.
+    pub tn: u64,
+    /// False positives.
+    pub fp: u64,
+    /// False negatives.
+    pub fn_: u64,
+    /// True positives.
+    pub tp: u64,
+}
+
+impl Confusion {
+    /// Count predictions at `threshold`.
+    pub fn at(probs: &[f64], labels: &[f32], threshold: f64) -> Self {
+        let mut c = Confusion::default();
+        for (&p, &y) in probs.iter().zip(labels) {
+            match (p >= threshold, y > 0.5) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, true) => c.fn_ += 1,
+                (false, false) => c.tn += 1,
+            }
+        }
+        c
+    }
+
+    /// `[[tn, fp], [fn, tp]]`.
+    pub fn matrix(&self) -> [[u64; 2]; 2] {
+        [[self.tn, self.fp], [self.fn_, self.tp]]
+    }
+
+    fn ratio(a: u64, b: u64) -> f64 {
+        if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    }
+
+    /// (tp + tn) / n.
+    pub fn accuracy(&self) -> f64 {
+        Self::ratio(self.tp + self.tn, self.tp + self.tn + self.fp + self.fn_)
+    }
+
+    /// tp / (tp + fp), 0 when nothing is predicted positive.
+    pub fn precision(&self) -> f64 {
+        Self::ratio(self.tp, self.tp + self.fp)
+    }
+
+    /// tp / (tp + fn).
+    pub fn recall(&self) -> f64 {
+        Self::ratio(self.tp, self.tp + self.fn_)
+    }
+
+    /// Harmonic mean of precision and recall.
+    pub fn f1(&self) -> f64 {
+        Self::ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
+    }
+}
+
+/// ROC AUC by the rank-sum formula, ties counted half. 0.5 when one class is absent.
+pub fn auc_roc(scores: &[f64], labels: &[f32]) -> f64 {
+    let n = scores.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        // Ranks i+1..=j+1 share their mean.
+        let mid = (i + j + 2) as f64 / 2.0;
+        for &k in &order[i..=j] {
+            if labels[k] > 0.5 {
+                rank_sum_pos += mid;
+            }
+        }
+        i = j + 1;
+    }
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    let n_neg = n as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return 0.5;
+    }
+    (rank_sum_pos - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
+/// Cumulative (score, true positives, false positives) at each distinct score, scanning
+/// from the highest score down: the operating points of "predict positive if >= score".
+fn operating_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64, f64)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] > 0.5 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        points.push((s, tp, fp));
+    }
+    points
+}
+
+/// Average precision: sum over distinct score thresholds of (recall gain) x precision.
+pub fn average_precision(scores: &[f64], labels: &[f32]) -> f64 {
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    if n_pos == 0.0 {
+        return 0.0;
+    }
+    let (mut ap, mut last_recall) = (0.0, 0.0);
+    for (_, tp, fp) in operating_points(scores, labels) {
+        let recall = tp / n_pos;
+        ap += (recall - last_recall) * tp / (tp + fp);
+        last_recall = recall;
+    }
+    ap
+}
+
+/// Mean binary cross-entropy of probabilities.
+pub fn log_loss(probs: &[f64], labels: &[f32]) -> f64 {
+    let sum: f64 = probs
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| {
+            let p = p.clamp(EPS, 1.0 - EPS);
+            if y > 0.5 { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    sum / probs.len().max(1) as f64
+}
+
+/// Mean squared error of probabilities.
+pub fn brier(probs: &[f64], labels: &[f32]) -> f64 {
+    let sum: f64 = probs
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| (p - y as f64).powi(2))
+        .sum();
+    sum / probs.len().max(1) as f64
+}
+
+/// Expected calibration error over `bins` equal-width probability bins.
+pub fn ece(probs: &[f64], labels: &[f32], bins: usize) -> f64 {
+    let mut count = vec![0usize; bins];
+    let mut conf = vec![0f64; bins];
+    let mut hits = vec![0f64; bins];
+    for (&p, &y) in probs.iter().zip(labels) {
+        let b = ((p * bins as f64) as usize).min(bins - 1);
+        count[b] += 1;
+        conf[b] += p;
+        hits[b] += y as f64;
+    }
+    let n = probs.len().max(1) as f64;
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| (hits[b] - conf[b]).abs() / n)
+        .sum()
+}
+
+/// Positive rate among the top `fraction` of scores over the base rate.
+pub fn lift_at(scores: &[f64], labels: &[f32], fraction: f64) -> f64 {
+    let n = scores.len();
+    let base = labels.iter().filter(|&&y| y > 0.5).count() as f64 / n.max(1) as f64;
+    if n == 0 || base == 0.0 {
+        return 0.0;
+    }
+    let k = ((n as f64 * fraction).ceil() as usize).clamp(1, n);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let top = order[..k].iter().filter(|&&i| labels[i] > 0.5).count() as f64 / k as f64;
+    top / base
+}
+
+/// The threshold maximizing F1: the score of the last row admitted, scanning scores from
+/// the highest. Returns (threshold, f1); 0.5 when there are no positives.
+pub fn best_f1_threshold(scores: &[f64], labels: &[f32]) -> (f64, f64) {
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    if n_pos == 0.0 {
+        return (0.5, 0.0);
+    }
+    let (mut best_t, mut best_f1) = (0.5, -1.0);
+    for (s, tp, fp) in operating_points(scores, labels) {
+        let f1 = 2.0 * tp / (tp + fp + n_pos);
+        if f1 > best_f1 {
+            best_f1 = f1;
+            best_t = s;
+        }
+    }
+    (best_t, best_f1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCORES: [f64; 6] = [0.9, 0.8, 0.7, 0.6, 0.55, 0.2];
+    const LABELS: [f32; 6] = [1., 0., 1., 0., 1., 0.];
+
+    #[test]
+    fn auc_matches_hand_count() {
+        // Positive-negative pairs ranked right: (0.9 > all 3), (0.7 > 0.6, 0.2), (0.55 > 0.2) = 6 of 9.
+        assert!((auc_roc(&SCORES, &LABELS) - 6.0 / 9.0).abs() < 1e-12);
+        // A tie counts half: one pair, tied.
+        assert!((auc_roc(&[0.5, 0.5], &[1., 0.]) - 0.5).abs() < 1e-12);
+        assert!((auc_roc(&[0.1, 0.2, 0.3], &[0., 0., 1.]) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn average_precision_matches_hand_computation() {
+        // Positives at ranks 1, 3, 5: precision 1, 2/3, 3/5; each adds 1/3 recall.
+        let expected = (1.0 + 2.0 / 3.0 + 3.0 / 5.0) / 3.0;
+        assert!((average_precision(&SCORES, &LABELS) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn log_loss_brier_and_ece_match_hand_values() {
+        let p = [0.8, 0.3];
+        let y = [1., 0.];
+        let expected = -(0.8f64.ln() + 0.7f64.ln()) / 2.0;
+        assert!((log_loss(&p, &y) - expected).abs() < 1e-12);
+        assert!((brier(&p, &y) - (0.04 + 0.09) / 2.0).abs() < 1e-12);
+        // Bin 8 holds 0.8 (label 1): |1 - 0.8|; bin 3 holds 0.3 (label 0): |0 - 0.3|.
+        assert!((ece(&p, &y, 10) - (0.2 + 0.3) / 2.0).abs() < 1e-12);
+        // Two rows in one bin: |(1 + 0) - (0.62 + 0.68)| / 2.
+        assert!((ece(&[0.62, 0.68], &[1., 0.], 10) - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn threshold_confusion_and_lift() {
+        let (t, f1) = best_f1_threshold(&SCORES, &LABELS);
+        // Admitting down to 0.55 catches all 3 positives with 2 false positives: F1 = 6/8.
+        assert_eq!(t, 0.55);
+        assert!((f1 - 0.75).abs() < 1e-12);
+        let c = Confusion::at(&SCORES, &LABELS, t);
+        assert_eq!(c.matrix(), [[1, 2], [0, 3]]);
+        assert!((c.f1() - 0.75).abs() < 1e-12);
+        // Top 10 % of 6 rows = 1 row (a positive): rate 1 over base 0.5.
+        assert!((lift_at(&SCORES, &LABELS, 0.1) - 2.0).abs() < 1e-12);
+    }
+}

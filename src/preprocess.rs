@@ -1,0 +1,750 @@
+//! Column typing and the preprocessing fitted on the training split: robust scaling with
+//! imputation and missing indicators for numbers, vocabularies with a reserved "unseen"
+//! index for categories. Saved in the run as `preprocess.json` so scoring applies the
+//! exact same transform.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::data::{ReadOptions, Table};
+use crate::error::{PatronError, Result};
+
+/// Version of the `preprocess.json` layout.
+pub const PREPROCESS_VERSION: u32 = 1;
+
+/// Standardized values beyond this magnitude are compressed logarithmically, so outliers
+/// keep their order without dominating the network's inputs.
+const SOFT_CLIP: f64 = 3.0;
+/// Hard bound after soft compression (guards against values like 1e308).
+const HARD_CLIP: f64 = 20.0;
+
+/// One input feature and the statistics fitted for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feature {
+    /// A number, standardized as (x - median) / scale.
+    Numeric {
+        /// Column name.
+        name: String,
+        /// Training median (also the imputed value).
+        median: f64,
+        /// Robust scale: IQR / 1.349, or the standard deviation when the IQR is zero.
+        scale: f64,
+        /// Whether an extra 0/1 input marks missing values (the column had some in training).
+        missing_indicator: bool,
+    },
+    /// A category, mapped to an embedding row; index 0 means missing or unseen.
+    Categorical {
+        /// Column name.
+        name: String,
+        /// Known categories, most frequent first; category i has index i + 1.
+        categories: Vec<String>,
+    },
+}
+
+impl Feature {
+    /// The column name.
+    pub fn name(&self) -> &str {
+        match self {
+            Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
+        }
+    }
+}
+
+/// The fitted preprocessing of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    /// Layout version of this file.
+    pub version: u32,
+    /// The target column.
+    pub target: String,
+    /// Class labels: `[negative, positive]`.
+    pub labels: Vec<String>,
+    /// The id column carried into predictions, if any.
+    pub id: Option<String>,
+    /// Input features in model order.
+    pub features: Vec<Feature>,
+    /// CSV separator used to read data.
+    pub delimiter: String,
+    /// Cell values read as missing.
+    pub missing_values: Vec<String>,
+}
+
+/// Rows turned into model inputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encoded {
+    /// Number of rows.
+    pub rows: usize,
+    /// Dense values per row.
+    pub numeric_width: usize,
+    /// Categorical indices per row.
+    pub categorical_count: usize,
+    /// Dense inputs, row-major `[rows, numeric_width]`.
+    pub numeric: Vec<f32>,
+    /// Embedding-table rows, row-major `[rows, categorical_count]` (offsets already applied).
+    pub categorical: Vec<i64>,
+}
+
+impl Encoded {
+    /// The given rows, in order.
+    pub fn subset(&self, rows: &[usize]) -> Encoded {
+        let (w, c) = (self.numeric_width, self.categorical_count);
+        Encoded {
+            rows: rows.len(),
+            numeric_width: w,
+            categorical_count: c,
+            numeric: rows
+                .iter()
+                .flat_map(|&r| self.numeric[r * w..(r + 1) * w].iter().copied())
+                .collect(),
+            categorical: rows
+                .iter()
+                .flat_map(|&r| self.categorical[r * c..(r + 1) * c].iter().copied())
+                .collect(),
+        }
+    }
+}
+
+/// What fitting learned besides the transform: messages worth showing the user.
+#[derive(Debug, Default)]
+pub struct FitNotes {
+    /// Human-readable warnings (capped vocabularies, constant columns, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The closest column name, for "did you mean" hints.
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, _)| *d <= name.len().max(3) / 2)
+        .min()
+        .map(|(_, c)| c.as_str())
+}
+
+fn missing_column(path: &Path, what: &str, name: &str, columns: &[String]) -> PatronError {
+    let hint = match closest(name, columns) {
+        Some(c) => format!("; did you mean {c:?}?"),
+        None => format!("; columns are: {}", preview(columns)),
+    };
+    PatronError::data(path, format!("{what} column {name:?} not found{hint}"))
+}
+
+fn preview(columns: &[String]) -> String {
+    let shown: Vec<&str> = columns.iter().take(12).map(|s| s.as_str()).collect();
+    let more = columns.len().saturating_sub(12);
+    if more > 0 {
+        format!("{} (+{more} more)", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Parse a cleaned numeric cell.
+fn parse_number(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok()
+}
+
+/// Which inferred type a column gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnType {
+    Numeric,
+    Categorical,
+}
+
+/// Decide numeric vs categorical from the values, honouring config overrides.
+fn infer_type(
+    path: &Path,
+    name: &str,
+    cells: &[Option<&str>],
+    read: &ReadOptions,
+    config: &Config,
+) -> Result<ColumnType> {
+    if config.data.categorical.iter().any(|c| c == name) {
+        return Ok(ColumnType::Categorical);
+    }
+    let forced_numeric = config.data.numeric.iter().any(|c| c == name);
+    let mut present = 0usize;
+    let mut numeric = 0usize;
+    let mut first_text: Option<(usize, &str)> = None;
+    for (row, cell) in cells.iter().enumerate() {
+        let Some(v) = read.clean(*cell) else { continue };
+        present += 1;
+        match parse_number(v) {
+            Some(x) if x.is_finite() => numeric += 1,
+            Some(_) => {
+                return Err(PatronError::data(
+                    path,
+                    format!(
+                        "column {name:?} row {}: {v:?} is not a finite number; replace it or mark it missing (data.missing_values)",
+                        row + 1
+                    ),
+                ));
+            }
+            None => {
+                if first_text.is_none() {
+                    first_text = Some((row, v));
+                }
+            }
+        }
+    }
+    if numeric == present && present > 0 {
+        return Ok(ColumnType::Numeric);
+    }
+    let (row, text) = first_text.unwrap_or((0, ""));
+    if forced_numeric {
+        return Err(PatronError::data(
+            path,
+            format!(
+                "column {name:?} is listed in data.numeric but row {} holds {text:?}; fix the value or add it to data.missing_values",
+                row + 1
+            ),
+        ));
+    }
+    // A column that is almost all numbers with a few words is a data error, not a category.
+    if present >= 20 && numeric as f64 >= 0.9 * present as f64 {
+        return Err(PatronError::data(
+            path,
+            format!(
+                "column {name:?} is numeric but row {} holds text {text:?}; fix the value, add it to data.missing_values, or list the column in data.categorical",
+                row + 1
+            ),
+        ));
+    }
+    Ok(ColumnType::Categorical)
+}
+
+/// Quantile by linear interpolation of a sorted slice.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+impl Preprocessor {
+    /// Type every column on the whole table, then fit statistics on `train_rows` only.
+    /// `labels` come from [`fit_labels`], called first because the split needs them.
+    pub fn fit(
+        table: &Table,
+        train_rows: &[usize],
+        labels: Vec<String>,
+        config: &Config,
+        path: &Path,
+    ) -> Result<(Preprocessor, FitNotes)> {
+        let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+        let columns = table.column_names();
+        let d = &config.data;
+        if let Some(id) = &d.id
+            && !table.has_column(id)
+        {
+            return Err(missing_column(path, "data.id", id, &columns));
+        }
+        for (key, list) in [
+            ("data.drop", &d.drop),
+            ("data.categorical", &d.categorical),
+            ("data.numeric", &d.numeric),
+        ] {
+            for name in list {
+                if !table.has_column(name) {
+                    return Err(missing_column(path, key, name, &columns));
+                }
+            }
+        }
+        if let Some(both) = d.categorical.iter().find(|c| d.numeric.contains(c)) {
+            return Err(PatronError::config(
+                "data",
+                format!("column {both:?} is in both data.categorical and data.numeric"),
+            ));
+        }
+        let mut notes = FitNotes::default();
+        let mut features = Vec::new();
+        for name in &columns {
+            if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) {
+                continue;
+            }
+            let cells = table.cells(name).unwrap_or_default();
+            let feature = match infer_type(path, name, &cells, &read, config)? {
+                ColumnType::Numeric => {
+                    fit_numeric(name, train_rows.iter().map(|&r| read.clean(cells[r])))
+                }
+                ColumnType::Categorical => fit_categorical(
+                    name,
+                    train_rows.iter().map(|&r| read.clean(cells[r])),
+                    d.max_categories,
+                    &mut notes,
+                ),
+            };
+            features.push(feature);
+        }
+        if features.is_empty() {
+            return Err(PatronError::config(
+                "data",
+                "no feature columns are left after removing the target, id and data.drop",
+            ));
+        }
+        Ok((
+            Preprocessor {
+                version: PREPROCESS_VERSION,
+                target: d.target.clone(),
+                labels,
+                id: d.id.clone(),
+                features,
+                delimiter: d.delimiter.clone(),
+                missing_values: d.missing_values.clone(),
+            },
+            notes,
+        ))
+    }
+
+    /// How cells are read for this preprocessing.
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions::new(
+            self.delimiter.as_bytes().first().copied().unwrap_or(b','),
+            &self.missing_values,
+        )
+    }
+
+    /// Width of the dense input (numeric values plus missing indicators).
+    pub fn numeric_width(&self) -> usize {
+        self.features
+            .iter()
+            .map(|f| match f {
+                Feature::Numeric {
+                    missing_indicator, ..
+                } => 1 + usize::from(*missing_indicator),
+                Feature::Categorical { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Number of categorical inputs.
+    pub fn categorical_count(&self) -> usize {
+        self.features
+            .iter()
+            .filter(|f| matches!(f, Feature::Categorical { .. }))
+            .count()
+    }
+
+    /// Rows of the shared embedding table (each categorical column: categories + 1).
+    pub fn embedding_rows(&self) -> usize {
+        self.features
+            .iter()
+            .map(|f| match f {
+                Feature::Categorical { categories, .. } => categories.len() + 1,
+                Feature::Numeric { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Input names in model order (for reports and exports).
+    pub fn input_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.features {
+            match f {
+                Feature::Numeric {
+                    name,
+                    missing_indicator,
+                    ..
+                } => {
+                    out.push(name.clone());
+                    if *missing_indicator {
+                        out.push(format!("{name}__missing"));
+                    }
+                }
+                Feature::Categorical { name, .. } => out.push(name.clone()),
+            }
+        }
+        out
+    }
+
+    /// The columns a scoring file must have.
+    pub fn required_columns(&self) -> Vec<&str> {
+        self.features.iter().map(|f| f.name()).collect()
+    }
+
+    /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
+    /// table is one chunk of a larger file.
+    pub fn transform(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
+        let read = self.read_options();
+        let rows = table.height();
+        let width = self.numeric_width();
+        let n_cat = self.categorical_count();
+        let mut numeric = vec![0f32; rows * width];
+        let mut categorical = vec![0i64; rows * n_cat];
+        let columns = table.column_names();
+        let mut num_col = 0;
+        let mut cat_col = 0;
+        let mut offset = 0i64;
+        for feature in &self.features {
+            let cells = table
+                .cells(feature.name())
+                .ok_or_else(|| missing_column(path, "input", feature.name(), &columns))?;
+            match feature {
+                Feature::Numeric {
+                    name,
+                    median,
+                    scale,
+                    missing_indicator,
+                } => {
+                    for (r, cell) in cells.iter().enumerate() {
+                        let value = match read.clean(*cell) {
+                            None => None,
+                            Some(v) => match parse_number(v) {
+                                Some(x) if x.is_finite() => Some(x),
+                                _ => {
+                                    return Err(PatronError::data(
+                                        path,
+                                        format!(
+                                            "column {name:?} row {}: {v:?} is not a finite number; the model was trained on numbers here",
+                                            row_offset + r + 1
+                                        ),
+                                    ));
+                                }
+                            },
+                        };
+                        let base = r * width + num_col;
+                        numeric[base] = value.map_or(0.0, |x| squash((x - median) / scale) as f32);
+                        if *missing_indicator {
+                            numeric[base + 1] = if value.is_none() { 1.0 } else { 0.0 };
+                        }
+                    }
+                    num_col += 1 + usize::from(*missing_indicator);
+                }
+                Feature::Categorical { categories, .. } => {
+                    let index: HashMap<&str, i64> = categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.as_str(), i as i64 + 1))
+                        .collect();
+                    for (r, cell) in cells.iter().enumerate() {
+                        let idx = read
+                            .clean(*cell)
+                            .and_then(|v| index.get(v).copied())
+                            .unwrap_or(0);
+                        categorical[r * n_cat + cat_col] = offset + idx;
+                    }
+                    offset += categories.len() as i64 + 1;
+                    cat_col += 1;
+                }
+            }
+        }
+        Ok(Encoded {
+            rows,
+            numeric_width: width,
+            categorical_count: n_cat,
+            numeric,
+            categorical,
+        })
+    }
+
+    /// The 0/1 target of each row; missing or unknown labels are errors naming the row.
+    pub fn encode_target(&self, table: &Table, path: &Path) -> Result<Vec<f32>> {
+        let read = self.read_options();
+        let columns = table.column_names();
+        let cells = table
+            .cells(&self.target)
+            .ok_or_else(|| missing_column(path, "target", &self.target, &columns))?;
+        cells
+            .iter()
+            .enumerate()
+            .map(|(r, cell)| match read.clean(*cell) {
+                None => Err(PatronError::data(
+                    path,
+                    format!(
+                        "target column {:?} is missing at row {}; fill or drop rows without a label",
+                        self.target,
+                        r + 1
+                    ),
+                )),
+                Some(v) if v == self.labels[1] => Ok(1.0),
+                Some(v) if v == self.labels[0] => Ok(0.0),
+                Some(v) => Err(PatronError::data(
+                    path,
+                    format!(
+                        "target column {:?} row {} holds {v:?}, a label the model never saw (known: {:?}, {:?})",
+                        self.target,
+                        r + 1,
+                        self.labels[0],
+                        self.labels[1]
+                    ),
+                )),
+            })
+            .collect()
+    }
+}
+
+/// Standardized value with logarithmic compression past `SOFT_CLIP`.
+fn squash(z: f64) -> f64 {
+    let a = z.abs();
+    let s = if a <= SOFT_CLIP {
+        a
+    } else {
+        SOFT_CLIP + (a - SOFT_CLIP).ln_1p()
+    };
+    (s.min(HARD_CLIP)).copysign(z)
+}
+
+/// The two class labels `[negative, positive]` of the target column, checking the target
+/// exists, has no missing values and has exactly two classes.
+pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<String>> {
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let target = &config.data.target;
+    let cells = table
+        .cells(target)
+        .ok_or_else(|| missing_column(path, "data.target", target, &table.column_names()))?;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (r, cell) in cells.iter().enumerate() {
+        match read.clean(*cell) {
+            Some(v) => *counts.entry(v).or_default() += 1,
+            None => {
+                return Err(PatronError::data(
+                    path,
+                    format!(
+                        "target column {target:?} is missing at row {}; fill or drop rows without a label",
+                        r + 1
+                    ),
+                ));
+            }
+        }
+    }
+    if counts.is_empty() {
+        return Err(PatronError::data(path, "has no data rows (only a header)"));
+    }
+    if counts.len() == 1 {
+        let only = counts.keys().next().copied().unwrap_or_default();
+        return Err(PatronError::data(
+            path,
+            format!(
+                "target column {target:?} has a single class {only:?}; a classifier needs at least two"
+            ),
+        ));
+    }
+    if counts.len() > 2 {
+        let mut names: Vec<&str> = counts.keys().copied().collect();
+        names.sort();
+        return Err(PatronError::data(
+            path,
+            format!(
+                "target column {target:?} has {} classes ({}); the tabular model is binary: map it to two values",
+                counts.len(),
+                names
+                    .iter()
+                    .take(6)
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let mut classes: Vec<(&str, usize)> = counts.into_iter().collect();
+    // Less frequent first; ties broken by name so the choice is stable.
+    classes.sort_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
+    let positive = match &config.data.positive {
+        Some(p) => {
+            if !classes.iter().any(|(c, _)| c == p) {
+                return Err(PatronError::config(
+                    "data.positive",
+                    format!(
+                        "{p:?} is not a value of target column {target:?} (values: {:?}, {:?})",
+                        classes[0].0, classes[1].0
+                    ),
+                ));
+            }
+            p.clone()
+        }
+        None => classes[0].0.to_string(),
+    };
+    let negative = classes
+        .iter()
+        .find(|(c, _)| *c != positive)
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    Ok(vec![negative, positive])
+}
+
+/// The 0/1 target of every row (`fit_labels` has checked there are two classes and no gaps).
+pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<f32> {
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let cells = table.cells(&config.data.target).unwrap_or_default();
+    cells
+        .iter()
+        .map(|c| f32::from(u8::from(read.clean(*c) == Some(classes[1].as_str()))))
+        .collect()
+}
+
+fn fit_numeric<'a>(name: &str, values: impl Iterator<Item = Option<&'a str>>) -> Feature {
+    let mut xs = Vec::new();
+    let mut missing = false;
+    for v in values {
+        match v.and_then(parse_number) {
+            Some(x) => xs.push(x),
+            None => missing = true,
+        }
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let median = quantile(&xs, 0.5);
+    let iqr = quantile(&xs, 0.75) - quantile(&xs, 0.25);
+    let mut scale = iqr / 1.349;
+    if !(scale > 1e-12) {
+        let n = xs.len().max(1) as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        scale = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    }
+    if !(scale.is_finite() && scale > 1e-12) {
+        scale = 1.0;
+    }
+    Feature::Numeric {
+        name: name.to_string(),
+        median: if median.is_finite() { median } else { 0.0 },
+        scale,
+        missing_indicator: missing,
+    }
+}
+
+fn fit_categorical<'a>(
+    name: &str,
+    values: impl Iterator<Item = Option<&'a str>>,
+    max_categories: usize,
+    notes: &mut FitNotes,
+) -> Feature {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for v in values.flatten() {
+        *counts.entry(v).or_default() += 1;
+    }
+    let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
+    categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if categories.len() > max_categories {
+        notes.warnings.push(format!(
+            "column {name:?} has {} distinct values; keeping the {max_categories} most frequent (data.max_categories), the rest share the unseen index",
+            categories.len()
+        ));
+        categories.truncate(max_categories);
+    }
+    Feature::Categorical {
+        name: name.to_string(),
+        categories: categories.into_iter().map(|(c, _)| c.to_string()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::read_table;
+
+    fn table(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Table) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, text).unwrap();
+        let t = read_table(&p, &ReadOptions::new(b',', &["NA".into()])).unwrap();
+        (dir, p, t)
+    }
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml_str(
+            &format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\n{extra}"),
+            "t",
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fits_on_train_rows_only_and_handles_unseen_and_missing() {
+        let (_d, p, t) = table("x,c,y\n1,a,no\n2,b,yes\n3,a,no\n4, ,no\n1000,z,yes\nNA,a,no\n");
+        // Row 4 (x=1000, c=z) is not a training row.
+        let c = config("");
+        let labels = fit_labels(&t, &c, &p).unwrap();
+        let (pre, _) = Preprocessor::fit(&t, &[0, 1, 2, 3, 5], labels, &c, &p).unwrap();
+        assert_eq!(pre.labels, vec!["no", "yes"]);
+        match &pre.features[0] {
+            Feature::Numeric {
+                median,
+                scale,
+                missing_indicator,
+                ..
+            } => {
+                // Train values 1,2,3,4: median 2.5, IQR 1.5.
+                assert!((median - 2.5).abs() < 1e-12);
+                assert!((scale - 1.5 / 1.349).abs() < 1e-12);
+                assert!(missing_indicator);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &pre.features[1] {
+            Feature::Categorical { categories, .. } => assert_eq!(categories, &["a", "b"]),
+            other => panic!("{other:?}"),
+        }
+        let e = pre.transform(&t, 0, &p).unwrap();
+        assert_eq!(pre.numeric_width(), 2);
+        assert_eq!(e.rows, 6);
+        // x = 3 -> (3 - 2.5) / (1.5 / 1.349)
+        assert!((e.numeric[2 * 2] as f64 - 0.5 * 1.349 / 1.5).abs() < 1e-6);
+        // Missing x -> 0 with indicator 1.
+        assert_eq!(&e.numeric[5 * 2..5 * 2 + 2], &[0.0, 1.0]);
+        // The outlier is compressed but stays the largest.
+        assert!(e.numeric[4 * 2] > 3.0 && e.numeric[4 * 2] <= HARD_CLIP as f32);
+        // Categories: a -> 1, b -> 2, blank and unseen "z" -> 0.
+        assert_eq!(e.categorical, vec![1, 2, 1, 0, 0, 1]);
+        assert_eq!(
+            pre.encode_target(&t, &p).unwrap(),
+            vec![0., 1., 0., 0., 1., 0.]
+        );
+    }
+
+    #[test]
+    fn text_in_a_numeric_column_and_bad_targets_are_errors() {
+        let mut text = String::from("x,y\n");
+        for i in 0..30 {
+            text.push_str(&format!("{i},{}\n", if i % 2 == 0 { "a" } else { "b" }));
+        }
+        text.push_str("oops,a\n");
+        let (_d, p, t) = table(&text);
+        let c = config("");
+        let labels = fit_labels(&t, &c, &p).unwrap();
+        let err = Preprocessor::fit(&t, &[0, 1], labels, &c, &p).unwrap_err();
+        assert!(err.to_string().contains("row 31"), "{err}");
+        assert!(err.to_string().contains("\"x\""), "{err}");
+
+        let (_d, p, t) = table("x,y\n1,a\n2,a\n");
+        let err = fit_labels(&t, &config(""), &p).unwrap_err();
+        assert!(err.to_string().contains("single class"), "{err}");
+
+        let (_d, p, t) = table("x,y\n1,a\n2,\n");
+        let err = fit_labels(&t, &config(""), &p).unwrap_err();
+        assert!(err.to_string().contains("missing at row 2"), "{err}");
+
+        let (_d, p, t) = table("x,y\n1,a\n2,b\n");
+        let c = config("id = \"ident\"");
+        let err =
+            Preprocessor::fit(&t, &[0, 1], fit_labels(&t, &c, &p).unwrap(), &c, &p).unwrap_err();
+        assert!(err.to_string().contains("\"ident\" not found"), "{err}");
+    }
+
+    #[test]
+    fn positive_defaults_to_the_rarer_class_and_can_be_set() {
+        let (_d, p, t) = table("x,y\n1,no\n2,no\n3,yes\n");
+        assert_eq!(fit_labels(&t, &config(""), &p).unwrap(), vec!["no", "yes"]);
+        let labels = fit_labels(&t, &config("positive = \"no\""), &p).unwrap();
+        assert_eq!(labels, vec!["yes", "no"]);
+    }
+
+    #[test]
+    fn squash_is_monotonic_and_bounded() {
+        let xs = [-1e308, -50.0, -3.0, 0.0, 2.9, 3.1, 100.0, 1e308];
+        let ys: Vec<f64> = xs.iter().map(|&x| squash(x)).collect();
+        assert!(ys.windows(2).all(|w| w[0] < w[1]), "{ys:?}");
+        assert!(ys.iter().all(|y| y.abs() <= HARD_CLIP));
+    }
+}

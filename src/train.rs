@@ -1,0 +1,779 @@
+//! The training loop: AdamW with warmup + cosine (or one-cycle) schedule, class weights,
+//! early stopping on a validation metric keeping the best weights, per-epoch resumable
+//! checkpoints, then calibration, threshold choice and the test report.
+//!
+//! Reproducibility: the model is initialized from `train.seed`, and every epoch reseeds
+//! both the device (dropout) and the batch shuffle from (seed, epoch), so a run resumed
+//! at epoch k continues exactly as the uninterrupted run would on the same backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::activation::log_sigmoid;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::calibration::{Calibration, sigmoid};
+use crate::checkpoint::{
+    self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
+    write_atomic, write_json,
+};
+use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
+use crate::data::{ReadOptions, read_table};
+use crate::error::{PatronError, Result};
+use crate::inference::{SCORE_BATCH, logits};
+use crate::metrics::{auc_roc, average_precision, best_f1_threshold, log_loss};
+use crate::model::{Inputs, ModelSpec, TabularMlp};
+use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
+use crate::progress::Progress;
+use crate::report::BinaryReport;
+use crate::split::{Split, split_rows};
+
+/// What the user asked `patron train` to do.
+#[derive(Debug, Clone, Default)]
+pub struct TrainRequest {
+    /// The config file (required unless resuming).
+    pub config: Option<PathBuf>,
+    /// `--set KEY=VALUE` overrides.
+    pub overrides: Vec<String>,
+    /// Write the run exactly here.
+    pub output_dir: Option<PathBuf>,
+    /// Continue this interrupted run.
+    pub resume: Option<PathBuf>,
+    /// Set (e.g. by a Ctrl-C handler) to stop after the current epoch's checkpoint.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The result of a finished training run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The test-split report.
+    pub report: BinaryReport,
+    /// Best epoch (1-based).
+    pub best_epoch: usize,
+    /// Epochs trained in total.
+    pub epochs_run: usize,
+    /// Warnings from preprocessing worth showing.
+    pub warnings: Vec<String>,
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean weighted training loss.
+    pub train_loss: f64,
+    /// Unweighted validation log loss (raw probabilities).
+    pub valid_loss: f64,
+    /// Validation ROC AUC.
+    pub valid_auc_roc: f64,
+    /// Validation average precision.
+    pub valid_auc_pr: f64,
+    /// Seconds the epoch took.
+    pub seconds: f64,
+}
+
+impl EpochRow {
+    fn metric(&self, m: StopMetric) -> f64 {
+        match m {
+            StopMetric::AucRoc => self.valid_auc_roc,
+            StopMetric::AucPr => self.valid_auc_pr,
+            StopMetric::LogLoss => self.valid_loss,
+        }
+    }
+}
+
+/// Resumable bookkeeping, saved with each epoch's checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LoopState {
+    epochs_done: usize,
+    step: usize,
+    best_value: Option<f64>,
+    best_epoch: usize,
+    bad_epochs: usize,
+    seconds: f64,
+    history: Vec<EpochRow>,
+}
+
+/// Pointer to the latest complete epoch checkpoint inside `train_state/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Current {
+    epoch_dir: String,
+}
+
+/// Everything prepared from the config and the data before the loop.
+struct Prepared {
+    config: Config,
+    pre: Preprocessor,
+    split: Split,
+    labels: Vec<f32>,
+    encoded: Encoded,
+    dataset: DatasetInfo,
+    warnings: Vec<String>,
+}
+
+/// Train (or resume) a run and export it.
+pub fn train(
+    request: &TrainRequest,
+    backend: &Backend,
+    progress: &Progress,
+) -> Result<TrainOutcome> {
+    match &request.resume {
+        Some(dir) => resume(request, dir, backend, progress),
+        None => fresh(request, backend, progress),
+    }
+}
+
+fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Result<TrainOutcome> {
+    let config_path = request.config.as_ref().ok_or_else(|| {
+        PatronError::Usage("patron train needs --config FILE (or --resume DIR)".into())
+    })?;
+    let config = Config::load(config_path, &request.overrides)?;
+    let prepared = prepare(config, None)?;
+    let run_dir = match &request.output_dir {
+        Some(dir) => dir.clone(),
+        None => default_run_dir(config_path),
+    };
+    create_run_dir(&run_dir)?;
+    let manifest = initial_manifest(&prepared, backend);
+    write_atomic(
+        &run_dir.join(files::CONFIG),
+        prepared.config.to_toml().as_bytes(),
+    )?;
+    write_json(&run_dir.join(files::PREPROCESS), &prepared.pre)?;
+    write_json(&run_dir.join(files::MANIFEST), &manifest)?;
+    progress.line(&format!("run directory: {}", run_dir.display()));
+    run_loop(
+        &run_dir,
+        prepared,
+        manifest,
+        None,
+        backend,
+        progress,
+        &request.stop,
+    )
+}
+
+fn resume(
+    request: &TrainRequest,
+    dir: &Path,
+    backend: &Backend,
+    progress: &Progress,
+) -> Result<TrainOutcome> {
+    let manifest = checkpoint::read_manifest(dir)?;
+    if manifest.status == RunStatus::Complete {
+        return Err(PatronError::checkpoint(
+            dir,
+            "this run already finished; start a new run instead of resuming",
+        ));
+    }
+    let saved_path = dir.join(files::CONFIG);
+    let saved = Config::load(&saved_path, &[])?;
+    let requested = match &request.config {
+        Some(path) => Some(Config::load(path, &request.overrides)?),
+        None if !request.overrides.is_empty() => {
+            Some(Config::load(&saved_path, &request.overrides)?)
+        }
+        None => None,
+    };
+    if let Some(requested) = requested
+        && requested != saved
+    {
+        return Err(PatronError::config(
+            saved_path.display().to_string(),
+            "--resume continues with the run's saved config; the --config/--set given resolve to a different one (drop them or start a new run)",
+        ));
+    }
+    let pre: Preprocessor = read_json(&dir.join(files::PREPROCESS))?;
+    let prepared = prepare(saved, Some((&manifest, pre)))?;
+    let state_dir = dir.join(files::TRAIN_STATE);
+    let current = state_dir.join("current.json");
+    let resumed = if current.exists() {
+        let pointer: Current = read_json(&current)?;
+        Some(state_dir.join(pointer.epoch_dir))
+    } else {
+        None
+    };
+    progress.line(&format!("resuming {}", dir.display()));
+    run_loop(
+        dir,
+        prepared,
+        manifest,
+        resumed,
+        backend,
+        progress,
+        &request.stop,
+    )
+}
+
+/// Load and split the data; fit preprocessing (or reuse the saved one when resuming).
+fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
+    let path = config.data_path();
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let table = read_table(&path, &read)?;
+    if table.height() == 0 {
+        return Err(PatronError::data(&path, "has no data rows (only a header)"));
+    }
+    let sha256 = checkpoint::sha256_file(&path)?;
+    if let Some((manifest, _)) = &resumed
+        && manifest.dataset.sha256 != sha256
+    {
+        return Err(PatronError::data(
+            &path,
+            "changed since the run started (SHA-256 differs); resume needs the same data file",
+        ));
+    }
+    let class_labels = fit_labels(&table, &config, &path)?;
+    let labels = target_values(&table, &config, &class_labels);
+    let split = split_rows(&labels, &config.split);
+    check_split(&split, &labels, &path)?;
+    let (pre, warnings) = match resumed {
+        Some((_, pre)) => (pre, Vec::new()),
+        None => {
+            let (pre, notes) =
+                Preprocessor::fit(&table, &split.train, class_labels, &config, &path)?;
+            (pre, notes.warnings)
+        }
+    };
+    let encoded = pre.transform(&table, 0, &path)?;
+    let dataset = DatasetInfo {
+        path: std::path::absolute(&path)
+            .unwrap_or(path.clone())
+            .display()
+            .to_string(),
+        sha256,
+        rows: table.height(),
+    };
+    Ok(Prepared {
+        config,
+        pre,
+        split,
+        labels,
+        encoded,
+        dataset,
+        warnings,
+    })
+}
+
+fn check_split(split: &Split, labels: &[f32], path: &Path) -> Result<()> {
+    for (name, rows) in [("training", &split.train), ("validation", &split.valid)] {
+        let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
+        if pos == 0 || pos == rows.len() {
+            return Err(PatronError::data(
+                path,
+                format!(
+                    "the {name} split ({} rows) holds only one class; use more data or change split.valid / split.test",
+                    rows.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn default_run_dir(config_path: &Path) -> PathBuf {
+    let stem = config_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    PathBuf::from("checkpoints").join(format!("{stem}-{stamp}"))
+}
+
+/// A run directory is created fresh; an existing non-empty one is never overwritten.
+fn create_run_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| PatronError::io(dir, e))?
+            .next()
+            .is_none();
+        if !empty || !dir.is_dir() {
+            return Err(PatronError::Usage(format!(
+                "{}: already exists; choose a new --output-dir or continue it with --resume",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| PatronError::io(dir, e))
+}
+
+fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
+    Manifest {
+        format_version: checkpoint::FORMAT_VERSION,
+        patron_version: env!("CARGO_PKG_VERSION").into(),
+        status: RunStatus::Training,
+        model_kind: p.config.model.kind.as_str().into(),
+        backend: backend.name.into(),
+        device: backend.description.clone(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        dataset: p.dataset.clone(),
+        rows: SplitRows {
+            train: p.split.train.len(),
+            valid: p.split.valid.len(),
+            test: p.split.test.len(),
+        },
+        features: p
+            .pre
+            .features
+            .iter()
+            .map(|f| SchemaColumn {
+                name: f.name().to_string(),
+                kind: match f {
+                    Feature::Numeric { .. } => "numeric".into(),
+                    Feature::Categorical { .. } => "categorical".into(),
+                },
+            })
+            .collect(),
+        labels: p.pre.labels.clone(),
+        positive: p.pre.labels[1].clone(),
+        threshold: None,
+        best_epoch: None,
+        epochs_run: 0,
+        training_seconds: 0.0,
+        model: ModelSpec::new(&p.pre, &p.config.model),
+        files: Default::default(),
+    }
+}
+
+/// The learning rate at `step` of `total` steps.
+pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
+    let peak = cfg.learning_rate;
+    let total = total.max(1) as f64;
+    let s = step as f64;
+    let cosine = |from: f64, to: f64, progress: f64| {
+        to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
+    };
+    match cfg.schedule {
+        Schedule::OneCycle => {
+            let warm = (0.3 * total).max(1.0);
+            if s < warm {
+                peak / 25.0 + (peak - peak / 25.0) * s / warm
+            } else {
+                cosine(peak, peak / 1e4, (s - warm) / (total - warm).max(1.0))
+            }
+        }
+        Schedule::Cosine | Schedule::Constant => {
+            let warm = (cfg.warmup * total).round();
+            if s < warm {
+                peak * (s + 1.0) / warm
+            } else if cfg.schedule == Schedule::Constant {
+                peak
+            } else {
+                cosine(peak, peak * 0.01, (s - warm) / (total - warm).max(1.0))
+            }
+        }
+    }
+}
+
+/// Per-row loss weights, normalized to mean 1 over the training rows.
+fn class_weights(labels: &[f32], mode: ClassWeight) -> Vec<f32> {
+    match mode {
+        ClassWeight::None => vec![1.0; labels.len()],
+        ClassWeight::Balanced => {
+            let n = labels.len() as f64;
+            let pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+            let (wp, wn) = (n / (2.0 * pos.max(1.0)), n / (2.0 * (n - pos).max(1.0)));
+            labels
+                .iter()
+                .map(|&y| if y > 0.5 { wp as f32 } else { wn as f32 })
+                .collect()
+        }
+    }
+}
+
+/// Weighted binary cross-entropy on logits, averaged over the batch.
+fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Tensor<1> {
+    let pos = log_sigmoid(logits.clone());
+    let neg = log_sigmoid(logits.neg());
+    let ll = targets.clone() * pos + targets.neg().add_scalar(1.0) * neg;
+    (ll * weights).mean().neg()
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64 + 1)
+}
+
+/// Validation metrics of a model on encoded validation rows.
+fn validate(
+    model: &TabularMlp,
+    spec: &ModelSpec,
+    valid: &Encoded,
+    labels: &[f32],
+    device: &Device,
+) -> Result<(f64, f64, f64, Vec<f64>)> {
+    let z = logits(model, spec, valid, device, SCORE_BATCH)?;
+    let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
+    Ok((
+        log_loss(&p, labels),
+        auc_roc(&p, labels),
+        average_precision(&p, labels),
+        z,
+    ))
+}
+
+fn select_labels(labels: &[f32], rows: &[usize]) -> Vec<f32> {
+    rows.iter().map(|&r| labels[r]).collect()
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_loop(
+    run_dir: &Path,
+    p: Prepared,
+    mut manifest: Manifest,
+    resume_from: Option<PathBuf>,
+    backend: &Backend,
+    progress: &Progress,
+    stop_flag: &AtomicBool,
+) -> Result<TrainOutcome> {
+    let cfg = &p.config.train;
+    let spec = manifest.model.clone();
+    let plain = backend.device.clone();
+    let ad = backend.device.clone().autodiff();
+
+    let train_rows = &p.split.train;
+    let train_y = select_labels(&p.labels, train_rows);
+    let train_w = class_weights(&train_y, cfg.class_weight);
+    let train_enc = p.encoded.subset(train_rows);
+    let valid_enc = p.encoded.subset(&p.split.valid);
+    let valid_y = select_labels(&p.labels, &p.split.valid);
+    // Pre-tensorize the training split once; batches are gathered on the device.
+    let n = train_rows.len();
+    let train_inputs = Inputs::from_encoded(&train_enc, &spec, &ad);
+    let y_all = Tensor::<1>::from_data(TensorData::new(train_y.clone(), [n]), &ad);
+    let w_all = Tensor::<1>::from_data(TensorData::new(train_w, [n]), &ad);
+
+    ad.seed(cfg.seed);
+    let mut model = spec.init(&ad);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init();
+    let mut state = LoopState::default();
+    let mut best: Option<TabularMlp> = None;
+    if let Some(dir) = &resume_from {
+        state = read_json(&dir.join("state.json"))?;
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path)
+                .map_err(|e| PatronError::checkpoint(&path, format!("cannot read: {e}")))
+        };
+        model = checkpoint::load_module(&spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
+        best = Some(checkpoint::load_module(
+            &spec,
+            &plain,
+            read("best.bpk")?,
+            &dir.join("best.bpk"),
+        )?);
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?))
+            .map_err(|e| {
+                PatronError::checkpoint(
+                    dir.join("optimizer.bpk"),
+                    format!("cannot decode optimizer state: {e:?}"),
+                )
+            })?;
+    }
+
+    let batch = cfg.batch_size.min(n).max(1);
+    let batches = n.div_ceil(batch);
+    let total_steps = batches * cfg.epochs;
+    let stop = cfg.early_stopping.clone();
+    progress.start(state.epochs_done, cfg.epochs);
+
+    while state.epochs_done < cfg.epochs {
+        if stop.patience > 0 && state.bad_epochs >= stop.patience {
+            break;
+        }
+        let epoch = state.epochs_done;
+        let started = Instant::now();
+        ad.seed(epoch_seed(cfg.seed, epoch));
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
+        progress.epoch_start(batches);
+        let mut loss_sum = Tensor::<1>::zeros([1], &plain);
+        let mut lr = 0.0;
+        for b in 0..batches {
+            let rows = &order[b * batch..((b + 1) * batch).min(n)];
+            let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &ad);
+            let z = model
+                .forward(train_inputs.select(&index))
+                .reshape([rows.len()]);
+            let loss = weighted_bce(
+                z,
+                y_all.clone().select(0, index.clone()),
+                w_all.clone().select(0, index),
+            );
+            lr = learning_rate(cfg, state.step, total_steps);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            loss_sum = loss_sum
+                + loss
+                    .detach()
+                    .without_autodiff()
+                    .mul_scalar(rows.len() as f32);
+            if b % 16 == 15 || b + 1 == batches {
+                let seen = ((b + 1) * batch).min(n) as f64;
+                let mean = loss_sum.clone().into_scalar::<f32>() as f64 / seen;
+                progress.batch(b + 1, Some(mean));
+            }
+        }
+        let train_loss = loss_sum.into_scalar::<f32>() as f64 / n as f64;
+        let valid_model = model.valid();
+        let (valid_loss, valid_auc, valid_ap, _) =
+            validate(&valid_model, &spec, &valid_enc, &valid_y, &plain)?;
+        if !train_loss.is_finite() || !valid_loss.is_finite() {
+            return Err(PatronError::Diverged(format!(
+                "training diverged at epoch {} (loss is {}); the last good checkpoint is kept in {}; lower train.learning_rate and start a new run",
+                epoch + 1,
+                if train_loss.is_finite() {
+                    valid_loss
+                } else {
+                    train_loss
+                },
+                run_dir.display()
+            )));
+        }
+        let row = EpochRow {
+            epoch: epoch + 1,
+            lr,
+            train_loss,
+            valid_loss,
+            valid_auc_roc: valid_auc,
+            valid_auc_pr: valid_ap,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let value = row.metric(stop.metric);
+        let improved = match state.best_value {
+            None => true,
+            Some(b) if stop.metric.higher_is_better() => value > b,
+            Some(b) => value < b,
+        };
+        if improved {
+            state.best_value = Some(value);
+            state.best_epoch = epoch + 1;
+            state.bad_epochs = 0;
+            best = Some(valid_model);
+        } else {
+            state.bad_epochs += 1;
+        }
+        progress.epoch_end(&format!(
+            "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} valid_auc_roc {:.4}{} {:.1}s",
+            epoch + 1,
+            cfg.epochs,
+            row.lr,
+            row.train_loss,
+            row.valid_loss,
+            row.valid_auc_roc,
+            if improved { " *" } else { "" },
+            row.seconds
+        ));
+        state.seconds += row.seconds;
+        state.history.push(row);
+        state.epochs_done += 1;
+        save_epoch(
+            run_dir,
+            &state,
+            &model,
+            best.as_ref().expect("set on the first epoch"),
+            &optim,
+        )?;
+        if stop_flag.load(Ordering::SeqCst) && state.epochs_done < cfg.epochs {
+            progress.finish();
+            return Err(PatronError::Interrupted(format!(
+                "interrupted after epoch {}; the checkpoint is saved: continue with `patron train --resume {}`",
+                state.epochs_done,
+                run_dir.display()
+            )));
+        }
+    }
+    progress.finish();
+
+    let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
+    // Calibrate and pick the threshold on validation; report on test.
+    let (_, _, _, valid_z) = validate(&best, &spec, &valid_enc, &valid_y, &plain)?;
+    let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
+    let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
+    let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
+    let (eval_rows, evaluated_on) = if p.split.test.is_empty() {
+        (&p.split.valid, "valid")
+    } else {
+        (&p.split.test, "test")
+    };
+    let test_enc = p.encoded.subset(eval_rows);
+    let test_y = select_labels(&p.labels, eval_rows);
+    let test_z = logits(&best, &spec, &test_enc, &plain, SCORE_BATCH)?;
+    let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
+    let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
+    let report = BinaryReport::new(
+        &calibrated,
+        &raw,
+        &test_y,
+        threshold,
+        &manifest.positive,
+        evaluated_on,
+    );
+
+    export(
+        run_dir,
+        &mut manifest,
+        &state,
+        &best,
+        &calibration,
+        threshold,
+        &report,
+    )?;
+    Ok(TrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        report,
+        best_epoch: state.best_epoch,
+        epochs_run: state.epochs_done,
+        warnings: p.warnings,
+    })
+}
+
+fn metrics_csv(history: &[EpochRow]) -> String {
+    let mut out = String::from("epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds\n");
+    for r in history {
+        out.push_str(&format!(
+            "{},{:e},{:.6},{:.6},{:.6},{:.3}\n",
+            r.epoch, r.lr, r.train_loss, r.valid_loss, r.valid_auc_roc, r.seconds
+        ));
+    }
+    out
+}
+
+/// Save a complete epoch checkpoint in a new folder, then point `current.json` at it.
+fn save_epoch(
+    run_dir: &Path,
+    state: &LoopState,
+    model: &TabularMlp,
+    best: &TabularMlp,
+    optim: &impl SerializeOptimizer,
+) -> Result<()> {
+    let state_dir = run_dir.join(files::TRAIN_STATE);
+    let name = format!("epoch-{:04}", state.epochs_done);
+    let dir = state_dir.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| PatronError::io(&dir, e))?;
+    write_atomic(&dir.join("last.bpk"), &checkpoint::module_bytes(model)?)?;
+    write_atomic(&dir.join("best.bpk"), &checkpoint::module_bytes(best)?)?;
+    write_atomic(&dir.join("optimizer.bpk"), &optim.to_bytes()?)?;
+    write_json(&dir.join("state.json"), state)?;
+    write_json(
+        &state_dir.join("current.json"),
+        &Current {
+            epoch_dir: name.clone(),
+        },
+    )?;
+    write_atomic(
+        &run_dir.join(files::METRICS),
+        metrics_csv(&state.history).as_bytes(),
+    )?;
+    // Older epoch folders are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(&state_dir) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let other = file_name.to_string_lossy();
+            if other.starts_with("epoch-") && other != name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Optimizer state as bytes (a seam so `save_epoch` does not name burn's concrete type).
+trait SerializeOptimizer {
+    fn to_bytes(&self) -> Result<Vec<u8>>;
+}
+
+impl SerializeOptimizer for burn::optim::ModuleOptimizer {
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| PatronError::Internal(format!("serializing optimizer state: {e:?}")))
+    }
+}
+
+/// Write the exported checkpoint files, then mark the manifest complete (the commit point).
+fn export(
+    run_dir: &Path,
+    manifest: &mut Manifest,
+    state: &LoopState,
+    best: &TabularMlp,
+    calibration: &Calibration,
+    threshold: f64,
+    report: &BinaryReport,
+) -> Result<()> {
+    let weights = checkpoint::module_bytes(best)?;
+    write_atomic(&run_dir.join(files::MODEL), &weights)?;
+    write_json(&run_dir.join(files::CALIBRATION), calibration)?;
+    report.write(run_dir, &format!("Test report of {}", run_dir.display()))?;
+    manifest.status = RunStatus::Complete;
+    manifest.threshold = Some(threshold);
+    manifest.best_epoch = Some(state.best_epoch);
+    manifest.epochs_run = state.epochs_done;
+    manifest.training_seconds = state.seconds;
+    for name in [
+        files::CONFIG,
+        files::PREPROCESS,
+        files::CALIBRATION,
+        files::MODEL,
+        files::REPORT,
+    ] {
+        let hash = checkpoint::sha256_file(&run_dir.join(name))?;
+        manifest.files.insert(name.to_string(), hash);
+    }
+    write_json(&run_dir.join(files::MANIFEST), manifest)?;
+    // The resumable state is not part of the exported checkpoint.
+    let _ = std::fs::remove_dir_all(run_dir.join(files::TRAIN_STATE));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let cfg = TrainConfig {
+            learning_rate: 1e-3,
+            warmup: 0.1,
+            ..TrainConfig::default()
+        };
+        let lrs: Vec<f64> = (0..100).map(|s| learning_rate(&cfg, s, 100)).collect();
+        assert!((lrs[9] - 1e-3).abs() < 1e-12);
+        assert!(lrs[..10].windows(2).all(|w| w[0] < w[1]));
+        assert!(lrs[10..].windows(2).all(|w| w[0] >= w[1]));
+        assert!(lrs[99] >= 1e-5 && lrs[99] < 2e-5);
+        let one = TrainConfig {
+            schedule: Schedule::OneCycle,
+            ..cfg
+        };
+        assert!((learning_rate(&one, 0, 100) - 4e-5).abs() < 1e-12);
+        assert!((learning_rate(&one, 30, 100) - 1e-3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn balanced_weights_equalize_classes() {
+        let y = [1.0, 0.0, 0.0, 0.0];
+        let w = class_weights(&y, ClassWeight::Balanced);
+        assert_eq!(w, vec![2.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
+        let total: f32 = w.iter().sum();
+        assert!((total - 4.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,616 @@
+//! End-to-end tests of the `patron` binary on the ndarray backend with small runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BANK: &str = "configs/bank_propensity.toml";
+const TELCO: &str = "configs/telco_churn.toml";
+
+fn patron(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("patron runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Train `config` with overrides into `dir` on ndarray; returns the printed run dir.
+fn train(config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
+    let dir_s = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        dir_s,
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let o = patron(&args);
+    assert_ok(&o);
+    let last = stdout(&o).lines().last().unwrap_or_default().to_string();
+    assert_eq!(Path::new(&last), dir, "the last stdout line is the run dir");
+    dir.to_path_buf()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_predict_evaluate_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train(TELCO, &tmp.path().join("run"), &["train.epochs=4"]);
+    for f in [
+        "manifest.json",
+        "config.toml",
+        "preprocess.json",
+        "calibration.json",
+        "model.bpk",
+        "metrics.csv",
+        "report.json",
+        "report.md",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    assert!(!run.join("train_state").exists());
+
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["backend"], "ndarray");
+    assert_eq!(manifest["positive"], "Yes");
+    assert_eq!(manifest["dataset"]["rows"], 7043);
+    let rows = &manifest["rows"];
+    assert_eq!(
+        rows["train"].as_u64().unwrap()
+            + rows["valid"].as_u64().unwrap()
+            + rows["test"].as_u64().unwrap(),
+        7043
+    );
+    assert!(
+        manifest["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["name"] != "customerID")
+    );
+    let total = manifest["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "TotalCharges")
+        .unwrap();
+    assert_eq!(
+        total["kind"], "numeric",
+        "blank cells do not make TotalCharges text"
+    );
+
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "binary");
+    assert_eq!(report["n"], rows["test"]);
+    for key in [
+        "auc_roc",
+        "auc_pr",
+        "log_loss",
+        "brier",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "lift_top_decile",
+        "ece",
+        "ece_uncalibrated",
+    ] {
+        assert!(report["metrics"][key].is_number(), "metrics.{key}");
+    }
+    let auc = report["metrics"]["auc_roc"].as_f64().unwrap();
+    assert!(auc > 0.80, "telco test AUC after 4 epochs: {auc}");
+    let cm = report["confusion_matrix"].as_array().unwrap();
+    let cm_total: u64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(cm_total, report["n"].as_u64().unwrap());
+
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = metrics.lines();
+    assert_eq!(
+        lines.next(),
+        Some("epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds")
+    );
+    assert_eq!(lines.count(), 4);
+
+    // Predict on a file with extra and reordered columns; the id column is carried over.
+    let input = tmp.path().join("new.csv");
+    let data = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/telco_customer_churn_ibm_7043.csv"),
+    )
+    .unwrap();
+    let sample: Vec<&str> = data.lines().take(301).collect();
+    std::fs::write(&input, sample.join("\n") + "\n").unwrap();
+    let out_csv = tmp.path().join("scores.csv");
+    let o = patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out_csv.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+        "--batch-size",
+        "64",
+    ]);
+    assert_ok(&o);
+    let scores = std::fs::read_to_string(&out_csv).unwrap();
+    let lines: Vec<&str> = scores.lines().collect();
+    assert_eq!(lines[0], "customerID,score,prediction");
+    assert_eq!(lines.len(), 301);
+    assert!(lines[1].starts_with("7590-VHVEG,"));
+    let parsed: Vec<(f64, String)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let parts: Vec<&str> = l.split(',').collect();
+            (parts[1].parse().unwrap(), parts[2].to_string())
+        })
+        .collect();
+    let threshold = manifest_threshold(&run);
+    for (s, p) in &parsed {
+        assert!((0.0..=1.0).contains(s));
+        assert_eq!(p, if *s >= threshold { "Yes" } else { "No" });
+    }
+
+    // The same scores from Parquet output, and from the flex backend (weights load anywhere).
+    let out_pq = tmp.path().join("scores.parquet");
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out_pq.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]));
+    assert!(std::fs::metadata(&out_pq).unwrap().len() > 0);
+    let out_flex = tmp.path().join("flex.csv");
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out_flex.to_str().unwrap(),
+        "--backend",
+        "flex",
+    ]));
+    let flex = std::fs::read_to_string(&out_flex).unwrap();
+    for (a, b) in scores.lines().skip(1).zip(flex.lines().skip(1)) {
+        let sa: f64 = a.split(',').nth(1).unwrap().parse().unwrap();
+        let sb: f64 = b.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((sa - sb).abs() < 1e-4, "{a} vs {b}");
+    }
+
+    // Evaluate the labelled sample.
+    let eval_dir = tmp.path().join("eval");
+    let o = patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        input.to_str().unwrap(),
+        "--output",
+        eval_dir.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]);
+    assert_ok(&o);
+    let eval = json(&eval_dir.join("report.json"));
+    assert_eq!(eval["n"], 300);
+    assert!(eval["metrics"]["auc_roc"].as_f64().unwrap() > 0.75);
+    assert!(eval_dir.join("report.md").is_file());
+}
+
+fn manifest_threshold(run: &Path) -> f64 {
+    json(&run.join("manifest.json"))["threshold"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train(BANK, &tmp.path().join("run"), &["train.epochs=2"]);
+    let input = tmp.path().join("in.csv");
+    // Columns reordered, target and `duration` absent, one unseen category, one blank cell.
+    std::fs::write(
+        &input,
+        "extra,poutcome,month,day,contact,loan,housing,balance,default,education,marital,job,age,campaign,pdays,previous\n\
+         x,unknown,may,5,cellular,no,yes,100,no,secondary,married,astronaut,40,1,-1,0\n\
+         y,success,oct,20,cellular,no,no,,no,tertiary,single,student,25,2,90,3\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out.csv");
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "row,score,prediction");
+    assert!(lines[1].starts_with("0,") && lines[2].starts_with("1,"));
+    assert_eq!(lines.len(), 3);
+    // A needed column missing is a clear error and leaves no output behind.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "age,job\n30,admin.\n").unwrap();
+    let out2 = tmp.path().join("out2.csv");
+    let o = patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        out2.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("column \"marital\" not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out2.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.'))
+            .count(),
+        0,
+        "no temporary files left"
+    );
+}
+
+/// Strip the timing column so runs can be compared.
+fn metrics_without_seconds(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn killed_run_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = [
+        "train.epochs=12",
+        "train.early_stopping.patience=0",
+        "model.hidden=[64, 32]",
+    ];
+    let full = train(BANK, &tmp.path().join("full"), &sets);
+
+    let mut resumed_once = false;
+    for attempt in 0..4 {
+        let dir = tmp.path().join(format!("killed{attempt}"));
+        let mut args = vec![
+            "train",
+            "--config",
+            BANK,
+            "--backend",
+            "ndarray",
+            "--quiet",
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ];
+        for s in &sets {
+            args.push("--set");
+            args.push(s);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it once a few epochs are checkpointed.
+        let pointer = dir.join("train_state/current.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&pointer)
+                && !text.contains("epoch-0001")
+                && !text.contains("epoch-0002")
+            {
+                break;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().ok();
+        child.wait().unwrap();
+        let manifest = json(&dir.join("manifest.json"));
+        if manifest["status"] == "complete" {
+            continue; // it finished before the kill; try again
+        }
+        // An unfinished run is refused by predict with a hint to resume.
+        let o = patron(&[
+            "predict",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--input",
+            "x.csv",
+            "--output",
+            "y.csv",
+            "--backend",
+            "ndarray",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+
+        let o = patron(&[
+            "train",
+            "--resume",
+            dir.to_str().unwrap(),
+            "--backend",
+            "ndarray",
+            "--quiet",
+        ]);
+        assert_ok(&o);
+        assert_eq!(
+            metrics_without_seconds(&dir),
+            metrics_without_seconds(&full)
+        );
+        let a = json(&dir.join("report.json"));
+        let b = json(&full.join("report.json"));
+        assert_eq!(a["metrics"], b["metrics"]);
+        assert_eq!(a["confusion_matrix"], b["confusion_matrix"]);
+        // Resuming a finished run is refused.
+        let o = patron(&[
+            "train",
+            "--resume",
+            dir.to_str().unwrap(),
+            "--backend",
+            "ndarray",
+            "--quiet",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        resumed_once = true;
+        break;
+    }
+    assert!(resumed_once, "could not interrupt a run in 4 attempts");
+}
+
+/// Run `patron` expecting exit 2 and a one-line error that contains `needle`.
+fn expect_bad(args: &[&str], needle: &str) {
+    let o = patron(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}\nstderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{err}");
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let train_args = |config: &str, extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "train",
+            "--config",
+            config,
+            "--backend",
+            "ndarray",
+            "--quiet",
+            "--output-dir",
+            out_s,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |args: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        expect_bad(&refs, needle);
+        assert!(!out.exists(), "no run directory is left after a bad input");
+    };
+
+    run(
+        train_args(BANK, &["--set", "data.path=nope/missing.csv"]),
+        "nope/missing.csv: file not found",
+    );
+    run(
+        train_args(BANK, &["--set", "data.target=yy"]),
+        "data.target column \"yy\" not found; did you mean \"y\"?",
+    );
+    let cfg = write(
+        "typo.toml",
+        "[data]\npath = \"datasets/bank_marketing_uci_bank_4521.csv\"\ntarget = \"y\"\n[train]\nepoch = 3\n",
+    );
+    run(train_args(&cfg, &[]), "did you mean `train.epochs`");
+    let cfg = write(
+        "type.toml",
+        "[data]\npath = \"datasets/bank_marketing_uci_bank_4521.csv\"\ntarget = \"y\"\n[train]\nepochs = \"three\"\n",
+    );
+    run(train_args(&cfg, &[]), "type.toml");
+    let one = write("one.csv", "a,b,y\n1,x,no\n2,y,no\n3,z,no\n");
+    run(
+        train_args(
+            BANK,
+            &[
+                "--set",
+                &format!("data.path={one}"),
+                "--set",
+                "data.drop=[]",
+                "--set",
+                "data.positive=no",
+            ],
+        ),
+        "single class \"no\"",
+    );
+    let mut text = String::from("age,job,y\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "{},admin,{}\n",
+            20 + i,
+            if i % 3 == 0 { "yes" } else { "no" }
+        ));
+    }
+    text.push_str("forty,admin,no\n");
+    let textnum = write("textnum.csv", &text);
+    run(
+        train_args(
+            BANK,
+            &[
+                "--set",
+                &format!("data.path={textnum}"),
+                "--set",
+                "data.drop=[]",
+            ],
+        ),
+        "column \"age\" is numeric but row 41 holds text \"forty\"",
+    );
+    let empty = write("empty.csv", "");
+    run(
+        train_args(BANK, &["--set", &format!("data.path={empty}")]),
+        "empty",
+    );
+    let header = write("header.csv", "age,job,y\n");
+    run(
+        train_args(
+            BANK,
+            &[
+                "--set",
+                &format!("data.path={header}"),
+                "--set",
+                "data.drop=[]",
+            ],
+        ),
+        "no data rows",
+    );
+    let semi = write("semi.csv", "age;job;y\n30;admin;no\n");
+    run(
+        train_args(BANK, &["--set", &format!("data.path={semi}")]),
+        "data.delimiter = \";\"",
+    );
+    expect_bad(
+        &[
+            "predict",
+            "--checkpoint",
+            tmp.path().join("nothing").to_str().unwrap(),
+            "--input",
+            "a.csv",
+            "--output",
+            "b.csv",
+            "--backend",
+            "ndarray",
+        ],
+        "not found",
+    );
+    expect_bad(
+        &[
+            "validate",
+            "--config",
+            tmp.path().join("none.toml").to_str().unwrap(),
+        ],
+        "cannot read config",
+    );
+}
+
+#[test]
+fn validate_and_config_commands() {
+    let o = patron(&["validate", "--config", BANK]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("4521 rows"), "{text}");
+    assert!(text.contains("categorical  job"), "{text}");
+    assert!(!text.contains("duration"), "{text}");
+    let o = patron(&["config", "--config", BANK, "--set", "train.epochs=7"]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("epochs = 7"), "{text}");
+    assert!(text.contains("calibration = \"platt\""), "{text}");
+    assert!(text.contains("embedding_dim = 8"), "{text}");
+}
+
+#[test]
+fn existing_run_directory_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("taken");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    expect_bad(
+        &[
+            "train",
+            "--config",
+            BANK,
+            "--backend",
+            "ndarray",
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "--set",
+            "train.epochs=1",
+        ],
+        "already exists",
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
