@@ -523,12 +523,12 @@ impl Config {
                 ));
             }
         }
-        let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    PatronError::config(file, e.message().replace('\n', " ").trim().to_string())
-                })?;
+        // Deserialize from re-serialized text so a type error carries a span, which names
+        // the offending key even when the value came from `--set`.
+        let text = toml::to_string(&table)
+            .map_err(|e| PatronError::Internal(format!("re-serializing config: {e}")))?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e: toml::de::Error| PatronError::config(file, type_error(&text, &e)))?;
         config.validate(file)?;
         Ok(config)
     }
@@ -648,6 +648,39 @@ fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// One line for a type error in (re-serialized) config text: "`table.key`: message".
+fn type_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message.trim().to_string();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let line_start = before.len() - line.len();
+    let full_line = text[line_start..].lines().next().unwrap_or("");
+    let key = full_line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    let table = before
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .unwrap_or("");
+    let path = if key.is_empty() || key.starts_with('[') {
+        table.to_string()
+    } else {
+        join(table, key)
+    };
+    if path.is_empty() {
+        message.trim().to_string()
+    } else {
+        format!("`{path}`: {}", message.trim())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,7 +733,7 @@ mod tests {
         let err = Config::from_toml_str(MINIMAL, "t", &["train.epochs=many".into()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("epochs"), "{err}");
+        assert!(err.contains("`train.epochs`: invalid type"), "{err}");
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl ReadOptions {
 }
 
 /// A loaded table: every column as nullable text.
+#[derive(Debug)]
 pub struct Table {
     df: DataFrame,
 }

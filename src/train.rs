@@ -98,6 +98,7 @@ impl EpochRow {
 
 /// Resumable bookkeeping, saved with each epoch's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct LoopState {
     epochs_done: usize,
     step: usize,
@@ -106,6 +107,18 @@ struct LoopState {
     bad_epochs: usize,
     seconds: f64,
     history: Vec<EpochRow>,
+}
+
+/// The loop state file. TOML rather than JSON because its floats round-trip exactly, so a
+/// resumed run compares and reports the very same numbers as an uninterrupted one.
+const STATE_FILE: &str = "state.toml";
+
+fn read_state(path: &Path) -> Result<LoopState> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        PatronError::checkpoint(path, format!("damaged training state: {}", e.message()))
+    })
 }
 
 /// Pointer to the latest complete epoch checkpoint inside `train_state/`.
@@ -464,7 +477,7 @@ fn run_loop(
     let mut state = LoopState::default();
     let mut best: Option<TabularMlp> = None;
     if let Some(dir) = &resume_from {
-        state = read_json(&dir.join("state.json"))?;
+        state = read_state(&dir.join(STATE_FILE))?;
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path)
@@ -672,7 +685,9 @@ fn save_epoch(
     write_atomic(&dir.join("last.bpk"), &checkpoint::module_bytes(model)?)?;
     write_atomic(&dir.join("best.bpk"), &checkpoint::module_bytes(best)?)?;
     write_atomic(&dir.join("optimizer.bpk"), &optim.to_bytes()?)?;
-    write_json(&dir.join("state.json"), state)?;
+    let text = toml::to_string(state)
+        .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
+    write_atomic(&dir.join(STATE_FILE), text.as_bytes())?;
     write_json(
         &state_dir.join("current.json"),
         &Current {
