@@ -54,7 +54,7 @@ pub struct PredictSummary {
 /// Where predictions go.
 enum Sink {
     Csv(BufWriter<Box<dyn Write>>),
-    Parquet(Option<polars::io::parquet::write::BatchedWriter<File>>),
+    Parquet(Option<Box<polars::io::parquet::write::BatchedWriter<File>>>),
 }
 
 /// Score `input` chunk by chunk and write `output` (CSV or Parquet by extension; `-` is
@@ -92,7 +92,7 @@ pub fn predict(
                 let writer = ParquetWriter::new(file)
                     .batched(&schema)
                     .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
-                Sink::Parquet(Some(writer))
+                Sink::Parquet(Some(Box::new(writer)))
             }
         }
     };

@@ -597,7 +597,7 @@ fn fit_numeric<'a>(name: &str, values: impl Iterator<Item = Option<&'a str>>) ->
     let median = quantile(&xs, 0.5);
     let iqr = quantile(&xs, 0.75) - quantile(&xs, 0.25);
     let mut scale = iqr / 1.349;
-    if !(scale > 1e-12) {
+    if scale.is_nan() || scale <= 1e-12 {
         let n = xs.len().max(1) as f64;
         let mean = xs.iter().sum::<f64>() / n;
         scale = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
