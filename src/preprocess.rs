@@ -35,6 +35,11 @@ pub enum Feature {
         scale: f64,
         /// Whether an extra 0/1 input marks missing values (the column had some in training).
         missing_indicator: bool,
+        /// Quantile bin edges of the piecewise-linear encoding (empty: none). Each of the
+        /// `edges.len() - 1` bins adds an input that rises from 0 to 1 across its bin, which
+        /// lets the MLP model non-monotone effects the way tree ensembles do.
+        #[serde(default)]
+        edges: Vec<f64>,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -46,6 +51,18 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// How many dense inputs this feature feeds the model.
+    pub fn numeric_inputs(&self) -> usize {
+        match self {
+            Feature::Numeric {
+                missing_indicator,
+                edges,
+                ..
+            } => 1 + usize::from(*missing_indicator) + edges.len().saturating_sub(1),
+            Feature::Categorical { .. } => 0,
+        }
+    }
+
     /// The column name.
     pub fn name(&self) -> &str {
         match self {
@@ -276,9 +293,11 @@ impl Preprocessor {
             }
             let cells = table.cells(name).unwrap_or_default();
             let feature = match infer_type(path, name, &cells, &read, config)? {
-                ColumnType::Numeric => {
-                    fit_numeric(name, train_rows.iter().map(|&r| read.clean(cells[r])))
-                }
+                ColumnType::Numeric => fit_numeric(
+                    name,
+                    train_rows.iter().map(|&r| read.clean(cells[r])),
+                    d.numeric_bins,
+                ),
                 ColumnType::Categorical => fit_categorical(
                     name,
                     train_rows.iter().map(|&r| read.clean(cells[r])),
@@ -316,17 +335,9 @@ impl Preprocessor {
         )
     }
 
-    /// Width of the dense input (numeric values plus missing indicators).
+    /// Width of the dense input (numeric values, missing indicators, bin encodings).
     pub fn numeric_width(&self) -> usize {
-        self.features
-            .iter()
-            .map(|f| match f {
-                Feature::Numeric {
-                    missing_indicator, ..
-                } => 1 + usize::from(*missing_indicator),
-                Feature::Categorical { .. } => 0,
-            })
-            .sum()
+        self.features.iter().map(Feature::numeric_inputs).sum()
     }
 
     /// Number of categorical inputs.
@@ -346,32 +357,6 @@ impl Preprocessor {
                 Feature::Numeric { .. } => 0,
             })
             .sum()
-    }
-
-    /// Input names in model order (for reports and exports).
-    pub fn input_names(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for f in &self.features {
-            match f {
-                Feature::Numeric {
-                    name,
-                    missing_indicator,
-                    ..
-                } => {
-                    out.push(name.clone());
-                    if *missing_indicator {
-                        out.push(format!("{name}__missing"));
-                    }
-                }
-                Feature::Categorical { name, .. } => out.push(name.clone()),
-            }
-        }
-        out
-    }
-
-    /// The columns a scoring file must have.
-    pub fn required_columns(&self) -> Vec<&str> {
-        self.features.iter().map(|f| f.name()).collect()
     }
 
     /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
@@ -397,6 +382,7 @@ impl Preprocessor {
                     median,
                     scale,
                     missing_indicator,
+                    edges,
                 } => {
                     for (r, cell) in cells.iter().enumerate() {
                         let value = match read.clean(*cell) {
@@ -419,8 +405,15 @@ impl Preprocessor {
                         if *missing_indicator {
                             numeric[base + 1] = if value.is_none() { 1.0 } else { 0.0 };
                         }
+                        if let Some(x) = value {
+                            let first_bin = base + 1 + usize::from(*missing_indicator);
+                            for (t, pair) in edges.windows(2).enumerate() {
+                                numeric[first_bin + t] =
+                                    ((x - pair[0]) / (pair[1] - pair[0])).clamp(0.0, 1.0) as f32;
+                            }
+                        }
                     }
-                    num_col += 1 + usize::from(*missing_indicator);
+                    num_col += feature.numeric_inputs();
                 }
                 Feature::Categorical { categories, .. } => {
                     let index: HashMap<&str, i64> = categories
@@ -584,7 +577,11 @@ pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<
         .collect()
 }
 
-fn fit_numeric<'a>(name: &str, values: impl Iterator<Item = Option<&'a str>>) -> Feature {
+fn fit_numeric<'a>(
+    name: &str,
+    values: impl Iterator<Item = Option<&'a str>>,
+    bins: usize,
+) -> Feature {
     let mut xs = Vec::new();
     let mut missing = false;
     for v in values {
@@ -605,11 +602,24 @@ fn fit_numeric<'a>(name: &str, values: impl Iterator<Item = Option<&'a str>>) ->
     if !(scale.is_finite() && scale > 1e-12) {
         scale = 1.0;
     }
+    let mut edges: Vec<f64> = Vec::new();
+    if bins >= 2 {
+        for i in 0..=bins {
+            let q = quantile(&xs, i as f64 / bins as f64);
+            if edges.last().is_none_or(|&last| q > last) {
+                edges.push(q);
+            }
+        }
+    }
+    if edges.len() < 2 {
+        edges.clear();
+    }
     Feature::Numeric {
         name: name.to_string(),
         median: if median.is_finite() { median } else { 0.0 },
         scale,
         missing_indicator: missing,
+        edges,
     }
 }
 
@@ -653,7 +663,7 @@ mod tests {
 
     fn config(extra: &str) -> Config {
         Config::from_toml_str(
-            &format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\n{extra}"),
+            &format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\nnumeric_bins = 0\n{extra}"),
             "t",
             &[],
         )
@@ -738,6 +748,35 @@ mod tests {
         assert_eq!(fit_labels(&t, &config(""), &p).unwrap(), vec!["no", "yes"]);
         let labels = fit_labels(&t, &config("positive = \"no\""), &p).unwrap();
         assert_eq!(labels, vec!["yes", "no"]);
+    }
+
+    #[test]
+    fn piecewise_linear_bins_follow_training_quantiles() {
+        let values: Vec<String> = (0..=100).map(|i| i.to_string()).collect();
+        let f = fit_numeric("x", values.iter().map(|v| Some(v.as_str())), 4);
+        let Feature::Numeric { edges, .. } = &f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(edges, &[0.0, 25.0, 50.0, 75.0, 100.0]);
+        assert_eq!(f.numeric_inputs(), 1 + 4);
+        // A constant column gets no bins.
+        let c = fit_numeric("c", std::iter::repeat_n(Some("7"), 10), 4);
+        assert_eq!(c.numeric_inputs(), 1);
+        let pre = Preprocessor {
+            version: PREPROCESS_VERSION,
+            target: "y".into(),
+            labels: vec!["a".into(), "b".into()],
+            id: None,
+            features: vec![f],
+            delimiter: ",".into(),
+            missing_values: vec![],
+        };
+        let (_d, p, t) = table("x,y\n30,a\n100,b\n-5,a\n");
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let row = |r: usize| e.numeric[r * 5 + 1..r * 5 + 5].to_vec();
+        assert_eq!(row(0), vec![1.0, 0.2, 0.0, 0.0]);
+        assert_eq!(row(1), vec![1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(row(2), vec![0.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]

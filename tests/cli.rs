@@ -586,7 +586,7 @@ fn validate_and_config_commands() {
     let text = stdout(&o);
     assert!(text.contains("epochs = 7"), "{text}");
     assert!(text.contains("calibration = \"platt\""), "{text}");
-    assert!(text.contains("embedding_dim = 8"), "{text}");
+    assert!(text.contains("numeric_bins = 16"), "{text}");
 }
 
 #[test]
