@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             message.lines().next().unwrap_or("")
         );
     }));
+    patron::backend::tune_allocator();
     let cli = cli::Cli::parse();
     match std::panic::catch_unwind(|| cli::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
