@@ -154,13 +154,17 @@ fn operating_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64, f64)> {
     let mut i = 0;
     while i < order.len() {
         let s = scores[order[i]];
-        while i < order.len() && scores[order[i]] == s {
+        // Consume at least one row per point, so a NaN score cannot stall the scan.
+        loop {
             if labels[order[i]] > 0.5 {
                 tp += 1.0;
             } else {
                 fp += 1.0;
             }
             i += 1;
+            if i == order.len() || scores[order[i]] != s {
+                break;
+            }
         }
         points.push((s, tp, fp));
     }
@@ -289,6 +293,14 @@ mod tests {
         assert!((ece(&p, &y, 10) - (0.2 + 0.3) / 2.0).abs() < 1e-12);
         // Two rows in one bin: |(1 + 0) - (0.62 + 0.68)| / 2.
         assert!((ece(&[0.62, 0.68], &[1., 0.], 10) - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nan_scores_terminate() {
+        let scores = [f64::NAN, 0.5, f64::NAN];
+        let labels = [1., 0., 1.];
+        assert_eq!(operating_points(&scores, &labels).len(), 3);
+        assert!(average_precision(&scores, &labels).is_finite());
     }
 
     #[test]

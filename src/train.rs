@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_sigmoid;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -420,22 +420,14 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .wrapping_add(epoch as u64 + 1)
 }
 
-/// Validation metrics of a model on encoded validation rows.
-fn validate(
-    model: &TabularMlp,
-    spec: &ModelSpec,
-    valid: &Encoded,
-    labels: &[f32],
-    device: &Device,
-) -> Result<(f64, f64, f64, Vec<f64>)> {
-    let z = logits(model, spec, valid, device, SCORE_BATCH)?;
+/// Validation log loss, ROC AUC and average precision of logits.
+fn valid_metrics(z: &[f64], labels: &[f32]) -> (f64, f64, f64) {
     let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
-    Ok((
+    (
         log_loss(&p, labels),
         auc_roc(&p, labels),
         average_precision(&p, labels),
-        z,
-    ))
+    )
 }
 
 fn select_labels(labels: &[f32], rows: &[usize]) -> Vec<f32> {
@@ -547,20 +539,24 @@ fn run_loop(
         }
         let train_loss = loss_sum.into_scalar::<f32>() as f64 / n as f64;
         let valid_model = model.valid();
-        let (valid_loss, valid_auc, valid_ap, _) =
-            validate(&valid_model, &spec, &valid_enc, &valid_y, &plain)?;
-        if !train_loss.is_finite() || !valid_loss.is_finite() {
+        let valid_z = logits(&valid_model, &spec, &valid_enc, &plain, SCORE_BATCH)?;
+        if !train_loss.is_finite() || valid_z.iter().any(|z| !z.is_finite()) {
+            progress.finish();
+            let kept = if state.epochs_done == 0 {
+                "no epoch finished, so there is nothing to resume".to_string()
+            } else {
+                format!(
+                    "the checkpoint of epoch {} is kept in {}",
+                    state.epochs_done,
+                    run_dir.display()
+                )
+            };
             return Err(PatronError::Diverged(format!(
-                "training diverged at epoch {} (loss is {}); the last good checkpoint is kept in {}; lower train.learning_rate and start a new run",
-                epoch + 1,
-                if train_loss.is_finite() {
-                    valid_loss
-                } else {
-                    train_loss
-                },
-                run_dir.display()
+                "training diverged at epoch {} (train loss {train_loss}, non-finite scores); {kept}; lower train.learning_rate and start a new run",
+                epoch + 1
             )));
         }
+        let (valid_loss, valid_auc, valid_ap) = valid_metrics(&valid_z, &valid_y);
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
@@ -618,7 +614,7 @@ fn run_loop(
 
     let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
     // Calibrate and pick the threshold on validation; report on test.
-    let (_, _, _, valid_z) = validate(&best, &spec, &valid_enc, &valid_y, &plain)?;
+    let valid_z = logits(&best, &spec, &valid_enc, &plain, SCORE_BATCH)?;
     let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
     let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
     let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);

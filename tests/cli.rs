@@ -614,3 +614,38 @@ fn existing_run_directory_is_not_overwritten() {
         "mine"
     );
 }
+
+#[test]
+fn diverging_training_stops_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nan");
+    let o = patron(&[
+        "train",
+        "--config",
+        BANK,
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--set",
+        "train.learning_rate=1e12",
+        "--set",
+        "train.epochs=5",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("training diverged at epoch"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("lower train.learning_rate"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.join("model.bpk").exists(),
+        "no model is exported from a diverged run"
+    );
+}
