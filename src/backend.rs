@@ -52,6 +52,8 @@ struct Adapter {
     device: Device,
     name: String,
     software: bool,
+    /// What the runtime compiles kernels for on it (shader language and target).
+    compiler: String,
 }
 
 fn probe_wgpu() -> std::result::Result<Adapter, String> {
@@ -64,6 +66,10 @@ fn probe_wgpu() -> std::result::Result<Adapter, String> {
         .as_ref()
         .map(|i| i.name.clone())
         .unwrap_or_else(|| "unknown adapter".into());
+    let compiler = identity
+        .as_ref()
+        .map(|i| i.fingerprint.clone())
+        .unwrap_or_default();
     let lower = name.to_lowercase();
     // A software rasterizer has no physical card behind it.
     let software = identity.as_ref().is_some_and(|i| i.physical.is_none())
@@ -74,6 +80,7 @@ fn probe_wgpu() -> std::result::Result<Adapter, String> {
         device,
         name,
         software,
+        compiler,
     })
 }
 
@@ -104,6 +111,41 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
+/// What `patron info` reports: the first thing to run when a GPU is not picked up.
+#[derive(Debug, Clone)]
+pub struct SystemInfo {
+    /// patron's version.
+    pub version: &'static str,
+    /// Backends compiled into this binary.
+    pub backends: Vec<&'static str>,
+    /// Threads available to the CPU backends.
+    pub threads: usize,
+    /// The graphics API wgpu is probed on.
+    pub graphics_api: String,
+    /// The wgpu adapter found (name, software?, kernel target), or why none was.
+    pub adapter: std::result::Result<(String, bool, String), String>,
+    /// What `--backend auto` picks here.
+    pub auto: String,
+}
+
+/// Probe the machine once and describe it.
+pub fn system_info() -> SystemInfo {
+    let adapter = probe_wgpu().map(|a| (a.name, a.software, a.compiler));
+    let auto = match &adapter {
+        Ok((name, false, _)) => format!("wgpu on {name}"),
+        Ok((name, true, _)) => format!("flex (software adapter {name} skipped)"),
+        Err(_) => "flex (no GPU adapter)".to_string(),
+    };
+    SystemInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        backends: vec!["wgpu", "flex", "ndarray"],
+        threads: threads(),
+        graphics_api: format!("{:?}", native_graphics_api()),
+        adapter: adapter.map_err(|e| first_line(&e)),
+        auto,
     }
 }
 

@@ -60,6 +60,13 @@ The last line on stdout is the run directory.")]
   patron validate --config configs/bank_propensity.toml
   patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
     Validate(ConfigArgs),
+    /// Show the version, compiled backends, GPU adapter and threads.
+    #[command(after_help = "Examples:
+  patron info
+
+Run it first when a GPU is not picked up: it says which adapter wgpu finds on the pinned
+graphics API, whether it is a software one, and what --backend auto will use.")]
+    Info,
     /// Print the fully resolved config (every default filled in).
     #[command(after_help = "Examples:
   patron config --config configs/bank_propensity.toml
@@ -145,6 +152,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
         Command::Validate(args) => run_validate(args),
+        Command::Info => {
+            run_info();
+            Ok(())
+        }
         Command::Config(args) => {
             let config = Config::load(&args.config, &args.overrides)?;
             print!("{}", config.to_toml());
@@ -234,6 +245,22 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         println!("{}", args.output.display());
     }
     Ok(())
+}
+
+fn run_info() {
+    let info = backend::system_info();
+    println!("patron {}", info.version);
+    println!("backends compiled in: {}", info.backends.join(", "));
+    println!("CPU threads: {}", info.threads);
+    match &info.adapter {
+        Ok((name, software, compiler)) => println!(
+            "wgpu adapter ({}): {name} ({}, kernels: {compiler})",
+            info.graphics_api,
+            if *software { "software" } else { "hardware" }
+        ),
+        Err(why) => println!("wgpu adapter ({}): none ({why})", info.graphics_api),
+    }
+    println!("--backend auto uses: {}", info.auto);
 }
 
 fn run_validate(args: ConfigArgs) -> Result<()> {

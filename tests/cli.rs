@@ -1,63 +1,18 @@
 //! End-to-end tests of the `patron` binary on the ndarray backend with small runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{assert_ok, json, patron, stderr, stdout, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 const TELCO: &str = "configs/telco_churn.toml";
 
-fn patron(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patron"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("patron runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-}
-
-/// Train `config` with overrides into `dir` on ndarray; returns the printed run dir.
+/// Train on ndarray (see `common::train_on`).
 fn train(config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
-    let dir_s = dir.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--config",
-        config,
-        "--backend",
-        "ndarray",
-        "--quiet",
-        "--output-dir",
-        dir_s,
-    ];
-    for s in sets {
-        args.push("--set");
-        args.push(s);
-    }
-    let o = patron(&args);
-    assert_ok(&o);
-    let last = stdout(&o).lines().last().unwrap_or_default().to_string();
-    assert_eq!(Path::new(&last), dir, "the last stdout line is the run dir");
-    dir.to_path_buf()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    train_on("ndarray", config, dir, sets)
 }
 
 #[test]
@@ -212,11 +167,10 @@ fn train_predict_evaluate_round_trip() {
         "--backend",
         "flex",
     ]));
-    let flex = std::fs::read_to_string(&out_flex).unwrap();
-    for (a, b) in scores.lines().skip(1).zip(flex.lines().skip(1)) {
-        let sa: f64 = a.split(',').nth(1).unwrap().parse().unwrap();
-        let sb: f64 = b.split(',').nth(1).unwrap().parse().unwrap();
-        assert!((sa - sb).abs() < 1e-4, "{a} vs {b}");
+    let (on_ndarray, on_flex) = (common::scores(&out_csv), common::scores(&out_flex));
+    assert_eq!(on_ndarray.len(), on_flex.len());
+    for (a, b) in on_ndarray.iter().zip(&on_flex) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
 
     // Evaluate the labelled sample.

@@ -1,0 +1,76 @@
+//! Helpers shared by the integration tests: run the built binary and read its outputs.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Run `patron` with `args` from the package root.
+pub fn patron(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("patron runs")
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert a zero exit status, showing both streams otherwise.
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Parse a JSON file.
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Train `config` with `--set` overrides into `dir` on `backend`; checks that the last
+/// stdout line is the run directory and returns it.
+pub fn train_on(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
+    let dir_s = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--backend",
+        backend,
+        "--quiet",
+        "--output-dir",
+        dir_s,
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let o = patron(&args);
+    assert_ok(&o);
+    let last = stdout(&o).lines().last().unwrap_or_default().to_string();
+    assert_eq!(Path::new(&last), dir, "the last stdout line is the run dir");
+    dir.to_path_buf()
+}
+
+/// The `score` column of a predictions CSV written by `patron predict`.
+pub fn scores(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}

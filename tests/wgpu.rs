@@ -1,0 +1,111 @@
+//! The wgpu backend: train, predict and evaluate on it, and check that weights move between
+//! wgpu and the CPU backends with the same scores. CI gets a real adapter from Mesa's
+//! software Vulkan driver (lavapipe); without any adapter these tests skip with a reason.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_ok, json, patron, scores, stdout, train_on};
+
+const BANK: &str = "configs/bank_propensity.toml";
+/// A small network and few epochs: a software adapter is slow, and what is checked here
+/// is correctness, not quality.
+const SMALL: [&str; 3] = [
+    "train.epochs=3",
+    "model.hidden=[32]",
+    "train.early_stopping.patience=0",
+];
+
+/// Whether wgpu finds an adapter; prints why not when it does not.
+fn adapter_found() -> bool {
+    let o = patron(&["info"]);
+    assert_ok(&o);
+    let info = stdout(&o);
+    let found = info
+        .lines()
+        .any(|l| l.starts_with("wgpu adapter") && !l.contains(": none"));
+    if !found {
+        eprintln!(
+            "skipping wgpu tests: no wgpu adapter found (install mesa-vulkan-drivers and libvulkan1 for a software one)\n{info}"
+        );
+    }
+    found
+}
+
+fn predict(run: &Path, input: &str, out: &Path, backend: &str) -> Vec<f64> {
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input,
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        backend,
+    ]));
+    scores(out)
+}
+
+fn assert_close(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "{what}: scores differ by up to {worst}");
+}
+
+#[test]
+fn wgpu_trains_predicts_evaluates_and_shares_weights_with_cpu_backends() {
+    if !adapter_found() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = "datasets/bank_marketing_uci_bank_4521.csv";
+
+    let gpu_run = train_on("wgpu", BANK, &tmp.path().join("gpu"), &SMALL);
+    assert_eq!(json(&gpu_run.join("manifest.json"))["backend"], "wgpu");
+    let gpu_report = json(&gpu_run.join("report.json"));
+    let gpu_auc = gpu_report["metrics"]["auc_roc"].as_f64().unwrap();
+
+    // wgpu-trained weights score the same on wgpu, ndarray and flex.
+    let on_gpu = predict(&gpu_run, data, &tmp.path().join("g_g.csv"), "wgpu");
+    let on_ndarray = predict(&gpu_run, data, &tmp.path().join("g_n.csv"), "ndarray");
+    let on_flex = predict(&gpu_run, data, &tmp.path().join("g_f.csv"), "flex");
+    assert_eq!(on_gpu.len(), 4521);
+    assert_close(&on_gpu, &on_ndarray, "wgpu-trained, wgpu vs ndarray");
+    assert_close(&on_gpu, &on_flex, "wgpu-trained, wgpu vs flex");
+
+    // And the reverse: ndarray-trained weights on wgpu.
+    let cpu_run = train_on("ndarray", BANK, &tmp.path().join("cpu"), &SMALL);
+    let cpu_on_cpu = predict(&cpu_run, data, &tmp.path().join("c_n.csv"), "ndarray");
+    let cpu_on_gpu = predict(&cpu_run, data, &tmp.path().join("c_g.csv"), "wgpu");
+    assert_close(&cpu_on_cpu, &cpu_on_gpu, "ndarray-trained, ndarray vs wgpu");
+
+    // The same config trained on both backends lands on similar test metrics (they draw
+    // different random initializations, so not identical ones).
+    let cpu_auc = json(&cpu_run.join("report.json"))["metrics"]["auc_roc"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (gpu_auc - cpu_auc).abs() < 0.05,
+        "test AUC wgpu {gpu_auc} vs ndarray {cpu_auc}"
+    );
+
+    let eval = tmp.path().join("eval");
+    assert_ok(&patron(&[
+        "evaluate",
+        "--checkpoint",
+        gpu_run.to_str().unwrap(),
+        "--data",
+        data,
+        "--output",
+        eval.to_str().unwrap(),
+        "--backend",
+        "wgpu",
+    ]));
+    assert_eq!(json(&eval.join("report.json"))["n"], 4521);
+}
