@@ -11,6 +11,7 @@ use patron::checkpoint::load_run;
 use patron::config::Config;
 use patron::data::{ReadOptions, read_table};
 use patron::error::{PatronError, Result};
+use patron::export::{self, ExportFormat};
 use patron::inference;
 use patron::preprocess::{Feature, Preprocessor, fit_labels, target_values};
 use patron::progress::Progress;
@@ -60,6 +61,12 @@ The last line on stdout is the run directory.")]
   patron validate --config configs/bank_propensity.toml
   patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
     Validate(ConfigArgs),
+    /// Write a run's weights in a format other stacks read (safetensors).
+    #[command(after_help = "Examples:
+  patron export --checkpoint runs/churn --format safetensors --output churn.safetensors
+
+Tensor names and the metadata written are listed in README.md.")]
+    Export(ExportArgs),
     /// Show the version, compiled backends, GPU adapter and threads.
     #[command(after_help = "Examples:
   patron info
@@ -134,6 +141,20 @@ pub struct PredictArgs {
     pub backend: BackendChoice,
 }
 
+/// `patron export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// The export format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
 /// `patron validate` and `patron config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -152,6 +173,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
         Command::Validate(args) => run_validate(args),
+        Command::Export(args) => {
+            export::export(&args.checkpoint, args.format, &args.output)?;
+            println!("{}", args.output.display());
+            Ok(())
+        }
         Command::Info => {
             run_info();
             Ok(())

@@ -11,6 +11,7 @@
 //! - [`calibration`], [`metrics`], [`report`]: scores, numbers and reports
 //! - [`inference`]: batch scoring, `predict` and `evaluate`
 //! - [`checkpoint`]: the run directory
+//! - [`export`]: weights for other stacks (safetensors)
 //! - [`backend`]: choosing the device
 //! - [`progress`]: progress bars and lines
 
@@ -20,6 +21,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod inference;
 pub mod metrics;
 pub mod model;

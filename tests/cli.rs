@@ -191,6 +191,33 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(eval["n"], 300);
     assert!(eval["metrics"]["auc_roc"].as_f64().unwrap() > 0.75);
     assert!(eval_dir.join("report.md").is_file());
+
+    // Export the weights as safetensors: names and shapes follow the model.
+    let st = tmp.path().join("model.safetensors");
+    assert_ok(&patron(&[
+        "export",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--format",
+        "safetensors",
+        "--output",
+        st.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&st).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let spec = &manifest["model"];
+    let shape = |name: &str| header[name]["shape"].clone();
+    let width = spec["numeric_width"].as_u64().unwrap()
+        + spec["categorical_count"].as_u64().unwrap() * spec["embedding_dim"].as_u64().unwrap();
+    assert_eq!(
+        shape("embedding.weight"),
+        serde_json::json!([spec["embedding_rows"], spec["embedding_dim"]])
+    );
+    assert_eq!(shape("layers.0.weight"), serde_json::json!([width, 256]));
+    assert_eq!(shape("layers.1.weight"), serde_json::json!([256, 128]));
+    assert_eq!(shape("output.weight"), serde_json::json!([128, 1]));
+    assert_eq!(header["__metadata__"]["positive"], "Yes");
 }
 
 fn manifest_threshold(run: &Path) -> f64 {
