@@ -221,6 +221,12 @@ fn resume(
         None
     };
     progress.line(&format!("resuming {}", dir.display()));
+    if manifest.backend != backend.name {
+        progress.line(&format!(
+            "warning: this run started on {} and resumes on {}; it will not end exactly as an uninterrupted run",
+            manifest.backend, backend.name
+        ));
+    }
     run_loop(
         dir,
         prepared,
@@ -434,7 +440,6 @@ fn select_labels(labels: &[f32], rows: &[usize]) -> Vec<f32> {
     rows.iter().map(|&r| labels[r]).collect()
 }
 
-#[allow(clippy::too_many_lines)]
 fn run_loop(
     run_dir: &Path,
     p: Prepared,
