@@ -102,6 +102,9 @@ pub struct TrainArgs {
     /// Plain progress lines instead of bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Replace an existing run directory at --output-dir.
+    #[arg(long, requires = "output_dir")]
+    pub force: bool,
 }
 
 /// `patron evaluate`.
@@ -213,6 +216,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         overrides: args.overrides,
         output_dir: args.output_dir,
         resume: args.resume,
+        force: args.force,
         stop,
     };
     let outcome = train(&request, &backend, &progress)?;

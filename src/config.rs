@@ -670,21 +670,25 @@ fn type_error(text: &str, e: &toml::de::Error) -> String {
     let line = before.rsplit('\n').next().unwrap_or("");
     let line_start = before.len() - line.len();
     let full_line = text[line_start..].lines().next().unwrap_or("");
-    let key = full_line
-        .split('=')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .trim_matches('"');
-    let table = before
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .unwrap_or("");
-    let path = if key.is_empty() || key.starts_with('[') {
-        table.to_string()
-    } else {
-        join(table, key)
+    let header = |l: &str| {
+        l.trim()
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .map(|h| h.trim_matches(['[', ']']).to_string())
+    };
+    // The span points either into `key = value` or at a `[table]` header.
+    let path = match header(full_line) {
+        Some(table) => table,
+        None => {
+            let key = full_line
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            let table = before.lines().rev().find_map(header).unwrap_or_default();
+            join(&table, key)
+        }
     };
     if path.is_empty() {
         message.trim().to_string()

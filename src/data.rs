@@ -195,9 +195,44 @@ fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<Dat
         .with_raise_if_empty(false)
         .map_parse_options(|p| p.with_separator(delimiter));
     options
-        .into_reader_with_file_handle(Cursor::new(bytes))
+        .into_reader_with_file_handle(Cursor::new(&bytes[..]))
         .finish()
-        .map_err(|e| PatronError::data(path, polars_message(&e)))
+        .map_err(|e| match ragged_line(&bytes, delimiter) {
+            Some((line, fields, expected)) => PatronError::data(
+                path,
+                format!(
+                    "line {line} has {fields} fields but the header has {expected}; check the quoting or data.delimiter"
+                ),
+            ),
+            None => PatronError::data(path, polars_message(&e)),
+        })
+}
+
+/// The first record with more fields than the header: (line, fields, header fields).
+/// Quote-aware, so separators and newlines inside quoted fields do not count.
+fn ragged_line(bytes: &[u8], delimiter: u8) -> Option<(usize, usize, usize)> {
+    let mut expected = None;
+    let (mut line, mut record_line, mut fields, mut in_quotes) = (1, 1, 1, false);
+    for &b in bytes {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b if b == delimiter && !in_quotes => fields += 1,
+            b'\n' => {
+                line += 1;
+                if !in_quotes {
+                    match expected {
+                        None => expected = Some(fields),
+                        Some(e) if fields > e => return Some((record_line, fields, e)),
+                        Some(_) => {}
+                    }
+                    fields = 1;
+                    record_line = line;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Duplicate or blank header names are errors rather than silently renamed columns.
@@ -451,6 +486,18 @@ mod tests {
         let p = write(dir.path(), "d.csv", b"a,a\n1,2\n");
         let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn ragged_rows_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "r.csv", b"a,b\n1,\"x,\ny\"\n2,3,4\n");
+        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 4 has 3 fields but the header has 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct TrainRequest {
     pub output_dir: Option<PathBuf>,
     /// Continue this interrupted run.
     pub resume: Option<PathBuf>,
+    /// Replace an existing run directory at `output_dir` (only a patron run directory).
+    pub force: bool,
     /// Set (e.g. by a Ctrl-C handler) to stop after the current epoch's checkpoint.
     pub stop: Arc<AtomicBool>,
 }
@@ -160,7 +162,7 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         Some(dir) => dir.clone(),
         None => default_run_dir(config_path),
     };
-    create_run_dir(&run_dir)?;
+    create_run_dir(&run_dir, request.force)?;
     let manifest = initial_manifest(&prepared, backend);
     write_atomic(
         &run_dir.join(files::CONFIG),
@@ -312,18 +314,29 @@ fn default_run_dir(config_path: &Path) -> PathBuf {
     PathBuf::from("checkpoints").join(format!("{stem}-{stamp}"))
 }
 
-/// A run directory is created fresh; an existing non-empty one is never overwritten.
-fn create_run_dir(dir: &Path) -> Result<()> {
+/// A run directory is created fresh: an existing non-empty one is never overwritten, except
+/// a patron run directory with `force`.
+fn create_run_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(|e| PatronError::io(dir, e))?
-            .next()
-            .is_none();
-        if !empty || !dir.is_dir() {
-            return Err(PatronError::Usage(format!(
-                "{}: already exists; choose a new --output-dir or continue it with --resume",
-                dir.display()
-            )));
+        let empty = dir.is_dir()
+            && std::fs::read_dir(dir)
+                .map_err(|e| PatronError::io(dir, e))?
+                .next()
+                .is_none();
+        if !empty {
+            let is_run = dir.join(files::MANIFEST).is_file();
+            if !(force && is_run) {
+                let hint = if force {
+                    "it is not a patron run directory, so --force does not replace it"
+                } else {
+                    "choose a new --output-dir, continue it with --resume, or replace it with --force"
+                };
+                return Err(PatronError::Usage(format!(
+                    "{}: already exists; {hint}",
+                    dir.display()
+                )));
+            }
+            std::fs::remove_dir_all(dir).map_err(|e| PatronError::io(dir, e))?;
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| PatronError::io(dir, e))

@@ -630,3 +630,102 @@ fn diverging_training_stops_with_a_message() {
         "no model is exported from a diverged run"
     );
 }
+
+#[test]
+fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train(BANK, &tmp.path().join("run"), &["train.epochs=1"]);
+    let data = "datasets/bank_marketing_uci_bank_4521.csv";
+    let out = tmp.path().join("out.csv");
+    let predict = |run: &Path, input: &str, output: &Path| {
+        vec![
+            "predict".to_string(),
+            "--checkpoint".into(),
+            run.display().to_string(),
+            "--input".into(),
+            input.into(),
+            "--output".into(),
+            output.display().to_string(),
+            "--backend".into(),
+            "ndarray".into(),
+        ]
+    };
+    let bad = |args: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_bad(&refs, needle);
+    };
+    // Copies of the run, each damaged one way.
+    let copy = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(&run).unwrap().flatten() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        dir
+    };
+    let tampered = copy("tampered");
+    let mut weights = std::fs::read(tampered.join("model.bpk")).unwrap();
+    let last = weights.len() - 1;
+    weights[last] ^= 0xFF;
+    std::fs::write(tampered.join("model.bpk"), weights).unwrap();
+    bad(
+        predict(&tampered, data, &out),
+        "model.bpk: does not match the SHA-256",
+    );
+    let truncated = copy("truncated");
+    let text = std::fs::read_to_string(truncated.join("preprocess.json")).unwrap();
+    std::fs::write(truncated.join("preprocess.json"), &text[..text.len() / 2]).unwrap();
+    bad(
+        predict(&truncated, data, &out),
+        "preprocess.json: does not match the SHA-256",
+    );
+    let foreign = copy("foreign");
+    let manifest = std::fs::read_to_string(foreign.join("manifest.json")).unwrap();
+    std::fs::write(
+        foreign.join("manifest.json"),
+        manifest.replace("\"format_version\": 1", "\"format_version\": 7"),
+    )
+    .unwrap();
+    bad(
+        predict(&foreign, data, &out),
+        "run format version 7 is not supported",
+    );
+    assert!(!out.exists());
+
+    // Scoring inputs.
+    let input = tmp.path().join("in.csv");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(data), &input).unwrap();
+    bad(
+        predict(&run, input.to_str().unwrap(), &input),
+        "is the input file",
+    );
+    bad(predict(&run, data, tmp.path()), "is a directory");
+    let text = std::fs::read_to_string(&input)
+        .unwrap()
+        .replacen("\n30,", "\nthirty,", 1);
+    std::fs::write(&input, text).unwrap();
+    bad(
+        predict(&run, input.to_str().unwrap(), &out),
+        "column \"age\" row 1: \"thirty\" is not a finite number",
+    );
+    let unseen = tmp.path().join("unseen.csv");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(data))
+        .unwrap()
+        .replacen(",no\n", ",maybe\n", 1);
+    std::fs::write(&unseen, text).unwrap();
+    bad(
+        vec![
+            "evaluate".into(),
+            "--checkpoint".into(),
+            run.display().to_string(),
+            "--data".into(),
+            unseen.display().to_string(),
+            "--output".into(),
+            tmp.path().join("ev").display().to_string(),
+            "--backend".into(),
+            "ndarray".into(),
+        ],
+        "holds \"maybe\", a label the model never saw",
+    );
+    assert!(!out.exists(), "no partial predictions are left");
+}
