@@ -186,10 +186,31 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Read and parse a JSON file of a run, as a checkpoint error when it is missing or bad.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))?;
-    serde_json::from_str(&text)
+    let bytes = read_bounded(path, MAX_METADATA_BYTES)?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| PatronError::checkpoint(path, format!("damaged or foreign file: {e}")))
+}
+
+/// Largest JSON/TOML file of a run patron reads (vocabularies of many columns stay far below).
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+/// Largest weight or optimizer file patron reads.
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+
+/// Read a file of a run, refusing one larger than `limit` before allocating for it, so a
+/// hostile or corrupted checkpoint cannot exhaust memory.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))?
+        .len();
+    if len > limit {
+        return Err(PatronError::checkpoint(
+            path,
+            format!(
+                "is {len} bytes, more than the {limit} a run file may hold; it is not a patron file"
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))
 }
 
 /// Weights of a module as burnpack bytes.
@@ -266,8 +287,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 /// Read a file of a run, checking its SHA-256 against the manifest when recorded.
 fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| PatronError::checkpoint(&path, format!("cannot read: {e}")))?;
+    let limit = if name.ends_with(".bpk") {
+        MAX_WEIGHTS_BYTES
+    } else {
+        MAX_METADATA_BYTES
+    };
+    let bytes = read_bounded(&path, limit)?;
     if let Some(expected) = manifest.files.get(name)
         && sha256_hex(&bytes) != *expected
     {

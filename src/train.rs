@@ -116,8 +116,9 @@ struct LoopState {
 const STATE_FILE: &str = "state.toml";
 
 fn read_state(path: &Path) -> Result<LoopState> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))?;
+    let bytes = checkpoint::read_bounded(path, checkpoint::MAX_METADATA_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| PatronError::checkpoint(path, "is not UTF-8: damaged training state"))?;
     toml::from_str(&text).map_err(|e| {
         PatronError::checkpoint(path, format!("damaged training state: {}", e.message()))
     })
@@ -162,14 +163,15 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         Some(dir) => dir.clone(),
         None => default_run_dir(config_path),
     };
-    create_run_dir(&run_dir, request.force)?;
     let manifest = initial_manifest(&prepared, backend);
-    write_atomic(
-        &run_dir.join(files::CONFIG),
-        prepared.config.to_toml().as_bytes(),
-    )?;
-    write_json(&run_dir.join(files::PREPROCESS), &prepared.pre)?;
-    write_json(&run_dir.join(files::MANIFEST), &manifest)?;
+    create_run_dir(&run_dir, request.force, |staging| {
+        write_atomic(
+            &staging.join(files::CONFIG),
+            prepared.config.to_toml().as_bytes(),
+        )?;
+        write_json(&staging.join(files::PREPROCESS), &prepared.pre)?;
+        write_json(&staging.join(files::MANIFEST), &manifest)
+    })?;
     progress.line(&format!("run directory: {}", run_dir.display()));
     run_loop(
         &run_dir,
@@ -314,9 +316,12 @@ fn default_run_dir(config_path: &Path) -> PathBuf {
     PathBuf::from("checkpoints").join(format!("{stem}-{stamp}"))
 }
 
-/// A run directory is created fresh: an existing non-empty one is never overwritten, except
-/// a patron run directory with `force`.
-fn create_run_dir(dir: &Path, force: bool) -> Result<()> {
+/// Create the run directory with its first files, atomically: they are written into a
+/// hidden sibling that is renamed into place, so a kill at any moment leaves either no run
+/// directory or one that `--resume` can load. An existing non-empty directory is never
+/// overwritten, except a patron run directory with `force`.
+fn create_run_dir(dir: &Path, force: bool, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let mut replace = false;
     if dir.exists() {
         let empty = dir.is_dir()
             && std::fs::read_dir(dir)
@@ -336,10 +341,31 @@ fn create_run_dir(dir: &Path, force: bool) -> Result<()> {
                     dir.display()
                 )));
             }
+        }
+        replace = true;
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| PatronError::io(&parent, e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).map_err(|e| PatronError::io(&staging, e))?;
+    let result = write(&staging).and_then(|()| {
+        if replace {
             std::fs::remove_dir_all(dir).map_err(|e| PatronError::io(dir, e))?;
         }
+        std::fs::rename(&staging, dir).map_err(|e| PatronError::io(dir, e))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
     }
-    std::fs::create_dir_all(dir).map_err(|e| PatronError::io(dir, e))
+    result
 }
 
 fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
@@ -488,11 +514,8 @@ fn run_loop(
     let mut best: Option<TabularMlp> = None;
     if let Some(dir) = &resume_from {
         state = read_state(&dir.join(STATE_FILE))?;
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path)
-                .map_err(|e| PatronError::checkpoint(&path, format!("cannot read: {e}")))
-        };
+        let read =
+            |name: &str| checkpoint::read_bounded(&dir.join(name), checkpoint::MAX_WEIGHTS_BYTES);
         model = checkpoint::load_module(&spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
         best = Some(checkpoint::load_module(
             &spec,
@@ -750,6 +773,12 @@ fn export(
 ) -> Result<()> {
     let weights = checkpoint::module_bytes(best)?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
+    // Rewritten from the state: a kill between an epoch's checkpoint and its metrics line
+    // must not leave the exported metrics one epoch short.
+    write_atomic(
+        &run_dir.join(files::METRICS),
+        metrics_csv(&state.history).as_bytes(),
+    )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
     report.write(run_dir, &format!("Test report of {}", run_dir.display()))?;
     manifest.status = RunStatus::Complete;
