@@ -42,6 +42,17 @@ pub fn logits(
     Ok(out)
 }
 
+/// Logits of encoded rows with a loaded run's model.
+fn run_logits(run: &LoadedRun, encoded: &Encoded, device: &Device) -> Result<Vec<f64>> {
+    logits(
+        &run.model,
+        &run.manifest.model,
+        encoded,
+        device,
+        SCORE_BATCH,
+    )
+}
+
 /// What `predict` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictSummary {
@@ -113,13 +124,7 @@ pub fn predict(
                 break;
             };
             let encoded = pre.transform(&chunk, offset, input)?;
-            let z = logits(
-                &run.model,
-                &run.manifest.model,
-                &encoded,
-                device,
-                SCORE_BATCH,
-            )?;
+            let z = run_logits(run, &encoded, device)?;
             let scores: Vec<f64> = z.iter().map(|&z| run.calibration.apply(z)).collect();
             let ids: Vec<String> = match &id {
                 Some(col) => chunk
@@ -263,13 +268,7 @@ pub fn evaluate(
     }
     let labels = pre.encode_target(&table, data)?;
     let encoded = pre.transform(&table, 0, data)?;
-    let z = logits(
-        &run.model,
-        &run.manifest.model,
-        &encoded,
-        device,
-        SCORE_BATCH,
-    )?;
+    let z = run_logits(run, &encoded, device)?;
     let raw: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
     let probs: Vec<f64> = z.iter().map(|&z| run.calibration.apply(z)).collect();
     let threshold = run.manifest.threshold.unwrap_or(0.5);

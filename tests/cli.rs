@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_ok, json, patron, stderr, stdout, train_on};
+use common::{assert_ok, json, patron, predict_on, stderr, stdout, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 const TELCO: &str = "configs/telco_churn.toml";
@@ -143,30 +143,10 @@ fn train_predict_evaluate_round_trip() {
 
     // The same scores from Parquet output, and from the flex backend (weights load anywhere).
     let out_pq = tmp.path().join("scores.parquet");
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_pq.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]));
+    assert_ok(&predict_on(&run, &input, &out_pq, "ndarray"));
     assert!(std::fs::metadata(&out_pq).unwrap().len() > 0);
     let out_flex = tmp.path().join("flex.csv");
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_flex.to_str().unwrap(),
-        "--backend",
-        "flex",
-    ]));
+    assert_ok(&predict_on(&run, &input, &out_flex, "flex"));
     let (on_ndarray, on_flex) = (common::scores(&out_csv), common::scores(&out_flex));
     assert_eq!(on_ndarray.len(), on_flex.len());
     for (a, b) in on_ndarray.iter().zip(&on_flex) {
@@ -240,17 +220,7 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     )
     .unwrap();
     let out = tmp.path().join("out.csv");
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]));
+    assert_ok(&predict_on(&run, &input, &out, "ndarray"));
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,score,prediction");
@@ -260,17 +230,7 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "age,job\n30,admin.\n").unwrap();
     let out2 = tmp.path().join("out2.csv");
-    let o = patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        bad.to_str().unwrap(),
-        "--output",
-        out2.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]);
+    let o = predict_on(&run, &bad, &out2, "ndarray");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("column \"marital\" not found"),

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, json, patron, scores, stdout, train_on};
+use common::{assert_ok, json, patron, predict_on, scores, stdout, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 /// A small network and few epochs: a software adapter is slow, and what is checked here
@@ -34,17 +34,7 @@ fn adapter_found() -> bool {
 }
 
 fn predict(run: &Path, input: &str, out: &Path, backend: &str) -> Vec<f64> {
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input,
-        "--output",
-        out.to_str().unwrap(),
-        "--backend",
-        backend,
-    ]));
+    assert_ok(&predict_on(run, Path::new(input), out, backend));
     scores(out)
 }
 

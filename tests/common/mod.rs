@@ -74,3 +74,18 @@ pub fn scores(path: &Path) -> Vec<f64> {
         .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
         .collect()
 }
+
+/// Run `patron predict` on `backend`.
+pub fn predict_on(run: &Path, input: &Path, output: &Path, backend: &str) -> Output {
+    patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--backend",
+        backend,
+    ])
+}
