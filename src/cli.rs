@@ -220,9 +220,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
         stop,
     };
     let outcome = train(&request, &backend, &progress)?;
-    for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
-    }
     let m = &outcome.report.metrics;
     println!(
         "{} ({} rows): auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4} (uncalibrated {:.4}); best epoch {} of {}",

@@ -65,8 +65,6 @@ pub struct TrainOutcome {
     pub best_epoch: usize,
     /// Epochs trained in total.
     pub epochs_run: usize,
-    /// Warnings from preprocessing worth showing.
-    pub warnings: Vec<String>,
 }
 
 /// One row of `metrics.csv`.
@@ -159,6 +157,9 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     })?;
     let config = Config::load(config_path, &request.overrides)?;
     let prepared = prepare(config, None)?;
+    for warning in &prepared.warnings {
+        progress.line(&format!("warning: {warning}"));
+    }
     let run_dir = match &request.output_dir {
         Some(dir) => dir.clone(),
         None => default_run_dir(config_path),
@@ -692,7 +693,6 @@ fn run_loop(
         report,
         best_epoch: state.best_epoch,
         epochs_run: state.epochs_done,
-        warnings: p.warnings,
     })
 }
 

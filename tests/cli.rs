@@ -768,3 +768,53 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
     );
     assert!(!out.exists(), "no partial predictions are left");
 }
+
+#[test]
+fn high_cardinality_columns_are_capped_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("codes.csv");
+    let mut text = String::from("code,amount,y\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "C{i:05},{},{}\n",
+            i % 97,
+            if i % 5 == 0 { "yes" } else { "no" }
+        ));
+    }
+    std::fs::write(&data, text).unwrap();
+    let path = format!("data.path={}", data.display());
+    let o = patron(&[
+        "train",
+        "--config",
+        BANK,
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        tmp.path().join("run").to_str().unwrap(),
+        "--set",
+        &path,
+        "--set",
+        "data.drop=[]",
+        "--set",
+        "data.max_categories=100",
+        "--set",
+        "train.epochs=1",
+    ]);
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "warning: column \"code\" has 2100 distinct values; keeping the 100 most frequent"
+        ),
+        "{err}"
+    );
+    let pre = json(&tmp.path().join("run/preprocess.json"));
+    let code = pre["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "code")
+        .unwrap();
+    assert_eq!(code["categories"].as_array().unwrap().len(), 100);
+}
