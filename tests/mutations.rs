@@ -1,0 +1,119 @@
+//! Seeded mutation tests: thousands of randomly damaged configs, CSV files and run files
+//! go through the parsers in-process, which must answer Ok or a typed error, never panic.
+//! (A cheap stand-in for coverage-guided fuzzing, which needs a nightly toolchain.)
+
+use std::path::Path;
+
+use patron::checkpoint::read_manifest;
+use patron::config::Config;
+use patron::data::{ReadOptions, read_table};
+use patron::preprocess::{Preprocessor, fit_labels};
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Flip, insert, delete or duplicate a few bytes.
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    const INTERESTING: &[u8] = b"\"',;=[]{}\n\r\t 0.-e\xff\xef\xbb\xbf#";
+    let mut out = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(4) {
+            0 if at < out.len() => out[at] = INTERESTING[rng.below(INTERESTING.len())],
+            1 => out.insert(at, INTERESTING[rng.below(INTERESTING.len())]),
+            2 if at < out.len() => {
+                out.remove(at);
+            }
+            _ => {
+                let end = (at + rng.below(16)).min(out.len());
+                let chunk = out[at..end].to_vec();
+                out.splice(at..at, chunk);
+            }
+        }
+    }
+    out
+}
+
+const CONFIG: &str = include_str!("../configs/bank_propensity.toml");
+
+#[test]
+fn mutated_configs_never_panic() {
+    let mut rng = Rng(1);
+    let mut errors = 0;
+    for _ in 0..5000 {
+        let bytes = mutate(&mut rng, CONFIG.as_bytes());
+        let text = String::from_utf8_lossy(&bytes);
+        let overrides = [
+            format!("train.epochs={}", rng.below(5)),
+            "model.hidden=[8]".to_string(),
+        ];
+        if Config::from_toml_str(&text, "fuzz.toml", &overrides).is_err() {
+            errors += 1;
+        }
+    }
+    println!("5000 mutated configs: {errors} rejected with an error, none panicked");
+    assert!(errors > 0);
+}
+
+#[test]
+fn mutated_csv_files_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = b"age,job,balance,y\n30,admin,100,no\n41,\"tech, senior\",-5,yes\n52,,NA,no\n";
+    let mut rng = Rng(2);
+    let path = dir.path().join("m.csv");
+    let config = Config::from_toml_str(
+        "[data]\npath = \"m.csv\"\ntarget = \"y\"\nmissing_values = [\"NA\"]\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    for _ in 0..1500 {
+        std::fs::write(&path, mutate(&mut rng, seed)).unwrap();
+        let options = ReadOptions::new(b',', &["NA".to_string()]);
+        if let Ok(table) = read_table(&path, &options) {
+            for name in table.column_names() {
+                assert_eq!(table.cells(&name).map(|c| c.len()), Some(table.height()));
+            }
+            // The schema inference and preprocessing take whatever parsed.
+            let Ok(labels) = fit_labels(&table, &config, &path) else {
+                continue;
+            };
+            let train_rows: Vec<usize> = (0..table.height()).collect();
+            if let Ok((pre, _)) = Preprocessor::fit(&table, &train_rows, labels, &config, &path) {
+                let encoded = pre.transform(&table, 0, &path).unwrap();
+                assert_eq!(encoded.rows, table.height());
+                assert!(encoded.numeric.iter().all(|x| x.is_finite()));
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_manifests_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let seed = br#"{"format_version": 1, "patron_version": "0.1.0", "status": "complete", "model_kind": "tabular_mlp", "backend": "flex", "device": "cpu", "created": "2026", "dataset": {"path": "x", "sha256": "ab", "rows": 3}, "rows": {"train": 1, "valid": 1, "test": 1}, "features": [], "labels": ["a", "b"], "positive": "b", "threshold": 0.5, "best_epoch": 1, "epochs_run": 1, "training_seconds": 1.0, "model": {"numeric_width": 1, "categorical_count": 0, "embedding_rows": 0, "embedding_dim": 4, "hidden": [4], "dropout": 0.1}, "files": {}}"#;
+    assert!(read_manifest(&run).is_err(), "no manifest yet");
+    std::fs::write(run.join("manifest.json"), seed).unwrap();
+    assert!(read_manifest(&run).is_ok(), "the seed manifest parses");
+    let mut rng = Rng(3);
+    for _ in 0..3000 {
+        std::fs::write(run.join("manifest.json"), mutate(&mut rng, seed)).unwrap();
+        let _ = read_manifest(Path::new(&run));
+    }
+}
