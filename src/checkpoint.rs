@@ -10,7 +10,7 @@
 //! RUN/calibration.json  fitted probability calibration
 //! RUN/model.bpk         best weights (Burn burnpack)
 //! RUN/metrics.csv       one row per epoch
-//! RUN/report.json       test-split report (and report.md for people)
+//! RUN/report.json       test-split report (report.md and report.html for people)
 //! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
 //! ```
 
@@ -49,8 +49,10 @@ pub mod files {
     pub const METRICS: &str = "metrics.csv";
     /// The machine-readable report.
     pub const REPORT: &str = "report.json";
-    /// The human-readable report.
+    /// The short human-readable report.
     pub const REPORT_MD: &str = "report.md";
+    /// The full human-readable report with charts.
+    pub const REPORT_HTML: &str = "report.html";
     /// Folder of resumable training state.
     pub const TRAIN_STATE: &str = "train_state";
 }

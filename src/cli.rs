@@ -249,7 +249,13 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
             .unwrap_or_else(|| "data".into());
         args.checkpoint.join(format!("eval-{name}"))
     });
-    let report = inference::evaluate(&run, &backend.device, &args.data, &out)?;
+    let report = inference::evaluate(
+        &run,
+        &backend.device,
+        &backend.description,
+        &args.data,
+        &out,
+    )?;
     let m = &report.metrics;
     println!(
         "{} rows: auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4}",

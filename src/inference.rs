@@ -11,6 +11,7 @@ use crate::calibration::sigmoid;
 use crate::checkpoint::LoadedRun;
 use crate::data::{ChunkReader, Format, read_table};
 use crate::error::{PatronError, Result};
+use crate::html_report::ReportPage;
 use crate::model::{Inputs, ModelSpec, TabularMlp};
 use crate::preprocess::Encoded;
 use crate::report::BinaryReport;
@@ -258,6 +259,7 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 pub fn evaluate(
     run: &LoadedRun,
     device: &Device,
+    device_name: &str,
     data: &Path,
     out_dir: &Path,
 ) -> Result<BinaryReport> {
@@ -281,6 +283,25 @@ pub fn evaluate(
         &data.display().to_string(),
     );
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
-    report.write(out_dir, &format!("Evaluation of {}", run.dir.display()))?;
+    let m = &run.manifest;
+    let page = ReportPage {
+        title: format!("Evaluation of {}", run.dir.display()),
+        facts: vec![
+            ("run".into(), run.dir.display().to_string()),
+            ("model".into(), m.model_kind.clone()),
+            ("evaluated file".into(), data.display().to_string()),
+            (
+                "trained on".into(),
+                format!("{} ({} rows)", m.dataset.path, m.dataset.rows),
+            ),
+            ("scored on".into(), device_name.to_string()),
+            ("patron".into(), env!("CARGO_PKG_VERSION").into()),
+        ],
+        probs: &probs,
+        uncalibrated: &raw,
+        labels: &labels,
+        history: &[],
+    };
+    report.write(out_dir, &page)?;
     Ok(report)
 }

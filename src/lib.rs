@@ -8,7 +8,8 @@
 //! - [`split`]: train / validation / test splits
 //! - [`model`]: the network
 //! - [`train`]: the training loop, checkpoints and export
-//! - [`calibration`], [`metrics`], [`report`]: scores, numbers and reports
+//! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
+//!   and reports
 //! - [`inference`]: batch scoring, `predict` and `evaluate`
 //! - [`checkpoint`]: the run directory
 //! - [`export`]: weights for other stacks (safetensors)
@@ -17,11 +18,13 @@
 
 pub mod backend;
 pub mod calibration;
+pub mod charts;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod export;
+pub mod html_report;
 pub mod inference;
 pub mod metrics;
 pub mod model;

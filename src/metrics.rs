@@ -146,7 +146,7 @@ pub fn auc_roc(scores: &[f64], labels: &[f32]) -> f64 {
 
 /// Cumulative (score, true positives, false positives) at each distinct score, scanning
 /// from the highest score down: the operating points of "predict positive if >= score".
-fn operating_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64, f64)> {
+pub fn operating_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64, f64)> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let (mut tp, mut fp) = (0.0, 0.0);
@@ -259,6 +259,137 @@ pub fn best_f1_threshold(scores: &[f64], labels: &[f32]) -> (f64, f64) {
     (best_t, best_f1)
 }
 
+/// ROC curve as (false positive rate, true positive rate), from (0, 0) to (1, 1).
+pub fn roc_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64)> {
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count().max(1) as f64;
+    let n_neg = (labels.len() as f64 - n_pos).max(1.0);
+    let mut points = vec![(0.0, 0.0)];
+    points.extend(
+        operating_points(scores, labels)
+            .into_iter()
+            .map(|(_, tp, fp)| (fp / n_neg, tp / n_pos)),
+    );
+    points
+}
+
+/// Precision-recall curve as (recall, precision), highest threshold first.
+pub fn pr_points(scores: &[f64], labels: &[f32]) -> Vec<(f64, f64)> {
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count().max(1) as f64;
+    operating_points(scores, labels)
+        .into_iter()
+        .map(|(_, tp, fp)| (tp / n_pos, tp / (tp + fp)))
+        .collect()
+}
+
+/// Reliability diagram: (mean predicted probability, observed positive rate, rows) of each
+/// non-empty equal-width bin.
+pub fn reliability(probs: &[f64], labels: &[f32], bins: usize) -> Vec<(f64, f64, usize)> {
+    let mut sum_p = vec![0.0; bins];
+    let mut sum_y = vec![0.0; bins];
+    let mut count = vec![0usize; bins];
+    for (&p, &y) in probs.iter().zip(labels) {
+        let b = ((p * bins as f64) as usize).min(bins - 1);
+        sum_p[b] += p;
+        sum_y[b] += f64::from(y);
+        count[b] += 1;
+    }
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| {
+            (
+                sum_p[b] / count[b] as f64,
+                sum_y[b] / count[b] as f64,
+                count[b],
+            )
+        })
+        .collect()
+}
+
+/// One row of the decile table: customers ranked by score, split into tenths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecileRow {
+    /// 1 = the highest-scored tenth.
+    pub decile: usize,
+    /// Customers in the decile.
+    pub customers: usize,
+    /// Positives among them.
+    pub positives: usize,
+    /// positives / customers.
+    pub response_rate: f64,
+    /// Response rate over the overall positive rate.
+    pub lift: f64,
+    /// Share of all positives captured by deciles 1..=this one.
+    pub cumulative_share: f64,
+}
+
+/// The decile table a campaign is planned with.
+pub fn deciles(scores: &[f64], labels: &[f32]) -> Vec<DecileRow> {
+    let n = scores.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let total_pos = labels.iter().filter(|&&y| y > 0.5).count();
+    let base = total_pos as f64 / n.max(1) as f64;
+    let mut rows = Vec::new();
+    let mut captured = 0;
+    for d in 0..10 {
+        let (start, end) = (d * n / 10, (d + 1) * n / 10);
+        let positives = order[start..end]
+            .iter()
+            .filter(|&&i| labels[i] > 0.5)
+            .count();
+        captured += positives;
+        let customers = end - start;
+        let rate = positives as f64 / customers.max(1) as f64;
+        rows.push(DecileRow {
+            decile: d + 1,
+            customers,
+            positives,
+            response_rate: rate,
+            lift: if base > 0.0 { rate / base } else { 0.0 },
+            cumulative_share: captured as f64 / total_pos.max(1) as f64,
+        });
+    }
+    rows
+}
+
+/// 95 % bootstrap intervals (2.5th and 97.5th percentiles over `resamples` seeded
+/// resamples of the rows) of every metric in [`BinaryMetrics`], by metric name.
+pub fn bootstrap_intervals(
+    probs: &[f64],
+    uncalibrated: &[f64],
+    labels: &[f32],
+    threshold: f64,
+    resamples: usize,
+    seed: u64,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    let n = probs.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut samples: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for _ in 0..resamples {
+        let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n.max(1))).collect();
+        let p: Vec<f64> = idx.iter().map(|&i| probs[i]).collect();
+        let r: Vec<f64> = idx.iter().map(|&i| uncalibrated[i]).collect();
+        let y: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
+        let m = BinaryMetrics::compute(&p, &r, &y, threshold);
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&m) {
+            for (k, v) in map {
+                if let Some(x) = v.as_f64() {
+                    samples.entry(k).or_default().push(x);
+                }
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+            (k, (at(0.025), at(0.975)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +424,35 @@ mod tests {
         assert!((ece(&p, &y, 10) - (0.2 + 0.3) / 2.0).abs() < 1e-12);
         // Two rows in one bin: |(1 + 0) - (0.62 + 0.68)| / 2.
         assert!((ece(&[0.62, 0.68], &[1., 0.], 10) - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn curves_deciles_and_intervals() {
+        let roc = roc_points(&SCORES, &LABELS);
+        assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+        assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+        let pr = pr_points(&SCORES, &LABELS);
+        assert_eq!(pr[0], (1.0 / 3.0, 1.0));
+        let rel = reliability(&[0.05, 0.15, 0.95, 0.91], &[0., 0., 1., 0.], 10);
+        let expected = [(0.05, 0.0, 1), (0.15, 0.0, 1), (0.93, 0.5, 2)];
+        assert_eq!(rel.len(), expected.len());
+        for (got, want) in rel.iter().zip(expected) {
+            assert!((got.0 - want.0).abs() < 1e-12 && got.1 == want.1 && got.2 == want.2);
+        }
+        let scores: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        let labels: Vec<f32> = (0..100).map(|i| if i >= 80 { 1.0 } else { 0.0 }).collect();
+        let d = deciles(&scores, &labels);
+        assert_eq!(d.len(), 10);
+        assert_eq!((d[0].customers, d[0].positives), (10, 10));
+        assert!((d[0].lift - 5.0).abs() < 1e-12);
+        assert!((d[1].cumulative_share - 1.0).abs() < 1e-12);
+        let ci = bootstrap_intervals(&scores, &scores, &labels, 0.5, 50, 7);
+        let (lo, hi) = ci["auc_roc"];
+        assert!(lo <= 1.0 && hi <= 1.0 && lo <= hi);
+        assert_eq!(
+            ci,
+            bootstrap_intervals(&scores, &scores, &labels, 0.5, 50, 7)
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! Evaluation reports: `report.json` for programs (keys pinned by the contract) and
-//! `report.md` for people.
+//! Evaluation reports: `report.json` for programs (keys pinned by the contract),
+//! `report.md` and `report.html` (see `html_report`) for people.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{write_atomic, write_json};
+use crate::checkpoint::{files, write_atomic, write_json};
 use crate::error::Result;
+use crate::html_report::ReportPage;
 use crate::metrics::{BinaryMetrics, Confusion};
 
 /// `report.json` of a binary task.
@@ -82,12 +83,14 @@ impl BinaryReport {
         out
     }
 
-    /// Write `report.json` and `report.md` into `dir`.
-    pub fn write(&self, dir: &Path, title: &str) -> Result<()> {
-        write_json(&dir.join(crate::checkpoint::files::REPORT), self)?;
+    /// Write `report.json`, `report.md` and `report.html` into `dir`.
+    pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
+        let html = crate::html_report::render(self, page)?;
+        write_json(&dir.join(files::REPORT), self)?;
         write_atomic(
-            &dir.join(crate::checkpoint::files::REPORT_MD),
-            self.to_markdown(title).as_bytes(),
-        )
+            &dir.join(files::REPORT_MD),
+            self.to_markdown(&page.title).as_bytes(),
+        )?;
+        write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
     }
 }

@@ -29,6 +29,7 @@ use crate::checkpoint::{
 use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
 use crate::data::{ReadOptions, read_table};
 use crate::error::{PatronError, Result};
+use crate::html_report::ReportPage;
 use crate::inference::{SCORE_BATCH, logits};
 use crate::metrics::{auc_roc, average_precision, best_f1_threshold, log_loss};
 use crate::model::{Inputs, ModelSpec, TabularMlp};
@@ -679,14 +680,43 @@ fn run_loop(
         evaluated_on,
     );
 
+    let page = ReportPage {
+        title: format!("Test report of {}", run_dir.display()),
+        facts: vec![
+            ("run".into(), run_dir.display().to_string()),
+            (
+                "model".into(),
+                format!("{} {:?}", manifest.model_kind, spec.hidden),
+            ),
+            ("data".into(), manifest.dataset.path.clone()),
+            (
+                "rows".into(),
+                format!(
+                    "train {}, validation {}, test {}",
+                    manifest.rows.train, manifest.rows.valid, manifest.rows.test
+                ),
+            ),
+            ("backend".into(), manifest.device.clone()),
+            ("training time".into(), format!("{:.1} s", state.seconds)),
+            (
+                "best epoch".into(),
+                format!("{} of {}", state.best_epoch, state.epochs_done),
+            ),
+            ("patron".into(), env!("CARGO_PKG_VERSION").into()),
+        ],
+        probs: &calibrated,
+        uncalibrated: &raw,
+        labels: &test_y,
+        history: &state.history,
+    };
     export(
         run_dir,
         &mut manifest,
         &state,
         &best,
         &calibration,
-        threshold,
         &report,
+        &page,
     )?;
     Ok(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
@@ -768,8 +798,8 @@ fn export(
     state: &LoopState,
     best: &TabularMlp,
     calibration: &Calibration,
-    threshold: f64,
     report: &BinaryReport,
+    page: &ReportPage,
 ) -> Result<()> {
     let weights = checkpoint::module_bytes(best)?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
@@ -780,9 +810,9 @@ fn export(
         metrics_csv(&state.history).as_bytes(),
     )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
-    report.write(run_dir, &format!("Test report of {}", run_dir.display()))?;
+    report.write(run_dir, page)?;
     manifest.status = RunStatus::Complete;
-    manifest.threshold = Some(threshold);
+    manifest.threshold = Some(report.metrics.threshold);
     manifest.best_epoch = Some(state.best_epoch);
     manifest.epochs_run = state.epochs_done;
     manifest.training_seconds = state.seconds;

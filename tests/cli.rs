@@ -92,6 +92,8 @@ fn train_predict_evaluate_round_trip() {
         .sum();
     assert_eq!(cm_total, report["n"].as_u64().unwrap());
 
+    check_html_report(&run.join("report.html"), true);
+
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let mut lines = metrics.lines();
     assert_eq!(
@@ -171,6 +173,7 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(eval["n"], 300);
     assert!(eval["metrics"]["auc_roc"].as_f64().unwrap() > 0.75);
     assert!(eval_dir.join("report.md").is_file());
+    check_html_report(&eval_dir.join("report.html"), false);
 
     // Export the weights as safetensors: names and shapes follow the model.
     let st = tmp.path().join("model.safetensors");
@@ -198,6 +201,59 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(shape("layers.1.weight"), serde_json::json!([256, 128]));
     assert_eq!(shape("output.weight"), serde_json::json!([128, 1]));
     assert_eq!(header["__metadata__"]["positive"], "Yes");
+}
+
+/// report.html holds every section, each chart is well-formed SVG with labelled axes, and
+/// nothing is fetched from elsewhere.
+fn check_html_report(path: &Path, with_training: bool) {
+    let html = std::fs::read_to_string(path).unwrap();
+    let mut sections = vec![
+        "summary",
+        "metrics",
+        "roc",
+        "pr",
+        "calibration",
+        "scores",
+        "gains",
+        "lift",
+        "deciles",
+        "confusion",
+    ];
+    if with_training {
+        sections.push("training");
+    }
+    for id in sections {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "section {id} missing"
+        );
+    }
+    assert!(html.contains("95 % interval"));
+    // Self-contained: no scripts, stylesheets, images or fonts fetched from anywhere.
+    for needle in [
+        "<script",
+        "<link",
+        "<img",
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "@import",
+    ] {
+        assert!(!html.contains(needle), "report.html contains {needle}");
+    }
+    let mut svgs = 0;
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
+        let svg = &rest[start..end];
+        let doc = roxmltree::Document::parse(svg)
+            .unwrap_or_else(|e| panic!("SVG {svgs} is not XML: {e}"));
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        assert!(texts.len() >= 4, "SVG {svgs} has too few labels: {texts:?}");
+        svgs += 1;
+        rest = &rest[end..];
+    }
+    assert_eq!(svgs, if with_training { 9 } else { 6 });
 }
 
 fn manifest_threshold(run: &Path) -> f64 {

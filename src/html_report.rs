@@ -1,0 +1,330 @@
+//! `report.html`: one self-contained page (inline SVG, inline CSS, no scripts or fetched
+//! fonts) that a marketing analyst can open offline.
+
+use std::fmt::Write as _;
+
+use crate::charts::{Axes, Series, line_chart, padded_range, palette};
+use crate::error::{PatronError, Result};
+use crate::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
+use crate::report::BinaryReport;
+use crate::train::EpochRow;
+
+/// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
+const BOOTSTRAP_RESAMPLES: usize = 200;
+const BOOTSTRAP_SEED: u64 = 42;
+
+/// Everything one report page shows.
+pub struct ReportPage<'a> {
+    /// Page title.
+    pub title: String,
+    /// Header facts (run name, model, data, rows, backend, time, best epoch, version).
+    pub facts: Vec<(String, String)>,
+    /// Calibrated scores of the evaluated rows.
+    pub probs: &'a [f64],
+    /// Scores before calibration.
+    pub uncalibrated: &'a [f64],
+    /// 0/1 labels of the evaluated rows.
+    pub labels: &'a [f32],
+    /// Per-epoch training history (empty for `evaluate`).
+    pub history: &'a [EpochRow],
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn chart(axes: &Axes, series: &[Series]) -> Result<String> {
+    line_chart(axes, series).map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}\
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}\
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
+.charts{display:flex;flex-wrap:wrap;gap:12px}.note{color:#555;font-size:.9em}#summary td{text-align:left}";
+
+/// Render the page for the numbers of `r`.
+pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
+    let m = &r.metrics;
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>",
+        escape(&page.title),
+        escape(&page.title)
+    );
+
+    h.push_str("<section id=\"summary\"><table>");
+    for (k, v) in &page.facts {
+        let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
+    }
+    let _ = writeln!(
+        h,
+        "<tr><th>evaluated rows</th><td>{} ({} positive, class <code>{}</code>)</td></tr></table></section>",
+        r.n,
+        r.n_positive,
+        escape(&r.positive)
+    );
+
+    // Metrics with 95 % bootstrap intervals.
+    let ci = crate::metrics::bootstrap_intervals(
+        page.probs,
+        page.uncalibrated,
+        page.labels,
+        m.threshold,
+        BOOTSTRAP_RESAMPLES,
+        BOOTSTRAP_SEED,
+    );
+    h.push_str("<section id=\"metrics\"><h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>95 % interval</th></tr>");
+    let rows = [
+        ("auc_roc", "ROC AUC", m.auc_roc),
+        ("auc_pr", "PR AUC (average precision)", m.auc_pr),
+        ("log_loss", "log loss", m.log_loss),
+        ("brier", "Brier score", m.brier),
+        ("accuracy", "accuracy", m.accuracy),
+        ("precision", "precision", m.precision),
+        ("recall", "recall", m.recall),
+        ("f1", "F1", m.f1),
+        ("lift_top_decile", "lift in the top 10 %", m.lift_top_decile),
+        ("ece", "ECE (calibrated)", m.ece),
+        (
+            "ece_uncalibrated",
+            "ECE (before calibration)",
+            m.ece_uncalibrated,
+        ),
+    ];
+    for (key, name, value) in rows {
+        // The binned ECE is biased upward on resamples, so its percentile interval would
+        // not even contain the estimate: no interval is shown for it.
+        let interval = match ci.get(key) {
+            Some((lo, hi)) if !key.starts_with("ece") => format!("{lo:.4} to {hi:.4}"),
+            _ => "-".to_string(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{name}</td><td>{value:.4}</td><td>{interval}</td></tr>"
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Decision threshold {:.4} on the calibrated score, chosen for the best F1 on the validation split.</p></section>",
+        m.threshold
+    );
+
+    // Curves.
+    let unit = 0.0..1.0;
+    let diagonal = || vec![(0.0, 0.0), (1.0, 1.0)];
+    let roc = chart(
+        &Axes {
+            title: &format!("ROC curve (AUC {:.3})", m.auc_roc),
+            x_label: "false positive rate",
+            y_label: "true positive rate",
+            x: unit.clone(),
+            y: unit.clone(),
+        },
+        &[
+            Series::new("model", roc_points(page.probs, page.labels), palette::MODEL),
+            Series::new("chance", diagonal(), palette::REFERENCE),
+        ],
+    )?;
+    let base = r.n_positive as f64 / r.n.max(1) as f64;
+    let mut pr = pr_points(page.probs, page.labels);
+    pr.insert(0, (0.0, pr.first().map_or(1.0, |p| p.1)));
+    let pr = chart(
+        &Axes {
+            title: &format!("Precision-recall (AP {:.3})", m.auc_pr),
+            x_label: "recall",
+            y_label: "precision",
+            x: unit.clone(),
+            y: unit.clone(),
+        },
+        &[
+            Series::new("model", pr, palette::MODEL),
+            Series::new(
+                "base rate",
+                vec![(0.0, base), (1.0, base)],
+                palette::REFERENCE,
+            ),
+        ],
+    )?;
+    let bins = |p: &[f64]| {
+        reliability(p, page.labels, ECE_BINS)
+            .into_iter()
+            .map(|(x, y, _)| (x, y))
+            .collect::<Vec<_>>()
+    };
+    let calibration = chart(
+        &Axes {
+            title: &format!(
+                "Calibration (ECE {:.3}, before {:.3})",
+                m.ece, m.ece_uncalibrated
+            ),
+            x_label: "mean predicted probability",
+            y_label: "observed positive rate",
+            x: unit.clone(),
+            y: unit.clone(),
+        },
+        &[
+            Series::new("calibrated", bins(page.probs), palette::MODEL),
+            Series::new(
+                "before calibration",
+                bins(page.uncalibrated),
+                palette::OTHER,
+            ),
+            Series::new("perfect", diagonal(), palette::REFERENCE),
+        ],
+    )?;
+    let table = deciles(page.probs, page.labels);
+    let mut gains = vec![(0.0, 0.0)];
+    gains.extend(
+        table
+            .iter()
+            .map(|d| (d.decile as f64 / 10.0, d.cumulative_share)),
+    );
+    let gains = chart(
+        &Axes {
+            title: "Cumulative gains",
+            x_label: "share of customers contacted (by score)",
+            y_label: "share of positives reached",
+            x: unit.clone(),
+            y: unit.clone(),
+        },
+        &[
+            Series::new("model", gains, palette::MODEL),
+            Series::new("random", diagonal(), palette::REFERENCE),
+        ],
+    )?;
+    let lift_points: Vec<(f64, f64)> = table.iter().map(|d| (d.decile as f64, d.lift)).collect();
+    let lift = chart(
+        &Axes {
+            title: "Lift by decile",
+            x_label: "decile (1 = highest scores)",
+            y_label: "lift over base rate",
+            x: 0.5..10.5,
+            y: padded_range(lift_points.iter().map(|p| p.1).chain([0.0, 1.0])),
+        },
+        &[
+            Series::new("model", lift_points, palette::MODEL),
+            Series::new("random", vec![(0.5, 1.0), (10.5, 1.0)], palette::REFERENCE),
+        ],
+    )?;
+    let histogram = |positive: bool| {
+        let mut counts = [0usize; 20];
+        let mut total = 0usize;
+        for (&p, &y) in page.probs.iter().zip(page.labels) {
+            if (y > 0.5) == positive {
+                counts[((p * 20.0) as usize).min(19)] += 1;
+                total += 1;
+            }
+        }
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(b, &c)| {
+                let share = c as f64 / total.max(1) as f64;
+                [(b as f64 / 20.0, share), ((b + 1) as f64 / 20.0, share)]
+            })
+            .collect::<Vec<_>>()
+    };
+    let (pos_hist, neg_hist) = (histogram(true), histogram(false));
+    let scores = chart(
+        &Axes {
+            title: "Score distribution by class",
+            x_label: "calibrated score",
+            y_label: "share of the class",
+            x: unit.clone(),
+            y: padded_range(pos_hist.iter().chain(&neg_hist).map(|p| p.1).chain([0.0])),
+        },
+        &[
+            Series::new(&format!("actual {}", r.positive), pos_hist, palette::MODEL),
+            Series::new("actual negative", neg_hist, palette::OTHER),
+        ],
+    )?;
+    let _ = writeln!(
+        h,
+        "<section id=\"curves\"><h2>Ranking and calibration</h2><div class=\"charts\"><div id=\"roc\">{roc}</div><div id=\"pr\">{pr}</div><div id=\"calibration\">{calibration}</div><div id=\"scores\">{scores}</div></div></section>\n\
+         <section id=\"campaign\"><h2>Campaign planning</h2><div class=\"charts\"><div id=\"gains\">{gains}</div><div id=\"lift\">{lift}</div></div>"
+    );
+
+    // Decile table.
+    h.push_str("<table id=\"deciles\"><tr><th>decile</th><th>customers</th><th>positives</th><th>response rate</th><th>lift</th><th>cumulative share of positives</th></tr>");
+    for d in &table {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.2}</td><td>{:.1} %</td></tr>",
+            d.decile,
+            d.customers,
+            d.positives,
+            d.response_rate * 100.0,
+            d.lift,
+            d.cumulative_share * 100.0
+        );
+    }
+    h.push_str("</table></section>\n");
+
+    let [[tn, fp], [fn_, tp]] = r.confusion_matrix;
+    let _ = writeln!(
+        h,
+        "<section id=\"confusion\"><h2>Confusion matrix at threshold {:.4}</h2><table><tr><th></th><th>predicted negative</th><th>predicted {}</th></tr>\
+         <tr><th>actual negative</th><td>{tn}</td><td>{fp}</td></tr><tr><th>actual {}</th><td>{fn_}</td><td>{tp}</td></tr></table></section>",
+        m.threshold,
+        escape(&r.positive),
+        escape(&r.positive)
+    );
+
+    if !page.history.is_empty() {
+        let epochs = page.history.len() as f64;
+        let xs = 0.5..epochs + 0.5;
+        let pick = |f: fn(&EpochRow) -> f64| {
+            page.history
+                .iter()
+                .map(|e| (e.epoch as f64, f(e)))
+                .collect::<Vec<_>>()
+        };
+        let (train, valid) = (pick(|e| e.train_loss), pick(|e| e.valid_loss));
+        let loss = chart(
+            &Axes {
+                title: "Loss",
+                x_label: "epoch",
+                y_label: "log loss",
+                x: xs.clone(),
+                y: padded_range(train.iter().chain(&valid).map(|p| p.1)),
+            },
+            &[
+                Series::new("train (weighted)", train, palette::MODEL),
+                Series::new("validation", valid, palette::OTHER),
+            ],
+        )?;
+        let auc = pick(|e| e.valid_auc_roc);
+        let auc = chart(
+            &Axes {
+                title: "Validation ROC AUC",
+                x_label: "epoch",
+                y_label: "ROC AUC",
+                x: xs.clone(),
+                y: padded_range(auc.iter().map(|p| p.1)),
+            },
+            &[Series::new("validation", auc, palette::THIRD)],
+        )?;
+        let lr = pick(|e| e.lr);
+        let lr = chart(
+            &Axes {
+                title: "Learning rate",
+                x_label: "epoch",
+                y_label: "learning rate (end of epoch)",
+                x: xs,
+                y: padded_range(lr.iter().map(|p| p.1).chain([0.0])),
+            },
+            &[Series::new("AdamW", lr, palette::MODEL)],
+        )?;
+        let _ = writeln!(
+            h,
+            "<section id=\"training\"><h2>Training</h2><div class=\"charts\"><div>{loss}</div><div>{auc}</div><div>{lr}</div></div></section>"
+        );
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
