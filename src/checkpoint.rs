@@ -10,6 +10,7 @@
 //! RUN/calibration.json  fitted probability calibration
 //! RUN/model.bpk         best weights (Burn burnpack)
 //! RUN/metrics.csv       one row per epoch
+//! RUN/importance.json   permutation feature importance (validation split)
 //! RUN/report.json       test-split report (report.md and report.html for people)
 //! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
 //! ```
@@ -45,6 +46,8 @@ pub mod files {
     pub const CALIBRATION: &str = "calibration.json";
     /// The best weights.
     pub const MODEL: &str = "model.bpk";
+    /// Permutation feature importance on the validation split.
+    pub const IMPORTANCE: &str = "importance.json";
     /// Per-epoch metrics.
     pub const METRICS: &str = "metrics.csv";
     /// The machine-readable report.
@@ -180,7 +183,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialize a value as pretty JSON and write it atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| PatronError::Internal(format!("serializing {}: {e}", path.display())))?;
     write_atomic(path, format!("{text}\n").as_bytes())

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::charts::{Axes, Series, line_chart, padded_range, palette};
 use crate::error::{PatronError, Result};
+use crate::importance::{FeatureImportance, REPEATS};
 use crate::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::report::BinaryReport;
 use crate::train::EpochRow;
@@ -27,7 +28,12 @@ pub struct ReportPage<'a> {
     pub labels: &'a [f32],
     /// Per-epoch training history (empty for `evaluate`).
     pub history: &'a [EpochRow],
+    /// Permutation importance on the validation split (empty for `evaluate`).
+    pub importance: &'a [FeatureImportance],
 }
+
+/// Features listed in the importance table.
+const TOP_FEATURES: usize = 20;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -275,6 +281,28 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         escape(&r.positive)
     );
 
+    if !page.importance.is_empty() {
+        let top = page
+            .importance
+            .iter()
+            .map(|f| f.auc_drop)
+            .fold(1e-9, f64::max);
+        h.push_str("<section id=\"importance\"><h2>What drives the score</h2><table><tr><th>feature</th><th>drop in validation ROC AUC when shuffled</th><th>spread (std)</th><th></th></tr>");
+        for f in page.importance.iter().take(TOP_FEATURES) {
+            let width = (f.auc_drop.max(0.0) / top * 200.0).round();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td style=\"text-align:left\"><span style=\"display:inline-block;height:10px;width:{width}px;background:#1f77b4\"></span></td></tr>",
+                escape(&f.feature),
+                f.auc_drop,
+                f.std
+            );
+        }
+        let _ = writeln!(
+            h,
+            "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC is measured. Near zero or negative: the model does not rely on the column.</p></section>"
+        );
+    }
     if !page.history.is_empty() {
         let epochs = page.history.len() as f64;
         let xs = 0.5..epochs + 0.5;

@@ -301,6 +301,7 @@ pub fn evaluate(
         uncalibrated: &raw,
         labels: &labels,
         history: &[],
+        importance: &[],
     };
     report.write(out_dir, &page)?;
     Ok(report)

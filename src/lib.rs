@@ -11,6 +11,7 @@
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
 //!   and reports
 //! - [`inference`]: batch scoring, `predict` and `evaluate`
+//! - [`importance`]: permutation feature importance
 //! - [`checkpoint`]: the run directory
 //! - [`export`]: weights for other stacks (safetensors)
 //! - [`backend`]: choosing the device
@@ -25,6 +26,7 @@ pub mod data;
 pub mod error;
 pub mod export;
 pub mod html_report;
+pub mod importance;
 pub mod inference;
 pub mod metrics;
 pub mod model;

@@ -30,6 +30,7 @@ use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
 use crate::data::{ReadOptions, read_table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
+use crate::importance::permutation_importance;
 use crate::inference::{SCORE_BATCH, logits};
 use crate::metrics::{auc_roc, average_precision, best_f1_threshold, log_loss};
 use crate::model::{Inputs, ModelSpec, TabularMlp};
@@ -661,6 +662,8 @@ fn run_loop(
     let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
     let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
     let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
+    let importance =
+        permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?;
     let (eval_rows, evaluated_on) = if p.split.test.is_empty() {
         (&p.split.valid, "valid")
     } else {
@@ -708,6 +711,7 @@ fn run_loop(
         uncalibrated: &raw,
         labels: &test_y,
         history: &state.history,
+        importance: &importance,
     };
     export(
         run_dir,
@@ -810,6 +814,7 @@ fn export(
         metrics_csv(&state.history).as_bytes(),
     )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
+    write_json(&run_dir.join(files::IMPORTANCE), page.importance)?;
     report.write(run_dir, page)?;
     manifest.status = RunStatus::Complete;
     manifest.threshold = Some(report.metrics.threshold);

@@ -28,6 +28,8 @@ fn train_predict_evaluate_round_trip() {
         "metrics.csv",
         "report.json",
         "report.md",
+        "report.html",
+        "importance.json",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
@@ -220,7 +222,7 @@ fn check_html_report(path: &Path, with_training: bool) {
         "confusion",
     ];
     if with_training {
-        sections.push("training");
+        sections.extend(["training", "importance"]);
     }
     for id in sections {
         assert!(

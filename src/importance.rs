@@ -1,0 +1,83 @@
+//! Permutation feature importance: how much validation ROC AUC drops when one input
+//! column's values are shuffled across rows (all of its model inputs together: the scaled
+//! value, missing indicator and bins of a number; the category index of a category).
+
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::inference::{SCORE_BATCH, logits};
+use crate::metrics::auc_roc;
+use crate::model::{ModelSpec, TabularMlp};
+use crate::preprocess::{Encoded, Feature, Preprocessor};
+
+/// Shuffles per feature; the spread over them says how stable the estimate is.
+pub const REPEATS: usize = 5;
+
+/// Importance of one input column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    /// Column name.
+    pub feature: String,
+    /// Mean drop in validation ROC AUC when the column is shuffled.
+    pub auc_drop: f64,
+    /// Standard deviation of that drop over the repeats.
+    pub std: f64,
+}
+
+/// Importance of every feature, most important first.
+pub fn permutation_importance(
+    model: &TabularMlp,
+    spec: &ModelSpec,
+    pre: &Preprocessor,
+    valid: &Encoded,
+    labels: &[f32],
+    device: &Device,
+    seed: u64,
+) -> Result<Vec<FeatureImportance>> {
+    let base = auc_roc(&logits(model, spec, valid, device, SCORE_BATCH)?, labels);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (width, n_cat) = (valid.numeric_width, valid.categorical_count);
+    let (mut num_col, mut cat_col) = (0, 0);
+    let mut out = Vec::new();
+    for feature in &pre.features {
+        let columns = feature.numeric_inputs();
+        let mut drops = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            let mut order: Vec<usize> = (0..valid.rows).collect();
+            order.shuffle(&mut rng);
+            let mut shuffled = valid.clone();
+            for (row, &from) in order.iter().enumerate() {
+                match feature {
+                    Feature::Numeric { .. } => {
+                        let (dst, src) = (row * width + num_col, from * width + num_col);
+                        shuffled.numeric[dst..dst + columns]
+                            .copy_from_slice(&valid.numeric[src..src + columns]);
+                    }
+                    Feature::Categorical { .. } => {
+                        shuffled.categorical[row * n_cat + cat_col] =
+                            valid.categorical[from * n_cat + cat_col];
+                    }
+                }
+            }
+            let z = logits(model, spec, &shuffled, device, SCORE_BATCH)?;
+            drops.push(base - auc_roc(&z, labels));
+        }
+        match feature {
+            Feature::Numeric { .. } => num_col += columns,
+            Feature::Categorical { .. } => cat_col += 1,
+        }
+        let mean = drops.iter().sum::<f64>() / REPEATS as f64;
+        let var = drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / REPEATS as f64;
+        out.push(FeatureImportance {
+            feature: feature.name().to_string(),
+            auc_drop: mean,
+            std: var.sqrt(),
+        });
+    }
+    out.sort_by(|a, b| b.auc_drop.total_cmp(&a.auc_drop));
+    Ok(out)
+}
