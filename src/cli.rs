@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
 use patron::checkpoint::load_run;
+use patron::compare;
 use patron::config::Config;
 use patron::data::{ReadOptions, read_table};
 use patron::error::{PatronError, Result};
@@ -61,6 +62,12 @@ The last line on stdout is the run directory.")]
   patron validate --config configs/bank_propensity.toml
   patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
     Validate(ConfigArgs),
+    /// Print the key test metrics of several runs side by side, best marked.
+    #[command(after_help = "Examples:
+  patron compare checkpoints/bank_propensity-*
+  patron compare runs/a runs/b --output comparison.md
+  patron compare runs/a runs/b --output comparison.csv")]
+    Compare(CompareArgs),
     /// Write a run's weights in a format other stacks read (safetensors).
     #[command(after_help = "Examples:
   patron export --checkpoint runs/churn --format safetensors --output churn.safetensors
@@ -144,6 +151,17 @@ pub struct PredictArgs {
     pub backend: BackendChoice,
 }
 
+/// `patron compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories (or `patron evaluate` output folders).
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Also write the table: CSV for a .csv name, markdown otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// `patron export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -176,6 +194,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
         Command::Validate(args) => run_validate(args),
+        Command::Compare(args) => {
+            let table = compare::compare(&args.dirs)?;
+            print!("{}", table.to_markdown());
+            if let Some(path) = &args.output {
+                table.write(path)?;
+            }
+            Ok(())
+        }
         Command::Export(args) => {
             export::export(&args.checkpoint, args.format, &args.output)?;
             println!("{}", args.output.display());

@@ -13,6 +13,7 @@
 //! - [`inference`]: batch scoring, `predict` and `evaluate`
 //! - [`importance`]: permutation feature importance
 //! - [`checkpoint`]: the run directory
+//! - [`compare`]: runs side by side
 //! - [`export`]: weights for other stacks (safetensors)
 //! - [`backend`]: choosing the device
 //! - [`progress`]: progress bars and lines
@@ -21,6 +22,7 @@ pub mod backend;
 pub mod calibration;
 pub mod charts;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;

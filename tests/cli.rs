@@ -876,3 +876,41 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
         .unwrap();
     assert_eq!(code["categories"].as_array().unwrap().len(), 100);
 }
+
+#[test]
+fn compare_marks_the_best_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = train(BANK, &tmp.path().join("a"), &["train.epochs=1"]);
+    let b = train(BANK, &tmp.path().join("b"), &["train.epochs=6"]);
+    let out = tmp.path().join("cmp.csv");
+    let o = patron(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let table = stdout(&o);
+    assert!(
+        table.starts_with("| run | model | n | auc_roc (max) |"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 4);
+    let auc = |dir: &Path| {
+        json(&dir.join("report.json"))["metrics"]["auc_roc"]
+            .as_f64()
+            .unwrap()
+    };
+    let winner = if auc(&a) >= auc(&b) { &a } else { &b };
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let best_line = csv
+        .lines()
+        .find(|l| l.split(',').nth(4) == Some("*"))
+        .unwrap();
+    assert!(best_line.contains(winner.to_str().unwrap()), "{csv}");
+    expect_bad(
+        &["compare", tmp.path().to_str().unwrap()],
+        "has no report.json",
+    );
+}
