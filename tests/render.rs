@@ -1,0 +1,91 @@
+//! report.html opens in a real browser: headless Chromium loads it with no console errors
+//! and renders it. `.ci/run` installs Debian's chromium; without it this test skips.
+
+mod common;
+
+use std::process::Command;
+
+use common::train_on;
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Flags for a closed, sandboxed CI machine.
+const FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipping: no chromium found (apt-get install chromium)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/bank_propensity.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=3"],
+    );
+    let url = format!("file://{}", run.join("report.html").display());
+    let profile = tmp.path().join("profile");
+    let shot = tmp.path().join("report.png");
+    let o = Command::new(browser)
+        .args(FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,3000",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let console_errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load"))
+        .collect();
+    assert!(console_errors.is_empty(), "{console_errors:?}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 20_000,
+        "the screenshot is nearly empty"
+    );
+    // The DOM the browser built holds every section.
+    let o = Command::new(browser)
+        .args(FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    for section in [
+        "Metrics",
+        "Ranking and calibration",
+        "Campaign planning",
+        "What drives the score",
+        "Training",
+    ] {
+        assert!(dom.contains(section), "rendered page lacks {section}");
+    }
+    assert!(dom.matches("<svg").count() >= 9);
+}
