@@ -16,6 +16,7 @@ use patron::export::{self, ExportFormat};
 use patron::inference;
 use patron::preprocess::{Feature, Preprocessor, fit_labels, target_values};
 use patron::progress::Progress;
+use patron::run_report;
 use patron::split::split_rows;
 use patron::train::{TrainRequest, train};
 
@@ -62,6 +63,10 @@ The last line on stdout is the run directory.")]
   patron validate --config configs/bank_propensity.toml
   patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
     Validate(ConfigArgs),
+    /// Rebuild report.json, report.md and report.html of a run from its saved files.
+    #[command(after_help = "Examples:
+  patron report --checkpoint runs/churn")]
+    Report(ReportArgs),
     /// Print the key test metrics of several runs side by side, best marked.
     #[command(after_help = "Examples:
   patron compare checkpoints/bank_propensity-*
@@ -151,6 +156,14 @@ pub struct PredictArgs {
     pub backend: BackendChoice,
 }
 
+/// `patron report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+}
+
 /// `patron compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -194,6 +207,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
         Command::Validate(args) => run_validate(args),
+        Command::Report(args) => {
+            let report = run_report::regenerate(&args.checkpoint)?;
+            println!(
+                "{} ({} rows): auc_roc {:.4}",
+                report.evaluated_on, report.n, report.metrics.auc_roc
+            );
+            println!("{}", args.checkpoint.join("report.html").display());
+            Ok(())
+        }
         Command::Compare(args) => {
             let table = compare::compare(&args.dirs)?;
             print!("{}", table.to_markdown());

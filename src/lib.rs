@@ -9,7 +9,7 @@
 //! - [`model`]: the network
 //! - [`train`]: the training loop, checkpoints and export
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
-//!   and reports
+//!   and reports; [`run_report`]: a run's reports, built and rebuilt
 //! - [`inference`]: batch scoring, `predict` and `evaluate`
 //! - [`importance`]: permutation feature importance
 //! - [`checkpoint`]: the run directory
@@ -35,6 +35,7 @@ pub mod model;
 pub mod preprocess;
 pub mod progress;
 pub mod report;
+pub mod run_report;
 pub mod split;
 pub mod train;
 

@@ -37,6 +37,7 @@ use crate::model::{Inputs, ModelSpec, TabularMlp};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
 use crate::progress::Progress;
 use crate::report::BinaryReport;
+use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
 use crate::split::{Split, split_rows};
 
 /// What the user asked `patron train` to do.
@@ -683,44 +684,28 @@ fn run_loop(
         evaluated_on,
     );
 
-    let page = ReportPage {
-        title: format!("Test report of {}", run_dir.display()),
-        facts: vec![
-            ("run".into(), run_dir.display().to_string()),
-            (
-                "model".into(),
-                format!("{} {:?}", manifest.model_kind, spec.hidden),
-            ),
-            ("data".into(), manifest.dataset.path.clone()),
-            (
-                "rows".into(),
-                format!(
-                    "train {}, validation {}, test {}",
-                    manifest.rows.train, manifest.rows.valid, manifest.rows.test
-                ),
-            ),
-            ("backend".into(), manifest.device.clone()),
-            ("training time".into(), format!("{:.1} s", state.seconds)),
-            (
-                "best epoch".into(),
-                format!("{} of {}", state.best_epoch, state.epochs_done),
-            ),
-            ("patron".into(), env!("CARGO_PKG_VERSION").into()),
-        ],
-        probs: &calibrated,
-        uncalibrated: &raw,
-        labels: &test_y,
-        history: &state.history,
-        importance: &importance,
-    };
+    manifest.threshold = Some(threshold);
+    manifest.best_epoch = Some(state.best_epoch);
+    manifest.epochs_run = state.epochs_done;
+    manifest.training_seconds = state.seconds;
+    let page = run_page(
+        run_dir,
+        &manifest,
+        &state.history,
+        &importance,
+        &calibrated,
+        &raw,
+        &test_y,
+    );
+    let predictions = predictions_csv(&test_y, &test_z);
     export(
         run_dir,
         &mut manifest,
-        &state,
         &best,
         &calibration,
         &report,
         &page,
+        &predictions,
     )?;
     Ok(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
@@ -799,11 +784,11 @@ impl SerializeOptimizer for burn::optim::ModuleOptimizer {
 fn export(
     run_dir: &Path,
     manifest: &mut Manifest,
-    state: &LoopState,
     best: &TabularMlp,
     calibration: &Calibration,
     report: &BinaryReport,
     page: &ReportPage,
+    predictions: &str,
 ) -> Result<()> {
     let weights = checkpoint::module_bytes(best)?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
@@ -811,16 +796,13 @@ fn export(
     // must not leave the exported metrics one epoch short.
     write_atomic(
         &run_dir.join(files::METRICS),
-        metrics_csv(&state.history).as_bytes(),
+        metrics_csv(page.history).as_bytes(),
     )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
     write_json(&run_dir.join(files::IMPORTANCE), page.importance)?;
+    write_atomic(&run_dir.join(PREDICTIONS), predictions.as_bytes())?;
     report.write(run_dir, page)?;
     manifest.status = RunStatus::Complete;
-    manifest.threshold = Some(report.metrics.threshold);
-    manifest.best_epoch = Some(state.best_epoch);
-    manifest.epochs_run = state.epochs_done;
-    manifest.training_seconds = state.seconds;
     for name in [
         files::CONFIG,
         files::PREPROCESS,

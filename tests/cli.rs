@@ -95,6 +95,24 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(cm_total, report["n"].as_u64().unwrap());
 
     check_html_report(&run.join("report.html"), true);
+    // `patron report` rebuilds the same reports from the saved files.
+    // (JSON float parsing may move the threshold by one unit in the last place.)
+    let before = json(&run.join("report.json"));
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    assert_ok(&patron(&["report", "--checkpoint", run.to_str().unwrap()]));
+    let after = json(&run.join("report.json"));
+    assert_eq!(after["confusion_matrix"], before["confusion_matrix"]);
+    for (key, value) in before["metrics"].as_object().unwrap() {
+        let (a, b) = (
+            value.as_f64().unwrap(),
+            after["metrics"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+            "{key}: {a} vs {b}"
+        );
+    }
+    check_html_report(&run.join("report.html"), true);
 
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let mut lines = metrics.lines();
