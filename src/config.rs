@@ -25,6 +25,18 @@ pub struct Config {
     /// The optimization settings.
     #[serde(default)]
     pub train: TrainConfig,
+    /// What the reports show.
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+/// `[report]`: extra report content.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Columns whose values split the test metrics into segments (e.g. `["job"]`).
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 /// `[data]`: the input file and the roles of its columns.
@@ -355,7 +367,7 @@ impl Default for TrainConfig {
 /// Every valid key, by table path. Kept beside the structs; a unit test checks it covers
 /// every field of a fully populated config.
 const SCHEMA: &[(&str, &[&str])] = &[
-    ("", &["data", "split", "model", "train"]),
+    ("", &["data", "split", "model", "train", "report"]),
     (
         "data",
         &[
@@ -390,6 +402,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("train.early_stopping", &["metric", "patience"]),
+    ("report", &["segments"]),
 ];
 
 fn known_keys(table_path: &str) -> Option<&'static [&'static str]> {

@@ -281,6 +281,30 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         escape(&r.positive)
     );
 
+    if !r.segments.is_empty() {
+        h.push_str("<section id=\"segments\"><h2>Segments</h2>");
+        for (column, rows) in &r.segments {
+            let _ = write!(
+                h,
+                "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>positives</th><th>positive rate</th><th>mean score</th><th>ROC AUC</th></tr>",
+                escape(column)
+            );
+            for s in rows {
+                let auc = s.auc_roc.map_or("-".to_string(), |a| format!("{a:.3}"));
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.3}</td><td>{auc}</td></tr>",
+                    escape(&s.value),
+                    s.n,
+                    s.positives,
+                    100.0 * s.positives as f64 / s.n.max(1) as f64,
+                    s.mean_score
+                );
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("<p class=\"note\">Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.</p></section>\n");
+    }
     if !page.importance.is_empty() {
         let top = page
             .importance

@@ -14,7 +14,7 @@ use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
 use crate::model::{Inputs, ModelSpec, TabularMlp};
 use crate::preprocess::Encoded;
-use crate::report::BinaryReport;
+use crate::report::{BinaryReport, segment_columns, with_segments};
 
 /// Rows per forward pass when scoring.
 pub const SCORE_BATCH: usize = 4096;
@@ -274,13 +274,25 @@ pub fn evaluate(
     let raw: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
     let probs: Vec<f64> = z.iter().map(|&z| run.calibration.apply(z)).collect();
     let threshold = run.manifest.threshold.unwrap_or(0.5);
-    let report = BinaryReport::new(
+    let segments = segment_columns(
+        &table,
+        &run.config.report.segments,
+        &pre.read_options(),
+        data,
+        false,
+    )?;
+    let report = with_segments(
+        BinaryReport::new(
+            &probs,
+            &raw,
+            &labels,
+            threshold,
+            &run.manifest.positive,
+            &data.display().to_string(),
+        ),
+        &segments,
         &probs,
-        &raw,
         &labels,
-        threshold,
-        &run.manifest.positive,
-        &data.display().to_string(),
     );
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
     let m = &run.manifest;

@@ -1,14 +1,16 @@
 //! Evaluation reports: `report.json` for programs (keys pinned by the contract),
 //! `report.md` and `report.html` (see `html_report`) for people.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{files, write_atomic, write_json};
-use crate::error::Result;
+use crate::data::{ReadOptions, Table};
+use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
-use crate::metrics::{BinaryMetrics, Confusion};
+use crate::metrics::{BinaryMetrics, Confusion, auc_roc};
 
 /// `report.json` of a binary task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,107 @@ pub struct BinaryReport {
     pub evaluated_on: String,
     /// Positive rows among them.
     pub n_positive: usize,
+    /// Metrics per value of each `report.segments` column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segments: BTreeMap<String, Vec<Segment>>,
+}
+
+/// The evaluated rows sharing one value of a segment column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The column value (`(missing)` for blanks, `(other)` for the rarest values grouped).
+    pub value: String,
+    /// Rows.
+    pub n: usize,
+    /// Positive rows.
+    pub positives: usize,
+    /// Mean calibrated score (the expected positive rate).
+    pub mean_score: f64,
+    /// ROC AUC within the segment; absent when it holds one class only.
+    pub auc_roc: Option<f64>,
+}
+
+/// The text of each row in the segment columns `names` (`(missing)` for blank cells).
+pub fn segment_columns(
+    table: &Table,
+    names: &[String],
+    read: &ReadOptions,
+    path: &Path,
+    required: bool,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for name in names {
+        match table.cells(name) {
+            Some(cells) => out.push((
+                name.clone(),
+                cells
+                    .iter()
+                    .map(|c| read.clean(*c).unwrap_or("(missing)").to_string())
+                    .collect(),
+            )),
+            None if required => {
+                return Err(PatronError::data(
+                    path,
+                    format!("report.segments column {name:?} not found"),
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Attach segment metrics: `columns` hold one value per evaluated row.
+pub fn with_segments(
+    mut report: BinaryReport,
+    columns: &[(String, Vec<String>)],
+    probs: &[f64],
+    labels: &[f32],
+) -> BinaryReport {
+    for (name, values) in columns {
+        report
+            .segments
+            .insert(name.clone(), segments(values, probs, labels));
+    }
+    report
+}
+
+/// Segment values listed per column; rarer values are grouped as `(other)`.
+const MAX_SEGMENTS: usize = 25;
+
+/// Metrics per distinct value of `values` (one per evaluated row), largest segments first.
+pub fn segments(values: &[String], probs: &[f64], labels: &[f32]) -> Vec<Segment> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, v) in values.iter().enumerate() {
+        groups.entry(v.as_str()).or_default().push(i);
+    }
+    let mut groups: Vec<(String, Vec<usize>)> = groups
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    if groups.len() > MAX_SEGMENTS {
+        let rest: Vec<usize> = groups
+            .drain(MAX_SEGMENTS - 1..)
+            .flat_map(|(_, rows)| rows)
+            .collect();
+        groups.push(("(other)".to_string(), rest));
+    }
+    groups
+        .into_iter()
+        .map(|(value, rows)| {
+            let p: Vec<f64> = rows.iter().map(|&i| probs[i]).collect();
+            let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
+            let positives = y.iter().filter(|&&v| v > 0.5).count();
+            Segment {
+                value,
+                n: rows.len(),
+                positives,
+                mean_score: p.iter().sum::<f64>() / rows.len().max(1) as f64,
+                auc_roc: (positives > 0 && positives < rows.len()).then(|| auc_roc(&p, &y)),
+            }
+        })
+        .collect()
 }
 
 impl BinaryReport {
@@ -47,6 +150,7 @@ impl BinaryReport {
             confusion_matrix: Confusion::at(probs, labels, threshold).matrix(),
             evaluated_on: evaluated_on.to_string(),
             n_positive: labels.iter().filter(|&&y| y > 0.5).count(),
+            segments: BTreeMap::new(),
         }
     }
 

@@ -129,7 +129,7 @@ pub fn regenerate(run_dir: &Path) -> Result<BinaryReport> {
     let raw: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
     let probs: Vec<f64> = logits.iter().map(|&z| calibration.apply(z)).collect();
     let threshold = manifest.threshold.unwrap_or(0.5);
-    let report = BinaryReport::new(
+    let mut report = BinaryReport::new(
         &probs,
         &raw,
         &labels,
@@ -137,6 +137,8 @@ pub fn regenerate(run_dir: &Path) -> Result<BinaryReport> {
         &manifest.positive,
         &old.evaluated_on,
     );
+    // Segment values are not kept per row; the earlier figures carry over.
+    report.segments = old.segments;
     let page = run_page(
         run_dir,
         &manifest,

@@ -36,7 +36,7 @@ use crate::metrics::{auc_roc, average_precision, best_f1_threshold, log_loss};
 use crate::model::{Inputs, ModelSpec, TabularMlp};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
 use crate::progress::Progress;
-use crate::report::BinaryReport;
+use crate::report::{BinaryReport, segment_columns, with_segments};
 use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
 use crate::split::{Split, split_rows};
 
@@ -140,6 +140,8 @@ struct Prepared {
     encoded: Encoded,
     dataset: DatasetInfo,
     warnings: Vec<String>,
+    /// Values of the `report.segments` columns for every row.
+    segments: Vec<(String, Vec<String>)>,
 }
 
 /// Train (or resume) a run and export it.
@@ -276,6 +278,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         }
     };
     let encoded = pre.transform(&table, 0, &path)?;
+    let segments = segment_columns(&table, &config.report.segments, &read, &path, true)?;
     let dataset = DatasetInfo {
         path: std::path::absolute(&path)
             .unwrap_or(path.clone())
@@ -292,6 +295,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         encoded,
         dataset,
         warnings,
+        segments,
     })
 }
 
@@ -675,13 +679,28 @@ fn run_loop(
     let test_z = logits(&best, &spec, &test_enc, &plain, SCORE_BATCH)?;
     let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
     let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
-    let report = BinaryReport::new(
+    let segments: Vec<(String, Vec<String>)> = p
+        .segments
+        .iter()
+        .map(|(name, values)| {
+            (
+                name.clone(),
+                eval_rows.iter().map(|&r| values[r].clone()).collect(),
+            )
+        })
+        .collect();
+    let report = with_segments(
+        BinaryReport::new(
+            &calibrated,
+            &raw,
+            &test_y,
+            threshold,
+            &manifest.positive,
+            evaluated_on,
+        ),
+        &segments,
         &calibrated,
-        &raw,
         &test_y,
-        threshold,
-        &manifest.positive,
-        evaluated_on,
     );
 
     manifest.threshold = Some(threshold);

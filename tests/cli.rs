@@ -86,6 +86,10 @@ fn train_predict_evaluate_round_trip() {
     }
     let auc = report["metrics"]["auc_roc"].as_f64().unwrap();
     assert!(auc > 0.80, "telco test AUC after 4 epochs: {auc}");
+    let contract = report["segments"]["Contract"].as_array().unwrap();
+    assert_eq!(contract.len(), 3, "Month-to-month, One year, Two year");
+    let seg_rows: u64 = contract.iter().map(|s| s["n"].as_u64().unwrap()).sum();
+    assert_eq!(seg_rows, report["n"].as_u64().unwrap());
     let cm = report["confusion_matrix"].as_array().unwrap();
     let cm_total: u64 = cm
         .iter()
@@ -240,7 +244,7 @@ fn check_html_report(path: &Path, with_training: bool) {
         "confusion",
     ];
     if with_training {
-        sections.extend(["training", "importance"]);
+        sections.extend(["training", "importance", "segments"]);
     }
     for id in sections {
         assert!(
@@ -874,6 +878,8 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
         "data.drop=[]",
         "--set",
         "data.max_categories=100",
+        "--set",
+        "report.segments=[]",
         "--set",
         "train.epochs=1",
     ]);
