@@ -149,15 +149,6 @@ impl StopMetric {
     pub fn higher_is_better(self) -> bool {
         !matches!(self, StopMetric::LogLoss)
     }
-
-    /// The metric's name in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopMetric::AucRoc => "auc_roc",
-            StopMetric::AucPr => "auc_pr",
-            StopMetric::LogLoss => "log_loss",
-        }
-    }
 }
 
 /// `train.early_stopping`.
