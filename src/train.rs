@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -468,6 +468,23 @@ fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Te
     (ll * weights).mean().neg()
 }
 
+/// One optimizer step on a batch: forward, weighted BCE, backward, AdamW. Returns the
+/// updated model and the batch loss (still on the autodiff device).
+pub fn train_step(
+    model: TabularMlp,
+    optim: &mut ModuleOptimizer,
+    inputs: Inputs,
+    targets: Tensor<1>,
+    weights: Tensor<1>,
+    lr: f64,
+) -> (TabularMlp, Tensor<1>) {
+    let rows = targets.dims()[0];
+    let z = model.forward(inputs).reshape([rows]);
+    let loss = weighted_bce(z, targets, weights);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optim.step(lr, model, grads), loss)
+}
+
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(epoch as u64 + 1)
@@ -563,17 +580,16 @@ fn run_loop(
             let rows = &order[b * batch..((b + 1) * batch).min(n)];
             let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
             let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &ad);
-            let z = model
-                .forward(train_inputs.select(&index))
-                .reshape([rows.len()]);
-            let loss = weighted_bce(
-                z,
+            lr = learning_rate(cfg, state.step, total_steps);
+            let loss;
+            (model, loss) = train_step(
+                model,
+                &mut optim,
+                train_inputs.select(&index),
                 y_all.clone().select(0, index.clone()),
                 w_all.clone().select(0, index),
+                lr,
             );
-            lr = learning_rate(cfg, state.step, total_steps);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
             state.step += 1;
             loss_sum = loss_sum
                 + loss
@@ -791,7 +807,7 @@ trait SerializeOptimizer {
     fn to_bytes(&self) -> Result<Vec<u8>>;
 }
 
-impl SerializeOptimizer for burn::optim::ModuleOptimizer {
+impl SerializeOptimizer for ModuleOptimizer {
     fn to_bytes(&self) -> Result<Vec<u8>> {
         self.into_bytes()
             .map(|b| b.to_vec())

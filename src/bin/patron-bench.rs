@@ -1,0 +1,313 @@
+//! Benchmark harness (run it with `bench/run`): one JSON line per case, then a markdown
+//! table. Runs the PyTorch peer reference (`../shared/bench/torch_reference.py`, or
+//! `PATRON_TORCH_REFERENCE`) in the same run when python3 has torch, and prints the ratio.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use burn::optim::AdamWConfig;
+use burn::tensor::{Device, Distribution, Tensor};
+use patron::backend::{BackendChoice, select, threads, tune_allocator};
+use patron::model::{Inputs, ModelSpec};
+use patron::train::train_step;
+
+/// One result line.
+struct Case {
+    case: String,
+    unit: &'static str,
+    patron: Option<f64>,
+    reference: Option<f64>,
+    extra: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The reference MLP: 64 -> 256 -> 128 -> 1, no dropout.
+fn spec() -> ModelSpec {
+    ModelSpec {
+        numeric_width: 64,
+        categorical_count: 0,
+        embedding_rows: 0,
+        embedding_dim: 1,
+        hidden: vec![256, 128],
+        dropout: 0.0,
+    }
+}
+
+fn batch(rows: usize, device: &Device) -> (Inputs, Tensor<1>, Tensor<1>) {
+    let x = Tensor::<2>::random([rows, 64], Distribution::Normal(0.0, 1.0), device);
+    let y = Tensor::<1>::random([rows], Distribution::Bernoulli(0.3), device);
+    let w = Tensor::<1>::ones([rows], device);
+    let inputs = Inputs {
+        numeric: Some(x),
+        categorical: None,
+    };
+    (inputs, y, w)
+}
+
+/// Training samples/s at batch 512 (AdamW, batches pre-made on the device, as the reference).
+fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let rows = 512;
+    let pool: Vec<_> = (0..16).map(|_| batch(rows, &ad)).collect();
+    let mut model = spec().init(&ad);
+    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut step = |i: usize| {
+        let (x, y, w) = pool[i % pool.len()].clone();
+        let (next, loss) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
+        model = next;
+        loss
+    };
+    for i in 0..20 {
+        step(i);
+    }
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut last = None;
+        for i in 0..steps {
+            last = Some(step(i));
+        }
+        // Reading the last loss waits for all queued work.
+        if let Some(loss) = last {
+            let _ = loss.into_scalar::<f32>();
+        }
+        rates.push((steps * rows) as f64 / started.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// Inference rows/s at batch 4096.
+fn tabular_infer(device: &Device, iters: usize, runs: usize) -> f64 {
+    device.seed(0);
+    let model = spec().init(device);
+    let (x, _, _) = batch(4096, device);
+    for _ in 0..5 {
+        let _ = model.forward(x.clone()).into_data();
+    }
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        for _ in 0..iters {
+            let _ = model.forward(x.clone()).into_data();
+        }
+        rates.push((iters * 4096) as f64 / started.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// The PyTorch reference's JSON, when python3 with torch is there.
+fn torch_reference(quick: bool) -> Option<serde_json::Value> {
+    let script = std::env::var_os("PATRON_TORCH_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/torch_reference.py")
+        });
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch || !script.is_file() {
+        eprintln!(
+            "reference: python3 with torch not found (or {} missing); printing patron's figures alone",
+            script.display()
+        );
+        return None;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args(["--threads", &threads().to_string(), "--skip-fasttext"]);
+    if quick {
+        cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
+    }
+    let out = cmd.env("OMP_WAIT_POLICY", "PASSIVE").output().ok()?;
+    serde_json::from_slice(out.stdout.trim_ascii()).ok()
+}
+
+fn patron_exe() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.with_file_name(format!("patron{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Run the patron binary; returns the wall-clock seconds.
+fn run(args: &[&str]) -> f64 {
+    let started = Instant::now();
+    let status = Command::new(patron_exe())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("patron runs");
+    assert!(status.success(), "patron {args:?} failed");
+    started.elapsed().as_secs_f64()
+}
+
+fn children_peak_rss_mb() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// A bank-shaped CSV of `rows` rows (the shipped file repeated).
+fn write_rows(path: &Path, rows: usize) {
+    let data = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/bank_marketing_uci_bank_4521.csv"),
+    )
+    .expect("shipped bank data");
+    let mut lines = data.lines();
+    let header = lines.next().unwrap_or_default();
+    let body: Vec<&str> = lines.collect();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("temp file"));
+    writeln!(f, "{header}").expect("write");
+    for i in 0..rows {
+        writeln!(f, "{}", body[i % body.len()]).expect("write");
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn main() {
+    tune_allocator();
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (steps, runs, iters) = if quick { (50, 1, 10) } else { (200, 3, 50) };
+    let reference = torch_reference(quick);
+    let reference_of = |key: &str| reference.as_ref().and_then(|r| r[key].as_f64());
+    let mut cases = Vec::new();
+    for (name, choice) in [
+        ("flex", BackendChoice::Flex),
+        ("ndarray", BackendChoice::Ndarray),
+    ] {
+        let backend = select(choice).expect("CPU backends always exist");
+        cases.push(Case {
+            case: format!("tabular_train/{name}"),
+            unit: "samples/s",
+            patron: Some(tabular_train(&backend.device, steps, runs)),
+            reference: reference_of("train_samples_per_s"),
+            extra: format!("\"threads\": {}, \"batch\": 512", threads()),
+        });
+        cases.push(Case {
+            case: format!("tabular_infer/{name}"),
+            unit: "rows/s",
+            patron: Some(tabular_infer(&backend.device, iters, runs)),
+            reference: reference_of("infer_inference_mode_rows_per_s"),
+            extra: format!("\"threads\": {}, \"batch\": 4096", threads()),
+        });
+    }
+
+    let tmp = std::env::temp_dir().join(format!("patron-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let run_dir = tmp.join("run");
+    run(&[
+        "train",
+        "--config",
+        "configs/bank_propensity.toml",
+        "--backend",
+        "flex",
+        "--quiet",
+        "--output-dir",
+        path_str(&run_dir),
+        "--set",
+        "train.epochs=2",
+    ]);
+    let rows = if quick { 200_000 } else { 1_000_000 };
+    let big = tmp.join("big.csv");
+    write_rows(&big, rows);
+    let out = tmp.join("out.csv");
+    let secs = run(&[
+        "predict",
+        "--checkpoint",
+        path_str(&run_dir),
+        "--input",
+        path_str(&big),
+        "--output",
+        path_str(&out),
+    ]);
+    cases.push(Case {
+        case: if quick { "predict_200k" } else { "predict_1m" }.into(),
+        unit: "rows/s",
+        patron: Some(rows as f64 / secs),
+        reference: None,
+        extra: format!("\"peak_rss_mb\": {:.0}", children_peak_rss_mb()),
+    });
+    let small = tmp.join("small.csv");
+    write_rows(&small, 10);
+    let small_out = tmp.join("small_out.csv");
+    let cold: Vec<f64> = (0..5)
+        .map(|_| {
+            run(&[
+                "predict",
+                "--checkpoint",
+                path_str(&run_dir),
+                "--input",
+                path_str(&small),
+                "--output",
+                path_str(&small_out),
+            ])
+        })
+        .collect();
+    cases.push(Case {
+        case: "cold_start".into(),
+        unit: "s",
+        patron: Some(median(cold)),
+        reference: None,
+        extra: "\"rows\": 10".into(),
+    });
+    for case in ["text_bag_train", "text_transformer_step"] {
+        cases.push(Case {
+            case: case.into(),
+            unit: "texts/s",
+            patron: None,
+            reference: None,
+            extra: "\"skipped\": \"text models are not implemented yet (issue 4)\"".into(),
+        });
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.4}"));
+    for c in &cases {
+        let ratio = c.patron.zip(c.reference).map(|(p, r)| p / r);
+        println!(
+            "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, {}}}",
+            c.case,
+            c.unit,
+            num(c.patron),
+            num(c.reference),
+            num(ratio),
+            c.extra
+        );
+    }
+    println!("\n| case | unit | patron | PyTorch | ratio |\n|---|---|---|---|---|");
+    let show = |v: Option<f64>| {
+        v.map_or("-".to_string(), |x| {
+            if x >= 100.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.3}")
+            }
+        })
+    };
+    for c in &cases {
+        let ratio = c
+            .patron
+            .zip(c.reference)
+            .map_or("-".to_string(), |(p, r)| format!("{:.2}x", p / r));
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            c.case,
+            c.unit,
+            show(c.patron),
+            show(c.reference),
+            ratio
+        );
+    }
+}
