@@ -938,3 +938,50 @@ fn compare_marks_the_best_run() {
         "has no report.json",
     );
 }
+
+#[test]
+fn predict_streams_stdin_to_stdout() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train(BANK, &tmp.path().join("run"), &["train.epochs=1"]);
+    let data = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/bank_marketing_uci_bank_4521.csv"),
+    )
+    .unwrap();
+    let sample: String = data.lines().take(51).map(|l| format!("{l}\n")).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args([
+            "predict",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--input",
+            "-",
+            "--output",
+            "-",
+            "--backend",
+            "ndarray",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sample.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "row,score,prediction");
+    assert_eq!(lines.len(), 51);
+    // The same rows scored from a file give the same scores.
+    let file = tmp.path().join("in.csv");
+    std::fs::write(&file, &sample).unwrap();
+    let scored = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &file, &scored, "ndarray"));
+    assert_eq!(std::fs::read_to_string(&scored).unwrap(), out);
+}
