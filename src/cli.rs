@@ -128,7 +128,7 @@ pub struct EvaluateArgs {
     /// A labelled CSV or Parquet file with the run's target column.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Folder for report.json and report.md (default: <checkpoint>/eval-<data file name>).
+    /// Folder for the reports (default: <checkpoint>/eval-<data file name without extension>).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Device to score on.
@@ -292,7 +292,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let out = args.output.unwrap_or_else(|| {
         let name = args
             .data
-            .file_name()
+            .file_stem()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "data".into());
         args.checkpoint.join(format!("eval-{name}"))
