@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_ok, json, patron, predict_on, stderr, stdout, train_on};
+use common::{assert_ok, json, patron, predict_on, stderr, stdout, train_args, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 const TELCO: &str = "configs/telco_churn.toml";
@@ -369,20 +369,7 @@ fn killed_runs_are_absent_or_resume_to_the_uninterrupted_result() {
     let (mut resumed, mut absent, mut finished) = (0, 0, 0);
     for (k, delay) in moments.iter().enumerate() {
         let dir = tmp.path().join(format!("killed{k}"));
-        let mut args = vec![
-            "train",
-            "--config",
-            BANK,
-            "--backend",
-            "ndarray",
-            "--quiet",
-            "--output-dir",
-            dir.to_str().unwrap(),
-        ];
-        for s in &sets {
-            args.push("--set");
-            args.push(s);
-        }
+        let args = train_args("ndarray", BANK, &dir, &sets);
         let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
             .args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -475,21 +462,9 @@ fn killed_runs_are_absent_or_resume_to_the_uninterrupted_result() {
 fn ctrl_c_stops_after_a_checkpoint_and_says_how_to_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
+    let sets = ["train.epochs=200", "train.early_stopping.patience=0"];
     let child = Command::new(env!("CARGO_BIN_EXE_patron"))
-        .args([
-            "train",
-            "--config",
-            BANK,
-            "--backend",
-            "ndarray",
-            "--quiet",
-            "--output-dir",
-            dir.to_str().unwrap(),
-            "--set",
-            "train.epochs=200",
-            "--set",
-            "train.early_stopping.patience=0",
-        ])
+        .args(train_args("ndarray", BANK, &dir, &sets))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -540,21 +515,8 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         p.to_str().unwrap().to_string()
     };
     let out = tmp.path().join("run");
-    let out_s = out.to_str().unwrap();
-    let train_args = |config: &str, extra: &[&str]| {
-        let mut a: Vec<String> = [
-            "train",
-            "--config",
-            config,
-            "--backend",
-            "ndarray",
-            "--quiet",
-            "--output-dir",
-            out_s,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args_for = |config: &str, extra: &[&str]| {
+        let mut a = train_args("ndarray", config, &out, &[]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -565,26 +527,26 @@ fn bad_inputs_exit_2_with_a_clear_message() {
     };
 
     run(
-        train_args(BANK, &["--set", "data.path=nope/missing.csv"]),
+        args_for(BANK, &["--set", "data.path=nope/missing.csv"]),
         "nope/missing.csv: file not found",
     );
     run(
-        train_args(BANK, &["--set", "data.target=yy"]),
+        args_for(BANK, &["--set", "data.target=yy"]),
         "data.target column \"yy\" not found; did you mean \"y\"?",
     );
     let cfg = write(
         "typo.toml",
         "[data]\npath = \"datasets/bank_marketing_uci_bank_4521.csv\"\ntarget = \"y\"\n[train]\nepoch = 3\n",
     );
-    run(train_args(&cfg, &[]), "did you mean `train.epochs`");
+    run(args_for(&cfg, &[]), "did you mean `train.epochs`");
     let cfg = write(
         "type.toml",
         "[data]\npath = \"datasets/bank_marketing_uci_bank_4521.csv\"\ntarget = \"y\"\n[train]\nepochs = \"three\"\n",
     );
-    run(train_args(&cfg, &[]), "type.toml");
+    run(args_for(&cfg, &[]), "type.toml");
     let one = write("one.csv", "a,b,y\n1,x,no\n2,y,no\n3,z,no\n");
     run(
-        train_args(
+        args_for(
             BANK,
             &[
                 "--set",
@@ -608,7 +570,7 @@ fn bad_inputs_exit_2_with_a_clear_message() {
     text.push_str("forty,admin,no\n");
     let textnum = write("textnum.csv", &text);
     run(
-        train_args(
+        args_for(
             BANK,
             &[
                 "--set",
@@ -621,12 +583,12 @@ fn bad_inputs_exit_2_with_a_clear_message() {
     );
     let empty = write("empty.csv", "");
     run(
-        train_args(BANK, &["--set", &format!("data.path={empty}")]),
+        args_for(BANK, &["--set", &format!("data.path={empty}")]),
         "empty",
     );
     let header = write("header.csv", "age,job,y\n");
     run(
-        train_args(
+        args_for(
             BANK,
             &[
                 "--set",
@@ -639,7 +601,7 @@ fn bad_inputs_exit_2_with_a_clear_message() {
     );
     let semi = write("semi.csv", "age;job;y\n30;admin;no\n");
     run(
-        train_args(BANK, &["--set", &format!("data.path={semi}")]),
+        args_for(BANK, &["--set", &format!("data.path={semi}")]),
         "data.delimiter = \";\"",
     );
     expect_bad(
@@ -712,20 +674,13 @@ fn existing_run_directory_is_not_overwritten() {
 fn diverging_training_stops_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nan");
-    let o = patron(&[
-        "train",
-        "--config",
-        BANK,
-        "--backend",
+    let args = train_args(
         "ndarray",
-        "--quiet",
-        "--output-dir",
-        dir.to_str().unwrap(),
-        "--set",
-        "train.learning_rate=1e12",
-        "--set",
-        "train.epochs=5",
-    ]);
+        BANK,
+        &dir,
+        &["train.learning_rate=1e12", "train.epochs=5"],
+    );
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("training diverged at epoch"),
@@ -863,26 +818,15 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
     }
     std::fs::write(&data, text).unwrap();
     let path = format!("data.path={}", data.display());
-    let o = patron(&[
-        "train",
-        "--config",
-        BANK,
-        "--backend",
-        "ndarray",
-        "--quiet",
-        "--output-dir",
-        tmp.path().join("run").to_str().unwrap(),
-        "--set",
-        &path,
-        "--set",
+    let sets = [
+        path.as_str(),
         "data.drop=[]",
-        "--set",
         "data.max_categories=100",
-        "--set",
         "report.segments=[]",
-        "--set",
         "train.epochs=1",
-    ]);
+    ];
+    let args = train_args("ndarray", BANK, &tmp.path().join("run"), &sets);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_ok(&o);
     let err = stderr(&o);
     assert!(

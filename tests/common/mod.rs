@@ -40,11 +40,9 @@ pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Train `config` with `--set` overrides into `dir` on `backend`; checks that the last
-/// stdout line is the run directory and returns it.
-pub fn train_on(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
-    let dir_s = dir.to_str().unwrap();
-    let mut args = vec![
+/// `patron train` arguments: `config` with `--set` overrides into `dir` on `backend`, quiet.
+pub fn train_args(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "train",
         "--config",
         config,
@@ -52,12 +50,22 @@ pub fn train_on(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> PathB
         backend,
         "--quiet",
         "--output-dir",
-        dir_s,
-    ];
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(dir.display().to_string());
     for s in sets {
-        args.push("--set");
-        args.push(s);
+        args.extend(["--set".to_string(), s.to_string()]);
     }
+    args
+}
+
+/// Train `config` with `--set` overrides into `dir` on `backend`; checks that the last
+/// stdout line is the run directory and returns it.
+pub fn train_on(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
+    let args = train_args(backend, config, dir, sets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = patron(&args);
     assert_ok(&o);
     let last = stdout(&o).lines().last().unwrap_or_default().to_string();
