@@ -37,6 +37,7 @@ pub mod progress;
 pub mod report;
 pub mod run_report;
 pub mod split;
+pub mod text;
 pub mod train;
 
 pub use error::{PatronError, Result};

@@ -1,0 +1,493 @@
+//! Text normalization and tokenization for English, Chinese and mixed text, and the two
+//! featurizations the text models use: hashed word / character n-grams (`text_bag`) and a
+//! subword vocabulary learned from the training split (`text_transformer`).
+//!
+//! Everything a run needs to tokenize again is saved in `preprocess.json`; nothing is
+//! fetched at run time.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+/// Unicode NFKC (full-width letters and digits become ASCII, ligatures split), lower case,
+/// runs of whitespace collapsed to one space, trimmed.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.nfkc().flat_map(char::to_lowercase) {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a character belongs to a script written without spaces between words
+/// (Han ideographs, kana), or to Hangul syllables, which are tokenized the same way.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // hiragana, katakana
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // compatibility ideographs
+        | 0x20000..=0x2FA1F) // extensions B-F, compatibility supplement
+}
+
+/// One unit of normalized text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token<'a> {
+    /// A word of letters and digits (apostrophes inside it kept: `don't`).
+    Word(&'a str),
+    /// A run of CJK characters; the models split it into characters and bigrams.
+    Cjk(&'a str),
+    /// Any other visible character: punctuation, emoji, symbols (`!`, `:`, `😀`).
+    Symbol(&'a str),
+}
+
+/// Split normalized text into words, CJK runs and symbols.
+pub fn tokenize<'a>(text: &'a str) -> Vec<Token<'a>> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Kind {
+        Word,
+        Cjk,
+    }
+    let mut out = Vec::new();
+    let mut run: Option<(Kind, usize)> = None;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let close = |run: &mut Option<(Kind, usize)>, end: usize, out: &mut Vec<Token<'a>>| {
+        if let Some((kind, start)) = run.take() {
+            let s = &text[start..end];
+            out.push(match kind {
+                Kind::Word => Token::Word(s),
+                Kind::Cjk => Token::Cjk(s),
+            });
+        }
+    };
+    for (i, &(at, c)) in chars.iter().enumerate() {
+        let kind = if is_cjk(c) {
+            Some(Kind::Cjk)
+        } else if c.is_alphanumeric() {
+            Some(Kind::Word)
+        } else if matches!(c, '\'' | '\u{2019}')
+            && run.is_some_and(|(k, _)| k == Kind::Word)
+            && chars
+                .get(i + 1)
+                .is_some_and(|&(_, n)| n.is_alphanumeric() && !is_cjk(n))
+        {
+            Some(Kind::Word)
+        } else {
+            None
+        };
+        match kind {
+            Some(k) if run.is_some_and(|(r, _)| r == k) => {}
+            Some(k) => {
+                close(&mut run, at, &mut out);
+                run = Some((k, at));
+            }
+            None => {
+                close(&mut run, at, &mut out);
+                if !c.is_whitespace() {
+                    out.push(Token::Symbol(&text[at..at + c.len_utf8()]));
+                }
+            }
+        }
+    }
+    close(&mut run, text.len(), &mut out);
+    out
+}
+
+/// The base units of a text after tokenization: words, single CJK characters and symbols,
+/// in order (what word n-grams and the subword vocabulary are built over).
+pub fn units(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for token in tokenize(text) {
+        match token {
+            Token::Word(w) | Token::Symbol(w) => out.push(w),
+            Token::Cjk(run) => {
+                out.extend(run.char_indices().map(|(i, c)| &run[i..i + c.len_utf8()]));
+            }
+        }
+    }
+    out
+}
+
+/// FNV-1a over a feature kind tag and the feature's bytes: stable across platforms and
+/// versions, unlike `std`'s hasher.
+fn fnv1a(tag: u8, parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(tag);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            eat(0x1f);
+        }
+        p.bytes().for_each(&mut eat);
+    }
+    h
+}
+
+/// Hashed n-gram features of `text_bag` (fastText-style), saved in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BagFeatures {
+    /// Rows of the hashed embedding table.
+    pub buckets: usize,
+    /// Longest word n-gram (1: words only, 2: adds word pairs such as "not good").
+    pub word_ngrams: usize,
+    /// Shortest character n-gram of a word (0: none).
+    pub char_ngram_min: usize,
+    /// Longest character n-gram of a word.
+    pub char_ngram_max: usize,
+    /// Base units kept per text; longer texts are truncated.
+    pub max_length: usize,
+}
+
+impl BagFeatures {
+    /// Embedding-table rows of a normalized text: its units, word n-grams, CJK bigrams and
+    /// the character n-grams of each word (with `<` `>` marking the word's edges, so
+    /// prefixes and suffixes are told apart). Unseen or misspelled words still share most
+    /// of their character n-grams with known ones.
+    pub fn ids(&self, text: &str) -> Vec<u32> {
+        let mut units = units(text);
+        units.truncate(self.max_length);
+        let buckets = self.buckets.max(1) as u64;
+        let mut out = Vec::with_capacity(units.len() * 6);
+        let mut push = |h: u64| out.push((h % buckets) as u32);
+        for u in &units {
+            push(fnv1a(b'u', &[u]));
+        }
+        for n in 2..=self.word_ngrams {
+            for w in units.windows(n) {
+                push(fnv1a(b'0' + n as u8, w));
+            }
+        }
+        if self.char_ngram_min > 0 {
+            let mut padded = String::new();
+            for u in &units {
+                let chars = u.chars().count();
+                // Single CJK characters and symbols are units already.
+                if chars < 2 {
+                    continue;
+                }
+                padded.clear();
+                padded.push('<');
+                padded.push_str(u);
+                padded.push('>');
+                let bounds: Vec<usize> = padded
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([padded.len()])
+                    .collect();
+                let len = bounds.len() - 1;
+                for n in self.char_ngram_min..=self.char_ngram_max.min(len) {
+                    for start in 0..=len - n {
+                        let gram = &padded[bounds[start]..bounds[start + n]];
+                        if gram.len() < padded.len() {
+                            push(fnv1a(b'c', &[gram]));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Reserved ids of the subword vocabulary.
+pub mod special {
+    /// Padding (masked out).
+    pub const PAD: u32 = 0;
+    /// A unit none of whose pieces are known.
+    pub const UNK: u32 = 1;
+    /// The first position, pooled by `pooling = "cls"`.
+    pub const CLS: u32 = 2;
+    /// Number of reserved ids.
+    pub const COUNT: u32 = 3;
+}
+
+/// A subword vocabulary learned from the training split (WordPiece-style: whole frequent
+/// units, and frequent word-initial and continuation pieces for the rest), saved in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "VocabFile")]
+pub struct SubwordVocab {
+    /// Pieces in id order (ids start after the reserved ones); continuation pieces start
+    /// with `##`.
+    pub pieces: Vec<String>,
+    /// Tokens per text including the leading CLS; longer texts are truncated.
+    pub max_length: usize,
+    #[serde(skip)]
+    index: HashMap<String, u32>,
+}
+
+/// The saved fields of a vocabulary; the lookup index is rebuilt on load.
+#[derive(Deserialize)]
+struct VocabFile {
+    pieces: Vec<String>,
+    max_length: usize,
+}
+
+impl From<VocabFile> for SubwordVocab {
+    fn from(f: VocabFile) -> Self {
+        SubwordVocab::new(f.pieces, f.max_length)
+    }
+}
+
+/// Longest piece considered when learning the vocabulary, in characters.
+const MAX_PIECE_CHARS: usize = 6;
+
+impl SubwordVocab {
+    /// Learn up to `size` ids (reserved ones included) from normalized training texts: the
+    /// characters seen (most frequent first, so almost nothing becomes UNK), then the most
+    /// frequent whole units and pieces seen at least twice.
+    pub fn fit<'a>(texts: impl Iterator<Item = &'a str>, size: usize, max_length: usize) -> Self {
+        let mut units: HashMap<&str, usize> = HashMap::new();
+        for t in texts {
+            for u in self::units(t) {
+                *units.entry(u).or_default() += 1;
+            }
+        }
+        let mut chars: HashMap<String, usize> = HashMap::new();
+        let mut pieces: HashMap<String, usize> = HashMap::new();
+        for (&u, &count) in &units {
+            let bounds: Vec<usize> = u.char_indices().map(|(i, _)| i).chain([u.len()]).collect();
+            let len = bounds.len() - 1;
+            for i in 0..len {
+                let c = &u[bounds[i]..bounds[i + 1]];
+                let key = if i == 0 {
+                    c.to_string()
+                } else {
+                    format!("##{c}")
+                };
+                *chars.entry(key).or_default() += count;
+            }
+            if len > 1 {
+                // Whole units count double: a whole word is worth more than a fragment.
+                *pieces.entry(u.to_string()).or_default() += 2 * count;
+                for start in 0..len {
+                    for n in 2..=MAX_PIECE_CHARS.min(len - start) {
+                        if start == 0 && n == len {
+                            continue;
+                        }
+                        let s = &u[bounds[start]..bounds[start + n]];
+                        let key = if start == 0 {
+                            s.to_string()
+                        } else {
+                            format!("##{s}")
+                        };
+                        *pieces.entry(key).or_default() += count;
+                    }
+                }
+            }
+        }
+        let budget = size.saturating_sub(special::COUNT as usize);
+        let mut ranked_chars: Vec<(String, usize)> = chars.into_iter().collect();
+        ranked_chars.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked_chars.truncate(budget);
+        let mut ranked: Vec<(String, usize)> =
+            pieces.into_iter().filter(|&(_, c)| c >= 2).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut all: Vec<String> = ranked_chars.into_iter().map(|(p, _)| p).collect();
+        let room = budget.saturating_sub(all.len());
+        all.extend(ranked.into_iter().take(room).map(|(p, _)| p));
+        SubwordVocab::new(all, max_length)
+    }
+
+    /// A vocabulary from its pieces (as loaded from a run).
+    pub fn new(pieces: Vec<String>, max_length: usize) -> Self {
+        let index = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32 + special::COUNT))
+            .collect();
+        SubwordVocab {
+            pieces,
+            max_length,
+            index,
+        }
+    }
+
+    /// Ids in the model's input, reserved ones included.
+    pub fn size(&self) -> usize {
+        self.pieces.len() + special::COUNT as usize
+    }
+
+    /// Ids of a normalized text: CLS, then each unit split greedily into the longest known
+    /// pieces; at most `max_length` ids.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut out = vec![special::CLS];
+        let limit = self.max_length.max(1);
+        let mut key = String::new();
+        'units: for u in units(text) {
+            let bounds: Vec<usize> = u.char_indices().map(|(i, _)| i).chain([u.len()]).collect();
+            let len = bounds.len() - 1;
+            let mut start = 0;
+            let first = out.len();
+            while start < len {
+                let mut found = None;
+                for end in (start + 1..=len.min(start + MAX_PIECE_CHARS.max(len))).rev() {
+                    key.clear();
+                    if start > 0 {
+                        key.push_str("##");
+                    }
+                    key.push_str(&u[bounds[start]..bounds[end]]);
+                    if let Some(&id) = self.index.get(key.as_str()) {
+                        found = Some((id, end));
+                        break;
+                    }
+                }
+                if out.len() >= limit {
+                    break 'units;
+                }
+                match found {
+                    Some((id, end)) => {
+                        out.push(id);
+                        start = end;
+                    }
+                    None => {
+                        // An unknown character: the whole unit becomes one UNK.
+                        out.truncate(first);
+                        out.push(special::UNK);
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_width_case_and_space() {
+        assert_eq!(normalize("  ＧＲＥＡＴ\t\tPhone\n"), "great phone");
+        assert_eq!(normalize("ﬁne ①"), "fine 1");
+        assert_eq!(normalize(""), "");
+        assert_eq!(normalize(" \n\t "), "");
+    }
+
+    #[test]
+    fn tokenizes_english() {
+        let t = normalize("Don't buy it!! Battery died :(");
+        assert_eq!(
+            tokenize(&t),
+            vec![
+                Token::Word("don't"),
+                Token::Word("buy"),
+                Token::Word("it"),
+                Token::Symbol("!"),
+                Token::Symbol("!"),
+                Token::Word("battery"),
+                Token::Word("died"),
+                Token::Symbol(":"),
+                Token::Symbol("("),
+            ]
+        );
+    }
+
+    #[test]
+    fn tokenizes_chinese_and_mixed() {
+        let t = normalize("这本书很好，iPhone也不错");
+        assert_eq!(
+            tokenize(&t),
+            vec![
+                Token::Cjk("这本书很好"),
+                Token::Symbol(","),
+                Token::Word("iphone"),
+                Token::Cjk("也不错"),
+            ]
+        );
+        assert_eq!(
+            units(&t),
+            vec![
+                "这", "本", "书", "很", "好", ",", "iphone", "也", "不", "错"
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_emoji_and_handles_empty() {
+        let t = normalize("love it 😀👍");
+        assert_eq!(units(&t), vec!["love", "it", "😀", "👍"]);
+        assert!(tokenize("").is_empty());
+        assert!(units(&normalize("   ")).is_empty());
+    }
+
+    fn bag() -> BagFeatures {
+        BagFeatures {
+            buckets: 1 << 20,
+            word_ngrams: 2,
+            char_ngram_min: 3,
+            char_ngram_max: 5,
+            max_length: 100,
+        }
+    }
+
+    #[test]
+    fn bag_features_count_and_share_subwords() {
+        let b = bag();
+        // "good": 1 unit, no pairs; "<good>" has 6 chars: 4 trigrams, 3 4-grams, 2 5-grams
+        // (the whole padded word is the unit itself, so it is not repeated).
+        assert_eq!(b.ids("good").len(), 1 + 4 + 3 + 2);
+        // Two words: 2 units + 1 pair + n-grams of each.
+        assert_eq!(b.ids("not good").len(), 2 + 1 + (3 + 2) + 9);
+        // A misspelling shares character n-grams with the word.
+        let a: std::collections::HashSet<u32> = b.ids("excellent").into_iter().collect();
+        let m: std::collections::HashSet<u32> = b.ids("excelent").into_iter().collect();
+        assert!(a.intersection(&m).count() >= 8);
+        // CJK: each character, each adjacent pair, plus n-grams of the non-CJK word only.
+        assert_eq!(b.ids("很好").len(), 2 + 1);
+        assert!(b.ids("").is_empty());
+        assert!(b.ids("good").iter().all(|&i| (i as usize) < b.buckets));
+        // Stable hashing: the same text always gives the same rows.
+        assert_eq!(b.ids("很好 good"), b.ids("很好 good"));
+    }
+
+    #[test]
+    fn truncates_long_text() {
+        let b = BagFeatures {
+            max_length: 3,
+            char_ngram_min: 0,
+            ..bag()
+        };
+        assert_eq!(b.ids("a b c d e f").len(), 3 + 2);
+    }
+
+    #[test]
+    fn subword_vocab_splits_unseen_words() {
+        let texts = ["playing games", "played games", "player plays", "play"];
+        let v = SubwordVocab::fit(texts.iter().copied(), 200, 16);
+        let known = v.encode("playing");
+        assert_eq!(known[0], special::CLS);
+        assert!(!known.contains(&special::UNK));
+        // An unseen word made of known pieces still encodes without UNK.
+        let unseen = v.encode("playings");
+        assert!(!unseen.contains(&special::UNK), "{unseen:?}");
+        // A character never seen is UNK; the length limit holds.
+        assert_eq!(v.encode("ж"), vec![special::CLS, special::UNK]);
+        assert!(v.encode(&"play ".repeat(100)).len() <= 16);
+        // A vocabulary read back from JSON encodes the same.
+        let back: SubwordVocab = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back.encode("playings"), unseen);
+    }
+
+    #[test]
+    fn subword_vocab_on_chinese() {
+        let texts = ["这本书很好", "这本书不好", "很好很好"];
+        let v = SubwordVocab::fit(texts.iter().copied(), 100, 32);
+        let ids = v.encode("这本书很好");
+        assert!(ids.len() >= 2 && !ids.contains(&special::UNK));
+    }
+}
