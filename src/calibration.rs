@@ -118,6 +118,58 @@ impl Calibration {
         }
         Calibration { method, a, b }
     }
+
+    /// Class probabilities of one row of multiclass logits: softmax(a z). The intercept is
+    /// unused: a multiclass model is calibrated by temperature only.
+    pub fn apply_softmax(&self, logits: &[f64]) -> Vec<f64> {
+        let scaled: Vec<f64> = logits.iter().map(|&z| self.a * z).collect();
+        crate::metrics::softmax_rows(&scaled, logits.len())
+    }
+
+    /// Temperature scaling of multiclass logits (`[rows * k]`): the slope `a = 1 / T` that
+    /// minimizes the validation log loss, by golden-section search on log a. `Platt` has no
+    /// multiclass form, so it also fits a temperature.
+    pub fn fit_softmax(
+        method: CalibrationMethod,
+        logits: &[f64],
+        labels: &[f32],
+        k: usize,
+    ) -> Self {
+        if method == CalibrationMethod::None || labels.is_empty() {
+            return Calibration::identity();
+        }
+        let loss = |log_a: f64| -> f64 {
+            let a = log_a.exp();
+            logits
+                .chunks_exact(k)
+                .zip(labels)
+                .map(|(row, &y)| {
+                    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = row.iter().map(|&z| (a * (z - max)).exp()).sum();
+                    -(a * (row[y as usize] - max) - sum.ln())
+                })
+                .sum()
+        };
+        let (mut lo, mut hi) = (-4.0f64, 4.0f64);
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        for _ in 0..60 {
+            let (x1, x2) = (hi - g * (hi - lo), lo + g * (hi - lo));
+            if loss(x1) <= loss(x2) {
+                hi = x2;
+            } else {
+                lo = x1;
+            }
+        }
+        let a = ((lo + hi) / 2.0).exp();
+        if !a.is_finite() || loss(a.ln()) > loss(0.0) {
+            return Calibration::identity();
+        }
+        Calibration {
+            method: CalibrationMethod::Temperature,
+            a,
+            b: 0.0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +201,31 @@ mod tests {
         assert!(t.a < 1.0 && t.a > 0.0, "{t:?}");
         let none = Calibration::fit(CalibrationMethod::None, &logits, &labels);
         assert_eq!(none, Calibration::identity());
+    }
+
+    #[test]
+    fn temperature_undoes_overconfident_softmax() {
+        // True class probabilities softmax(z); the model reports 4 z.
+        let mut logits = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..3000 {
+            let t = i as f64 / 3000.0;
+            let z = [2.0 * t - 1.0, 0.0, 1.0 - 2.0 * t];
+            let p = crate::metrics::softmax_rows(&z, 3);
+            let u = (i as f64 * 0.618_033_988_75).fract();
+            let y = if u < p[0] {
+                0
+            } else if u < p[0] + p[1] {
+                1
+            } else {
+                2
+            };
+            labels.push(y as f32);
+            logits.extend(z.iter().map(|v| 4.0 * v));
+        }
+        let c = Calibration::fit_softmax(CalibrationMethod::Platt, &logits, &labels, 3);
+        assert!((c.a - 0.25).abs() < 0.05, "{c:?}");
+        let row = c.apply_softmax(&logits[..3]);
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }

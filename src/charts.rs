@@ -110,3 +110,127 @@ pub fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let pad = (hi - lo) * 0.05;
     lo - pad..hi + pad
 }
+
+/// A confusion-matrix heatmap (`matrix[true][predicted]`), rows shaded by their share so
+/// classes of different sizes read alike, with the count in each cell.
+pub fn heatmap(title: &str, labels: &[String], matrix: &[Vec<u64>]) -> Result<String, String> {
+    let k = labels.len().max(1);
+    let mut svg = String::new();
+    {
+        let size = (180 + 70 * k as u32).min(900);
+        let root = SVGBackend::with_string(&mut svg, (size + 40, size)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0..k, 0..k)
+            .map_err(|e| e.to_string())?;
+        let name = |i: &usize| labels.get(*i).cloned().unwrap_or_default();
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(k)
+            .y_labels(k)
+            .x_label_formatter(&|i| name(i))
+            // Row 0 is drawn at the top.
+            .y_label_formatter(&|i| name(&(k - 1 - i.min(&(k - 1)))))
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (t, row) in matrix.iter().enumerate() {
+            let total: u64 = row.iter().sum::<u64>().max(1);
+            for (p, &count) in row.iter().enumerate() {
+                let share = count as f64 / total as f64;
+                let shade = (255.0 - 200.0 * share) as u8;
+                let y = k - 1 - t;
+                chart
+                    .draw_series([Rectangle::new(
+                        [(p, y), (p + 1, y + 1)],
+                        RGBColor(shade, shade, 255).filled(),
+                    )])
+                    .map_err(|e| e.to_string())?;
+                let color = if share > 0.6 { WHITE } else { BLACK };
+                chart
+                    .draw_series([Text::new(
+                        format!("{count}"),
+                        (p, y + 1),
+                        ("sans-serif", 14).into_font().color(&color),
+                    )])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Grouped bars: for each category, one bar per series (values in 0..1).
+pub fn grouped_bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(&str, Vec<f64>, RGBColor)],
+) -> Result<String, String> {
+    let groups = categories.len().max(1);
+    let per = series.len().max(1);
+    let slots = groups * (per + 1);
+    let mut svg = String::new();
+    {
+        let width = (200 + 40 * slots as u32).clamp(460, 960);
+        let root = SVGBackend::with_string(&mut svg, (width, 340)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0..slots, 0.0..1.05)
+            .map_err(|e| e.to_string())?;
+        let label = |slot: &usize| {
+            // The category name sits under the middle of its group.
+            if slot % (per + 1) == per / 2 {
+                categories
+                    .get(slot / (per + 1))
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(slots)
+            .x_label_formatter(&label)
+            .x_desc("class")
+            .y_desc(y_label)
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (j, (name, values, color)) in series.iter().enumerate() {
+            let color = *color;
+            chart
+                .draw_series(values.iter().enumerate().map(|(g, &v)| {
+                    let x = g * (per + 1) + j;
+                    Rectangle::new([(x, 0.0), (x + 1, v.clamp(0.0, 1.0))], color.filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}

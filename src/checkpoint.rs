@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::calibration::Calibration;
 use crate::config::Config;
 use crate::error::{PatronError, Result};
-use crate::model::{ModelSpec, TabularMlp};
+use crate::model::{ModelSpec, Network};
 use crate::preprocess::Preprocessor;
 
 /// Version of the run-directory layout; runs from another version are refused.
@@ -124,9 +124,9 @@ pub struct Manifest {
     pub rows: SplitRows,
     /// Input columns.
     pub features: Vec<SchemaColumn>,
-    /// Class labels `[negative, positive]`.
+    /// Class labels: `[negative, positive]` for two classes, otherwise sorted by name.
     pub labels: Vec<String>,
-    /// The positive class.
+    /// The positive class (two classes; empty for a multiclass run).
     pub positive: String,
     /// Decision threshold on the calibrated score (set when complete).
     pub threshold: Option<f64>,
@@ -218,28 +218,41 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))
 }
 
-/// Weights of a module as burnpack bytes.
-pub fn module_bytes(model: &TabularMlp) -> Result<Vec<u8>> {
-    let bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| PatronError::Internal(format!("serializing weights: {e:?}")))?;
-    Ok(bytes.to_vec())
+/// Weights of a network as burnpack bytes. The inner module is saved, so a tabular run's
+/// file is the same as before the text models existed.
+pub fn module_bytes(model: &Network) -> Result<Vec<u8>> {
+    fn bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
+        let bytes = m
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| PatronError::Internal(format!("serializing weights: {e:?}")))?;
+        Ok(bytes.to_vec())
+    }
+    match model {
+        Network::Tabular(m) => bytes(m),
+        Network::Bag(m) => bytes(m),
+        Network::Transformer(m) => bytes(m),
+    }
 }
 
-/// Load burnpack bytes into a freshly built module.
+/// Load burnpack bytes into a freshly built network.
 pub fn load_module(
     spec: &ModelSpec,
     device: &Device,
     bytes: Vec<u8>,
     path: &Path,
-) -> Result<TabularMlp> {
+) -> Result<Network> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| PatronError::checkpoint(path, format!("cannot decode weights: {e:?}")))?;
-    spec.init(device)
-        .try_load_record(record)
-        .map_err(|e| PatronError::checkpoint(path, format!("weights do not fit the model: {e:?}")))
+    let bad = |e: burn::store::RecordError| {
+        PatronError::checkpoint(path, format!("weights do not fit the model: {e:?}"))
+    };
+    Ok(match spec.init(device) {
+        Network::Tabular(m) => Network::Tabular(m.try_load_record(record).map_err(bad)?),
+        Network::Bag(m) => Network::Bag(m.try_load_record(record).map_err(bad)?),
+        Network::Transformer(m) => Network::Transformer(m.try_load_record(record).map_err(bad)?),
+    })
 }
 
 /// Everything `predict` and `evaluate` need from a finished run.
@@ -255,7 +268,7 @@ pub struct LoadedRun {
     /// Fitted calibration.
     pub calibration: Calibration,
     /// The best weights, on the scoring device.
-    pub model: TabularMlp,
+    pub model: Network,
 }
 
 /// Read a run's manifest and check it is one this version can use.

@@ -16,6 +16,7 @@ use patron::export::{self, ExportFormat};
 use patron::inference;
 use patron::preprocess::{Feature, Preprocessor, fit_labels, target_values};
 use patron::progress::Progress;
+use patron::report::Report;
 use patron::run_report;
 use patron::split::split_rows;
 use patron::train::{TrainRequest, train};
@@ -210,8 +211,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => {
             let report = run_report::regenerate(&args.checkpoint)?;
             println!(
-                "{} ({} rows): auc_roc {:.4}",
-                report.evaluated_on, report.n, report.metrics.auc_roc
+                "{} ({} rows): {}",
+                report.evaluated_on(),
+                report.n(),
+                headline(&report)
             );
             println!("{}", args.checkpoint.join("report.html").display());
             Ok(())
@@ -268,22 +271,30 @@ fn run_train(args: TrainArgs) -> Result<()> {
         stop,
     };
     let outcome = train(&request, &backend, &progress)?;
-    let m = &outcome.report.metrics;
+    let uncalibrated = match &outcome.report {
+        Report::Binary(r) => format!(" (uncalibrated {:.4})", r.metrics.ece_uncalibrated),
+        Report::Multiclass(_) => String::new(),
+    };
     println!(
-        "{} ({} rows): auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4} (uncalibrated {:.4}); best epoch {} of {}",
-        outcome.report.evaluated_on,
-        outcome.report.n,
-        m.auc_roc,
-        m.auc_pr,
-        m.log_loss,
-        m.f1,
-        m.ece,
-        m.ece_uncalibrated,
+        "{} ({} rows): {}{uncalibrated}; best epoch {} of {}",
+        outcome.report.evaluated_on(),
+        outcome.report.n(),
+        headline(&outcome.report),
         outcome.best_epoch,
         outcome.epochs_run
     );
     println!("{}", outcome.run_dir.display());
     Ok(())
+}
+
+/// `name value` pairs of a report's headline metrics, for one-line summaries.
+fn headline(report: &Report) -> String {
+    report
+        .headline()
+        .iter()
+        .map(|(name, value)| format!("{name} {value:.4}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
@@ -304,11 +315,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
         &args.data,
         &out,
     )?;
-    let m = &report.metrics;
-    println!(
-        "{} rows: auc_roc {:.4} auc_pr {:.4} log_loss {:.4} f1 {:.4} ece {:.4}",
-        report.n, m.auc_roc, m.auc_pr, m.log_loss, m.f1, m.ece
-    );
+    println!("{} rows: {}", report.n(), headline(&report));
     println!("{}", out.display());
     Ok(())
 }
@@ -358,13 +365,26 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
     let ys = target_values(&table, &config, &labels);
     let split = split_rows(&ys, &config.split);
     let (pre, notes) = Preprocessor::fit(&table, &split.train, labels, &config, &path)?;
+    let counts: Vec<String> = pre
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(c, label)| {
+            let rows = ys.iter().filter(|&&y| y as usize == c).count();
+            format!("{label:?}: {rows}")
+        })
+        .collect();
+    let task = if pre.labels.len() == 2 {
+        format!("positive {:?}", pre.labels[1])
+    } else {
+        format!("{} classes", pre.labels.len())
+    };
     println!(
-        "{}: {} rows, target {:?} (positive {:?}: {} rows)",
+        "{}: {} rows, target {:?} ({task}; {})",
         path.display(),
         table.height(),
         config.data.target,
-        pre.labels[1],
-        ys.iter().filter(|&&y| y > 0.5).count()
+        counts.join(", ")
     );
     println!(
         "split: train {}, valid {}, test {}",
@@ -372,6 +392,11 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
         split.valid.len(),
         split.test.len()
     );
+    if let Some(text) = &pre.text {
+        for column in &text.columns {
+            println!("  text         {column}");
+        }
+    }
     for f in &pre.features {
         match f {
             Feature::Numeric {

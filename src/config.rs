@@ -53,6 +53,10 @@ pub struct DataConfig {
     /// Columns never used as features.
     #[serde(default)]
     pub drop: Vec<String>,
+    /// Text column(s) of a text model (several are joined with a space). Written as one
+    /// name or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub text: Vec<String>,
     /// An identifier column: carried into predictions, never a feature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -103,6 +107,11 @@ pub struct SplitConfig {
 pub enum ModelKind {
     /// MLP over standardized numeric features and categorical embeddings.
     TabularMlp,
+    /// fastText-style: averaged hashed word and character n-gram embeddings, then a linear
+    /// or small MLP head; the embedding table gets sparse updates.
+    TextBag,
+    /// A small Transformer encoder over a subword vocabulary learned from the training split.
+    TextTransformer,
 }
 
 impl ModelKind {
@@ -110,7 +119,14 @@ impl ModelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::TabularMlp => "tabular_mlp",
+            ModelKind::TextBag => "text_bag",
+            ModelKind::TextTransformer => "text_transformer",
         }
+    }
+
+    /// Whether the model reads a text column.
+    pub fn is_text(self) -> bool {
+        !matches!(self, ModelKind::TabularMlp)
     }
 }
 
@@ -127,9 +143,47 @@ pub struct ModelConfig {
     /// Dropout probability after each hidden layer.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
-    /// Width of each categorical column's embedding.
+    /// Width of each categorical column's embedding; for text models, the width of the
+    /// token embeddings (and of the Transformer).
     #[serde(default = "default_embedding_dim")]
     pub embedding_dim: usize,
+    /// `text_bag`: rows of the hashed n-gram embedding table.
+    #[serde(default = "default_buckets")]
+    pub buckets: usize,
+    /// `text_bag`: longest word n-gram (2 adds word pairs such as "not good").
+    #[serde(default = "default_word_ngrams")]
+    pub word_ngrams: usize,
+    /// `text_bag`: shortest character n-gram of a word (0 turns them off).
+    #[serde(default = "default_char_ngram_min")]
+    pub char_ngram_min: usize,
+    /// `text_bag`: longest character n-gram of a word.
+    #[serde(default = "default_char_ngram_max")]
+    pub char_ngram_max: usize,
+    /// Text models: tokens kept per text (longer texts are truncated).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// `text_transformer`: subword vocabulary size learned from the training split.
+    #[serde(default = "default_vocab_size")]
+    pub vocab_size: usize,
+    /// `text_transformer`: encoder layers.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+    /// `text_transformer`: attention heads (must divide `embedding_dim`).
+    #[serde(default = "default_heads")]
+    pub heads: usize,
+    /// `text_transformer`: how token states become one vector.
+    #[serde(default = "default_pooling")]
+    pub pooling: Pooling,
+}
+
+/// How a Transformer's token states are pooled into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the non-padding tokens.
+    Mean,
+    /// The state of the leading CLS token.
+    Cls,
 }
 
 /// Metric watched by early stopping (on the validation split).
@@ -142,6 +196,10 @@ pub enum StopMetric {
     AucPr,
     /// Validation log loss (lower is better).
     LogLoss,
+    /// Macro-averaged F1 over the classes (higher is better).
+    MacroF1,
+    /// Accuracy (higher is better).
+    Accuracy,
 }
 
 impl StopMetric {
@@ -272,6 +330,111 @@ fn default_dropout() -> f64 {
 fn default_embedding_dim() -> usize {
     16
 }
+fn default_buckets() -> usize {
+    1 << 18
+}
+fn default_word_ngrams() -> usize {
+    2
+}
+fn default_char_ngram_min() -> usize {
+    3
+}
+fn default_char_ngram_max() -> usize {
+    5
+}
+fn default_max_length() -> usize {
+    256
+}
+fn default_vocab_size() -> usize {
+    8000
+}
+fn default_layers() -> usize {
+    2
+}
+fn default_heads() -> usize {
+    4
+}
+fn default_pooling() -> Pooling {
+    Pooling::Mean
+}
+
+/// Accept `key = "name"` as well as `key = ["a", "b"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Defaults that differ for text models, filled into the config table before it is read
+/// when the key is absent, so the resolved config shows them. Measured on the shipped
+/// feedback configs (README).
+fn text_defaults(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] {
+    match kind {
+        "text_bag" => &[
+            ("model", "embedding_dim", "64"),
+            ("model", "hidden", "[]"),
+            ("model", "dropout", "0.0"),
+            ("train", "epochs", "10"),
+            ("train", "batch_size", "32"),
+            ("train", "learning_rate", "5e-3"),
+            ("train", "weight_decay", "0.0"),
+        ],
+        "text_transformer" => &[
+            ("model", "embedding_dim", "64"),
+            ("model", "hidden", "[]"),
+            ("model", "dropout", "0.1"),
+            ("train", "epochs", "10"),
+            ("train", "batch_size", "32"),
+            ("train", "learning_rate", "1e-3"),
+            ("train", "weight_decay", "0.01"),
+        ],
+        _ => &[],
+    }
+}
+
+fn fill_text_defaults(table: &mut toml::Table) {
+    let kind = table
+        .get("model")
+        .and_then(|m| m.get("kind"))
+        .and_then(|k| k.as_str())
+        .unwrap_or("")
+        .to_string();
+    let defaults = text_defaults(&kind);
+    if defaults.is_empty() {
+        return;
+    }
+    for (section, key, value) in defaults {
+        if let toml::Value::Table(t) = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            && !t.contains_key(*key)
+        {
+            t.insert(key.to_string(), parse_override_value(value));
+        }
+    }
+    // Early stopping watches macro-F1 on text (balanced sentiment data; log loss rewards
+    // overconfident epochs less reliably there).
+    if let Some(toml::Value::Table(train)) = table.get_mut("train") {
+        let stop = train
+            .entry("early_stopping".to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(stop) = stop {
+            stop.entry("metric".to_string())
+                .or_insert_with(|| toml::Value::String("macro_f1".into()));
+            stop.entry("patience".to_string())
+                .or_insert(toml::Value::Integer(3));
+        }
+    }
+}
 // Validation log loss moves smoothly where AUC on a few hundred rows jumps around, so it
 // picks the best epoch more reliably (measured on the shipped configs, see README).
 fn default_stop_metric() -> StopMetric {
@@ -325,6 +488,15 @@ impl Default for ModelConfig {
             hidden: default_hidden(),
             dropout: default_dropout(),
             embedding_dim: default_embedding_dim(),
+            buckets: default_buckets(),
+            word_ngrams: default_word_ngrams(),
+            char_ngram_min: default_char_ngram_min(),
+            char_ngram_max: default_char_ngram_max(),
+            max_length: default_max_length(),
+            vocab_size: default_vocab_size(),
+            layers: default_layers(),
+            heads: default_heads(),
+            pooling: default_pooling(),
         }
     }
 }
@@ -365,6 +537,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "path",
             "target",
             "positive",
+            "text",
             "drop",
             "id",
             "categorical",
@@ -376,7 +549,24 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("split", &["test", "valid", "seed", "stratify"]),
-    ("model", &["kind", "hidden", "dropout", "embedding_dim"]),
+    (
+        "model",
+        &[
+            "kind",
+            "hidden",
+            "dropout",
+            "embedding_dim",
+            "buckets",
+            "word_ngrams",
+            "char_ngram_min",
+            "char_ngram_max",
+            "max_length",
+            "vocab_size",
+            "layers",
+            "heads",
+            "pooling",
+        ],
+    ),
     (
         "train",
         &[
@@ -526,6 +716,7 @@ impl Config {
             .map_err(|e: toml::de::Error| PatronError::config(file, toml_error_line(text, &e)))?;
         apply_overrides(&mut table, overrides)?;
         check_keys(&table, "", file)?;
+        fill_text_defaults(&mut table);
         for required in ["data.path", "data.target"] {
             let (section, key) = required.split_once('.').unwrap_or_default();
             let present = table
@@ -592,6 +783,47 @@ impl Config {
         }
         if m.embedding_dim == 0 {
             return bad("model.embedding_dim", "must be at least 1");
+        }
+        if m.kind.is_text() {
+            if self.data.text.is_empty() {
+                return bad(
+                    "data.text",
+                    "is required for a text model: name the text column (e.g. text = \"review\")",
+                );
+            }
+            if m.max_length == 0 {
+                return bad("model.max_length", "must be at least 1");
+            }
+        } else if !self.data.text.is_empty() {
+            return bad(
+                "data.text",
+                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\", or remove it",
+            );
+        }
+        if m.kind == ModelKind::TextBag {
+            if !(1..=(1 << 24)).contains(&m.buckets) {
+                return bad("model.buckets", "must be between 1 and 16777216");
+            }
+            if m.word_ngrams == 0 || m.word_ngrams > 5 {
+                return bad("model.word_ngrams", "must be between 1 and 5");
+            }
+            if m.char_ngram_min > m.char_ngram_max || m.char_ngram_max > 8 {
+                return bad(
+                    "model.char_ngram_min",
+                    "must not exceed model.char_ngram_max, which is at most 8",
+                );
+            }
+        }
+        if m.kind == ModelKind::TextTransformer {
+            if m.vocab_size < 16 {
+                return bad("model.vocab_size", "must be at least 16");
+            }
+            if m.layers == 0 || m.heads == 0 || m.embedding_dim % m.heads != 0 {
+                return bad(
+                    "model.heads",
+                    "must be at least 1 and divide model.embedding_dim (and model.layers at least 1)",
+                );
+            }
         }
         let t = &self.train;
         if t.epochs == 0 {

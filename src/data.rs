@@ -308,6 +308,12 @@ enum ChunkSource {
     Parquet {
         total: usize,
     },
+    /// One text per line (standard input of a text model).
+    Lines {
+        reader: Box<dyn BufRead>,
+        columns: Vec<String>,
+        done: bool,
+    },
 }
 
 impl ChunkReader {
@@ -341,9 +347,78 @@ impl ChunkReader {
         })
     }
 
+    /// Read standard input as one text per line, into a table whose first column in
+    /// `columns` holds the line and the others are missing (an empty line is an empty text).
+    pub fn open_lines(columns: &[String], chunk_rows: usize) -> ChunkReader {
+        ChunkReader {
+            path: "-".into(),
+            options: ReadOptions::new(b',', &[]),
+            chunk_rows: chunk_rows.max(1),
+            source: ChunkSource::Lines {
+                reader: Box::new(BufReader::new(std::io::stdin())),
+                columns: columns.to_vec(),
+                done: false,
+            },
+            rows_read: 0,
+        }
+    }
+
     /// The next chunk, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<Table>> {
         let df = match &mut self.source {
+            ChunkSource::Lines {
+                reader,
+                columns,
+                done,
+            } => {
+                if *done {
+                    return Ok(None);
+                }
+                let mut texts: Vec<String> = Vec::new();
+                let mut line = Vec::new();
+                while texts.len() < self.chunk_rows {
+                    line.clear();
+                    let n = reader
+                        .read_until(b'\n', &mut line)
+                        .map_err(|e| PatronError::io(&self.path, e))?;
+                    if n == 0 {
+                        *done = true;
+                        break;
+                    }
+                    while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                        line.pop();
+                    }
+                    let number = self.rows_read + texts.len() + 1;
+                    let text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| {
+                        PatronError::data(
+                            "standard input",
+                            format!(
+                                "invalid UTF-8 on line {number}; send UTF-8 text, one text per line"
+                            ),
+                        )
+                    })?;
+                    texts.push(text);
+                }
+                if texts.is_empty() {
+                    return Ok(None);
+                }
+                let rows = texts.len();
+                let mut cols = Vec::with_capacity(columns.len());
+                for (i, name) in columns.iter().enumerate() {
+                    if i == 0 {
+                        cols.push(Column::new(
+                            name.as_str().into(),
+                            std::mem::take(&mut texts),
+                        ));
+                    } else {
+                        cols.push(Column::new(name.as_str().into(), vec![None::<&str>; rows]));
+                    }
+                }
+                let df = DataFrame::new_infer_height(cols)
+                    .map_err(|e| PatronError::Internal(format!("building a table: {e}")))?;
+                self.rows_read += df.height();
+                return Ok(Some(Table { df }));
+            }
             ChunkSource::Parquet { total } => {
                 if self.rows_read >= *total {
                     return Ok(None);

@@ -7,7 +7,7 @@ use crate::charts::{Axes, Series, line_chart, padded_range, palette};
 use crate::error::{PatronError, Result};
 use crate::importance::{FeatureImportance, REPEATS};
 use crate::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
-use crate::report::BinaryReport;
+use crate::report::{BinaryReport, MulticlassReport};
 use crate::train::EpochRow;
 
 /// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
@@ -20,11 +20,12 @@ pub struct ReportPage<'a> {
     pub title: String,
     /// Header facts (run name, model, data, rows, backend, time, best epoch, version).
     pub facts: Vec<(String, String)>,
-    /// Calibrated scores of the evaluated rows.
+    /// Calibrated scores of the evaluated rows (multiclass: class probabilities,
+    /// `[rows * classes]`).
     pub probs: &'a [f64],
     /// Scores before calibration.
     pub uncalibrated: &'a [f64],
-    /// 0/1 labels of the evaluated rows.
+    /// Class indices of the evaluated rows (0/1 for two classes).
     pub labels: &'a [f32],
     /// Per-epoch training history (empty for `evaluate`).
     pub history: &'a [EpochRow],
@@ -52,9 +53,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:12px}.note{color:#555;font-size:.9em}#summary td{text-align:left}";
 
-/// Render the page for the numbers of `r`.
-pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
-    let m = &r.metrics;
+fn page_head(page: &ReportPage) -> String {
     let mut h = String::new();
     let _ = writeln!(
         h,
@@ -62,11 +61,95 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         escape(&page.title),
         escape(&page.title)
     );
-
     h.push_str("<section id=\"summary\"><table>");
     for (k, v) in &page.facts {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
     }
+    h
+}
+
+/// Render the page of a multiclass report: metrics with bootstrap intervals, per-class
+/// table and bars, the confusion heatmap, explanations and training curves.
+pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<String> {
+    let k = r.labels.len();
+    let mut h = page_head(page);
+    let _ = writeln!(
+        h,
+        "<tr><th>evaluated rows</th><td>{} ({} classes)</td></tr></table></section>",
+        r.n, k
+    );
+    let ci = crate::metrics::multiclass_bootstrap(
+        page.probs,
+        page.labels,
+        k,
+        BOOTSTRAP_RESAMPLES,
+        BOOTSTRAP_SEED,
+    );
+    h.push_str("<section id=\"metrics\"><h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>95 % interval</th></tr>");
+    let m = &r.metrics;
+    for (key, name, value) in [
+        ("accuracy", "accuracy", m.accuracy),
+        ("macro_f1", "macro F1", m.macro_f1),
+        ("weighted_f1", "weighted F1", m.weighted_f1),
+        ("log_loss", "log loss", m.log_loss),
+    ] {
+        let interval = ci
+            .get(key)
+            .map_or("-".to_string(), |(lo, hi)| format!("{lo:.4} to {hi:.4}"));
+        let _ = write!(
+            h,
+            "<tr><td>{name}</td><td>{value:.4}</td><td>{interval}</td></tr>"
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Each row is predicted as its most probable class.</p></section>"
+    );
+    h.push_str("<section id=\"per-class\"><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");
+    let mut bars: [Vec<f64>; 3] = Default::default();
+    for label in &r.labels {
+        if let Some(c) = r.per_class.get(label) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+                escape(label),
+                c.precision,
+                c.recall,
+                c.f1,
+                c.support
+            );
+            bars[0].push(c.precision);
+            bars[1].push(c.recall);
+            bars[2].push(c.f1);
+        }
+    }
+    let [precision, recall, f1] = bars;
+    let bars = crate::charts::grouped_bars(
+        "Precision, recall and F1 per class",
+        "score",
+        &r.labels,
+        &[
+            ("precision", precision, palette::MODEL),
+            ("recall", recall, palette::OTHER),
+            ("F1", f1, palette::THIRD),
+        ],
+    )
+    .map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))?;
+    let heat = crate::charts::heatmap("Confusion matrix", &r.labels, &r.confusion_matrix)
+        .map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))?;
+    let _ = writeln!(
+        h,
+        "</table><div class=\"charts\"><div id=\"class-bars\">{bars}</div></div></section>\n<section id=\"confusion\"><h2>Confusion matrix</h2><div class=\"charts\"><div id=\"heatmap\">{heat}</div></div><p class=\"note\">Rows are the true classes, columns the predicted ones; the shade is the share of the row.</p></section>"
+    );
+    h.push_str(&training_section(page.history)?);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// Render the page for the numbers of `r`.
+pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
+    let m = &r.metrics;
+    let mut h = page_head(page);
     let _ = writeln!(
         h,
         "<tr><th>evaluated rows</th><td>{} ({} positive, class <code>{}</code>)</td></tr></table></section>",
@@ -327,11 +410,19 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
             "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC is measured. Near zero or negative: the model does not rely on the column.</p></section>"
         );
     }
-    if !page.history.is_empty() {
-        let epochs = page.history.len() as f64;
+    h.push_str(&training_section(page.history)?);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// Training curves from the per-epoch history (empty when there is none).
+fn training_section(history: &[EpochRow]) -> Result<String> {
+    let mut h = String::new();
+    if !history.is_empty() {
+        let epochs = history.len() as f64;
         let xs = 0.5..epochs + 0.5;
         let pick = |f: fn(&EpochRow) -> f64| {
-            page.history
+            history
                 .iter()
                 .map(|e| (e.epoch as f64, f(e)))
                 .collect::<Vec<_>>()
@@ -377,6 +468,5 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
             "<section id=\"training\"><h2>Training</h2><div class=\"charts\"><div>{loss}</div><div>{auc}</div><div>{lr}</div></div></section>"
         );
     }
-    h.push_str("</body></html>\n");
     Ok(h)
 }

@@ -9,9 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::inference::{SCORE_BATCH, logits};
+use crate::inference::logits;
 use crate::metrics::auc_roc;
-use crate::model::{ModelSpec, TabularMlp};
+use crate::model::{ModelSpec, Network};
 use crate::preprocess::{Encoded, Feature, Preprocessor};
 
 /// Shuffles per feature; the spread over them says how stable the estimate is.
@@ -30,7 +30,7 @@ pub struct FeatureImportance {
 
 /// Importance of every feature, most important first.
 pub fn permutation_importance(
-    model: &TabularMlp,
+    model: &Network,
     spec: &ModelSpec,
     pre: &Preprocessor,
     valid: &Encoded,
@@ -38,7 +38,7 @@ pub fn permutation_importance(
     device: &Device,
     seed: u64,
 ) -> Result<Vec<FeatureImportance>> {
-    let base = auc_roc(&logits(model, spec, valid, device, SCORE_BATCH)?, labels);
+    let base = auc_roc(&logits(model, spec, valid, device)?, labels);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (width, n_cat) = (valid.numeric_width, valid.categorical_count);
     let (mut num_col, mut cat_col) = (0, 0);
@@ -63,7 +63,7 @@ pub fn permutation_importance(
                     }
                 }
             }
-            let z = logits(model, spec, &shuffled, device, SCORE_BATCH)?;
+            let z = logits(model, spec, &shuffled, device)?;
             drops.push(base - auc_roc(&z, labels));
         }
         match feature {

@@ -4,54 +4,144 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use polars::prelude::*;
 
-use crate::calibration::sigmoid;
+use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::LoadedRun;
 use crate::data::{ChunkReader, Format, read_table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
-use crate::model::{Inputs, ModelSpec, TabularMlp};
+use crate::metrics::{argmax_rows, softmax_rows};
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bag_means, padded_ids};
 use crate::preprocess::Encoded;
-use crate::report::{BinaryReport, segment_columns, with_segments};
+use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
 /// Rows per forward pass when scoring.
 pub const SCORE_BATCH: usize = 4096;
+/// Texts per forward pass of the Transformer (attention memory grows with the square of
+/// the length).
+const TRANSFORMER_BATCH: usize = 64;
 
-/// Logits of encoded rows, in batches of `batch` rows on `device` (no autodiff).
+/// A network ready to score: `text_bag`'s table is copied to the host once, since bags are
+/// averaged there.
+pub struct Scorer<'a> {
+    network: &'a Network,
+    spec: &'a ModelSpec,
+    table: Option<std::borrow::Cow<'a, [f32]>>,
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer of a loaded network.
+    pub fn new(network: &'a Network, spec: &'a ModelSpec) -> Result<Self> {
+        let table = match network {
+            Network::Bag(bag) => Some(std::borrow::Cow::Owned(
+                bag.table
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| PatronError::Internal(format!("reading the table: {e:?}")))?,
+            )),
+            _ => None,
+        };
+        Ok(Scorer {
+            network,
+            spec,
+            table,
+        })
+    }
+
+    /// A scorer of a network whose bag table is already on the host (training).
+    pub fn with_table(network: &'a Network, spec: &'a ModelSpec, table: Option<&'a [f32]>) -> Self {
+        Scorer {
+            network,
+            spec,
+            table: table.map(std::borrow::Cow::Borrowed),
+        }
+    }
+
+    /// Logits of encoded rows, `[rows * outputs]` row-major, on `device` (no autodiff).
+    pub fn logits(&self, encoded: &Encoded, device: &Device) -> Result<Vec<f64>> {
+        let outputs = self.spec.outputs;
+        let mut out = vec![0f64; encoded.rows * outputs];
+        let mut put = |rows: &[usize], z: Tensor<2>| -> Result<()> {
+            let values = z
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| PatronError::Internal(format!("reading scores: {e:?}")))?;
+            for (i, &r) in rows.iter().enumerate() {
+                for j in 0..outputs {
+                    out[r * outputs + j] = f64::from(values[i * outputs + j]);
+                }
+            }
+            Ok(())
+        };
+        match self.network {
+            Network::Tabular(_) => {
+                let inputs = TabularInputs::from_encoded(encoded, self.spec, device);
+                for start in (0..encoded.rows).step_by(SCORE_BATCH) {
+                    let end = (start + SCORE_BATCH).min(encoded.rows);
+                    let z = self
+                        .network
+                        .forward(Inputs::Tabular(inputs.slice(start, end)));
+                    put(&(start..end).collect::<Vec<_>>(), z)?;
+                }
+            }
+            Network::Bag(_) => {
+                let table = self.table.as_deref().unwrap_or(&[]);
+                let dim = self.spec.text.as_ref().map_or(1, |t| t.dim);
+                let rows: Vec<usize> = (0..encoded.rows).collect();
+                for chunk in rows.chunks(SCORE_BATCH) {
+                    let docs: Vec<&[u32]> = chunk
+                        .iter()
+                        .map(|&r| encoded.tokens[r].as_slice())
+                        .collect();
+                    let bags = Tensor::<2>::from_data(
+                        TensorData::new(bag_means(table, dim, &docs), [docs.len(), dim]),
+                        device,
+                    );
+                    put(chunk, self.network.forward(Inputs::Bags(bags)))?;
+                }
+            }
+            Network::Transformer(_) => {
+                // Similar lengths together: far less padding.
+                let mut rows: Vec<usize> = (0..encoded.rows).collect();
+                rows.sort_by_key(|&r| encoded.tokens[r].len());
+                for chunk in rows.chunks(TRANSFORMER_BATCH) {
+                    let docs: Vec<&[u32]> = chunk
+                        .iter()
+                        .map(|&r| encoded.tokens[r].as_slice())
+                        .collect();
+                    let ids = padded_ids(&docs, device);
+                    put(chunk, self.network.forward(Inputs::Tokens(ids)))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Logits of encoded rows (`[rows * outputs]`) with a network on `device` (no autodiff).
 pub fn logits(
-    model: &TabularMlp,
+    model: &Network,
     spec: &ModelSpec,
     encoded: &Encoded,
     device: &Device,
-    batch: usize,
 ) -> Result<Vec<f64>> {
-    let inputs = Inputs::from_encoded(encoded, spec, device);
-    let mut out = Vec::with_capacity(encoded.rows);
-    let mut start = 0;
-    while start < encoded.rows {
-        let end = (start + batch.max(1)).min(encoded.rows);
-        let z = model.forward(inputs.slice(start, end));
-        let values = z
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| PatronError::Internal(format!("reading scores: {e:?}")))?;
-        out.extend(values.into_iter().map(f64::from));
-        start = end;
-    }
-    Ok(out)
+    Scorer::new(model, spec)?.logits(encoded, device)
 }
 
-/// Logits of encoded rows with a loaded run's model.
-fn run_logits(run: &LoadedRun, encoded: &Encoded, device: &Device) -> Result<Vec<f64>> {
-    logits(
-        &run.model,
-        &run.manifest.model,
-        encoded,
-        device,
-        SCORE_BATCH,
-    )
+/// Calibrated probabilities from logits: one score per row for two classes, otherwise
+/// `[rows * classes]`.
+pub fn probabilities(calibration: &Calibration, logits: &[f64], outputs: usize) -> Vec<f64> {
+    if outputs == 1 {
+        logits.iter().map(|&z| calibration.apply(z)).collect()
+    } else {
+        logits
+            .chunks_exact(outputs)
+            .flat_map(|row| calibration.apply_softmax(row))
+            .collect()
+    }
 }
 
 /// What `predict` did.
@@ -59,8 +149,10 @@ fn run_logits(run: &LoadedRun, encoded: &Encoded, device: &Device) -> Result<Vec
 pub struct PredictSummary {
     /// Rows scored.
     pub rows: usize,
-    /// Rows predicted positive.
+    /// Rows predicted positive (two classes; 0 for more).
     pub positives: usize,
+    /// Rows predicted as each class, in label order.
+    pub class_counts: Vec<usize>,
 }
 
 /// Where predictions go.
@@ -83,7 +175,12 @@ pub fn predict(
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
-    let mut reader = ChunkReader::open(input, pre.read_options(), batch_size)?;
+    let mut reader = match &pre.text {
+        Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
+        _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
+    };
+    let outputs = run.manifest.model.outputs;
+    let scorer = Scorer::new(&run.model, &run.manifest.model)?;
     let id = pre.id.clone();
     let format = if to_stdout {
         Format::Csv
@@ -100,7 +197,7 @@ pub fn predict(
         match format {
             Format::Csv => Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file))),
             Format::Parquet => {
-                let schema = output_schema(id.as_deref());
+                let schema = output_schema(id.as_deref(), &pre.labels, outputs);
                 let writer = ParquetWriter::new(file)
                     .batched(&schema)
                     .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
@@ -111,13 +208,17 @@ pub fn predict(
     let result = (|| {
         let first_column = id.clone().unwrap_or_else(|| "row".into());
         if let Sink::Csv(w) = &mut sink {
-            writeln!(w, "{},score,prediction", csv_field(&first_column))
-                .map_err(|e| PatronError::io(output, e))?;
+            let names: Vec<String> = output_columns(&first_column, &pre.labels, outputs)
+                .iter()
+                .map(|c| csv_field(c).into_owned())
+                .collect();
+            writeln!(w, "{}", names.join(",")).map_err(|e| PatronError::io(output, e))?;
         }
         let threshold = run.manifest.threshold.unwrap_or(0.5);
         let mut summary = PredictSummary {
             rows: 0,
             positives: 0,
+            class_counts: vec![0; pre.labels.len()],
         };
         loop {
             let offset = reader.rows_read;
@@ -125,8 +226,8 @@ pub fn predict(
                 break;
             };
             let encoded = pre.transform(&chunk, offset, input)?;
-            let z = run_logits(run, &encoded, device)?;
-            let scores: Vec<f64> = z.iter().map(|&z| run.calibration.apply(z)).collect();
+            let z = scorer.logits(&encoded, device)?;
+            let scores = probabilities(&run.calibration, &z, outputs);
             let ids: Vec<String> = match &id {
                 Some(col) => chunk
                     .cells(col)
@@ -145,17 +246,38 @@ pub fn predict(
                     .map(|r| r.to_string())
                     .collect(),
             };
-            let labels: Vec<&str> = scores
-                .iter()
-                .map(|&s| pre.labels[usize::from(s >= threshold)].as_str())
-                .collect();
-            summary.rows += scores.len();
-            summary.positives += scores.iter().filter(|&&s| s >= threshold).count();
+            let predicted: Vec<usize> = if outputs == 1 {
+                scores
+                    .iter()
+                    .map(|&s| usize::from(s >= threshold))
+                    .collect()
+            } else {
+                argmax_rows(&scores, outputs)
+            };
+            let labels: Vec<&str> = predicted.iter().map(|&c| pre.labels[c].as_str()).collect();
+            summary.rows += predicted.len();
+            for &c in &predicted {
+                summary.class_counts[c] += 1;
+            }
+            summary.positives = if outputs == 1 {
+                summary.class_counts[1]
+            } else {
+                0
+            };
             match &mut sink {
-                Sink::Csv(w) => {
+                Sink::Csv(w) if outputs == 1 => {
                     for ((i, s), l) in ids.iter().zip(&scores).zip(&labels) {
                         writeln!(w, "{},{s:.6},{}", csv_field(i), csv_field(l))
                             .map_err(|e| PatronError::io(output, e))?;
+                    }
+                }
+                Sink::Csv(w) => {
+                    for ((i, row), l) in ids.iter().zip(scores.chunks_exact(outputs)).zip(&labels) {
+                        let mut line = format!("{},{}", csv_field(i), csv_field(l));
+                        for p in row {
+                            line.push_str(&format!(",{p:.6}"));
+                        }
+                        writeln!(w, "{line}").map_err(|e| PatronError::io(output, e))?;
                     }
                 }
                 Sink::Parquet(writer) => {
@@ -166,12 +288,20 @@ pub fn predict(
                             (offset as u64..(offset + chunk.height()) as u64).collect();
                         Column::new(first_column.as_str().into(), rows)
                     };
-                    let df = DataFrame::new_infer_height(vec![
-                        first,
-                        Column::new("score".into(), scores),
-                        Column::new("prediction".into(), labels),
-                    ])
-                    .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
+                    let mut columns = vec![first];
+                    if outputs == 1 {
+                        columns.push(Column::new("score".into(), scores));
+                        columns.push(Column::new("prediction".into(), labels));
+                    } else {
+                        columns.push(Column::new("prediction".into(), labels));
+                        for (c, label) in pre.labels.iter().enumerate() {
+                            let p: Vec<f64> =
+                                scores.chunks_exact(outputs).map(|row| row[c]).collect();
+                            columns.push(Column::new(format!("p_{label}").into(), p));
+                        }
+                    }
+                    let df = DataFrame::new_infer_height(columns)
+                        .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
                     if let Some(w) = writer {
                         w.write_batch(&df)
                             .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
@@ -207,14 +337,33 @@ pub fn predict(
     }
 }
 
-fn output_schema(id: Option<&str>) -> Schema {
+/// Column names of the predictions: the id (or `row`), then `score,prediction` for two
+/// classes, or `prediction` and one `p_<label>` per class.
+fn output_columns(first: &str, labels: &[String], outputs: usize) -> Vec<String> {
+    let mut names = vec![first.to_string()];
+    if outputs == 1 {
+        names.extend(["score".to_string(), "prediction".to_string()]);
+    } else {
+        names.push("prediction".into());
+        names.extend(labels.iter().map(|l| format!("p_{l}")));
+    }
+    names
+}
+
+fn output_schema(id: Option<&str>, labels: &[String], outputs: usize) -> Schema {
     let mut schema = Schema::default();
     match id {
         Some(name) => schema.insert(name.into(), DataType::String),
         None => schema.insert("row".into(), DataType::UInt64),
     };
-    schema.insert("score".into(), DataType::Float64);
-    schema.insert("prediction".into(), DataType::String);
+    for name in output_columns("", labels, outputs).into_iter().skip(1) {
+        let dtype = if name == "prediction" {
+            DataType::String
+        } else {
+            DataType::Float64
+        };
+        schema.insert(name.into(), dtype);
+    }
     schema
 }
 
@@ -262,7 +411,7 @@ pub fn evaluate(
     device_name: &str,
     data: &Path,
     out_dir: &Path,
-) -> Result<BinaryReport> {
+) -> Result<Report> {
     let pre = &run.preprocess;
     let table = read_table(data, &pre.read_options())?;
     if table.height() == 0 {
@@ -270,30 +419,45 @@ pub fn evaluate(
     }
     let labels = pre.encode_target(&table, data)?;
     let encoded = pre.transform(&table, 0, data)?;
-    let z = run_logits(run, &encoded, device)?;
-    let raw: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
-    let probs: Vec<f64> = z.iter().map(|&z| run.calibration.apply(z)).collect();
-    let threshold = run.manifest.threshold.unwrap_or(0.5);
-    let segments = segment_columns(
-        &table,
-        &run.config.report.segments,
-        &pre.read_options(),
-        data,
-        false,
-    )?;
-    let report = with_segments(
-        BinaryReport::new(
+    let outputs = run.manifest.model.outputs;
+    let z = Scorer::new(&run.model, &run.manifest.model)?.logits(&encoded, device)?;
+    let probs = probabilities(&run.calibration, &z, outputs);
+    let raw: Vec<f64> = if outputs == 1 {
+        z.iter().map(|&z| sigmoid(z)).collect()
+    } else {
+        softmax_rows(&z, outputs)
+    };
+    let evaluated_on = data.display().to_string();
+    let report = if outputs == 1 {
+        let threshold = run.manifest.threshold.unwrap_or(0.5);
+        let segments = segment_columns(
+            &table,
+            &run.config.report.segments,
+            &pre.read_options(),
+            data,
+            false,
+        )?;
+        Report::Binary(with_segments(
+            BinaryReport::new(
+                &probs,
+                &raw,
+                &labels,
+                threshold,
+                &run.manifest.positive,
+                &evaluated_on,
+            ),
+            &segments,
             &probs,
-            &raw,
             &labels,
-            threshold,
-            &run.manifest.positive,
-            &data.display().to_string(),
-        ),
-        &segments,
-        &probs,
-        &labels,
-    );
+        ))
+    } else {
+        Report::Multiclass(MulticlassReport::new(
+            &probs,
+            &labels,
+            &pre.labels,
+            &evaluated_on,
+        ))
+    };
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
     let m = &run.manifest;
     let page = ReportPage {

@@ -36,6 +36,7 @@ pub mod preprocess;
 pub mod progress;
 pub mod report;
 pub mod run_report;
+pub mod sparse;
 pub mod split;
 pub mod text;
 pub mod train;

@@ -1,4 +1,4 @@
-//! Binary classification metrics, computed in f64 on host vectors.
+//! Binary and multiclass classification metrics, computed in f64 on host vectors.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,154 @@ impl BinaryMetrics {
             ece: ece(probs, labels, ECE_BINS),
             ece_uncalibrated: ece(uncalibrated, labels, ECE_BINS),
         }
+    }
+}
+
+/// The metrics block of a multiclass `report.json` (keys are part of the contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MulticlassMetrics {
+    /// Share of rows whose most probable class is the true one.
+    pub accuracy: f64,
+    /// Unweighted mean of the per-class F1.
+    pub macro_f1: f64,
+    /// Per-class F1 weighted by support.
+    pub weighted_f1: f64,
+    /// Mean negative log-likelihood of the true class.
+    pub log_loss: f64,
+}
+
+/// Precision, recall and F1 of one class against the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// Of the rows predicted as this class, the share that are.
+    pub precision: f64,
+    /// Of the rows of this class, the share predicted as it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Rows of this class.
+    pub support: u64,
+}
+
+/// Softmax of each row of `logits` (`[rows * k]`, row-major).
+pub fn softmax_rows(logits: &[f64], k: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(logits.len());
+    for row in logits.chunks_exact(k) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exp: Vec<f64> = row.iter().map(|&z| (z - max).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        out.extend(exp.iter().map(|e| e / sum));
+    }
+    out
+}
+
+/// The most probable class of each row of `probs` (`[rows * k]`); ties go to the lower index.
+pub fn argmax_rows(probs: &[f64], k: usize) -> Vec<usize> {
+    probs
+        .chunks_exact(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |best, (i, &p)| {
+                    if p > best.1 { (i, p) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// `matrix[true][predicted]` counts.
+pub fn confusion_matrix(predicted: &[usize], labels: &[f32], k: usize) -> Vec<Vec<u64>> {
+    let mut m = vec![vec![0u64; k]; k];
+    for (&p, &y) in predicted.iter().zip(labels) {
+        m[y as usize][p] += 1;
+    }
+    m
+}
+
+/// Per-class precision / recall / F1 from a confusion matrix (0 where undefined).
+pub fn per_class(matrix: &[Vec<u64>]) -> Vec<ClassMetrics> {
+    let k = matrix.len();
+    (0..k)
+        .map(|c| {
+            let tp = matrix[c][c] as f64;
+            let support: u64 = matrix[c].iter().sum();
+            let predicted: u64 = matrix.iter().map(|row| row[c]).sum();
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassMetrics {
+                precision,
+                recall,
+                f1,
+                support,
+            }
+        })
+        .collect()
+}
+
+impl MulticlassMetrics {
+    /// Metrics of class probabilities `probs` (`[rows * k]`) against class-index labels.
+    pub fn compute(probs: &[f64], labels: &[f32], k: usize) -> Self {
+        let predicted = argmax_rows(probs, k);
+        let matrix = confusion_matrix(&predicted, labels, k);
+        let classes = per_class(&matrix);
+        let n = labels.len().max(1) as f64;
+        let correct: u64 = (0..k).map(|c| matrix[c][c]).sum();
+        let log_loss = probs
+            .chunks_exact(k)
+            .zip(labels)
+            .map(|(row, &y)| -row[y as usize].clamp(EPS, 1.0).ln())
+            .sum::<f64>()
+            / n;
+        MulticlassMetrics {
+            accuracy: correct as f64 / n,
+            macro_f1: classes.iter().map(|c| c.f1).sum::<f64>() / k.max(1) as f64,
+            weighted_f1: classes.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / n,
+            log_loss,
+        }
+    }
+}
+
+/// Mean over classes of the one-vs-rest value of `metric` (classes absent from `labels`
+/// are skipped).
+pub fn one_vs_rest(
+    probs: &[f64],
+    labels: &[f32],
+    k: usize,
+    metric: fn(&[f64], &[f32]) -> f64,
+) -> f64 {
+    let mut sum = 0.0;
+    let mut counted = 0;
+    for c in 0..k {
+        let y: Vec<f32> = labels
+            .iter()
+            .map(|&l| f32::from(u8::from(l as usize == c)))
+            .collect();
+        let positives = y.iter().filter(|&&v| v > 0.5).count();
+        if positives == 0 || positives == y.len() {
+            continue;
+        }
+        let p: Vec<f64> = probs.chunks_exact(k).map(|row| row[c]).collect();
+        sum += metric(&p, &y);
+        counted += 1;
+    }
+    if counted == 0 {
+        f64::NAN
+    } else {
+        sum / counted as f64
     }
 }
 
@@ -371,17 +519,54 @@ pub fn bootstrap_intervals(
         let p: Vec<f64> = idx.iter().map(|&i| probs[i]).collect();
         let r: Vec<f64> = idx.iter().map(|&i| uncalibrated[i]).collect();
         let y: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
-        let m = BinaryMetrics::compute(&p, &r, &y, threshold);
-        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&m) {
-            for (k, v) in map {
-                if let Some(x) = v.as_f64() {
-                    samples.entry(k).or_default().push(x);
-                }
+        collect_sample(&mut samples, &BinaryMetrics::compute(&p, &r, &y, threshold));
+    }
+    percentile_intervals(samples)
+}
+
+/// Seeded bootstrap 95 % intervals of the multiclass metrics (`probs` is `[rows * k]`).
+pub fn multiclass_bootstrap(
+    probs: &[f64],
+    labels: &[f32],
+    k: usize,
+    resamples: usize,
+    seed: u64,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    let n = labels.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut samples: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for _ in 0..resamples {
+        let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n.max(1))).collect();
+        let p: Vec<f64> = idx
+            .iter()
+            .flat_map(|&i| probs[i * k..(i + 1) * k].iter().copied())
+            .collect();
+        let y: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
+        collect_sample(&mut samples, &MulticlassMetrics::compute(&p, &y, k));
+    }
+    percentile_intervals(samples)
+}
+
+fn collect_sample(
+    samples: &mut std::collections::BTreeMap<String, Vec<f64>>,
+    metrics: &impl Serialize,
+) {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(metrics) {
+        for (k, v) in map {
+            if let Some(x) = v.as_f64() {
+                samples.entry(k).or_default().push(x);
             }
         }
     }
+}
+
+fn percentile_intervals(
+    samples: std::collections::BTreeMap<String, Vec<f64>>,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
     samples
         .into_iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, mut v)| {
             v.sort_by(f64::total_cmp);
             let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
@@ -393,6 +578,40 @@ pub fn bootstrap_intervals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multiclass_metrics_match_hand_computed_values() {
+        // 3 classes, 6 rows. Predicted (argmax): 0, 0, 1, 2, 2, 1; true: 0, 1, 1, 2, 2, 0.
+        let probs = [
+            0.7, 0.2, 0.1, //
+            0.5, 0.4, 0.1, //
+            0.1, 0.8, 0.1, //
+            0.2, 0.2, 0.6, //
+            0.1, 0.1, 0.8, //
+            0.3, 0.6, 0.1,
+        ];
+        let labels = [0.0, 1.0, 1.0, 2.0, 2.0, 0.0];
+        let m = MulticlassMetrics::compute(&probs, &labels, 3);
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        // Class 0: tp 1, predicted 2, support 2 -> P 0.5 R 0.5 F1 0.5.
+        // Class 1: tp 1, predicted 2, support 2 -> 0.5. Class 2: tp 2 of 2 -> 1.0.
+        assert!((m.macro_f1 - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.weighted_f1 - 2.0 / 3.0).abs() < 1e-12);
+        let ll =
+            -(0.7f64.ln() + 0.4f64.ln() + 0.8f64.ln() + 0.6f64.ln() + 0.8f64.ln() + 0.3f64.ln())
+                / 6.0;
+        assert!((m.log_loss - ll).abs() < 1e-12);
+        let matrix = confusion_matrix(&argmax_rows(&probs, 3), &labels, 3);
+        assert_eq!(matrix, vec![vec![1, 1, 0], vec![1, 1, 0], vec![0, 0, 2]]);
+        let classes = per_class(&matrix);
+        assert_eq!(classes[2].support, 2);
+        assert!((classes[2].precision - 1.0).abs() < 1e-12);
+        // Softmax rows sum to one and keep the order of the logits.
+        let p = softmax_rows(&[1.0, 2.0, 3.0, 0.0, 0.0, 0.0], 3);
+        assert!((p[..3].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(p[0] < p[1] && p[1] < p[2]);
+        assert!((p[3] - 1.0 / 3.0).abs() < 1e-12);
+    }
 
     const SCORES: [f64; 6] = [0.9, 0.8, 0.7, 0.6, 0.55, 0.2];
     const LABELS: [f32; 6] = [1., 0., 1., 0., 1., 0.];

@@ -1,15 +1,23 @@
-//! The tabular model: an MLP over [numeric inputs ++ categorical embeddings].
+//! The networks: the tabular MLP, the fastText-style `text_bag` and the small
+//! `text_transformer`, behind one [`Network`] type the training loop and scoring share.
 //!
 //! One model type serves every backend; the `Device` it is built on decides where it runs.
 
-use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::module::{Module, Param};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelConfig;
-use crate::preprocess::{Encoded, Preprocessor};
+use crate::config::{ModelConfig, ModelKind, Pooling};
+use crate::preprocess::{Encoded, Preprocessor, Tokenizer};
+use crate::text::special;
 
 /// Everything needed to rebuild the network before loading weights (saved in the manifest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,11 +34,53 @@ pub struct ModelSpec {
     pub hidden: Vec<usize>,
     /// Dropout probability.
     pub dropout: f64,
+    /// Logits out: 1 for two classes, otherwise one per class.
+    #[serde(default = "one")]
+    pub outputs: usize,
+    /// The text network's shape (text models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSpec>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Shape of a text network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextSpec {
+    /// `text_bag` or `text_transformer`.
+    pub kind: ModelKind,
+    /// Rows of the token embedding table (hash buckets or vocabulary size).
+    pub vocab: usize,
+    /// Width of the token embeddings.
+    pub dim: usize,
+    /// Longest token sequence (positions of the Transformer).
+    pub max_length: usize,
+    /// Transformer layers.
+    pub layers: usize,
+    /// Transformer attention heads.
+    pub heads: usize,
+    /// Transformer pooling.
+    pub pooling: Pooling,
 }
 
 impl ModelSpec {
     /// The spec for a fitted preprocessing and a model config.
     pub fn new(pre: &Preprocessor, config: &ModelConfig) -> Self {
+        let classes = pre.labels.len();
+        let text = pre.text.as_ref().map(|t| TextSpec {
+            kind: config.kind,
+            vocab: match &t.tokenizer {
+                Tokenizer::HashedNgrams(b) => b.buckets,
+                Tokenizer::Subwords(v) => v.size(),
+            },
+            dim: config.embedding_dim,
+            max_length: config.max_length,
+            layers: config.layers,
+            heads: config.heads,
+            pooling: config.pooling,
+        });
         ModelSpec {
             numeric_width: pre.numeric_width(),
             categorical_count: pre.categorical_count(),
@@ -38,6 +88,8 @@ impl ModelSpec {
             embedding_dim: config.embedding_dim,
             hidden: config.hidden.clone(),
             dropout: config.dropout,
+            outputs: if classes > 2 { classes } else { 1 },
+            text,
         }
     }
 
@@ -46,22 +98,162 @@ impl ModelSpec {
         self.numeric_width + self.categorical_count * self.embedding_dim
     }
 
-    /// A freshly initialized model on `device` (seed the device first for reproducibility).
-    pub fn init(&self, device: &Device) -> TabularMlp {
-        let embedding = (self.categorical_count > 0)
-            .then(|| EmbeddingConfig::new(self.embedding_rows, self.embedding_dim).init(device));
+    /// A freshly initialized network on `device` (seed the device first for
+    /// reproducibility).
+    pub fn init(&self, device: &Device) -> Network {
+        match &self.text {
+            None => Network::Tabular(self.init_tabular(device)),
+            Some(t) if t.kind == ModelKind::TextTransformer => {
+                let (layers, output) = self.head(t.dim, device);
+                Network::Transformer(TextTransformer {
+                    tokens: EmbeddingConfig::new(t.vocab, t.dim).init(device),
+                    positions: EmbeddingConfig::new(t.max_length.max(1), t.dim).init(device),
+                    encoder: TransformerEncoderConfig::new(t.dim, 4 * t.dim, t.heads, t.layers)
+                        .with_dropout(self.dropout)
+                        .with_norm_first(true)
+                        .init(device),
+                    norm: LayerNormConfig::new(t.dim).init(device),
+                    layers,
+                    output,
+                    dropout: DropoutConfig::new(self.dropout).init(),
+                    cls_pooling: t.pooling == Pooling::Cls,
+                })
+            }
+            Some(t) => {
+                // fastText's initialization of the input table.
+                let bound = 1.0 / t.dim as f64;
+                let table = Tensor::<2>::random(
+                    [t.vocab, t.dim],
+                    Distribution::Uniform(-bound, bound),
+                    device,
+                );
+                let (layers, output) = self.head(t.dim, device);
+                Network::Bag(TextBag {
+                    table: Param::from_tensor(table),
+                    layers,
+                    output,
+                    dropout: DropoutConfig::new(self.dropout).init(),
+                })
+            }
+        }
+    }
+
+    /// Hidden layers and output layer over an input of `width`.
+    fn head(&self, mut width: usize, device: &Device) -> (Vec<Linear>, Linear) {
         let mut layers = Vec::new();
-        let mut width = self.input_width();
         for &h in &self.hidden {
             layers.push(LinearConfig::new(width, h).init(device));
             width = h;
         }
+        (layers, LinearConfig::new(width, self.outputs).init(device))
+    }
+
+    fn init_tabular(&self, device: &Device) -> TabularMlp {
+        let embedding = (self.categorical_count > 0)
+            .then(|| EmbeddingConfig::new(self.embedding_rows, self.embedding_dim).init(device));
+        let (layers, output) = self.head(self.input_width(), device);
         TabularMlp {
             embedding,
             layers,
-            output: LinearConfig::new(width, 1).init(device),
+            output,
             dropout: DropoutConfig::new(self.dropout).init(),
         }
+    }
+}
+
+/// Any of patron's networks.
+#[derive(Module, Debug)]
+pub enum Network {
+    /// The tabular MLP.
+    Tabular(TabularMlp),
+    /// The fastText-style bag of n-grams.
+    Bag(TextBag),
+    /// The Transformer encoder.
+    Transformer(TextTransformer),
+}
+
+impl Network {
+    /// Logits `[batch, outputs]`.
+    pub fn forward(&self, inputs: Inputs) -> Tensor<2> {
+        match (self, inputs) {
+            (Network::Tabular(m), Inputs::Tabular(x)) => m.forward(x),
+            (Network::Bag(m), Inputs::Bags(x)) => m.forward(x),
+            (Network::Transformer(m), Inputs::Tokens(x)) => m.forward(x),
+            _ => unreachable!("inputs are built from the same spec as the network"),
+        }
+    }
+}
+
+/// Hidden layers with ReLU and dropout, then the output layer.
+fn run_head(layers: &[Linear], output: &Linear, dropout: &Dropout, mut x: Tensor<2>) -> Tensor<2> {
+    for layer in layers {
+        x = dropout.forward(relu(layer.forward(x)));
+    }
+    output.forward(x)
+}
+
+/// fastText-style classifier: the mean of the hashed n-gram embeddings of a text, then a
+/// linear (or small MLP) head. The table is trained outside autodiff with sparse updates
+/// (see `sparse`); it is a parameter so it is saved and loaded with the head.
+#[derive(Module, Debug)]
+pub struct TextBag {
+    /// `[buckets, dim]` n-gram embeddings.
+    pub table: Param<Tensor<2>>,
+    layers: Vec<Linear>,
+    output: Linear,
+    dropout: Dropout,
+}
+
+impl TextBag {
+    /// Logits of averaged bags `[batch, dim]`.
+    pub fn forward(&self, bags: Tensor<2>) -> Tensor<2> {
+        run_head(&self.layers, &self.output, &self.dropout, bags)
+    }
+
+    /// The same network with another embedding table.
+    pub fn with_table(mut self, table: Tensor<2>) -> Self {
+        self.table = Param::from_tensor(table);
+        self
+    }
+}
+
+/// A small pre-norm Transformer encoder over subword ids with learned positions, pooled
+/// (mean over real tokens, or the CLS state), then a head.
+#[derive(Module, Debug)]
+pub struct TextTransformer {
+    tokens: Embedding,
+    positions: Embedding,
+    encoder: TransformerEncoder,
+    norm: LayerNorm,
+    layers: Vec<Linear>,
+    output: Linear,
+    dropout: Dropout,
+    cls_pooling: bool,
+}
+
+impl TextTransformer {
+    /// Logits of padded ids `[batch, length]` (id 0 is padding).
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<2> {
+        let [batch, length] = ids.dims();
+        let device = ids.device();
+        let pad = ids.clone().equal_elem(special::PAD as i64);
+        let positions = Tensor::<1, Int>::arange(0..length as i64, &device)
+            .reshape([1, length])
+            .repeat_dim(0, batch);
+        let x = self.tokens.forward(ids) + self.positions.forward(positions);
+        let x = self
+            .encoder
+            .forward(TransformerEncoderInput::new(self.dropout.forward(x)).mask_pad(pad.clone()));
+        let x = self.norm.forward(x);
+        let dim = x.dims()[2];
+        let pooled = if self.cls_pooling {
+            x.slice([0..batch, 0..1, 0..dim]).reshape([batch, dim])
+        } else {
+            let keep = pad.bool_not().float().unsqueeze_dim::<3>(2);
+            let count = keep.clone().sum_dim(1).reshape([batch, 1]).clamp_min(1.0);
+            (x * keep).sum_dim(1).reshape([batch, dim]) / count
+        };
+        run_head(&self.layers, &self.output, &self.dropout, pooled)
     }
 }
 
@@ -76,16 +268,27 @@ pub struct TabularMlp {
 
 /// A batch of model inputs on a device.
 #[derive(Debug, Clone)]
-pub struct Inputs {
+pub enum Inputs {
+    /// Tabular rows.
+    Tabular(TabularInputs),
+    /// Averaged n-gram embeddings `[batch, dim]` (`text_bag`).
+    Bags(Tensor<2>),
+    /// Padded subword ids `[batch, length]` (`text_transformer`).
+    Tokens(Tensor<2, Int>),
+}
+
+/// Tabular rows on a device.
+#[derive(Debug, Clone)]
+pub struct TabularInputs {
     /// `[batch, numeric_width]`, absent when there are no numeric inputs.
     pub numeric: Option<Tensor<2>>,
     /// `[batch, categorical_count]` embedding rows, absent when there are no categories.
     pub categorical: Option<Tensor<2, Int>>,
 }
 
-impl Inputs {
+impl TabularInputs {
     /// Move encoded rows onto a device (once per dataset or chunk, not per batch).
-    pub fn from_encoded(e: &Encoded, spec: &ModelSpec, device: &Device) -> Inputs {
+    pub fn from_encoded(e: &Encoded, spec: &ModelSpec, device: &Device) -> TabularInputs {
         let numeric = (spec.numeric_width > 0).then(|| {
             Tensor::<2>::from_data(
                 TensorData::new(e.numeric.clone(), [e.rows, spec.numeric_width]),
@@ -98,15 +301,15 @@ impl Inputs {
                 device,
             )
         });
-        Inputs {
+        TabularInputs {
             numeric,
             categorical,
         }
     }
 
     /// The rows at `index` (a 1-D Int tensor on the same device).
-    pub fn select(&self, index: &Tensor<1, Int>) -> Inputs {
-        Inputs {
+    pub fn select(&self, index: &Tensor<1, Int>) -> TabularInputs {
+        TabularInputs {
             numeric: self
                 .numeric
                 .as_ref()
@@ -119,8 +322,8 @@ impl Inputs {
     }
 
     /// Rows `start..end`.
-    pub fn slice(&self, start: usize, end: usize) -> Inputs {
-        Inputs {
+    pub fn slice(&self, start: usize, end: usize) -> TabularInputs {
+        TabularInputs {
             numeric: self.numeric.as_ref().map(|t| t.clone().slice(start..end)),
             categorical: self
                 .categorical
@@ -130,9 +333,42 @@ impl Inputs {
     }
 }
 
+/// Padded ids `[rows, longest]` of token lists, for the Transformer (ids already include CLS).
+pub fn padded_ids(tokens: &[&[u32]], device: &Device) -> Tensor<2, Int> {
+    let longest = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
+    let mut ids = vec![special::PAD as i64; tokens.len() * longest];
+    for (r, t) in tokens.iter().enumerate() {
+        for (c, &id) in t.iter().enumerate() {
+            ids[r * longest + c] = id as i64;
+        }
+    }
+    Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), longest]), device)
+}
+
+/// The mean embedding of each text's ids `[rows * dim]`, from a host copy of the table
+/// (an empty text gives zeros).
+pub fn bag_means(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
+    let mut out = vec![0f32; tokens.len() * dim];
+    for (r, ids) in tokens.iter().enumerate() {
+        if ids.is_empty() {
+            continue;
+        }
+        let acc = &mut out[r * dim..(r + 1) * dim];
+        for &id in ids.iter() {
+            let row = &table[id as usize * dim..(id as usize + 1) * dim];
+            for (a, &w) in acc.iter_mut().zip(row) {
+                *a += w;
+            }
+        }
+        let scale = 1.0 / ids.len() as f32;
+        acc.iter_mut().for_each(|a| *a *= scale);
+    }
+    out
+}
+
 impl TabularMlp {
-    /// Logits `[batch, 1]`.
-    pub fn forward(&self, inputs: Inputs) -> Tensor<2> {
+    /// Logits `[batch, outputs]`.
+    pub fn forward(&self, inputs: TabularInputs) -> Tensor<2> {
         let mut parts = Vec::with_capacity(2);
         if let Some(x) = inputs.numeric {
             parts.push(x);
@@ -143,14 +379,11 @@ impl TabularMlp {
             let width = e.dims()[2];
             parts.push(e.reshape([batch, count * width]));
         }
-        let mut x = if parts.len() == 1 {
+        let x = if parts.len() == 1 {
             parts.pop().expect("one part")
         } else {
             Tensor::cat(parts, 1)
         };
-        for layer in &self.layers {
-            x = self.dropout.forward(relu(layer.forward(x)));
-        }
-        self.output.forward(x)
+        run_head(&self.layers, &self.output, &self.dropout, x)
     }
 }

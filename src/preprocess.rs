@@ -8,9 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, ModelKind};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
+use crate::text::{BagFeatures, SubwordVocab, normalize};
 
 /// Version of the `preprocess.json` layout.
 pub const PREPROCESS_VERSION: u32 = 1;
@@ -78,7 +79,8 @@ pub struct Preprocessor {
     pub version: u32,
     /// The target column.
     pub target: String,
-    /// Class labels: `[negative, positive]`.
+    /// Class labels: `[negative, positive]` for two classes, otherwise sorted by name; a
+    /// row's target is its index here.
     pub labels: Vec<String>,
     /// The id column carried into predictions, if any.
     pub id: Option<String>,
@@ -88,6 +90,38 @@ pub struct Preprocessor {
     pub delimiter: String,
     /// Cell values read as missing.
     pub missing_values: Vec<String>,
+    /// The text columns and tokenizer of a text model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextPreprocess>,
+}
+
+/// How a text model reads its text: the columns (joined with a space) and the tokenizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextPreprocess {
+    /// Text columns.
+    pub columns: Vec<String>,
+    /// The fitted tokenizer.
+    pub tokenizer: Tokenizer,
+}
+
+/// A text model's tokenizer, saved in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// Hashed n-grams (`text_bag`).
+    HashedNgrams(BagFeatures),
+    /// A learned subword vocabulary (`text_transformer`).
+    Subwords(SubwordVocab),
+}
+
+impl Tokenizer {
+    /// Ids of one normalized text.
+    pub fn ids(&self, normalized: &str) -> Vec<u32> {
+        match self {
+            Tokenizer::HashedNgrams(b) => b.ids(normalized),
+            Tokenizer::Subwords(v) => v.encode(normalized),
+        }
+    }
 }
 
 /// Rows turned into model inputs.
@@ -103,6 +137,8 @@ pub struct Encoded {
     pub numeric: Vec<f32>,
     /// Embedding-table rows, row-major `[rows, categorical_count]` (offsets already applied).
     pub categorical: Vec<i64>,
+    /// Token ids of each row (text models only).
+    pub tokens: Vec<Vec<u32>>,
 }
 
 impl Encoded {
@@ -121,6 +157,11 @@ impl Encoded {
                 .iter()
                 .flat_map(|&r| self.categorical[r * c..(r + 1) * c].iter().copied())
                 .collect(),
+            tokens: if self.tokens.is_empty() {
+                Vec::new()
+            } else {
+                rows.iter().map(|&r| self.tokens[r].clone()).collect()
+            },
         }
     }
 }
@@ -285,6 +326,9 @@ impl Preprocessor {
                 format!("column {both:?} is in both data.categorical and data.numeric"),
             ));
         }
+        if config.model.kind.is_text() {
+            return Preprocessor::fit_text(table, train_rows, labels, config, path);
+        }
         let mut notes = FitNotes::default();
         let mut features = Vec::new();
         for name in &columns {
@@ -322,8 +366,68 @@ impl Preprocessor {
                 features,
                 delimiter: d.delimiter.clone(),
                 missing_values: d.missing_values.clone(),
+                text: None,
             },
             notes,
+        ))
+    }
+
+    /// The text preprocessing: check the columns, fit the tokenizer on the training rows.
+    fn fit_text(
+        table: &Table,
+        train_rows: &[usize],
+        labels: Vec<String>,
+        config: &Config,
+        path: &Path,
+    ) -> Result<(Preprocessor, FitNotes)> {
+        let d = &config.data;
+        let m = &config.model;
+        let columns = table.column_names();
+        for name in &d.text {
+            if !table.has_column(name) {
+                return Err(missing_column(path, "data.text", name, &columns));
+            }
+            if *name == d.target {
+                return Err(PatronError::config(
+                    "data.text",
+                    format!(
+                        "{name:?} is also data.target; the text and the label must be different columns"
+                    ),
+                ));
+            }
+        }
+        let tokenizer = match m.kind {
+            ModelKind::TextTransformer => {
+                let texts = joined_texts(table, &d.text, train_rows);
+                Tokenizer::Subwords(SubwordVocab::fit(
+                    texts.iter().map(String::as_str),
+                    m.vocab_size,
+                    m.max_length,
+                ))
+            }
+            _ => Tokenizer::HashedNgrams(BagFeatures {
+                buckets: m.buckets,
+                word_ngrams: m.word_ngrams,
+                char_ngram_min: m.char_ngram_min,
+                char_ngram_max: m.char_ngram_max,
+                max_length: m.max_length,
+            }),
+        };
+        Ok((
+            Preprocessor {
+                version: PREPROCESS_VERSION,
+                target: d.target.clone(),
+                labels,
+                id: d.id.clone(),
+                features: Vec::new(),
+                delimiter: d.delimiter.clone(),
+                missing_values: d.missing_values.clone(),
+                text: Some(TextPreprocess {
+                    columns: d.text.clone(),
+                    tokenizer,
+                }),
+            },
+            FitNotes::default(),
         ))
     }
 
@@ -362,6 +466,24 @@ impl Preprocessor {
     /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
     /// table is one chunk of a larger file.
     pub fn transform(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
+        if let Some(text) = &self.text {
+            let columns = table.column_names();
+            for name in &text.columns {
+                if !table.has_column(name) {
+                    return Err(missing_column(path, "text", name, &columns));
+                }
+            }
+            let rows: Vec<usize> = (0..table.height()).collect();
+            let tokens = joined_texts(table, &text.columns, &rows)
+                .iter()
+                .map(|t| text.tokenizer.ids(t))
+                .collect();
+            return Ok(Encoded {
+                rows: table.height(),
+                tokens,
+                ..Encoded::default()
+            });
+        }
         let read = self.read_options();
         let rows = table.height();
         let width = self.numeric_width();
@@ -439,6 +561,7 @@ impl Preprocessor {
             categorical_count: n_cat,
             numeric,
             categorical,
+            tokens: Vec::new(),
         })
     }
 
@@ -461,22 +584,56 @@ impl Preprocessor {
                         r + 1
                     ),
                 )),
-                Some(v) if v == self.labels[1] => Ok(1.0),
-                Some(v) if v == self.labels[0] => Ok(0.0),
-                Some(v) => Err(PatronError::data(
-                    path,
-                    format!(
-                        "target column {:?} row {} holds {v:?}, a label the model never saw (known: {:?}, {:?})",
-                        self.target,
-                        r + 1,
-                        self.labels[0],
-                        self.labels[1]
-                    ),
-                )),
+                Some(v) => match self.labels.iter().position(|l| l == v) {
+                    Some(i) => Ok(i as f32),
+                    None => Err(PatronError::data(
+                        path,
+                        format!(
+                            "target column {:?} row {} holds {v:?}, a label the model never saw (known: {}); drop those rows or retrain with them",
+                            self.target,
+                            r + 1,
+                            quoted_list(&self.labels)
+                        ),
+                    )),
+                },
             })
             .collect()
     }
 }
+
+/// The texts of `rows`: the text columns joined with a space, normalized (missing cells
+/// are empty text).
+fn joined_texts(table: &Table, columns: &[String], rows: &[usize]) -> Vec<String> {
+    let cells: Vec<Vec<Option<&str>>> = columns
+        .iter()
+        .map(|c| table.cells(c).unwrap_or_default())
+        .collect();
+    rows.iter()
+        .map(|&r| {
+            let mut joined = String::new();
+            for column in &cells {
+                if let Some(Some(v)) = column.get(r) {
+                    if !joined.is_empty() {
+                        joined.push(' ');
+                    }
+                    joined.push_str(v);
+                }
+            }
+            normalize(&joined)
+        })
+        .collect()
+}
+
+fn quoted_list(items: &[String]) -> String {
+    let mut shown: Vec<String> = items.iter().take(8).map(|s| format!("{s:?}")).collect();
+    if items.len() > 8 {
+        shown.push(format!("+{} more", items.len() - 8));
+    }
+    shown.join(", ")
+}
+
+/// Most classes a target may have.
+pub const MAX_CLASSES: usize = 100;
 
 /// Standardized value with logarithmic compression past `SOFT_CLIP`.
 fn squash(z: f64) -> f64 {
@@ -524,6 +681,29 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
             ),
         ));
     }
+    if counts.len() > 2 && config.model.kind.is_text() {
+        if counts.len() > MAX_CLASSES {
+            return Err(PatronError::data(
+                path,
+                format!(
+                    "target column {target:?} has {} distinct values, more than the {MAX_CLASSES} classes patron supports; is it the right column?",
+                    counts.len()
+                ),
+            ));
+        }
+        if let Some(p) = &config.data.positive {
+            return Err(PatronError::config(
+                "data.positive",
+                format!(
+                    "is set to {p:?} but target column {target:?} has {} classes; data.positive only applies to two classes",
+                    counts.len()
+                ),
+            ));
+        }
+        let mut names: Vec<String> = counts.keys().map(|s| s.to_string()).collect();
+        names.sort();
+        return Ok(names);
+    }
     if counts.len() > 2 {
         let mut names: Vec<&str> = counts.keys().copied().collect();
         names.sort();
@@ -567,13 +747,22 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
     Ok(vec![negative, positive])
 }
 
-/// The 0/1 target of every row (`fit_labels` has checked there are two classes and no gaps).
+/// The class index of every row (0/1 for two classes; `fit_labels` has checked the values).
 pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<f32> {
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let cells = table.cells(&config.data.target).unwrap_or_default();
+    let index: HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     cells
         .iter()
-        .map(|c| f32::from(u8::from(read.clean(*c) == Some(classes[1].as_str()))))
+        .map(|c| {
+            read.clean(*c)
+                .and_then(|v| index.get(v))
+                .map_or(0.0, |&i| i as f32)
+        })
         .collect()
 }
 

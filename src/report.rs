@@ -10,7 +10,10 @@ use crate::checkpoint::{files, write_atomic, write_json};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
-use crate::metrics::{BinaryMetrics, Confusion, auc_roc};
+use crate::metrics::{
+    BinaryMetrics, ClassMetrics, Confusion, MulticlassMetrics, argmax_rows, auc_roc,
+    confusion_matrix, per_class,
+};
 
 /// `report.json` of a binary task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +35,145 @@ pub struct BinaryReport {
     /// Metrics per value of each `report.segments` column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, Vec<Segment>>,
+}
+
+/// `report.json` of a multiclass task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MulticlassReport {
+    /// Always `multiclass`.
+    pub task: String,
+    /// Rows scored.
+    pub n: usize,
+    /// Class labels, in the order of the confusion matrix and the `p_<label>` columns.
+    pub labels: Vec<String>,
+    /// Metric values.
+    pub metrics: MulticlassMetrics,
+    /// Precision, recall, F1 and support of each class.
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    /// `confusion_matrix[true][predicted]`, classes in `labels` order.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Which rows were scored: `test`, `valid` (when no test split) or a file path.
+    pub evaluated_on: String,
+}
+
+impl MulticlassReport {
+    /// Build the report from class probabilities (`[rows * k]`) and class-index labels.
+    pub fn new(probs: &[f64], labels: &[f32], classes: &[String], evaluated_on: &str) -> Self {
+        let k = classes.len();
+        let matrix = confusion_matrix(&argmax_rows(probs, k), labels, k);
+        MulticlassReport {
+            task: "multiclass".into(),
+            n: labels.len(),
+            labels: classes.to_vec(),
+            metrics: MulticlassMetrics::compute(probs, labels, k),
+            per_class: classes.iter().cloned().zip(per_class(&matrix)).collect(),
+            confusion_matrix: matrix,
+            evaluated_on: evaluated_on.to_string(),
+        }
+    }
+
+    /// A short markdown summary.
+    pub fn to_markdown(&self, title: &str) -> String {
+        let m = &self.metrics;
+        let mut out = format!(
+            "# {title}\n\nMulticlass classification ({} classes); {} rows from {}.\n\n| metric | value |\n|---|---|\n| accuracy | {:.4} |\n| macro F1 | {:.4} |\n| weighted F1 | {:.4} |\n| log loss | {:.4} |\n\n| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n",
+            self.labels.len(),
+            self.n,
+            self.evaluated_on,
+            m.accuracy,
+            m.macro_f1,
+            m.weighted_f1,
+            m.log_loss
+        );
+        for label in &self.labels {
+            if let Some(c) = self.per_class.get(label) {
+                out.push_str(&format!(
+                    "| {label} | {:.4} | {:.4} | {:.4} | {} |\n",
+                    c.precision, c.recall, c.f1, c.support
+                ));
+            }
+        }
+        out.push_str("\nConfusion matrix (rows: true class, columns: predicted)\n\n| |");
+        for label in &self.labels {
+            out.push_str(&format!(" {label} |"));
+        }
+        out.push_str(&format!("\n|---|{}\n", "---|".repeat(self.labels.len())));
+        for (label, row) in self.labels.iter().zip(&self.confusion_matrix) {
+            out.push_str(&format!("| {label} |"));
+            for v in row {
+                out.push_str(&format!(" {v} |"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Write `report.json`, `report.md` and `report.html` into `dir`.
+    pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
+        let html = crate::html_report::render_multiclass(self, page)?;
+        write_json(&dir.join(files::REPORT), self)?;
+        write_atomic(
+            &dir.join(files::REPORT_MD),
+            self.to_markdown(&page.title).as_bytes(),
+        )?;
+        write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
+    }
+}
+
+/// The report of a run or an evaluation: its JSON is exactly the inner report's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// More than two classes.
+    Multiclass(MulticlassReport),
+    /// Two classes.
+    Binary(BinaryReport),
+}
+
+impl Report {
+    /// Write `report.json`, `report.md` and `report.html` into `dir`.
+    pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
+        match self {
+            Report::Binary(r) => r.write(dir, page),
+            Report::Multiclass(r) => r.write(dir, page),
+        }
+    }
+
+    /// Rows scored.
+    pub fn n(&self) -> usize {
+        match self {
+            Report::Binary(r) => r.n,
+            Report::Multiclass(r) => r.n,
+        }
+    }
+
+    /// Which rows were scored.
+    pub fn evaluated_on(&self) -> &str {
+        match self {
+            Report::Binary(r) => &r.evaluated_on,
+            Report::Multiclass(r) => &r.evaluated_on,
+        }
+    }
+
+    /// The headline metrics, as `name value` pairs for one-line summaries.
+    pub fn headline(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            Report::Binary(r) => vec![
+                ("auc_roc", r.metrics.auc_roc),
+                ("auc_pr", r.metrics.auc_pr),
+                ("log_loss", r.metrics.log_loss),
+                ("accuracy", r.metrics.accuracy),
+                ("f1", r.metrics.f1),
+                ("ece", r.metrics.ece),
+            ],
+            Report::Multiclass(r) => vec![
+                ("accuracy", r.metrics.accuracy),
+                ("macro_f1", r.metrics.macro_f1),
+                ("weighted_f1", r.metrics.weighted_f1),
+                ("log_loss", r.metrics.log_loss),
+            ],
+        }
+    }
 }
 
 /// The evaluated rows sharing one value of a segment column.

@@ -8,7 +8,9 @@ use crate::checkpoint::{Manifest, RunStatus, files, read_bounded, read_json, rea
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
 use crate::importance::FeatureImportance;
-use crate::report::BinaryReport;
+use crate::inference::probabilities;
+use crate::metrics::softmax_rows;
+use crate::report::{BinaryReport, MulticlassReport, Report};
 use crate::train::EpochRow;
 
 /// File of the evaluated rows' labels and logits, so reports can be rebuilt.
@@ -60,24 +62,41 @@ pub fn run_page<'a>(
     }
 }
 
-/// `label,logit` lines of the evaluated rows.
-pub fn predictions_csv(labels: &[f32], logits: &[f64]) -> String {
-    let mut out = String::from("label,logit\n");
-    for (y, z) in labels.iter().zip(logits) {
-        out.push_str(&format!("{y},{z:?}\n"));
+/// `label,logit` lines of the evaluated rows (`label,logit_0,..,logit_k-1` for several
+/// outputs); labels are class indices.
+pub fn predictions_csv(labels: &[f32], logits: &[f64], outputs: usize) -> String {
+    let mut out = if outputs == 1 {
+        String::from("label,logit\n")
+    } else {
+        let names: Vec<String> = (0..outputs).map(|j| format!("logit_{j}")).collect();
+        format!("label,{}\n", names.join(","))
+    };
+    for (y, row) in labels.iter().zip(logits.chunks_exact(outputs)) {
+        out.push_str(&y.to_string());
+        for z in row {
+            out.push_str(&format!(",{z:?}"));
+        }
+        out.push('\n');
     }
     out
 }
 
-fn parse_predictions(path: &Path) -> Result<(Vec<f32>, Vec<f64>)> {
+fn parse_predictions(path: &Path, outputs: usize) -> Result<(Vec<f32>, Vec<f64>)> {
     let bad = |line: usize| PatronError::checkpoint(path, format!("line {line} is damaged"));
     let text = String::from_utf8(read_bounded(path, 1 << 30)?)
         .map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
     let (mut labels, mut logits) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate().skip(1) {
-        let (y, z) = line.split_once(',').ok_or_else(|| bad(i + 1))?;
+        let mut fields = line.split(',');
+        let y = fields.next().ok_or_else(|| bad(i + 1))?;
         labels.push(y.parse().map_err(|_| bad(i + 1))?);
-        logits.push(z.parse().map_err(|_| bad(i + 1))?);
+        let before = logits.len();
+        for z in fields {
+            logits.push(z.parse().map_err(|_| bad(i + 1))?);
+        }
+        if logits.len() - before != outputs {
+            return Err(bad(i + 1));
+        }
     }
     Ok((labels, logits))
 }
@@ -95,7 +114,8 @@ fn parse_metrics(path: &Path) -> Result<Vec<EpochRow>> {
                 .map(|x| x.parse::<f64>())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|_| bad(i + 1))?;
-            if v.len() != 6 {
+            // Runs written before the accuracy / macro-F1 columns have six.
+            if v.len() != 6 && v.len() != 8 {
                 return Err(bad(i + 1));
             }
             Ok(EpochRow {
@@ -107,13 +127,15 @@ fn parse_metrics(path: &Path) -> Result<Vec<EpochRow>> {
                 // Not in metrics.csv; the report does not chart it.
                 valid_auc_pr: f64::NAN,
                 seconds: v[5],
+                valid_accuracy: v.get(6).copied().unwrap_or(f64::NAN),
+                valid_macro_f1: v.get(7).copied().unwrap_or(f64::NAN),
             })
         })
         .collect()
 }
 
 /// Rebuild `report.json`, `report.md` and `report.html` of a finished run from its files.
-pub fn regenerate(run_dir: &Path) -> Result<BinaryReport> {
+pub fn regenerate(run_dir: &Path) -> Result<Report> {
     let mut manifest = read_manifest(run_dir)?;
     if manifest.status != RunStatus::Complete {
         return Err(PatronError::checkpoint(
@@ -121,24 +143,35 @@ pub fn regenerate(run_dir: &Path) -> Result<BinaryReport> {
             "training has not finished; there is no report to rebuild yet",
         ));
     }
+    let outputs = manifest.model.outputs;
     let calibration: Calibration = read_json(&run_dir.join(files::CALIBRATION))?;
-    let (labels, logits) = parse_predictions(&run_dir.join(PREDICTIONS))?;
+    let (labels, logits) = parse_predictions(&run_dir.join(PREDICTIONS), outputs)?;
     let history = parse_metrics(&run_dir.join(files::METRICS))?;
     let importance: Vec<FeatureImportance> = read_json(&run_dir.join(files::IMPORTANCE))?;
-    let old: BinaryReport = read_json(&run_dir.join(files::REPORT))?;
-    let raw: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
-    let probs: Vec<f64> = logits.iter().map(|&z| calibration.apply(z)).collect();
-    let threshold = manifest.threshold.unwrap_or(0.5);
-    let mut report = BinaryReport::new(
-        &probs,
-        &raw,
-        &labels,
-        threshold,
-        &manifest.positive,
-        &old.evaluated_on,
-    );
-    // Segment values are not kept per row; the earlier figures carry over.
-    report.segments = old.segments;
+    let old: Report = read_json(&run_dir.join(files::REPORT))?;
+    let probs = probabilities(&calibration, &logits, outputs);
+    let (report, raw) = match old {
+        Report::Binary(old) => {
+            let raw: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
+            let threshold = manifest.threshold.unwrap_or(0.5);
+            let mut report = BinaryReport::new(
+                &probs,
+                &raw,
+                &labels,
+                threshold,
+                &manifest.positive,
+                &old.evaluated_on,
+            );
+            // Segment values are not kept per row; the earlier figures carry over.
+            report.segments = old.segments;
+            (Report::Binary(report), raw)
+        }
+        Report::Multiclass(old) => {
+            let report =
+                MulticlassReport::new(&probs, &labels, &manifest.labels, &old.evaluated_on);
+            (Report::Multiclass(report), softmax_rows(&logits, outputs))
+        }
+    };
     let page = run_page(
         run_dir,
         &manifest,

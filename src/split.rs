@@ -17,17 +17,18 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
-/// Split rows by their 0/1 labels. With `stratify`, each class is split separately so all
+/// Split rows by their class indices. With `stratify`, each class is split separately so all
 /// three parts keep the class balance.
 pub fn split_rows(labels: &[f32], config: &SplitConfig) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let groups: Vec<Vec<usize>> = if config.stratify {
-        let mut neg: Vec<usize> = Vec::new();
-        let mut pos: Vec<usize> = Vec::new();
+        // Labels are class indices (0/1 for a binary task).
+        let classes = labels.iter().map(|&y| y as usize + 1).max().unwrap_or(1);
+        let mut groups = vec![Vec::new(); classes.max(2)];
         for (i, &y) in labels.iter().enumerate() {
-            if y > 0.5 { pos.push(i) } else { neg.push(i) }
+            groups[y as usize].push(i);
         }
-        vec![neg, pos]
+        groups
     } else {
         vec![(0..labels.len()).collect()]
     };

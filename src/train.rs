@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::activation::log_sigmoid;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::activation::{log_sigmoid, log_softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -31,13 +31,17 @@ use crate::data::{ReadOptions, read_table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
 use crate::importance::permutation_importance;
-use crate::inference::{SCORE_BATCH, logits};
-use crate::metrics::{auc_roc, average_precision, best_f1_threshold, log_loss};
-use crate::model::{Inputs, ModelSpec, TabularMlp};
+use crate::inference::{Scorer, probabilities};
+use crate::metrics::{
+    MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, log_loss, one_vs_rest,
+    softmax_rows,
+};
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bag_means, padded_ids};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
 use crate::progress::Progress;
-use crate::report::{BinaryReport, segment_columns, with_segments};
+use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
+use crate::sparse::SparseTable;
 use crate::split::{Split, split_rows};
 
 /// What the user asked `patron train` to do.
@@ -63,7 +67,7 @@ pub struct TrainOutcome {
     /// The run directory.
     pub run_dir: PathBuf,
     /// The test-split report.
-    pub report: BinaryReport,
+    pub report: Report,
     /// Best epoch (1-based).
     pub best_epoch: usize,
     /// Epochs trained in total.
@@ -87,6 +91,12 @@ pub struct EpochRow {
     pub valid_auc_pr: f64,
     /// Seconds the epoch took.
     pub seconds: f64,
+    /// Validation accuracy.
+    #[serde(default)]
+    pub valid_accuracy: f64,
+    /// Validation macro-F1.
+    #[serde(default)]
+    pub valid_macro_f1: f64,
 }
 
 impl EpochRow {
@@ -95,6 +105,8 @@ impl EpochRow {
             StopMetric::AucRoc => self.valid_auc_roc,
             StopMetric::AucPr => self.valid_auc_pr,
             StopMetric::LogLoss => self.valid_loss,
+            StopMetric::MacroF1 => self.valid_macro_f1,
+            StopMetric::Accuracy => self.valid_accuracy,
         }
     }
 }
@@ -115,6 +127,8 @@ struct LoopState {
 /// The loop state file. TOML rather than JSON because its floats round-trip exactly, so a
 /// resumed run compares and reports the very same numbers as an uninterrupted one.
 const STATE_FILE: &str = "state.toml";
+/// `text_bag`'s sparse optimizer state inside an epoch checkpoint.
+const SPARSE_STATE_FILE: &str = "sparse_optimizer.bin";
 
 fn read_state(path: &Path) -> Result<LoopState> {
     let bytes = checkpoint::read_bounded(path, checkpoint::MAX_METADATA_BYTES)?;
@@ -301,8 +315,8 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
 
 fn check_split(split: &Split, labels: &[f32], path: &Path) -> Result<()> {
     for (name, rows) in [("training", &split.train), ("validation", &split.valid)] {
-        let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
-        if pos == 0 || pos == rows.len() {
+        let first = rows.first().map(|&r| labels[r]);
+        if rows.iter().all(|&r| Some(labels[r]) == first) {
             return Err(PatronError::data(
                 path,
                 format!(
@@ -402,9 +416,19 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
                     Feature::Categorical { .. } => "categorical".into(),
                 },
             })
+            .chain(p.pre.text.iter().flat_map(|t| {
+                t.columns.iter().map(|c| SchemaColumn {
+                    name: c.clone(),
+                    kind: "text".into(),
+                })
+            }))
             .collect(),
         labels: p.pre.labels.clone(),
-        positive: p.pre.labels[1].clone(),
+        positive: if p.pre.labels.len() == 2 {
+            p.pre.labels[1].clone()
+        } else {
+            String::new()
+        },
         threshold: None,
         best_epoch: None,
         epochs_run: 0,
@@ -444,17 +468,21 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
     }
 }
 
-/// Per-row loss weights, normalized to mean 1 over the training rows.
-fn class_weights(labels: &[f32], mode: ClassWeight) -> Vec<f32> {
+/// Per-row loss weights, normalized to mean 1 over the training rows: `balanced` gives
+/// each class the same total weight (n / (k n_c)).
+fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> {
     match mode {
         ClassWeight::None => vec![1.0; labels.len()],
         ClassWeight::Balanced => {
             let n = labels.len() as f64;
-            let pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
-            let (wp, wn) = (n / (2.0 * pos.max(1.0)), n / (2.0 * (n - pos).max(1.0)));
+            let mut counts = vec![0usize; classes.max(2)];
+            for &y in labels {
+                counts[y as usize] += 1;
+            }
+            let k = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
             labels
                 .iter()
-                .map(|&y| if y > 0.5 { wp as f32 } else { wn as f32 })
+                .map(|&y| (n / (k * counts[y as usize].max(1) as f64)) as f32)
                 .collect()
         }
     }
@@ -468,21 +496,43 @@ fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Te
     (ll * weights).mean().neg()
 }
 
-/// One optimizer step on a batch: forward, weighted BCE, backward, AdamW. Returns the
-/// updated model and the batch loss (still on the autodiff device).
+/// Weighted softmax cross-entropy of logits `[batch, k]` against one-hot targets.
+fn weighted_cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
+    let rows = weights.dims()[0];
+    let ll = (log_softmax(logits, 1) * one_hot)
+        .sum_dim(1)
+        .reshape([rows]);
+    (ll * weights).mean().neg()
+}
+
+/// One optimizer step on a batch: forward, weighted loss (binary cross-entropy for one
+/// output, softmax cross-entropy for several), backward, AdamW. `targets` is `[batch, 1]`
+/// of 0/1 or `[batch, k]` one-hot. Returns the updated network, the batch loss (still on
+/// the autodiff device) and, for `text_bag`, the gradient of the loss with respect to the
+/// batch's bags, which the sparse table update needs.
 pub fn train_step(
-    model: TabularMlp,
+    model: Network,
     optim: &mut ModuleOptimizer,
     inputs: Inputs,
-    targets: Tensor<1>,
+    targets: Tensor<2>,
     weights: Tensor<1>,
     lr: f64,
-) -> (TabularMlp, Tensor<1>) {
-    let rows = targets.dims()[0];
-    let z = model.forward(inputs).reshape([rows]);
-    let loss = weighted_bce(z, targets, weights);
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (optim.step(lr, model, grads), loss)
+) -> (Network, Tensor<1>, Option<Tensor<2>>) {
+    let [rows, outputs] = targets.dims();
+    let leaf = match &inputs {
+        Inputs::Bags(bags) => Some(bags.clone()),
+        _ => None,
+    };
+    let z = model.forward(inputs);
+    let loss = if outputs == 1 {
+        weighted_bce(z.reshape([rows]), targets.reshape([rows]), weights)
+    } else {
+        weighted_cross_entropy(z, targets, weights)
+    };
+    let mut grads = loss.backward();
+    let bag_grad = leaf.and_then(|t| t.grad_remove(&mut grads));
+    let grads = GradientsParams::from_grads(grads, &model);
+    (optim.step(lr, model, grads), loss, bag_grad)
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -490,18 +540,97 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .wrapping_add(epoch as u64 + 1)
 }
 
-/// Validation log loss, ROC AUC and average precision of logits.
-fn valid_metrics(z: &[f64], labels: &[f32]) -> (f64, f64, f64) {
-    let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
-    (
-        log_loss(&p, labels),
-        auc_roc(&p, labels),
-        average_precision(&p, labels),
-    )
+/// Validation metrics of one epoch.
+struct ValidScores {
+    loss: f64,
+    auc_roc: f64,
+    auc_pr: f64,
+    accuracy: f64,
+    macro_f1: f64,
+}
+
+/// Validation metrics of logits (`[rows * outputs]`) against class indices. Multiclass
+/// ROC AUC and average precision are one-vs-rest means over the classes.
+fn valid_metrics(z: &[f64], labels: &[f32], outputs: usize, classes: usize) -> ValidScores {
+    if outputs == 1 {
+        let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
+        let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
+        let m = MulticlassMetrics::compute(&two, labels, 2);
+        ValidScores {
+            loss: log_loss(&p, labels),
+            auc_roc: auc_roc(&p, labels),
+            auc_pr: average_precision(&p, labels),
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }
+    } else {
+        let p = softmax_rows(z, outputs);
+        let m = MulticlassMetrics::compute(&p, labels, classes);
+        ValidScores {
+            loss: m.log_loss,
+            auc_roc: one_vs_rest(&p, labels, classes, auc_roc),
+            auc_pr: one_vs_rest(&p, labels, classes, average_precision),
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }
+    }
 }
 
 fn select_labels(labels: &[f32], rows: &[usize]) -> Vec<f32> {
     rows.iter().map(|&r| labels[r]).collect()
+}
+
+/// Training targets `[rows, outputs]`: the 0/1 label, or one-hot over the classes.
+fn target_matrix(labels: &[f32], outputs: usize) -> Vec<f32> {
+    if outputs == 1 {
+        return labels.to_vec();
+    }
+    let mut out = vec![0f32; labels.len() * outputs];
+    for (r, &y) in labels.iter().enumerate() {
+        out[r * outputs + y as usize] = 1.0;
+    }
+    out
+}
+
+/// The training split as the loop consumes it.
+enum TrainData {
+    /// Tabular rows, pre-tensorized once on the device; batches are gathered there.
+    Tabular(TabularInputs),
+    /// Token ids per row; batches are built on the host (bags are averaged from the host
+    /// table; Transformer batches are padded to their longest text only).
+    Text(Vec<Vec<u32>>),
+}
+
+/// The host copy of `text_bag`'s table, read from a network.
+fn host_table(model: &Network) -> Result<Option<SparseTable>> {
+    match model {
+        Network::Bag(bag) => {
+            let dim = bag.table.val().dims()[1];
+            let weights = bag
+                .table
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| PatronError::Internal(format!("reading the table: {e:?}")))?;
+            Ok(Some(SparseTable::new(weights, dim)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The network with the host table written back into it (before validating or saving).
+fn with_host_table(model: Network, sparse: &Option<SparseTable>, device: &Device) -> Network {
+    match (model, sparse) {
+        (Network::Bag(bag), Some(table)) => {
+            let rows = table.weights.len() / table.dim;
+            let t = Tensor::<2>::from_data(
+                TensorData::new(table.weights.clone(), [rows, table.dim]),
+                device,
+            );
+            Network::Bag(bag.with_table(t))
+        }
+        (model, _) => model,
+    }
 }
 
 fn run_loop(
@@ -515,19 +644,28 @@ fn run_loop(
 ) -> Result<TrainOutcome> {
     let cfg = &p.config.train;
     let spec = manifest.model.clone();
+    let outputs = spec.outputs;
+    let classes = p.pre.labels.len();
     let plain = backend.device.clone();
     let ad = backend.device.clone().autodiff();
 
     let train_rows = &p.split.train;
     let train_y = select_labels(&p.labels, train_rows);
-    let train_w = class_weights(&train_y, cfg.class_weight);
+    let train_w = class_weights(&train_y, cfg.class_weight, classes);
     let train_enc = p.encoded.subset(train_rows);
     let valid_enc = p.encoded.subset(&p.split.valid);
     let valid_y = select_labels(&p.labels, &p.split.valid);
-    // Pre-tensorize the training split once; batches are gathered on the device.
     let n = train_rows.len();
-    let train_inputs = Inputs::from_encoded(&train_enc, &spec, &ad);
-    let y_all = Tensor::<1>::from_data(TensorData::new(train_y.clone(), [n]), &ad);
+    let data = if spec.text.is_some() {
+        TrainData::Text(train_enc.tokens)
+    } else {
+        // Pre-tensorize the training split once; batches are gathered on the device.
+        TrainData::Tabular(TabularInputs::from_encoded(&train_enc, &spec, &ad))
+    };
+    let y_all = Tensor::<2>::from_data(
+        TensorData::new(target_matrix(&train_y, outputs), [n, outputs]),
+        &ad,
+    );
     let w_all = Tensor::<1>::from_data(TensorData::new(train_w, [n]), &ad);
 
     ad.seed(cfg.seed);
@@ -536,7 +674,8 @@ fn run_loop(
         .with_weight_decay(cfg.weight_decay as f32)
         .init();
     let mut state = LoopState::default();
-    let mut best: Option<TabularMlp> = None;
+    let mut best: Option<Network> = None;
+    let mut sparse = host_table(&model)?;
     if let Some(dir) = &resume_from {
         state = read_state(&dir.join(STATE_FILE))?;
         let read =
@@ -556,6 +695,13 @@ fn run_loop(
                     format!("cannot decode optimizer state: {e:?}"),
                 )
             })?;
+        sparse = host_table(&model)?;
+        if let Some(table) = &mut sparse {
+            let path = dir.join(SPARSE_STATE_FILE);
+            table
+                .load_state(&read(SPARSE_STATE_FILE)?)
+                .map_err(|_| PatronError::checkpoint(&path, "damaged sparse optimizer state"))?;
+        }
     }
 
     let batch = cfg.batch_size.min(n).max(1);
@@ -581,15 +727,37 @@ fn run_loop(
             let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
             let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &ad);
             lr = learning_rate(cfg, state.step, total_steps);
-            let loss;
-            (model, loss) = train_step(
+            let docs: Vec<&[u32]> = match &data {
+                TrainData::Text(tokens) => rows.iter().map(|&r| tokens[r].as_slice()).collect(),
+                TrainData::Tabular(_) => Vec::new(),
+            };
+            let inputs = match (&data, &sparse) {
+                (TrainData::Tabular(t), _) => Inputs::Tabular(t.select(&index)),
+                (TrainData::Text(_), Some(table)) => {
+                    let bags = bag_means(&table.weights, table.dim, &docs);
+                    Inputs::Bags(
+                        Tensor::<2>::from_data(TensorData::new(bags, [rows.len(), table.dim]), &ad)
+                            .require_grad(),
+                    )
+                }
+                (TrainData::Text(_), None) => Inputs::Tokens(padded_ids(&docs, &ad)),
+            };
+            let (loss, bag_grad);
+            (model, loss, bag_grad) = train_step(
                 model,
                 &mut optim,
-                train_inputs.select(&index),
+                inputs,
                 y_all.clone().select(0, index.clone()),
                 w_all.clone().select(0, index),
                 lr,
             );
+            if let (Some(table), Some(grad)) = (&mut sparse, bag_grad) {
+                let grad = grad
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| PatronError::Internal(format!("reading gradients: {e:?}")))?;
+                table.step(&docs, &grad, lr);
+            }
             state.step += 1;
             loss_sum = loss_sum
                 + loss
@@ -603,8 +771,10 @@ fn run_loop(
             }
         }
         let train_loss = loss_sum.into_scalar::<f32>() as f64 / n as f64;
+        model = with_host_table(model, &sparse, &ad);
         let valid_model = model.valid();
-        let valid_z = logits(&valid_model, &spec, &valid_enc, &plain, SCORE_BATCH)?;
+        let host = sparse.as_ref().map(|t| t.weights.as_slice());
+        let valid_z = Scorer::with_table(&valid_model, &spec, host).logits(&valid_enc, &plain)?;
         if !train_loss.is_finite() || valid_z.iter().any(|z| !z.is_finite()) {
             progress.finish();
             let kept = if state.epochs_done == 0 {
@@ -621,15 +791,17 @@ fn run_loop(
                 epoch + 1
             )));
         }
-        let (valid_loss, valid_auc, valid_ap) = valid_metrics(&valid_z, &valid_y);
+        let v = valid_metrics(&valid_z, &valid_y, outputs, classes);
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
             train_loss,
-            valid_loss,
-            valid_auc_roc: valid_auc,
-            valid_auc_pr: valid_ap,
+            valid_loss: v.loss,
+            valid_auc_roc: v.auc_roc,
+            valid_auc_pr: v.auc_pr,
             seconds: started.elapsed().as_secs_f64(),
+            valid_accuracy: v.accuracy,
+            valid_macro_f1: v.macro_f1,
         };
         let value = row.metric(stop.metric);
         let improved = match state.best_value {
@@ -645,14 +817,18 @@ fn run_loop(
         } else {
             state.bad_epochs += 1;
         }
+        let watched = if outputs == 1 {
+            format!("valid_auc_roc {:.4}", row.valid_auc_roc)
+        } else {
+            format!("valid_macro_f1 {:.4}", row.valid_macro_f1)
+        };
         progress.epoch_end(&format!(
-            "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} valid_auc_roc {:.4}{} {:.1}s",
+            "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} {watched}{} {:.1}s",
             epoch + 1,
             cfg.epochs,
             row.lr,
             row.train_loss,
             row.valid_loss,
-            row.valid_auc_roc,
             if improved { " *" } else { "" },
             row.seconds
         ));
@@ -665,6 +841,7 @@ fn run_loop(
             &model,
             best.as_ref().expect("set on the first epoch"),
             &optim,
+            sparse.as_ref(),
         )?;
         if stop_flag.load(Ordering::SeqCst) && state.epochs_done < cfg.epochs {
             progress.finish();
@@ -678,13 +855,9 @@ fn run_loop(
     progress.finish();
 
     let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
+    let scorer = Scorer::new(&best, &spec)?;
     // Calibrate and pick the threshold on validation; report on test.
-    let valid_z = logits(&best, &spec, &valid_enc, &plain, SCORE_BATCH)?;
-    let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
-    let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
-    let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
-    let importance =
-        permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?;
+    let valid_z = scorer.logits(&valid_enc, &plain)?;
     let (eval_rows, evaluated_on) = if p.split.test.is_empty() {
         (&p.split.valid, "valid")
     } else {
@@ -692,34 +865,63 @@ fn run_loop(
     };
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
-    let test_z = logits(&best, &spec, &test_enc, &plain, SCORE_BATCH)?;
-    let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
-    let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
-    let segments: Vec<(String, Vec<String>)> = p
-        .segments
-        .iter()
-        .map(|(name, values)| {
-            (
-                name.clone(),
-                eval_rows.iter().map(|&r| values[r].clone()).collect(),
-            )
-        })
-        .collect();
-    let report = with_segments(
-        BinaryReport::new(
+    let test_z = scorer.logits(&test_enc, &plain)?;
+    let (calibration, report, raw, calibrated, importance) = if outputs == 1 {
+        let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
+        let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
+        let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
+        manifest.threshold = Some(threshold);
+        let importance = if spec.text.is_none() {
+            permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?
+        } else {
+            Vec::new()
+        };
+        let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
+        let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
+        let segments: Vec<(String, Vec<String>)> = p
+            .segments
+            .iter()
+            .map(|(name, values)| {
+                (
+                    name.clone(),
+                    eval_rows.iter().map(|&r| values[r].clone()).collect(),
+                )
+            })
+            .collect();
+        let report = with_segments(
+            BinaryReport::new(
+                &calibrated,
+                &raw,
+                &test_y,
+                threshold,
+                &manifest.positive,
+                evaluated_on,
+            ),
+            &segments,
             &calibrated,
-            &raw,
             &test_y,
-            threshold,
-            &manifest.positive,
-            evaluated_on,
-        ),
-        &segments,
-        &calibrated,
-        &test_y,
-    );
+        );
+        (
+            calibration,
+            Report::Binary(report),
+            raw,
+            calibrated,
+            importance,
+        )
+    } else {
+        let calibration = Calibration::fit_softmax(cfg.calibration, &valid_z, &valid_y, outputs);
+        let raw = softmax_rows(&test_z, outputs);
+        let calibrated = probabilities(&calibration, &test_z, outputs);
+        let report = MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, evaluated_on);
+        (
+            calibration,
+            Report::Multiclass(report),
+            raw,
+            calibrated,
+            Vec::new(),
+        )
+    };
 
-    manifest.threshold = Some(threshold);
     manifest.best_epoch = Some(state.best_epoch);
     manifest.epochs_run = state.epochs_done;
     manifest.training_seconds = state.seconds;
@@ -732,7 +934,7 @@ fn run_loop(
         &raw,
         &test_y,
     );
-    let predictions = predictions_csv(&test_y, &test_z);
+    let predictions = predictions_csv(&test_y, &test_z, outputs);
     export(
         run_dir,
         &mut manifest,
@@ -751,11 +953,21 @@ fn run_loop(
 }
 
 fn metrics_csv(history: &[EpochRow]) -> String {
-    let mut out = String::from("epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds\n");
+    // New columns go at the end so scripts reading the first six keep working.
+    let mut out = String::from(
+        "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds,valid_accuracy,valid_macro_f1\n",
+    );
     for r in history {
         out.push_str(&format!(
-            "{},{:e},{:.6},{:.6},{:.6},{:.3}\n",
-            r.epoch, r.lr, r.train_loss, r.valid_loss, r.valid_auc_roc, r.seconds
+            "{},{:e},{:.6},{:.6},{:.6},{:.3},{:.6},{:.6}\n",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            r.valid_loss,
+            r.valid_auc_roc,
+            r.seconds,
+            r.valid_accuracy,
+            r.valid_macro_f1
         ));
     }
     out
@@ -765,9 +977,10 @@ fn metrics_csv(history: &[EpochRow]) -> String {
 fn save_epoch(
     run_dir: &Path,
     state: &LoopState,
-    model: &TabularMlp,
-    best: &TabularMlp,
+    model: &Network,
+    best: &Network,
     optim: &impl SerializeOptimizer,
+    sparse: Option<&SparseTable>,
 ) -> Result<()> {
     let state_dir = run_dir.join(files::TRAIN_STATE);
     let name = format!("epoch-{:04}", state.epochs_done);
@@ -776,6 +989,9 @@ fn save_epoch(
     write_atomic(&dir.join("last.bpk"), &checkpoint::module_bytes(model)?)?;
     write_atomic(&dir.join("best.bpk"), &checkpoint::module_bytes(best)?)?;
     write_atomic(&dir.join("optimizer.bpk"), &optim.to_bytes()?)?;
+    if let Some(table) = sparse {
+        write_atomic(&dir.join(SPARSE_STATE_FILE), &table.state_bytes())?;
+    }
     let text = toml::to_string(state)
         .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
     write_atomic(&dir.join(STATE_FILE), text.as_bytes())?;
@@ -819,9 +1035,9 @@ impl SerializeOptimizer for ModuleOptimizer {
 fn export(
     run_dir: &Path,
     manifest: &mut Manifest,
-    best: &TabularMlp,
+    best: &Network,
     calibration: &Calibration,
-    report: &BinaryReport,
+    report: &Report,
     page: &ReportPage,
     predictions: &str,
 ) -> Result<()> {
@@ -881,7 +1097,7 @@ mod tests {
     #[test]
     fn balanced_weights_equalize_classes() {
         let y = [1.0, 0.0, 0.0, 0.0];
-        let w = class_weights(&y, ClassWeight::Balanced);
+        let w = class_weights(&y, ClassWeight::Balanced, 2);
         assert_eq!(w, vec![2.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
         let total: f32 = w.iter().sum();
         assert!((total - 4.0).abs() < 1e-6);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Distribution, Tensor};
 use patron::backend::{BackendChoice, select, threads, tune_allocator};
-use patron::model::{Inputs, ModelSpec};
+use patron::model::{Inputs, ModelSpec, TabularInputs};
 use patron::train::train_step;
 
 /// One result line.
@@ -36,17 +36,19 @@ fn spec() -> ModelSpec {
         embedding_dim: 1,
         hidden: vec![256, 128],
         dropout: 0.0,
+        outputs: 1,
+        text: None,
     }
 }
 
-fn batch(rows: usize, device: &Device) -> (Inputs, Tensor<1>, Tensor<1>) {
+fn batch(rows: usize, device: &Device) -> (Inputs, Tensor<2>, Tensor<1>) {
     let x = Tensor::<2>::random([rows, 64], Distribution::Normal(0.0, 1.0), device);
-    let y = Tensor::<1>::random([rows], Distribution::Bernoulli(0.3), device);
+    let y = Tensor::<2>::random([rows, 1], Distribution::Bernoulli(0.3), device);
     let w = Tensor::<1>::ones([rows], device);
-    let inputs = Inputs {
+    let inputs = Inputs::Tabular(TabularInputs {
         numeric: Some(x),
         categorical: None,
-    };
+    });
     (inputs, y, w)
 }
 
@@ -60,7 +62,7 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
     let mut step = |i: usize| {
         let (x, y, w) = pool[i % pool.len()].clone();
-        let (next, loss) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
+        let (next, loss, _) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
         model = next;
         loss
     };

@@ -1,0 +1,165 @@
+//! Sparse training of `text_bag`'s n-gram table: only the rows a batch touched get a
+//! gradient and an optimizer update, as in fastText and PyTorch's sparse `EmbeddingBag`.
+//!
+//! Burn's `Embedding` backward builds a dense gradient over the whole table and AdamW then
+//! updates every row on every step, which measured 50-190x slower than PyTorch for a
+//! hashed table. Here the table lives on the host; a batch's averaged bags enter the
+//! autodiff graph as a leaf tensor, Burn trains the head, and the leaf's gradient is
+//! scattered back into the touched rows with a lazy Adam (moments of untouched rows are
+//! left alone, like `torch.optim.SparseAdam`).
+
+use std::collections::HashMap;
+
+use crate::error::{PatronError, Result};
+
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const EPS: f32 = 1e-8;
+
+/// The host copy of the table and its lazy Adam state.
+#[derive(Debug, Clone)]
+pub struct SparseTable {
+    /// Row width.
+    pub dim: usize,
+    /// Row-major `[rows, dim]` weights.
+    pub weights: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    step: u64,
+    /// Scratch: row -> slot of the batch's gradient buffer.
+    slots: HashMap<u32, usize>,
+    grad: Vec<f32>,
+}
+
+impl SparseTable {
+    /// A table with fresh optimizer state.
+    pub fn new(weights: Vec<f32>, dim: usize) -> Self {
+        let len = weights.len();
+        SparseTable {
+            dim,
+            weights,
+            m: vec![0.0; len],
+            v: vec![0.0; len],
+            step: 0,
+            slots: HashMap::new(),
+            grad: Vec::new(),
+        }
+    }
+
+    /// One lazy Adam step: `bag_grads` is the loss gradient `[texts * dim]` with respect to
+    /// each text's averaged bag; each id of a text receives its share (1 / ids of the text).
+    pub fn step(&mut self, tokens: &[&[u32]], bag_grads: &[f32], lr: f64) {
+        let dim = self.dim;
+        self.slots.clear();
+        self.grad.clear();
+        for (r, ids) in tokens.iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            let g = &bag_grads[r * dim..(r + 1) * dim];
+            let share = 1.0 / ids.len() as f32;
+            for &id in ids.iter() {
+                let next = self.slots.len();
+                let slot = *self.slots.entry(id).or_insert(next);
+                if slot == next {
+                    self.grad.resize((next + 1) * dim, 0.0);
+                }
+                let acc = &mut self.grad[slot * dim..(slot + 1) * dim];
+                for (a, &x) in acc.iter_mut().zip(g) {
+                    *a += x * share;
+                }
+            }
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let c1 = 1.0 - BETA1.powi(t);
+        let c2 = 1.0 - BETA2.powi(t);
+        let lr = lr as f32;
+        for (&row, &slot) in &self.slots {
+            let base = row as usize * dim;
+            let g = &self.grad[slot * dim..(slot + 1) * dim];
+            for (j, &gj) in g.iter().enumerate() {
+                let i = base + j;
+                self.m[i] = BETA1 * self.m[i] + (1.0 - BETA1) * gj;
+                self.v[i] = BETA2 * self.v[i] + (1.0 - BETA2) * gj * gj;
+                let m_hat = self.m[i] / c1;
+                let v_hat = self.v[i] / c2;
+                self.weights[i] -= lr * m_hat / (v_hat.sqrt() + EPS);
+            }
+        }
+    }
+
+    /// The optimizer state (step count and moments) as bytes, for resumable checkpoints.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 8 * self.m.len());
+        out.extend_from_slice(b"PSPA");
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        out.extend_from_slice(&self.step.to_le_bytes());
+        for x in self.m.iter().chain(&self.v) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Restore the optimizer state saved by [`state_bytes`](Self::state_bytes).
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let len = self.m.len();
+        let damaged = || {
+            PatronError::Internal(
+                "sparse optimizer state does not fit the embedding table (damaged checkpoint)"
+                    .into(),
+            )
+        };
+        if bytes.len() != 16 + 8 * len || &bytes[..4] != b"PSPA" {
+            return Err(damaged());
+        }
+        let dim = u32::from_le_bytes(bytes[4..8].try_into().map_err(|_| damaged())?);
+        if dim as usize != self.dim {
+            return Err(damaged());
+        }
+        self.step = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| damaged())?);
+        let floats = bytes[16..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        for (i, x) in floats.enumerate() {
+            if i < len {
+                self.m[i] = x;
+            } else {
+                self.v[i - len] = x;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_only_touched_rows() {
+        let mut t = SparseTable::new(vec![0.5; 4 * 2], 2);
+        let docs: [&[u32]; 2] = [&[1, 1, 3], &[]];
+        t.step(&docs, &[1.0, -1.0, 9.0, 9.0], 0.1);
+        // Untouched rows 0 and 2 keep their values.
+        assert_eq!(&t.weights[0..2], &[0.5, 0.5]);
+        assert_eq!(&t.weights[4..6], &[0.5, 0.5]);
+        // Adam's first step moves each touched coordinate by lr against the gradient's sign.
+        assert!((t.weights[2] - 0.4).abs() < 1e-5, "{:?}", t.weights);
+        assert!((t.weights[3] - 0.6).abs() < 1e-5);
+        assert!((t.weights[6] - 0.4).abs() < 1e-5);
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let mut t = SparseTable::new(vec![0.0; 6], 3);
+        t.step(&[&[0, 1]], &[1.0, 2.0, 3.0], 0.01);
+        let bytes = t.state_bytes();
+        let mut u = SparseTable::new(t.weights.clone(), 3);
+        u.load_state(&bytes).unwrap();
+        t.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);
+        u.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);
+        assert_eq!(t.weights, u.weights);
+        assert!(u.load_state(&bytes[..10]).is_err());
+    }
+}
