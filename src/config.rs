@@ -818,7 +818,7 @@ impl Config {
             if m.vocab_size < 16 {
                 return bad("model.vocab_size", "must be at least 16");
             }
-            if m.layers == 0 || m.heads == 0 || m.embedding_dim % m.heads != 0 {
+            if m.layers == 0 || m.heads == 0 || !m.embedding_dim.is_multiple_of(m.heads) {
                 return bad(
                     "model.heads",
                     "must be at least 1 and divide model.embedding_dim (and model.layers at least 1)",

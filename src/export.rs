@@ -5,6 +5,10 @@
 //! columns), `layers.{i}.weight` `[in, out]` and `layers.{i}.bias` `[out]` for each hidden
 //! layer, `output.weight` `[last_hidden, 1]` and `output.bias` `[1]`. Linear weights are
 //! stored input-major as Burn keeps them (the transpose of PyTorch's `nn.Linear.weight`).
+//! `text_bag` has `table` `[buckets, dim]` (the hashed n-gram embeddings; the hashing is in
+//! `preprocess.json`) and the same `layers.*` / `output.*` head, with one output per class
+//! for more than two classes; `text_transformer` follows Burn's module tree (`tokens`,
+//! `positions`, `encoder.layers.{i}.*`, `norm`, `output`).
 //! The file's metadata carries what a server needs around the network: the input layout,
 //! the calibration and the decision threshold.
 
@@ -15,6 +19,7 @@ use burn::tensor::Device;
 
 use crate::checkpoint::{load_run, write_atomic};
 use crate::error::{PatronError, Result};
+use crate::model::Network;
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,9 +58,13 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
     for (key, value) in metadata {
         store = store.metadata(key, value);
     }
-    run.model
-        .save_into(&mut store)
-        .map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
+    // The inner module is saved so tensor names carry no enum variant prefix.
+    let saved = match &run.model {
+        Network::Tabular(m) => m.save_into(&mut store),
+        Network::Bag(m) => m.save_into(&mut store),
+        Network::Transformer(m) => m.save_into(&mut store),
+    };
+    saved.map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
     let bytes = store
         .get_bytes()
         .map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;

@@ -162,6 +162,9 @@ impl ModelSpec {
 }
 
 /// Any of patron's networks.
+// One network lives per run and moves between steps by value; boxing a variant would not
+// fit Burn's Module derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     /// The tabular MLP.
@@ -267,6 +270,8 @@ pub struct TabularMlp {
 }
 
 /// A batch of model inputs on a device.
+// Tensor handles only: the size difference is a few pointers, not data.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Inputs {
     /// Tabular rows.

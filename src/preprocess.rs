@@ -959,6 +959,7 @@ mod tests {
             features: vec![f],
             delimiter: ",".into(),
             missing_values: vec![],
+            text: None,
         };
         let (_d, p, t) = table("x,y\n30,a\n100,b\n-5,a\n");
         let e = pre.transform(&t, 0, &p).unwrap();

