@@ -142,13 +142,57 @@ fn run(args: &[&str]) -> f64 {
     let started = Instant::now();
     let status = Command::new(patron_exe())
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(project_dir())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .expect("patron runs");
     assert!(status.success(), "patron {args:?} failed");
     started.elapsed().as_secs_f64()
+}
+
+/// The project root: the working directory when it holds the configs (a copied tree),
+/// otherwise the one this binary was built from.
+fn project_dir() -> PathBuf {
+    if Path::new("configs").is_dir() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+}
+
+/// One epoch of a text config on `backend`: (training texts/s, seconds per optimizer step).
+fn text_epoch(backend: &str, config: &str, sets: &[&str], dir: &Path) -> (f64, f64) {
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--backend",
+        backend,
+        "--quiet",
+        "--output-dir",
+        path_str(dir),
+        "--set",
+        "train.epochs=1",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    run(&args);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("run file");
+    let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).expect("json");
+    let config: toml::Table = read("config.toml").parse().expect("toml");
+    let rows = manifest["rows"]["train"].as_f64().expect("train rows");
+    let batch = config["train"]["batch_size"].as_integer().expect("batch") as f64;
+    let metrics = read("metrics.csv");
+    let seconds: f64 = metrics
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').nth(5))
+        .and_then(|v| v.parse().ok())
+        .expect("epoch seconds");
+    let _ = std::fs::remove_dir_all(dir);
+    (rows / seconds, seconds / (rows / batch).ceil())
 }
 
 fn children_peak_rss_mb() -> f64 {
@@ -160,10 +204,9 @@ fn children_peak_rss_mb() -> f64 {
 
 /// A bank-shaped CSV of `rows` rows (the shipped file repeated).
 fn write_rows(path: &Path, rows: usize) {
-    let data = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/bank_marketing_uci_bank_4521.csv"),
-    )
-    .expect("shipped bank data");
+    let data =
+        std::fs::read_to_string(project_dir().join("datasets/bank_marketing_uci_bank_4521.csv"))
+            .expect("shipped bank data");
     let mut lines = data.lines();
     let header = lines.next().unwrap_or_default();
     let body: Vec<&str> = lines.collect();
@@ -184,12 +227,18 @@ fn main() {
     let (steps, runs, iters) = if quick { (50, 1, 10) } else { (200, 3, 50) };
     let reference = torch_reference(quick);
     let reference_of = |key: &str| reference.as_ref().and_then(|r| r[key].as_f64());
-    let mut cases = Vec::new();
-    for (name, choice) in [
+    // `--wgpu` adds the GPU backend (on a machine with an adapter).
+    let with_wgpu = std::env::args().any(|a| a == "--wgpu");
+    let mut backends = vec![
         ("flex", BackendChoice::Flex),
         ("ndarray", BackendChoice::Ndarray),
-    ] {
-        let backend = select(choice).expect("CPU backends always exist");
+    ];
+    if with_wgpu {
+        backends.push(("wgpu", BackendChoice::Wgpu));
+    }
+    let mut cases = Vec::new();
+    for &(name, choice) in &backends {
+        let backend = select(choice).expect("the backend is available");
         cases.push(Case {
             case: format!("tabular_train/{name}"),
             unit: "samples/s",
@@ -264,13 +313,39 @@ fn main() {
         reference: None,
         extra: "\"rows\": 10".into(),
     });
-    for case in ["text_bag_train", "text_transformer_step"] {
+    for &(name, _) in &backends {
+        let (texts, _) = text_epoch(
+            name,
+            "configs/feedback_sentiment_zh.toml",
+            &[],
+            &tmp.join("zh"),
+        );
         cases.push(Case {
-            case: case.into(),
+            case: format!("text_bag_train/{name}"),
             unit: "texts/s",
-            patron: None,
+            patron: Some(texts),
             reference: None,
-            extra: "\"skipped\": \"text models are not implemented yet (issue 4)\"".into(),
+            extra: "\"data\": \"Chinese reviews, one epoch, batch 32\"".into(),
+        });
+        // The shipped English config as a Transformer at the default size; quick mode
+        // shortens the texts.
+        let length = if quick {
+            "model.max_length=32"
+        } else {
+            "model.max_length=64"
+        };
+        let (_, step) = text_epoch(
+            name,
+            "configs/feedback_sentiment_en.toml",
+            &["model.kind=\"text_transformer\"", length],
+            &tmp.join("en"),
+        );
+        cases.push(Case {
+            case: format!("text_transformer_step/{name}"),
+            unit: "s/step",
+            patron: Some(step),
+            reference: None,
+            extra: format!("\"batch\": 32, \"{}\": true", length),
         });
     }
     let _ = std::fs::remove_dir_all(&tmp);
