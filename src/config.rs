@@ -380,12 +380,12 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
 fn text_defaults(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] {
     match kind {
         "text_bag" => &[
-            ("model", "embedding_dim", "64"),
+            ("model", "embedding_dim", "32"),
             ("model", "hidden", "[]"),
             ("model", "dropout", "0.0"),
             ("train", "epochs", "10"),
             ("train", "batch_size", "32"),
-            ("train", "learning_rate", "5e-3"),
+            ("train", "learning_rate", "2e-3"),
             ("train", "weight_decay", "0.0"),
         ],
         "text_transformer" => &[
