@@ -111,12 +111,7 @@ impl MulticlassReport {
     /// Write `report.json`, `report.md` and `report.html` into `dir`.
     pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
         let html = crate::html_report::render_multiclass(self, page)?;
-        write_json(&dir.join(files::REPORT), self)?;
-        write_atomic(
-            &dir.join(files::REPORT_MD),
-            self.to_markdown(&page.title).as_bytes(),
-        )?;
-        write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
+        write_reports(dir, self, &self.to_markdown(&page.title), &html)
     }
 }
 
@@ -174,6 +169,13 @@ impl Report {
             ],
         }
     }
+}
+
+/// Write `report.json`, `report.md` and `report.html` into `dir`.
+fn write_reports(dir: &Path, json: &impl Serialize, markdown: &str, html: &str) -> Result<()> {
+    write_json(&dir.join(files::REPORT), json)?;
+    write_atomic(&dir.join(files::REPORT_MD), markdown.as_bytes())?;
+    write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
 }
 
 /// The evaluated rows sharing one value of a segment column.
@@ -332,11 +334,6 @@ impl BinaryReport {
     /// Write `report.json`, `report.md` and `report.html` into `dir`.
     pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
         let html = crate::html_report::render(self, page)?;
-        write_json(&dir.join(files::REPORT), self)?;
-        write_atomic(
-            &dir.join(files::REPORT_MD),
-            self.to_markdown(&page.title).as_bytes(),
-        )?;
-        write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
+        write_reports(dir, self, &self.to_markdown(&page.title), &html)
     }
 }
