@@ -130,6 +130,10 @@ pub struct Manifest {
     pub positive: String,
     /// Decision threshold on the calibrated score (set when complete).
     pub threshold: Option<f64>,
+    /// Multiclass decision: per-class offsets added to the log-probabilities before the
+    /// argmax, chosen for the best validation macro-F1 (set when complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_offsets: Option<Vec<f64>>,
     /// Best epoch, 1-based (set when complete).
     pub best_epoch: Option<usize>,
     /// Epochs trained.

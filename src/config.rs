@@ -107,7 +107,7 @@ pub struct SplitConfig {
 pub enum ModelKind {
     /// MLP over standardized numeric features and categorical embeddings.
     TabularMlp,
-    /// fastText-style: averaged hashed word and character n-gram embeddings, then a linear
+    /// fastText-style: length-normalized sums of hashed word and character n-gram embeddings, then a linear
     /// or small MLP head; the embedding table gets sparse updates.
     TextBag,
     /// A small Transformer encoder over a subword vocabulary learned from the training split.
@@ -385,7 +385,7 @@ fn text_defaults(kind: &str) -> &'static [(&'static str, &'static str, &'static 
             ("model", "dropout", "0.0"),
             ("train", "epochs", "10"),
             ("train", "batch_size", "32"),
-            ("train", "learning_rate", "2e-3"),
+            ("train", "learning_rate", "5e-4"),
             ("train", "weight_decay", "0.0"),
         ],
         "text_transformer" => &[

@@ -82,6 +82,7 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
         page.probs,
         page.labels,
         k,
+        &r.class_offsets,
         BOOTSTRAP_RESAMPLES,
         BOOTSTRAP_SEED,
     );
@@ -103,7 +104,13 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
     }
     let _ = writeln!(
         h,
-        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Each row is predicted as its most probable class.</p></section>"
+        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Each row is predicted as the class with the largest log-probability plus its offset ({}), offsets chosen for the best macro-F1 on the validation split.</p></section>",
+        r.labels
+            .iter()
+            .zip(&r.class_offsets)
+            .map(|(l, o)| format!("{} {o:+.2}", escape(l)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     h.push_str("<section id=\"per-class\"><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");
     let mut bars: [Vec<f64>; 3] = Default::default();

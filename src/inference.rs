@@ -12,8 +12,8 @@ use crate::checkpoint::LoadedRun;
 use crate::data::{ChunkReader, Format, read_table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
-use crate::metrics::{argmax_rows, softmax_rows};
-use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bag_means, padded_ids};
+use crate::metrics::{decide, softmax_rows};
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::preprocess::Encoded;
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
@@ -24,7 +24,7 @@ pub const SCORE_BATCH: usize = 4096;
 const TRANSFORMER_BATCH: usize = 64;
 
 /// A network ready to score: `text_bag`'s table is copied to the host once, since bags are
-/// averaged there.
+/// summed there.
 pub struct Scorer<'a> {
     network: &'a Network,
     spec: &'a ModelSpec,
@@ -97,7 +97,7 @@ impl<'a> Scorer<'a> {
                         .map(|&r| encoded.tokens[r].as_slice())
                         .collect();
                     let bags = Tensor::<2>::from_data(
-                        TensorData::new(bag_means(table, dim, &docs), [docs.len(), dim]),
+                        TensorData::new(bags(table, dim, &docs), [docs.len(), dim]),
                         device,
                     );
                     put(chunk, self.network.forward(Inputs::Bags(bags)))?;
@@ -215,6 +215,7 @@ pub fn predict(
             writeln!(w, "{}", names.join(",")).map_err(|e| PatronError::io(output, e))?;
         }
         let threshold = run.manifest.threshold.unwrap_or(0.5);
+        let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
         let mut summary = PredictSummary {
             rows: 0,
             positives: 0,
@@ -252,7 +253,7 @@ pub fn predict(
                     .map(|&s| usize::from(s >= threshold))
                     .collect()
             } else {
-                argmax_rows(&scores, outputs)
+                decide(&scores, outputs, offsets)
             };
             let labels: Vec<&str> = predicted.iter().map(|&c| pre.labels[c].as_str()).collect();
             summary.rows += predicted.len();
@@ -455,6 +456,7 @@ pub fn evaluate(
             &probs,
             &labels,
             &pre.labels,
+            run.manifest.class_offsets.as_deref().unwrap_or(&[]),
             &evaluated_on,
         ))
     };

@@ -95,6 +95,58 @@ pub fn softmax_rows(logits: &[f64], k: usize) -> Vec<f64> {
     out
 }
 
+/// The predicted class of each row of `probs` (`[rows * k]`): the largest
+/// `ln p + offsets[c]` (no offsets: the most probable class); ties go to the lower index.
+pub fn decide(probs: &[f64], k: usize, offsets: &[f64]) -> Vec<usize> {
+    if offsets.len() != k {
+        return argmax_rows(probs, k);
+    }
+    probs
+        .chunks_exact(k)
+        .map(|row| {
+            (0..k)
+                .map(|c| (c, row[c].max(EPS).ln() + offsets[c]))
+                .fold((0, f64::NEG_INFINITY), |best, (c, v)| {
+                    if v > best.1 { (c, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Per-class offsets on the log-probabilities that maximize macro-F1 of `probs` against
+/// `labels` (coordinate ascent over a grid, class 0 fixed at 0): the multiclass analogue
+/// of the binary decision threshold, fitted on the validation split. Zero offsets are kept
+/// unless they improve macro-F1.
+pub fn fit_class_offsets(probs: &[f64], labels: &[f32], k: usize) -> Vec<f64> {
+    let score = |offsets: &[f64]| {
+        let predicted = decide(probs, k, offsets);
+        let classes = per_class(&confusion_matrix(&predicted, labels, k));
+        classes.iter().map(|c| c.f1).sum::<f64>() / k.max(1) as f64
+    };
+    let mut offsets = vec![0.0; k];
+    let mut best = score(&offsets);
+    for _ in 0..3 {
+        let mut changed = false;
+        for c in 1..k {
+            for step in -40..=40 {
+                let mut trial = offsets.clone();
+                trial[c] = step as f64 * 0.05;
+                let s = score(&trial);
+                if s > best + 1e-12 {
+                    best = s;
+                    offsets = trial;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    offsets
+}
+
 /// The most probable class of each row of `probs` (`[rows * k]`); ties go to the lower index.
 pub fn argmax_rows(probs: &[f64], k: usize) -> Vec<usize> {
     probs
@@ -153,9 +205,10 @@ pub fn per_class(matrix: &[Vec<u64>]) -> Vec<ClassMetrics> {
 }
 
 impl MulticlassMetrics {
-    /// Metrics of class probabilities `probs` (`[rows * k]`) against class-index labels.
-    pub fn compute(probs: &[f64], labels: &[f32], k: usize) -> Self {
-        let predicted = argmax_rows(probs, k);
+    /// Metrics of class probabilities `probs` (`[rows * k]`) against class-index labels,
+    /// each row predicted with [`decide`] and `offsets`.
+    pub fn compute(probs: &[f64], labels: &[f32], k: usize, offsets: &[f64]) -> Self {
+        let predicted = decide(probs, k, offsets);
         let matrix = confusion_matrix(&predicted, labels, k);
         let classes = per_class(&matrix);
         let n = labels.len().max(1) as f64;
@@ -529,6 +582,7 @@ pub fn multiclass_bootstrap(
     probs: &[f64],
     labels: &[f32],
     k: usize,
+    offsets: &[f64],
     resamples: usize,
     seed: u64,
 ) -> std::collections::BTreeMap<String, (f64, f64)> {
@@ -543,7 +597,10 @@ pub fn multiclass_bootstrap(
             .flat_map(|&i| probs[i * k..(i + 1) * k].iter().copied())
             .collect();
         let y: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
-        collect_sample(&mut samples, &MulticlassMetrics::compute(&p, &y, k));
+        collect_sample(
+            &mut samples,
+            &MulticlassMetrics::compute(&p, &y, k, offsets),
+        );
     }
     percentile_intervals(samples)
 }
@@ -591,7 +648,7 @@ mod tests {
             0.3, 0.6, 0.1,
         ];
         let labels = [0.0, 1.0, 1.0, 2.0, 2.0, 0.0];
-        let m = MulticlassMetrics::compute(&probs, &labels, 3);
+        let m = MulticlassMetrics::compute(&probs, &labels, 3, &[]);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
         // Class 0: tp 1, predicted 2, support 2 -> P 0.5 R 0.5 F1 0.5.
         // Class 1: tp 1, predicted 2, support 2 -> 0.5. Class 2: tp 2 of 2 -> 1.0.

@@ -195,8 +195,8 @@ fn run_head(layers: &[Linear], output: &Linear, dropout: &Dropout, mut x: Tensor
     output.forward(x)
 }
 
-/// fastText-style classifier: the mean of the hashed n-gram embeddings of a text, then a
-/// linear (or small MLP) head. The table is trained outside autodiff with sparse updates
+/// fastText-style classifier: the length-normalized sum of the hashed n-gram embeddings of
+/// a text ([`bags`]), then a linear (or small MLP) head. The table is trained outside autodiff with sparse updates
 /// (see `sparse`); it is a parameter so it is saved and loaded with the head.
 #[derive(Module, Debug)]
 pub struct TextBag {
@@ -208,7 +208,7 @@ pub struct TextBag {
 }
 
 impl TextBag {
-    /// Logits of averaged bags `[batch, dim]`.
+    /// Logits of bags `[batch, dim]`.
     pub fn forward(&self, bags: Tensor<2>) -> Tensor<2> {
         run_head(&self.layers, &self.output, &self.dropout, bags)
     }
@@ -350,9 +350,18 @@ pub fn padded_ids(tokens: &[&[u32]], device: &Device) -> Tensor<2, Int> {
     Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), longest]), device)
 }
 
-/// The mean embedding of each text's ids `[rows * dim]`, from a host copy of the table
-/// (an empty text gives zeros).
-pub fn bag_means(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
+/// The weight of each of a text's `n` ids in its bag: 1 / sqrt(n), the length
+/// normalization TF-IDF's L2 norm gives equal weights. Against a plain mean it keeps the
+/// many n-grams of a long text from washing each other out; measured on the shipped
+/// feedback configs it lowered test log loss (Chinese 0.39 -> 0.35, VADER 0.74 -> 0.73)
+/// and lifted VADER macro-F1 by about 0.01 (README).
+pub fn bag_weight(n: usize) -> f32 {
+    1.0 / (n.max(1) as f32).sqrt()
+}
+
+/// The bag of each text `[rows * dim]`: the sum of its ids' rows times [`bag_weight`], from
+/// a host copy of the table (an empty text gives zeros).
+pub fn bags(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
     let mut out = vec![0f32; tokens.len() * dim];
     for (r, ids) in tokens.iter().enumerate() {
         if ids.is_empty() {
@@ -365,7 +374,7 @@ pub fn bag_means(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
                 *a += w;
             }
         }
-        let scale = 1.0 / ids.len() as f32;
+        let scale = bag_weight(ids.len());
         acc.iter_mut().for_each(|a| *a *= scale);
     }
     out
@@ -390,5 +399,22 @@ impl TabularMlp {
             Tensor::cat(parts, 1)
         };
         run_head(&self.layers, &self.output, &self.dropout, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bags_are_length_normalized_sums() {
+        // Rows: 0 -> (1, 0), 1 -> (0, 2), 2 -> (4, 4).
+        let table = [1.0, 0.0, 0.0, 2.0, 4.0, 4.0];
+        let docs: [&[u32]; 3] = [&[0, 0, 2, 1], &[1], &[]];
+        let b = bags(&table, 2, &docs);
+        // (2 * row0 + row2 + row1) / sqrt(4) = (6, 6) / 2.
+        assert_eq!(&b[0..2], &[3.0, 3.0]);
+        assert_eq!(&b[2..4], &[0.0, 2.0]);
+        assert_eq!(&b[4..6], &[0.0, 0.0]);
     }
 }

@@ -11,8 +11,8 @@ use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 use crate::html_report::ReportPage;
 use crate::metrics::{
-    BinaryMetrics, ClassMetrics, Confusion, MulticlassMetrics, argmax_rows, auc_roc,
-    confusion_matrix, per_class,
+    BinaryMetrics, ClassMetrics, Confusion, MulticlassMetrics, auc_roc, confusion_matrix, decide,
+    per_class,
 };
 
 /// `report.json` of a binary task.
@@ -54,18 +54,30 @@ pub struct MulticlassReport {
     pub confusion_matrix: Vec<Vec<u64>>,
     /// Which rows were scored: `test`, `valid` (when no test split) or a file path.
     pub evaluated_on: String,
+    /// Offsets on the log-probabilities of each class before the argmax (label order),
+    /// fitted for the best validation macro-F1; all zero: the most probable class.
+    #[serde(default)]
+    pub class_offsets: Vec<f64>,
 }
 
 impl MulticlassReport {
-    /// Build the report from class probabilities (`[rows * k]`) and class-index labels.
-    pub fn new(probs: &[f64], labels: &[f32], classes: &[String], evaluated_on: &str) -> Self {
+    /// Build the report from class probabilities (`[rows * k]`), class-index labels and
+    /// the run's decision offsets (see [`crate::metrics::decide`]).
+    pub fn new(
+        probs: &[f64],
+        labels: &[f32],
+        classes: &[String],
+        offsets: &[f64],
+        evaluated_on: &str,
+    ) -> Self {
         let k = classes.len();
-        let matrix = confusion_matrix(&argmax_rows(probs, k), labels, k);
+        let matrix = confusion_matrix(&decide(probs, k, offsets), labels, k);
         MulticlassReport {
             task: "multiclass".into(),
             n: labels.len(),
             labels: classes.to_vec(),
-            metrics: MulticlassMetrics::compute(probs, labels, k),
+            metrics: MulticlassMetrics::compute(probs, labels, k, offsets),
+            class_offsets: offsets.to_vec(),
             per_class: classes.iter().cloned().zip(per_class(&matrix)).collect(),
             confusion_matrix: matrix,
             evaluated_on: evaluated_on.to_string(),

@@ -167,8 +167,13 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
             (Report::Binary(report), raw)
         }
         Report::Multiclass(old) => {
-            let report =
-                MulticlassReport::new(&probs, &labels, &manifest.labels, &old.evaluated_on);
+            let report = MulticlassReport::new(
+                &probs,
+                &labels,
+                &manifest.labels,
+                manifest.class_offsets.as_deref().unwrap_or(&[]),
+                &old.evaluated_on,
+            );
             (Report::Multiclass(report), softmax_rows(&logits, outputs))
         }
     };

@@ -3,7 +3,7 @@
 //!
 //! Burn's `Embedding` backward builds a dense gradient over the whole table and AdamW then
 //! updates every row on every step, which measured 50-190x slower than PyTorch for a
-//! hashed table. Here the table lives on the host; a batch's averaged bags enter the
+//! hashed table. Here the table lives on the host; a batch's bags enter the
 //! autodiff graph as a leaf tensor, Burn trains the head, and the leaf's gradient is
 //! scattered back into the touched rows with a lazy Adam (moments of untouched rows are
 //! left alone, like `torch.optim.SparseAdam`).
@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::error::{PatronError, Result};
+use crate::model::bag_weight;
 
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
@@ -47,7 +48,7 @@ impl SparseTable {
     }
 
     /// One lazy Adam step: `bag_grads` is the loss gradient `[texts * dim]` with respect to
-    /// each text's averaged bag; each id of a text receives its share (1 / ids of the text).
+    /// each text's bag; each id of a text receives its share (`bag_weight` of the text).
     pub fn step(&mut self, tokens: &[&[u32]], bag_grads: &[f32], lr: f64) {
         let dim = self.dim;
         self.slots.clear();
@@ -57,7 +58,7 @@ impl SparseTable {
                 continue;
             }
             let g = &bag_grads[r * dim..(r + 1) * dim];
-            let share = 1.0 / ids.len() as f32;
+            let share = bag_weight(ids.len());
             for &id in ids.iter() {
                 let next = self.slots.len();
                 let slot = *self.slots.entry(id).or_insert(next);

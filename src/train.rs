@@ -33,10 +33,10 @@ use crate::html_report::ReportPage;
 use crate::importance::permutation_importance;
 use crate::inference::{Scorer, probabilities};
 use crate::metrics::{
-    MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, log_loss, one_vs_rest,
-    softmax_rows,
+    MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, fit_class_offsets, log_loss,
+    one_vs_rest, softmax_rows,
 };
-use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bag_means, padded_ids};
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
 use crate::progress::Progress;
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
@@ -430,6 +430,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
             String::new()
         },
         threshold: None,
+        class_offsets: None,
         best_epoch: None,
         epochs_run: 0,
         training_seconds: 0.0,
@@ -555,7 +556,7 @@ fn valid_metrics(z: &[f64], labels: &[f32], outputs: usize, classes: usize) -> V
     if outputs == 1 {
         let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
         let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
-        let m = MulticlassMetrics::compute(&two, labels, 2);
+        let m = MulticlassMetrics::compute(&two, labels, 2, &[]);
         ValidScores {
             loss: log_loss(&p, labels),
             auc_roc: auc_roc(&p, labels),
@@ -565,7 +566,7 @@ fn valid_metrics(z: &[f64], labels: &[f32], outputs: usize, classes: usize) -> V
         }
     } else {
         let p = softmax_rows(z, outputs);
-        let m = MulticlassMetrics::compute(&p, labels, classes);
+        let m = MulticlassMetrics::compute(&p, labels, classes, &[]);
         ValidScores {
             loss: m.log_loss,
             auc_roc: one_vs_rest(&p, labels, classes, auc_roc),
@@ -598,7 +599,7 @@ fn target_matrix(labels: &[f32], outputs: usize) -> Vec<f32> {
 enum TrainData {
     /// Tabular rows, pre-tensorized once on the device; batches are gathered there.
     Tabular(TabularInputs),
-    /// Token ids per row; batches are built on the host (bags are averaged from the host
+    /// Token ids per row; batches are built on the host (bags are summed from the host
     /// table; Transformer batches are padded to their longest text only).
     Text(Vec<Vec<u32>>),
 }
@@ -736,7 +737,7 @@ fn run_loop(
             let inputs = match (&data, &sparse) {
                 (TrainData::Tabular(t), _) => Inputs::Tabular(t.select(&index)),
                 (TrainData::Text(_), Some(table)) => {
-                    let bags = bag_means(&table.weights, table.dim, &docs);
+                    let bags = bags(&table.weights, table.dim, &docs);
                     Inputs::Bags(
                         Tensor::<2>::from_data(TensorData::new(bags, [rows.len(), table.dim]), &ad)
                             .require_grad(),
@@ -912,9 +913,13 @@ fn run_loop(
         )
     } else {
         let calibration = Calibration::fit_softmax(cfg.calibration, &valid_z, &valid_y, outputs);
+        let valid_p = probabilities(&calibration, &valid_z, outputs);
+        let offsets = fit_class_offsets(&valid_p, &valid_y, outputs);
+        manifest.class_offsets = Some(offsets.clone());
         let raw = softmax_rows(&test_z, outputs);
         let calibrated = probabilities(&calibration, &test_z, outputs);
-        let report = MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, evaluated_on);
+        let report =
+            MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, &offsets, evaluated_on);
         (
             calibration,
             Report::Multiclass(report),
