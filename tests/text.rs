@@ -181,6 +181,15 @@ fn text_transformer_english_multiclass_end_to_end() {
     let pre = json(&run.join("preprocess.json"));
     assert_eq!(pre["text"]["tokenizer"]["kind"], "subwords");
 
+    let offsets: Vec<f64> = json(&run.join("manifest.json"))["class_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(offsets.len(), 3);
+    assert_eq!(report["class_offsets"].as_array().unwrap().len(), 3);
+
     // Multiclass predictions: prediction plus one probability column per class.
     let out = tmp.path().join("p.csv");
     assert_ok(&predict_on(&run, &data, &out, "ndarray"));
@@ -194,8 +203,11 @@ fn text_transformer_english_multiclass_end_to_end() {
         let fields: Vec<&str> = line.split(',').collect();
         let p: Vec<f64> = fields[2..].iter().map(|v| v.parse().unwrap()).collect();
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{line}");
-        let best = ["negative", "neutral", "positive"]
-            [(0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()];
+        // The decision: largest log-probability plus the run's per-class offset.
+        let decision = |c: usize| p[c].max(1e-15).ln() + offsets[c];
+        let best = ["negative", "neutral", "positive"][(0..3)
+            .max_by(|&a, &b| decision(a).total_cmp(&decision(b)))
+            .unwrap()];
         assert_eq!(fields[1], best, "{line}");
     }
     let o = predict_stdin(&run, b"great phone!\nterrible service :(\n");
