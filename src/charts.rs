@@ -120,22 +120,28 @@ pub fn heatmap(title: &str, labels: &[String], matrix: &[Vec<u64>]) -> Result<St
         let size = (180 + 70 * k as u32).min(900);
         let root = SVGBackend::with_string(&mut svg, (size + 40, size)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        // Segmented axes put each class name under the middle of its cell.
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(42)
             .y_label_area_size(90)
-            .build_cartesian_2d(0..k, 0..k)
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
             .map_err(|e| e.to_string())?;
-        let name = |i: &usize| labels.get(*i).cloned().unwrap_or_default();
+        // Row 0 (the first class) is drawn at the top.
+        let name = |v: &SegmentValue<usize>, flip: bool| match v {
+            SegmentValue::CenterOf(i) if *i < k => {
+                labels[if flip { k - 1 - i } else { *i }].clone()
+            }
+            _ => String::new(),
+        };
         chart
             .configure_mesh()
             .disable_mesh()
             .x_labels(k)
             .y_labels(k)
-            .x_label_formatter(&|i| name(i))
-            // Row 0 is drawn at the top.
-            .y_label_formatter(&|i| name(&(k - 1 - i.min(&(k - 1)))))
+            .x_label_formatter(&|v| name(v, false))
+            .y_label_formatter(&|v| name(v, true))
             .x_desc("predicted class")
             .y_desc("true class")
             .draw()
@@ -148,7 +154,10 @@ pub fn heatmap(title: &str, labels: &[String], matrix: &[Vec<u64>]) -> Result<St
                 let y = k - 1 - t;
                 chart
                     .draw_series([Rectangle::new(
-                        [(p, y), (p + 1, y + 1)],
+                        [
+                            (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                        ],
                         RGBColor(shade, shade, 255).filled(),
                     )])
                     .map_err(|e| e.to_string())?;
@@ -156,7 +165,7 @@ pub fn heatmap(title: &str, labels: &[String], matrix: &[Vec<u64>]) -> Result<St
                 chart
                     .draw_series([Text::new(
                         format!("{count}"),
-                        (p, y + 1),
+                        (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
                         ("sans-serif", 14).into_font().color(&color),
                     )])
                     .map_err(|e| e.to_string())?;

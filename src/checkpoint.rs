@@ -11,6 +11,7 @@
 //! RUN/model.bpk         best weights (Burn burnpack)
 //! RUN/metrics.csv       one row per epoch
 //! RUN/importance.json   permutation feature importance (validation split)
+//! RUN/explanations.json text runs: phrases pushing toward each class, confident mistakes
 //! RUN/report.json       test-split report (report.md and report.html for people)
 //! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
 //! ```
@@ -48,6 +49,8 @@ pub mod files {
     pub const MODEL: &str = "model.bpk";
     /// Permutation feature importance on the validation split.
     pub const IMPORTANCE: &str = "importance.json";
+    /// Text runs: phrases that push toward each class, confident mistakes.
+    pub const EXPLANATIONS: &str = "explanations.json";
     /// Per-epoch metrics.
     pub const METRICS: &str = "metrics.csv";
     /// The machine-readable report.

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::charts::{Axes, Series, line_chart, padded_range, palette};
 use crate::error::{PatronError, Result};
+use crate::explain::TextExplanations;
 use crate::importance::{FeatureImportance, REPEATS};
 use crate::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::report::{BinaryReport, MulticlassReport};
@@ -31,6 +32,8 @@ pub struct ReportPage<'a> {
     pub history: &'a [EpochRow],
     /// Permutation importance on the validation split (empty for `evaluate`).
     pub importance: &'a [FeatureImportance],
+    /// Text runs: phrases pushing toward each class and confident mistakes.
+    pub explanations: Option<&'a TextExplanations>,
 }
 
 /// Features listed in the importance table.
@@ -148,9 +151,61 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
         h,
         "</table><div class=\"charts\"><div id=\"class-bars\">{bars}</div></div></section>\n<section id=\"confusion\"><h2>Confusion matrix</h2><div class=\"charts\"><div id=\"heatmap\">{heat}</div></div><p class=\"note\">Rows are the true classes, columns the predicted ones; the shade is the share of the row.</p></section>"
     );
+    h.push_str(&explanations_section(page.explanations, true));
     h.push_str(&training_section(page.history)?);
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+/// What a text model reads: phrases per class and the most confident mistakes.
+fn explanations_section(explanations: Option<&TextExplanations>, multiclass: bool) -> String {
+    let Some(e) = explanations else {
+        return String::new();
+    };
+    let mut h = String::from(
+        "<section id=\"explanations\"><h2>What the model reads</h2><div class=\"charts\">",
+    );
+    let unit = if multiclass {
+        "log-odds against the other classes"
+    } else {
+        "log-odds"
+    };
+    for (class, phrases) in &e.top_phrases {
+        let top = phrases.first().map_or(1.0, |p| p.push.max(1e-9));
+        let _ = write!(
+            h,
+            "<div><h3>Toward <code>{}</code></h3><table><tr><th>phrase</th><th>push ({unit})</th><th>count</th><th></th></tr>",
+            escape(class)
+        );
+        for p in phrases {
+            let width = (p.push / top * 120.0).round();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:+.3}</td><td>{}</td><td style=\"text-align:left\"><span style=\"display:inline-block;height:10px;width:{width}px;background:#1f77b4\"></span></td></tr>",
+                escape(&p.phrase),
+                p.push,
+                p.count
+            );
+        }
+        h.push_str("</table></div>");
+    }
+    let _ = write!(
+        h,
+        "</div><p class=\"note\">Each frequent word, character or word pair of the evaluated texts is scored alone and compared with an empty text: the change in the class's {unit}.</p>"
+    );
+    h.push_str("<h3>Most confident mistakes</h3><table id=\"mistakes\"><tr><th>text</th><th>actual</th><th>predicted</th><th>probability</th></tr>");
+    for m in &e.mistakes {
+        let _ = write!(
+            h,
+            "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{:.3}</td></tr>",
+            escape(&m.text),
+            escape(&m.actual),
+            escape(&m.predicted),
+            m.probability
+        );
+    }
+    h.push_str("</table></section>\n");
+    h
 }
 
 /// Render the page for the numbers of `r`.
@@ -417,6 +472,7 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
             "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC is measured. Near zero or negative: the model does not rely on the column.</p></section>"
         );
     }
+    h.push_str(&explanations_section(page.explanations, false));
     h.push_str(&training_section(page.history)?);
     h.push_str("</body></html>\n");
     Ok(h)

@@ -11,10 +11,11 @@ use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::LoadedRun;
 use crate::data::{ChunkReader, Format, read_table};
 use crate::error::{PatronError, Result};
+use crate::explain::{Scored, explain};
 use crate::html_report::ReportPage;
 use crate::metrics::{decide, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
-use crate::preprocess::Encoded;
+use crate::preprocess::{Encoded, raw_texts};
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
 /// Rows per forward pass when scoring.
@@ -421,7 +422,8 @@ pub fn evaluate(
     let labels = pre.encode_target(&table, data)?;
     let encoded = pre.transform(&table, 0, data)?;
     let outputs = run.manifest.model.outputs;
-    let z = Scorer::new(&run.model, &run.manifest.model)?.logits(&encoded, device)?;
+    let scorer = Scorer::new(&run.model, &run.manifest.model)?;
+    let z = scorer.logits(&encoded, device)?;
     let probs = probabilities(&run.calibration, &z, outputs);
     let raw: Vec<f64> = if outputs == 1 {
         z.iter().map(|&z| sigmoid(z)).collect()
@@ -460,6 +462,27 @@ pub fn evaluate(
             &evaluated_on,
         ))
     };
+    let explanations = match &pre.text {
+        Some(text) => Some(explain(
+            &scorer,
+            text,
+            outputs,
+            device,
+            &Scored {
+                texts: &raw_texts(
+                    &table,
+                    &text.columns,
+                    &(0..table.height()).collect::<Vec<_>>(),
+                ),
+                labels: &labels,
+                probs: &probs,
+                classes: &pre.labels,
+                threshold: run.manifest.threshold.unwrap_or(0.5),
+                offsets: run.manifest.class_offsets.as_deref().unwrap_or(&[]),
+            },
+        )?),
+        None => None,
+    };
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
     let m = &run.manifest;
     let page = ReportPage {
@@ -480,6 +503,7 @@ pub fn evaluate(
         labels: &labels,
         history: &[],
         importance: &[],
+        explanations: explanations.as_ref(),
     };
     report.write(out_dir, &page)?;
     Ok(report)

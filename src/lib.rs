@@ -26,6 +26,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod html_report;
 pub mod importance;

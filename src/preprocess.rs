@@ -601,9 +601,17 @@ impl Preprocessor {
     }
 }
 
-/// The texts of `rows`: the text columns joined with a space, normalized (missing cells
-/// are empty text).
+/// The normalized texts of `rows` (see [`raw_texts`]).
 fn joined_texts(table: &Table, columns: &[String], rows: &[usize]) -> Vec<String> {
+    raw_texts(table, columns, rows)
+        .iter()
+        .map(|t| normalize(t))
+        .collect()
+}
+
+/// The texts of `rows` as written: the text columns joined with a space (missing cells are
+/// empty text).
+pub fn raw_texts(table: &Table, columns: &[String], rows: &[usize]) -> Vec<String> {
     let cells: Vec<Vec<Option<&str>>> = columns
         .iter()
         .map(|c| table.cells(c).unwrap_or_default())
@@ -619,7 +627,7 @@ fn joined_texts(table: &Table, columns: &[String], rows: &[usize]) -> Vec<String
                     joined.push_str(v);
                 }
             }
-            normalize(&joined)
+            joined
         })
         .collect()
 }

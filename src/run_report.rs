@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::{Manifest, RunStatus, files, read_bounded, read_json, read_manifest};
 use crate::error::{PatronError, Result};
+use crate::explain::TextExplanations;
 use crate::html_report::ReportPage;
 use crate::importance::FeatureImportance;
 use crate::inference::probabilities;
@@ -59,6 +60,7 @@ pub fn run_page<'a>(
         labels,
         history,
         importance,
+        explanations: None,
     }
 }
 
@@ -177,7 +179,13 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
             (Report::Multiclass(report), softmax_rows(&logits, outputs))
         }
     };
-    let page = run_page(
+    let explain_path = run_dir.join(files::EXPLANATIONS);
+    let explanations: Option<TextExplanations> = if explain_path.exists() {
+        Some(read_json(&explain_path)?)
+    } else {
+        None
+    };
+    let mut page = run_page(
         run_dir,
         &manifest,
         &history,
@@ -186,6 +194,7 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
         &raw,
         &labels,
     );
+    page.explanations = explanations.as_ref();
     report.write(run_dir, &page)?;
     let hash = crate::checkpoint::sha256_file(&run_dir.join(files::REPORT))?;
     manifest.files.insert(files::REPORT.to_string(), hash);

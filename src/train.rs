@@ -29,6 +29,7 @@ use crate::checkpoint::{
 use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
 use crate::data::{ReadOptions, read_table};
 use crate::error::{PatronError, Result};
+use crate::explain::{Scored, explain};
 use crate::html_report::ReportPage;
 use crate::importance::permutation_importance;
 use crate::inference::{Scorer, probabilities};
@@ -37,7 +38,7 @@ use crate::metrics::{
     one_vs_rest, softmax_rows,
 };
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
-use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, target_values};
+use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values};
 use crate::progress::Progress;
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
@@ -156,6 +157,8 @@ struct Prepared {
     warnings: Vec<String>,
     /// Values of the `report.segments` columns for every row.
     segments: Vec<(String, Vec<String>)>,
+    /// Raw text of every row (text runs; empty otherwise), for the explanations.
+    texts: Vec<String>,
 }
 
 /// Train (or resume) a run and export it.
@@ -293,6 +296,10 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     };
     let encoded = pre.transform(&table, 0, &path)?;
     let segments = segment_columns(&table, &config.report.segments, &read, &path, true)?;
+    let texts = match &pre.text {
+        Some(t) => raw_texts(&table, &t.columns, &(0..table.height()).collect::<Vec<_>>()),
+        None => Vec::new(),
+    };
     let dataset = DatasetInfo {
         path: std::path::absolute(&path)
             .unwrap_or(path.clone())
@@ -310,6 +317,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         dataset,
         warnings,
         segments,
+        texts,
     })
 }
 
@@ -929,10 +937,31 @@ fn run_loop(
         )
     };
 
+    let explanations = match &p.pre.text {
+        Some(text) => {
+            let texts: Vec<String> = eval_rows.iter().map(|&r| p.texts[r].clone()).collect();
+            Some(explain(
+                &scorer,
+                text,
+                outputs,
+                &plain,
+                &Scored {
+                    texts: &texts,
+                    labels: &test_y,
+                    probs: &calibrated,
+                    classes: &p.pre.labels,
+                    threshold: manifest.threshold.unwrap_or(0.5),
+                    offsets: manifest.class_offsets.as_deref().unwrap_or(&[]),
+                },
+            )?)
+        }
+        None => None,
+    };
+
     manifest.best_epoch = Some(state.best_epoch);
     manifest.epochs_run = state.epochs_done;
     manifest.training_seconds = state.seconds;
-    let page = run_page(
+    let mut page = run_page(
         run_dir,
         &manifest,
         &state.history,
@@ -941,6 +970,7 @@ fn run_loop(
         &raw,
         &test_y,
     );
+    page.explanations = explanations.as_ref();
     let predictions = predictions_csv(&test_y, &test_z, outputs);
     export(
         run_dir,
@@ -1058,6 +1088,9 @@ fn export(
     )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
     write_json(&run_dir.join(files::IMPORTANCE), page.importance)?;
+    if let Some(explanations) = page.explanations {
+        write_json(&run_dir.join(files::EXPLANATIONS), explanations)?;
+    }
     write_atomic(&run_dir.join(PREDICTIONS), predictions.as_bytes())?;
     report.write(run_dir, page)?;
     manifest.status = RunStatus::Complete;

@@ -85,6 +85,26 @@ fn text_bag_chinese_binary_end_to_end() {
     assert_eq!(pre["text"]["tokenizer"]["kind"], "hashed_ngrams");
     assert_eq!(pre["text"]["tokenizer"]["buckets"], 65536);
 
+    // Explanations: phrases per class, confident mistakes, and their report section.
+    let explanations = json(&run.join("explanations.json"));
+    let classes: Vec<&str> = explanations["top_phrases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[0].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["negative", "positive"]);
+    for class in explanations["top_phrases"].as_array().unwrap() {
+        let phrases = class[1].as_array().unwrap();
+        assert!(!phrases.is_empty(), "{class}");
+        assert!(phrases.iter().all(|p| p["push"].as_f64().unwrap() > 0.0));
+    }
+    let mistakes = explanations["mistakes"].as_array().unwrap();
+    assert!(!mistakes.is_empty() && mistakes.len() <= 10);
+    assert!(mistakes.iter().all(|m| m["actual"] != m["predicted"]));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("id=\"explanations\"") && html.contains("id=\"mistakes\""));
+
     // Predict a file.
     let out = tmp.path().join("scores.csv");
     assert_ok(&predict_on(&run, &data, &out, "ndarray"));
@@ -175,6 +195,7 @@ fn text_transformer_english_multiclass_end_to_end() {
         "id=\"class-bars\"",
         "id=\"per-class\"",
         "<h2>Training</h2>",
+        "id=\"explanations\"",
     ] {
         assert!(html.contains(id), "report.html lacks {id}");
     }
