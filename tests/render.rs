@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::train_on;
@@ -30,20 +31,11 @@ const FLAGS: [&str; 8] = [
     "--disable-sync",
 ];
 
-#[test]
-fn report_html_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        eprintln!("skipping: no chromium found (apt-get install chromium)");
-        return;
-    };
+/// Render `html` in headless Chromium: no console errors, a non-empty screenshot, and the
+/// DOM holds every one of `sections` and at least `svgs` charts.
+fn check_rendered(browser: &str, html: &Path, sections: &[&str], svgs: usize) {
     let tmp = tempfile::tempdir().unwrap();
-    let run = train_on(
-        "ndarray",
-        "configs/bank_propensity.toml",
-        &tmp.path().join("run"),
-        &["train.epochs=3"],
-    );
-    let url = format!("file://{}", run.join("report.html").display());
+    let url = format!("file://{}", html.display());
     let profile = tmp.path().join("profile");
     let shot = tmp.path().join("report.png");
     let o = Command::new(browser)
@@ -78,14 +70,63 @@ fn report_html_renders_in_headless_chromium() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&o.stdout);
-    for section in [
-        "Metrics",
-        "Ranking and calibration",
-        "Campaign planning",
-        "What drives the score",
-        "Training",
-    ] {
+    for section in sections {
         assert!(dom.contains(section), "rendered page lacks {section}");
     }
-    assert!(dom.matches("<svg").count() >= 9);
+    assert!(dom.matches("<svg").count() >= svgs);
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipping: no chromium found (apt-get install chromium)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/bank_propensity.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=3"],
+    );
+    check_rendered(
+        browser,
+        &run.join("report.html"),
+        &[
+            "Metrics",
+            "Ranking and calibration",
+            "Campaign planning",
+            "What drives the score",
+            "Training",
+        ],
+        9,
+    );
+}
+
+#[test]
+fn multiclass_text_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipping: no chromium found (apt-get install chromium)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/feedback_sentiment_en.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=1"],
+    );
+    check_rendered(
+        browser,
+        &run.join("report.html"),
+        &[
+            "Metrics",
+            "Per class",
+            "Confusion matrix",
+            "What the model reads",
+            "Most confident mistakes",
+            "Training",
+        ],
+        5,
+    );
 }
