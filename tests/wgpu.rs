@@ -1,5 +1,5 @@
-//! The wgpu backend: train, predict and evaluate on it, and check that weights move between
-//! wgpu and the CPU backends with the same scores. CI gets a real adapter from Mesa's
+//! The wgpu backend: train, predict and evaluate on it (tabular and text models), and check
+//! that weights move between wgpu and the CPU backends with the same scores. CI gets a real adapter from Mesa's
 //! software Vulkan driver (lavapipe); without any adapter these tests skip with a reason.
 
 mod common;
@@ -98,4 +98,47 @@ fn wgpu_trains_predicts_evaluates_and_shares_weights_with_cpu_backends() {
         "wgpu",
     ]));
     assert_eq!(json(&eval.join("report.json"))["n"], 4521);
+}
+
+#[test]
+fn wgpu_trains_and_scores_text_models_like_the_cpu_backends() {
+    if !adapter_found() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "configs/feedback_sentiment_uci.toml";
+    let data = "datasets/uci_sentiment_labelled_sentences_3000.csv";
+    let small = [
+        "model.embedding_dim=16",
+        "model.buckets=16384",
+        "train.epochs=2",
+        "train.early_stopping.patience=0",
+    ];
+
+    // text_bag trained on wgpu: the same scores on wgpu and ndarray, a real signal.
+    let bag = train_on("wgpu", config, &tmp.path().join("bag"), &small);
+    let auc = json(&bag.join("report.json"))["metrics"]["auc_roc"]
+        .as_f64()
+        .unwrap();
+    assert!(auc > 0.7, "text_bag on wgpu: test AUC {auc}");
+    let on_gpu = predict(&bag, data, &tmp.path().join("b_g.csv"), "wgpu");
+    let on_cpu = predict(&bag, data, &tmp.path().join("b_n.csv"), "ndarray");
+    assert_eq!(on_gpu.len(), 3000);
+    assert_close(&on_gpu, &on_cpu, "text_bag, wgpu vs ndarray");
+
+    // A tiny Transformer trained on ndarray scores the same on wgpu (attention, masks and
+    // pooling on the GPU path).
+    let tiny = [
+        "model.kind=text_transformer",
+        "model.embedding_dim=16",
+        "model.heads=2",
+        "model.layers=1",
+        "model.vocab_size=500",
+        "model.max_length=32",
+        "train.epochs=1",
+    ];
+    let transformer = train_on("ndarray", config, &tmp.path().join("tr"), &tiny);
+    let t_cpu = predict(&transformer, data, &tmp.path().join("t_n.csv"), "ndarray");
+    let t_gpu = predict(&transformer, data, &tmp.path().join("t_g.csv"), "wgpu");
+    assert_close(&t_cpu, &t_gpu, "text_transformer, ndarray vs wgpu");
 }
