@@ -332,3 +332,66 @@ fn text_bad_inputs_and_long_texts() {
     assert_ok(&predict_on(&run, &long, &out, "ndarray"));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
 }
+
+/// A `text_bag` run stopped after its first epoch (as Ctrl-C does) and resumed ends exactly
+/// as an uninterrupted run: the sparse table's optimizer state is part of the checkpoint.
+#[test]
+fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
+    use patron::backend::{BackendChoice, select};
+    use patron::progress::Progress;
+    use patron::train::{TrainRequest, train};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = slice(
+        "datasets/uci_sentiment_labelled_sentences_3000.csv",
+        3,
+        tmp.path(),
+    );
+    let cfg = config(
+        tmp.path(),
+        &format!(
+            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
+             [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
+             [train]\nepochs = 3\nearly_stopping = {{ metric = \"macro_f1\", patience = 0 }}\n",
+            data.display()
+        ),
+    );
+    let backend = select(BackendChoice::Ndarray).unwrap();
+    let progress = Progress::new(true);
+    let request = |dir: &str, stop: bool, resume: bool| TrainRequest {
+        config: (!resume).then(|| cfg.clone()),
+        output_dir: Some(tmp.path().join(dir)),
+        resume: resume.then(|| tmp.path().join(dir)),
+        stop: Arc::new(AtomicBool::new(stop)),
+        ..TrainRequest::default()
+    };
+    train(&request("whole", false, false), &backend, &progress).unwrap();
+    let err = train(&request("split", true, false), &backend, &progress).unwrap_err();
+    assert_eq!(err.exit_code(), 130, "{err}");
+    assert!(
+        tmp.path()
+            .join("split/train_state/epoch-0001/sparse_optimizer.bin")
+            .is_file()
+    );
+    train(&request("split", false, true), &backend, &progress).unwrap();
+    let metrics = |dir: &str| -> Vec<String> {
+        std::fs::read_to_string(tmp.path().join(dir).join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                // Column 6 is the epoch's wall-clock seconds.
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(5);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(metrics("whole").len(), 4);
+    assert_eq!(metrics("whole"), metrics("split"));
+    assert_eq!(
+        std::fs::read(tmp.path().join("whole/report.json")).unwrap(),
+        std::fs::read(tmp.path().join("split/report.json")).unwrap()
+    );
+}
