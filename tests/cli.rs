@@ -5,7 +5,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_ok, json, patron, predict_on, stderr, stdout, train_args, train_on};
+use common::{
+    assert_ok, check_self_contained, check_svgs, json, patron, predict_on, stderr, stdout,
+    train_args, train_on,
+};
 
 const BANK: &str = "configs/bank_propensity.toml";
 const TELCO: &str = "configs/telco_churn.toml";
@@ -253,31 +256,8 @@ fn check_html_report(path: &Path, with_training: bool) {
         );
     }
     assert!(html.contains("95 % interval"));
-    // Self-contained: no scripts, stylesheets, images or fonts fetched from anywhere.
-    for needle in [
-        "<script",
-        "<link",
-        "<img",
-        "src=\"http",
-        "href=\"http",
-        "url(",
-        "@import",
-    ] {
-        assert!(!html.contains(needle), "report.html contains {needle}");
-    }
-    let mut svgs = 0;
-    let mut rest = html.as_str();
-    while let Some(start) = rest.find("<svg") {
-        let end = rest[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
-        let svg = &rest[start..end];
-        let doc = roxmltree::Document::parse(svg)
-            .unwrap_or_else(|e| panic!("SVG {svgs} is not XML: {e}"));
-        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
-        assert!(texts.len() >= 4, "SVG {svgs} has too few labels: {texts:?}");
-        svgs += 1;
-        rest = &rest[end..];
-    }
-    assert_eq!(svgs, if with_training { 9 } else { 6 });
+    check_self_contained(&html);
+    assert_eq!(check_svgs(&html), if with_training { 9 } else { 6 });
 }
 
 fn manifest_threshold(run: &Path) -> f64 {

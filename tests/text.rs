@@ -199,6 +199,9 @@ fn text_transformer_english_multiclass_end_to_end() {
     ] {
         assert!(html.contains(id), "report.html lacks {id}");
     }
+    check_self_contained(&html);
+    // Per-class bars, the heatmap and three training curves.
+    assert_eq!(check_svgs(&html), 5);
     let pre = json(&run.join("preprocess.json"));
     assert_eq!(pre["text"]["tokenizer"]["kind"], "subwords");
 

@@ -97,3 +97,36 @@ pub fn predict_on(run: &Path, input: &Path, output: &Path, backend: &str) -> Out
         backend,
     ])
 }
+
+/// report.html is self-contained: no scripts, stylesheets, images or fonts fetched.
+pub fn check_self_contained(html: &str) {
+    for needle in [
+        "<script",
+        "<link",
+        "<img",
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "@import",
+    ] {
+        assert!(!html.contains(needle), "report.html contains {needle}");
+    }
+}
+
+/// Parse every inline SVG of a page as XML, check each has axis labels and text, and
+/// return how many there are.
+pub fn check_svgs(html: &str) -> usize {
+    let mut svgs = 0;
+    let mut rest = html;
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
+        let svg = &rest[start..end];
+        let doc = roxmltree::Document::parse(svg)
+            .unwrap_or_else(|e| panic!("SVG {svgs} is not XML: {e}"));
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        assert!(texts.len() >= 4, "SVG {svgs} has too few labels: {texts:?}");
+        svgs += 1;
+        rest = &rest[end..];
+    }
+    svgs
+}
