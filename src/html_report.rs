@@ -151,6 +151,28 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
         h,
         "</table><div class=\"charts\"><div id=\"class-bars\">{bars}</div></div></section>\n<section id=\"confusion\"><h2>Confusion matrix</h2><div class=\"charts\"><div id=\"heatmap\">{heat}</div></div><p class=\"note\">Rows are the true classes, columns the predicted ones; the shade is the share of the row.</p></section>"
     );
+    if !r.segments.is_empty() {
+        h.push_str("<section id=\"segments\"><h2>Segments</h2>");
+        for (column, rows) in &r.segments {
+            let _ = write!(
+                h,
+                "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>accuracy</th><th>macro F1</th></tr>",
+                escape(column)
+            );
+            for s in rows {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                    escape(&s.value),
+                    s.n,
+                    s.accuracy,
+                    s.macro_f1
+                );
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("<p class=\"note\">Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).</p></section>\n");
+    }
     h.push_str(&explanations_section(page.explanations, true));
     h.push_str(&training_section(page.history)?);
     h.push_str("</body></html>\n");

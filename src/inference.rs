@@ -431,15 +431,15 @@ pub fn evaluate(
         softmax_rows(&z, outputs)
     };
     let evaluated_on = data.display().to_string();
+    let segments = segment_columns(
+        &table,
+        &run.config.report.segments,
+        &pre.read_options(),
+        data,
+        false,
+    )?;
     let report = if outputs == 1 {
         let threshold = run.manifest.threshold.unwrap_or(0.5);
-        let segments = segment_columns(
-            &table,
-            &run.config.report.segments,
-            &pre.read_options(),
-            data,
-            false,
-        )?;
         Report::Binary(with_segments(
             BinaryReport::new(
                 &probs,
@@ -454,13 +454,16 @@ pub fn evaluate(
             &labels,
         ))
     } else {
-        Report::Multiclass(MulticlassReport::new(
-            &probs,
-            &labels,
-            &pre.labels,
-            run.manifest.class_offsets.as_deref().unwrap_or(&[]),
-            &evaluated_on,
-        ))
+        Report::Multiclass(
+            MulticlassReport::new(
+                &probs,
+                &labels,
+                &pre.labels,
+                run.manifest.class_offsets.as_deref().unwrap_or(&[]),
+                &evaluated_on,
+            )
+            .with_segments(&segments, &probs, &labels),
+        )
     };
     let explanations = match &pre.text {
         Some(text) => Some(explain(

@@ -58,6 +58,22 @@ pub struct MulticlassReport {
     /// fitted for the best validation macro-F1; all zero: the most probable class.
     #[serde(default)]
     pub class_offsets: Vec<f64>,
+    /// Metrics per value of each `report.segments` column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segments: BTreeMap<String, Vec<ClassSegment>>,
+}
+
+/// The evaluated rows sharing one value of a segment column, in a multiclass report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassSegment {
+    /// The column value (`(missing)` for blanks, `(other)` for the rarest values grouped).
+    pub value: String,
+    /// Rows.
+    pub n: usize,
+    /// Accuracy within the segment.
+    pub accuracy: f64,
+    /// Macro-F1 within the segment (a class absent from it counts as F1 0).
+    pub macro_f1: f64,
 }
 
 impl MulticlassReport {
@@ -78,10 +94,43 @@ impl MulticlassReport {
             labels: classes.to_vec(),
             metrics: MulticlassMetrics::compute(probs, labels, k, offsets),
             class_offsets: offsets.to_vec(),
+            segments: BTreeMap::new(),
             per_class: classes.iter().cloned().zip(per_class(&matrix)).collect(),
             confusion_matrix: matrix,
             evaluated_on: evaluated_on.to_string(),
         }
+    }
+
+    /// Attach segment metrics: `columns` hold one value per evaluated row, `probs` is
+    /// `[rows * k]`.
+    pub fn with_segments(
+        mut self,
+        columns: &[(String, Vec<String>)],
+        probs: &[f64],
+        labels: &[f32],
+    ) -> Self {
+        let k = self.labels.len();
+        for (name, values) in columns {
+            let rows = group_rows(values)
+                .into_iter()
+                .map(|(value, rows)| {
+                    let p: Vec<f64> = rows
+                        .iter()
+                        .flat_map(|&i| probs[i * k..(i + 1) * k].iter().copied())
+                        .collect();
+                    let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
+                    let m = MulticlassMetrics::compute(&p, &y, k, &self.class_offsets);
+                    ClassSegment {
+                        value,
+                        n: rows.len(),
+                        accuracy: m.accuracy,
+                        macro_f1: m.macro_f1,
+                    }
+                })
+                .collect();
+            self.segments.insert(name.clone(), rows);
+        }
+        self
     }
 
     /// A short markdown summary.
@@ -255,6 +304,26 @@ const MAX_SEGMENTS: usize = 25;
 
 /// Metrics per distinct value of `values` (one per evaluated row), largest segments first.
 pub fn segments(values: &[String], probs: &[f64], labels: &[f32]) -> Vec<Segment> {
+    group_rows(values)
+        .into_iter()
+        .map(|(value, rows)| {
+            let p: Vec<f64> = rows.iter().map(|&i| probs[i]).collect();
+            let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
+            let positives = y.iter().filter(|&&v| v > 0.5).count();
+            Segment {
+                value,
+                n: rows.len(),
+                positives,
+                mean_score: p.iter().sum::<f64>() / rows.len().max(1) as f64,
+                auc_roc: (positives > 0 && positives < rows.len()).then(|| auc_roc(&p, &y)),
+            }
+        })
+        .collect()
+}
+
+/// The rows of each distinct value of `values`, largest groups first; past
+/// `MAX_SEGMENTS` the rarest values are grouped as `(other)`.
+fn group_rows(values: &[String]) -> Vec<(String, Vec<usize>)> {
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, v) in values.iter().enumerate() {
         groups.entry(v.as_str()).or_default().push(i);
@@ -272,20 +341,6 @@ pub fn segments(values: &[String], probs: &[f64], labels: &[f32]) -> Vec<Segment
         groups.push(("(other)".to_string(), rest));
     }
     groups
-        .into_iter()
-        .map(|(value, rows)| {
-            let p: Vec<f64> = rows.iter().map(|&i| probs[i]).collect();
-            let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
-            let positives = y.iter().filter(|&&v| v > 0.5).count();
-            Segment {
-                value,
-                n: rows.len(),
-                positives,
-                mean_score: p.iter().sum::<f64>() / rows.len().max(1) as f64,
-                auc_roc: (positives > 0 && positives < rows.len()).then(|| auc_roc(&p, &y)),
-            }
-        })
-        .collect()
 }
 
 impl BinaryReport {

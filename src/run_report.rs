@@ -169,13 +169,15 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
             (Report::Binary(report), raw)
         }
         Report::Multiclass(old) => {
-            let report = MulticlassReport::new(
+            let mut report = MulticlassReport::new(
                 &probs,
                 &labels,
                 &manifest.labels,
                 manifest.class_offsets.as_deref().unwrap_or(&[]),
                 &old.evaluated_on,
             );
+            // Segment values are not kept per row; the earlier figures carry over.
+            report.segments = old.segments;
             (Report::Multiclass(report), softmax_rows(&logits, outputs))
         }
     };

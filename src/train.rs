@@ -877,6 +877,16 @@ fn run_loop(
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
     let test_z = scorer.logits(&test_enc, &plain)?;
+    let segments: Vec<(String, Vec<String>)> = p
+        .segments
+        .iter()
+        .map(|(name, values)| {
+            (
+                name.clone(),
+                eval_rows.iter().map(|&r| values[r].clone()).collect(),
+            )
+        })
+        .collect();
     let (calibration, report, raw, calibrated, importance) = if outputs == 1 {
         let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
         let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
@@ -889,16 +899,6 @@ fn run_loop(
         };
         let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
         let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
-        let segments: Vec<(String, Vec<String>)> = p
-            .segments
-            .iter()
-            .map(|(name, values)| {
-                (
-                    name.clone(),
-                    eval_rows.iter().map(|&r| values[r].clone()).collect(),
-                )
-            })
-            .collect();
         let report = with_segments(
             BinaryReport::new(
                 &calibrated,
@@ -927,7 +927,8 @@ fn run_loop(
         let raw = softmax_rows(&test_z, outputs);
         let calibrated = probabilities(&calibration, &test_z, outputs);
         let report =
-            MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, &offsets, evaluated_on);
+            MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, &offsets, evaluated_on)
+                .with_segments(&segments, &calibrated, &test_y);
         (
             calibration,
             Report::Multiclass(report),

@@ -156,7 +156,7 @@ fn text_transformer_english_multiclass_end_to_end() {
         &format!(
             "[data]\npath = {:?}\ntext = [\"text\"]\ntarget = \"label3\"\ndrop = [\"source\", \"id\", \"mean_sentiment\"]\n\
              [model]\nkind = \"text_transformer\"\nembedding_dim = 16\nheads = 2\nlayers = 1\nvocab_size = 600\nmax_length = 32\n\
-             [train]\nepochs = 2\n",
+             [train]\nepochs = 2\n[report]\nsegments = [\"source\"]\n",
             data.display()
         ),
     );
@@ -168,6 +168,15 @@ fn text_transformer_english_multiclass_end_to_end() {
     );
     let report = json(&run.join("report.json"));
     assert_eq!(report["task"], "multiclass");
+    let segments = report["segments"]["source"].as_array().unwrap();
+    assert_eq!(segments.len(), 4, "{segments:?}");
+    let rows: u64 = segments.iter().map(|s| s["n"].as_u64().unwrap()).sum();
+    assert_eq!(rows, report["n"].as_u64().unwrap());
+    assert!(
+        segments
+            .iter()
+            .all(|s| (0.0..=1.0).contains(&s["accuracy"].as_f64().unwrap()))
+    );
     assert_eq!(
         report["labels"],
         serde_json::json!(["negative", "neutral", "positive"])
@@ -196,6 +205,7 @@ fn text_transformer_english_multiclass_end_to_end() {
         "id=\"per-class\"",
         "<h2>Training</h2>",
         "id=\"explanations\"",
+        "id=\"segments\"",
     ] {
         assert!(html.contains(id), "report.html lacks {id}");
     }
@@ -238,11 +248,42 @@ fn text_transformer_english_multiclass_end_to_end() {
     assert_ok(&o);
     assert_eq!(stdout(&o).lines().count(), 3);
 
-    // `patron report` rebuilds the multiclass report from the saved files.
-    let before = std::fs::read_to_string(run.join("report.json")).unwrap();
+    // `patron report` rebuilds the multiclass report from the saved files. Segment figures
+    // are carried over through JSON, whose floats may move in the last bit.
+    let before = json(&run.join("report.json"));
     assert_ok(&patron(&["report", "--checkpoint", run.to_str().unwrap()]));
-    let after = std::fs::read_to_string(run.join("report.json")).unwrap();
-    assert_eq!(before, after);
+    assert_json_close(&before, &json(&run.join("report.json")), "report.json");
+}
+
+/// Two JSON values equal up to a relative 1e-12 on numbers.
+fn assert_json_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                "{at}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                assert_json_close(u, v, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
+            for (k, u) in x {
+                assert_json_close(u, &y[k], &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
 }
 
 #[test]
