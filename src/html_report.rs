@@ -173,6 +173,7 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
         }
         h.push_str("<p class=\"note\">Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).</p></section>\n");
     }
+    h.push_str(&importance_section(page.importance));
     h.push_str(&explanations_section(page.explanations, true));
     h.push_str(&training_section(page.history)?);
     h.push_str("</body></html>\n");
@@ -472,28 +473,7 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         }
         h.push_str("<p class=\"note\">Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.</p></section>\n");
     }
-    if !page.importance.is_empty() {
-        let top = page
-            .importance
-            .iter()
-            .map(|f| f.auc_drop)
-            .fold(1e-9, f64::max);
-        h.push_str("<section id=\"importance\"><h2>What drives the score</h2><table><tr><th>feature</th><th>drop in validation ROC AUC when shuffled</th><th>spread (std)</th><th></th></tr>");
-        for f in page.importance.iter().take(TOP_FEATURES) {
-            let width = (f.auc_drop.max(0.0) / top * 200.0).round();
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td style=\"text-align:left\"><span style=\"display:inline-block;height:10px;width:{width}px;background:#1f77b4\"></span></td></tr>",
-                escape(&f.feature),
-                f.auc_drop,
-                f.std
-            );
-        }
-        let _ = writeln!(
-            h,
-            "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC is measured. Near zero or negative: the model does not rely on the column.</p></section>"
-        );
-    }
+    h.push_str(&importance_section(page.importance));
     h.push_str(&explanations_section(page.explanations, false));
     h.push_str(&training_section(page.history)?);
     h.push_str("</body></html>\n");
@@ -554,4 +534,28 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
         );
     }
     Ok(h)
+}
+
+/// Permutation importance: the top features with their spread over repeats.
+fn importance_section(importance: &[FeatureImportance]) -> String {
+    let mut h = String::new();
+    if !importance.is_empty() {
+        let top = importance.iter().map(|f| f.auc_drop).fold(1e-9, f64::max);
+        h.push_str("<section id=\"importance\"><h2>What drives the score</h2><table><tr><th>feature</th><th>drop in validation ROC AUC when shuffled</th><th>spread (std)</th><th></th></tr>");
+        for f in importance.iter().take(TOP_FEATURES) {
+            let width = (f.auc_drop.max(0.0) / top * 200.0).round();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td style=\"text-align:left\"><span style=\"display:inline-block;height:10px;width:{width}px;background:#1f77b4\"></span></td></tr>",
+                escape(&f.feature),
+                f.auc_drop,
+                f.std
+            );
+        }
+        let _ = writeln!(
+            h,
+            "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC (for more than two classes, the mean one-vs-rest AUC) is measured. Near zero or negative: the model does not rely on the column.</p></section>"
+        );
+    }
+    h
 }

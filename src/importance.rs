@@ -1,4 +1,5 @@
-//! Permutation feature importance: how much validation ROC AUC drops when one input
+//! Permutation feature importance: how much validation ROC AUC (the one-vs-rest mean for
+//! more than two classes) drops when one input
 //! column's values are shuffled across rows (all of its model inputs together: the scaled
 //! value, missing indicator and bins of a number; the category index of a category).
 
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::inference::logits;
-use crate::metrics::auc_roc;
+use crate::metrics::{auc_roc, one_vs_rest, softmax_rows};
 use crate::model::{ModelSpec, Network};
 use crate::preprocess::{Encoded, Feature, Preprocessor};
 
@@ -38,7 +39,16 @@ pub fn permutation_importance(
     device: &Device,
     seed: u64,
 ) -> Result<Vec<FeatureImportance>> {
-    let base = auc_roc(&logits(model, spec, valid, device)?, labels);
+    // Binary: ROC AUC of the logits; more classes: the one-vs-rest mean over classes.
+    let k = spec.outputs;
+    let score = |z: &[f64]| {
+        if k == 1 {
+            auc_roc(z, labels)
+        } else {
+            one_vs_rest(&softmax_rows(z, k), labels, k, auc_roc)
+        }
+    };
+    let base = score(&logits(model, spec, valid, device)?);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (width, n_cat) = (valid.numeric_width, valid.categorical_count);
     let (mut num_col, mut cat_col) = (0, 0);
@@ -64,7 +74,7 @@ pub fn permutation_importance(
                 }
             }
             let z = logits(model, spec, &shuffled, device)?;
-            drops.push(base - auc_roc(&z, labels));
+            drops.push(base - score(&z));
         }
         match feature {
             Feature::Numeric { .. } => num_col += columns,

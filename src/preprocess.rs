@@ -689,7 +689,7 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
             ),
         ));
     }
-    if counts.len() > 2 && config.model.kind.is_text() {
+    if counts.len() > 2 {
         if counts.len() > MAX_CLASSES {
             return Err(PatronError::data(
                 path,
@@ -711,23 +711,6 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
         let mut names: Vec<String> = counts.keys().map(|s| s.to_string()).collect();
         names.sort();
         return Ok(names);
-    }
-    if counts.len() > 2 {
-        let mut names: Vec<&str> = counts.keys().copied().collect();
-        names.sort();
-        return Err(PatronError::data(
-            path,
-            format!(
-                "target column {target:?} has {} classes ({}); the tabular model is binary: map it to two values",
-                counts.len(),
-                names
-                    .iter()
-                    .take(6)
-                    .map(|s| format!("{s:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
     }
     let mut classes: Vec<(&str, usize)> = counts.into_iter().collect();
     // Less frequent first; ties broken by name so the choice is stable.

@@ -887,16 +887,16 @@ fn run_loop(
             )
         })
         .collect();
-    let (calibration, report, raw, calibrated, importance) = if outputs == 1 {
+    let importance = if spec.text.is_none() {
+        permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?
+    } else {
+        Vec::new()
+    };
+    let (calibration, report, raw, calibrated) = if outputs == 1 {
         let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
         let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
         let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
         manifest.threshold = Some(threshold);
-        let importance = if spec.text.is_none() {
-            permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?
-        } else {
-            Vec::new()
-        };
         let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
         let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
         let report = with_segments(
@@ -912,13 +912,7 @@ fn run_loop(
             &calibrated,
             &test_y,
         );
-        (
-            calibration,
-            Report::Binary(report),
-            raw,
-            calibrated,
-            importance,
-        )
+        (calibration, Report::Binary(report), raw, calibrated)
     } else {
         let calibration = Calibration::fit_softmax(cfg.calibration, &valid_z, &valid_y, outputs);
         let valid_p = probabilities(&calibration, &valid_z, outputs);
@@ -929,13 +923,7 @@ fn run_loop(
         let report =
             MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, &offsets, evaluated_on)
                 .with_segments(&segments, &calibrated, &test_y);
-        (
-            calibration,
-            Report::Multiclass(report),
-            raw,
-            calibrated,
-            Vec::new(),
-        )
+        (calibration, Report::Multiclass(report), raw, calibrated)
     };
 
     let explanations = match &p.pre.text {

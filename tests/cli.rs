@@ -914,3 +914,63 @@ fn predict_streams_stdin_to_stdout() {
     assert_ok(&predict_on(&run, &file, &scored, "ndarray"));
     assert_eq!(std::fs::read_to_string(&scored).unwrap(), out);
 }
+
+#[test]
+fn tabular_multiclass_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Which contract a telco customer holds: three classes.
+    let config = tmp.path().join("contract.toml");
+    std::fs::write(
+        &config,
+        "[data]\npath = \"datasets/telco_customer_churn_ibm_7043.csv\"\ntarget = \"Contract\"\n\
+         id = \"customerID\"\ndrop = [\"Churn\"]\n[train]\nepochs = 4\n\
+         [report]\nsegments = [\"InternetService\"]\n",
+    )
+    .unwrap();
+    let run = train_on(
+        "ndarray",
+        config.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "multiclass");
+    assert_eq!(
+        report["labels"],
+        serde_json::json!(["Month-to-month", "One year", "Two year"])
+    );
+    let accuracy = report["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.6,
+        "contract from tenure and charges: accuracy {accuracy}"
+    );
+    assert_eq!(
+        report["segments"]["InternetService"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Permutation importance uses the one-vs-rest AUC; tenure decides contracts most.
+    let importance = json(&run.join("importance.json"));
+    let top: Vec<&str> = importance.as_array().unwrap()[..3]
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(top.contains(&"tenure"), "{top:?}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("id=\"importance\"") && html.contains("id=\"heatmap\""));
+    let out = tmp.path().join("p.csv");
+    assert_ok(&predict_on(
+        &run,
+        Path::new("datasets/telco_customer_churn_ibm_7043.csv"),
+        &out,
+        "ndarray",
+    ));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "customerID,prediction,p_Month-to-month,p_One year,p_Two year"
+    );
+    assert_eq!(text.lines().count(), 7044);
+}
