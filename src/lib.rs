@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod explain;
 pub mod export;

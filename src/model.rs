@@ -190,7 +190,7 @@ impl Network {
 /// Hidden layers with ReLU and dropout, then the output layer.
 fn run_head(layers: &[Linear], output: &Linear, dropout: &Dropout, mut x: Tensor<2>) -> Tensor<2> {
     for layer in layers {
-        x = dropout.forward(relu(layer.forward(x)));
+        x = crate::dropout::apply(dropout, relu(layer.forward(x)));
     }
     output.forward(x)
 }
@@ -244,9 +244,10 @@ impl TextTransformer {
             .reshape([1, length])
             .repeat_dim(0, batch);
         let x = self.tokens.forward(ids) + self.positions.forward(positions);
-        let x = self
-            .encoder
-            .forward(TransformerEncoderInput::new(self.dropout.forward(x)).mask_pad(pad.clone()));
+        let x = self.encoder.forward(
+            TransformerEncoderInput::new(crate::dropout::apply(&self.dropout, x))
+                .mask_pad(pad.clone()),
+        );
         let x = self.norm.forward(x);
         let dim = x.dims()[2];
         let pooled = if self.cls_pooling {

@@ -728,6 +728,7 @@ fn run_loop(
         let epoch = state.epochs_done;
         let started = Instant::now();
         ad.seed(epoch_seed(cfg.seed, epoch));
+        crate::dropout::reseed(epoch_seed(cfg.seed, epoch));
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
         progress.epoch_start(batches);
