@@ -1,6 +1,6 @@
 //! Seeded mutation tests: thousands of randomly damaged configs, CSV files and run files
 //! go through the parsers in-process, which must answer Ok or a typed error, never panic.
-//! (A cheap stand-in for coverage-guided fuzzing, which needs a nightly toolchain.)
+//! (They run on stable in CI; the coverage-guided targets in `fuzz/` need nightly.)
 
 use std::path::Path;
 
@@ -115,5 +115,32 @@ fn mutated_manifests_never_panic() {
     for _ in 0..3000 {
         std::fs::write(run.join("manifest.json"), mutate(&mut rng, seed)).unwrap();
         let _ = read_manifest(Path::new(&run));
+    }
+}
+
+#[test]
+fn mutated_texts_never_panic_and_ids_stay_in_range() {
+    use patron::text::{BagFeatures, SubwordVocab, normalize, special};
+    let seed = "Don't buy it!! 这本书很好，iPhone也不错 😀👍 ＧＲＥＡＴ ﬁne\t\n".as_bytes();
+    let bag = BagFeatures {
+        buckets: 1021,
+        word_ngrams: 3,
+        char_ngram_min: 2,
+        char_ngram_max: 6,
+        max_length: 64,
+    };
+    let mut rng = Rng(4);
+    let mut texts = Vec::new();
+    for _ in 0..3000 {
+        let bytes = mutate(&mut rng, seed);
+        let text = normalize(&String::from_utf8_lossy(&bytes));
+        assert!(bag.ids(&text).iter().all(|&i| i < 1021), "{text:?}");
+        texts.push(text);
+    }
+    let vocab = SubwordVocab::fit(texts.iter().map(String::as_str), 300, 24);
+    for text in &texts {
+        let ids = vocab.encode(text);
+        assert_eq!(ids[0], special::CLS);
+        assert!(ids.len() <= 24 && ids.iter().all(|&i| (i as usize) < vocab.size()));
     }
 }
