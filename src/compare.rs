@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{files, read_json, read_manifest};
 use crate::error::{PatronError, Result};
-use crate::report::BinaryReport;
+use crate::report::Report;
 
-/// One metric column: its report key, and whether larger is better.
-const COLUMNS: [(&str, bool); 7] = [
+/// One metric column of a binary comparison: its report key, and whether larger is better.
+const BINARY_COLUMNS: &[(&str, bool)] = &[
     ("auc_roc", true),
     ("auc_pr", true),
     ("log_loss", false),
@@ -15,6 +15,14 @@ const COLUMNS: [(&str, bool); 7] = [
     ("f1", true),
     ("lift_top_decile", true),
     ("ece", false),
+];
+
+/// The metric columns of a multiclass comparison.
+const MULTICLASS_COLUMNS: &[(&str, bool)] = &[
+    ("accuracy", true),
+    ("macro_f1", true),
+    ("weighted_f1", true),
+    ("log_loss", false),
 ];
 
 /// One compared run.
@@ -26,7 +34,7 @@ pub struct Row {
     pub model: String,
     /// Rows evaluated.
     pub n: usize,
-    /// Metric values in `COLUMNS` order.
+    /// Metric values in `columns` order.
     pub values: Vec<f64>,
 }
 
@@ -35,11 +43,14 @@ pub struct Row {
 pub struct Comparison {
     /// One row per directory, in the order given.
     pub rows: Vec<Row>,
+    /// The metric columns (report key, larger is better): binary or multiclass ones.
+    pub columns: &'static [(&'static str, bool)],
 }
 
 /// Read `report.json` (and `manifest.json` when present) of each directory.
 pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
     let mut rows = Vec::new();
+    let mut columns: Option<&'static [(&'static str, bool)]> = None;
     for dir in dirs {
         let path = dir.join(files::REPORT);
         if !path.is_file() {
@@ -48,33 +59,47 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
                 "has no report.json: pass run directories or `patron evaluate` output folders",
             ));
         }
-        let report: BinaryReport = read_json(&path)?;
+        let report: Report = read_json(&path)?;
+        let (these, metrics, n) = match &report {
+            Report::Binary(r) => (BINARY_COLUMNS, serde_json::to_value(&r.metrics), r.n),
+            Report::Multiclass(r) => (MULTICLASS_COLUMNS, serde_json::to_value(&r.metrics), r.n),
+        };
+        if columns.is_some_and(|c| !std::ptr::eq(c, these)) {
+            return Err(PatronError::Usage(format!(
+                "{}: its task differs from the runs before it; compare binary runs with binary runs and multiclass with multiclass",
+                dir.display()
+            )));
+        }
+        columns = Some(these);
         let model = if dir.join(files::MANIFEST).is_file() {
             let m = read_manifest(dir)?;
             format!("{} on {}", m.model_kind, m.backend)
         } else {
             "evaluation".to_string()
         };
-        let metrics = serde_json::to_value(&report.metrics)
-            .map_err(|e| PatronError::Internal(format!("reading metrics: {e}")))?;
-        let values = COLUMNS
+        let metrics =
+            metrics.map_err(|e| PatronError::Internal(format!("reading metrics: {e}")))?;
+        let values = these
             .iter()
             .map(|(key, _)| metrics[key].as_f64().unwrap_or(f64::NAN))
             .collect();
         rows.push(Row {
             dir: dir.clone(),
             model,
-            n: report.n,
+            n,
             values,
         });
     }
-    Ok(Comparison { rows })
+    Ok(Comparison {
+        rows,
+        columns: columns.unwrap_or(BINARY_COLUMNS),
+    })
 }
 
 impl Comparison {
     /// Index of the best row for each metric column.
     fn best(&self) -> Vec<Option<usize>> {
-        COLUMNS
+        self.columns
             .iter()
             .enumerate()
             .map(|(c, (_, higher))| {
@@ -96,14 +121,14 @@ impl Comparison {
     pub fn to_markdown(&self) -> String {
         let best = self.best();
         let mut out = String::from("| run | model | n |");
-        for (key, higher) in COLUMNS {
+        for &(key, higher) in self.columns {
             out.push_str(&format!(
                 " {key} {} |",
                 if higher { "(max)" } else { "(min)" }
             ));
         }
         out.push_str("\n|---|---|---|");
-        out.push_str(&"---|".repeat(COLUMNS.len()));
+        out.push_str(&"---|".repeat(self.columns.len()));
         out.push('\n');
         for (r, row) in self.rows.iter().enumerate() {
             out.push_str(&format!(
@@ -128,7 +153,7 @@ impl Comparison {
     pub fn to_csv(&self) -> String {
         let best = self.best();
         let mut out = String::from("run,model,n");
-        for (key, _) in COLUMNS {
+        for (key, _) in self.columns {
             out.push_str(&format!(",{key},{key}_best"));
         }
         out.push('\n');

@@ -248,6 +248,14 @@ fn text_transformer_english_multiclass_end_to_end() {
     assert_ok(&o);
     assert_eq!(stdout(&o).lines().count(), 3);
 
+    // `patron compare` lays multiclass runs side by side with their own metrics.
+    let o = patron(&["compare", run.to_str().unwrap(), run.to_str().unwrap()]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o)
+            .contains("| accuracy (max) | macro_f1 (max) | weighted_f1 (max) | log_loss (min) |")
+    );
+
     // `patron report` rebuilds the multiclass report from the saved files. Segment figures
     // are carried over through JSON, whose floats may move in the last bit.
     let before = json(&run.join("report.json"));
