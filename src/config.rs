@@ -349,7 +349,7 @@ fn default_vocab_size() -> usize {
     8000
 }
 fn default_layers() -> usize {
-    2
+    1
 }
 fn default_heads() -> usize {
     4
