@@ -44,20 +44,24 @@ pub enum Command {
   patron train --config configs/bank_propensity.toml
   patron train --config configs/bank_propensity.toml --set train.epochs=3 --set split.seed=1
   patron train --config configs/telco_churn.toml --output-dir runs/churn --backend ndarray
+  patron train --config configs/feedback_sentiment_en.toml --set model.kind=text_transformer
   patron train --resume runs/churn
 
 The last line on stdout is the run directory.")]
     Train(TrainArgs),
-    /// Score a labelled file with a run and write report.json and report.md.
+    /// Score a labelled file with a run and write report.json, report.md and report.html.
     #[command(after_help = "Examples:
   patron evaluate --checkpoint runs/churn --data datasets/telco_customer_churn_ibm_7043.csv
   patron evaluate --checkpoint runs/churn --data march.parquet --output reports/march")]
     Evaluate(EvaluateArgs),
-    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction.
+    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
+    /// prediction and p_<label> per class).
     #[command(after_help = "Examples:
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
   patron predict --checkpoint runs/churn --input customers.parquet --output scores.parquet --batch-size 100000
-  patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)")]
+  patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)
+  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
+                                                  (text run: one text per line on stdin)")]
     Predict(PredictArgs),
     /// Check a config and its data schema without training.
     #[command(after_help = "Examples:
