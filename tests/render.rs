@@ -76,22 +76,22 @@ fn check_rendered(browser: &str, html: &Path, sections: &[&str], svgs: usize) {
     assert!(dom.matches("<svg").count() >= svgs);
 }
 
-#[test]
-fn report_html_renders_in_headless_chromium() {
+/// Train `config` briefly and check its report renders with `sections` and `svgs` charts.
+fn check_run_renders(config: &str, sets: &[&str], sections: &[&str], svgs: usize) {
     let Some(browser) = chromium() else {
         eprintln!("skipping: no chromium found (apt-get install chromium)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let run = train_on(
-        "ndarray",
+    let run = train_on("ndarray", config, &tmp.path().join("run"), sets);
+    check_rendered(browser, &run.join("report.html"), sections, svgs);
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    check_run_renders(
         "configs/bank_propensity.toml",
-        &tmp.path().join("run"),
         &["train.epochs=3"],
-    );
-    check_rendered(
-        browser,
-        &run.join("report.html"),
         &[
             "Metrics",
             "Ranking and calibration",
@@ -105,20 +105,9 @@ fn report_html_renders_in_headless_chromium() {
 
 #[test]
 fn multiclass_text_report_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        eprintln!("skipping: no chromium found (apt-get install chromium)");
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let run = train_on(
-        "ndarray",
+    check_run_renders(
         "configs/feedback_sentiment_en.toml",
-        &tmp.path().join("run"),
         &["train.epochs=1"],
-    );
-    check_rendered(
-        browser,
-        &run.join("report.html"),
         &[
             "Metrics",
             "Per class",

