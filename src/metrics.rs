@@ -117,8 +117,14 @@ pub fn decide(probs: &[f64], k: usize, offsets: &[f64]) -> Vec<usize> {
 /// Per-class offsets on the log-probabilities that maximize macro-F1 of `probs` against
 /// `labels` (coordinate ascent over a grid, class 0 fixed at 0): the multiclass analogue
 /// of the binary decision threshold, fitted on the validation split. Zero offsets are kept
-/// unless they improve macro-F1.
+/// unless they improve macro-F1, and for more than 20 classes.
 pub fn fit_class_offsets(probs: &[f64], labels: &[f32], k: usize) -> Vec<f64> {
+    // The search costs passes x classes x grid x rows x classes; past this many classes it
+    // would dominate training, and the plain argmax is kept.
+    const MAX_CLASSES_SEARCHED: usize = 20;
+    if k > MAX_CLASSES_SEARCHED {
+        return vec![0.0; k];
+    }
     let score = |offsets: &[f64]| {
         let predicted = decide(probs, k, offsets);
         let classes = per_class(&confusion_matrix(&predicted, labels, k));
@@ -635,6 +641,35 @@ fn percentile_intervals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_offsets_raise_validation_macro_f1() {
+        // Class 1 is never the most probable, though it is the truth for a third of the
+        // rows: an offset for it makes it predicted where its probability is highest.
+        let mut probs = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..300 {
+            let y = i % 3;
+            let p1 = if y == 1 { 0.32 } else { 0.2 };
+            let (p0, p2) = match y {
+                0 => (0.6, 1.0 - 0.6 - p1),
+                2 => (1.0 - 0.6 - p1, 0.6),
+                _ => ((1.0 - p1) / 2.0, (1.0 - p1) / 2.0),
+            };
+            probs.extend([p0, p1, p2]);
+            labels.push(y as f32);
+        }
+        let before = MulticlassMetrics::compute(&probs, &labels, 3, &[]).macro_f1;
+        let offsets = fit_class_offsets(&probs, &labels, 3);
+        assert_eq!(offsets[0], 0.0);
+        let after = MulticlassMetrics::compute(&probs, &labels, 3, &offsets).macro_f1;
+        assert!(after > before + 0.2, "{before} -> {after} with {offsets:?}");
+        // Many classes: the search is skipped.
+        assert_eq!(
+            fit_class_offsets(&[0.5; 42], &[0.0, 1.0], 21),
+            vec![0.0; 21]
+        );
+    }
 
     #[test]
     fn multiclass_metrics_match_hand_computed_values() {
