@@ -157,8 +157,9 @@ struct Prepared {
     warnings: Vec<String>,
     /// Values of the `report.segments` columns for every row.
     segments: Vec<(String, Vec<String>)>,
-    /// Raw text of every row (text runs; empty otherwise), for the explanations.
-    texts: Vec<String>,
+    /// Raw texts of the evaluated rows (the test split, or validation without one), for
+    /// the explanations; empty for tabular runs.
+    eval_texts: Vec<String>,
 }
 
 /// Train (or resume) a run and export it.
@@ -296,8 +297,8 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     };
     let encoded = pre.transform(&table, 0, &path)?;
     let segments = segment_columns(&table, &config.report.segments, &read, &path, true)?;
-    let texts = match &pre.text {
-        Some(t) => raw_texts(&table, &t.columns, &(0..table.height()).collect::<Vec<_>>()),
+    let eval_texts = match &pre.text {
+        Some(t) => raw_texts(&table, &t.columns, evaluated_rows(&split)),
         None => Vec::new(),
     };
     let dataset = DatasetInfo {
@@ -317,8 +318,17 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         dataset,
         warnings,
         segments,
-        texts,
+        eval_texts,
     })
+}
+
+/// The rows the final report scores: the test split, or validation when there is none.
+fn evaluated_rows(split: &Split) -> &[usize] {
+    if split.test.is_empty() {
+        &split.valid
+    } else {
+        &split.test
+    }
 }
 
 fn check_split(split: &Split, labels: &[f32], path: &Path) -> Result<()> {
@@ -870,10 +880,11 @@ fn run_loop(
     let scorer = Scorer::new(&best, &spec)?;
     // Calibrate and pick the threshold on validation; report on test.
     let valid_z = scorer.logits(&valid_enc, &plain)?;
-    let (eval_rows, evaluated_on) = if p.split.test.is_empty() {
-        (&p.split.valid, "valid")
+    let eval_rows = evaluated_rows(&p.split);
+    let evaluated_on = if p.split.test.is_empty() {
+        "valid"
     } else {
-        (&p.split.test, "test")
+        "test"
     };
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
@@ -928,23 +939,20 @@ fn run_loop(
     };
 
     let explanations = match &p.pre.text {
-        Some(text) => {
-            let texts: Vec<String> = eval_rows.iter().map(|&r| p.texts[r].clone()).collect();
-            Some(explain(
-                &scorer,
-                text,
-                outputs,
-                &plain,
-                &Scored {
-                    texts: &texts,
-                    labels: &test_y,
-                    probs: &calibrated,
-                    classes: &p.pre.labels,
-                    threshold: manifest.threshold.unwrap_or(0.5),
-                    offsets: manifest.class_offsets.as_deref().unwrap_or(&[]),
-                },
-            )?)
-        }
+        Some(text) => Some(explain(
+            &scorer,
+            text,
+            outputs,
+            &plain,
+            &Scored {
+                texts: &p.eval_texts,
+                labels: &test_y,
+                probs: &calibrated,
+                classes: &p.pre.labels,
+                threshold: manifest.threshold.unwrap_or(0.5),
+                offsets: manifest.class_offsets.as_deref().unwrap_or(&[]),
+            },
+        )?),
         None => None,
     };
 
