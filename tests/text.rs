@@ -238,6 +238,35 @@ fn text_transformer_english_multiclass_end_to_end() {
             .unwrap()];
         assert_eq!(fields[1], best, "{line}");
     }
+    // Parquet in (only the text column) and Parquet out, with the class probabilities.
+    {
+        use polars::prelude::*;
+        let input = tmp.path().join("texts.parquet");
+        let mut df = DataFrame::new_infer_height(vec![Column::new(
+            "text".into(),
+            ["great phone!", "", "terrible service :(", "it is a phone"],
+        )])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(&input).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let output = tmp.path().join("p.parquet");
+        assert_ok(&predict_on(&run, &input, &output, "ndarray"));
+        let scored = ParquetReader::new(std::fs::File::open(&output).unwrap())
+            .finish()
+            .unwrap();
+        let names: Vec<String> = scored
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["row", "prediction", "p_negative", "p_neutral", "p_positive"]
+        );
+        assert_eq!(scored.height(), 4);
+    }
+
     let o = predict_stdin(&run, b"great phone!\nterrible service :(\n");
     assert_ok(&o);
     assert_eq!(stdout(&o).lines().count(), 3);
