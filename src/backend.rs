@@ -56,11 +56,12 @@ struct Adapter {
     compiler: String,
 }
 
-fn probe_wgpu() -> std::result::Result<Adapter, String> {
-    let device = Device::wgpu_options()
-        .graphics_api(native_graphics_api())
-        .init()
-        .map_err(|e| e.to_string())?;
+fn probe_wgpu(gpu: Option<usize>) -> std::result::Result<Adapter, String> {
+    let mut options = Device::wgpu_options().graphics_api(native_graphics_api());
+    if let Some(n) = gpu {
+        options = options.device_kind(burn::tensor::DeviceKind::DiscreteGpu(n));
+    }
+    let device = options.init().map_err(|e| e.to_string())?;
     let identity = device.identity();
     let name = identity
         .as_ref()
@@ -131,9 +132,9 @@ pub struct SystemInfo {
     pub auto: String,
 }
 
-/// Probe the machine once and describe it.
-pub fn system_info() -> SystemInfo {
-    let adapter = probe_wgpu().map(|a| (a.name, a.software, a.compiler));
+/// Probe the machine once and describe it (`gpu`: the discrete GPU `--device` names).
+pub fn system_info(gpu: Option<usize>) -> SystemInfo {
+    let adapter = probe_wgpu(gpu).map(|a| (a.name, a.software, a.compiler));
     let auto = match &adapter {
         Ok((name, false, _)) => format!("wgpu on {name}"),
         Ok((name, true, _)) => format!("flex (software adapter {name} skipped)"),
@@ -156,10 +157,25 @@ pub fn threads() -> usize {
 
 /// Build the device for a `--backend` choice.
 pub fn select(choice: BackendChoice) -> Result<Backend> {
+    select_device(choice, None)
+}
+
+/// Build the device for a `--backend` choice and an optional `--device N`: the N-th
+/// discrete GPU (0-based) instead of wgpu's default choice. For other adapter kinds,
+/// Burn's `CUBECL_WGPU_DEFAULT_DEVICE` variable (README.md).
+pub fn select_device(choice: BackendChoice, gpu: Option<usize>) -> Result<Backend> {
+    if let Some(n) = gpu
+        && matches!(choice, BackendChoice::Ndarray | BackendChoice::Flex)
+    {
+        return Err(PatronError::Usage(format!(
+            "--device {n} selects a GPU; use it with --backend wgpu or auto"
+        )));
+    }
+    let named = gpu.map_or(String::new(), |n| format!(" (--device {n})"));
     match choice {
         BackendChoice::Ndarray => Ok(cpu("ndarray", "")),
         BackendChoice::Flex => Ok(cpu("flex", "")),
-        BackendChoice::Wgpu => match probe_wgpu() {
+        BackendChoice::Wgpu => match probe_wgpu(gpu) {
             Ok(a) => Ok(Backend {
                 device: a.device,
                 name: "wgpu",
@@ -174,10 +190,11 @@ pub fn select(choice: BackendChoice) -> Result<Backend> {
                 ),
             }),
             Err(e) => Err(PatronError::Usage(format!(
-                "--backend wgpu: no GPU adapter found ({e}); install a Vulkan driver or use --backend ndarray"
+                "--backend wgpu{named}: no GPU adapter found ({}); install a Vulkan driver, check `patron info`, or use --backend ndarray",
+                first_line(&e)
             ))),
         },
-        BackendChoice::Auto => match probe_wgpu() {
+        BackendChoice::Auto => match probe_wgpu(gpu) {
             Ok(a) if !a.software => Ok(Backend {
                 device: a.device,
                 name: "wgpu",

@@ -87,10 +87,11 @@ Tensor names and the metadata written are listed in README.md.")]
     /// Show the version, compiled backends, GPU adapter and threads.
     #[command(after_help = "Examples:
   patron info
+  patron info --device 1     (the second discrete GPU)
 
 Run it first when a GPU is not picked up: it says which adapter wgpu finds on the pinned
 graphics API, whether it is a software one, and what --backend auto will use.")]
-    Info,
+    Info(InfoArgs),
     /// Print the fully resolved config (every default filled in).
     #[command(after_help = "Examples:
   patron config --config configs/bank_propensity.toml
@@ -107,6 +108,9 @@ pub struct TrainArgs {
     /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
     /// Write the run into exactly this directory (default: checkpoints/<config>-<UTC time>).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -139,6 +143,9 @@ pub struct EvaluateArgs {
     /// Device to score on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
 }
 
 /// `patron predict`.
@@ -159,6 +166,17 @@ pub struct PredictArgs {
     /// Device to score on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
+}
+
+/// `patron info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Probe the N-th discrete GPU (0-based) instead of wgpu's default choice.
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
 }
 
 /// `patron report`.
@@ -236,8 +254,8 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", args.output.display());
             Ok(())
         }
-        Command::Info => {
-            run_info();
+        Command::Info(args) => {
+            run_info(args.device);
             Ok(())
         }
         Command::Config(args) => {
@@ -248,14 +266,14 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn select_backend(choice: BackendChoice) -> Result<backend::Backend> {
-    let backend = backend::select(choice)?;
+fn select_backend(choice: BackendChoice, gpu: Option<usize>) -> Result<backend::Backend> {
+    let backend = backend::select_device(choice, gpu)?;
     eprintln!("backend: {}", backend.description);
     Ok(backend)
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    let backend = select_backend(args.backend)?;
+    let backend = select_backend(args.backend, args.device)?;
     let progress = Progress::new(args.quiet);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -302,7 +320,7 @@ fn headline(report: &Report) -> String {
 }
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
-    let backend = select_backend(args.backend)?;
+    let backend = select_backend(args.backend, args.device)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args.output.unwrap_or_else(|| {
         let name = args
@@ -325,7 +343,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let backend = select_backend(args.backend)?;
+    let backend = select_backend(args.backend, args.device)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let summary = inference::predict(&run, &backend.device, &args.input, &args.output, batch)?;
@@ -339,8 +357,8 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_info() {
-    let info = backend::system_info();
+fn run_info(gpu: Option<usize>) {
+    let info = backend::system_info(gpu);
     println!("patron {}", info.version);
     println!("backends compiled in: {}", info.backends.join(", "));
     println!("CPU threads: {}", info.threads);

@@ -974,3 +974,50 @@ fn tabular_multiclass_target() {
     );
     assert_eq!(text.lines().count(), 7044);
 }
+
+#[test]
+fn device_flag_picks_a_discrete_gpu_or_says_why_not() {
+    // A CPU backend has no GPU to pick.
+    let o = patron(&[
+        "predict",
+        "--checkpoint",
+        "no-such-run",
+        "--input",
+        "x.csv",
+        "--output",
+        "y.csv",
+        "--backend",
+        "flex",
+        "--device",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--device 0 selects a GPU"),
+        "{}",
+        stderr(&o)
+    );
+    // No machine running these tests has ten discrete GPUs: wgpu says so, naming --device.
+    let o = patron(&[
+        "predict",
+        "--checkpoint",
+        "no-such-run",
+        "--input",
+        "x.csv",
+        "--output",
+        "y.csv",
+        "--backend",
+        "wgpu",
+        "--device",
+        "9",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--backend wgpu (--device 9): no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = patron(&["info", "--device", "9"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("wgpu adapter"), "{}", stdout(&o));
+}
