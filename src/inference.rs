@@ -36,13 +36,7 @@ impl<'a> Scorer<'a> {
     /// A scorer of a loaded network.
     pub fn new(network: &'a Network, spec: &'a ModelSpec) -> Result<Self> {
         let table = match network {
-            Network::Bag(bag) => Some(std::borrow::Cow::Owned(
-                bag.table
-                    .val()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| PatronError::Internal(format!("reading the table: {e:?}")))?,
-            )),
+            Network::Bag(bag) => Some(std::borrow::Cow::Owned(bag.host_table()?)),
             _ => None,
         };
         Ok(Scorer {

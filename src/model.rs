@@ -16,6 +16,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, ModelKind, Pooling};
+use crate::error::{PatronError, Result};
 use crate::preprocess::{Encoded, Preprocessor, Tokenizer};
 use crate::text::special;
 
@@ -211,6 +212,21 @@ impl TextBag {
     /// Logits of bags `[batch, dim]`.
     pub fn forward(&self, bags: Tensor<2>) -> Tensor<2> {
         run_head(&self.layers, &self.output, &self.dropout, bags)
+    }
+
+    /// A host copy of the embedding table, row-major `[buckets * dim]` (bags are summed
+    /// on the host, in training and in scoring).
+    pub fn host_table(&self) -> Result<Vec<f32>> {
+        self.table
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| PatronError::Internal(format!("reading the n-gram table: {e:?}")))
+    }
+
+    /// Width of the table's rows.
+    pub fn dim(&self) -> usize {
+        self.table.val().dims()[1]
     }
 
     /// The same network with another embedding table.

@@ -625,16 +625,7 @@ enum TrainData {
 /// The host copy of `text_bag`'s table, read from a network.
 fn host_table(model: &Network) -> Result<Option<SparseTable>> {
     match model {
-        Network::Bag(bag) => {
-            let dim = bag.table.val().dims()[1];
-            let weights = bag
-                .table
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| PatronError::Internal(format!("reading the table: {e:?}")))?;
-            Ok(Some(SparseTable::new(weights, dim)))
-        }
+        Network::Bag(bag) => Ok(Some(SparseTable::new(bag.host_table()?, bag.dim()))),
         _ => Ok(None),
     }
 }

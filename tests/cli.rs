@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    assert_ok, check_self_contained, check_svgs, json, patron, predict_on, stderr, stdout,
-    train_args, train_on,
+    assert_ok, check_self_contained, check_svgs, json, metrics_without_seconds, patron, predict_on,
+    stderr, stdout, train_args, train_on,
 };
 
 const BANK: &str = "configs/bank_propensity.toml";
@@ -314,19 +314,6 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
 }
 
 /// Strip the timing column so runs can be compared.
-fn metrics_without_seconds(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            // Column 6 is the epoch's wall-clock seconds.
-            let mut fields: Vec<&str> = l.split(',').collect();
-            fields.remove(5);
-            fields.join(",")
-        })
-        .collect()
-}
-
 #[test]
 fn killed_runs_are_absent_or_resume_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
@@ -977,46 +964,32 @@ fn tabular_multiclass_target() {
 
 #[test]
 fn device_flag_picks_a_discrete_gpu_or_says_why_not() {
-    // A CPU backend has no GPU to pick.
-    let o = patron(&[
-        "predict",
-        "--checkpoint",
-        "no-such-run",
-        "--input",
-        "x.csv",
-        "--output",
-        "y.csv",
-        "--backend",
-        "flex",
-        "--device",
-        "0",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--device 0 selects a GPU"),
-        "{}",
-        stderr(&o)
-    );
-    // No machine running these tests has ten discrete GPUs: wgpu says so, naming --device.
-    let o = patron(&[
-        "predict",
-        "--checkpoint",
-        "no-such-run",
-        "--input",
-        "x.csv",
-        "--output",
-        "y.csv",
-        "--backend",
-        "wgpu",
-        "--device",
-        "9",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--backend wgpu (--device 9): no GPU adapter found"),
-        "{}",
-        stderr(&o)
-    );
+    // A CPU backend has no GPU to pick; and no machine running these tests has ten
+    // discrete GPUs, so wgpu says so, naming --device.
+    for (backend, device, expected) in [
+        ("flex", "0", "--device 0 selects a GPU"),
+        (
+            "wgpu",
+            "9",
+            "--backend wgpu (--device 9): no GPU adapter found",
+        ),
+    ] {
+        let o = patron(&[
+            "predict",
+            "--checkpoint",
+            "no-such-run",
+            "--input",
+            "x.csv",
+            "--output",
+            "y.csv",
+            "--backend",
+            backend,
+            "--device",
+            device,
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(expected), "{}", stderr(&o));
+    }
     let o = patron(&["info", "--device", "9"]);
     assert_ok(&o);
     assert!(stdout(&o).contains("wgpu adapter"), "{}", stdout(&o));

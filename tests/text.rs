@@ -451,18 +451,7 @@ fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
             .is_file()
     );
     train(&request("split", false, true), &backend, &progress).unwrap();
-    let metrics = |dir: &str| -> Vec<String> {
-        std::fs::read_to_string(tmp.path().join(dir).join("metrics.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                // Column 6 is the epoch's wall-clock seconds.
-                let mut f: Vec<&str> = l.split(',').collect();
-                f.remove(5);
-                f.join(",")
-            })
-            .collect()
-    };
+    let metrics = |dir: &str| metrics_without_seconds(&tmp.path().join(dir));
     assert_eq!(metrics("whole").len(), 4);
     assert_eq!(metrics("whole"), metrics("split"));
     assert_eq!(

@@ -130,3 +130,17 @@ pub fn check_svgs(html: &str) -> usize {
     }
     svgs
 }
+
+/// The lines of a run's metrics.csv without the epoch's wall-clock seconds (column 6),
+/// which differ between otherwise identical runs.
+pub fn metrics_without_seconds(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut fields: Vec<&str> = l.split(',').collect();
+            fields.remove(5);
+            fields.join(",")
+        })
+        .collect()
+}
