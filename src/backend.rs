@@ -115,6 +115,19 @@ pub fn tune_allocator() {
     }
 }
 
+/// Run `work` on a thread of the rayon pool the flex backend splits its matrix products
+/// over. Called from outside the pool, every split parks the caller and wakes workers; from
+/// a worker, the caller keeps computing and an idle worker takes half (figures in
+/// BENCHMARKS.md). The pool's threads get the main thread's stack size, since the whole
+/// command runs there. Call once, at the edge.
+pub fn on_compute_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    // Fails only when the pool was already built; it then keeps the stacks it has.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+    rayon::scope(|_| work())
+}
+
 /// What `patron info` reports: the first thing to run when a GPU is not picked up.
 #[derive(Debug, Clone)]
 pub struct SystemInfo {
@@ -150,9 +163,9 @@ pub fn system_info(gpu: Option<usize>) -> SystemInfo {
     }
 }
 
-/// Threads the CPU backends may use.
+/// Threads the CPU backends may use: rayon's pool size (`RAYON_NUM_THREADS`, or one per core).
 pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    rayon::current_num_threads()
 }
 
 /// Build the device for a `--backend` choice.

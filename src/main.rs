@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     }));
     patron::backend::tune_allocator();
     let cli = cli::Cli::parse();
-    match std::panic::catch_unwind(|| cli::run(cli)) {
+    match std::panic::catch_unwind(|| patron::backend::on_compute_pool(|| cli::run(cli))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");
