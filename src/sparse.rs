@@ -9,6 +9,7 @@
 //! left alone, like `torch.optim.SparseAdam`).
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use crate::error::{PatronError, Result};
 use crate::model::bag_weight;
@@ -90,19 +91,22 @@ impl SparseTable {
         }
     }
 
-    /// The optimizer state (step count and moments) as bytes, for resumable checkpoints.
-    pub fn state_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 8 * self.m.len());
-        out.extend_from_slice(b"PSPA");
-        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        out.extend_from_slice(&self.step.to_le_bytes());
-        for x in self.m.iter().chain(&self.v) {
-            out.extend_from_slice(&x.to_le_bytes());
+    /// Write the optimizer state (step count and moments) for a resumable checkpoint,
+    /// converting a block at a time rather than building a copy of both moments.
+    pub fn write_state(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(b"PSPA")?;
+        w.write_all(&(self.dim as u32).to_le_bytes())?;
+        w.write_all(&self.step.to_le_bytes())?;
+        let mut block = Vec::with_capacity(4 * 16_384);
+        for floats in self.m.chunks(16_384).chain(self.v.chunks(16_384)) {
+            block.clear();
+            block.extend(floats.iter().flat_map(|x| x.to_le_bytes()));
+            w.write_all(&block)?;
         }
-        out
+        Ok(())
     }
 
-    /// Restore the optimizer state saved by [`state_bytes`](Self::state_bytes).
+    /// Restore the optimizer state saved by [`write_state`](Self::write_state).
     pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         let len = self.m.len();
         let damaged = || {
@@ -155,7 +159,8 @@ mod tests {
     fn state_round_trips() {
         let mut t = SparseTable::new(vec![0.0; 6], 3);
         t.step(&[&[0, 1]], &[1.0, 2.0, 3.0], 0.01);
-        let bytes = t.state_bytes();
+        let mut bytes = Vec::new();
+        t.write_state(&mut bytes).unwrap();
         let mut u = SparseTable::new(t.weights.clone(), 3);
         u.load_state(&bytes).unwrap();
         t.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::{
-    self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
+    self, DatasetInfo, FileGroup, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
     write_atomic, write_json,
 };
 use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
@@ -162,7 +162,8 @@ struct Prepared {
     eval_texts: Vec<String>,
 }
 
-/// Train (or resume) a run and export it.
+/// Train (or resume) a run and export it. Runs in one process are reproducible only one
+/// at a time: Burn's random generator (initialization) is seeded per backend, not per run.
 pub fn train(
     request: &TrainRequest,
     backend: &Backend,
@@ -1011,16 +1012,29 @@ fn save_epoch(
     let state_dir = run_dir.join(files::TRAIN_STATE);
     let name = format!("epoch-{:04}", state.epochs_done);
     let dir = state_dir.join(&name);
-    std::fs::create_dir_all(&dir).map_err(|e| PatronError::io(&dir, e))?;
-    write_atomic(&dir.join("last.bpk"), &checkpoint::module_bytes(model)?)?;
-    write_atomic(&dir.join("best.bpk"), &checkpoint::module_bytes(best)?)?;
-    write_atomic(&dir.join("optimizer.bpk"), &optim.to_bytes()?)?;
+    let mut group = FileGroup::create(&dir)?;
+    group.write("last.bpk", &checkpoint::module_bytes(model)?)?;
+    // The best weights are this epoch's (just written) or those in the previous epoch's
+    // checkpoint: link them instead of serializing and writing the same bytes again.
+    let best_source = if state.best_epoch == state.epochs_done {
+        dir.join("last.bpk")
+    } else {
+        state_dir
+            .join(format!("epoch-{:04}", state.epochs_done.saturating_sub(1)))
+            .join("best.bpk")
+    };
+    if !group.link("best.bpk", &best_source) {
+        group.write("best.bpk", &checkpoint::module_bytes(best)?)?;
+    }
+    group.write("optimizer.bpk", &optim.to_bytes()?)?;
     if let Some(table) = sparse {
-        write_atomic(&dir.join(SPARSE_STATE_FILE), &table.state_bytes())?;
+        group.write_with(SPARSE_STATE_FILE, |w| table.write_state(w))?;
     }
     let text = toml::to_string(state)
         .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
-    write_atomic(&dir.join(STATE_FILE), text.as_bytes())?;
+    group.write(STATE_FILE, text.as_bytes())?;
+    // Everything is on disk before current.json points at it.
+    group.sync()?;
     write_json(
         &state_dir.join("current.json"),
         &Current {

@@ -410,8 +410,15 @@ fn text_bad_inputs_and_long_texts() {
 
 /// A `text_bag` run stopped after its first epoch (as Ctrl-C does) and resumed ends exactly
 /// as an uninterrupted run: the sparse table's optimizer state is part of the checkpoint.
+/// Training in this process runs one at a time: Burn seeds its random generator per
+/// backend, not per run, so two runs in parallel threads would interleave their draws.
+static IN_PROCESS_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
+    let _one_at_a_time = IN_PROCESS_TRAINING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     use patron::backend::{BackendChoice, select};
     use patron::progress::Progress;
     use patron::train::{TrainRequest, train};
@@ -454,6 +461,86 @@ fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
     let metrics = |dir: &str| metrics_without_seconds(&tmp.path().join(dir));
     assert_eq!(metrics("whole").len(), 4);
     assert_eq!(metrics("whole"), metrics("split"));
+    assert_eq!(
+        std::fs::read(tmp.path().join("whole/report.json")).unwrap(),
+        std::fs::read(tmp.path().join("split/report.json")).unwrap()
+    );
+}
+
+/// An epoch that does not improve keeps the earlier best weights in its checkpoint (they
+/// are linked, not serialized again). Stopped and resumed after every epoch, with a
+/// learning rate too small to improve on the first epoch, the run still holds the first
+/// epoch's weights as best and ends exactly as an uninterrupted run.
+#[test]
+fn non_improving_epochs_keep_the_first_best_weights_across_resumes() {
+    let _one_at_a_time = IN_PROCESS_TRAINING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    use patron::backend::{BackendChoice, select};
+    use patron::progress::Progress;
+    use patron::train::{TrainRequest, train};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = slice(
+        "datasets/uci_sentiment_labelled_sentences_3000.csv",
+        3,
+        tmp.path(),
+    );
+    let cfg = config(
+        tmp.path(),
+        &format!(
+            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
+             [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
+             [train]\nepochs = 3\nlearning_rate = 1e-7\nwarmup = 0.0\n\
+             early_stopping = {{ metric = \"macro_f1\", patience = 5 }}\n",
+            data.display()
+        ),
+    );
+    let backend = select(BackendChoice::Ndarray).unwrap();
+    let progress = Progress::new(true);
+    let request = |dir: &str, stop: bool, resume: bool| TrainRequest {
+        config: (!resume).then(|| cfg.clone()),
+        output_dir: Some(tmp.path().join(dir)),
+        resume: resume.then(|| tmp.path().join(dir)),
+        stop: Arc::new(AtomicBool::new(stop)),
+        ..TrainRequest::default()
+    };
+    train(&request("whole", false, false), &backend, &progress).unwrap();
+    let epoch = |n: usize, file: &str| {
+        std::fs::read(
+            tmp.path()
+                .join(format!("split/train_state/epoch-{n:04}/{file}")),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        train(&request("split", true, false), &backend, &progress)
+            .unwrap_err()
+            .exit_code(),
+        130
+    );
+    let first = epoch(1, "last.bpk");
+    assert!(epoch(1, "best.bpk") == first);
+    assert_eq!(
+        train(&request("split", true, true), &backend, &progress)
+            .unwrap_err()
+            .exit_code(),
+        130
+    );
+    let state = String::from_utf8(epoch(2, "state.toml")).unwrap();
+    assert!(state.contains("best_epoch = 1"), "{state}");
+    // Compared with assert! so a failure does not print megabytes of weights.
+    assert!(
+        epoch(2, "last.bpk") != first,
+        "the second epoch changed the weights"
+    );
+    assert!(
+        epoch(2, "best.bpk") == first,
+        "best.bpk is not the first epoch's weights"
+    );
+    train(&request("split", false, true), &backend, &progress).unwrap();
     assert_eq!(
         std::fs::read(tmp.path().join("whole/report.json")).unwrap(),
         std::fs::read(tmp.path().join("split/report.json")).unwrap()
