@@ -8,7 +8,6 @@
 //! scattered back into the touched rows with a lazy Adam (moments of untouched rows are
 //! left alone, like `torch.optim.SparseAdam`).
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use crate::error::{PatronError, Result};
@@ -17,6 +16,8 @@ use crate::model::bag_weight;
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
+/// `slot_of` of a row the current batch has not touched.
+const NO_SLOT: u32 = u32::MAX;
 
 /// The host copy of the table and its lazy Adam state.
 #[derive(Debug, Clone)]
@@ -28,8 +29,11 @@ pub struct SparseTable {
     m: Vec<f32>,
     v: Vec<f32>,
     step: u64,
-    /// Scratch: row -> slot of the batch's gradient buffer.
-    slots: HashMap<u32, usize>,
+    /// Scratch: row -> slot of the batch's gradient buffer (`NO_SLOT` when untouched);
+    /// a direct index rather than a hash map, since every id of a batch looks it up.
+    slot_of: Vec<u32>,
+    /// Scratch: the rows the batch touched, in slot order.
+    touched: Vec<u32>,
     grad: Vec<f32>,
 }
 
@@ -43,7 +47,8 @@ impl SparseTable {
             m: vec![0.0; len],
             v: vec![0.0; len],
             step: 0,
-            slots: HashMap::new(),
+            slot_of: Vec::new(),
+            touched: Vec::new(),
             grad: Vec::new(),
         }
     }
@@ -52,7 +57,11 @@ impl SparseTable {
     /// each text's bag; each id of a text receives its share (`bag_weight` of the text).
     pub fn step(&mut self, tokens: &[&[u32]], bag_grads: &[f32], lr: f64) {
         let dim = self.dim;
-        self.slots.clear();
+        let rows = self.weights.len() / dim;
+        if self.slot_of.len() != rows {
+            self.slot_of = vec![NO_SLOT; rows];
+        }
+        self.touched.clear();
         self.grad.clear();
         for (r, ids) in tokens.iter().enumerate() {
             if ids.is_empty() {
@@ -61,10 +70,12 @@ impl SparseTable {
             let g = &bag_grads[r * dim..(r + 1) * dim];
             let share = bag_weight(ids.len());
             for &id in ids.iter() {
-                let next = self.slots.len();
-                let slot = *self.slots.entry(id).or_insert(next);
-                if slot == next {
-                    self.grad.resize((next + 1) * dim, 0.0);
+                let mut slot = self.slot_of[id as usize] as usize;
+                if slot == NO_SLOT as usize {
+                    slot = self.touched.len();
+                    self.slot_of[id as usize] = slot as u32;
+                    self.touched.push(id);
+                    self.grad.resize((slot + 1) * dim, 0.0);
                 }
                 let acc = &mut self.grad[slot * dim..(slot + 1) * dim];
                 for (a, &x) in acc.iter_mut().zip(g) {
@@ -77,16 +88,21 @@ impl SparseTable {
         let c1 = 1.0 - BETA1.powi(t);
         let c2 = 1.0 - BETA2.powi(t);
         let lr = lr as f32;
-        for (&row, &slot) in &self.slots {
-            let base = row as usize * dim;
+        for (slot, &row) in self.touched.iter().enumerate() {
+            self.slot_of[row as usize] = NO_SLOT;
+            let rows = row as usize * dim..(row as usize + 1) * dim;
             let g = &self.grad[slot * dim..(slot + 1) * dim];
-            for (j, &gj) in g.iter().enumerate() {
-                let i = base + j;
-                self.m[i] = BETA1 * self.m[i] + (1.0 - BETA1) * gj;
-                self.v[i] = BETA2 * self.v[i] + (1.0 - BETA2) * gj * gj;
-                let m_hat = self.m[i] / c1;
-                let v_hat = self.v[i] / c2;
-                self.weights[i] -= lr * m_hat / (v_hat.sqrt() + EPS);
+            // Row slices (not indexing through `self`) let the compiler drop the bounds
+            // checks and vectorize: the same operations, so the same results.
+            let w = &mut self.weights[rows.clone()];
+            let m = &mut self.m[rows.clone()];
+            let v = &mut self.v[rows];
+            for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
+                *m = BETA1 * *m + (1.0 - BETA1) * g;
+                *v = BETA2 * *v + (1.0 - BETA2) * g * g;
+                let m_hat = *m / c1;
+                let v_hat = *v / c2;
+                *w -= lr * m_hat / (v_hat.sqrt() + EPS);
             }
         }
     }
