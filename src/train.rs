@@ -555,6 +555,33 @@ pub fn train_step(
     (optim.step(lr, model, grads), loss, bag_grad)
 }
 
+/// One `text_bag` step: the batch's bags, summed on the host from the table, enter
+/// [`train_step`] as an autodiff leaf; the leaf's gradient then updates only the table
+/// rows the batch touched (sparse lazy Adam). Returns the updated network and the loss.
+#[allow(clippy::too_many_arguments)] // one batch's parts, as in `train_step`
+pub fn text_bag_step(
+    model: Network,
+    optim: &mut ModuleOptimizer,
+    table: &mut SparseTable,
+    docs: &[&[u32]],
+    targets: Tensor<2>,
+    weights: Tensor<1>,
+    lr: f64,
+    device: &Device,
+) -> Result<(Network, Tensor<1>)> {
+    let bags = bags(&table.weights, table.dim, docs);
+    let bags = Tensor::<2>::from_data(TensorData::new(bags, [docs.len(), table.dim]), device)
+        .require_grad();
+    let (model, loss, grad) = train_step(model, optim, Inputs::Bags(bags), targets, weights, lr);
+    let grad = grad
+        .ok_or_else(|| PatronError::Internal("the bags got no gradient".into()))?
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| PatronError::Internal(format!("reading gradients: {e:?}")))?;
+    table.step(docs, &grad, lr);
+    Ok((model, loss))
+}
+
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(epoch as u64 + 1)
@@ -745,33 +772,23 @@ fn run_loop(
                 TrainData::Text(tokens) => rows.iter().map(|&r| tokens[r].as_slice()).collect(),
                 TrainData::Tabular(_) => Vec::new(),
             };
-            let inputs = match (&data, &sparse) {
-                (TrainData::Tabular(t), _) => Inputs::Tabular(t.select(&index)),
+            let targets = y_all.clone().select(0, index.clone());
+            let weights = w_all.clone().select(0, index.clone());
+            let loss;
+            (model, loss) = match (&data, &mut sparse) {
                 (TrainData::Text(_), Some(table)) => {
-                    let bags = bags(&table.weights, table.dim, &docs);
-                    Inputs::Bags(
-                        Tensor::<2>::from_data(TensorData::new(bags, [rows.len(), table.dim]), &ad)
-                            .require_grad(),
-                    )
+                    text_bag_step(model, &mut optim, table, &docs, targets, weights, lr, &ad)?
                 }
-                (TrainData::Text(_), None) => Inputs::Tokens(padded_ids(&docs, &ad)),
+                (data, _) => {
+                    let inputs = match data {
+                        TrainData::Tabular(t) => Inputs::Tabular(t.select(&index)),
+                        TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, &ad)),
+                    };
+                    let (model, loss, _) =
+                        train_step(model, &mut optim, inputs, targets, weights, lr);
+                    (model, loss)
+                }
             };
-            let (loss, bag_grad);
-            (model, loss, bag_grad) = train_step(
-                model,
-                &mut optim,
-                inputs,
-                y_all.clone().select(0, index.clone()),
-                w_all.clone().select(0, index),
-                lr,
-            );
-            if let (Some(table), Some(grad)) = (&mut sparse, bag_grad) {
-                let grad = grad
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| PatronError::Internal(format!("reading gradients: {e:?}")))?;
-                table.step(&docs, &grad, lr);
-            }
             state.step += 1;
             loss_sum = loss_sum
                 + loss

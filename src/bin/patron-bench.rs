@@ -8,14 +8,16 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::optim::AdamWConfig;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use patron::backend::{BackendChoice, on_compute_pool, select, threads, tune_allocator};
-use patron::config::Config;
+use patron::config::{Config, ModelKind, Pooling};
 use patron::data::{ReadOptions, read_table};
-use patron::model::{Inputs, ModelSpec, TabularInputs};
+use patron::model::{Inputs, ModelSpec, Network, TabularInputs, TextSpec};
 use patron::preprocess::{Preprocessor, fit_labels, target_values};
+use patron::sparse::SparseTable;
 use patron::split::split_rows;
-use patron::train::train_step;
+use patron::train::{text_bag_step, train_step};
+use rand::{Rng, SeedableRng};
 
 /// One result line.
 struct Case {
@@ -85,6 +87,92 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
             let _ = loss.into_scalar::<f32>();
         }
         rates.push((steps * rows) as f64 / started.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// The reference's fastText-style case on its own sizes and data: 32 documents of 40 ids
+/// drawn uniformly from a 2^20 x 64 table, a linear 2-class head, lr 5e-3, sparse Adam on
+/// the table (Adam on the head), through the same step as `text_bag` training. Ids/s.
+fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
+    let (docs, ids, dim) = (32, 40, 64);
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let spec = ModelSpec {
+        numeric_width: 0,
+        categorical_count: 0,
+        embedding_rows: 0,
+        embedding_dim: 1,
+        hidden: vec![],
+        dropout: 0.0,
+        outputs: 2,
+        text: Some(TextSpec {
+            kind: ModelKind::TextBag,
+            vocab: 1 << 20,
+            dim,
+            max_length: ids,
+            layers: 1,
+            heads: 1,
+            pooling: Pooling::Mean,
+        }),
+    };
+    let mut model = spec.init(&ad);
+    let Network::Bag(bag) = &model else {
+        unreachable!("a text_bag spec builds a bag network")
+    };
+    let mut table = SparseTable::new(bag.host_table().expect("host table"), dim);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let pool: Vec<(Vec<Vec<u32>>, Tensor<2>)> = (0..16)
+        .map(|_| {
+            let tokens = (0..docs)
+                .map(|_| (0..ids).map(|_| rng.random_range(0..1u32 << 20)).collect())
+                .collect();
+            let one_hot: Vec<f32> = (0..docs)
+                .flat_map(|_| {
+                    if rng.random_bool(0.5) {
+                        [1.0, 0.0]
+                    } else {
+                        [0.0, 1.0]
+                    }
+                })
+                .collect();
+            let y = Tensor::<2>::from_data(TensorData::new(one_hot, [docs, 2]), &ad);
+            (tokens, y)
+        })
+        .collect();
+    let w = Tensor::<1>::ones([docs], &ad);
+    let mut step = |i: usize| {
+        let (tokens, y) = &pool[i % pool.len()];
+        let refs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        let (next, loss) = text_bag_step(
+            model.clone(),
+            &mut optim,
+            &mut table,
+            &refs,
+            y.clone(),
+            w.clone(),
+            5e-3,
+            &ad,
+        )
+        .expect("text_bag step");
+        model = next;
+        loss
+    };
+    for i in 0..20 {
+        step(i);
+    }
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut last = None;
+        for i in 0..steps {
+            last = Some(step(i));
+        }
+        if let Some(loss) = last {
+            let _ = loss.into_scalar::<f32>();
+        }
+        rates.push((steps * docs * ids) as f64 / started.elapsed().as_secs_f64());
     }
     median(rates)
 }
@@ -383,7 +471,7 @@ fn bench() {
         reference: None,
         extra: "\"rows\": 10".into(),
     });
-    for &(name, _) in &backends {
+    for &(name, choice) in &backends {
         // The reference's fastText-style sizes: a 2^20 x 64 table, batch 32 documents.
         let sizes = ["model.embedding_dim=64", "model.buckets=1048576"];
         let zh = "configs/feedback_sentiment_zh.toml";
@@ -397,6 +485,18 @@ fn bench() {
             extra: format!(
                 "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
             ),
+        });
+        let ft_steps = if quick { 100 } else { 300 };
+        cases.push(Case {
+            case: format!("fasttext_train/{name}"),
+            unit: "ids/s",
+            patron: Some(fasttext_train(
+                &select(choice).expect("CPU backends always exist").device,
+                ft_steps,
+                runs,
+            )),
+            reference: reference_of("fasttext_train_tokens_per_s"),
+            extra: "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\"".into(),
         });
         // The shipped English config as a Transformer at the default size; quick mode
         // shortens the texts.
