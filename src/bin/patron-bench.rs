@@ -219,14 +219,11 @@ fn torch_script() -> Option<PathBuf> {
 
 /// One run of the reference (its JSON line). It inherits the environment, so torch runs
 /// as a user's script would (OpenMP's default wait policy unless the caller sets one).
-fn torch_reference(script: &Path, quick: bool, fasttext: bool) -> Option<serde_json::Value> {
+fn torch_reference(script: &Path, quick: bool) -> Option<serde_json::Value> {
     let mut cmd = Command::new("python3");
     cmd.arg(script).args(["--threads", &threads().to_string()]);
     if quick {
         cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
-    }
-    if !fasttext {
-        cmd.arg("--skip-fasttext");
     }
     let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
     serde_json::from_slice(out.stdout.trim_ascii()).ok()
@@ -351,8 +348,9 @@ fn main() {
 fn bench() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (steps, runs, iters) = if quick { (50, 1, 10) } else { (200, 3, 50) };
-    // The tabular cases and the reference take turns, so a noisy neighbour on a shared
-    // machine slows both sides alike; each side's figure is its median over the rounds.
+    // The in-process cases (tabular, fastText-style) and the reference take turns, so a
+    // noisy neighbour on a shared machine slows both sides alike; each side's figure is
+    // its median over the rounds.
     let rounds = if quick { 1 } else { 3 };
     let script = torch_script();
     // `--wgpu` adds the GPU backend (on a machine with an adapter).
@@ -370,17 +368,17 @@ fn bench() {
     let mut references = Vec::new();
     let mut train_rates = vec![Vec::new(); backends.len()];
     let mut infer_rates = vec![Vec::new(); backends.len()];
-    for round in 0..rounds {
-        if let Some(r) = script
-            .as_deref()
-            .and_then(|s| torch_reference(s, quick, round == 0))
-        {
+    let mut fasttext_rates = vec![Vec::new(); backends.len()];
+    let ft_steps = if quick { 100 } else { 300 };
+    for _ in 0..rounds {
+        if let Some(r) = script.as_deref().and_then(|s| torch_reference(s, quick)) {
             references.push(r);
         }
         for (i, &(_, choice)) in backends.iter().enumerate() {
             let backend = select(choice).expect("checked above; CPU backends always exist");
             train_rates[i].push(tabular_train(&backend.device, steps, runs));
             infer_rates[i].push(tabular_infer(&backend.device, iters, runs));
+            fasttext_rates[i].push(fasttext_train(&backend.device, ft_steps, runs));
         }
     }
     let reference_of = |key: &str| {
@@ -471,7 +469,7 @@ fn bench() {
         reference: None,
         extra: "\"rows\": 10".into(),
     });
-    for &(name, choice) in &backends {
+    for &(name, _) in &backends {
         // The reference's fastText-style sizes: a 2^20 x 64 table, batch 32 documents.
         let sizes = ["model.embedding_dim=64", "model.buckets=1048576"];
         let zh = "configs/feedback_sentiment_zh.toml";
@@ -486,17 +484,15 @@ fn bench() {
                 "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
             ),
         });
-        let ft_steps = if quick { 100 } else { 300 };
+        let i = backends.iter().position(|b| b.0 == name).expect("listed");
         cases.push(Case {
             case: format!("fasttext_train/{name}"),
             unit: "ids/s",
-            patron: Some(fasttext_train(
-                &select(choice).expect("CPU backends always exist").device,
-                ft_steps,
-                runs,
-            )),
+            patron: Some(median(fasttext_rates[i].clone())),
             reference: reference_of("fasttext_train_tokens_per_s"),
-            extra: "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\"".into(),
+            extra: format!(
+                "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\", \"rounds\": {rounds}"
+            ),
         });
         // The shipped English config as a Transformer at the default size; quick mode
         // shortens the texts.
