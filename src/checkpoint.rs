@@ -1,6 +1,8 @@
 //! The run directory: the exported checkpoint that `predict` and `evaluate` need, plus the
 //! resumable training state. Every file is written to a temporary name and renamed, so a
-//! crash leaves either the old file or the new one, never half of one.
+//! crash leaves either the old file or the new one, never half of one; an epoch checkpoint
+//! is a new folder of files ([`FileGroup`]) that `current.json` points at only once all of
+//! them are on disk.
 //!
 //! Layout:
 //! ```text

@@ -90,13 +90,13 @@ impl SparseTable {
         let lr = lr as f32;
         for (slot, &row) in self.touched.iter().enumerate() {
             self.slot_of[row as usize] = NO_SLOT;
-            let rows = row as usize * dim..(row as usize + 1) * dim;
+            let span = row as usize * dim..(row as usize + 1) * dim;
             let g = &self.grad[slot * dim..(slot + 1) * dim];
             // Row slices (not indexing through `self`) let the compiler drop the bounds
             // checks and vectorize: the same operations, so the same results.
-            let w = &mut self.weights[rows.clone()];
-            let m = &mut self.m[rows.clone()];
-            let v = &mut self.v[rows];
+            let w = &mut self.weights[span.clone()];
+            let m = &mut self.m[span.clone()];
+            let v = &mut self.v[span];
             for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
                 *m = BETA1 * *m + (1.0 - BETA1) * g;
                 *v = BETA2 * *v + (1.0 - BETA2) * g * g;
