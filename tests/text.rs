@@ -408,62 +408,100 @@ fn text_bad_inputs_and_long_texts() {
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
 }
 
-/// A `text_bag` run stopped after its first epoch (as Ctrl-C does) and resumed ends exactly
-/// as an uninterrupted run: the sparse table's optimizer state is part of the checkpoint.
 /// Training in this process runs one at a time: Burn seeds its random generator per
 /// backend, not per run, so two runs in parallel threads would interleave their draws.
 static IN_PROCESS_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Small `text_bag` runs on the UCI sentences, trained in this process on ndarray so they
+/// can be stopped after an epoch (as Ctrl-C does) and resumed.
+struct InProcessRuns {
+    tmp: tempfile::TempDir,
+    config: PathBuf,
+    backend: patron::backend::Backend,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+impl InProcessRuns {
+    /// `train` holds extra `[train]` keys.
+    fn new(train: &str) -> Self {
+        let one_at_a_time = IN_PROCESS_TRAINING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let tmp = tempfile::tempdir().unwrap();
+        let data = slice(
+            "datasets/uci_sentiment_labelled_sentences_3000.csv",
+            3,
+            tmp.path(),
+        );
+        let config = config(
+            tmp.path(),
+            &format!(
+                "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
+                 [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
+                 [train]\nepochs = 3\n{train}\n",
+                data.display()
+            ),
+        );
+        let backend = patron::backend::select(patron::backend::BackendChoice::Ndarray).unwrap();
+        InProcessRuns {
+            tmp,
+            config,
+            backend,
+            _one_at_a_time: one_at_a_time,
+        }
+    }
+
+    /// Train (or resume, with `resume`) the run in `dir`; `stop` ends it after one epoch.
+    fn train(&self, dir: &str, stop: bool, resume: bool) -> patron::error::Result<()> {
+        let request = patron::train::TrainRequest {
+            config: (!resume).then(|| self.config.clone()),
+            output_dir: Some(self.path(dir)),
+            resume: resume.then(|| self.path(dir)),
+            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(stop)),
+            ..patron::train::TrainRequest::default()
+        };
+        patron::train::train(
+            &request,
+            &self.backend,
+            &patron::progress::Progress::new(true),
+        )
+        // The tests compare what the run directories hold, not the returned summary.
+        .map(|_| ())
+    }
+
+    /// Train `dir` until a stop after one epoch (exit status 130).
+    fn train_one_epoch(&self, dir: &str, resume: bool) {
+        let err = self.train(dir, true, resume).unwrap_err();
+        assert_eq!(err.exit_code(), 130, "{err}");
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.tmp.path().join(relative)
+    }
+
+    fn read(&self, relative: &str) -> Vec<u8> {
+        std::fs::read(self.path(relative)).unwrap()
+    }
+}
+
+/// A `text_bag` run stopped after its first epoch (as Ctrl-C does) and resumed ends exactly
+/// as an uninterrupted run: the sparse table's optimizer state is part of the checkpoint.
 #[test]
 fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
-    let _one_at_a_time = IN_PROCESS_TRAINING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    use patron::backend::{BackendChoice, select};
-    use patron::progress::Progress;
-    use patron::train::{TrainRequest, train};
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
-    let tmp = tempfile::tempdir().unwrap();
-    let data = slice(
-        "datasets/uci_sentiment_labelled_sentences_3000.csv",
-        3,
-        tmp.path(),
-    );
-    let cfg = config(
-        tmp.path(),
-        &format!(
-            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
-             [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
-             [train]\nepochs = 3\nearly_stopping = {{ metric = \"macro_f1\", patience = 0 }}\n",
-            data.display()
-        ),
-    );
-    let backend = select(BackendChoice::Ndarray).unwrap();
-    let progress = Progress::new(true);
-    let request = |dir: &str, stop: bool, resume: bool| TrainRequest {
-        config: (!resume).then(|| cfg.clone()),
-        output_dir: Some(tmp.path().join(dir)),
-        resume: resume.then(|| tmp.path().join(dir)),
-        stop: Arc::new(AtomicBool::new(stop)),
-        ..TrainRequest::default()
-    };
-    train(&request("whole", false, false), &backend, &progress).unwrap();
-    let err = train(&request("split", true, false), &backend, &progress).unwrap_err();
-    assert_eq!(err.exit_code(), 130, "{err}");
+    let runs = InProcessRuns::new("early_stopping = { metric = \"macro_f1\", patience = 0 }");
+    runs.train("whole", false, false).unwrap();
+    runs.train_one_epoch("split", false);
     assert!(
-        tmp.path()
-            .join("split/train_state/epoch-0001/sparse_optimizer.bin")
+        runs.path("split/train_state/epoch-0001/sparse_optimizer.bin")
             .is_file()
     );
-    train(&request("split", false, true), &backend, &progress).unwrap();
-    let metrics = |dir: &str| metrics_without_seconds(&tmp.path().join(dir));
+    runs.train("split", false, true).unwrap();
+    let metrics = |dir: &str| metrics_without_seconds(&runs.path(dir));
     assert_eq!(metrics("whole").len(), 4);
     assert_eq!(metrics("whole"), metrics("split"));
     assert_eq!(
-        std::fs::read(tmp.path().join("whole/report.json")).unwrap(),
-        std::fs::read(tmp.path().join("split/report.json")).unwrap()
+        runs.read("whole/report.json"),
+        runs.read("split/report.json")
     );
 }
 
@@ -473,65 +511,19 @@ fn interrupted_text_bag_resumes_to_the_uninterrupted_result() {
 /// epoch's weights as best and ends exactly as an uninterrupted run.
 #[test]
 fn non_improving_epochs_keep_the_first_best_weights_across_resumes() {
-    let _one_at_a_time = IN_PROCESS_TRAINING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    use patron::backend::{BackendChoice, select};
-    use patron::progress::Progress;
-    use patron::train::{TrainRequest, train};
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
-    let tmp = tempfile::tempdir().unwrap();
-    let data = slice(
-        "datasets/uci_sentiment_labelled_sentences_3000.csv",
-        3,
-        tmp.path(),
+    let runs = InProcessRuns::new(
+        "learning_rate = 1e-7\nwarmup = 0.0\n\
+         early_stopping = { metric = \"macro_f1\", patience = 5 }",
     );
-    let cfg = config(
-        tmp.path(),
-        &format!(
-            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
-             [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
-             [train]\nepochs = 3\nlearning_rate = 1e-7\nwarmup = 0.0\n\
-             early_stopping = {{ metric = \"macro_f1\", patience = 5 }}\n",
-            data.display()
-        ),
-    );
-    let backend = select(BackendChoice::Ndarray).unwrap();
-    let progress = Progress::new(true);
-    let request = |dir: &str, stop: bool, resume: bool| TrainRequest {
-        config: (!resume).then(|| cfg.clone()),
-        output_dir: Some(tmp.path().join(dir)),
-        resume: resume.then(|| tmp.path().join(dir)),
-        stop: Arc::new(AtomicBool::new(stop)),
-        ..TrainRequest::default()
-    };
-    train(&request("whole", false, false), &backend, &progress).unwrap();
-    let epoch = |n: usize, file: &str| {
-        std::fs::read(
-            tmp.path()
-                .join(format!("split/train_state/epoch-{n:04}/{file}")),
-        )
-        .unwrap()
-    };
-    assert_eq!(
-        train(&request("split", true, false), &backend, &progress)
-            .unwrap_err()
-            .exit_code(),
-        130
-    );
+    runs.train("whole", false, false).unwrap();
+    let epoch = |n: usize, file: &str| runs.read(&format!("split/train_state/epoch-{n:04}/{file}"));
+    runs.train_one_epoch("split", false);
     let first = epoch(1, "last.bpk");
+    // Compared with assert! so a failure does not print megabytes of weights.
     assert!(epoch(1, "best.bpk") == first);
-    assert_eq!(
-        train(&request("split", true, true), &backend, &progress)
-            .unwrap_err()
-            .exit_code(),
-        130
-    );
+    runs.train_one_epoch("split", true);
     let state = String::from_utf8(epoch(2, "state.toml")).unwrap();
     assert!(state.contains("best_epoch = 1"), "{state}");
-    // Compared with assert! so a failure does not print megabytes of weights.
     assert!(
         epoch(2, "last.bpk") != first,
         "the second epoch changed the weights"
@@ -540,9 +532,9 @@ fn non_improving_epochs_keep_the_first_best_weights_across_resumes() {
         epoch(2, "best.bpk") == first,
         "best.bpk is not the first epoch's weights"
     );
-    train(&request("split", false, true), &backend, &progress).unwrap();
+    runs.train("split", false, true).unwrap();
     assert_eq!(
-        std::fs::read(tmp.path().join("whole/report.json")).unwrap(),
-        std::fs::read(tmp.path().join("split/report.json")).unwrap()
+        runs.read("whole/report.json"),
+        runs.read("split/report.json")
     );
 }

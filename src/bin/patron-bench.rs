@@ -58,20 +58,14 @@ fn batch(rows: usize, device: &Device) -> (Inputs, Tensor<2>, Tensor<1>) {
     (inputs, y, w)
 }
 
-/// Training samples/s at batch 512 (AdamW, batches pre-made on the device, as the reference).
-fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
-    let ad = device.clone().autodiff();
-    ad.seed(0);
-    let rows = 512;
-    let pool: Vec<_> = (0..16).map(|_| batch(rows, &ad)).collect();
-    let mut model = spec().init(&ad);
-    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
-    let mut step = |i: usize| {
-        let (x, y, w) = pool[i % pool.len()].clone();
-        let (next, loss, _) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
-        model = next;
-        loss
-    };
+/// Median over `runs` runs of `steps` training steps (after 20 untimed ones) of the units
+/// (samples, ids) a step consumes per second. `step(i)` returns the step's loss.
+fn timed_steps(
+    steps: usize,
+    runs: usize,
+    units_per_step: usize,
+    mut step: impl FnMut(usize) -> Tensor<1>,
+) -> f64 {
     for i in 0..20 {
         step(i);
     }
@@ -86,9 +80,26 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
         if let Some(loss) = last {
             let _ = loss.into_scalar::<f32>();
         }
-        rates.push((steps * rows) as f64 / started.elapsed().as_secs_f64());
+        rates.push((steps * units_per_step) as f64 / started.elapsed().as_secs_f64());
     }
     median(rates)
+}
+
+/// Training samples/s at batch 512 (AdamW, batches pre-made on the device, as the reference).
+fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let rows = 512;
+    let pool: Vec<_> = (0..16).map(|_| batch(rows, &ad)).collect();
+    let mut model = spec().init(&ad);
+    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let step = |i: usize| {
+        let (x, y, w) = pool[i % pool.len()].clone();
+        let (next, loss, _) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
+        model = next;
+        loss
+    };
+    timed_steps(steps, runs, rows, step)
 }
 
 /// The reference's fastText-style case on its own sizes and data: 32 documents of 40 ids
@@ -142,7 +153,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
         })
         .collect();
     let w = Tensor::<1>::ones([docs], &ad);
-    let mut step = |i: usize| {
+    let step = |i: usize| {
         let (tokens, y) = &pool[i % pool.len()];
         let refs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
         let (next, loss) = text_bag_step(
@@ -159,22 +170,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
         model = next;
         loss
     };
-    for i in 0..20 {
-        step(i);
-    }
-    let mut rates = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let mut last = None;
-        for i in 0..steps {
-            last = Some(step(i));
-        }
-        if let Some(loss) = last {
-            let _ = loss.into_scalar::<f32>();
-        }
-        rates.push((steps * docs * ids) as f64 / started.elapsed().as_secs_f64());
-    }
-    median(rates)
+    timed_steps(steps, runs, docs * ids, step)
 }
 
 /// Inference rows/s at batch 4096.
