@@ -471,7 +471,7 @@ fn bench() {
     }
 
     cases.append(&mut end_to_end);
-    for &(name, _) in &backends {
+    for (i, &(name, _)) in backends.iter().enumerate() {
         // The reference's fastText-style sizes: a 2^20 x 64 table, batch 32 documents.
         let sizes = ["model.embedding_dim=64", "model.buckets=1048576"];
         let zh = "configs/feedback_sentiment_zh.toml";
@@ -486,7 +486,6 @@ fn bench() {
                 "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
             ),
         });
-        let i = backends.iter().position(|b| b.0 == name).expect("listed");
         cases.push(Case {
             case: format!("fasttext_train/{name}"),
             unit: "ids/s",
