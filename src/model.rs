@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, ModelKind, Pooling};
 use crate::error::{PatronError, Result};
 use crate::preprocess::{Encoded, Preprocessor, Tokenizer};
+use crate::sparse::{PREFETCH_AHEAD, prefetch_row};
 use crate::text::special;
 
 /// Everything needed to rebuild the network before loading weights (saved in the manifest).
@@ -385,7 +386,10 @@ pub fn bags(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
             continue;
         }
         let acc = &mut out[r * dim..(r + 1) * dim];
-        for &id in ids.iter() {
+        for (j, &id) in ids.iter().enumerate() {
+            if let Some(&ahead) = ids.get(j + PREFETCH_AHEAD) {
+                prefetch_row(table, ahead as usize, dim);
+            }
             let row = &table[id as usize * dim..(id as usize + 1) * dim];
             for (a, &w) in acc.iter_mut().zip(row) {
                 *a += w;
