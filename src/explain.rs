@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -83,7 +82,6 @@ pub fn explain(
     scorer: &Scorer,
     text: &TextPreprocess,
     outputs: usize,
-    device: &Device,
     scored: &Scored,
 ) -> Result<TextExplanations> {
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -123,7 +121,7 @@ pub fn explain(
         tokens,
         ..Encoded::default()
     };
-    let z = scorer.logits(&encoded, device)?;
+    let z = scorer.logits(&encoded)?;
     let k = scored.classes.len();
     let push_of = |row: usize, class: usize| -> f64 {
         if outputs == 1 {

@@ -12,9 +12,10 @@ use crate::checkpoint::LoadedRun;
 use crate::data::{ChunkReader, Format, read_table};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
+use crate::host_mlp::HostMlp;
 use crate::html_report::ReportPage;
 use crate::metrics::{decide, softmax_rows};
-use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
 use crate::preprocess::{Encoded, raw_texts};
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
@@ -24,39 +25,87 @@ pub const SCORE_BATCH: usize = 4096;
 /// the length).
 const TRANSFORMER_BATCH: usize = 64;
 
-/// A network ready to score: `text_bag`'s table is copied to the host once, since bags are
-/// summed there.
+/// A network ready to score on a device: `text_bag`'s table is copied to the host once,
+/// since bags are summed there, and on the flex CPU backend the MLP heads run as the fused
+/// host forward of [`HostMlp`].
 pub struct Scorer<'a> {
     network: &'a Network,
     spec: &'a ModelSpec,
     table: Option<std::borrow::Cow<'a, [f32]>>,
+    device: Device,
+    host: Option<HostHead>,
+}
+
+/// What scoring runs on the host instead of through Burn.
+enum HostHead {
+    /// The tabular MLP with its category embeddings (`[rows * dim]`).
+    Tabular { mlp: HostMlp, embedding: Vec<f32> },
+    /// The head of `text_bag` (the bags are summed on the host anyway).
+    Bag(HostMlp),
 }
 
 impl<'a> Scorer<'a> {
-    /// A scorer of a loaded network.
-    pub fn new(network: &'a Network, spec: &'a ModelSpec) -> Result<Self> {
+    /// A scorer of a loaded network on `device` (no autodiff).
+    pub fn new(network: &'a Network, spec: &'a ModelSpec, device: &Device) -> Result<Self> {
         let table = match network {
             Network::Bag(bag) => Some(std::borrow::Cow::Owned(bag.host_table()?)),
             _ => None,
+        };
+        Self::build(network, spec, table, device)
+    }
+
+    /// A scorer of a network whose bag table is already on the host (training).
+    pub fn with_table(
+        network: &'a Network,
+        spec: &'a ModelSpec,
+        table: Option<&'a [f32]>,
+        device: &Device,
+    ) -> Result<Self> {
+        let table = table.map(std::borrow::Cow::Borrowed);
+        Self::build(network, spec, table, device)
+    }
+
+    fn build(
+        network: &'a Network,
+        spec: &'a ModelSpec,
+        table: Option<std::borrow::Cow<'a, [f32]>>,
+        device: &Device,
+    ) -> Result<Self> {
+        // Only flex: ndarray stays Burn's own forward end to end (the reference the host
+        // forward is tested against), and wgpu keeps the work on the GPU.
+        let host = if *device == Device::flex() {
+            match network {
+                Network::Tabular(m) => {
+                    let (mlp, embedding) = m.to_host()?;
+                    Some(HostHead::Tabular { mlp, embedding })
+                }
+                Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
+                Network::Transformer(_) => None,
+            }
+        } else {
+            None
         };
         Ok(Scorer {
             network,
             spec,
             table,
+            device: device.clone(),
+            host,
         })
     }
 
-    /// A scorer of a network whose bag table is already on the host (training).
-    pub fn with_table(network: &'a Network, spec: &'a ModelSpec, table: Option<&'a [f32]>) -> Self {
-        Scorer {
-            network,
-            spec,
-            table: table.map(std::borrow::Cow::Borrowed),
-        }
+    /// Whether the MLP head runs as the fused host forward.
+    #[cfg(test)]
+    fn on_host(&self) -> bool {
+        self.host.is_some()
     }
 
-    /// Logits of encoded rows, `[rows * outputs]` row-major, on `device` (no autodiff).
-    pub fn logits(&self, encoded: &Encoded, device: &Device) -> Result<Vec<f64>> {
+    /// Logits of encoded rows, `[rows * outputs]` row-major.
+    pub fn logits(&self, encoded: &Encoded) -> Result<Vec<f64>> {
+        if let Some(host) = &self.host {
+            return Ok(self.host_logits(host, encoded));
+        }
+        let device = &self.device;
         let outputs = self.spec.outputs;
         let mut out = vec![0f64; encoded.rows * outputs];
         let mut put = |rows: &[usize], z: Tensor<2>| -> Result<()> {
@@ -116,6 +165,41 @@ impl<'a> Scorer<'a> {
     }
 }
 
+impl Scorer<'_> {
+    /// [`Scorer::logits`] through the fused host forward: each tile's inputs are assembled
+    /// (numeric values and category embeddings, or bags) right before it runs.
+    fn host_logits(&self, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
+        let z = match host {
+            HostHead::Tabular { mlp, embedding } => {
+                let (width, count) = (encoded.numeric_width, encoded.categorical_count);
+                let dim = self.spec.embedding_dim;
+                mlp.logits(encoded.rows, |range, buf| {
+                    let row_width = width + count * dim;
+                    for (r, dst) in range.zip(buf.chunks_exact_mut(row_width)) {
+                        let (numeric, categories) = dst.split_at_mut(width);
+                        numeric.copy_from_slice(&encoded.numeric[r * width..(r + 1) * width]);
+                        let indices = &encoded.categorical[r * count..(r + 1) * count];
+                        for (slot, &i) in categories.chunks_exact_mut(dim).zip(indices) {
+                            let i = i as usize;
+                            slot.copy_from_slice(&embedding[i * dim..(i + 1) * dim]);
+                        }
+                    }
+                })
+            }
+            HostHead::Bag(mlp) => {
+                let table = self.table.as_deref().unwrap_or(&[]);
+                let dim = mlp.inputs();
+                mlp.logits(encoded.rows, |range, buf| {
+                    let docs: Vec<&[u32]> =
+                        encoded.tokens[range].iter().map(Vec::as_slice).collect();
+                    bags_into(table, dim, &docs, buf);
+                })
+            }
+        };
+        z.into_iter().map(f64::from).collect()
+    }
+}
+
 /// Logits of encoded rows (`[rows * outputs]`) with a network on `device` (no autodiff).
 pub fn logits(
     model: &Network,
@@ -123,7 +207,7 @@ pub fn logits(
     encoded: &Encoded,
     device: &Device,
 ) -> Result<Vec<f64>> {
-    Scorer::new(model, spec)?.logits(encoded, device)
+    Scorer::new(model, spec, device)?.logits(encoded)
 }
 
 /// Calibrated probabilities from logits: one score per row for two classes, otherwise
@@ -175,7 +259,7 @@ pub fn predict(
         _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
     };
     let outputs = run.manifest.model.outputs;
-    let scorer = Scorer::new(&run.model, &run.manifest.model)?;
+    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
     let id = pre.id.clone();
     let format = if to_stdout {
         Format::Csv
@@ -222,7 +306,7 @@ pub fn predict(
                 break;
             };
             let encoded = pre.transform(&chunk, offset, input)?;
-            let z = scorer.logits(&encoded, device)?;
+            let z = scorer.logits(&encoded)?;
             let scores = probabilities(&run.calibration, &z, outputs);
             let ids: Vec<String> = match &id {
                 Some(col) => chunk
@@ -416,8 +500,8 @@ pub fn evaluate(
     let labels = pre.encode_target(&table, data)?;
     let encoded = pre.transform(&table, 0, data)?;
     let outputs = run.manifest.model.outputs;
-    let scorer = Scorer::new(&run.model, &run.manifest.model)?;
-    let z = scorer.logits(&encoded, device)?;
+    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
+    let z = scorer.logits(&encoded)?;
     let probs = probabilities(&run.calibration, &z, outputs);
     let raw: Vec<f64> = if outputs == 1 {
         z.iter().map(|&z| sigmoid(z)).collect()
@@ -464,7 +548,6 @@ pub fn evaluate(
             &scorer,
             text,
             outputs,
-            device,
             &Scored {
                 texts: &raw_texts(
                     &table,
@@ -504,4 +587,104 @@ pub fn evaluate(
     };
     report.write(out_dir, &page)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelKind, Pooling};
+    use crate::model::TextSpec;
+    use rand::{Rng, SeedableRng};
+
+    fn spec(text: Option<TextSpec>, hidden: Vec<usize>, outputs: usize) -> ModelSpec {
+        ModelSpec {
+            numeric_width: 5,
+            categorical_count: 3,
+            embedding_rows: 20,
+            embedding_dim: 4,
+            hidden,
+            dropout: 0.2,
+            outputs,
+            text,
+        }
+    }
+
+    /// Logits of the same network through Burn's forward on ndarray and through the host
+    /// forward on flex.
+    fn both_ways(spec: &ModelSpec, encoded: &Encoded) -> (Vec<f64>, Vec<f64>) {
+        #[allow(deprecated)] // the reference path, as `--backend ndarray` runs it
+        let reference = Device::ndarray();
+        reference.seed(3);
+        let network = spec.init(&reference);
+        let burn = Scorer::new(&network, spec, &reference).unwrap();
+        assert!(!burn.on_host());
+        let host = Scorer::new(&network, spec, &Device::flex()).unwrap();
+        assert!(host.on_host());
+        (burn.logits(encoded).unwrap(), host.logits(encoded).unwrap())
+    }
+
+    fn assert_close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "largest difference {worst}");
+        assert!(a.iter().any(|&z| z.abs() > 0.05), "logits all near zero");
+    }
+
+    #[test]
+    fn tabular_host_forward_matches_burn_with_categories_and_classes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let rows = 700;
+        let encoded = Encoded {
+            rows,
+            numeric_width: 5,
+            categorical_count: 3,
+            numeric: (0..rows * 5)
+                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+                .collect(),
+            categorical: (0..rows * 3).map(|_| rng.random_range(0..20)).collect(),
+            tokens: Vec::new(),
+        };
+        let spec = spec(None, vec![16, 8], 3);
+        let (burn, host) = both_ways(&spec, &encoded);
+        assert_eq!(burn.len(), rows * 3);
+        assert_close(&burn, &host);
+    }
+
+    #[test]
+    fn text_bag_host_forward_matches_burn_with_empty_texts() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let rows = 300;
+        let tokens: Vec<Vec<u32>> = (0..rows)
+            .map(|r| {
+                let n = if r % 7 == 0 {
+                    0
+                } else {
+                    rng.random_range(1..30)
+                };
+                (0..n).map(|_| rng.random_range(0..1000)).collect()
+            })
+            .collect();
+        let encoded = Encoded {
+            rows,
+            tokens,
+            ..Encoded::default()
+        };
+        let text = TextSpec {
+            kind: ModelKind::TextBag,
+            vocab: 1000,
+            dim: 8,
+            max_length: 64,
+            layers: 1,
+            heads: 1,
+            pooling: Pooling::Mean,
+        };
+        let spec = spec(Some(text), vec![6], 1);
+        let (burn, host) = both_ways(&spec, &encoded);
+        assert_eq!(burn.len(), rows);
+        assert_close(&burn, &host);
+    }
 }

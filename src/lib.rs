@@ -10,7 +10,8 @@
 //! - [`train`]: the training loop, checkpoints and export
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
 //!   and reports; [`run_report`]: a run's reports, built and rebuilt
-//! - [`inference`]: batch scoring, `predict` and `evaluate`
+//! - [`inference`]: batch scoring, `predict` and `evaluate`; [`host_mlp`]: the fused CPU
+//!   forward of the MLP heads that scoring on flex uses
 //! - [`importance`]: permutation feature importance
 //! - [`checkpoint`]: the run directory
 //! - [`compare`]: runs side by side
@@ -29,6 +30,7 @@ pub mod dropout;
 pub mod error;
 pub mod explain;
 pub mod export;
+pub mod host_mlp;
 pub mod html_report;
 pub mod importance;
 pub mod inference;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, ModelKind, Pooling};
 use crate::error::{PatronError, Result};
+use crate::host_mlp::HostMlp;
 use crate::preprocess::{Encoded, Preprocessor, Tokenizer};
 use crate::sparse::{PREFETCH_AHEAD, prefetch_row};
 use crate::text::special;
@@ -225,6 +226,11 @@ impl TextBag {
             .map_err(|e| PatronError::Internal(format!("reading the n-gram table: {e:?}")))
     }
 
+    /// The head on the host, for scoring on the CPU ([`HostMlp`]).
+    pub fn host_head(&self) -> Result<HostMlp> {
+        HostMlp::new(&self.layers, &self.output)
+    }
+
     /// Width of the table's rows.
     pub fn dim(&self) -> usize {
         self.table.val().dims()[1]
@@ -381,6 +387,14 @@ pub fn bag_weight(n: usize) -> f32 {
 /// a host copy of the table (an empty text gives zeros).
 pub fn bags(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
     let mut out = vec![0f32; tokens.len() * dim];
+    bags_into(table, dim, tokens, &mut out);
+    out
+}
+
+/// [`bags`] written into `out` (`[tokens.len() * dim]`, overwritten).
+pub fn bags_into(table: &[f32], dim: usize, tokens: &[&[u32]], out: &mut [f32]) {
+    assert_eq!(out.len(), tokens.len() * dim, "one bag of {dim} per text");
+    out.fill(0.0);
     for (r, ids) in tokens.iter().enumerate() {
         if ids.is_empty() {
             continue;
@@ -398,7 +412,6 @@ pub fn bags(table: &[f32], dim: usize, tokens: &[&[u32]]) -> Vec<f32> {
         let scale = bag_weight(ids.len());
         acc.iter_mut().for_each(|a| *a *= scale);
     }
-    out
 }
 
 impl TabularMlp {
@@ -420,6 +433,23 @@ impl TabularMlp {
             Tensor::cat(parts, 1)
         };
         run_head(&self.layers, &self.output, &self.dropout, x)
+    }
+
+    /// The head on the host and a host copy of the category embeddings (`[rows * dim]`,
+    /// empty without categories), for scoring on the CPU ([`HostMlp`]).
+    pub fn to_host(&self) -> Result<(HostMlp, Vec<f32>)> {
+        let embedding = match &self.embedding {
+            Some(e) => e
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| {
+                    PatronError::Internal(format!("reading the category embeddings: {e:?}"))
+                })?,
+            None => Vec::new(),
+        };
+        Ok((HostMlp::new(&self.layers, &self.output)?, embedding))
     }
 }
 

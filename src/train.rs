@@ -805,7 +805,7 @@ fn run_loop(
         model = with_host_table(model, &sparse, &ad);
         let valid_model = model.valid();
         let host = sparse.as_ref().map(|t| t.weights.as_slice());
-        let valid_z = Scorer::with_table(&valid_model, &spec, host).logits(&valid_enc, &plain)?;
+        let valid_z = Scorer::with_table(&valid_model, &spec, host, &plain)?.logits(&valid_enc)?;
         if !train_loss.is_finite() || valid_z.iter().any(|z| !z.is_finite()) {
             progress.finish();
             let kept = if state.epochs_done == 0 {
@@ -886,9 +886,9 @@ fn run_loop(
     progress.finish();
 
     let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
-    let scorer = Scorer::new(&best, &spec)?;
+    let scorer = Scorer::new(&best, &spec, &plain)?;
     // Calibrate and pick the threshold on validation; report on test.
-    let valid_z = scorer.logits(&valid_enc, &plain)?;
+    let valid_z = scorer.logits(&valid_enc)?;
     let eval_rows = evaluated_rows(&p.split);
     let evaluated_on = if p.split.test.is_empty() {
         "valid"
@@ -897,7 +897,7 @@ fn run_loop(
     };
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
-    let test_z = scorer.logits(&test_enc, &plain)?;
+    let test_z = scorer.logits(&test_enc)?;
     let segments: Vec<(String, Vec<String>)> = p
         .segments
         .iter()
@@ -952,7 +952,6 @@ fn run_loop(
             &scorer,
             text,
             outputs,
-            &plain,
             &Scored {
                 texts: &p.eval_texts,
                 labels: &test_y,
