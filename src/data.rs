@@ -301,7 +301,7 @@ pub struct ChunkReader {
 
 enum ChunkSource {
     Csv {
-        reader: Box<dyn BufRead>,
+        reader: Box<dyn BufRead + Send>,
         header: Vec<u8>,
         done: bool,
     },
@@ -310,7 +310,7 @@ enum ChunkSource {
     },
     /// One text per line (standard input of a text model).
     Lines {
-        reader: Box<dyn BufRead>,
+        reader: Box<dyn BufRead + Send>,
         columns: Vec<String>,
         done: bool,
     },
@@ -320,7 +320,7 @@ impl ChunkReader {
     /// Open a CSV or Parquet file (or standard input as CSV when `path` is `-`).
     pub fn open(path: &Path, options: ReadOptions, chunk_rows: usize) -> Result<ChunkReader> {
         let source = if path == Path::new("-") {
-            let reader: Box<dyn BufRead> = Box::new(BufReader::new(std::io::stdin()));
+            let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(std::io::stdin()));
             csv_source(path, reader)?
         } else {
             check_readable_file(path)?;
@@ -473,7 +473,7 @@ impl ChunkReader {
     }
 }
 
-fn csv_source(path: &Path, mut reader: Box<dyn BufRead>) -> Result<ChunkSource> {
+fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkSource> {
     let mut header = Vec::new();
     read_record(reader.as_mut(), &mut header).map_err(|e| PatronError::io(path, e))?;
     if header.starts_with(b"\xEF\xBB\xBF") {

@@ -3,20 +3,22 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use polars::prelude::*;
 
 use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::LoadedRun;
-use crate::data::{ChunkReader, Format, read_table};
+use crate::data::{ChunkReader, Format, Table, read_table};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::host_mlp::HostMlp;
 use crate::html_report::ReportPage;
 use crate::metrics::{decide, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
-use crate::preprocess::{Encoded, raw_texts};
+use crate::preprocess::{Encoded, Preprocessor, raw_texts};
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
 /// Rows per forward pass when scoring.
@@ -240,6 +242,77 @@ enum Sink {
     Parquet(Option<Box<polars::io::parquet::write::BatchedWriter<File>>>),
 }
 
+/// A chunk of input: its first row's 0-based index, its rows, and their model inputs.
+type Prepared = (usize, Table, Encoded);
+
+/// Chunks read and preprocessed on a thread of their own, one chunk ahead of the scoring:
+/// the parse and the preprocessing are single-threaded, so done in turn with the scoring
+/// they left one of two cores idle (1M-row bank CSV, 2 cores: median 2.26 s -> 1.94 s, peak
+/// RSS 168 -> 210 MB).
+struct ReadAhead {
+    chunks: Option<Receiver<Result<Prepared>>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    fn start(mut reader: ChunkReader, pre: &Preprocessor, input: &Path) -> ReadAhead {
+        let (pre, input) = (pre.clone(), input.to_path_buf());
+        // A rendezvous channel: one chunk is prepared while another is scored, no more (a
+        // one-slot buffer measured no faster and held a third chunk).
+        let (send, chunks) = sync_channel(0);
+        let worker = std::thread::spawn(move || {
+            loop {
+                let offset = reader.rows_read;
+                let next = match reader.next_chunk() {
+                    Ok(Some(chunk)) => pre
+                        .transform(&chunk, offset, &input)
+                        .map(|encoded| (offset, chunk, encoded)),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                // A closed channel: the scoring stopped on an error of its own.
+                if send.send(next).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ReadAhead {
+            chunks: Some(chunks),
+            worker: Some(worker),
+        }
+    }
+}
+
+impl Iterator for ReadAhead {
+    type Item = Result<Prepared>;
+
+    fn next(&mut self) -> Option<Result<Prepared>> {
+        if let Ok(next) = self.chunks.as_ref()?.recv() {
+            return Some(next);
+        }
+        // The worker hung up: at the end of the input, or by panicking, which must not
+        // pass for the end.
+        self.chunks = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Err(_)) => Some(Err(PatronError::Internal(
+                "the thread reading the input stopped unexpectedly".into(),
+            ))),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Closing the channel first lets a worker blocked on a full channel finish.
+        self.chunks = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// Score `input` chunk by chunk and write `output` (CSV or Parquet by extension; `-` is
 /// CSV on stdout). A file output is written under a temporary name and renamed at the end.
 pub fn predict(
@@ -254,7 +327,7 @@ pub fn predict(
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
-    let mut reader = match &pre.text {
+    let reader = match &pre.text {
         Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
         _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
     };
@@ -300,12 +373,8 @@ pub fn predict(
             positives: 0,
             class_counts: vec![0; pre.labels.len()],
         };
-        loop {
-            let offset = reader.rows_read;
-            let Some(chunk) = reader.next_chunk()? else {
-                break;
-            };
-            let encoded = pre.transform(&chunk, offset, input)?;
+        for next in ReadAhead::start(reader, pre, input) {
+            let (offset, chunk, encoded) = next?;
             let z = scorer.logits(&encoded)?;
             let scores = probabilities(&run.calibration, &z, outputs);
             let ids: Vec<String> = match &id {

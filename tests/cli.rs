@@ -754,6 +754,21 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
         predict(&run, input.to_str().unwrap(), &out),
         "column \"age\" row 1: \"thirty\" is not a finite number",
     );
+    // A bad row in the last of many chunks: the chunks before it are scored and written
+    // (chunks are read ahead on their own thread) and the error still leaves no output.
+    let late = tmp.path().join("late.csv");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(data)).unwrap();
+    let last_line = text.trim_end().rfind('\n').unwrap() + 1;
+    let age_end = last_line + text[last_line..].find(',').unwrap();
+    let text = format!("{}thirty{}", &text[..last_line], &text[age_end..]);
+    std::fs::write(&late, text).unwrap();
+    let mut args = predict(&run, late.to_str().unwrap(), &out);
+    args[8] = "flex".into();
+    args.extend(["--batch-size".into(), "100".into()]);
+    bad(
+        args,
+        "column \"age\" row 4521: \"thirty\" is not a finite number",
+    );
     let unseen = tmp.path().join("unseen.csv");
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(data))
         .unwrap()
