@@ -122,7 +122,7 @@ impl SparseTable {
     }
 
     /// Write the optimizer state (step count and moments) for a resumable checkpoint,
-    /// converting a block at a time rather than building a copy of both moments.
+    /// converting a block at a time.
     pub fn write_state(&self, w: &mut impl Write) -> std::io::Result<()> {
         w.write_all(b"PSPA")?;
         w.write_all(&(self.dim as u32).to_le_bytes())?;

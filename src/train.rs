@@ -750,6 +750,7 @@ fn run_loop(
     let stop = cfg.early_stopping.clone();
     progress.start(state.epochs_done, cfg.epochs);
 
+    let mut writer = EpochWriter::default();
     while state.epochs_done < cfg.epochs {
         if stop.patience > 0 && state.bad_epochs >= stop.patience {
             break;
@@ -807,6 +808,7 @@ fn run_loop(
         let host = sparse.as_ref().map(|t| t.weights.as_slice());
         let valid_z = Scorer::with_table(&valid_model, &spec, host, &plain)?.logits(&valid_enc)?;
         if !train_loss.is_finite() || valid_z.iter().any(|z| !z.is_finite()) {
+            writer.finish()?;
             progress.finish();
             let kept = if state.epochs_done == 0 {
                 "no epoch finished, so there is nothing to resume".to_string()
@@ -866,7 +868,7 @@ fn run_loop(
         state.seconds += row.seconds;
         state.history.push(row);
         state.epochs_done += 1;
-        save_epoch(
+        writer.save(
             run_dir,
             &state,
             &model,
@@ -875,6 +877,7 @@ fn run_loop(
             sparse.as_ref(),
         )?;
         if stop_flag.load(Ordering::SeqCst) && state.epochs_done < cfg.epochs {
+            writer.finish()?;
             progress.finish();
             return Err(PatronError::Interrupted(format!(
                 "interrupted after epoch {}; the checkpoint is saved: continue with `patron train --resume {}`",
@@ -883,6 +886,7 @@ fn run_loop(
             )));
         }
     }
+    writer.finish()?;
     progress.finish();
 
     let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
@@ -1022,8 +1026,8 @@ fn save_epoch(
     state: &LoopState,
     model: &Network,
     best: &Network,
-    optim: &impl SerializeOptimizer,
-    sparse: Option<&SparseTable>,
+    optimizer: &[u8],
+    sparse_state: Option<&[u8]>,
 ) -> Result<()> {
     let state_dir = run_dir.join(files::TRAIN_STATE);
     let name = format!("epoch-{:04}", state.epochs_done);
@@ -1042,9 +1046,9 @@ fn save_epoch(
     if !group.link("best.bpk", &best_source) {
         group.write("best.bpk", &checkpoint::module_bytes(best)?)?;
     }
-    group.write("optimizer.bpk", &optim.to_bytes()?)?;
-    if let Some(table) = sparse {
-        group.write_with(SPARSE_STATE_FILE, |w| table.write_state(w))?;
+    group.write("optimizer.bpk", optimizer)?;
+    if let Some(bytes) = sparse_state {
+        group.write(SPARSE_STATE_FILE, bytes)?;
     }
     let text = toml::to_string(state)
         .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
@@ -1072,6 +1076,73 @@ fn save_epoch(
         }
     }
     Ok(())
+}
+
+/// Epoch checkpoints written on a thread of their own while the next epoch trains: on the
+/// English config serializing and writing one took 0.13-0.21 s of a 0.5 s epoch.
+#[derive(Default)]
+struct EpochWriter {
+    pending: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl EpochWriter {
+    /// Start writing this epoch's checkpoint, once the previous one is complete (so
+    /// epochs land in order). Burn's tensors are immutable, so clones of the networks keep
+    /// this epoch's weights whatever the next steps do; the optimizers' state is taken now.
+    fn save(
+        &mut self,
+        run_dir: &Path,
+        state: &LoopState,
+        model: &Network,
+        best: &Network,
+        optim: &impl SerializeOptimizer,
+        sparse: Option<&SparseTable>,
+    ) -> Result<()> {
+        self.finish()?;
+        let optimizer = optim.to_bytes()?;
+        // The table's moments are updated in place by the next step: copied here.
+        let sparse_state = match sparse {
+            Some(table) => {
+                let mut bytes = Vec::new();
+                table.write_state(&mut bytes).map_err(|e| {
+                    PatronError::Internal(format!("serializing the sparse optimizer: {e}"))
+                })?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let (run_dir, state) = (run_dir.to_path_buf(), state.clone());
+        let (model, best) = (model.clone(), best.clone());
+        self.pending = Some(std::thread::spawn(move || {
+            save_epoch(
+                &run_dir,
+                &state,
+                &model,
+                &best,
+                &optimizer,
+                sparse_state.as_deref(),
+            )
+        }));
+        Ok(())
+    }
+
+    /// Wait for the checkpoint being written; its error if it failed.
+    fn finish(&mut self) -> Result<()> {
+        match self.pending.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(PatronError::Internal(
+                "the thread writing the epoch checkpoint stopped unexpectedly".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for EpochWriter {
+    /// A run that stops on an error still lets the checkpoint being written complete.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 /// Optimizer state as bytes (a seam so `save_epoch` does not name burn's concrete type).
