@@ -175,8 +175,9 @@ impl Scorer<'_> {
             HostHead::Tabular { mlp, embedding } => {
                 let (width, count) = (encoded.numeric_width, encoded.categorical_count);
                 let dim = self.spec.embedding_dim;
+                let row_width = width + count * dim;
+                assert_eq!(mlp.inputs(), row_width, "encoded rows fit the network");
                 mlp.logits(encoded.rows, |range, buf| {
-                    let row_width = width + count * dim;
                     for (r, dst) in range.zip(buf.chunks_exact_mut(row_width)) {
                         let (numeric, categories) = dst.split_at_mut(width);
                         numeric.copy_from_slice(&encoded.numeric[r * width..(r + 1) * width]);
