@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ModelKind};
@@ -474,8 +475,10 @@ impl Preprocessor {
                 }
             }
             let rows: Vec<usize> = (0..table.height()).collect();
+            // Tokenizing (normalization, n-grams, hashing) is most of a text chunk's
+            // preparation and each text is independent: spread over the compute pool.
             let tokens = joined_texts(table, &text.columns, &rows)
-                .iter()
+                .par_iter()
                 .map(|t| text.tokenizer.ids(t))
                 .collect();
             return Ok(Encoded {
