@@ -510,9 +510,8 @@ fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> 
 
 /// Weighted binary cross-entropy on logits, averaged over the batch.
 fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Tensor<1> {
-    let pos = log_sigmoid(logits.clone());
-    let neg = log_sigmoid(logits.neg());
-    let ll = targets.clone() * pos + targets.neg().add_scalar(1.0) * neg;
+    // y log s(z) + (1 - y) log s(-z) = log s(z) - (1 - y) z, since log s(-z) = log s(z) - z.
+    let ll = log_sigmoid(logits.clone()) - logits * targets.neg().add_scalar(1.0);
     (ll * weights).mean().neg()
 }
 
@@ -1203,6 +1202,58 @@ fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_bce_and_its_gradient_match_the_textbook_form() {
+        let device = Device::flex().autodiff();
+        let z = [0.3f32, -1.2, 30.0, -30.0, 2.0];
+        let y = [1.0f32, 0.0, 0.0, 1.0, 1.0];
+        let w = [1.0f32, 2.0, 1.0, 1.0, 0.5];
+        let logits =
+            Tensor::<1>::from_data(TensorData::new(z.to_vec(), [5]), &device).require_grad();
+        let loss = weighted_bce(
+            logits.clone(),
+            Tensor::from_data(TensorData::new(y.to_vec(), [5]), &device),
+            Tensor::from_data(TensorData::new(w.to_vec(), [5]), &device),
+        );
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        // -mean(w * (y ln s(z) + (1 - y) ln(1 - s(z)))), with ln(1 - s(z)) = -z - ln(1 + e^-z)
+        // so that z = +-30 stays finite.
+        let expected: f64 = z
+            .iter()
+            .zip(&y)
+            .zip(&w)
+            .map(|((&z, &y), &w)| {
+                let (z, y, w) = (f64::from(z), f64::from(y), f64::from(w));
+                let log_s = -(1.0 + (-z).exp()).ln();
+                let log_1_minus_s = -z - (1.0 + (-z).exp()).ln();
+                -w * (y * log_s + (1.0 - y) * log_1_minus_s)
+            })
+            .sum::<f64>()
+            / 5.0;
+        let got = f64::from(loss.clone().into_scalar::<f32>());
+        assert!(
+            (got - expected).abs() < 1e-5 * expected,
+            "{got} vs {expected}"
+        );
+        // d loss / d z = w (s(z) - y) / n.
+        let grads = loss.backward();
+        let g = logits
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for i in 0..5 {
+            let want = f64::from(w[i]) * (sigmoid(f64::from(z[i])) - f64::from(y[i])) / 5.0;
+            assert!(
+                (f64::from(g[i]) - want).abs() < 1e-6,
+                "z {}: {} vs {want}",
+                z[i],
+                g[i]
+            );
+        }
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {
