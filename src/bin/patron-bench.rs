@@ -208,9 +208,9 @@ fn tabular_infer(device: &Device, iters: usize, runs: usize) -> f64 {
 fn torch_script() -> Option<PathBuf> {
     let script = std::env::var_os("PATRON_TORCH_REFERENCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/torch_reference.py")
-        });
+        // Next to the project being benchmarked (bench/run starts in its root), not the
+        // one the binary was built from: clones share a target directory.
+        .unwrap_or_else(|| project_dir().join("../shared/bench/torch_reference.py"));
     let has_torch = Command::new("python3")
         .args(["-c", "import torch"])
         .output()
