@@ -95,6 +95,14 @@ impl SparseTable {
         // The rows' updates are independent and bound by memory latency (random rows of
         // three tables far larger than the caches), so they are split across the compute
         // pool: more threads keep more row loads in flight.
+        // `weights` is public: the moments' lengths are checked, not assumed, since the
+        // unsafe row access below relies on all three arrays being `[rows * dim]`.
+        assert!(
+            self.m.len() == rows * dim
+                && self.v.len() == rows * dim
+                && self.weights.len() == rows * dim,
+            "weights and moments of one [rows, dim] shape"
+        );
         let rows_of = RowsOf {
             weights: self.weights.as_mut_ptr(),
             m: self.m.as_mut_ptr(),
