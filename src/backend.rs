@@ -61,7 +61,13 @@ fn probe_wgpu(gpu: Option<usize>) -> std::result::Result<Adapter, String> {
     if let Some(n) = gpu {
         options = options.device_kind(burn::tensor::DeviceKind::DiscreteGpu(n));
     }
-    let device = options.init().map_err(|e| e.to_string())?;
+    let device = options.init().map_err(|e| {
+        let e = first_line(&e.to_string());
+        match no_adapter_hint(library_loads(VULKAN_LOADER), nvidia_driver_loaded()) {
+            Some(hint) => format!("{e} - {hint}"),
+            None => e,
+        }
+    })?;
     let identity = device.identity();
     let name = identity
         .as_ref()
@@ -83,6 +89,61 @@ fn probe_wgpu(gpu: Option<usize>) -> std::result::Result<Adapter, String> {
         software,
         compiler,
     })
+}
+
+/// The Vulkan loader wgpu opens on Linux.
+const VULKAN_LOADER: &str = "libvulkan.so.1";
+
+/// What to fix when wgpu found no adapter, where the machine tells: wgpu's own error does
+/// not say that the Vulkan loader is missing, or that an NVIDIA GPU's Vulkan driver is not
+/// there (containers get it only with the graphics capability). Both were the case on a
+/// lent GPU machine (BENCHMARKS.md).
+fn no_adapter_hint(loader_loads: bool, nvidia_driver: bool) -> Option<&'static str> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    if !loader_loads {
+        Some(
+            "no Vulkan loader (libvulkan.so.1) is installed: install it (Debian/Ubuntu: apt install libvulkan1)",
+        )
+    } else if nvidia_driver {
+        Some(
+            "an NVIDIA driver is loaded but no Vulkan driver answered: install the driver's Vulkan support, or in a container set NVIDIA_DRIVER_CAPABILITIES=all (Vulkan needs `graphics`)",
+        )
+    } else {
+        None
+    }
+}
+
+/// Whether the dynamic library `name` can be loaded (always true off Linux, where the
+/// hint that uses it is not given).
+fn library_loads(name: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            return false;
+        };
+        // SAFETY: dlopen with a valid C string; the handle is closed at once and nothing
+        // from the library is called.
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+            if handle.is_null() {
+                return false;
+            }
+            libc::dlclose(handle);
+            true
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = name;
+        true
+    }
+}
+
+/// Whether an NVIDIA kernel driver is loaded (a GPU is there, whatever user space has).
+fn nvidia_driver_loaded() -> bool {
+    std::path::Path::new("/proc/driver/nvidia/version").exists()
 }
 
 #[allow(deprecated)] // ndarray is deprecated upstream but is the CPU backend users asked for
@@ -232,4 +293,21 @@ pub fn select_device(choice: BackendChoice, gpu: Option<usize>) -> Result<Backen
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_missing_vulkan_loader_or_nvidia_vulkan_driver_is_named() {
+        assert!(library_loads("libc.so.6"));
+        assert!(!library_loads("libpatron-no-such-library.so.9"));
+        let missing_loader = no_adapter_hint(false, true).unwrap();
+        assert!(missing_loader.contains("libvulkan1"), "{missing_loader}");
+        let nvidia = no_adapter_hint(true, true).unwrap();
+        assert!(nvidia.contains("NVIDIA_DRIVER_CAPABILITIES"), "{nvidia}");
+        assert_eq!(no_adapter_hint(true, false), None);
+    }
 }

@@ -1009,3 +1009,50 @@ fn device_flag_picks_a_discrete_gpu_or_says_why_not() {
     assert_ok(&o);
     assert!(stdout(&o).contains("wgpu adapter"), "{}", stdout(&o));
 }
+
+#[test]
+fn info_names_a_missing_vulkan_loader() {
+    // Hide the Vulkan loader in a private mount namespace (needs root and util-linux's
+    // unshare; skips with a reason otherwise).
+    let loader = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("libvulkan.so.1"))
+    .find(|p| p.exists())
+    .and_then(|p| std::fs::canonicalize(p).ok());
+    let Some(loader) = loader else {
+        eprintln!("skipped: no libvulkan.so.1 here to hide");
+        return;
+    };
+    let o = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind /dev/null \"$1\" && exec \"$2\" info",
+            "sh",
+        ])
+        .arg(&loader)
+        .arg(env!("CARGO_BIN_EXE_patron"))
+        .output();
+    let o = match o {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!("skipped: cannot hide the loader ({})", stderr(&o).trim());
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipped: unshare not available ({e})");
+            return;
+        }
+    };
+    let out = stdout(&o);
+    assert!(
+        out.contains("no Vulkan loader (libvulkan.so.1) is installed"),
+        "{out}"
+    );
+    assert!(out.contains("--backend auto uses: flex"), "{out}");
+}
