@@ -25,7 +25,8 @@ struct Case {
     case: String,
     unit: &'static str,
     patron: Option<f64>,
-    reference: Option<f64>,
+    /// The key of the reference's figure in its JSON output, if it has one.
+    reference: Option<&'static str>,
     extra: String,
 }
 
@@ -227,9 +228,16 @@ fn torch_script() -> Option<PathBuf> {
 
 /// One run of the reference (its JSON line). It inherits the environment, so torch runs
 /// as a user's script would (OpenMP's default wait policy unless the caller sets one).
-fn torch_reference(script: &Path, quick: bool) -> Option<serde_json::Value> {
+fn torch_reference(script: &Path, quick: bool, tuned_malloc: bool) -> Option<serde_json::Value> {
     let mut cmd = Command::new("python3");
     cmd.arg(script).args(["--threads", &threads().to_string()]);
+    if tuned_malloc {
+        // glibc's thresholds as patron sets them in-process (backend::tune_allocator):
+        // without them torch's inference outputs are mmapped and unmapped on every pass in
+        // some processes, which halved its inference figure (BENCHMARKS.md).
+        cmd.env("MALLOC_MMAP_THRESHOLD_", (32u64 << 20).to_string())
+            .env("MALLOC_TRIM_THRESHOLD_", (512u64 << 20).to_string());
+    }
     if quick {
         cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
     }
@@ -437,14 +445,16 @@ fn bench() {
         reference: None,
         extra: "\"rows\": 10".into(),
     });
-    let mut references = Vec::new();
+    // The reference as users run it, and with patron's malloc thresholds.
+    let (mut references, mut tuned_references) = (Vec::new(), Vec::new());
     let mut train_rates = vec![Vec::new(); backends.len()];
     let mut infer_rates = vec![Vec::new(); backends.len()];
     let mut fasttext_rates = vec![Vec::new(); backends.len()];
     let ft_steps = if quick { 100 } else { 300 };
     for _ in 0..rounds {
-        if let Some(r) = script.as_deref().and_then(|s| torch_reference(s, quick)) {
-            references.push(r);
+        if let Some(script) = script.as_deref() {
+            references.extend(torch_reference(script, quick, false));
+            tuned_references.extend(torch_reference(script, quick, true));
         }
         for (i, &(_, choice)) in backends.iter().enumerate() {
             let backend = select(choice).expect("checked above; CPU backends always exist");
@@ -453,8 +463,8 @@ fn bench() {
             fasttext_rates[i].push(fasttext_train(&backend.device, ft_steps, runs));
         }
     }
-    let reference_of = |key: &str| {
-        let v: Vec<f64> = references.iter().filter_map(|r| r[key].as_f64()).collect();
+    let median_of = |runs: &[serde_json::Value], key: Option<&str>| {
+        let v: Vec<f64> = runs.iter().filter_map(|r| r[key?].as_f64()).collect();
         (!v.is_empty()).then(|| median(v))
     };
     let omp = std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "default".into());
@@ -464,7 +474,7 @@ fn bench() {
             case: format!("tabular_train/{name}"),
             unit: "samples/s",
             patron: Some(median(train_rates[i].clone())),
-            reference: reference_of("train_samples_per_s"),
+            reference: Some("train_samples_per_s"),
             extra: format!(
                 "\"threads\": {}, \"batch\": 512, \"rounds\": {rounds}, \"omp_wait_policy\": \"{omp}\"",
                 threads()
@@ -474,7 +484,7 @@ fn bench() {
             case: format!("tabular_infer/{name}"),
             unit: "rows/s",
             patron: Some(median(infer_rates[i].clone())),
-            reference: reference_of("infer_inference_mode_rows_per_s"),
+            reference: Some("infer_inference_mode_rows_per_s"),
             extra: format!(
                 "\"threads\": {}, \"batch\": 4096, \"rounds\": {rounds}, \"omp_wait_policy\": \"{omp}\"",
                 threads()
@@ -493,7 +503,7 @@ fn bench() {
             case: format!("text_bag_train/{name}"),
             unit: "ids/s",
             patron: Some(texts * ids),
-            reference: reference_of("fasttext_train_tokens_per_s"),
+            reference: Some("fasttext_train_tokens_per_s"),
             extra: format!(
                 "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
             ),
@@ -502,7 +512,7 @@ fn bench() {
             case: format!("fasttext_train/{name}"),
             unit: "ids/s",
             patron: Some(median(fasttext_rates[i].clone())),
-            reference: reference_of("fasttext_train_tokens_per_s"),
+            reference: Some("fasttext_train_tokens_per_s"),
             extra: format!(
                 "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\", \"rounds\": {rounds}"
             ),
@@ -531,19 +541,29 @@ fn bench() {
     let _ = std::fs::remove_dir_all(&tmp);
 
     let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.4}"));
+    let figures = |c: &Case| {
+        let reference = median_of(&references, c.reference);
+        let tuned = median_of(&tuned_references, c.reference);
+        let ratio = |r: Option<f64>| c.patron.zip(r).map(|(p, r)| p / r);
+        (reference, ratio(reference), tuned, ratio(tuned))
+    };
     for c in &cases {
-        let ratio = c.patron.zip(c.reference).map(|(p, r)| p / r);
+        let (reference, ratio, tuned, tuned_ratio) = figures(c);
         println!(
-            "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, {}}}",
+            "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, \"reference_malloc_tuned\": {}, \"ratio_malloc_tuned\": {}, {}}}",
             c.case,
             c.unit,
             num(c.patron),
-            num(c.reference),
+            num(reference),
             num(ratio),
+            num(tuned),
+            num(tuned_ratio),
             c.extra
         );
     }
-    println!("\n| case | unit | patron | PyTorch | ratio |\n|---|---|---|---|---|");
+    println!(
+        "\n| case | unit | patron | PyTorch | ratio | PyTorch, malloc tuned | ratio |\n|---|---|---|---|---|---|---|"
+    );
     let show = |v: Option<f64>| {
         v.map_or("-".to_string(), |x| {
             if x >= 100.0 {
@@ -553,18 +573,18 @@ fn bench() {
             }
         })
     };
+    let times = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
     for c in &cases {
-        let ratio = c
-            .patron
-            .zip(c.reference)
-            .map_or("-".to_string(), |(p, r)| format!("{:.2}x", p / r));
+        let (reference, ratio, tuned, tuned_ratio) = figures(c);
         println!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             c.case,
             c.unit,
             show(c.patron),
-            show(c.reference),
-            ratio
+            show(reference),
+            times(ratio),
+            show(tuned),
+            times(tuned_ratio)
         );
     }
 }
