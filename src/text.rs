@@ -13,20 +13,46 @@ use unicode_normalization::UnicodeNormalization;
 /// Unicode NFKC (full-width letters and digits become ASCII, ligatures split), lower case,
 /// runs of whitespace collapsed to one space, trimmed.
 pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.nfkc().flat_map(char::to_lowercase) {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(' ');
-                space = false;
+    let mut out = Collapsed {
+        text: String::with_capacity(text.len()),
+        space: false,
+    };
+    // ASCII is already in NFKC form and lowercases byte by byte; Han, kana and Hangul have
+    // no case. Both skip the general case tables (8 % of the profile of scoring Chinese
+    // texts; English 200k texts: 1.95-2.15 s -> 1.56-1.86 s).
+    if text.is_ascii() {
+        text.chars().for_each(|c| out.push(c.to_ascii_lowercase()));
+    } else {
+        for c in text.nfkc() {
+            if c.is_ascii() || is_cjk(c) {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                c.to_lowercase().for_each(|l| out.push(l));
             }
-            out.push(c);
         }
     }
-    out
+    out.text
+}
+
+/// Text built character by character with runs of whitespace collapsed to one space and
+/// none at the start (nor at the end: a pending space is only written before a character).
+struct Collapsed {
+    text: String,
+    space: bool,
+}
+
+impl Collapsed {
+    fn push(&mut self, c: char) {
+        if c.is_whitespace() {
+            self.space = !self.text.is_empty();
+        } else {
+            if self.space {
+                self.text.push(' ');
+                self.space = false;
+            }
+            self.text.push(c);
+        }
+    }
 }
 
 /// Whether a character belongs to a script written without spaces between words
@@ -369,6 +395,55 @@ impl SubwordVocab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `normalize` by its definition, without the fast paths.
+    fn normalize_by_definition(text: &str) -> String {
+        let lower: String = text.nfkc().flat_map(char::to_lowercase).collect();
+        lower.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn fast_paths_match_the_definition() {
+        let samples = [
+            "  Plain ASCII,\tWith TABS\nand  NEWLINES  ",
+            "ÉCOLE Straße İstanbul ΣΟΦΊΑ",
+            "ＦＵＬＬ－ＷＩＤＴＨ　ｔｅｘｔ　１２３",
+            "这家店的服务很好ＯＫ，但是 Delivery 太慢了",
+            "カタカナ ひらがな 한국어 TEXT",
+            "ﬁne ligatures ① ㍻ and emoji 😀 ",
+            "\u{2003}em\u{00A0}spaces\u{3000}",
+            "",
+        ];
+        for text in samples {
+            assert_eq!(normalize(text), normalize_by_definition(text), "{text:?}");
+        }
+        // Random strings over ranges with case, width forms, CJK and spaces.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let ranges = [
+            (0x20u32, 0x7F),
+            (0xC0, 0x250),
+            (0x370, 0x400),
+            (0x400, 0x530),
+            (0x1E00, 0x1F00),
+            (0x2000, 0x2070),
+            (0x3000, 0x3100),
+            (0x4E00, 0x4F00),
+            (0xAC00, 0xAD00),
+            (0xFF00, 0xFFF0),
+        ];
+        for _ in 0..2_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 24) {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let (lo, hi) = ranges[(state >> 33) as usize % ranges.len()];
+                let code = lo + ((state >> 7) as u32) % (hi - lo);
+                text.extend(char::from_u32(code));
+            }
+            assert_eq!(normalize(&text), normalize_by_definition(&text), "{text:?}");
+        }
+    }
 
     #[test]
     fn normalizes_width_case_and_space() {
