@@ -212,26 +212,14 @@ impl FileGroup {
         })
     }
 
-    /// Write the file `name` of the group with `fill`.
-    pub fn write_with(
-        &mut self,
-        name: &str,
-        fill: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
-    ) -> Result<()> {
-        let path = self.dir.join(name);
-        let file = std::fs::File::create(&path).map_err(|e| PatronError::io(&path, e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
-        fill(&mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| PatronError::io(&path, e))?;
-        drop(w);
-        self.files.push((path, file));
-        Ok(())
-    }
-
     /// Write the file `name` of the group.
     pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.write_with(name, |w| w.write_all(bytes))
+        let path = self.dir.join(name);
+        let mut file = std::fs::File::create(&path).map_err(|e| PatronError::io(&path, e))?;
+        file.write_all(bytes)
+            .map_err(|e| PatronError::io(&path, e))?;
+        self.files.push((path, file));
+        Ok(())
     }
 
     /// Make `name` a hard link to `source` (same bytes, nothing copied); false when the

@@ -8,8 +8,6 @@
 //! scattered back into the touched rows with a lazy Adam (moments of untouched rows are
 //! left alone, like `torch.optim.SparseAdam`).
 
-use std::io::Write;
-
 use rayon::prelude::*;
 
 use crate::error::{PatronError, Result};
@@ -129,22 +127,18 @@ impl SparseTable {
         }
     }
 
-    /// Write the optimizer state (step count and moments) for a resumable checkpoint,
-    /// converting a block at a time.
-    pub fn write_state(&self, w: &mut impl Write) -> std::io::Result<()> {
-        w.write_all(b"PSPA")?;
-        w.write_all(&(self.dim as u32).to_le_bytes())?;
-        w.write_all(&self.step.to_le_bytes())?;
-        let mut block = Vec::with_capacity(4 * 16_384);
-        for floats in self.m.chunks(16_384).chain(self.v.chunks(16_384)) {
-            block.clear();
-            block.extend(floats.iter().flat_map(|x| x.to_le_bytes()));
-            w.write_all(&block)?;
-        }
-        Ok(())
+    /// The optimizer state (step count and moments) for a resumable checkpoint: a copy,
+    /// since the next step updates the moments in place while the checkpoint is written.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 8 * self.m.len());
+        out.extend_from_slice(b"PSPA");
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        out.extend_from_slice(&self.step.to_le_bytes());
+        out.extend(self.m.iter().chain(&self.v).flat_map(|x| x.to_le_bytes()));
+        out
     }
 
-    /// Restore the optimizer state saved by [`write_state`](Self::write_state).
+    /// Restore the optimizer state saved by [`state_bytes`](Self::state_bytes).
     pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         let len = self.m.len();
         let damaged = || {
@@ -348,8 +342,7 @@ mod tests {
     fn state_round_trips() {
         let mut t = SparseTable::new(vec![0.0; 6], 3);
         t.step(&[&[0, 1]], &[1.0, 2.0, 3.0], 0.01);
-        let mut bytes = Vec::new();
-        t.write_state(&mut bytes).unwrap();
+        let bytes = t.state_bytes();
         let mut u = SparseTable::new(t.weights.clone(), 3);
         u.load_state(&bytes).unwrap();
         t.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);

@@ -1100,16 +1100,7 @@ impl EpochWriter {
         self.finish()?;
         let optimizer = optim.to_bytes()?;
         // The table's moments are updated in place by the next step: copied here.
-        let sparse_state = match sparse {
-            Some(table) => {
-                let mut bytes = Vec::new();
-                table.write_state(&mut bytes).map_err(|e| {
-                    PatronError::Internal(format!("serializing the sparse optimizer: {e}"))
-                })?;
-                Some(bytes)
-            }
-            None => None,
-        };
+        let sparse_state = sparse.map(SparseTable::state_bytes);
         let (run_dir, state) = (run_dir.to_path_buf(), state.clone());
         let (model, best) = (model.clone(), best.clone());
         self.pending = Some(std::thread::spawn(move || {
