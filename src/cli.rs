@@ -10,16 +10,14 @@ use patron::backend::{self, BackendChoice};
 use patron::checkpoint::load_run;
 use patron::compare;
 use patron::config::Config;
-use patron::data::{ReadOptions, read_table};
-use patron::error::{PatronError, Result};
+use patron::error::Result;
 use patron::export::{self, ExportFormat};
 use patron::inference;
-use patron::preprocess::{Feature, Preprocessor, fit_labels, target_values};
+use patron::preprocess::Feature;
 use patron::progress::Progress;
 use patron::report::Report;
 use patron::run_report;
-use patron::split::split_rows;
-use patron::train::{TrainRequest, train};
+use patron::train::{self, TrainRequest};
 
 /// patron trains, evaluates and scores customer-data models from a TOML config.
 #[derive(Debug, Parser)]
@@ -63,7 +61,7 @@ The last line on stdout is the run directory.")]
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
                                                   (text run: one text per line on stdin)")]
     Predict(PredictArgs),
-    /// Check a config and its data schema without training.
+    /// Run every check `train` makes before its first epoch, without training.
     #[command(after_help = "Examples:
   patron validate --config configs/bank_propensity.toml
   patron validate --config configs/bank_propensity.toml --set data.drop=[]")]
@@ -292,7 +290,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         force: args.force,
         stop,
     };
-    let outcome = train(&request, &backend, &progress)?;
+    let outcome = train::train(&request, &backend, &progress)?;
     let uncalibrated = match &outcome.report {
         Report::Binary(r) => format!(" (uncalibrated {:.4})", r.metrics.ece_uncalibrated),
         Report::Multiclass(_) => String::new(),
@@ -375,26 +373,13 @@ fn run_info(gpu: Option<usize>) {
 
 fn run_validate(args: ConfigArgs) -> Result<()> {
     let config = Config::load(&args.config, &args.overrides)?;
-    let path = config.data_path();
-    let table = read_table(
-        &path,
-        &ReadOptions::new(config.delimiter_byte(), &config.data.missing_values),
-    )?;
-    if table.height() == 0 {
-        return Err(PatronError::data(&path, "has no data rows (only a header)"));
-    }
-    let labels = fit_labels(&table, &config, &path)?;
-    let ys = target_values(&table, &config, &labels);
-    let split = split_rows(&ys, &config.split);
-    let (pre, notes) = Preprocessor::fit(&table, &split.train, labels, &config, &path)?;
+    let v = train::validate(config)?;
+    let pre = &v.pre;
     let counts: Vec<String> = pre
         .labels
         .iter()
-        .enumerate()
-        .map(|(c, label)| {
-            let rows = ys.iter().filter(|&&y| y as usize == c).count();
-            format!("{label:?}: {rows}")
-        })
+        .zip(&v.class_rows)
+        .map(|(label, rows)| format!("{label:?}: {rows}"))
         .collect();
     let task = if pre.labels.len() == 2 {
         format!("positive {:?}", pre.labels[1])
@@ -403,16 +388,16 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
     };
     println!(
         "{}: {} rows, target {:?} ({task}; {})",
-        path.display(),
-        table.height(),
-        config.data.target,
+        v.data.display(),
+        v.rows,
+        v.config.data.target,
         counts.join(", ")
     );
     println!(
         "split: train {}, valid {}, test {}",
-        split.train.len(),
-        split.valid.len(),
-        split.test.len()
+        v.split.train.len(),
+        v.split.valid.len(),
+        v.split.test.len()
     );
     if let Some(text) = &pre.text {
         for column in &text.columns {
@@ -438,7 +423,7 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
             }
         }
     }
-    for w in notes.warnings {
+    for w in &v.warnings {
         eprintln!("warning: {w}");
     }
     println!("ok");

@@ -267,6 +267,46 @@ fn resume(
     )
 }
 
+/// What `patron validate` found: the data as a fresh `patron train` of the same config
+/// would see it, after every check training makes before its first epoch.
+#[derive(Debug)]
+pub struct Validation {
+    /// The data file.
+    pub data: PathBuf,
+    /// Data rows read.
+    pub rows: usize,
+    /// The resolved config.
+    pub config: Config,
+    /// Rows of each class, in the order of `pre.labels`.
+    pub class_rows: Vec<usize>,
+    /// The seeded split.
+    pub split: Split,
+    /// The preprocessing fitted on the training rows.
+    pub pre: Preprocessor,
+    /// Warnings training would print (capped vocabularies, constant columns, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Run everything `patron train` does before its first epoch (read, label, split, fit
+/// and apply the preprocessing, find the segment columns) and report what it found,
+/// without writing anything.
+pub fn validate(config: Config) -> Result<Validation> {
+    let prepared = prepare(config, None)?;
+    let mut class_rows = vec![0; prepared.pre.labels.len()];
+    for &y in &prepared.labels {
+        class_rows[y as usize] += 1;
+    }
+    Ok(Validation {
+        data: prepared.config.data_path(),
+        rows: prepared.dataset.rows,
+        config: prepared.config,
+        class_rows,
+        split: prepared.split,
+        pre: prepared.pre,
+        warnings: prepared.warnings,
+    })
+}
+
 /// Load and split the data; fit preprocessing (or reuse the saved one when resuming).
 fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
     let path = config.data_path();

@@ -35,6 +35,7 @@ fn every_bad_input_exits_2_with_its_message() {
     cases.sort();
     assert!(cases.len() >= 50, "the corpus holds {} cases", cases.len());
     let mut failures = Vec::new();
+    let mut through_validate = 0;
     for case in &cases {
         let spec: toml::Table = std::fs::read_to_string(case.join("case.toml"))
             .unwrap()
@@ -53,26 +54,39 @@ fn every_bad_input_exits_2_with_its_message() {
             .map(|a| fill(a.as_str().unwrap()))
             .collect();
         let before = files_under(case);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = patron(&refs);
-        let err = String::from_utf8_lossy(&o.stderr);
         let name = case.file_name().unwrap().to_string_lossy();
-        let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-        let problem = if o.status.code() != Some(2) {
-            Some(format!("exit {:?}", o.status.code()))
-        } else if err.contains("panicked") || err.contains("RUST_BACKTRACE") {
-            Some("panic text".into())
-        } else if error_lines.len() != 1 || !error_lines[0].contains(expect) {
-            Some(format!("expected one error line containing {expect:?}"))
-        } else if tmp.path().join("run").exists() {
-            Some("left a run directory behind".into())
-        } else if files_under(case) != before {
-            Some("changed the files of its case".into())
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            failures.push(format!("{name}: {p}\n  stderr: {}", err.trim()));
+        // `patron validate` promises to refuse whatever a fresh `patron train` of the
+        // same config refuses before its first epoch, with the same message.
+        let mut runs = vec![args.clone()];
+        if let Some(validate) = as_validate(&args) {
+            runs.push(validate);
+            through_validate += 1;
+        }
+        for args in runs {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = patron(&refs);
+            let err = String::from_utf8_lossy(&o.stderr);
+            let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+            let problem = if o.status.code() != Some(2) {
+                Some(format!("exit {:?}", o.status.code()))
+            } else if err.contains("panicked") || err.contains("RUST_BACKTRACE") {
+                Some("panic text".into())
+            } else if error_lines.len() != 1 || !error_lines[0].contains(expect) {
+                Some(format!("expected one error line containing {expect:?}"))
+            } else if tmp.path().join("run").exists() {
+                Some("left a run directory behind".into())
+            } else if files_under(case) != before {
+                Some("changed the files of its case".into())
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                failures.push(format!(
+                    "{name} ({}): {p}\n  stderr: {}",
+                    args[0],
+                    err.trim()
+                ));
+            }
         }
     }
     assert!(
@@ -82,5 +96,26 @@ fn every_bad_input_exits_2_with_its_message() {
         cases.len(),
         failures.join("\n")
     );
-    println!("{} bad inputs checked", cases.len());
+    println!(
+        "{} bad inputs checked, {through_validate} of them through validate too",
+        cases.len()
+    );
+}
+
+/// The `patron validate` command line for a fresh `patron train` one: its `--config` and
+/// `--set` arguments, the rest (backend, output) dropped. `None` for other commands and
+/// for `--resume`.
+fn as_validate(args: &[String]) -> Option<Vec<String>> {
+    if args.first().map(String::as_str) != Some("train") {
+        return None;
+    }
+    let mut out = vec!["validate".to_string()];
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        if flag == "--config" || flag == "--set" {
+            out.push(flag.clone());
+            out.extend(rest.next().cloned());
+        }
+    }
+    out.iter().any(|a| a == "--config").then_some(out)
 }
