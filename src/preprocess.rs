@@ -282,6 +282,84 @@ fn infer_type(
 }
 
 /// Quantile by linear interpolation of a sorted slice.
+/// The tabular features: each column other than the target, the id and `data.drop`,
+/// typed on the whole table and fitted on the training rows.
+fn fit_features(
+    table: &Table,
+    train_rows: &[usize],
+    config: &Config,
+    path: &Path,
+    notes: &mut FitNotes,
+) -> Result<Vec<Feature>> {
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let d = &config.data;
+    let mut features = Vec::new();
+    for name in &table.column_names() {
+        if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) {
+            continue;
+        }
+        let cells = table.cells(name).unwrap_or_default();
+        let feature = match infer_type(path, name, &cells, &read, config)? {
+            ColumnType::Numeric => fit_numeric(
+                name,
+                train_rows.iter().map(|&r| read.clean(cells[r])),
+                d.numeric_bins,
+            ),
+            ColumnType::Categorical => fit_categorical(
+                name,
+                train_rows.iter().map(|&r| read.clean(cells[r])),
+                d.max_categories,
+                notes,
+            ),
+        };
+        features.push(feature);
+    }
+    if features.is_empty() {
+        return Err(PatronError::config(
+            "data",
+            "no feature columns are left after removing the target, id and data.drop",
+        ));
+    }
+    Ok(features)
+}
+
+/// The text preprocessing: the tokenizer of `model.kind`, fitted on the training rows
+/// (the columns are checked by the caller).
+fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<TextPreprocess> {
+    let d = &config.data;
+    let m = &config.model;
+    if d.text.contains(&d.target) {
+        return Err(PatronError::config(
+            "data.text",
+            format!(
+                "{:?} is also data.target; the text and the label must be different columns",
+                d.target
+            ),
+        ));
+    }
+    let tokenizer = match m.kind {
+        ModelKind::TextTransformer => {
+            let texts = joined_texts(table, &d.text, train_rows);
+            Tokenizer::Subwords(SubwordVocab::fit(
+                texts.iter().map(String::as_str),
+                m.vocab_size,
+                m.max_length,
+            ))
+        }
+        _ => Tokenizer::HashedNgrams(BagFeatures {
+            buckets: m.buckets,
+            word_ngrams: m.word_ngrams,
+            char_ngram_min: m.char_ngram_min,
+            char_ngram_max: m.char_ngram_max,
+            max_length: m.max_length,
+        }),
+    };
+    Ok(TextPreprocess {
+        columns: d.text.clone(),
+        tokenizer,
+    })
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -302,7 +380,6 @@ impl Preprocessor {
         config: &Config,
         path: &Path,
     ) -> Result<(Preprocessor, FitNotes)> {
-        let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
         let columns = table.column_names();
         let d = &config.data;
         if let Some(id) = &d.id
@@ -314,6 +391,7 @@ impl Preprocessor {
             ("data.drop", &d.drop),
             ("data.categorical", &d.categorical),
             ("data.numeric", &d.numeric),
+            ("data.text", &d.text),
         ] {
             for name in list {
                 if !table.has_column(name) {
@@ -327,37 +405,13 @@ impl Preprocessor {
                 format!("column {both:?} is in both data.categorical and data.numeric"),
             ));
         }
-        if config.model.kind.is_text() {
-            return Preprocessor::fit_text(table, train_rows, labels, config, path);
-        }
         let mut notes = FitNotes::default();
-        let mut features = Vec::new();
-        for name in &columns {
-            if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) {
-                continue;
-            }
-            let cells = table.cells(name).unwrap_or_default();
-            let feature = match infer_type(path, name, &cells, &read, config)? {
-                ColumnType::Numeric => fit_numeric(
-                    name,
-                    train_rows.iter().map(|&r| read.clean(cells[r])),
-                    d.numeric_bins,
-                ),
-                ColumnType::Categorical => fit_categorical(
-                    name,
-                    train_rows.iter().map(|&r| read.clean(cells[r])),
-                    d.max_categories,
-                    &mut notes,
-                ),
-            };
-            features.push(feature);
-        }
-        if features.is_empty() {
-            return Err(PatronError::config(
-                "data",
-                "no feature columns are left after removing the target, id and data.drop",
-            ));
-        }
+        let (features, text) = if config.model.kind.is_text() {
+            (Vec::new(), Some(fit_text(table, train_rows, config)?))
+        } else {
+            let features = fit_features(table, train_rows, config, path, &mut notes)?;
+            (features, None)
+        };
         Ok((
             Preprocessor {
                 version: PREPROCESS_VERSION,
@@ -367,68 +421,9 @@ impl Preprocessor {
                 features,
                 delimiter: d.delimiter.clone(),
                 missing_values: d.missing_values.clone(),
-                text: None,
+                text,
             },
             notes,
-        ))
-    }
-
-    /// The text preprocessing: check the columns, fit the tokenizer on the training rows.
-    fn fit_text(
-        table: &Table,
-        train_rows: &[usize],
-        labels: Vec<String>,
-        config: &Config,
-        path: &Path,
-    ) -> Result<(Preprocessor, FitNotes)> {
-        let d = &config.data;
-        let m = &config.model;
-        let columns = table.column_names();
-        for name in &d.text {
-            if !table.has_column(name) {
-                return Err(missing_column(path, "data.text", name, &columns));
-            }
-            if *name == d.target {
-                return Err(PatronError::config(
-                    "data.text",
-                    format!(
-                        "{name:?} is also data.target; the text and the label must be different columns"
-                    ),
-                ));
-            }
-        }
-        let tokenizer = match m.kind {
-            ModelKind::TextTransformer => {
-                let texts = joined_texts(table, &d.text, train_rows);
-                Tokenizer::Subwords(SubwordVocab::fit(
-                    texts.iter().map(String::as_str),
-                    m.vocab_size,
-                    m.max_length,
-                ))
-            }
-            _ => Tokenizer::HashedNgrams(BagFeatures {
-                buckets: m.buckets,
-                word_ngrams: m.word_ngrams,
-                char_ngram_min: m.char_ngram_min,
-                char_ngram_max: m.char_ngram_max,
-                max_length: m.max_length,
-            }),
-        };
-        Ok((
-            Preprocessor {
-                version: PREPROCESS_VERSION,
-                target: d.target.clone(),
-                labels,
-                id: d.id.clone(),
-                features: Vec::new(),
-                delimiter: d.delimiter.clone(),
-                missing_values: d.missing_values.clone(),
-                text: Some(TextPreprocess {
-                    columns: d.text.clone(),
-                    tokenizer,
-                }),
-            },
-            FitNotes::default(),
         ))
     }
 
