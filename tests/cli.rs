@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    assert_ok, check_self_contained, check_svgs, json, metrics_without_seconds, patron, predict_on,
-    stderr, stdout, train_args, train_on,
+    assert_ok, check_self_contained, check_svgs, evaluate_on, json, metrics_without_seconds,
+    patron, predict_on, stderr, stdout, train_args, train_on,
 };
 
 const BANK: &str = "configs/bank_propensity.toml";
@@ -138,20 +138,13 @@ fn train_predict_evaluate_round_trip() {
     let sample: Vec<&str> = data.lines().take(301).collect();
     std::fs::write(&input, sample.join("\n") + "\n").unwrap();
     let out_csv = tmp.path().join("scores.csv");
-    let o = patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_csv.to_str().unwrap(),
-        "--backend",
+    assert_ok(&predict_on(
+        &run,
+        &input,
+        &out_csv,
         "ndarray",
-        "--batch-size",
-        "64",
-    ]);
-    assert_ok(&o);
+        &["--batch-size", "64"],
+    ));
     let scores = std::fs::read_to_string(&out_csv).unwrap();
     let lines: Vec<&str> = scores.lines().collect();
     assert_eq!(lines[0], "customerID,score,prediction");
@@ -172,10 +165,10 @@ fn train_predict_evaluate_round_trip() {
 
     // The same scores from Parquet output, and from the flex backend (weights load anywhere).
     let out_pq = tmp.path().join("scores.parquet");
-    assert_ok(&predict_on(&run, &input, &out_pq, "ndarray"));
+    assert_ok(&predict_on(&run, &input, &out_pq, "ndarray", &[]));
     assert!(std::fs::metadata(&out_pq).unwrap().len() > 0);
     let out_flex = tmp.path().join("flex.csv");
-    assert_ok(&predict_on(&run, &input, &out_flex, "flex"));
+    assert_ok(&predict_on(&run, &input, &out_flex, "flex", &[]));
     let (on_ndarray, on_flex) = (common::scores(&out_csv), common::scores(&out_flex));
     assert_eq!(on_ndarray.len(), on_flex.len());
     for (a, b) in on_ndarray.iter().zip(&on_flex) {
@@ -184,18 +177,7 @@ fn train_predict_evaluate_round_trip() {
 
     // Evaluate the labelled sample.
     let eval_dir = tmp.path().join("eval");
-    let o = patron(&[
-        "evaluate",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        input.to_str().unwrap(),
-        "--output",
-        eval_dir.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]);
-    assert_ok(&o);
+    assert_ok(&evaluate_on(&run, &input, Some(&eval_dir), "ndarray"));
     let eval = json(&eval_dir.join("report.json"));
     assert_eq!(eval["n"], 300);
     assert!(eval["metrics"]["auc_roc"].as_f64().unwrap() > 0.75);
@@ -280,7 +262,7 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     )
     .unwrap();
     let out = tmp.path().join("out.csv");
-    assert_ok(&predict_on(&run, &input, &out, "ndarray"));
+    assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,score,prediction");
@@ -290,7 +272,7 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "age,job\n30,admin.\n").unwrap();
     let out2 = tmp.path().join("out2.csv");
-    let o = predict_on(&run, &bad, &out2, "ndarray");
+    let o = predict_on(&run, &bad, &out2, "ndarray", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("column \"marital\" not found"),
@@ -913,7 +895,7 @@ fn predict_streams_stdin_to_stdout() {
     let file = tmp.path().join("in.csv");
     std::fs::write(&file, &sample).unwrap();
     let scored = tmp.path().join("out.csv");
-    assert_ok(&predict_on(&run, &file, &scored, "ndarray"));
+    assert_ok(&predict_on(&run, &file, &scored, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&scored).unwrap(), out);
 }
 
@@ -968,6 +950,7 @@ fn tabular_multiclass_target() {
         Path::new("datasets/telco_customer_churn_ibm_7043.csv"),
         &out,
         "ndarray",
+        &[],
     ));
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(

@@ -107,7 +107,7 @@ fn text_bag_chinese_binary_end_to_end() {
 
     // Predict a file.
     let out = tmp.path().join("scores.csv");
-    assert_ok(&predict_on(&run, &data, &out, "ndarray"));
+    assert_ok(&predict_on(&run, &data, &out, "ndarray", &[]));
     let rows = std::fs::read_to_string(&data).unwrap().lines().count() - 1;
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.lines().next().unwrap(), "row,score,prediction");
@@ -129,17 +129,7 @@ fn text_bag_chinese_binary_end_to_end() {
 
     // Evaluate the labelled slice.
     let eval = tmp.path().join("eval");
-    assert_ok(&patron(&[
-        "evaluate",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
-        eval.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]));
+    assert_ok(&evaluate_on(&run, &data, Some(&eval), "ndarray"));
     assert_eq!(json(&eval.join("report.json"))["n"], rows);
 }
 
@@ -220,7 +210,7 @@ fn text_transformer_english_multiclass_end_to_end() {
 
     // Multiclass predictions: prediction plus one probability column per class.
     let out = tmp.path().join("p.csv");
-    assert_ok(&predict_on(&run, &data, &out, "ndarray"));
+    assert_ok(&predict_on(&run, &data, &out, "ndarray", &[]));
     let written = std::fs::read_to_string(&out).unwrap();
     let mut lines = written.lines();
     assert_eq!(
@@ -251,7 +241,7 @@ fn text_transformer_english_multiclass_end_to_end() {
             .finish(&mut df)
             .unwrap();
         let output = tmp.path().join("p.parquet");
-        assert_ok(&predict_on(&run, &input, &output, "ndarray"));
+        assert_ok(&predict_on(&run, &input, &output, "ndarray", &[]));
         let scored = ParquetReader::new(std::fs::File::open(&output).unwrap())
             .finish()
             .unwrap();
@@ -383,15 +373,7 @@ fn text_bad_inputs_and_long_texts() {
         "source,label,class,text\nyelp,mixed,2,so-so food\n",
     )
     .unwrap();
-    let o = patron(&[
-        "evaluate",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        unseen.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]);
+    let o = evaluate_on(&run, &unseen, None, "ndarray");
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
@@ -404,7 +386,7 @@ fn text_bad_inputs_and_long_texts() {
     let text = "great ".repeat((1 << 20) / 6);
     std::fs::write(&long, format!("text\n\"{text}\"\nawful\n")).unwrap();
     let out = tmp.path().join("long_scores.csv");
-    assert_ok(&predict_on(&run, &long, &out, "ndarray"));
+    assert_ok(&predict_on(&run, &long, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, json, patron, predict_on, scores, stdout, train_on};
+use common::{assert_ok, evaluate_on, json, patron, predict_on, scores, stdout, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 /// A small network and few epochs: a software adapter is slow, and what is checked here
@@ -34,7 +34,7 @@ fn adapter_found() -> bool {
 }
 
 fn predict(run: &Path, input: &str, out: &Path, backend: &str) -> Vec<f64> {
-    assert_ok(&predict_on(run, Path::new(input), out, backend));
+    assert_ok(&predict_on(run, Path::new(input), out, backend, &[]));
     scores(out)
 }
 
@@ -86,17 +86,7 @@ fn wgpu_trains_predicts_evaluates_and_shares_weights_with_cpu_backends() {
     );
 
     let eval = tmp.path().join("eval");
-    assert_ok(&patron(&[
-        "evaluate",
-        "--checkpoint",
-        gpu_run.to_str().unwrap(),
-        "--data",
-        data,
-        "--output",
-        eval.to_str().unwrap(),
-        "--backend",
-        "wgpu",
-    ]));
+    assert_ok(&evaluate_on(&gpu_run, Path::new(data), Some(&eval), "wgpu"));
     assert_eq!(json(&eval.join("report.json"))["n"], 4521);
 }
 

@@ -83,9 +83,15 @@ pub fn scores(path: &Path) -> Vec<f64> {
         .collect()
 }
 
-/// Run `patron predict` on `backend`.
-pub fn predict_on(run: &Path, input: &Path, output: &Path, backend: &str) -> Output {
-    patron(&[
+/// Run `patron predict` on `backend`, with `extra` arguments.
+pub fn predict_on(
+    run: &Path,
+    input: &Path,
+    output: &Path,
+    backend: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
         "predict",
         "--checkpoint",
         run.to_str().unwrap(),
@@ -95,7 +101,26 @@ pub fn predict_on(run: &Path, input: &Path, output: &Path, backend: &str) -> Out
         output.to_str().unwrap(),
         "--backend",
         backend,
-    ])
+    ];
+    args.extend(extra);
+    patron(&args)
+}
+
+/// Run `patron evaluate` of `run` on `data` on `backend`, writing into `output` if given.
+pub fn evaluate_on(run: &Path, data: &Path, output: Option<&Path>, backend: &str) -> Output {
+    let mut args = vec![
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--backend",
+        backend,
+    ];
+    if let Some(output) = output {
+        args.extend(["--output", output.to_str().unwrap()]);
+    }
+    patron(&args)
 }
 
 /// report.html is self-contained: no scripts, stylesheets, images or fonts fetched.
