@@ -712,61 +712,90 @@ fn with_host_table(model: Network, sparse: &Option<SparseTable>, device: &Device
     }
 }
 
-fn run_loop(
-    run_dir: &Path,
-    p: Prepared,
-    mut manifest: Manifest,
-    resume_from: Option<PathBuf>,
-    backend: &Backend,
-    progress: &Progress,
-    stop_flag: &AtomicBool,
-) -> Result<TrainOutcome> {
-    let cfg = &p.config.train;
-    let spec = manifest.model.clone();
-    let outputs = spec.outputs;
-    let classes = p.pre.labels.len();
-    let plain = backend.device.clone();
-    let ad = backend.device.clone().autodiff();
+/// The training split as the loop consumes it.
+struct TrainSet {
+    data: TrainData,
+    /// Target of every training row (0/1, or one-hot for several classes).
+    targets: Tensor<2>,
+    /// Class weight of every training row.
+    weights: Tensor<1>,
+    rows: usize,
+}
 
-    let train_rows = &p.split.train;
-    let train_y = select_labels(&p.labels, train_rows);
-    let train_w = class_weights(&train_y, cfg.class_weight, classes);
-    let train_enc = p.encoded.subset(train_rows);
-    let valid_enc = p.encoded.subset(&p.split.valid);
-    let valid_y = select_labels(&p.labels, &p.split.valid);
-    let n = train_rows.len();
-    let data = if spec.text.is_some() {
-        TrainData::Text(train_enc.tokens)
-    } else {
-        // Pre-tensorize the training split once; batches are gathered on the device.
-        TrainData::Tabular(TabularInputs::from_encoded(&train_enc, &spec, &ad))
-    };
-    let y_all = Tensor::<2>::from_data(
-        TensorData::new(target_matrix(&train_y, outputs), [n, outputs]),
-        &ad,
-    );
-    let w_all = Tensor::<1>::from_data(TensorData::new(train_w, [n]), &ad);
+impl TrainSet {
+    fn new(p: &Prepared, spec: &ModelSpec, ad: &Device) -> TrainSet {
+        let cfg = &p.config.train;
+        let train_rows = &p.split.train;
+        let train_y = select_labels(&p.labels, train_rows);
+        let train_w = class_weights(&train_y, cfg.class_weight, p.pre.labels.len());
+        let train_enc = p.encoded.subset(train_rows);
+        let n = train_rows.len();
+        let data = if spec.text.is_some() {
+            TrainData::Text(train_enc.tokens)
+        } else {
+            // Pre-tensorize the training split once; batches are gathered on the device.
+            TrainData::Tabular(TabularInputs::from_encoded(&train_enc, spec, ad))
+        };
+        let targets = Tensor::<2>::from_data(
+            TensorData::new(target_matrix(&train_y, spec.outputs), [n, spec.outputs]),
+            ad,
+        );
+        let weights = Tensor::<1>::from_data(TensorData::new(train_w, [n]), ad);
+        TrainSet {
+            data,
+            targets,
+            weights,
+            rows: n,
+        }
+    }
+}
 
-    ad.seed(cfg.seed);
-    let mut model = spec.init(&ad);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init();
-    let mut state = LoopState::default();
-    let mut best: Option<Network> = None;
-    let mut sparse = host_table(&model)?;
-    if let Some(dir) = &resume_from {
-        state = read_state(&dir.join(STATE_FILE))?;
+/// The model being trained and everything an epoch checkpoint restores with it.
+struct Training {
+    model: Network,
+    optim: ModuleOptimizer,
+    /// `text_bag`'s host table and its sparse optimizer state.
+    sparse: Option<SparseTable>,
+    /// The best weights so far (scoring copy), once an epoch has run.
+    best: Option<Network>,
+    state: LoopState,
+}
+
+impl Training {
+    /// A model initialized from `train.seed`, or the one saved in the epoch checkpoint
+    /// `resume_from` with its optimizers and loop state.
+    fn start(
+        spec: &ModelSpec,
+        cfg: &TrainConfig,
+        backend: &Backend,
+        resume_from: Option<&Path>,
+    ) -> Result<Training> {
+        let ad = backend.device.clone().autodiff();
+        ad.seed(cfg.seed);
+        let model = spec.init(&ad);
+        let optim = AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init();
+        let Some(dir) = resume_from else {
+            return Ok(Training {
+                sparse: host_table(&model)?,
+                model,
+                optim,
+                best: None,
+                state: LoopState::default(),
+            });
+        };
+        let state = read_state(&dir.join(STATE_FILE))?;
         let read =
             |name: &str| checkpoint::read_bounded(&dir.join(name), checkpoint::MAX_WEIGHTS_BYTES);
-        model = checkpoint::load_module(&spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
-        best = Some(checkpoint::load_module(
-            &spec,
-            &plain,
+        let model = checkpoint::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
+        let best = checkpoint::load_module(
+            spec,
+            &backend.device,
             read("best.bpk")?,
             &dir.join("best.bpk"),
-        )?);
-        optim = optim
+        )?;
+        let optim = optim
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?))
             .map_err(|e| {
                 PatronError::checkpoint(
@@ -774,62 +803,78 @@ fn run_loop(
                     format!("cannot decode optimizer state: {e:?}"),
                 )
             })?;
-        sparse = host_table(&model)?;
+        let mut sparse = host_table(&model)?;
         if let Some(table) = &mut sparse {
             let path = dir.join(SPARSE_STATE_FILE);
             table
                 .load_state(&read(SPARSE_STATE_FILE)?)
                 .map_err(|_| PatronError::checkpoint(&path, "damaged sparse optimizer state"))?;
         }
+        Ok(Training {
+            model,
+            optim,
+            sparse,
+            best: Some(best),
+            state,
+        })
     }
 
-    let batch = cfg.batch_size.min(n).max(1);
-    let batches = n.div_ceil(batch);
-    let total_steps = batches * cfg.epochs;
-    let stop = cfg.early_stopping.clone();
-    progress.start(state.epochs_done, cfg.epochs);
-
-    let mut writer = EpochWriter::default();
-    while state.epochs_done < cfg.epochs {
-        if stop.patience > 0 && state.bad_epochs >= stop.patience {
-            break;
-        }
-        let epoch = state.epochs_done;
-        let started = Instant::now();
+    /// One pass over the training rows in the epoch's shuffled order, in batches of
+    /// `batch`. Returns the mean training loss and the last learning rate.
+    fn epoch(
+        &mut self,
+        set: &TrainSet,
+        cfg: &TrainConfig,
+        batch: usize,
+        total_steps: usize,
+        ad: &Device,
+        progress: &Progress,
+    ) -> Result<(f64, f64)> {
+        let (n, epoch) = (set.rows, self.state.epochs_done);
+        let batches = n.div_ceil(batch);
         ad.seed(epoch_seed(cfg.seed, epoch));
         crate::dropout::reseed(epoch_seed(cfg.seed, epoch));
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
         progress.epoch_start(batches);
+        let plain = ad.clone().without_autodiff();
         let mut loss_sum = Tensor::<1>::zeros([1], &plain);
         let mut lr = 0.0;
         for b in 0..batches {
             let rows = &order[b * batch..((b + 1) * batch).min(n)];
             let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &ad);
-            lr = learning_rate(cfg, state.step, total_steps);
-            let docs: Vec<&[u32]> = match &data {
+            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), ad);
+            lr = learning_rate(cfg, self.state.step, total_steps);
+            let docs: Vec<&[u32]> = match &set.data {
                 TrainData::Text(tokens) => rows.iter().map(|&r| tokens[r].as_slice()).collect(),
                 TrainData::Tabular(_) => Vec::new(),
             };
-            let targets = y_all.clone().select(0, index.clone());
-            let weights = w_all.clone().select(0, index.clone());
+            let targets = set.targets.clone().select(0, index.clone());
+            let weights = set.weights.clone().select(0, index.clone());
+            let model = self.model.clone();
             let loss;
-            (model, loss) = match (&data, &mut sparse) {
-                (TrainData::Text(_), Some(table)) => {
-                    text_bag_step(model, &mut optim, table, &docs, targets, weights, lr, &ad)?
-                }
+            (self.model, loss) = match (&set.data, &mut self.sparse) {
+                (TrainData::Text(_), Some(table)) => text_bag_step(
+                    model,
+                    &mut self.optim,
+                    table,
+                    &docs,
+                    targets,
+                    weights,
+                    lr,
+                    ad,
+                )?,
                 (data, _) => {
                     let inputs = match data {
                         TrainData::Tabular(t) => Inputs::Tabular(t.select(&index)),
-                        TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, &ad)),
+                        TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, ad)),
                     };
                     let (model, loss, _) =
-                        train_step(model, &mut optim, inputs, targets, weights, lr);
+                        train_step(model, &mut self.optim, inputs, targets, weights, lr);
                     (model, loss)
                 }
             };
-            state.step += 1;
+            self.state.step += 1;
             loss_sum = loss_sum
                 + loss
                     .detach()
@@ -841,20 +886,78 @@ fn run_loop(
                 progress.batch(b + 1, Some(mean));
             }
         }
-        let train_loss = loss_sum.into_scalar::<f32>() as f64 / n as f64;
-        model = with_host_table(model, &sparse, &ad);
-        let valid_model = model.valid();
-        let host = sparse.as_ref().map(|t| t.weights.as_slice());
-        let valid_z = Scorer::with_table(&valid_model, &spec, host, &plain)?.logits(&valid_enc)?;
+        Ok((loss_sum.into_scalar::<f32>() as f64 / n as f64, lr))
+    }
+}
+
+/// Train the epochs left (all of them, or those after `resume_from`), checkpointing each,
+/// then calibrate, report and export the best weights.
+fn run_loop(
+    run_dir: &Path,
+    p: Prepared,
+    manifest: Manifest,
+    resume_from: Option<PathBuf>,
+    backend: &Backend,
+    progress: &Progress,
+    stop_flag: &AtomicBool,
+) -> Result<TrainOutcome> {
+    let (best, state) = fit_epochs(
+        run_dir,
+        &p,
+        &manifest.model,
+        resume_from,
+        backend,
+        progress,
+        stop_flag,
+    )?;
+    finish(run_dir, &p, manifest, &best, &state, &backend.device)
+}
+
+/// The epoch loop with early stopping: returns the best weights and the final loop state.
+fn fit_epochs(
+    run_dir: &Path,
+    p: &Prepared,
+    spec: &ModelSpec,
+    resume_from: Option<PathBuf>,
+    backend: &Backend,
+    progress: &Progress,
+    stop_flag: &AtomicBool,
+) -> Result<(Network, LoopState)> {
+    let cfg = &p.config.train;
+    let outputs = spec.outputs;
+    let classes = p.pre.labels.len();
+    let plain = backend.device.clone();
+    let ad = backend.device.clone().autodiff();
+    let set = TrainSet::new(p, spec, &ad);
+    let valid_enc = p.encoded.subset(&p.split.valid);
+    let valid_y = select_labels(&p.labels, &p.split.valid);
+    let mut t = Training::start(spec, cfg, backend, resume_from.as_deref())?;
+
+    let batch = cfg.batch_size.min(set.rows).max(1);
+    let total_steps = set.rows.div_ceil(batch) * cfg.epochs;
+    let stop = cfg.early_stopping.clone();
+    progress.start(t.state.epochs_done, cfg.epochs);
+
+    let mut writer = EpochWriter::default();
+    while t.state.epochs_done < cfg.epochs {
+        if stop.patience > 0 && t.state.bad_epochs >= stop.patience {
+            break;
+        }
+        let epoch = t.state.epochs_done;
+        let started = Instant::now();
+        let (train_loss, lr) = t.epoch(&set, cfg, batch, total_steps, &ad, progress)?;
+        t.model = with_host_table(t.model, &t.sparse, &ad);
+        let valid_model = t.model.valid();
+        let host = t.sparse.as_ref().map(|t| t.weights.as_slice());
+        let valid_z = Scorer::with_table(&valid_model, spec, host, &plain)?.logits(&valid_enc)?;
         if !train_loss.is_finite() || valid_z.iter().any(|z| !z.is_finite()) {
             writer.finish()?;
             progress.finish();
-            let kept = if state.epochs_done == 0 {
+            let kept = if epoch == 0 {
                 "no epoch finished, so there is nothing to resume".to_string()
             } else {
                 format!(
-                    "the checkpoint of epoch {} is kept in {}",
-                    state.epochs_done,
+                    "the checkpoint of epoch {epoch} is kept in {}",
                     run_dir.display()
                 )
             };
@@ -876,6 +979,7 @@ fn run_loop(
             valid_macro_f1: v.macro_f1,
         };
         let value = row.metric(stop.metric);
+        let state = &mut t.state;
         let improved = match state.best_value {
             None => true,
             Some(b) if stop.metric.higher_is_better() => value > b,
@@ -885,7 +989,7 @@ fn run_loop(
             state.best_value = Some(value);
             state.best_epoch = epoch + 1;
             state.bad_epochs = 0;
-            best = Some(valid_model);
+            t.best = Some(valid_model);
         } else {
             state.bad_epochs += 1;
         }
@@ -909,28 +1013,46 @@ fn run_loop(
         state.epochs_done += 1;
         writer.save(
             run_dir,
-            &state,
-            &model,
-            best.as_ref().expect("set on the first epoch"),
-            &optim,
-            sparse.as_ref(),
+            &t.state,
+            &t.model,
+            t.best.as_ref().expect("set on the first epoch"),
+            &t.optim,
+            t.sparse.as_ref(),
         )?;
-        if stop_flag.load(Ordering::SeqCst) && state.epochs_done < cfg.epochs {
+        if stop_flag.load(Ordering::SeqCst) && t.state.epochs_done < cfg.epochs {
             writer.finish()?;
             progress.finish();
             return Err(PatronError::Interrupted(format!(
                 "interrupted after epoch {}; the checkpoint is saved: continue with `patron train --resume {}`",
-                state.epochs_done,
+                t.state.epochs_done,
                 run_dir.display()
             )));
         }
     }
     writer.finish()?;
     progress.finish();
+    let best = t
+        .best
+        .ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
+    Ok((best, t.state))
+}
 
-    let best = best.ok_or_else(|| PatronError::Internal("no epoch was trained".into()))?;
-    let scorer = Scorer::new(&best, &spec, &plain)?;
-    // Calibrate and pick the threshold on validation; report on test.
+/// After the loop: calibrate and pick the decision threshold (or class offsets) on
+/// validation, score the evaluated split, explain text models, then export the run.
+fn finish(
+    run_dir: &Path,
+    p: &Prepared,
+    mut manifest: Manifest,
+    best: &Network,
+    state: &LoopState,
+    plain: &Device,
+) -> Result<TrainOutcome> {
+    let cfg = &p.config.train;
+    let spec = &manifest.model;
+    let outputs = spec.outputs;
+    let scorer = Scorer::new(best, spec, plain)?;
+    let valid_enc = p.encoded.subset(&p.split.valid);
+    let valid_y = select_labels(&p.labels, &p.split.valid);
     let valid_z = scorer.logits(&valid_enc)?;
     let eval_rows = evaluated_rows(&p.split);
     let evaluated_on = if p.split.test.is_empty() {
@@ -952,7 +1074,7 @@ fn run_loop(
         })
         .collect();
     let importance = if spec.text.is_none() {
-        permutation_importance(&best, &spec, &p.pre, &valid_enc, &valid_y, &plain, cfg.seed)?
+        permutation_importance(best, spec, &p.pre, &valid_enc, &valid_y, plain, cfg.seed)?
     } else {
         Vec::new()
     };
@@ -1024,7 +1146,7 @@ fn run_loop(
     export(
         run_dir,
         &mut manifest,
-        &best,
+        best,
         &calibration,
         &report,
         &page,
