@@ -1,0 +1,222 @@
+//! Epoch checkpoints: after every epoch the loop saves, under `train_state/`, everything
+//! `patron train --resume` needs to continue exactly as the uninterrupted run would (the
+//! model, the best weights, both optimizers' state and the loop's counters).
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use super::{EpochRow, Training, host_table, metrics_csv};
+use crate::backend::Backend;
+use crate::checkpoint::{self, FileGroup, files, read_json, write_atomic, write_json};
+use crate::error::{PatronError, Result};
+use crate::model::{ModelSpec, Network};
+use crate::sparse::SparseTable;
+
+/// Resumable bookkeeping, saved with each epoch's checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(super) struct LoopState {
+    pub(super) epochs_done: usize,
+    pub(super) step: usize,
+    pub(super) best_value: Option<f64>,
+    pub(super) best_epoch: usize,
+    pub(super) bad_epochs: usize,
+    pub(super) seconds: f64,
+    pub(super) history: Vec<EpochRow>,
+}
+
+/// The loop state file. TOML rather than JSON because its floats round-trip exactly, so a
+/// resumed run compares and reports the very same numbers as an uninterrupted one.
+const STATE_FILE: &str = "state.toml";
+/// `text_bag`'s sparse optimizer state inside an epoch checkpoint.
+const SPARSE_STATE_FILE: &str = "sparse_optimizer.bin";
+
+fn read_state(path: &Path) -> Result<LoopState> {
+    let bytes = checkpoint::read_bounded(path, checkpoint::MAX_METADATA_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| PatronError::checkpoint(path, "is not UTF-8: damaged training state"))?;
+    toml::from_str(&text).map_err(|e| {
+        PatronError::checkpoint(path, format!("damaged training state: {}", e.message()))
+    })
+}
+
+/// Pointer to the latest complete epoch checkpoint inside `train_state/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Current {
+    epoch_dir: String,
+}
+
+/// The latest complete epoch checkpoint of `run_dir`, if an epoch finished.
+pub(super) fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let state_dir = run_dir.join(files::TRAIN_STATE);
+    let current = state_dir.join("current.json");
+    if !current.exists() {
+        return Ok(None);
+    }
+    let pointer: Current = read_json(&current)?;
+    Ok(Some(state_dir.join(pointer.epoch_dir)))
+}
+
+/// The training saved in the epoch checkpoint `dir`: the model with `optim` (fresh, of the
+/// run's config) loaded with the saved moments, the best weights and the loop state.
+pub(super) fn restore(
+    dir: &Path,
+    spec: &ModelSpec,
+    optim: ModuleOptimizer,
+    backend: &Backend,
+) -> Result<Training> {
+    let ad = backend.device.clone().autodiff();
+    let state = read_state(&dir.join(STATE_FILE))?;
+    let read =
+        |name: &str| checkpoint::read_bounded(&dir.join(name), checkpoint::MAX_WEIGHTS_BYTES);
+    let model = checkpoint::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
+    let best = checkpoint::load_module(
+        spec,
+        &backend.device,
+        read("best.bpk")?,
+        &dir.join("best.bpk"),
+    )?;
+    let optim = optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?))
+        .map_err(|e| {
+            PatronError::checkpoint(
+                dir.join("optimizer.bpk"),
+                format!("cannot decode optimizer state: {e:?}"),
+            )
+        })?;
+    let mut sparse = host_table(&model)?;
+    if let Some(table) = &mut sparse {
+        let path = dir.join(SPARSE_STATE_FILE);
+        table
+            .load_state(&read(SPARSE_STATE_FILE)?)
+            .map_err(|_| PatronError::checkpoint(&path, "damaged sparse optimizer state"))?;
+    }
+    Ok(Training {
+        model,
+        optim,
+        sparse,
+        best: Some(best),
+        state,
+    })
+}
+
+/// Save a complete epoch checkpoint in a new folder, then point `current.json` at it.
+fn save_epoch(
+    run_dir: &Path,
+    state: &LoopState,
+    model: &Network,
+    best: &Network,
+    optimizer: &[u8],
+    sparse_state: Option<&[u8]>,
+) -> Result<()> {
+    let state_dir = run_dir.join(files::TRAIN_STATE);
+    let name = format!("epoch-{:04}", state.epochs_done);
+    let dir = state_dir.join(&name);
+    let mut group = FileGroup::create(&dir)?;
+    group.write("last.bpk", &checkpoint::module_bytes(model)?)?;
+    // The best weights are this epoch's (just written) or those in the previous epoch's
+    // checkpoint: link them instead of serializing and writing the same bytes again.
+    let best_source = if state.best_epoch == state.epochs_done {
+        dir.join("last.bpk")
+    } else {
+        state_dir
+            .join(format!("epoch-{:04}", state.epochs_done.saturating_sub(1)))
+            .join("best.bpk")
+    };
+    if !group.link("best.bpk", &best_source) {
+        group.write("best.bpk", &checkpoint::module_bytes(best)?)?;
+    }
+    group.write("optimizer.bpk", optimizer)?;
+    if let Some(bytes) = sparse_state {
+        group.write(SPARSE_STATE_FILE, bytes)?;
+    }
+    let text = toml::to_string(state)
+        .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
+    group.write(STATE_FILE, text.as_bytes())?;
+    // Everything is on disk before current.json points at it.
+    group.sync()?;
+    write_json(
+        &state_dir.join("current.json"),
+        &Current {
+            epoch_dir: name.clone(),
+        },
+    )?;
+    write_atomic(
+        &run_dir.join(files::METRICS),
+        metrics_csv(&state.history).as_bytes(),
+    )?;
+    // Older epoch folders are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(&state_dir) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let other = file_name.to_string_lossy();
+            if other.starts_with("epoch-") && other != name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Epoch checkpoints written on a thread of their own while the next epoch trains: on the
+/// English config serializing and writing one took 0.13-0.21 s of a 0.5 s epoch.
+#[derive(Default)]
+pub(super) struct EpochWriter {
+    pending: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl EpochWriter {
+    /// Start writing this epoch's checkpoint, once the previous one is complete (so
+    /// epochs land in order). Burn's tensors are immutable, so clones of the networks keep
+    /// this epoch's weights whatever the next steps do; the optimizers' state is taken now.
+    pub(super) fn save(
+        &mut self,
+        run_dir: &Path,
+        state: &LoopState,
+        model: &Network,
+        best: &Network,
+        optim: &ModuleOptimizer,
+        sparse: Option<&SparseTable>,
+    ) -> Result<()> {
+        self.finish()?;
+        let optimizer = optim
+            .into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| PatronError::Internal(format!("serializing optimizer state: {e:?}")))?;
+        // The table's moments are updated in place by the next step: copied here.
+        let sparse_state = sparse.map(SparseTable::state_bytes);
+        let (run_dir, state) = (run_dir.to_path_buf(), state.clone());
+        let (model, best) = (model.clone(), best.clone());
+        self.pending = Some(std::thread::spawn(move || {
+            save_epoch(
+                &run_dir,
+                &state,
+                &model,
+                &best,
+                &optimizer,
+                sparse_state.as_deref(),
+            )
+        }));
+        Ok(())
+    }
+
+    /// Wait for the checkpoint being written; its error if it failed.
+    pub(super) fn finish(&mut self) -> Result<()> {
+        match self.pending.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(PatronError::Internal(
+                "the thread writing the epoch checkpoint stopped unexpectedly".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for EpochWriter {
+    /// A run that stops on an error still lets the checkpoint being written complete.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
