@@ -1,23 +1,21 @@
 //! Scoring with an exported run: batched logits, streaming `predict`, and `evaluate`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use polars::prelude::*;
 
 use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::LoadedRun;
-use crate::data::{ChunkReader, Format, Table, read_table};
+use crate::data::{ChunkReader, Table, read_table};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::host_mlp::HostMlp;
 use crate::html_report::ReportPage;
 use crate::metrics::{decide, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
+use crate::predictions::{PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, raw_texts};
 use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
 
@@ -237,12 +235,6 @@ pub struct PredictSummary {
     pub class_counts: Vec<usize>,
 }
 
-/// Where predictions go.
-enum Sink {
-    Csv(BufWriter<Box<dyn Write>>),
-    Parquet(Option<Box<polars::io::parquet::write::BatchedWriter<File>>>),
-}
-
 /// A chunk of input: its first row's 0-based index, its rows, and their model inputs
 /// (`None` for a text chunk, tokenized by the caller).
 type Prepared = (usize, Table, Option<Encoded>);
@@ -329,8 +321,7 @@ pub fn predict(
     output: &Path,
     batch_size: usize,
 ) -> Result<PredictSummary> {
-    let to_stdout = output == Path::new("-");
-    if !to_stdout {
+    if output != Path::new("-") {
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
@@ -340,56 +331,25 @@ pub fn predict(
     };
     let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
-    let id = pre.id.clone();
-    let format = if to_stdout {
-        Format::Csv
-    } else {
-        Format::of(output).map_err(|_| {
-            PatronError::data(output, "unsupported output type: use .csv or .parquet")
-        })?
+    let mut writer = PredictionWriter::create(output, pre.id.as_deref(), &pre.labels, outputs)?;
+    let threshold = run.manifest.threshold.unwrap_or(0.5);
+    let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
+    let mut summary = PredictSummary {
+        rows: 0,
+        positives: 0,
+        class_counts: vec![0; pre.labels.len()],
     };
-    let tmp = temp_name(output);
-    let mut sink = if to_stdout {
-        Sink::Csv(BufWriter::new(Box::new(std::io::stdout())))
-    } else {
-        let file = File::create(&tmp).map_err(|e| PatronError::io(output, e))?;
-        match format {
-            Format::Csv => Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file))),
-            Format::Parquet => {
-                let schema = output_schema(id.as_deref(), &pre.labels, outputs);
-                let writer = ParquetWriter::new(file)
-                    .batched(&schema)
-                    .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
-                Sink::Parquet(Some(Box::new(writer)))
-            }
-        }
-    };
-    let result = (|| {
-        let first_column = id.clone().unwrap_or_else(|| "row".into());
-        if let Sink::Csv(w) = &mut sink {
-            let names: Vec<String> = output_columns(&first_column, &pre.labels, outputs)
-                .iter()
-                .map(|c| csv_field(c).into_owned())
-                .collect();
-            writeln!(w, "{}", names.join(",")).map_err(|e| PatronError::io(output, e))?;
-        }
-        let threshold = run.manifest.threshold.unwrap_or(0.5);
-        let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
-        let mut summary = PredictSummary {
-            rows: 0,
-            positives: 0,
-            class_counts: vec![0; pre.labels.len()],
+    for next in ReadAhead::start(reader, pre, input) {
+        let (offset, chunk, encoded) = next?;
+        let encoded = match encoded {
+            Some(encoded) => encoded,
+            None => pre.transform(&chunk, offset, input)?,
         };
-        for next in ReadAhead::start(reader, pre, input) {
-            let (offset, chunk, encoded) = next?;
-            let encoded = match encoded {
-                Some(encoded) => encoded,
-                None => pre.transform(&chunk, offset, input)?,
-            };
-            let z = scorer.logits(&encoded)?;
-            let scores = probabilities(&run.calibration, &z, outputs);
-            let ids: Vec<String> = match &id {
-                Some(col) => chunk
+        let z = scorer.logits(&encoded)?;
+        let scores = probabilities(&run.calibration, &z, outputs);
+        let ids = match &pre.id {
+            Some(col) => Some(
+                chunk
                     .cells(col)
                     .ok_or_else(|| {
                         PatronError::data(
@@ -402,138 +362,33 @@ pub fn predict(
                     .into_iter()
                     .map(|c| c.unwrap_or("").to_string())
                     .collect(),
-                None => (offset..offset + chunk.height())
-                    .map(|r| r.to_string())
-                    .collect(),
-            };
-            let predicted: Vec<usize> = if outputs == 1 {
-                scores
-                    .iter()
-                    .map(|&s| usize::from(s >= threshold))
-                    .collect()
-            } else {
-                decide(&scores, outputs, offsets)
-            };
-            let labels: Vec<&str> = predicted.iter().map(|&c| pre.labels[c].as_str()).collect();
-            summary.rows += predicted.len();
-            for &c in &predicted {
-                summary.class_counts[c] += 1;
-            }
-            summary.positives = if outputs == 1 {
-                summary.class_counts[1]
-            } else {
-                0
-            };
-            match &mut sink {
-                Sink::Csv(w) if outputs == 1 => {
-                    for ((i, s), l) in ids.iter().zip(&scores).zip(&labels) {
-                        writeln!(w, "{},{s:.6},{}", csv_field(i), csv_field(l))
-                            .map_err(|e| PatronError::io(output, e))?;
-                    }
-                }
-                Sink::Csv(w) => {
-                    for ((i, row), l) in ids.iter().zip(scores.chunks_exact(outputs)).zip(&labels) {
-                        let mut line = format!("{},{}", csv_field(i), csv_field(l));
-                        for p in row {
-                            line.push_str(&format!(",{p:.6}"));
-                        }
-                        writeln!(w, "{line}").map_err(|e| PatronError::io(output, e))?;
-                    }
-                }
-                Sink::Parquet(writer) => {
-                    let first = if id.is_some() {
-                        Column::new(first_column.as_str().into(), ids)
-                    } else {
-                        let rows: Vec<u64> =
-                            (offset as u64..(offset + chunk.height()) as u64).collect();
-                        Column::new(first_column.as_str().into(), rows)
-                    };
-                    let mut columns = vec![first];
-                    if outputs == 1 {
-                        columns.push(Column::new("score".into(), scores));
-                        columns.push(Column::new("prediction".into(), labels));
-                    } else {
-                        columns.push(Column::new("prediction".into(), labels));
-                        for (c, label) in pre.labels.iter().enumerate() {
-                            let p: Vec<f64> =
-                                scores.chunks_exact(outputs).map(|row| row[c]).collect();
-                            columns.push(Column::new(format!("p_{label}").into(), p));
-                        }
-                    }
-                    let df = DataFrame::new_infer_height(columns)
-                        .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
-                    if let Some(w) = writer {
-                        w.write_batch(&df)
-                            .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
-                    }
-                }
-            }
-        }
-        match &mut sink {
-            Sink::Csv(w) => w.flush().map_err(|e| PatronError::io(output, e))?,
-            Sink::Parquet(writer) => {
-                if let Some(w) = writer.take() {
-                    w.finish()
-                        .map_err(|e| PatronError::data(output, format!("cannot write: {e}")))?;
-                }
-            }
-        }
-        Ok(summary)
-    })();
-    drop(sink);
-    match result {
-        Ok(summary) => {
-            if !to_stdout {
-                std::fs::rename(&tmp, output).map_err(|e| PatronError::io(output, e))?;
-            }
-            Ok(summary)
-        }
-        Err(e) => {
-            if !to_stdout {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Column names of the predictions: the id (or `row`), then `score,prediction` for two
-/// classes, or `prediction` and one `p_<label>` per class.
-fn output_columns(first: &str, labels: &[String], outputs: usize) -> Vec<String> {
-    let mut names = vec![first.to_string()];
-    if outputs == 1 {
-        names.extend(["score".to_string(), "prediction".to_string()]);
-    } else {
-        names.push("prediction".into());
-        names.extend(labels.iter().map(|l| format!("p_{l}")));
-    }
-    names
-}
-
-fn output_schema(id: Option<&str>, labels: &[String], outputs: usize) -> Schema {
-    let mut schema = Schema::default();
-    match id {
-        Some(name) => schema.insert(name.into(), DataType::String),
-        None => schema.insert("row".into(), DataType::UInt64),
-    };
-    for name in output_columns("", labels, outputs).into_iter().skip(1) {
-        let dtype = if name == "prediction" {
-            DataType::String
-        } else {
-            DataType::Float64
+            ),
+            None => None,
         };
-        schema.insert(name.into(), dtype);
+        let predicted: Vec<usize> = if outputs == 1 {
+            scores
+                .iter()
+                .map(|&s| usize::from(s >= threshold))
+                .collect()
+        } else {
+            decide(&scores, outputs, offsets)
+        };
+        summary.rows += predicted.len();
+        for &c in &predicted {
+            summary.class_counts[c] += 1;
+        }
+        writer.write(ScoredChunk {
+            offset,
+            ids,
+            scores,
+            labels: predicted.iter().map(|&c| pre.labels[c].as_str()).collect(),
+        })?;
     }
-    schema
-}
-
-/// A temporary sibling of `path`, renamed over it when complete.
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    if outputs == 1 {
+        summary.positives = summary.class_counts[1];
+    }
+    writer.finish()?;
+    Ok(summary)
 }
 
 /// Scoring must never overwrite its own input.
@@ -553,15 +408,6 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Quote a CSV field when it holds a separator, quote or line break.
-fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
 }
 
 /// Score a labelled file with a run and write its reports into `out_dir`.

@@ -10,8 +10,9 @@
 //! - [`train`]: the training loop, checkpoints and export
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
 //!   and reports; [`run_report`]: a run's reports, built and rebuilt
-//! - [`inference`]: batch scoring, `predict` and `evaluate`; [`host_mlp`]: the fused CPU
-//!   forward of the MLP heads that scoring on flex uses
+//! - [`inference`]: batch scoring, `predict` and `evaluate`; [`predictions`]: the file
+//!   `predict` writes; [`host_mlp`]: the fused CPU forward of the MLP heads that scoring
+//!   on flex uses
 //! - [`importance`]: permutation feature importance
 //! - [`checkpoint`]: the run directory
 //! - [`compare`]: runs side by side
@@ -36,6 +37,7 @@ pub mod importance;
 pub mod inference;
 pub mod metrics;
 pub mod model;
+pub mod predictions;
 pub mod preprocess;
 pub mod progress;
 pub mod report;

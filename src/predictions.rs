@@ -1,0 +1,239 @@
+//! The predictions file `patron predict` writes: its columns, as CSV (a file or standard
+//! output) or Parquet, written chunk by chunk under a temporary name and renamed over the
+//! output only when complete.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use polars::io::parquet::write::BatchedWriter;
+use polars::prelude::*;
+
+use crate::data::Format;
+use crate::error::{PatronError, Result};
+
+/// One scored chunk of input rows.
+pub struct ScoredChunk<'a> {
+    /// 0-based index of the chunk's first row in the input.
+    pub offset: usize,
+    /// The id column's values, when the run names one (else rows are numbered).
+    pub ids: Option<Vec<String>>,
+    /// Probabilities: one per row for two classes, else one per class, row-major.
+    pub scores: Vec<f64>,
+    /// The predicted label of each row.
+    pub labels: Vec<&'a str>,
+}
+
+/// A predictions file being written.
+pub struct PredictionWriter {
+    /// `None` once finished.
+    sink: Option<Sink>,
+    /// The final name (`-`: standard output).
+    output: PathBuf,
+    /// Where a file output is written until [`PredictionWriter::finish`] renames it.
+    tmp: Option<PathBuf>,
+    first_column: String,
+    classes: Vec<String>,
+    outputs: usize,
+}
+
+/// The open output: buffered CSV, or Parquet written one row group per chunk.
+enum Sink {
+    Csv(BufWriter<Box<dyn Write>>),
+    Parquet(Box<BatchedWriter<File>>),
+}
+
+impl PredictionWriter {
+    /// Start `output` (CSV or Parquet by extension; `-` is CSV on standard output). The
+    /// first column is `id` when the run names one, else `row`; then `score,prediction`
+    /// for two classes (`outputs == 1`), or `prediction` and one `p_<label>` per class.
+    pub fn create(
+        output: &Path,
+        id: Option<&str>,
+        classes: &[String],
+        outputs: usize,
+    ) -> Result<PredictionWriter> {
+        let to_stdout = output == Path::new("-");
+        let format = if to_stdout {
+            Format::Csv
+        } else {
+            Format::of(output).map_err(|_| {
+                PatronError::data(output, "unsupported output type: use .csv or .parquet")
+            })?
+        };
+        let first_column = id.unwrap_or("row").to_string();
+        let (sink, tmp) = if to_stdout {
+            let stdout: Box<dyn Write> = Box::new(std::io::stdout());
+            (Sink::Csv(BufWriter::new(stdout)), None)
+        } else {
+            let tmp = temp_name(output);
+            let file = File::create(&tmp).map_err(|e| PatronError::io(output, e))?;
+            let sink = match format {
+                Format::Csv => Ok(Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file)))),
+                Format::Parquet => ParquetWriter::new(file)
+                    .batched(&output_schema(id, classes, outputs))
+                    .map(|w| Sink::Parquet(Box::new(w)))
+                    .map_err(|e| PatronError::data(output, format!("cannot write: {e}"))),
+            };
+            match sink {
+                Ok(sink) => (sink, Some(tmp)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+        };
+        let mut writer = PredictionWriter {
+            sink: Some(sink),
+            output: output.to_path_buf(),
+            tmp,
+            first_column,
+            classes: classes.to_vec(),
+            outputs,
+        };
+        if let Some(Sink::Csv(w)) = &mut writer.sink {
+            let names: Vec<String> = output_columns(&writer.first_column, &writer.classes, outputs)
+                .iter()
+                .map(|c| csv_field(c).into_owned())
+                .collect();
+            writeln!(w, "{}", names.join(",")).map_err(|e| PatronError::io(output, e))?;
+        }
+        Ok(writer)
+    }
+
+    /// Append one chunk's rows.
+    pub fn write(&mut self, chunk: ScoredChunk) -> Result<()> {
+        let ScoredChunk {
+            offset,
+            ids,
+            scores,
+            labels,
+        } = chunk;
+        let outputs = self.outputs;
+        let sink = self.sink.as_mut().expect("written before finish");
+        match sink {
+            Sink::Csv(w) => {
+                for (r, label) in labels.iter().enumerate() {
+                    let id = match &ids {
+                        Some(ids) => csv_field(&ids[r]),
+                        None => Cow::Owned((offset + r).to_string()),
+                    };
+                    let label = csv_field(label);
+                    let written = if outputs == 1 {
+                        writeln!(w, "{id},{:.6},{label}", scores[r])
+                    } else {
+                        write!(w, "{id},{label}").and_then(|()| {
+                            for p in &scores[r * outputs..(r + 1) * outputs] {
+                                write!(w, ",{p:.6}")?;
+                            }
+                            writeln!(w)
+                        })
+                    };
+                    written.map_err(|e| PatronError::io(&self.output, e))?;
+                }
+                Ok(())
+            }
+            Sink::Parquet(w) => {
+                let name = self.first_column.as_str().into();
+                let first = match ids {
+                    Some(ids) => Column::new(name, ids),
+                    None => {
+                        let rows = offset as u64..(offset + labels.len()) as u64;
+                        Column::new(name, rows.collect::<Vec<u64>>())
+                    }
+                };
+                let mut columns = vec![first];
+                if outputs == 1 {
+                    columns.push(Column::new("score".into(), scores));
+                    columns.push(Column::new("prediction".into(), labels));
+                } else {
+                    columns.push(Column::new("prediction".into(), labels));
+                    for (c, label) in self.classes.iter().enumerate() {
+                        let p: Vec<f64> = scores.chunks_exact(outputs).map(|row| row[c]).collect();
+                        columns.push(Column::new(format!("p_{label}").into(), p));
+                    }
+                }
+                let df = DataFrame::new_infer_height(columns)
+                    .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
+                w.write_batch(&df)
+                    .map_err(|e| PatronError::data(&self.output, format!("cannot write: {e}")))
+            }
+        }
+    }
+
+    /// Flush and close the file, then rename it over the output.
+    pub fn finish(mut self) -> Result<()> {
+        match self.sink.take() {
+            Some(Sink::Csv(mut w)) => w.flush().map_err(|e| PatronError::io(&self.output, e))?,
+            Some(Sink::Parquet(w)) => {
+                w.finish()
+                    .map_err(|e| PatronError::data(&self.output, format!("cannot write: {e}")))?;
+            }
+            None => {}
+        }
+        if let Some(tmp) = self.tmp.take() {
+            std::fs::rename(&tmp, &self.output).map_err(|e| PatronError::io(&self.output, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PredictionWriter {
+    /// An unfinished file (an error stopped the scoring) is removed, never left behind.
+    fn drop(&mut self) {
+        // Closed first: the file must not be written to after its removal.
+        self.sink = None;
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Column names of the predictions: the id (or `row`), then `score,prediction` for two
+/// classes, or `prediction` and one `p_<label>` per class.
+fn output_columns(first: &str, labels: &[String], outputs: usize) -> Vec<String> {
+    let mut names = vec![first.to_string()];
+    if outputs == 1 {
+        names.extend(["score".to_string(), "prediction".to_string()]);
+    } else {
+        names.push("prediction".into());
+        names.extend(labels.iter().map(|l| format!("p_{l}")));
+    }
+    names
+}
+
+fn output_schema(id: Option<&str>, labels: &[String], outputs: usize) -> Schema {
+    let mut schema = Schema::default();
+    match id {
+        Some(name) => schema.insert(name.into(), DataType::String),
+        None => schema.insert("row".into(), DataType::UInt64),
+    };
+    for name in output_columns("", labels, outputs).into_iter().skip(1) {
+        let dtype = if name == "prediction" {
+            DataType::String
+        } else {
+            DataType::Float64
+        };
+        schema.insert(name.into(), dtype);
+    }
+    schema
+}
+
+/// A temporary sibling of `path`, renamed over it when complete.
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Quote a CSV field when it holds a separator, quote or line break.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
