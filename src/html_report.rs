@@ -233,7 +233,6 @@ fn explanations_section(explanations: Option<&TextExplanations>, multiclass: boo
 
 /// Render the page for the numbers of `r`.
 pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
-    let m = &r.metrics;
     let mut h = page_head(page);
     let _ = writeln!(
         h,
@@ -242,8 +241,21 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         r.n_positive,
         escape(&r.positive)
     );
+    h.push_str(&metrics_section(r, page));
+    h.push_str(&charts_sections(r, page)?);
+    h.push_str(&confusion_section(r));
+    h.push_str(&segments_section(r));
+    h.push_str(&importance_section(page.importance));
+    h.push_str(&explanations_section(page.explanations, false));
+    h.push_str(&training_section(page.history)?);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
 
-    // Metrics with 95 % bootstrap intervals.
+/// The metrics with their 95 % bootstrap intervals.
+fn metrics_section(r: &BinaryReport, page: &ReportPage) -> String {
+    let mut h = String::new();
+    let m = &r.metrics;
     let ci = crate::metrics::bootstrap_intervals(
         page.probs,
         page.uncalibrated,
@@ -287,7 +299,13 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Decision threshold {:.4} on the calibrated score, chosen for the best F1 on the validation split.</p></section>",
         m.threshold
     );
+    h
+}
 
+/// The ranking and calibration charts, then campaign planning (gains, lift, deciles).
+fn charts_sections(r: &BinaryReport, page: &ReportPage) -> Result<String> {
+    let mut h = String::new();
+    let m = &r.metrics;
     // Curves.
     let unit = 0.0..1.0;
     let diagonal = || vec![(0.0, 0.0), (1.0, 1.0)];
@@ -438,7 +456,13 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         );
     }
     h.push_str("</table></section>\n");
+    Ok(h)
+}
 
+/// The confusion matrix at the decision threshold.
+fn confusion_section(r: &BinaryReport) -> String {
+    let mut h = String::new();
+    let m = &r.metrics;
     let [[tn, fp], [fn_, tp]] = r.confusion_matrix;
     let _ = writeln!(
         h,
@@ -448,36 +472,38 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
         escape(&r.positive),
         escape(&r.positive)
     );
+    h
+}
 
-    if !r.segments.is_empty() {
-        h.push_str("<section id=\"segments\"><h2>Segments</h2>");
-        for (column, rows) in &r.segments {
+/// Per-segment rates, scores and AUC (empty without `report.segments`).
+fn segments_section(r: &BinaryReport) -> String {
+    let mut h = String::new();
+    if r.segments.is_empty() {
+        return h;
+    }
+    h.push_str("<section id=\"segments\"><h2>Segments</h2>");
+    for (column, rows) in &r.segments {
+        let _ = write!(
+            h,
+            "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>positives</th><th>positive rate</th><th>mean score</th><th>ROC AUC</th></tr>",
+            escape(column)
+        );
+        for s in rows {
+            let auc = s.auc_roc.map_or("-".to_string(), |a| format!("{a:.3}"));
             let _ = write!(
                 h,
-                "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>positives</th><th>positive rate</th><th>mean score</th><th>ROC AUC</th></tr>",
-                escape(column)
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.3}</td><td>{auc}</td></tr>",
+                escape(&s.value),
+                s.n,
+                s.positives,
+                100.0 * s.positives as f64 / s.n.max(1) as f64,
+                s.mean_score
             );
-            for s in rows {
-                let auc = s.auc_roc.map_or("-".to_string(), |a| format!("{a:.3}"));
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.3}</td><td>{auc}</td></tr>",
-                    escape(&s.value),
-                    s.n,
-                    s.positives,
-                    100.0 * s.positives as f64 / s.n.max(1) as f64,
-                    s.mean_score
-                );
-            }
-            h.push_str("</table>");
         }
-        h.push_str("<p class=\"note\">Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.</p></section>\n");
+        h.push_str("</table>");
     }
-    h.push_str(&importance_section(page.importance));
-    h.push_str(&explanations_section(page.explanations, false));
-    h.push_str(&training_section(page.history)?);
-    h.push_str("</body></html>\n");
-    Ok(h)
+    h.push_str("<p class=\"note\">Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.</p></section>\n");
+    h
 }
 
 /// Training curves from the per-epoch history (empty when there is none).
