@@ -17,7 +17,7 @@ use crate::metrics::{decide, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
 use crate::predictions::{PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, raw_texts};
-use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
+use crate::report::{Report, Scores, segment_columns};
 
 /// Rows per forward pass when scoring.
 pub const SCORE_BATCH: usize = 4096;
@@ -221,6 +221,16 @@ pub fn probabilities(calibration: &Calibration, logits: &[f64], outputs: usize) 
             .chunks_exact(outputs)
             .flat_map(|row| calibration.apply_softmax(row))
             .collect()
+    }
+}
+
+/// Probabilities before calibration: the sigmoid of each logit for two classes, else the
+/// softmax of each row.
+pub fn uncalibrated(logits: &[f64], outputs: usize) -> Vec<f64> {
+    if outputs == 1 {
+        logits.iter().map(|&z| sigmoid(z)).collect()
+    } else {
+        softmax_rows(logits, outputs)
     }
 }
 
@@ -429,12 +439,7 @@ pub fn evaluate(
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
     let z = scorer.logits(&encoded)?;
     let probs = probabilities(&run.calibration, &z, outputs);
-    let raw: Vec<f64> = if outputs == 1 {
-        z.iter().map(|&z| sigmoid(z)).collect()
-    } else {
-        softmax_rows(&z, outputs)
-    };
-    let evaluated_on = data.display().to_string();
+    let raw = uncalibrated(&z, outputs);
     let segments = segment_columns(
         &table,
         &run.config.report.segments,
@@ -442,33 +447,18 @@ pub fn evaluate(
         data,
         false,
     )?;
-    let report = if outputs == 1 {
-        let threshold = run.manifest.threshold.unwrap_or(0.5);
-        Report::Binary(with_segments(
-            BinaryReport::new(
-                &probs,
-                &raw,
-                &labels,
-                threshold,
-                &run.manifest.positive,
-                &evaluated_on,
-            ),
-            &segments,
-            &probs,
-            &labels,
-        ))
-    } else {
-        Report::Multiclass(
-            MulticlassReport::new(
-                &probs,
-                &labels,
-                &pre.labels,
-                run.manifest.class_offsets.as_deref().unwrap_or(&[]),
-                &evaluated_on,
-            )
-            .with_segments(&segments, &probs, &labels),
-        )
-    };
+    let report = Report::of_scores(
+        &Scores {
+            probs: &probs,
+            raw: &raw,
+            labels: &labels,
+        },
+        &pre.labels,
+        run.manifest.threshold.unwrap_or(0.5),
+        run.manifest.class_offsets.as_deref().unwrap_or(&[]),
+        &data.display().to_string(),
+        &segments,
+    );
     let explanations = match &pre.text {
         Some(text) => Some(explain(
             &scorer,

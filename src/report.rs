@@ -186,7 +186,43 @@ pub enum Report {
     Binary(BinaryReport),
 }
 
+/// Rows a run scored, as a report judges them.
+pub struct Scores<'a> {
+    /// Calibrated probabilities: one per row for two classes, else `[rows * classes]`.
+    pub probs: &'a [f64],
+    /// The same before calibration.
+    pub raw: &'a [f64],
+    /// The class index of each row.
+    pub labels: &'a [f32],
+}
+
 impl Report {
+    /// The report of `scores` over `classes` (of two, the second is the positive one),
+    /// deciding at `threshold` (two classes) or with the class `offsets` (more), with the
+    /// metrics of each value of the `segments` columns (one value per scored row).
+    pub fn of_scores(
+        scores: &Scores,
+        classes: &[String],
+        threshold: f64,
+        offsets: &[f64],
+        evaluated_on: &str,
+        segments: &[(String, Vec<String>)],
+    ) -> Report {
+        let Scores { probs, raw, labels } = *scores;
+        if classes.len() <= 2 {
+            let positive = classes.get(1).map_or("", String::as_str);
+            Report::Binary(
+                BinaryReport::new(probs, raw, labels, threshold, positive, evaluated_on)
+                    .with_segments(segments, probs, labels),
+            )
+        } else {
+            Report::Multiclass(
+                MulticlassReport::new(probs, labels, classes, offsets, evaluated_on)
+                    .with_segments(segments, probs, labels),
+            )
+        }
+    }
+
     /// Write `report.json`, `report.md` and `report.html` into `dir`.
     pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
         match self {
@@ -284,21 +320,6 @@ pub fn segment_columns(
     Ok(out)
 }
 
-/// Attach segment metrics: `columns` hold one value per evaluated row.
-pub fn with_segments(
-    mut report: BinaryReport,
-    columns: &[(String, Vec<String>)],
-    probs: &[f64],
-    labels: &[f32],
-) -> BinaryReport {
-    for (name, values) in columns {
-        report
-            .segments
-            .insert(name.clone(), segments(values, probs, labels));
-    }
-    report
-}
-
 /// Segment values listed per column; rarer values are grouped as `(other)`.
 const MAX_SEGMENTS: usize = 25;
 
@@ -363,6 +384,20 @@ impl BinaryReport {
             n_positive: labels.iter().filter(|&&y| y > 0.5).count(),
             segments: BTreeMap::new(),
         }
+    }
+
+    /// Attach segment metrics: `columns` hold one value per evaluated row.
+    pub fn with_segments(
+        mut self,
+        columns: &[(String, Vec<String>)],
+        probs: &[f64],
+        labels: &[f32],
+    ) -> Self {
+        for (name, values) in columns {
+            self.segments
+                .insert(name.clone(), segments(values, probs, labels));
+        }
+        self
     }
 
     /// A short markdown summary.

@@ -32,7 +32,7 @@ use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::html_report::ReportPage;
 use crate::importance::permutation_importance;
-use crate::inference::{Scorer, probabilities};
+use crate::inference::{Scorer, probabilities, uncalibrated};
 use crate::metrics::{
     MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, fit_class_offsets, log_loss,
     one_vs_rest, softmax_rows,
@@ -40,7 +40,7 @@ use crate::metrics::{
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values};
 use crate::progress::Progress;
-use crate::report::{BinaryReport, MulticlassReport, Report, segment_columns, with_segments};
+use crate::report::{Report, Scores, segment_columns};
 use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
 use crate::sparse::SparseTable;
 use crate::split::{Split, split_rows};
@@ -1010,39 +1010,32 @@ fn finish(
     } else {
         Vec::new()
     };
-    let (calibration, report, raw, calibrated) = if outputs == 1 {
+    // Calibrate and fit the decision (threshold or class offsets) on validation.
+    let calibration = if outputs == 1 {
         let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
-        let valid_p: Vec<f64> = valid_z.iter().map(|&z| calibration.apply(z)).collect();
-        let (threshold, _) = best_f1_threshold(&valid_p, &valid_y);
-        manifest.threshold = Some(threshold);
-        let raw: Vec<f64> = test_z.iter().map(|&z| sigmoid(z)).collect();
-        let calibrated: Vec<f64> = test_z.iter().map(|&z| calibration.apply(z)).collect();
-        let report = with_segments(
-            BinaryReport::new(
-                &calibrated,
-                &raw,
-                &test_y,
-                threshold,
-                &manifest.positive,
-                evaluated_on,
-            ),
-            &segments,
-            &calibrated,
-            &test_y,
-        );
-        (calibration, Report::Binary(report), raw, calibrated)
+        let valid_p = probabilities(&calibration, &valid_z, outputs);
+        manifest.threshold = Some(best_f1_threshold(&valid_p, &valid_y).0);
+        calibration
     } else {
         let calibration = Calibration::fit_softmax(cfg.calibration, &valid_z, &valid_y, outputs);
         let valid_p = probabilities(&calibration, &valid_z, outputs);
-        let offsets = fit_class_offsets(&valid_p, &valid_y, outputs);
-        manifest.class_offsets = Some(offsets.clone());
-        let raw = softmax_rows(&test_z, outputs);
-        let calibrated = probabilities(&calibration, &test_z, outputs);
-        let report =
-            MulticlassReport::new(&calibrated, &test_y, &p.pre.labels, &offsets, evaluated_on)
-                .with_segments(&segments, &calibrated, &test_y);
-        (calibration, Report::Multiclass(report), raw, calibrated)
+        manifest.class_offsets = Some(fit_class_offsets(&valid_p, &valid_y, outputs));
+        calibration
     };
+    let raw = uncalibrated(&test_z, outputs);
+    let calibrated = probabilities(&calibration, &test_z, outputs);
+    let report = Report::of_scores(
+        &Scores {
+            probs: &calibrated,
+            raw: &raw,
+            labels: &test_y,
+        },
+        &p.pre.labels,
+        manifest.threshold.unwrap_or(0.5),
+        manifest.class_offsets.as_deref().unwrap_or(&[]),
+        evaluated_on,
+        &segments,
+    );
 
     let explanations = match &p.pre.text {
         Some(text) => Some(explain(
