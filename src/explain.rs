@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::inference::Scorer;
-use crate::metrics::decide;
+use crate::metrics::predicted_classes;
 use crate::preprocess::{Encoded, TextPreprocess};
 use crate::text::{normalize, units};
 
@@ -84,8 +84,18 @@ pub fn explain(
     outputs: usize,
     scored: &Scored,
 ) -> Result<TextExplanations> {
+    let candidates = frequent_phrases(scored.texts);
+    Ok(TextExplanations {
+        top_phrases: top_phrases(scorer, text, outputs, scored.classes, &candidates)?,
+        mistakes: confident_mistakes(scored, outputs),
+    })
+}
+
+/// The words and word pairs (CJK characters and their pairs) of at least `MIN_COUNT`
+/// texts, most frequent first, at most `MAX_CANDIDATES`.
+fn frequent_phrases(texts: &[String]) -> Vec<(String, usize)> {
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for t in scored.texts {
+    for t in texts {
         let normalized = normalize(t);
         let u = units(&normalized);
         for w in &u {
@@ -112,7 +122,18 @@ pub fn explain(
         .collect();
     candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     candidates.truncate(MAX_CANDIDATES);
+    candidates
+}
 
+/// For each class, the candidate phrases that push a text toward it most when scored
+/// alone against the empty text (change in log-odds), at most `TOP_PHRASES`.
+fn top_phrases(
+    scorer: &Scorer,
+    text: &TextPreprocess,
+    outputs: usize,
+    classes: &[String],
+    candidates: &[(String, usize)],
+) -> Result<Vec<(String, Vec<Phrase>)>> {
     // Row 0 is the empty text, the baseline.
     let mut tokens = vec![text.tokenizer.ids("")];
     tokens.extend(candidates.iter().map(|(p, _)| text.tokenizer.ids(p)));
@@ -122,7 +143,6 @@ pub fn explain(
         ..Encoded::default()
     };
     let z = scorer.logits(&encoded)?;
-    let k = scored.classes.len();
     let push_of = |row: usize, class: usize| -> f64 {
         if outputs == 1 {
             let d = z[row] - z[0];
@@ -140,8 +160,8 @@ pub fn explain(
             log_odds(row) - log_odds(0)
         }
     };
-    let mut top_phrases = Vec::with_capacity(k);
-    for (c, class) in scored.classes.iter().enumerate() {
+    let mut top_phrases = Vec::with_capacity(classes.len());
+    for (c, class) in classes.iter().enumerate() {
         let mut phrases: Vec<Phrase> = candidates
             .iter()
             .enumerate()
@@ -156,16 +176,12 @@ pub fn explain(
         phrases.truncate(TOP_PHRASES);
         top_phrases.push((class.clone(), phrases));
     }
+    Ok(top_phrases)
+}
 
-    let predicted: Vec<usize> = if outputs == 1 {
-        scored
-            .probs
-            .iter()
-            .map(|&p| usize::from(p >= scored.threshold))
-            .collect()
-    } else {
-        decide(scored.probs, outputs, scored.offsets)
-    };
+/// The misclassified rows the model was most sure of, at most `TOP_MISTAKES`.
+fn confident_mistakes(scored: &Scored, outputs: usize) -> Vec<Mistake> {
+    let predicted = predicted_classes(scored.probs, outputs, scored.threshold, scored.offsets);
     let confidence = |r: usize| -> f64 {
         if outputs == 1 {
             if predicted[r] == 1 {
@@ -181,7 +197,7 @@ pub fn explain(
         .filter(|&r| predicted[r] != scored.labels[r] as usize)
         .collect();
     wrong.sort_by(|&a, &b| confidence(b).total_cmp(&confidence(a)).then(a.cmp(&b)));
-    let mistakes = wrong
+    wrong
         .into_iter()
         .take(TOP_MISTAKES)
         .map(|r| {
@@ -198,9 +214,5 @@ pub fn explain(
                 probability: confidence(r),
             }
         })
-        .collect();
-    Ok(TextExplanations {
-        top_phrases,
-        mistakes,
-    })
+        .collect()
 }

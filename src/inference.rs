@@ -13,7 +13,7 @@ use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::host_mlp::HostMlp;
 use crate::html_report::ReportPage;
-use crate::metrics::{decide, softmax_rows};
+use crate::metrics::{predicted_classes, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
 use crate::predictions::{PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, raw_texts};
@@ -375,14 +375,7 @@ pub fn predict(
             ),
             None => None,
         };
-        let predicted: Vec<usize> = if outputs == 1 {
-            scores
-                .iter()
-                .map(|&s| usize::from(s >= threshold))
-                .collect()
-        } else {
-            decide(&scores, outputs, offsets)
-        };
+        let predicted = predicted_classes(&scores, outputs, threshold, offsets);
         summary.rows += predicted.len();
         for &c in &predicted {
             summary.class_counts[c] += 1;
