@@ -304,6 +304,9 @@ enum ChunkSource {
         reader: Box<dyn BufRead + Send>,
         header: Vec<u8>,
         done: bool,
+        /// Lines read so far, the header's included, for error messages: records can
+        /// span lines and blank lines are skipped, so rows do not count them.
+        lines: usize,
     },
     Parquet {
         total: usize,
@@ -365,112 +368,149 @@ impl ChunkReader {
 
     /// The next chunk, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<Table>> {
+        let (path, first_row) = (&self.path, self.rows_read);
         let df = match &mut self.source {
             ChunkSource::Lines {
                 reader,
                 columns,
                 done,
             } => {
-                if *done {
+                let Some(df) =
+                    next_lines(reader.as_mut(), columns, done, first_row, self.chunk_rows)?
+                else {
                     return Ok(None);
-                }
-                let mut texts: Vec<String> = Vec::new();
-                let mut line = Vec::new();
-                while texts.len() < self.chunk_rows {
-                    line.clear();
-                    let n = reader
-                        .read_until(b'\n', &mut line)
-                        .map_err(|e| PatronError::io(&self.path, e))?;
-                    if n == 0 {
-                        *done = true;
-                        break;
-                    }
-                    while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-                        line.pop();
-                    }
-                    let number = self.rows_read + texts.len() + 1;
-                    let text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| {
-                        PatronError::data(
-                            "standard input",
-                            format!(
-                                "invalid UTF-8 on line {number}; send UTF-8 text, one text per line"
-                            ),
-                        )
-                    })?;
-                    texts.push(text);
-                }
-                if texts.is_empty() {
-                    return Ok(None);
-                }
-                let rows = texts.len();
-                let mut cols = Vec::with_capacity(columns.len());
-                for (i, name) in columns.iter().enumerate() {
-                    if i == 0 {
-                        cols.push(Column::new(
-                            name.as_str().into(),
-                            std::mem::take(&mut texts),
-                        ));
-                    } else {
-                        cols.push(Column::new(name.as_str().into(), vec![None::<&str>; rows]));
-                    }
-                }
-                let df = DataFrame::new_infer_height(cols)
-                    .map_err(|e| PatronError::Internal(format!("building a table: {e}")))?;
+                };
+                // Texts are taken as they are: no typing, no missing values.
                 self.rows_read += df.height();
                 return Ok(Some(Table { df }));
             }
             ChunkSource::Parquet { total } => {
-                if self.rows_read >= *total {
+                if first_row >= *total {
                     return Ok(None);
                 }
-                let n = self.chunk_rows.min(*total - self.rows_read);
-                read_parquet(&self.path, Some((self.rows_read, n)))?
+                let n = self.chunk_rows.min(*total - first_row);
+                read_parquet(path, Some((first_row, n)))?
             }
             ChunkSource::Csv {
                 reader,
                 header,
                 done,
+                lines,
             } => {
-                if *done {
+                let records =
+                    next_records(path, reader.as_mut(), header, done, lines, self.chunk_rows);
+                let Some(bytes) = records? else {
                     return Ok(None);
-                }
-                let mut bytes = header.clone();
-                let mut rows = 0;
-                let line_base = self.rows_read + 2;
-                while rows < self.chunk_rows {
-                    let before = bytes.len();
-                    if !read_record(reader.as_mut(), &mut bytes)
-                        .map_err(|e| PatronError::io(&self.path, e))?
-                    {
-                        *done = true;
-                        break;
-                    }
-                    if bytes[before..].iter().all(|b| b.is_ascii_whitespace()) {
-                        bytes.truncate(before);
-                        continue;
-                    }
-                    rows += 1;
-                }
-                if rows == 0 {
-                    return Ok(None);
-                }
-                if let Err(e) = std::str::from_utf8(&bytes) {
-                    let line = bytes[header.len()..e.valid_up_to()]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count()
-                        + line_base;
-                    return Err(PatronError::data(
-                        &self.path,
-                        format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
-                    ));
-                }
-                parse_csv_bytes(&self.path, bytes, self.options.delimiter)?
+                };
+                parse_csv_bytes(path, bytes, self.options.delimiter)?
             }
         };
         self.rows_read += df.height();
         finish_table(&self.path, df, &self.options).map(Some)
     }
+}
+
+/// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end;
+/// each record is checked to be UTF-8 (the error names its line; `lines` counts the lines
+/// read so far).
+fn next_records(
+    path: &Path,
+    reader: &mut dyn BufRead,
+    header: &[u8],
+    done: &mut bool,
+    lines: &mut usize,
+    rows: usize,
+) -> Result<Option<Vec<u8>>> {
+    if *done {
+        return Ok(None);
+    }
+    let mut bytes = header.to_vec();
+    let mut read = 0;
+    while read < rows {
+        let before = bytes.len();
+        if !read_record(reader, &mut bytes).map_err(|e| PatronError::io(path, e))? {
+            *done = true;
+            break;
+        }
+        let record = &bytes[before..];
+        if let Err(e) = std::str::from_utf8(record) {
+            let line = *lines + 1 + newlines(&record[..e.valid_up_to()]);
+            return Err(PatronError::data(
+                path,
+                format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+            ));
+        }
+        *lines += newlines(record);
+        if record.iter().all(|b| b.is_ascii_whitespace()) {
+            bytes.truncate(before);
+            continue;
+        }
+        read += 1;
+    }
+    Ok((read > 0).then_some(bytes))
+}
+
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Up to `rows` lines of text as a table of the text `columns` (the first holds the
+/// text, the others are empty), or `None` at the end. `first_row` numbers the lines in
+/// errors.
+fn next_lines(
+    reader: &mut dyn BufRead,
+    columns: &[String],
+    done: &mut bool,
+    first_row: usize,
+    rows: usize,
+) -> Result<Option<DataFrame>> {
+    if *done {
+        return Ok(None);
+    }
+    let mut texts: Vec<String> = Vec::new();
+    let mut line = Vec::new();
+    while texts.len() < rows {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| PatronError::io("standard input", e))?;
+        if n == 0 {
+            *done = true;
+            break;
+        }
+        while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+            line.pop();
+        }
+        let number = first_row + texts.len() + 1;
+        let text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| {
+            PatronError::data(
+                "standard input",
+                format!("invalid UTF-8 on line {number}; send UTF-8 text, one text per line"),
+            )
+        })?;
+        texts.push(text);
+    }
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    let height = texts.len();
+    let mut cols = Vec::with_capacity(columns.len());
+    for (i, name) in columns.iter().enumerate() {
+        if i == 0 {
+            cols.push(Column::new(
+                name.as_str().into(),
+                std::mem::take(&mut texts),
+            ));
+        } else {
+            cols.push(Column::new(
+                name.as_str().into(),
+                vec![None::<&str>; height],
+            ));
+        }
+    }
+    DataFrame::new_infer_height(cols)
+        .map(Some)
+        .map_err(|e| PatronError::Internal(format!("building a table: {e}")))
 }
 
 fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkSource> {
@@ -489,6 +529,7 @@ fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkS
         header.push(b'\n');
     }
     Ok(ChunkSource::Csv {
+        lines: newlines(&header),
         reader,
         header,
         done: false,
@@ -547,6 +588,27 @@ mod tests {
         let x = t.cells("x").unwrap();
         assert_eq!(x[0], Some(" 2.5"));
         assert_eq!(t.cells("note").unwrap()[1], Some("multi\nline"));
+    }
+
+    #[test]
+    fn chunks_skip_blank_records_and_name_the_line_of_bad_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines: 1 header, 2-4 rows (3 blank), 5 a quoted field over two lines, 7 bad.
+        let p = write(
+            dir.path(),
+            "c.csv",
+            b"id,note\n1,a\n\n2,b\n3,\"x\ny\"\n4,\xFF\n",
+        );
+        let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
+        let first = reader.next_chunk().unwrap().unwrap();
+        assert_eq!(first.cells("id").unwrap(), [Some("1"), Some("2")]);
+        let err = reader.next_chunk().unwrap_err().to_string();
+        assert!(err.contains("invalid UTF-8 on line 7"), "{err}");
+        // A bad header is an error too (it used to panic the reading thread).
+        let p = write(dir.path(), "h.csv", b"id,no\xFFte\n1,a\n");
+        let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
+        let err = reader.next_chunk().unwrap_err().to_string();
+        assert!(err.contains("invalid UTF-8 on line 1"), "{err}");
     }
 
     #[test]
