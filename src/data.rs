@@ -198,41 +198,49 @@ fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<Dat
         .into_reader_with_file_handle(Cursor::new(&bytes[..]))
         .finish()
         .map_err(|e| match ragged_line(&bytes, delimiter) {
-            Some((line, fields, expected)) => PatronError::data(
-                path,
-                format!(
-                    "line {line} has {fields} fields but the header has {expected}; check the quoting or data.delimiter"
-                ),
-            ),
+            Some((line, fields, expected)) => ragged(path, line, fields, expected),
             None => PatronError::data(path, polars_message(&e)),
         })
 }
 
+fn ragged(path: &Path, line: usize, fields: usize, expected: usize) -> PatronError {
+    PatronError::data(
+        path,
+        format!(
+            "line {line} has {fields} fields but the header has {expected}; check the quoting or data.delimiter"
+        ),
+    )
+}
+
 /// The first record with more fields than the header: (line, fields, header fields).
-/// Quote-aware, so separators and newlines inside quoted fields do not count.
-fn ragged_line(bytes: &[u8], delimiter: u8) -> Option<(usize, usize, usize)> {
-    let mut expected = None;
-    let (mut line, mut record_line, mut fields, mut in_quotes) = (1, 1, 1, false);
-    for &b in bytes {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b if b == delimiter && !in_quotes => fields += 1,
-            b'\n' => {
-                line += 1;
-                if !in_quotes {
-                    match expected {
-                        None => expected = Some(fields),
-                        Some(e) if fields > e => return Some((record_line, fields, e)),
-                        Some(_) => {}
-                    }
-                    fields = 1;
-                    record_line = line;
-                }
-            }
-            _ => {}
+fn ragged_line(mut bytes: &[u8], delimiter: u8) -> Option<(usize, usize, usize)> {
+    let (mut line, mut expected, mut record) = (1, None, Vec::new());
+    while read_record(&mut bytes, &mut record).ok()? {
+        let fields = field_count(&record, delimiter);
+        match expected {
+            None => expected = Some(fields),
+            Some(e) if fields > e => return Some((line, fields, e)),
+            Some(_) => {}
         }
+        line += newlines(&record);
+        record.clear();
     }
     None
+}
+
+/// Fields of one CSV record: its delimiters outside quotes, plus one (so separators and
+/// newlines inside quoted fields do not count).
+fn field_count(record: &[u8], delimiter: u8) -> usize {
+    let mut in_quotes = false;
+    let mut fields = 1;
+    for &b in record {
+        if b == b'"' {
+            in_quotes = !in_quotes;
+        } else if b == delimiter && !in_quotes {
+            fields += 1;
+        }
+    }
+    fields
 }
 
 /// Duplicate or blank header names are errors rather than silently renamed columns.
@@ -397,8 +405,16 @@ impl ChunkReader {
                 done,
                 lines,
             } => {
-                let records =
-                    next_records(path, reader.as_mut(), header, done, lines, self.chunk_rows);
+                let delimiter = self.options.delimiter;
+                let records = next_records(
+                    path,
+                    reader.as_mut(),
+                    header,
+                    delimiter,
+                    done,
+                    lines,
+                    self.chunk_rows,
+                );
                 let Some(bytes) = records? else {
                     return Ok(None);
                 };
@@ -410,13 +426,14 @@ impl ChunkReader {
     }
 }
 
-/// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end;
-/// each record is checked to be UTF-8 (the error names its line; `lines` counts the lines
-/// read so far).
+/// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end.
+/// Each record is checked here, where its line in the file is known (`lines` counts the
+/// lines read so far): UTF-8, and no more fields than the header.
 fn next_records(
     path: &Path,
     reader: &mut dyn BufRead,
     header: &[u8],
+    delimiter: u8,
     done: &mut bool,
     lines: &mut usize,
     rows: usize,
@@ -424,6 +441,7 @@ fn next_records(
     if *done {
         return Ok(None);
     }
+    let expected = field_count(header, delimiter);
     let mut bytes = header.to_vec();
     let mut read = 0;
     while read < rows {
@@ -439,6 +457,10 @@ fn next_records(
                 path,
                 format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
             ));
+        }
+        let fields = field_count(record, delimiter);
+        if fields > expected {
+            return Err(ragged(path, *lines + 1, fields, expected));
         }
         *lines += newlines(record);
         if record.iter().all(|b| b.is_ascii_whitespace()) {
@@ -591,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_skip_blank_records_and_name_the_line_of_bad_utf8() {
+    fn chunk_errors_name_the_line_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         // Lines: 1 header, 2-4 rows (3 blank), 5 a quoted field over two lines, 7 bad.
         let p = write(
@@ -604,6 +626,19 @@ mod tests {
         assert_eq!(first.cells("id").unwrap(), [Some("1"), Some("2")]);
         let err = reader.next_chunk().unwrap_err().to_string();
         assert!(err.contains("invalid UTF-8 on line 7"), "{err}");
+        // So is a record with more fields than the header.
+        let p = write(
+            dir.path(),
+            "r.csv",
+            b"id,note\n1,a\n\n2,\"b,\nc\"\n3,d\n4,e,f\n",
+        );
+        let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
+        assert_eq!(reader.next_chunk().unwrap().unwrap().height(), 2);
+        let err = reader.next_chunk().unwrap_err().to_string();
+        assert!(
+            err.contains("line 7 has 3 fields but the header has 2"),
+            "{err}"
+        );
         // A bad header is an error too (it used to panic the reading thread).
         let p = write(dir.path(), "h.csv", b"id,no\xFFte\n1,a\n");
         let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
