@@ -364,12 +364,10 @@ fn main() {
 
 fn bench() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (steps, runs, iters) = if quick { (50, 1, 10) } else { (200, 3, 50) };
     // The in-process cases (tabular, fastText-style) and the reference take turns, so a
     // noisy neighbour on a shared machine slows both sides alike; each side's figure is
     // its median over the rounds.
     let rounds = if quick { 1 } else { 3 };
-    let script = torch_script();
     // `--wgpu` adds the GPU backend (on a machine with an adapter).
     let with_wgpu = std::env::args().any(|a| a == "--wgpu");
     let mut backends = vec![
@@ -382,12 +380,22 @@ fn bench() {
             Err(e) => eprintln!("skipping the wgpu cases: {e}"),
         }
     }
+    let tmp = std::env::temp_dir().join(format!("patron-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
     // The end-to-end cases run first: a child's peak RSS includes its parent's at the
     // moment of spawning (Linux carries the high-water mark across exec), and the
     // in-process cases below hold an 800 MB fastText table.
+    let mut end_to_end = end_to_end_cases(quick, &tmp);
+    let (mut cases, references) = in_process_cases(quick, rounds, &backends);
+    cases.append(&mut end_to_end);
+    cases.extend(text_cases(quick, &backends, &tmp));
+    let _ = std::fs::remove_dir_all(&tmp);
+    print_results(&cases, &references);
+}
+
+/// `predict` on a large file (rows/s, peak RSS) and on a 10-row one (cold start).
+fn end_to_end_cases(quick: bool, tmp: &Path) -> Vec<Case> {
     let mut end_to_end = Vec::new();
-    let tmp = std::env::temp_dir().join(format!("patron-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
     let run_dir = tmp.join("run");
     run(&[
         "train",
@@ -445,16 +453,39 @@ fn bench() {
         reference: None,
         extra: "\"rows\": 10".into(),
     });
-    // The reference as users run it, and with patron's malloc thresholds.
-    let (mut references, mut tuned_references) = (Vec::new(), Vec::new());
+    end_to_end
+}
+
+/// What the PyTorch reference printed in each round: as users run it, and with
+/// patron's malloc thresholds.
+#[derive(Default)]
+struct References {
+    plain: Vec<serde_json::Value>,
+    tuned: Vec<serde_json::Value>,
+}
+
+/// The tabular and fastText-style cases of each backend, taking turns with the
+/// reference for `rounds` rounds.
+fn in_process_cases(
+    quick: bool,
+    rounds: usize,
+    backends: &[(&str, BackendChoice)],
+) -> (Vec<Case>, References) {
+    let (steps, runs, iters) = if quick { (50, 1, 10) } else { (200, 3, 50) };
+    let script = torch_script();
+    let mut references = References::default();
     let mut train_rates = vec![Vec::new(); backends.len()];
     let mut infer_rates = vec![Vec::new(); backends.len()];
     let mut fasttext_rates = vec![Vec::new(); backends.len()];
     let ft_steps = if quick { 100 } else { 300 };
     for _ in 0..rounds {
         if let Some(script) = script.as_deref() {
-            references.extend(torch_reference(script, quick, false));
-            tuned_references.extend(torch_reference(script, quick, true));
+            references
+                .plain
+                .extend(torch_reference(script, quick, false));
+            references
+                .tuned
+                .extend(torch_reference(script, quick, true));
         }
         for (i, &(_, choice)) in backends.iter().enumerate() {
             let backend = select(choice).expect("checked above; CPU backends always exist");
@@ -463,10 +494,6 @@ fn bench() {
             fasttext_rates[i].push(fasttext_train(&backend.device, ft_steps, runs));
         }
     }
-    let median_of = |runs: &[serde_json::Value], key: Option<&str>| {
-        let v: Vec<f64> = runs.iter().filter_map(|r| r[key?].as_f64()).collect();
-        (!v.is_empty()).then(|| median(v))
-    };
     let omp = std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "default".into());
     let mut cases = Vec::new();
     for (i, &(name, _)) in backends.iter().enumerate() {
@@ -491,9 +518,25 @@ fn bench() {
             ),
         });
     }
-
-    cases.append(&mut end_to_end);
     for (i, &(name, _)) in backends.iter().enumerate() {
+        cases.push(Case {
+            case: format!("fasttext_train/{name}"),
+            unit: "ids/s",
+            patron: Some(median(fasttext_rates[i].clone())),
+            reference: Some("fasttext_train_tokens_per_s"),
+            extra: format!(
+                "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\", \"rounds\": {rounds}"
+            ),
+        });
+    }
+    (cases, references)
+}
+
+/// `text_bag` on the Chinese reviews and a Transformer step on the English config, per
+/// backend, each a training run of its own.
+fn text_cases(quick: bool, backends: &[(&str, BackendChoice)], tmp: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for &(name, _) in backends {
         // The reference's fastText-style sizes: a 2^20 x 64 table, batch 32 documents.
         let sizes = ["model.embedding_dim=64", "model.buckets=1048576"];
         let zh = "configs/feedback_sentiment_zh.toml";
@@ -506,15 +549,6 @@ fn bench() {
             reference: Some("fasttext_train_tokens_per_s"),
             extra: format!(
                 "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
-            ),
-        });
-        cases.push(Case {
-            case: format!("fasttext_train/{name}"),
-            unit: "ids/s",
-            patron: Some(median(fasttext_rates[i].clone())),
-            reference: Some("fasttext_train_tokens_per_s"),
-            extra: format!(
-                "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\", \"rounds\": {rounds}"
             ),
         });
         // The shipped English config as a Transformer at the default size; quick mode
@@ -538,16 +572,23 @@ fn bench() {
             extra: format!("\"batch\": 32, \"{}\": true", length),
         });
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    cases
+}
 
+/// One JSON line per case, then the markdown table.
+fn print_results(cases: &[Case], references: &References) {
+    let median_of = |runs: &[serde_json::Value], key: Option<&str>| {
+        let v: Vec<f64> = runs.iter().filter_map(|r| r[key?].as_f64()).collect();
+        (!v.is_empty()).then(|| median(v))
+    };
     let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.4}"));
     let figures = |c: &Case| {
-        let reference = median_of(&references, c.reference);
-        let tuned = median_of(&tuned_references, c.reference);
+        let reference = median_of(&references.plain, c.reference);
+        let tuned = median_of(&references.tuned, c.reference);
         let ratio = |r: Option<f64>| c.patron.zip(r).map(|(p, r)| p / r);
         (reference, ratio(reference), tuned, ratio(tuned))
     };
-    for c in &cases {
+    for c in cases {
         let (reference, ratio, tuned, tuned_ratio) = figures(c);
         println!(
             "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, \"reference_malloc_tuned\": {}, \"ratio_malloc_tuned\": {}, {}}}",
@@ -574,7 +615,7 @@ fn bench() {
         })
     };
     let times = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
-    for c in &cases {
+    for c in cases {
         let (reference, ratio, tuned, tuned_ratio) = figures(c);
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
