@@ -282,6 +282,28 @@ fn infer_type(
 }
 
 /// Quantile by linear interpolation of a sorted slice.
+/// The token ids of every row's texts (joined across the text columns).
+fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded> {
+    let columns = table.column_names();
+    for name in &text.columns {
+        if !table.has_column(name) {
+            return Err(missing_column(path, "text", name, &columns));
+        }
+    }
+    let rows: Vec<usize> = (0..table.height()).collect();
+    // Tokenizing (normalization, n-grams, hashing) is most of a text chunk's preparation
+    // and each text is independent: spread over the compute pool.
+    let tokens = joined_texts(table, &text.columns, &rows)
+        .par_iter()
+        .map(|t| text.tokenizer.ids(t))
+        .collect();
+    Ok(Encoded {
+        rows: table.height(),
+        tokens,
+        ..Encoded::default()
+    })
+}
+
 /// The tabular features: each column other than the target, the id and `data.drop`,
 /// typed on the whole table and fitted on the training rows.
 fn fit_features(
@@ -462,26 +484,15 @@ impl Preprocessor {
     /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
     /// table is one chunk of a larger file.
     pub fn transform(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
-        if let Some(text) = &self.text {
-            let columns = table.column_names();
-            for name in &text.columns {
-                if !table.has_column(name) {
-                    return Err(missing_column(path, "text", name, &columns));
-                }
-            }
-            let rows: Vec<usize> = (0..table.height()).collect();
-            // Tokenizing (normalization, n-grams, hashing) is most of a text chunk's
-            // preparation and each text is independent: spread over the compute pool.
-            let tokens = joined_texts(table, &text.columns, &rows)
-                .par_iter()
-                .map(|t| text.tokenizer.ids(t))
-                .collect();
-            return Ok(Encoded {
-                rows: table.height(),
-                tokens,
-                ..Encoded::default()
-            });
+        match &self.text {
+            Some(text) => tokenize(text, table, path),
+            None => self.encode_tabular(table, row_offset, path),
         }
+    }
+
+    /// The numeric inputs (scaled values, missing indicators, bin encodings) and the
+    /// category indices into the shared embedding table of every row.
+    fn encode_tabular(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
         let read = self.read_options();
         let rows = table.height();
         let width = self.numeric_width();
