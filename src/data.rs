@@ -197,35 +197,57 @@ fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<Dat
     options
         .into_reader_with_file_handle(Cursor::new(&bytes[..]))
         .finish()
-        .map_err(|e| match ragged_line(&bytes, delimiter) {
-            Some((line, fields, expected)) => ragged(path, line, fields, expected),
-            None => PatronError::data(path, polars_message(&e)),
+        .map_err(|e| {
+            bad_record(path, &bytes, delimiter)
+                .unwrap_or_else(|| PatronError::data(path, polars_message(&e)))
         })
 }
 
-fn ragged(path: &Path, line: usize, fields: usize, expected: usize) -> PatronError {
-    PatronError::data(
-        path,
-        format!(
-            "line {line} has {fields} fields but the header has {expected}; check the quoting or data.delimiter"
-        ),
-    )
-}
-
-/// The first record with more fields than the header: (line, fields, header fields).
-fn ragged_line(mut bytes: &[u8], delimiter: u8) -> Option<(usize, usize, usize)> {
-    let (mut line, mut expected, mut record) = (1, None, Vec::new());
+/// Why polars refused `bytes`, named by line where the records show it: the first record
+/// with more fields than the header, or a quote that is never closed.
+fn bad_record(path: &Path, mut bytes: &[u8], delimiter: u8) -> Option<PatronError> {
+    let mut header = Vec::new();
+    read_record(&mut bytes, &mut header).ok()?;
+    let expected = field_count(&header, delimiter);
+    let (mut line, mut record) = (1 + newlines(&header), Vec::new());
     while read_record(&mut bytes, &mut record).ok()? {
-        let fields = field_count(&record, delimiter);
-        match expected {
-            None => expected = Some(fields),
-            Some(e) if fields > e => return Some((line, fields, e)),
-            Some(_) => {}
+        if let Err(e) = check_record(path, &record, line, delimiter, expected) {
+            return Some(e);
         }
         line += newlines(&record);
         record.clear();
     }
     None
+}
+
+/// A record starting on `line` must close its quotes and hold no more fields than the
+/// header's `expected` (fewer are read as missing values).
+fn check_record(
+    path: &Path,
+    record: &[u8],
+    line: usize,
+    delimiter: u8,
+    expected: usize,
+) -> Result<()> {
+    // `read_record` only returns an odd number of quotes at the end of the input.
+    if record.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+        return Err(PatronError::data(
+            path,
+            format!(
+                "line {line}: a quoted field is not closed before the end of the file; check the quoting"
+            ),
+        ));
+    }
+    let fields = field_count(record, delimiter);
+    if fields > expected {
+        return Err(PatronError::data(
+            path,
+            format!(
+                "line {line} has {fields} fields but the header has {expected}; check the quoting or data.delimiter"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Fields of one CSV record: its delimiters outside quotes, plus one (so separators and
@@ -428,7 +450,7 @@ impl ChunkReader {
 
 /// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end.
 /// Each record is checked here, where its line in the file is known (`lines` counts the
-/// lines read so far): UTF-8, and no more fields than the header.
+/// lines read so far): UTF-8, closed quotes, and no more fields than the header.
 fn next_records(
     path: &Path,
     reader: &mut dyn BufRead,
@@ -458,10 +480,7 @@ fn next_records(
                 format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
             ));
         }
-        let fields = field_count(record, delimiter);
-        if fields > expected {
-            return Err(ragged(path, *lines + 1, fields, expected));
-        }
+        check_record(path, record, *lines + 1, delimiter, expected)?;
         *lines += newlines(record);
         if record.iter().all(|b| b.is_ascii_whitespace()) {
             bytes.truncate(before);

@@ -184,7 +184,9 @@ fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
                 c,
             )
         })
-        .filter(|(d, _)| *d <= name.len().max(3) / 2)
+        // A third of the name may differ: "tenure" suggests "Tenure" or "tenur", not
+        // "gender" (3 edits away).
+        .filter(|(d, _)| *d <= name.len().max(3) / 3)
         .min()
         .map(|(_, c)| c.as_str())
 }
@@ -841,6 +843,16 @@ fn fit_categorical<'a>(
 mod tests {
     use super::*;
     use crate::data::read_table;
+
+    #[test]
+    fn column_hints_suggest_near_names_only() {
+        let columns = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let telco = columns(&["gender", "Tenure", "MonthlyCharges"]);
+        assert_eq!(closest("tenure", &telco), Some("Tenure"));
+        assert_eq!(closest("MonthlyCharge", &telco), Some("MonthlyCharges"));
+        // Three edits from "gender": no hint rather than a wrong one.
+        assert_eq!(closest("tenure", &columns(&["gender", "Partner"])), None);
+    }
 
     fn table(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Table) {
         let dir = tempfile::tempdir().unwrap();
