@@ -886,7 +886,10 @@ fn fit_epochs(
             writer.finish()?;
             progress.finish();
             let kept = if epoch == 0 {
-                "no epoch finished, so there is nothing to resume".to_string()
+                // Nothing in it can be resumed, and left behind it would make the same
+                // --output-dir refuse the next attempt.
+                let _ = std::fs::remove_dir_all(run_dir);
+                "no epoch finished, so the run directory was removed".to_string()
             } else {
                 format!(
                     "the checkpoint of epoch {epoch} is kept in {}",
