@@ -74,13 +74,27 @@ fn page_head(page: &ReportPage) -> String {
 /// Render the page of a multiclass report: metrics with bootstrap intervals, per-class
 /// table and bars, the confusion heatmap, explanations and training curves.
 pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<String> {
-    let k = r.labels.len();
     let mut h = page_head(page);
     let _ = writeln!(
         h,
         "<tr><th>evaluated rows</th><td>{} ({} classes)</td></tr></table></section>",
-        r.n, k
+        r.n,
+        r.labels.len()
     );
+    h.push_str(&multiclass_metrics_section(r, page));
+    h.push_str(&per_class_sections(r)?);
+    h.push_str(&multiclass_segments_section(r));
+    h.push_str(&importance_section(page.importance));
+    h.push_str(&explanations_section(page.explanations, true));
+    h.push_str(&training_section(page.history)?);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// The multiclass metrics with their 95 % bootstrap intervals, and the decision offsets.
+fn multiclass_metrics_section(r: &MulticlassReport, page: &ReportPage) -> String {
+    let k = r.labels.len();
+    let mut h = String::new();
     let ci = crate::metrics::multiclass_bootstrap(
         page.probs,
         page.labels,
@@ -115,6 +129,12 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
             .collect::<Vec<_>>()
             .join(", ")
     );
+    h
+}
+
+/// Precision, recall and F1 of each class (table and bars), then the confusion heatmap.
+fn per_class_sections(r: &MulticlassReport) -> Result<String> {
+    let mut h = String::new();
     h.push_str("<section id=\"per-class\"><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");
     let mut bars: [Vec<f64>; 3] = Default::default();
     for label in &r.labels {
@@ -151,33 +171,36 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
         h,
         "</table><div class=\"charts\"><div id=\"class-bars\">{bars}</div></div></section>\n<section id=\"confusion\"><h2>Confusion matrix</h2><div class=\"charts\"><div id=\"heatmap\">{heat}</div></div><p class=\"note\">Rows are the true classes, columns the predicted ones; the shade is the share of the row.</p></section>"
     );
-    if !r.segments.is_empty() {
-        h.push_str("<section id=\"segments\"><h2>Segments</h2>");
-        for (column, rows) in &r.segments {
+    Ok(h)
+}
+
+/// Accuracy and macro-F1 per segment value (empty without `report.segments`).
+fn multiclass_segments_section(r: &MulticlassReport) -> String {
+    let mut h = String::new();
+    if r.segments.is_empty() {
+        return h;
+    }
+    h.push_str("<section id=\"segments\"><h2>Segments</h2>");
+    for (column, rows) in &r.segments {
+        let _ = write!(
+            h,
+            "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>accuracy</th><th>macro F1</th></tr>",
+            escape(column)
+        );
+        for s in rows {
             let _ = write!(
                 h,
-                "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>accuracy</th><th>macro F1</th></tr>",
-                escape(column)
+                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                escape(&s.value),
+                s.n,
+                s.accuracy,
+                s.macro_f1
             );
-            for s in rows {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                    escape(&s.value),
-                    s.n,
-                    s.accuracy,
-                    s.macro_f1
-                );
-            }
-            h.push_str("</table>");
         }
-        h.push_str("<p class=\"note\">Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).</p></section>\n");
+        h.push_str("</table>");
     }
-    h.push_str(&importance_section(page.importance));
-    h.push_str(&explanations_section(page.explanations, true));
-    h.push_str(&training_section(page.history)?);
-    h.push_str("</body></html>\n");
-    Ok(h)
+    h.push_str("<p class=\"note\">Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).</p></section>\n");
+    h
 }
 
 /// What a text model reads: phrases per class and the most confident mistakes.
