@@ -4,21 +4,26 @@
 //! arguments, picks the backend and prints. Modules, one per concern:
 //! - [`config`]: the TOML config, `--set` overrides, defaults, validation
 //! - [`data`]: reading CSV / Parquet with polars, whole or in chunks
-//! - [`preprocess`]: column typing and the fitted preprocessing
+//! - [`preprocess`]: column typing and the fitted preprocessing; [`text`]: text
+//!   normalization and the two tokenizers (hashed n-grams, subwords)
 //! - [`split`]: train / validation / test splits
-//! - [`model`]: the network
+//! - [`model`]: the networks; [`dropout`]: their dropout masks; [`sparse`]: `text_bag`'s
+//!   hashed table and its sparse Adam updates
 //! - [`train`]: the training loop, checkpoints and export
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
 //!   and reports; [`run_report`]: a run's reports, built and rebuilt
 //! - [`inference`]: batch scoring, `predict` and `evaluate`; [`predictions`]: the file
 //!   `predict` writes; [`host_mlp`]: the fused CPU forward of the MLP heads that scoring
 //!   on flex uses
-//! - [`importance`]: permutation feature importance
+//! - [`importance`]: permutation feature importance; [`explain`]: what a text model reads
 //! - [`checkpoint`]: the run directory
 //! - [`compare`]: runs side by side
 //! - [`export`]: weights for other stacks (safetensors)
 //! - [`backend`]: choosing the device
 //! - [`progress`]: progress bars and lines
+//! - [`error`]: the library's typed errors, turned into messages by the CLI
+
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod calibration;
