@@ -372,8 +372,7 @@ fn run_info(gpu: Option<usize>) {
 }
 
 fn run_validate(args: ConfigArgs) -> Result<()> {
-    let config = Config::load(&args.config, &args.overrides)?;
-    let v = train::validate(config)?;
+    let v = train::validate(&args.config, &args.overrides)?;
     let pre = &v.pre;
     let counts: Vec<String> = pre
         .labels

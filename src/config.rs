@@ -402,6 +402,44 @@ fn text_defaults(kind: &str) -> &'static [(&'static str, &'static str, &'static 
     }
 }
 
+/// The `[data]` and `[model]` keys a model kind does not read (text models read only
+/// their text columns, so none of the tabular typing keys).
+fn unused_by(kind: ModelKind) -> &'static [&'static str] {
+    match kind {
+        ModelKind::TabularMlp => &[
+            "model.buckets",
+            "model.word_ngrams",
+            "model.char_ngram_min",
+            "model.char_ngram_max",
+            "model.max_length",
+            "model.vocab_size",
+            "model.layers",
+            "model.heads",
+            "model.pooling",
+        ],
+        ModelKind::TextBag => &[
+            "data.categorical",
+            "data.numeric",
+            "data.max_categories",
+            "data.numeric_bins",
+            "model.vocab_size",
+            "model.layers",
+            "model.heads",
+            "model.pooling",
+        ],
+        ModelKind::TextTransformer => &[
+            "data.categorical",
+            "data.numeric",
+            "data.max_categories",
+            "data.numeric_bins",
+            "model.buckets",
+            "model.word_ngrams",
+            "model.char_ngram_min",
+            "model.char_ngram_max",
+        ],
+    }
+}
+
 fn fill_text_defaults(table: &mut toml::Table) {
     let kind = table
         .get("model")
@@ -710,13 +748,30 @@ impl Config {
         Config::from_toml_str(&text, &path.display().to_string(), overrides)
     }
 
+    /// [`Config::load`] of a config a person wrote, with a warning for each key it sets
+    /// that its `model.kind` does not read (a run's saved config holds every key).
+    pub fn load_with_warnings(path: &Path, overrides: &[String]) -> Result<(Config, Vec<String>)> {
+        let text = read_config_text(path)?;
+        Config::parse(&text, &path.display().to_string(), overrides)
+    }
+
     /// Parse config text (`file` names it in errors), apply overrides, check, validate.
     pub fn from_toml_str(text: &str, file: &str, overrides: &[String]) -> Result<Config> {
+        Config::parse(text, file, overrides).map(|(config, _)| config)
+    }
+
+    fn parse(text: &str, file: &str, overrides: &[String]) -> Result<(Config, Vec<String>)> {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| PatronError::config(file, toml_error_line(text, &e)))?;
         apply_overrides(&mut table, overrides)?;
         check_keys(&table, "", file)?;
+        // Before the text defaults fill in keys the user did not write.
+        let set: Vec<String> = ["data", "model"]
+            .iter()
+            .filter_map(|section| Some((section, table.get(*section)?.as_table()?)))
+            .flat_map(|(section, keys)| keys.keys().map(move |k| join(section, k)))
+            .collect();
         fill_text_defaults(&mut table);
         for required in ["data.path", "data.target"] {
             let (section, key) = required.split_once('.').unwrap_or_default();
@@ -738,7 +793,18 @@ impl Config {
         let config: Config = toml::from_str(&text)
             .map_err(|e: toml::de::Error| PatronError::config(file, type_error(&text, &e)))?;
         config.validate(file)?;
-        Ok(config)
+        let kind = config.model.kind;
+        let warnings = set
+            .iter()
+            .filter(|key| unused_by(kind).contains(&key.as_str()))
+            .map(|key| {
+                format!(
+                    "`{key}` is set but model.kind = \"{}\" does not use it; it is ignored",
+                    kind.as_str()
+                )
+            })
+            .collect();
+        Ok((config, warnings))
     }
 
     /// Check value ranges that types alone cannot express.
@@ -964,6 +1030,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("did you mean `train.epochs`"), "{err}");
+    }
+
+    #[test]
+    fn keys_the_model_kind_does_not_read_are_warned_about() {
+        let text = format!("{MINIMAL}[model]\npooling = \"cls\"\nhidden = [8]\n");
+        let (_, warnings) = Config::parse(&text, "t.toml", &["model.buckets=64".into()]).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("`model.buckets`"), "{warnings:?}");
+        assert!(warnings[1].contains("`model.pooling`"), "{warnings:?}");
+        // The text defaults filled in for a text model are not the user's keys.
+        let text = format!("{MINIMAL}[model]\nkind = \"text_bag\"\nbuckets = 64\n");
+        let (_, warnings) = Config::parse(&text, "t.toml", &["data.text=[\"t\"]".into()]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

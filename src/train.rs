@@ -149,9 +149,9 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     let config_path = request.config.as_ref().ok_or_else(|| {
         PatronError::Usage("patron train needs --config FILE (or --resume DIR)".into())
     })?;
-    let config = Config::load(config_path, &request.overrides)?;
+    let (config, config_warnings) = Config::load_with_warnings(config_path, &request.overrides)?;
     let prepared = prepare(config, None)?;
-    for warning in &prepared.warnings {
+    for warning in config_warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
     }
     let run_dir = match &request.output_dir {
@@ -250,11 +250,13 @@ pub struct Validation {
     pub warnings: Vec<String>,
 }
 
-/// Run everything `patron train` does before its first epoch (read, label, split, fit
-/// and apply the preprocessing, find the segment columns) and report what it found,
-/// without writing anything.
-pub fn validate(config: Config) -> Result<Validation> {
-    let prepared = prepare(config, None)?;
+/// Run everything `patron train` does before its first epoch (load the config, read,
+/// label, split, fit and apply the preprocessing, find the segment columns) and report
+/// what it found, without writing anything.
+pub fn validate(config: &Path, overrides: &[String]) -> Result<Validation> {
+    let (config, config_warnings) = Config::load_with_warnings(config, overrides)?;
+    let mut prepared = prepare(config, None)?;
+    prepared.warnings.splice(0..0, config_warnings);
     let mut class_rows = vec![0; prepared.pre.labels.len()];
     for &y in &prepared.labels {
         class_rows[y as usize] += 1;

@@ -590,6 +590,15 @@ fn validate_and_config_commands() {
     assert!(text.contains("4521 rows"), "{text}");
     assert!(text.contains("categorical  job"), "{text}");
     assert!(!text.contains("duration"), "{text}");
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // A text-model key on a tabular config is named as ignored.
+    let o = patron(&["validate", "--config", BANK, "--set", "model.pooling=cls"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("`model.pooling` is set but model.kind = \"tabular_mlp\""),
+        "{}",
+        stderr(&o)
+    );
     let o = patron(&["config", "--config", BANK, "--set", "train.epochs=7"]);
     assert_ok(&o);
     let text = stdout(&o);
