@@ -5,7 +5,7 @@
 //! polars would infer from the first rows of each.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -108,17 +108,18 @@ impl Table {
 /// Read a whole CSV or Parquet file as text columns.
 pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
     check_readable_file(path)?;
-    let df = match Format::of(path)? {
+    match Format::of(path)? {
+        // A CSV is read as one chunk of `predict`'s reader, so training, evaluation and
+        // scoring skip the same blank lines and name a bad record by the same line.
         Format::Csv => {
-            let mut bytes = Vec::new();
-            File::open(path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .map_err(|e| PatronError::io(path, e))?;
-            parse_csv_bytes(path, bytes, options.delimiter)?
+            let mut reader = ChunkReader::open(path, options.clone(), usize::MAX)?;
+            match reader.next_chunk()? {
+                Some(table) => Ok(table),
+                None => reader.header_only(),
+            }
         }
-        Format::Parquet => read_parquet(path, None)?,
-    };
-    finish_table(path, df, options)
+        Format::Parquet => finish_table(path, read_parquet(path, None)?, options),
+    }
 }
 
 /// Fail early, with a clear message, for paths that are missing or not regular files.
@@ -394,6 +395,17 @@ impl ChunkReader {
             },
             rows_read: 0,
         }
+    }
+
+    /// The table of a CSV with a header and no data rows (empty for other sources).
+    fn header_only(&self) -> Result<Table> {
+        let df = match &self.source {
+            ChunkSource::Csv { header, .. } => {
+                parse_csv_bytes(&self.path, header.clone(), self.options.delimiter)?
+            }
+            _ => DataFrame::empty(),
+        };
+        finish_table(&self.path, df, &self.options)
     }
 
     /// The next chunk, or `None` at the end of the file.

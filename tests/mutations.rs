@@ -6,7 +6,7 @@ use std::path::Path;
 
 use patron::checkpoint::read_manifest;
 use patron::config::Config;
-use patron::data::{ReadOptions, read_table};
+use patron::data::{ChunkReader, ReadOptions, read_table};
 use patron::preprocess::{Preprocessor, fit_labels};
 
 /// A small deterministic generator (SplitMix64).
@@ -81,10 +81,26 @@ fn mutated_csv_files_never_panic() {
         &[],
     )
     .unwrap();
+    let mut mismatches = Vec::new();
     for _ in 0..1500 {
-        std::fs::write(&path, mutate(&mut rng, seed)).unwrap();
+        let bytes = mutate(&mut rng, seed);
+        std::fs::write(&path, &bytes).unwrap();
         let options = ReadOptions::new(b',', &["NA".to_string()]);
-        if let Ok(table) = read_table(&path, &options) {
+        // predict's chunked reader (one to three rows a chunk) takes the same files: Ok or
+        // an error, and the same rows as the whole-file read when both succeed.
+        let chunk_rows = 1 + rng.below(3);
+        let chunked = read_chunks(&path, options.clone(), chunk_rows);
+        let whole = read_table(&path, &options);
+        if let (Ok(rows), Ok(table)) = (&chunked, &whole)
+            && *rows != table.height()
+        {
+            mismatches.push(format!(
+                "{:?}: {rows} vs {}",
+                String::from_utf8_lossy(&bytes),
+                table.height()
+            ));
+        }
+        if let Ok(table) = whole {
             for name in table.column_names() {
                 assert_eq!(table.cells(&name).map(|c| c.len()), Some(table.height()));
             }
@@ -100,6 +116,21 @@ fn mutated_csv_files_never_panic() {
             }
         }
     }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// Read `path` chunk by chunk as `predict` does; the rows read.
+fn read_chunks(
+    path: &Path,
+    options: ReadOptions,
+    chunk_rows: usize,
+) -> patron::error::Result<usize> {
+    let mut reader = ChunkReader::open(path, options, chunk_rows)?;
+    let mut rows = 0;
+    while let Some(chunk) = reader.next_chunk()? {
+        rows += chunk.height();
+    }
+    Ok(rows)
 }
 
 #[test]
