@@ -167,28 +167,9 @@ fn describe_delimiter(c: char) -> &'static str {
     }
 }
 
-/// Parse CSV bytes with a header into a frame of text columns.
-fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<DataFrame> {
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        bytes.drain(..3);
-    }
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(PatronError::data(
-            path,
-            "file is empty; expected a header row and data rows",
-        ));
-    }
-    if let Err(e) = std::str::from_utf8(&bytes) {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        return Err(PatronError::data(
-            path,
-            format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
-        ));
-    }
+/// Parse CSV bytes with a header into a frame of text columns (the header and records
+/// were checked as they were read, see [`csv_source`] and [`next_records`]).
+fn parse_csv_bytes(path: &Path, bytes: Vec<u8>, delimiter: u8) -> Result<DataFrame> {
     check_header(path, &bytes, delimiter)?;
     let options = CsvReadOptions::default()
         .with_has_header(true)
@@ -198,27 +179,9 @@ fn parse_csv_bytes(path: &Path, mut bytes: Vec<u8>, delimiter: u8) -> Result<Dat
     options
         .into_reader_with_file_handle(Cursor::new(&bytes[..]))
         .finish()
-        .map_err(|e| {
-            bad_record(path, &bytes, delimiter)
-                .unwrap_or_else(|| PatronError::data(path, polars_message(&e)))
-        })
-}
-
-/// Why polars refused `bytes`, named by line where the records show it: the first record
-/// with more fields than the header, or a quote that is never closed.
-fn bad_record(path: &Path, mut bytes: &[u8], delimiter: u8) -> Option<PatronError> {
-    let mut header = Vec::new();
-    read_record(&mut bytes, &mut header).ok()?;
-    let expected = field_count(&header, delimiter);
-    let (mut line, mut record) = (1 + newlines(&header), Vec::new());
-    while read_record(&mut bytes, &mut record).ok()? {
-        if let Err(e) = check_record(path, &record, line, delimiter, expected) {
-            return Some(e);
-        }
-        line += newlines(&record);
-        record.clear();
-    }
-    None
+        // Each record was checked as it was read (`next_records`), so what polars still
+        // refuses is said in its words.
+        .map_err(|e| PatronError::data(path, polars_message(&e)))
 }
 
 /// A record starting on `line` must close its quotes and hold no more fields than the
@@ -486,10 +449,9 @@ fn next_records(
         }
         let record = &bytes[before..];
         if let Err(e) = std::str::from_utf8(record) {
-            let line = *lines + 1 + newlines(&record[..e.valid_up_to()]);
-            return Err(PatronError::data(
+            return Err(not_utf8(
                 path,
-                format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+                *lines + 1 + newlines(&record[..e.valid_up_to()]),
             ));
         }
         check_record(path, record, *lines + 1, delimiter, expected)?;
@@ -501,6 +463,13 @@ fn next_records(
         read += 1;
     }
     Ok((read > 0).then_some(bytes))
+}
+
+fn not_utf8(path: &Path, line: usize) -> PatronError {
+    PatronError::data(
+        path,
+        format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+    )
 }
 
 fn newlines(bytes: &[u8]) -> usize {
@@ -577,6 +546,9 @@ fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkS
             path,
             "file is empty; expected a header row and data rows",
         ));
+    }
+    if let Err(e) = std::str::from_utf8(&header) {
+        return Err(not_utf8(path, 1 + newlines(&header[..e.valid_up_to()])));
     }
     if !header.ends_with(b"\n") {
         header.push(b'\n');
@@ -672,8 +644,10 @@ mod tests {
         );
         // A bad header is an error too (it used to panic the reading thread).
         let p = write(dir.path(), "h.csv", b"id,no\xFFte\n1,a\n");
-        let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
-        let err = reader.next_chunk().unwrap_err().to_string();
+        let err = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("invalid UTF-8 on line 1"), "{err}");
     }
 
