@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::calibration::{Calibration, sigmoid};
 use crate::checkpoint::LoadedRun;
-use crate::data::{ChunkReader, Table, read_table};
+use crate::data::{ChunkReader, Table};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::host_mlp::HostMlp;
@@ -18,6 +18,9 @@ use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, p
 use crate::predictions::{PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, raw_texts};
 use crate::report::{Report, Scores, segment_columns};
+
+/// Rows `evaluate` reads at a time.
+const EVALUATE_CHUNK_ROWS: usize = 65_536;
 
 /// Rows per forward pass when scoring.
 pub const SCORE_BATCH: usize = 4096;
@@ -422,24 +425,45 @@ pub fn evaluate(
     out_dir: &Path,
 ) -> Result<Report> {
     let pre = &run.preprocess;
-    let table = read_table(data, &pre.read_options())?;
-    if table.height() == 0 {
-        return Err(PatronError::data(data, "has no data rows (only a header)"));
-    }
-    let labels = pre.encode_target(&table, data)?;
-    let encoded = pre.transform(&table, 0, data)?;
     let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
-    let z = scorer.logits(&encoded)?;
+    // Read and scored in chunks like `predict`, so memory stays flat in the file's size:
+    // only the scores, labels, segment values and (text runs) texts are kept.
+    let reader = ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?;
+    let (mut z, mut labels, mut texts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut segments: Vec<(String, Vec<String>)> = Vec::new();
+    for next in ReadAhead::start(reader, pre, data) {
+        let (offset, chunk, encoded) = next?;
+        labels.extend(pre.encode_target(&chunk, offset, data)?);
+        let encoded = match encoded {
+            Some(encoded) => encoded,
+            None => pre.transform(&chunk, offset, data)?,
+        };
+        z.extend(scorer.logits(&encoded)?);
+        let values = segment_columns(
+            &chunk,
+            &run.config.report.segments,
+            &pre.read_options(),
+            data,
+            false,
+        )?;
+        if segments.is_empty() {
+            segments = values;
+        } else {
+            for ((_, all), (_, more)) in segments.iter_mut().zip(values) {
+                all.extend(more);
+            }
+        }
+        if let Some(text) = &pre.text {
+            let rows: Vec<usize> = (0..chunk.height()).collect();
+            texts.extend(raw_texts(&chunk, &text.columns, &rows));
+        }
+    }
+    if labels.is_empty() {
+        return Err(PatronError::data(data, "has no data rows (only a header)"));
+    }
     let probs = probabilities(&run.calibration, &z, outputs);
     let raw = uncalibrated(&z, outputs);
-    let segments = segment_columns(
-        &table,
-        &run.config.report.segments,
-        &pre.read_options(),
-        data,
-        false,
-    )?;
     let report = Report::of_scores(
         &Scores {
             probs: &probs,
@@ -458,11 +482,7 @@ pub fn evaluate(
             text,
             outputs,
             &Scored {
-                texts: &raw_texts(
-                    &table,
-                    &text.columns,
-                    &(0..table.height()).collect::<Vec<_>>(),
-                ),
+                texts: &texts,
                 labels: &labels,
                 probs: &probs,
                 classes: &pre.labels,

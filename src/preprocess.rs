@@ -576,8 +576,9 @@ impl Preprocessor {
         })
     }
 
-    /// The 0/1 target of each row; missing or unknown labels are errors naming the row.
-    pub fn encode_target(&self, table: &Table, path: &Path) -> Result<Vec<f32>> {
+    /// The class index of each row; missing or unknown labels are errors naming the row
+    /// (`row_offset` numbers them when the table is one chunk of a larger file).
+    pub fn encode_target(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Vec<f32>> {
         let read = self.read_options();
         let columns = table.column_names();
         let cells = table
@@ -592,7 +593,7 @@ impl Preprocessor {
                     format!(
                         "target column {:?} is missing at row {}; fill or drop rows without a label",
                         self.target,
-                        r + 1
+                        row_offset + r + 1
                     ),
                 )),
                 Some(v) => match self.labels.iter().position(|l| l == v) {
@@ -602,7 +603,7 @@ impl Preprocessor {
                         format!(
                             "target column {:?} row {} holds {v:?}, a label the model never saw (known: {}); drop those rows or retrain with them",
                             self.target,
-                            r + 1,
+                            row_offset + r + 1,
                             quoted_list(&self.labels)
                         ),
                     )),
@@ -909,7 +910,7 @@ mod tests {
         // Categories: a -> 1, b -> 2, blank and unseen "z" -> 0.
         assert_eq!(e.categorical, vec![1, 2, 1, 0, 0, 1]);
         assert_eq!(
-            pre.encode_target(&t, &p).unwrap(),
+            pre.encode_target(&t, 0, &p).unwrap(),
             vec![0., 1., 0., 0., 1., 0.]
         );
     }

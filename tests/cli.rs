@@ -781,6 +781,25 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
         ],
         "holds \"maybe\", a label the model never saw",
     );
+    // evaluate reads in chunks of 65,536 rows: a bad label past the first chunk is named
+    // by its row in the file, and nothing is written.
+    let long = tmp.path().join("long.csv");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(data)).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let mut long_text = format!("{header}\n{}", rows.repeat(15));
+    long_text.push_str(&rows.replacen(",no\n", ",maybe\n", 1));
+    std::fs::write(&long, long_text).unwrap();
+    let first_no = rows.lines().position(|l| l.ends_with(",no")).unwrap();
+    let ev = tmp.path().join("ev-long");
+    let o = evaluate_on(&run, &long, Some(&ev), "flex");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let row = 15 * 4521 + first_no + 1;
+    assert!(
+        stderr(&o).contains(&format!("row {row} holds \"maybe\"")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ev.exists(), "no report is written");
     assert!(!out.exists(), "no partial predictions are left");
 }
 
