@@ -50,7 +50,8 @@ The last line on stdout is the run directory.")]
     /// Score a labelled file with a run and write report.json, report.md and report.html.
     #[command(after_help = "Examples:
   patron evaluate --checkpoint runs/churn --data datasets/telco_customer_churn_ibm_7043.csv
-  patron evaluate --checkpoint runs/churn --data march.parquet --output reports/march")]
+  patron evaluate --checkpoint runs/churn --data march.parquet --output reports/march
+  export-labels | patron evaluate --checkpoint runs/churn --data -     (CSV on stdin)")]
     Evaluate(EvaluateArgs),
     /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
     /// prediction and p_<label> per class).
@@ -132,10 +133,11 @@ pub struct EvaluateArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// A labelled CSV or Parquet file with the run's target column.
+    /// A labelled CSV or Parquet file with the run's target column (`-`: CSV on stdin).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Folder for the reports (default: <checkpoint>/eval-<data file name without extension>).
+    /// Folder for the reports (default: <checkpoint>/eval-<data file name without
+    /// extension>, or eval-stdin).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Device to score on.
@@ -321,11 +323,14 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let backend = select_backend(args.backend, args.device)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args.output.unwrap_or_else(|| {
-        let name = args
-            .data
-            .file_stem()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "data".into());
+        let name = match args.data.to_str() {
+            Some("-") => "stdin".into(),
+            _ => args
+                .data
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into()),
+        };
         args.checkpoint.join(format!("eval-{name}"))
     });
     let report = inference::evaluate(

@@ -464,6 +464,11 @@ pub fn evaluate(
     }
     let probs = probabilities(&run.calibration, &z, outputs);
     let raw = uncalibrated(&z, outputs);
+    let evaluated = if data == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        data.display().to_string()
+    };
     let report = Report::of_scores(
         &Scores {
             probs: &probs,
@@ -473,7 +478,7 @@ pub fn evaluate(
         &pre.labels,
         run.manifest.threshold.unwrap_or(0.5),
         run.manifest.class_offsets.as_deref().unwrap_or(&[]),
-        &data.display().to_string(),
+        &evaluated,
         &segments,
     );
     let explanations = match &pre.text {
@@ -499,7 +504,7 @@ pub fn evaluate(
         facts: vec![
             ("run".into(), run.dir.display().to_string()),
             ("model".into(), m.model_kind.clone()),
-            ("evaluated file".into(), data.display().to_string()),
+            ("evaluated file".into(), evaluated.clone()),
             (
                 "trained on".into(),
                 format!("{} ({} rows)", m.dataset.path, m.dataset.rows),

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -183,6 +184,27 @@ fn train_predict_evaluate_round_trip() {
     assert!(eval["metrics"]["auc_roc"].as_f64().unwrap() > 0.75);
     assert!(eval_dir.join("report.md").is_file());
     check_html_report(&eval_dir.join("report.html"), false);
+    // The same rows piped in give the same metrics, reported into eval-stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args([
+            "evaluate",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--data",
+            "-",
+        ])
+        .args(["--backend", "ndarray"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = std::fs::read(&input).unwrap();
+    child.stdin.take().unwrap().write_all(&csv).unwrap();
+    assert_ok(&child.wait_with_output().unwrap());
+    let piped = json(&run.join("eval-stdin").join("report.json"));
+    assert_eq!(piped["metrics"], eval["metrics"]);
+    assert_eq!(piped["evaluated_on"], "standard input");
 
     // Export the weights as safetensors: names and shapes follow the model.
     let st = tmp.path().join("model.safetensors");
