@@ -906,7 +906,6 @@ fn compare_marks_the_best_run() {
 
 #[test]
 fn predict_streams_stdin_to_stdout() {
-    use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let run = train(BANK, &tmp.path().join("run"), &["train.epochs=1"]);
     let data = std::fs::read_to_string(
