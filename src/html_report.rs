@@ -176,30 +176,43 @@ fn per_class_sections(r: &MulticlassReport) -> Result<String> {
 
 /// Accuracy and macro-F1 per segment value (empty without `report.segments`).
 fn multiclass_segments_section(r: &MulticlassReport) -> String {
-    let mut h = String::new();
-    if r.segments.is_empty() {
-        return h;
-    }
-    h.push_str("<section id=\"segments\"><h2>Segments</h2>");
-    for (column, rows) in &r.segments {
-        let _ = write!(
-            h,
-            "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>accuracy</th><th>macro F1</th></tr>",
-            escape(column)
-        );
-        for s in rows {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+    segments_html(
+        &r.segments,
+        "<th>value</th><th>rows</th><th>accuracy</th><th>macro F1</th>",
+        |s| {
+            format!(
+                "<td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td>",
                 escape(&s.value),
                 s.n,
                 s.accuracy,
                 s.macro_f1
-            );
+            )
+        },
+        "Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).",
+    )
+}
+
+/// The segments section of either page: a table per column, `header` then one `row` per
+/// value, then `note` (empty without `report.segments`).
+fn segments_html<S>(
+    segments: &std::collections::BTreeMap<String, Vec<S>>,
+    header: &str,
+    row: impl Fn(&S) -> String,
+    note: &str,
+) -> String {
+    let mut h = String::new();
+    if segments.is_empty() {
+        return h;
+    }
+    h.push_str("<section id=\"segments\"><h2>Segments</h2>");
+    for (column, rows) in segments {
+        let _ = write!(h, "<h3>{}</h3><table><tr>{header}</tr>", escape(column));
+        for s in rows {
+            let _ = write!(h, "<tr>{}</tr>", row(s));
         }
         h.push_str("</table>");
     }
-    h.push_str("<p class=\"note\">Where accuracy or macro-F1 is low, the model is weak for that segment (a class missing from a segment counts as F1 0 there).</p></section>\n");
+    let _ = writeln!(h, "<p class=\"note\">{note}</p></section>");
     h
 }
 
@@ -500,33 +513,22 @@ fn confusion_section(r: &BinaryReport) -> String {
 
 /// Per-segment rates, scores and AUC (empty without `report.segments`).
 fn segments_section(r: &BinaryReport) -> String {
-    let mut h = String::new();
-    if r.segments.is_empty() {
-        return h;
-    }
-    h.push_str("<section id=\"segments\"><h2>Segments</h2>");
-    for (column, rows) in &r.segments {
-        let _ = write!(
-            h,
-            "<h3>{}</h3><table><tr><th>value</th><th>rows</th><th>positives</th><th>positive rate</th><th>mean score</th><th>ROC AUC</th></tr>",
-            escape(column)
-        );
-        for s in rows {
+    segments_html(
+        &r.segments,
+        "<th>value</th><th>rows</th><th>positives</th><th>positive rate</th><th>mean score</th><th>ROC AUC</th>",
+        |s| {
             let auc = s.auc_roc.map_or("-".to_string(), |a| format!("{a:.3}"));
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.3}</td><td>{auc}</td></tr>",
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.3}</td><td>{auc}</td>",
                 escape(&s.value),
                 s.n,
                 s.positives,
                 100.0 * s.positives as f64 / s.n.max(1) as f64,
                 s.mean_score
-            );
-        }
-        h.push_str("</table>");
-    }
-    h.push_str("<p class=\"note\">Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.</p></section>\n");
-    h
+            )
+        },
+        "Where the mean score is far from the positive rate, or the AUC is low, the model is weak for that segment.",
+    )
 }
 
 /// Training curves from the per-epoch history (empty when there is none).
