@@ -744,8 +744,7 @@ pub fn apply_overrides(table: &mut toml::Table, overrides: &[String]) -> Result<
 impl Config {
     /// Read a config file, apply `--set` overrides, check keys and values.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        let text = read_config_text(path)?;
-        Config::from_toml_str(&text, &path.display().to_string(), overrides)
+        Config::load_with_warnings(path, overrides).map(|(config, _)| config)
     }
 
     /// [`Config::load`] of a config a person wrote, with a warning for each key it sets
@@ -760,6 +759,7 @@ impl Config {
         Config::parse(text, file, overrides).map(|(config, _)| config)
     }
 
+    /// The config and the warnings of [`Config::load_with_warnings`].
     fn parse(text: &str, file: &str, overrides: &[String]) -> Result<(Config, Vec<String>)> {
         let mut table: toml::Table = text
             .parse()
