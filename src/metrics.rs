@@ -799,6 +799,23 @@ mod tests {
         // A tie counts half: one pair, tied.
         assert!((auc_roc(&[0.5, 0.5], &[1., 0.]) - 0.5).abs() < 1e-12);
         assert!((auc_roc(&[0.1, 0.2, 0.3], &[0., 0., 1.]) - 1.0).abs() < 1e-12);
+        // Many ties: the rank-sum equals counting every pair, ties as half.
+        let scores: Vec<f64> = (0..200).map(|i| ((i * 37) % 11) as f64 / 10.0).collect();
+        let labels: Vec<f32> = (0..200).map(|i| ((i * 53) % 7 < 3) as u8 as f32).collect();
+        let (mut right, mut pairs) = (0.0, 0.0);
+        for (i, &yi) in labels.iter().enumerate() {
+            for (j, &yj) in labels.iter().enumerate() {
+                if yi > 0.5 && yj < 0.5 {
+                    pairs += 1.0;
+                    right += match scores[i].total_cmp(&scores[j]) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal => 0.5,
+                        std::cmp::Ordering::Less => 0.0,
+                    };
+                }
+            }
+        }
+        assert!((auc_roc(&scores, &labels) - right / pairs).abs() < 1e-12);
     }
 
     #[test]
