@@ -351,16 +351,21 @@ struct Ranked {
 
 impl Ranked {
     fn new(scores: &[f64], labels: &[f32]) -> Ranked {
-        let mut rows: Vec<(f64, usize, bool)> = scores
+        // Sorted by integer keys: the score's `total_cmp` order, inverted for highest
+        // first, then the row (a 200k-row evaluate: 3.6 s comparing floats, 2.5 s).
+        let mut keys: Vec<(u64, usize)> = scores
             .iter()
-            .zip(labels)
             .enumerate()
-            .map(|(i, (&s, &y))| (s, i, y > 0.5))
+            .map(|(i, &s)| (!total_order_key(s), i))
             .collect();
-        rows.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        keys.sort_unstable();
+        let rows: Vec<(f64, bool)> = keys
+            .into_iter()
+            .map(|(_, i)| (scores[i], labels[i] > 0.5))
+            .collect();
         Ranked {
-            positives: rows.iter().filter(|r| r.2).count(),
-            rows: rows.into_iter().map(|(s, _, y)| (s, y)).collect(),
+            positives: rows.iter().filter(|r| r.1).count(),
+            rows,
         }
     }
 
@@ -439,6 +444,13 @@ impl Ranked {
         let top = self.rows[..k].iter().filter(|r| r.1).count() as f64 / k as f64;
         top / base
     }
+}
+
+/// An unsigned key whose order is `f64::total_cmp`'s (the same bit transform).
+fn total_order_key(x: f64) -> u64 {
+    let bits = x.to_bits() as i64;
+    let ordered = bits ^ ((((bits >> 63) as u64) >> 1) as i64);
+    (ordered as u64) ^ (1 << 63)
 }
 
 /// ROC AUC by the rank-sum formula, ties counted half. 0.5 when one class is absent.
@@ -791,6 +803,34 @@ mod tests {
 
     const SCORES: [f64; 6] = [0.9, 0.8, 0.7, 0.6, 0.55, 0.2];
     const LABELS: [f32; 6] = [1., 0., 1., 0., 1., 0.];
+
+    #[test]
+    fn total_order_keys_sort_like_total_cmp() {
+        let values = [
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e-310,
+            -1e-310,
+            0.5,
+            -0.5,
+            1.0,
+            f64::MAX,
+            f64::MIN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_key(a).cmp(&total_order_key(b)),
+                    a.total_cmp(&b),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn auc_matches_hand_count() {
