@@ -193,8 +193,9 @@ fn check_record(
     delimiter: u8,
     expected: usize,
 ) -> Result<()> {
-    // `read_record` only returns an odd number of quotes at the end of the input.
-    if record.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+    let (fields, unclosed) = scan_fields(record, delimiter);
+    // `read_record` only returns a record with a quote open at the end of the input.
+    if unclosed {
         return Err(PatronError::data(
             path,
             format!(
@@ -202,7 +203,6 @@ fn check_record(
             ),
         ));
     }
-    let fields = field_count(record, delimiter);
     if fields > expected {
         return Err(PatronError::data(
             path,
@@ -214,9 +214,9 @@ fn check_record(
     Ok(())
 }
 
-/// Fields of one CSV record: its delimiters outside quotes, plus one (so separators and
-/// newlines inside quoted fields do not count).
-fn field_count(record: &[u8], delimiter: u8) -> usize {
+/// Fields of one CSV record (its delimiters outside quotes, plus one, so separators and
+/// newlines inside quoted fields do not count), and whether a quote is left open.
+fn scan_fields(record: &[u8], delimiter: u8) -> (usize, bool) {
     let mut in_quotes = false;
     let mut fields = 1;
     for &b in record {
@@ -226,7 +226,7 @@ fn field_count(record: &[u8], delimiter: u8) -> usize {
             fields += 1;
         }
     }
-    fields
+    (fields, in_quotes)
 }
 
 /// Duplicate or blank header names are errors rather than silently renamed columns.
@@ -438,7 +438,7 @@ fn next_records(
     if *done {
         return Ok(None);
     }
-    let expected = field_count(header, delimiter);
+    let (expected, _) = scan_fields(header, delimiter);
     let mut bytes = header.to_vec();
     let mut read = 0;
     while read < rows {
