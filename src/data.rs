@@ -170,7 +170,6 @@ fn describe_delimiter(c: char) -> &'static str {
 /// Parse CSV bytes with a header into a frame of text columns (the header and records
 /// were checked as they were read, see [`csv_source`] and [`next_records`]).
 fn parse_csv_bytes(path: &Path, bytes: Vec<u8>, delimiter: u8) -> Result<DataFrame> {
-    check_header(path, &bytes, delimiter)?;
     let options = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
@@ -318,13 +317,14 @@ impl ChunkReader {
     pub fn open(path: &Path, options: ReadOptions, chunk_rows: usize) -> Result<ChunkReader> {
         let source = if path == Path::new("-") {
             let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(std::io::stdin()));
-            csv_source(path, reader)?
+            csv_source(path, reader, options.delimiter)?
         } else {
             check_readable_file(path)?;
             match Format::of(path)? {
                 Format::Csv => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-                    csv_source(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
+                    let reader = Box::new(BufReader::with_capacity(1 << 20, file));
+                    csv_source(path, reader, options.delimiter)?
                 }
                 Format::Parquet => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
@@ -535,7 +535,11 @@ fn next_lines(
         .map_err(|e| PatronError::Internal(format!("building a table: {e}")))
 }
 
-fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkSource> {
+fn csv_source(
+    path: &Path,
+    mut reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+) -> Result<ChunkSource> {
     let mut header = Vec::new();
     read_record(reader.as_mut(), &mut header).map_err(|e| PatronError::io(path, e))?;
     if header.starts_with(b"\xEF\xBB\xBF") {
@@ -550,6 +554,7 @@ fn csv_source(path: &Path, mut reader: Box<dyn BufRead + Send>) -> Result<ChunkS
     if let Err(e) = std::str::from_utf8(&header) {
         return Err(not_utf8(path, 1 + newlines(&header[..e.valid_up_to()])));
     }
+    check_header(path, &header, delimiter)?;
     if !header.ends_with(b"\n") {
         header.push(b'\n');
     }
