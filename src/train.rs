@@ -735,22 +735,22 @@ impl Training {
         backend: &Backend,
         resume_from: Option<&Path>,
     ) -> Result<Training> {
-        let ad = backend.device.clone().autodiff();
-        ad.seed(cfg.seed);
-        let model = spec.init(&ad);
         let optim = AdamWConfig::new()
             .with_weight_decay(cfg.weight_decay as f32)
             .init();
-        let Some(dir) = resume_from else {
-            return Ok(Training {
-                sparse: host_table(&model)?,
-                model,
-                optim,
-                best: None,
-                state: LoopState::default(),
-            });
-        };
-        epoch_checkpoint::restore(dir, spec, optim, backend)
+        if let Some(dir) = resume_from {
+            return epoch_checkpoint::restore(dir, spec, optim, backend);
+        }
+        let ad = backend.device.clone().autodiff();
+        ad.seed(cfg.seed);
+        let model = spec.init(&ad);
+        Ok(Training {
+            sparse: host_table(&model)?,
+            model,
+            optim,
+            best: None,
+            state: LoopState::default(),
+        })
     }
 
     /// One pass over the training rows in the epoch's shuffled order, in batches of
