@@ -13,6 +13,8 @@ use common::{
 
 const BANK: &str = "configs/bank_propensity.toml";
 const TELCO: &str = "configs/telco_churn.toml";
+/// The data file `BANK` reads.
+const BANK_DATA: &str = "datasets/bank_marketing_uci_bank_4521.csv";
 
 /// Train on ndarray (see `common::train_on`).
 fn train(config: &str, dir: &Path, sets: &[&str]) -> PathBuf {
@@ -438,7 +440,14 @@ fn killed_runs_are_absent_or_resume_to_the_uninterrupted_result() {
 fn ctrl_c_stops_after_a_checkpoint_and_says_how_to_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let sets = ["train.epochs=200", "train.early_stopping.patience=0"];
+    let data = tmp.path().join("bank.csv");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(BANK_DATA), &data).unwrap();
+    let data_set = format!("data.path={}", data.display());
+    let sets = [
+        "train.epochs=200",
+        "train.early_stopping.patience=0",
+        &data_set,
+    ];
     let child = Command::new(env!("CARGO_BIN_EXE_patron"))
         .args(train_args("ndarray", BANK, &dir, &sets))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -466,6 +475,28 @@ fn ctrl_c_stops_after_a_checkpoint_and_says_how_to_resume() {
     let manifest = json(&dir.join("manifest.json"));
     assert_eq!(manifest["status"], "training");
     assert!(dir.join("train_state/current.json").is_file());
+
+    // The data changed in between (one row appended): resuming would train on other rows.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .unwrap();
+    let last = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    writeln!(file, "{last}").unwrap();
+    let dir_arg = dir.display().to_string();
+    let o = patron(&["train", "--resume", &dir_arg, "--quiet"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("changed since the run started (SHA-256 differs)"),
+        "{err}"
+    );
+    assert_eq!(json(&dir.join("manifest.json"))["status"], "training");
 }
 
 /// Run `patron` expecting exit 2 and a one-line error that contains `needle`.
