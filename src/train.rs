@@ -27,7 +27,7 @@ use crate::checkpoint::{
     write_atomic, write_json,
 };
 use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
-use crate::data::{ReadOptions, read_table};
+use crate::data::{ReadOptions, Table, read_table};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::html_report::ReportPage;
@@ -254,57 +254,97 @@ pub struct Validation {
 /// label, split, fit and apply the preprocessing, find the segment columns) and report
 /// what it found, without writing anything.
 pub fn validate(config: &Path, overrides: &[String]) -> Result<Validation> {
-    let (config, config_warnings) = Config::load_with_warnings(config, overrides)?;
-    let mut prepared = prepare(config, None)?;
-    prepared.warnings.splice(0..0, config_warnings);
-    let mut class_rows = vec![0; prepared.pre.labels.len()];
-    for &y in &prepared.labels {
+    let (config, mut warnings) = Config::load_with_warnings(config, overrides)?;
+    let path = config.data_path();
+    let table = read_data(&config, &path)?;
+    let checked = check(&config, &table, &path, None)?;
+    warnings.extend(checked.warnings);
+    let mut class_rows = vec![0; checked.pre.labels.len()];
+    for &y in &checked.labels {
         class_rows[y as usize] += 1;
     }
     Ok(Validation {
-        data: prepared.config.data_path(),
-        rows: prepared.dataset.rows,
-        config: prepared.config,
+        data: path,
+        rows: table.height(),
+        config,
         class_rows,
-        split: prepared.split,
-        pre: prepared.pre,
-        warnings: prepared.warnings,
+        split: checked.split,
+        pre: checked.pre,
+        warnings,
     })
 }
 
-/// Load and split the data; fit preprocessing (or reuse the saved one when resuming).
-fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
-    let path = config.data_path();
+/// What the checks before the first epoch produce, for `patron validate` and training.
+struct Checked {
+    pre: Preprocessor,
+    split: Split,
+    labels: Vec<f32>,
+    encoded: Encoded,
+    warnings: Vec<String>,
+    segments: Vec<(String, Vec<String>)>,
+}
+
+/// Read the config's data file, which must have at least one data row.
+fn read_data(config: &Config, path: &Path) -> Result<Table> {
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
-    let table = read_table(&path, &read)?;
+    let table = read_table(path, &read)?;
     if table.height() == 0 {
-        return Err(PatronError::data(&path, "has no data rows (only a header)"));
+        return Err(PatronError::data(path, "has no data rows (only a header)"));
     }
-    let sha256 = checkpoint::sha256_file(&path)?;
-    if let Some((manifest, _)) = &resumed
-        && manifest.dataset.sha256 != sha256
-    {
-        return Err(PatronError::data(
-            &path,
-            "changed since the run started (SHA-256 differs); resume needs the same data file",
-        ));
-    }
-    let class_labels = fit_labels(&table, &config, &path)?;
-    let labels = target_values(&table, &config, &class_labels);
+    Ok(table)
+}
+
+/// Label and split the rows, fit the preprocessing (or take the saved one when resuming),
+/// encode every row and find the segment columns: each step that can refuse the data.
+fn check(
+    config: &Config,
+    table: &Table,
+    path: &Path,
+    saved: Option<Preprocessor>,
+) -> Result<Checked> {
+    let class_labels = fit_labels(table, config, path)?;
+    let labels = target_values(table, config, &class_labels);
     let split = split_rows(&labels, &config.split);
-    check_split(&split, &labels, &path)?;
-    let (pre, warnings) = match resumed {
-        Some((_, pre)) => (pre, Vec::new()),
+    check_split(&split, &labels, path)?;
+    let (pre, warnings) = match saved {
+        Some(pre) => (pre, Vec::new()),
         None => {
-            let (pre, notes) =
-                Preprocessor::fit(&table, &split.train, class_labels, &config, &path)?;
+            let (pre, notes) = Preprocessor::fit(table, &split.train, class_labels, config, path)?;
             (pre, notes.warnings)
         }
     };
-    let encoded = pre.transform(&table, 0, &path)?;
-    let segments = segment_columns(&table, &config.report.segments, &read, &path, true)?;
-    let eval_texts = match &pre.text {
-        Some(t) => raw_texts(&table, &t.columns, evaluated_rows(&split)),
+    let encoded = pre.transform(table, 0, path)?;
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
+    Ok(Checked {
+        pre,
+        split,
+        labels,
+        encoded,
+        warnings,
+        segments,
+    })
+}
+
+/// Read and check the data (or reuse the saved preprocessing when resuming), then record
+/// what the run directory needs besides: the data file's hash and the evaluated texts.
+fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
+    let path = config.data_path();
+    let table = read_data(&config, &path)?;
+    let sha256 = checkpoint::sha256_file(&path)?;
+    let saved = match resumed {
+        Some((manifest, _)) if manifest.dataset.sha256 != sha256 => {
+            return Err(PatronError::data(
+                &path,
+                "changed since the run started (SHA-256 differs); resume needs the same data file",
+            ));
+        }
+        Some((_, pre)) => Some(pre),
+        None => None,
+    };
+    let checked = check(&config, &table, &path, saved)?;
+    let eval_texts = match &checked.pre.text {
+        Some(t) => raw_texts(&table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),
     };
     let dataset = DatasetInfo {
@@ -317,13 +357,13 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     };
     Ok(Prepared {
         config,
-        pre,
-        split,
-        labels,
-        encoded,
+        pre: checked.pre,
+        split: checked.split,
+        labels: checked.labels,
+        encoded: checked.encoded,
         dataset,
-        warnings,
-        segments,
+        warnings: checked.warnings,
+        segments: checked.segments,
         eval_texts,
     })
 }
