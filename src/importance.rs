@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::inference::logits;
 use crate::metrics::{auc_roc, one_vs_rest, softmax_rows};
 use crate::model::{ModelSpec, Network};
-use crate::preprocess::{Encoded, Feature, Preprocessor};
+use crate::preprocess::{Encoded, Preprocessor, Slot};
 
 /// Shuffles per feature; the spread over them says how stable the estimate is.
 pub const REPEATS: usize = 5;
@@ -51,34 +51,28 @@ pub fn permutation_importance(
     let base = score(&logits(model, spec, valid, device)?);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (width, n_cat) = (valid.numeric_width, valid.categorical_count);
-    let (mut num_col, mut cat_col) = (0, 0);
     let mut out = Vec::new();
-    for feature in &pre.features {
-        let columns = feature.numeric_inputs();
+    for (feature, slot) in pre.features.iter().zip(pre.slots()) {
         let mut drops = Vec::with_capacity(REPEATS);
         for _ in 0..REPEATS {
             let mut order: Vec<usize> = (0..valid.rows).collect();
             order.shuffle(&mut rng);
             let mut shuffled = valid.clone();
             for (row, &from) in order.iter().enumerate() {
-                match feature {
-                    Feature::Numeric { .. } => {
-                        let (dst, src) = (row * width + num_col, from * width + num_col);
-                        shuffled.numeric[dst..dst + columns]
-                            .copy_from_slice(&valid.numeric[src..src + columns]);
+                match slot {
+                    Slot::Numeric { start, len } => {
+                        let (dst, src) = (row * width + start, from * width + start);
+                        shuffled.numeric[dst..dst + len]
+                            .copy_from_slice(&valid.numeric[src..src + len]);
                     }
-                    Feature::Categorical { .. } => {
-                        shuffled.categorical[row * n_cat + cat_col] =
-                            valid.categorical[from * n_cat + cat_col];
+                    Slot::Categorical { index } => {
+                        shuffled.categorical[row * n_cat + index] =
+                            valid.categorical[from * n_cat + index];
                     }
                 }
             }
             let z = logits(model, spec, &shuffled, device)?;
             drops.push(base - score(&z));
-        }
-        match feature {
-            Feature::Numeric { .. } => num_col += columns,
-            Feature::Categorical { .. } => cat_col += 1,
         }
         let mean = drops.iter().sum::<f64>() / REPEATS as f64;
         let var = drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / REPEATS as f64;

@@ -73,6 +73,23 @@ impl Feature {
     }
 }
 
+/// Where one feature's inputs sit in an encoded row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// `len` dense inputs from `start` of the row's numeric block.
+    Numeric {
+        /// First input.
+        start: usize,
+        /// Inputs of the feature (value, missing indicator, bins).
+        len: usize,
+    },
+    /// The `index`-th category index of the row.
+    Categorical {
+        /// Position among the categorical inputs.
+        index: usize,
+    },
+}
+
 /// The fitted preprocessing of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
@@ -483,6 +500,66 @@ impl Preprocessor {
             .sum()
     }
 
+    /// Where each feature's inputs sit in an encoded row, in feature order.
+    pub fn slots(&self) -> Vec<Slot> {
+        let (mut numeric, mut categorical) = (0, 0);
+        self.features
+            .iter()
+            .map(|feature| match feature {
+                Feature::Numeric { .. } => {
+                    let len = feature.numeric_inputs();
+                    numeric += len;
+                    Slot::Numeric {
+                        start: numeric - len,
+                        len,
+                    }
+                }
+                Feature::Categorical { .. } => {
+                    categorical += 1;
+                    Slot::Categorical {
+                        index: categorical - 1,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The encoded inputs of a typical row: every number at its training median, every
+    /// category at its most frequent training value (missing when the column had none).
+    pub fn reference_row(&self) -> (Vec<f32>, Vec<i64>) {
+        let mut numeric = vec![0f32; self.numeric_width()];
+        let mut categorical = Vec::with_capacity(self.categorical_count());
+        let (mut start, mut offset) = (0, 0i64);
+        for feature in &self.features {
+            match feature {
+                Feature::Numeric {
+                    median,
+                    scale,
+                    missing_indicator,
+                    edges,
+                    ..
+                } => {
+                    let len = feature.numeric_inputs();
+                    let out = &mut numeric[start..start + len];
+                    encode_number(
+                        Some(*median),
+                        *median,
+                        *scale,
+                        *missing_indicator,
+                        edges,
+                        out,
+                    );
+                    start += len;
+                }
+                Feature::Categorical { categories, .. } => {
+                    categorical.push(offset + i64::from(!categories.is_empty()));
+                    offset += categories.len() as i64 + 1;
+                }
+            }
+        }
+        (numeric, categorical)
+    }
+
     /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
     /// table is one chunk of a larger file.
     pub fn transform(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
@@ -534,17 +611,8 @@ impl Preprocessor {
                             },
                         };
                         let base = r * width + num_col;
-                        numeric[base] = value.map_or(0.0, |x| squash((x - median) / scale) as f32);
-                        if *missing_indicator {
-                            numeric[base + 1] = if value.is_none() { 1.0 } else { 0.0 };
-                        }
-                        if let Some(x) = value {
-                            let first_bin = base + 1 + usize::from(*missing_indicator);
-                            for (t, pair) in edges.windows(2).enumerate() {
-                                numeric[first_bin + t] =
-                                    ((x - pair[0]) / (pair[1] - pair[0])).clamp(0.0, 1.0) as f32;
-                            }
-                        }
+                        let out = &mut numeric[base..base + feature.numeric_inputs()];
+                        encode_number(value, *median, *scale, *missing_indicator, edges, out);
                     }
                     num_col += feature.numeric_inputs();
                 }
@@ -656,6 +724,29 @@ fn quoted_list(items: &[String]) -> String {
 pub const MAX_CLASSES: usize = 100;
 
 /// Standardized value with logarithmic compression past `SOFT_CLIP`.
+/// A number's dense inputs ([`Feature::numeric_inputs`] of them): the scaled value, the
+/// missing indicator when the column has one, and the bin encoding; a missing value is
+/// the median (scaled 0) with every bin at 0.
+fn encode_number(
+    value: Option<f64>,
+    median: f64,
+    scale: f64,
+    missing_indicator: bool,
+    edges: &[f64],
+    out: &mut [f32],
+) {
+    out[0] = value.map_or(0.0, |x| squash((x - median) / scale) as f32);
+    if missing_indicator {
+        out[1] = if value.is_none() { 1.0 } else { 0.0 };
+    }
+    let bins = &mut out[1 + usize::from(missing_indicator)..];
+    for (bin, pair) in bins.iter_mut().zip(edges.windows(2)) {
+        *bin = value.map_or(0.0, |x| {
+            ((x - pair[0]) / (pair[1] - pair[0])).clamp(0.0, 1.0) as f32
+        });
+    }
+}
+
 fn squash(z: f64) -> f64 {
     let a = z.abs();
     let s = if a <= SOFT_CLIP {
@@ -913,6 +1004,53 @@ mod tests {
             pre.encode_target(&t, 0, &p).unwrap(),
             vec![0., 1., 0., 0., 1., 0.]
         );
+    }
+
+    #[test]
+    fn slots_and_the_reference_row_follow_the_encoding() {
+        // Two categorical columns around a binned numeric one with missing values; c's
+        // most frequent value is "b", d has no category (all missing).
+        let mut text = String::from("c,x,d,y\n");
+        for i in 0..40 {
+            let c = if i % 3 == 0 { "a" } else { "b" };
+            let x = if i == 7 {
+                "NA".to_string()
+            } else {
+                (i * i).to_string()
+            };
+            text.push_str(&format!("{c},{x},NA,{}\n", i % 2));
+        }
+        let (_d, p, t) = table(&text);
+        let c = Config::from_toml_str(
+            "[data]\npath = \"t.csv\"\ntarget = \"y\"\nnumeric_bins = 4\ncategorical = [\"d\"]\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        let labels = fit_labels(&t, &c, &p).unwrap();
+        let rows: Vec<usize> = (0..40).collect();
+        let (pre, _) = Preprocessor::fit(&t, &rows, labels, &c, &p).unwrap();
+        // x: value, missing indicator, 4 bins.
+        assert_eq!(
+            pre.slots(),
+            [
+                Slot::Categorical { index: 0 },
+                Slot::Numeric { start: 0, len: 6 },
+                Slot::Categorical { index: 1 },
+            ]
+        );
+        let Feature::Numeric { median, .. } = &pre.features[1] else {
+            panic!("{:?}", pre.features[1]);
+        };
+        // The reference row is what a row holding those values encodes to.
+        let (_d2, p2, typical) = table(&format!("c,x,d,y\nb,{median},NA,0\n"));
+        let encoded = pre.transform(&typical, 0, &p2).unwrap();
+        let (numeric, categorical) = pre.reference_row();
+        assert_eq!(numeric, encoded.numeric);
+        assert_eq!(categorical, encoded.categorical);
+        // "b" is index 1 of c's table; d's rows start after c's three (missing, b, a).
+        assert_eq!(categorical, [1, 3]);
+        assert_eq!(numeric[0..2], [0.0, 0.0]);
     }
 
     #[test]
