@@ -984,21 +984,8 @@ fn predict_streams_stdin_to_stdout() {
 #[test]
 fn tabular_multiclass_target() {
     let tmp = tempfile::tempdir().unwrap();
-    // Which contract a telco customer holds: three classes.
-    let config = tmp.path().join("contract.toml");
-    std::fs::write(
-        &config,
-        "[data]\npath = \"datasets/telco_customer_churn_ibm_7043.csv\"\ntarget = \"Contract\"\n\
-         id = \"customerID\"\ndrop = [\"Churn\"]\n[train]\nepochs = 4\n\
-         [report]\nsegments = [\"InternetService\"]\n",
-    )
-    .unwrap();
-    let run = train_on(
-        "ndarray",
-        config.to_str().unwrap(),
-        &tmp.path().join("run"),
-        &[],
-    );
+    let segments = "[report]\nsegments = [\"InternetService\"]\n";
+    let run = common::train_contract(tmp.path(), 4, segments);
     let report = json(&run.join("report.json"));
     assert_eq!(report["task"], "multiclass");
     assert_eq!(

@@ -242,14 +242,7 @@ fn text_transformer_english_multiclass_end_to_end() {
             .unwrap();
         let output = tmp.path().join("p.parquet");
         assert_ok(&predict_on(&run, &input, &output, "ndarray", &[]));
-        let scored = ParquetReader::new(std::fs::File::open(&output).unwrap())
-            .finish()
-            .unwrap();
-        let names: Vec<String> = scored
-            .get_column_names()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let (scored, names) = common::read_parquet(&output);
         assert_eq!(
             names,
             ["row", "prediction", "p_negative", "p_neutral", "p_positive"]

@@ -169,3 +169,33 @@ pub fn metrics_without_seconds(run: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// A three-class run of the telco data (which contract a customer holds; `Churn` dropped)
+/// trained on ndarray for `epochs` into `dir`, with `extra` TOML appended to its config.
+pub fn train_contract(dir: &Path, epochs: usize, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("contract.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = \"datasets/telco_customer_churn_ibm_7043.csv\"\ntarget = \"Contract\"\n\
+             id = \"customerID\"\ndrop = [\"Churn\"]\n[train]\nepochs = {epochs}\n{extra}"
+        ),
+    )
+    .unwrap();
+    train_on("ndarray", config.to_str().unwrap(), &dir.join("run"), &[])
+}
+
+/// A Parquet file's rows and its column names.
+pub fn read_parquet(path: &Path) -> (polars::prelude::DataFrame, Vec<String>) {
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap();
+    let names = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    (df, names)
+}
