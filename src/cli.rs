@@ -59,6 +59,8 @@ The last line on stdout is the run directory.")]
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
   patron predict --checkpoint runs/churn --input customers.parquet --output scores.parquet --batch-size 100000
   patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --reasons 3
+                                      (with the 3 columns behind each customer's score)
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
                                                   (text run: one text per line on stdin)")]
     Predict(PredictArgs),
@@ -163,6 +165,11 @@ pub struct PredictArgs {
     /// Rows read and scored per chunk; memory grows with it, not with the file.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+    /// Add the K input columns that moved each row's prediction most: reason_1..K and
+    /// reason_<i>_effect, the fall in the predicted class's log-odds when the column is set
+    /// to its typical value (tabular runs; scoring takes about one more pass per column).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub reasons: usize,
     /// Device to score on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -349,7 +356,14 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     let backend = select_backend(args.backend, args.device)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
-    let summary = inference::predict(&run, &backend.device, &args.input, &args.output, batch)?;
+    let summary = inference::predict(
+        &run,
+        &backend.device,
+        &args.input,
+        &args.output,
+        batch,
+        args.reasons,
+    )?;
     eprintln!(
         "scored {} rows ({} predicted {:?})",
         summary.rows, summary.positives, run.manifest.positive

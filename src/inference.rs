@@ -17,6 +17,7 @@ use crate::metrics::{predicted_classes, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
 use crate::predictions::{PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, raw_texts};
+use crate::reasons::Reasons;
 use crate::report::{Report, Scores, segment_columns};
 
 /// Rows `evaluate` reads at a time.
@@ -326,25 +327,33 @@ impl Drop for ReadAhead {
 }
 
 /// Score `input` chunk by chunk and write `output` (CSV or Parquet by extension; `-` is
-/// CSV on stdout). A file output is written under a temporary name and renamed at the end.
+/// CSV on stdout), with the `reasons` strongest [`Reasons`] of each row (0: none). A file
+/// output is written under a temporary name and renamed at the end.
 pub fn predict(
     run: &LoadedRun,
     device: &Device,
     input: &Path,
     output: &Path,
     batch_size: usize,
+    reasons: usize,
 ) -> Result<PredictSummary> {
     if output != Path::new("-") {
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
+    let reasons = match reasons {
+        0 => None,
+        k => Some(Reasons::new(pre, k)?),
+    };
     let reader = match &pre.text {
         Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
         _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
     };
     let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
-    let mut writer = PredictionWriter::create(output, pre.id.as_deref(), &pre.labels, outputs)?;
+    let per_row = reasons.as_ref().map_or(0, Reasons::count);
+    let mut writer =
+        PredictionWriter::create(output, pre.id.as_deref(), &pre.labels, outputs, per_row)?;
     let threshold = run.manifest.threshold.unwrap_or(0.5);
     let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
     let mut summary = PredictSummary {
@@ -383,11 +392,20 @@ pub fn predict(
         for &c in &predicted {
             summary.class_counts[c] += 1;
         }
+        let reasons = match &reasons {
+            Some(reasons) => reasons
+                .of(&scorer, &encoded, &z, outputs, &run.calibration, &predicted)?
+                .into_iter()
+                .map(|reason| reason.map(|(feature, effect)| (reasons.name(feature), effect)))
+                .collect(),
+            None => Vec::new(),
+        };
         writer.write(ScoredChunk {
             offset,
             ids,
             scores,
             labels: predicted.iter().map(|&c| pre.labels[c].as_str()).collect(),
+            reasons,
         })?;
     }
     if outputs == 1 {

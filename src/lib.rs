@@ -15,7 +15,8 @@
 //! - [`inference`]: batch scoring, `predict` and `evaluate`; [`predictions`]: the file
 //!   `predict` writes; [`host_mlp`]: the fused CPU forward of the MLP heads that scoring
 //!   on flex uses
-//! - [`importance`]: permutation feature importance; [`explain`]: what a text model reads
+//! - [`importance`]: permutation feature importance; [`reasons`]: the columns behind each
+//!   row's prediction; [`explain`]: what a text model reads
 //! - [`checkpoint`]: the run directory
 //! - [`compare`]: runs side by side
 //! - [`export`]: weights for other stacks (safetensors)
@@ -45,6 +46,7 @@ pub mod model;
 pub mod predictions;
 pub mod preprocess;
 pub mod progress;
+pub mod reasons;
 pub mod report;
 pub mod run_report;
 pub mod sparse;

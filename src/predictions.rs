@@ -23,6 +23,9 @@ pub struct ScoredChunk<'a> {
     pub scores: Vec<f64>,
     /// The predicted label of each row.
     pub labels: Vec<&'a str>,
+    /// Each row's reasons (column name, effect; `None`: an empty place), as many per row
+    /// as the writer was created with; empty without reasons.
+    pub reasons: Vec<Option<(&'a str, f64)>>,
 }
 
 /// A predictions file being written.
@@ -36,6 +39,7 @@ pub struct PredictionWriter {
     first_column: String,
     classes: Vec<String>,
     outputs: usize,
+    reasons: usize,
 }
 
 /// The open output: buffered CSV, or Parquet written one row group per chunk.
@@ -47,12 +51,14 @@ enum Sink {
 impl PredictionWriter {
     /// Start `output` (CSV or Parquet by extension; `-` is CSV on standard output). The
     /// first column is `id` when the run names one, else `row`; then `score,prediction`
-    /// for two classes (`outputs == 1`), or `prediction` and one `p_<label>` per class.
+    /// for two classes (`outputs == 1`), or `prediction` and one `p_<label>` per class;
+    /// then `reason_<i>,reason_<i>_effect` for i in 1..=`reasons`.
     pub fn create(
         output: &Path,
         id: Option<&str>,
         classes: &[String],
         outputs: usize,
+        reasons: usize,
     ) -> Result<PredictionWriter> {
         let to_stdout = output == Path::new("-");
         let format = if to_stdout {
@@ -72,7 +78,11 @@ impl PredictionWriter {
             let sink = match format {
                 Format::Csv => Ok(Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file)))),
                 Format::Parquet => ParquetWriter::new(file)
-                    .batched(&output_schema(id, classes, outputs))
+                    .batched(&Schema::from_iter(
+                        output_columns(id, classes, outputs, reasons)
+                            .into_iter()
+                            .map(|(name, dtype)| Field::new(name.into(), dtype)),
+                    ))
                     .map(|w| Sink::Parquet(Box::new(w)))
                     .map_err(|e| PatronError::data(output, format!("cannot write: {e}"))),
             };
@@ -91,11 +101,12 @@ impl PredictionWriter {
             first_column,
             classes: classes.to_vec(),
             outputs,
+            reasons,
         };
         if let Some(Sink::Csv(w)) = &mut writer.sink {
-            let names: Vec<String> = output_columns(&writer.first_column, &writer.classes, outputs)
+            let names: Vec<String> = output_columns(id, classes, outputs, reasons)
                 .iter()
-                .map(|c| csv_field(c).into_owned())
+                .map(|(name, _)| csv_field(name).into_owned())
                 .collect();
             writeln!(w, "{}", names.join(",")).map_err(|e| PatronError::io(output, e))?;
         }
@@ -109,8 +120,9 @@ impl PredictionWriter {
             ids,
             scores,
             labels,
+            reasons,
         } = chunk;
-        let outputs = self.outputs;
+        let (outputs, per_row) = (self.outputs, self.reasons);
         let sink = self.sink.as_mut().expect("written before finish");
         match sink {
             Sink::Csv(w) => {
@@ -121,25 +133,36 @@ impl PredictionWriter {
                     };
                     let label = csv_field(label);
                     let written = if outputs == 1 {
-                        writeln!(w, "{id},{:.6},{label}", scores[r])
+                        write!(w, "{id},{:.6},{label}", scores[r])
                     } else {
                         write!(w, "{id},{label}").and_then(|()| {
                             for p in &scores[r * outputs..(r + 1) * outputs] {
                                 write!(w, ",{p:.6}")?;
                             }
-                            writeln!(w)
+                            Ok(())
                         })
                     };
+                    let written = written.and_then(|()| {
+                        for reason in &reasons[r * per_row..(r + 1) * per_row] {
+                            match reason {
+                                Some((name, effect)) => {
+                                    write!(w, ",{},{effect:.6}", csv_field(name))?
+                                }
+                                None => write!(w, ",,")?,
+                            }
+                        }
+                        writeln!(w)
+                    });
                     written.map_err(|e| PatronError::io(&self.output, e))?;
                 }
                 Ok(())
             }
             Sink::Parquet(w) => {
-                let name = self.first_column.as_str().into();
+                let (name, rows) = (self.first_column.as_str().into(), labels.len());
                 let first = match ids {
                     Some(ids) => Column::new(name, ids),
                     None => {
-                        let rows = offset as u64..(offset + labels.len()) as u64;
+                        let rows = offset as u64..(offset + rows) as u64;
                         Column::new(name, rows.collect::<Vec<u64>>())
                     }
                 };
@@ -153,6 +176,18 @@ impl PredictionWriter {
                         let p: Vec<f64> = scores.chunks_exact(outputs).map(|row| row[c]).collect();
                         columns.push(Column::new(format!("p_{label}").into(), p));
                     }
+                }
+                for i in 0..per_row {
+                    let of_row = |r: usize| reasons[r * per_row + i];
+                    let names: Vec<Option<&str>> =
+                        (0..rows).map(|r| of_row(r).map(|x| x.0)).collect();
+                    let effects: Vec<Option<f64>> =
+                        (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
+                    columns.push(Column::new(format!("reason_{}", i + 1).into(), names));
+                    columns.push(Column::new(
+                        format!("reason_{}_effect", i + 1).into(),
+                        effects,
+                    ));
                 }
                 let df = DataFrame::new_infer_height(columns)
                     .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
@@ -190,34 +225,32 @@ impl Drop for PredictionWriter {
     }
 }
 
-/// Column names of the predictions: the id (or `row`), then `score,prediction` for two
-/// classes, or `prediction` and one `p_<label>` per class.
-fn output_columns(first: &str, labels: &[String], outputs: usize) -> Vec<String> {
-    let mut names = vec![first.to_string()];
+/// The columns of the predictions and their Parquet types: the id (or `row`), then
+/// `score,prediction` for two classes, or `prediction` and one `p_<label>` per class, then
+/// the reasons' columns.
+fn output_columns(
+    id: Option<&str>,
+    labels: &[String],
+    outputs: usize,
+    reasons: usize,
+) -> Vec<(String, DataType)> {
+    let mut columns = vec![match id {
+        Some(name) => (name.to_string(), DataType::String),
+        None => ("row".to_string(), DataType::UInt64),
+    }];
+    let prediction = ("prediction".to_string(), DataType::String);
     if outputs == 1 {
-        names.extend(["score".to_string(), "prediction".to_string()]);
+        columns.push(("score".to_string(), DataType::Float64));
+        columns.push(prediction);
     } else {
-        names.push("prediction".into());
-        names.extend(labels.iter().map(|l| format!("p_{l}")));
+        columns.push(prediction);
+        columns.extend(labels.iter().map(|l| (format!("p_{l}"), DataType::Float64)));
     }
-    names
-}
-
-fn output_schema(id: Option<&str>, labels: &[String], outputs: usize) -> Schema {
-    let mut schema = Schema::default();
-    match id {
-        Some(name) => schema.insert(name.into(), DataType::String),
-        None => schema.insert("row".into(), DataType::UInt64),
-    };
-    for name in output_columns("", labels, outputs).into_iter().skip(1) {
-        let dtype = if name == "prediction" {
-            DataType::String
-        } else {
-            DataType::Float64
-        };
-        schema.insert(name.into(), dtype);
+    for i in 1..=reasons {
+        columns.push((format!("reason_{i}"), DataType::String));
+        columns.push((format!("reason_{i}_effect"), DataType::Float64));
     }
-    schema
+    columns
 }
 
 /// A temporary sibling of `path`, renamed over it when complete.
