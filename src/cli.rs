@@ -61,6 +61,7 @@ The last line on stdout is the run directory.")]
   patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --reasons 3
                                       (with the 3 columns behind each customer's score)
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --keep email,region
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
                                                   (text run: one text per line on stdin)")]
     Predict(PredictArgs),
@@ -170,6 +171,10 @@ pub struct PredictArgs {
     /// to its typical value (tabular runs; scoring takes about one more pass per column).
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub reasons: usize,
+    /// Copy these input columns into the predictions, after the id/row column (repeat the
+    /// flag or separate names with commas).
+    #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
+    pub keep: Vec<String>,
     /// Device to score on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -356,20 +361,20 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     let backend = select_backend(args.backend, args.device)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
-    let summary = inference::predict(
-        &run,
-        &backend.device,
-        &args.input,
-        &args.output,
-        batch,
-        args.reasons,
-    )?;
+    let request = inference::PredictRequest {
+        input: args.input,
+        output: args.output,
+        batch_size: batch,
+        reasons: args.reasons,
+        keep: args.keep,
+    };
+    let summary = inference::predict(&run, &backend.device, &request)?;
     eprintln!(
         "scored {} rows ({} predicted {:?})",
         summary.rows, summary.positives, run.manifest.positive
     );
-    if args.output != std::path::Path::new("-") {
-        println!("{}", args.output.display());
+    if request.output != std::path::Path::new("-") {
+        println!("{}", request.output.display());
     }
     Ok(())
 }

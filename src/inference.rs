@@ -15,8 +15,8 @@ use crate::host_mlp::HostMlp;
 use crate::html_report::ReportPage;
 use crate::metrics::{predicted_classes, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
-use crate::predictions::{PredictionWriter, ScoredChunk};
-use crate::preprocess::{Encoded, Preprocessor, raw_texts};
+use crate::predictions::{Layout, PredictionWriter, ScoredChunk};
+use crate::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
 use crate::reasons::Reasons;
 use crate::report::{Report, Scores, segment_columns};
 
@@ -326,34 +326,52 @@ impl Drop for ReadAhead {
     }
 }
 
-/// Score `input` chunk by chunk and write `output` (CSV or Parquet by extension; `-` is
-/// CSV on stdout), with the `reasons` strongest [`Reasons`] of each row (0: none). A file
-/// output is written under a temporary name and renamed at the end.
+/// What `predict` reads and writes besides the run.
+#[derive(Debug, Clone)]
+pub struct PredictRequest {
+    /// CSV or Parquet to score (`-`: CSV on stdin, or one text per line for a text run).
+    pub input: std::path::PathBuf,
+    /// CSV or Parquet by extension (`-`: CSV on stdout).
+    pub output: std::path::PathBuf,
+    /// Rows read and scored at a time.
+    pub batch_size: usize,
+    /// Reasons per row (0: none); see [`Reasons`].
+    pub reasons: usize,
+    /// Input columns copied into the predictions.
+    pub keep: Vec<String>,
+}
+
+/// Score the request's input chunk by chunk and write its output. A file output is
+/// written under a temporary name and renamed at the end.
 pub fn predict(
     run: &LoadedRun,
     device: &Device,
-    input: &Path,
-    output: &Path,
-    batch_size: usize,
-    reasons: usize,
+    request: &PredictRequest,
 ) -> Result<PredictSummary> {
+    let (input, output) = (request.input.as_path(), request.output.as_path());
     if output != Path::new("-") {
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
-    let reasons = match reasons {
+    let reasons = match request.reasons {
         0 => None,
         k => Some(Reasons::new(pre, k)?),
     };
+    let batch_size = request.batch_size;
     let reader = match &pre.text {
         Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
         _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
     };
     let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
-    let per_row = reasons.as_ref().map_or(0, Reasons::count);
-    let mut writer =
-        PredictionWriter::create(output, pre.id.as_deref(), &pre.labels, outputs, per_row)?;
+    let layout = Layout {
+        id: pre.id.clone(),
+        kept: request.keep.clone(),
+        classes: pre.labels.clone(),
+        outputs,
+        reasons: reasons.as_ref().map_or(0, Reasons::count),
+    };
+    let mut writer = PredictionWriter::create(output, &layout)?;
     let threshold = run.manifest.threshold.unwrap_or(0.5);
     let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
     let mut summary = PredictSummary {
@@ -387,6 +405,19 @@ pub fn predict(
             ),
             None => None,
         };
+        let kept = request
+            .keep
+            .iter()
+            .map(|column| match chunk.cells(column) {
+                Some(cells) => Ok(cells.into_iter().map(|c| c.map(str::to_string)).collect()),
+                None => Err(missing_column(
+                    input,
+                    "--keep",
+                    column,
+                    &chunk.column_names(),
+                )),
+            })
+            .collect::<Result<_>>()?;
         let predicted = predicted_classes(&scores, outputs, threshold, offsets);
         summary.rows += predicted.len();
         for &c in &predicted {
@@ -403,6 +434,7 @@ pub fn predict(
         writer.write(ScoredChunk {
             offset,
             ids,
+            kept,
             scores,
             labels: predicted.iter().map(|&c| pre.labels[c].as_str()).collect(),
             reasons,

@@ -19,6 +19,9 @@ pub struct ScoredChunk<'a> {
     pub offset: usize,
     /// The id column's values, when the run names one (else rows are numbered).
     pub ids: Option<Vec<String>>,
+    /// The kept input columns' values, one list per [`Layout::kept`] column (`None`: a
+    /// missing cell).
+    pub kept: Vec<Vec<Option<String>>>,
     /// Probabilities: one per row for two classes, else one per class, row-major.
     pub scores: Vec<f64>,
     /// The predicted label of each row.
@@ -26,6 +29,68 @@ pub struct ScoredChunk<'a> {
     /// Each row's reasons (column name, effect; `None`: an empty place), as many per row
     /// as the writer was created with; empty without reasons.
     pub reasons: Vec<Option<(&'a str, f64)>>,
+}
+
+/// The columns of a predictions file: the id (or `row`, the 0-based input row), the kept
+/// input columns, then `score,prediction` for two classes or `prediction` and one
+/// `p_<label>` per class, then `reason_<i>,reason_<i>_effect` for each reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// The run's id column (`None`: rows are numbered in a `row` column).
+    pub id: Option<String>,
+    /// Input columns copied through as text (`predict --keep`).
+    pub kept: Vec<String>,
+    /// Class labels, in the run's order.
+    pub classes: Vec<String>,
+    /// Network outputs: 1 for two classes (one `score`), else one per class.
+    pub outputs: usize,
+    /// Reasons per row.
+    pub reasons: usize,
+}
+
+impl Layout {
+    /// Column names and their Parquet types, in file order.
+    pub fn columns(&self) -> Vec<(String, DataType)> {
+        let mut columns = vec![match &self.id {
+            Some(name) => (name.clone(), DataType::String),
+            None => ("row".to_string(), DataType::UInt64),
+        }];
+        columns.extend(self.kept.iter().map(|c| (c.clone(), DataType::String)));
+        let prediction = ("prediction".to_string(), DataType::String);
+        if self.outputs == 1 {
+            columns.push(("score".to_string(), DataType::Float64));
+            columns.push(prediction);
+        } else {
+            columns.push(prediction);
+            let probabilities = self
+                .classes
+                .iter()
+                .map(|l| (format!("p_{l}"), DataType::Float64));
+            columns.extend(probabilities);
+        }
+        for i in 1..=self.reasons {
+            columns.push((format!("reason_{i}"), DataType::String));
+            columns.push((format!("reason_{i}_effect"), DataType::Float64));
+        }
+        columns
+    }
+
+    /// A kept column must not repeat another column's name: readers would see one of
+    /// them only.
+    fn check(&self, output: &Path) -> Result<()> {
+        let columns = self.columns();
+        for (i, (name, _)) in columns.iter().enumerate() {
+            if columns[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(PatronError::data(
+                    output,
+                    format!(
+                        "would have two columns named {name:?}; --keep only input columns the predictions do not already have"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A predictions file being written.
@@ -36,10 +101,7 @@ pub struct PredictionWriter {
     output: PathBuf,
     /// Where a file output is written until [`PredictionWriter::finish`] renames it.
     tmp: Option<PathBuf>,
-    first_column: String,
-    classes: Vec<String>,
-    outputs: usize,
-    reasons: usize,
+    layout: Layout,
 }
 
 /// The open output: buffered CSV, or Parquet written one row group per chunk.
@@ -49,17 +111,10 @@ enum Sink {
 }
 
 impl PredictionWriter {
-    /// Start `output` (CSV or Parquet by extension; `-` is CSV on standard output). The
-    /// first column is `id` when the run names one, else `row`; then `score,prediction`
-    /// for two classes (`outputs == 1`), or `prediction` and one `p_<label>` per class;
-    /// then `reason_<i>,reason_<i>_effect` for i in 1..=`reasons`.
-    pub fn create(
-        output: &Path,
-        id: Option<&str>,
-        classes: &[String],
-        outputs: usize,
-        reasons: usize,
-    ) -> Result<PredictionWriter> {
+    /// Start `output` (CSV or Parquet by extension; `-` is CSV on standard output) with
+    /// the columns of `layout`.
+    pub fn create(output: &Path, layout: &Layout) -> Result<PredictionWriter> {
+        layout.check(output)?;
         let to_stdout = output == Path::new("-");
         let format = if to_stdout {
             Format::Csv
@@ -68,7 +123,6 @@ impl PredictionWriter {
                 PatronError::data(output, "unsupported output type: use .csv or .parquet")
             })?
         };
-        let first_column = id.unwrap_or("row").to_string();
         let (sink, tmp) = if to_stdout {
             let stdout: Box<dyn Write> = Box::new(std::io::stdout());
             (Sink::Csv(BufWriter::new(stdout)), None)
@@ -79,7 +133,8 @@ impl PredictionWriter {
                 Format::Csv => Ok(Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file)))),
                 Format::Parquet => ParquetWriter::new(file)
                     .batched(&Schema::from_iter(
-                        output_columns(id, classes, outputs, reasons)
+                        layout
+                            .columns()
                             .into_iter()
                             .map(|(name, dtype)| Field::new(name.into(), dtype)),
                     ))
@@ -98,13 +153,11 @@ impl PredictionWriter {
             sink: Some(sink),
             output: output.to_path_buf(),
             tmp,
-            first_column,
-            classes: classes.to_vec(),
-            outputs,
-            reasons,
+            layout: layout.clone(),
         };
         if let Some(Sink::Csv(w)) = &mut writer.sink {
-            let names: Vec<String> = output_columns(id, classes, outputs, reasons)
+            let names: Vec<String> = layout
+                .columns()
                 .iter()
                 .map(|(name, _)| csv_field(name).into_owned())
                 .collect();
@@ -118,11 +171,13 @@ impl PredictionWriter {
         let ScoredChunk {
             offset,
             ids,
+            kept,
             scores,
             labels,
             reasons,
         } = chunk;
-        let (outputs, per_row) = (self.outputs, self.reasons);
+        let (outputs, per_row) = (self.layout.outputs, self.layout.reasons);
+        let rows = labels.len();
         let sink = self.sink.as_mut().expect("written before finish");
         match sink {
             Sink::Csv(w) => {
@@ -131,18 +186,19 @@ impl PredictionWriter {
                         Some(ids) => csv_field(&ids[r]),
                         None => Cow::Owned((offset + r).to_string()),
                     };
-                    let label = csv_field(label);
-                    let written = if outputs == 1 {
-                        write!(w, "{id},{:.6},{label}", scores[r])
-                    } else {
-                        write!(w, "{id},{label}").and_then(|()| {
+                    let written = write!(w, "{id}").and_then(|()| {
+                        for column in &kept {
+                            write!(w, ",{}", csv_field(column[r].as_deref().unwrap_or("")))?;
+                        }
+                        let label = csv_field(label);
+                        if outputs == 1 {
+                            write!(w, ",{:.6},{label}", scores[r])?;
+                        } else {
+                            write!(w, ",{label}")?;
                             for p in &scores[r * outputs..(r + 1) * outputs] {
                                 write!(w, ",{p:.6}")?;
                             }
-                            Ok(())
-                        })
-                    };
-                    let written = written.and_then(|()| {
+                        }
                         for reason in &reasons[r * per_row..(r + 1) * per_row] {
                             match reason {
                                 Some((name, effect)) => {
@@ -158,23 +214,23 @@ impl PredictionWriter {
                 Ok(())
             }
             Sink::Parquet(w) => {
-                let (name, rows) = (self.first_column.as_str().into(), labels.len());
-                let first = match ids {
-                    Some(ids) => Column::new(name, ids),
+                // Built in the layout's order and named from it.
+                let mut columns = vec![match ids {
+                    Some(ids) => Column::new(PlSmallStr::EMPTY, ids),
                     None => {
                         let rows = offset as u64..(offset + rows) as u64;
-                        Column::new(name, rows.collect::<Vec<u64>>())
+                        Column::new(PlSmallStr::EMPTY, rows.collect::<Vec<u64>>())
                     }
-                };
-                let mut columns = vec![first];
+                }];
+                columns.extend(kept.into_iter().map(|c| Column::new(PlSmallStr::EMPTY, c)));
                 if outputs == 1 {
-                    columns.push(Column::new("score".into(), scores));
-                    columns.push(Column::new("prediction".into(), labels));
+                    columns.push(Column::new(PlSmallStr::EMPTY, scores));
+                    columns.push(Column::new(PlSmallStr::EMPTY, labels));
                 } else {
-                    columns.push(Column::new("prediction".into(), labels));
-                    for (c, label) in self.classes.iter().enumerate() {
+                    columns.push(Column::new(PlSmallStr::EMPTY, labels));
+                    for c in 0..outputs {
                         let p: Vec<f64> = scores.chunks_exact(outputs).map(|row| row[c]).collect();
-                        columns.push(Column::new(format!("p_{label}").into(), p));
+                        columns.push(Column::new(PlSmallStr::EMPTY, p));
                     }
                 }
                 for i in 0..per_row {
@@ -183,11 +239,11 @@ impl PredictionWriter {
                         (0..rows).map(|r| of_row(r).map(|x| x.0)).collect();
                     let effects: Vec<Option<f64>> =
                         (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
-                    columns.push(Column::new(format!("reason_{}", i + 1).into(), names));
-                    columns.push(Column::new(
-                        format!("reason_{}_effect", i + 1).into(),
-                        effects,
-                    ));
+                    columns.push(Column::new(PlSmallStr::EMPTY, names));
+                    columns.push(Column::new(PlSmallStr::EMPTY, effects));
+                }
+                for (column, (name, _)) in columns.iter_mut().zip(self.layout.columns()) {
+                    column.rename(name.into());
                 }
                 let df = DataFrame::new_infer_height(columns)
                     .map_err(|e| PatronError::Internal(format!("building output: {e}")))?;
@@ -223,34 +279,6 @@ impl Drop for PredictionWriter {
             let _ = std::fs::remove_file(tmp);
         }
     }
-}
-
-/// The columns of the predictions and their Parquet types: the id (or `row`), then
-/// `score,prediction` for two classes, or `prediction` and one `p_<label>` per class, then
-/// the reasons' columns.
-fn output_columns(
-    id: Option<&str>,
-    labels: &[String],
-    outputs: usize,
-    reasons: usize,
-) -> Vec<(String, DataType)> {
-    let mut columns = vec![match id {
-        Some(name) => (name.to_string(), DataType::String),
-        None => ("row".to_string(), DataType::UInt64),
-    }];
-    let prediction = ("prediction".to_string(), DataType::String);
-    if outputs == 1 {
-        columns.push(("score".to_string(), DataType::Float64));
-        columns.push(prediction);
-    } else {
-        columns.push(prediction);
-        columns.extend(labels.iter().map(|l| (format!("p_{l}"), DataType::Float64)));
-    }
-    for i in 1..=reasons {
-        columns.push((format!("reason_{i}"), DataType::String));
-        columns.push((format!("reason_{i}_effect"), DataType::Float64));
-    }
-    columns
 }
 
 /// A temporary sibling of `path`, renamed over it when complete.

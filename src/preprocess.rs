@@ -208,7 +208,9 @@ fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
         .map(|(_, c)| c.as_str())
 }
 
-fn missing_column(path: &Path, what: &str, name: &str, columns: &[String]) -> PatronError {
+/// "`what` column NAME not found" in `path`, with the closest of `columns` as a hint (or
+/// the first few columns when none is close).
+pub fn missing_column(path: &Path, what: &str, name: &str, columns: &[String]) -> PatronError {
     let hint = match closest(name, columns) {
         Some(c) => format!("; did you mean {c:?}?"),
         None => format!("; columns are: {}", preview(columns)),

@@ -281,7 +281,7 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     std::fs::write(
         &input,
         "extra,poutcome,month,day,contact,loan,housing,balance,default,education,marital,job,age,campaign,pdays,previous\n\
-         x,unknown,may,5,cellular,no,yes,100,no,secondary,married,astronaut,40,1,-1,0\n\
+         \"x, y\",unknown,may,5,cellular,no,yes,100,no,secondary,married,astronaut,40,1,-1,0\n\
          y,success,oct,20,cellular,no,no,,no,tertiary,single,student,25,2,90,3\n",
     )
     .unwrap();
@@ -292,6 +292,46 @@ fn predict_without_id_numbers_rows_and_ignores_extra_columns() {
     assert_eq!(lines[0], "row,score,prediction");
     assert!(lines[1].starts_with("0,") && lines[2].starts_with("1,"));
     assert_eq!(lines.len(), 3);
+
+    // Kept input columns follow `row`, as written (a blank cell stays blank); the scores
+    // do not change.
+    let kept = tmp.path().join("kept.csv");
+    let keep = ["--keep", "extra,balance", "--keep", "job"];
+    assert_ok(&predict_on(&run, &input, &kept, "ndarray", &keep));
+    let kept_text = std::fs::read_to_string(&kept).unwrap();
+    let kept_lines: Vec<&str> = kept_text.lines().collect();
+    assert_eq!(kept_lines[0], "row,extra,balance,job,score,prediction");
+    assert!(
+        kept_lines[1].starts_with("0,\"x, y\",100,astronaut,"),
+        "{kept_text}"
+    );
+    assert!(kept_lines[2].starts_with("1,y,,student,"), "{kept_text}");
+    for (with, without) in kept_lines[1..].iter().zip(&lines[1..]) {
+        assert!(with.ends_with(&without[1..]), "{with} vs {without}");
+    }
+    let kept_parquet = tmp.path().join("kept.parquet");
+    assert_ok(&predict_on(&run, &input, &kept_parquet, "ndarray", &keep));
+    let (df, names) = common::read_parquet(&kept_parquet);
+    assert_eq!(
+        names,
+        ["row", "extra", "balance", "job", "score", "prediction"]
+    );
+    let balance = df.column("balance").unwrap().str().unwrap();
+    assert_eq!((balance.get(0), balance.get(1)), (Some("100"), None));
+    // A misspelt column, or one the predictions already have, is refused; no output is left.
+    let refused = tmp.path().join("refused.csv");
+    for (keep, message) in [
+        (
+            "jb",
+            "--keep column \"jb\" not found; did you mean \"job\"?",
+        ),
+        ("score", "would have two columns named \"score\""),
+    ] {
+        let o = predict_on(&run, &input, &refused, "ndarray", &["--keep", keep]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+        assert!(!refused.exists());
+    }
     // A needed column missing is a clear error and leaves no output behind.
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "age,job\n30,admin.\n").unwrap();
