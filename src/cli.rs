@@ -369,10 +369,25 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         keep: args.keep,
     };
     let summary = inference::predict(&run, &backend.device, &request)?;
-    eprintln!(
-        "scored {} rows ({} predicted {:?})",
-        summary.rows, summary.positives, run.manifest.positive
-    );
+    if run.manifest.model.outputs == 1 {
+        eprintln!(
+            "scored {} rows ({} predicted {:?})",
+            summary.rows, summary.positives, run.manifest.positive
+        );
+    } else {
+        let counts: Vec<String> = run
+            .preprocess
+            .labels
+            .iter()
+            .zip(&summary.class_counts)
+            .map(|(label, n)| format!("{n} {label:?}"))
+            .collect();
+        eprintln!(
+            "scored {} rows (predicted: {})",
+            summary.rows,
+            counts.join(", ")
+        );
+    }
     if request.output != std::path::Path::new("-") {
         println!("{}", request.output.display());
     }

@@ -1054,13 +1054,27 @@ fn tabular_multiclass_target() {
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("id=\"importance\"") && html.contains("id=\"heatmap\""));
     let out = tmp.path().join("p.csv");
-    assert_ok(&predict_on(
+    let o = predict_on(
         &run,
         Path::new("datasets/telco_customer_churn_ibm_7043.csv"),
         &out,
         "ndarray",
         &[],
-    ));
+    );
+    assert_ok(&o);
+    // The summary counts each class's predictions.
+    let summary = stderr(&o);
+    let counts = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("scored 7043 rows (predicted: "))
+        .unwrap_or_else(|| panic!("{summary}"));
+    let total: usize = counts
+        .trim_end_matches(')')
+        .split(", ")
+        .map(|c| c.split_once(' ').unwrap().0.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(total, 7043, "{summary}");
+    assert!(counts.contains("\"Two year\""), "{summary}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
         text.lines().next().unwrap(),
