@@ -225,6 +225,9 @@ impl BagFeatures {
                 }
             }
         }
+        // The capacity guessed above is often several times the ids (CJK text has no
+        // character n-grams): a chunk of 65,536 reviews held ~100 MB of it.
+        out.shrink_to_fit();
         out
     }
 }
