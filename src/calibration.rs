@@ -41,6 +41,22 @@ impl Calibration {
         sigmoid(self.a * logit + self.b)
     }
 
+    /// Calibrated log-odds of `class` from one row's logits: `a z + b` (negated for the
+    /// negative class) with two classes; with more, the temperature-scaled logit of the
+    /// class against the log-sum-exp of the others (unlike the log-probability, it does
+    /// not saturate when the class is nearly certain).
+    pub fn log_odds(&self, z: &[f64], class: usize) -> f64 {
+        if let [z] = z {
+            let l = self.a * z + self.b;
+            return if class == 1 { l } else { -l };
+        }
+        let scaled = |j: usize| self.a * z[j];
+        let rest = (0..z.len()).filter(|&j| j != class);
+        let max = rest.clone().map(scaled).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = rest.map(|j| (scaled(j) - max).exp()).sum();
+        scaled(class) - max - sum.ln()
+    }
+
     /// Fit on validation logits and 0/1 labels by Newton's method on the log loss.
     /// Targets are smoothed as in Platt (1999) so a perfectly separated validation split
     /// does not drive the slope to infinity.

@@ -63,7 +63,9 @@ The last line on stdout is the run directory.")]
                                       (with the 3 columns behind each customer's score)
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --keep email,region
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
-                                                  (text run: one text per line on stdin)")]
+                                                  (text run: one text per line on stdin)
+  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output - --reasons 2
+                                                  (with the 2 words behind each prediction)")]
     Predict(PredictArgs),
     /// Run every check `train` makes before its first epoch, without training.
     #[command(after_help = "Examples:
@@ -166,9 +168,10 @@ pub struct PredictArgs {
     /// Rows read and scored per chunk; memory grows with it, not with the file.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
-    /// Add the K input columns that moved each row's prediction most: reason_1..K and
-    /// reason_<i>_effect, the fall in the predicted class's log-odds when the column is set
-    /// to its typical value (tabular runs; scoring takes about one more pass per column).
+    /// Add what moved each row's prediction most: reason_1..K and reason_<i>_effect, the
+    /// fall in the predicted class's log-odds when an input column is set to its typical
+    /// value, or (text runs) a word is removed; about one more scoring pass per column or
+    /// distinct word.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub reasons: usize,
     /// Copy these input columns into the predictions, after the id/row column (repeat the

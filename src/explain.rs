@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::inference::Scorer;
 use crate::metrics::predicted_classes;
@@ -143,23 +144,11 @@ fn top_phrases(
         ..Encoded::default()
     };
     let z = scorer.logits(&encoded)?;
-    let push_of = |row: usize, class: usize| -> f64 {
-        if outputs == 1 {
-            let d = z[row] - z[0];
-            if class == 1 { d } else { -d }
-        } else {
-            // Log-odds of the class against all others: unlike its log-probability it
-            // does not saturate near 0 when one phrase is enough to decide.
-            let log_odds = |r: usize| {
-                let s = &z[r * outputs..(r + 1) * outputs];
-                let others: Vec<f64> = (0..outputs).filter(|&j| j != class).map(|j| s[j]).collect();
-                let max = others.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = others.iter().map(|v| (v - max).exp()).sum();
-                s[class] - max - sum.ln()
-            };
-            log_odds(row) - log_odds(0)
-        }
+    // Uncalibrated log-odds: what the network itself reads into the phrase.
+    let log_odds = |row: usize, class: usize| {
+        Calibration::identity().log_odds(&z[row * outputs..(row + 1) * outputs], class)
     };
+    let push_of = |row: usize, class: usize| log_odds(row, class) - log_odds(0, class);
     let mut top_phrases = Vec::with_capacity(classes.len());
     for (c, class) in classes.iter().enumerate() {
         let mut phrases: Vec<Phrase> = candidates

@@ -17,7 +17,7 @@ use crate::metrics::{predicted_classes, softmax_rows};
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
 use crate::predictions::{Layout, PredictionWriter, ScoredChunk};
 use crate::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
-use crate::reasons::Reasons;
+use crate::reasons::{Outcome, Reasons};
 use crate::report::{Report, Scores, segment_columns};
 
 /// Rows `evaluate` reads at a time.
@@ -353,10 +353,7 @@ pub fn predict(
         refuse_same_file(input, output)?;
     }
     let pre = &run.preprocess;
-    let reasons = match request.reasons {
-        0 => None,
-        k => Some(Reasons::new(pre, k)?),
-    };
+    let reasons = (request.reasons > 0).then(|| Reasons::new(pre, request.reasons));
     let batch_size = request.batch_size;
     let reader = match &pre.text {
         Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
@@ -424,11 +421,15 @@ pub fn predict(
             summary.class_counts[c] += 1;
         }
         let reasons = match &reasons {
-            Some(reasons) => reasons
-                .of(&scorer, &encoded, &z, outputs, &run.calibration, &predicted)?
-                .into_iter()
-                .map(|reason| reason.map(|(feature, effect)| (reasons.name(feature), effect)))
-                .collect(),
+            Some(reasons) => {
+                let outcome = Outcome {
+                    logits: &z,
+                    outputs,
+                    predicted: &predicted,
+                    calibration: &run.calibration,
+                };
+                reasons.of(&scorer, &chunk, &encoded, &outcome)?
+            }
             None => Vec::new(),
         };
         writer.write(ScoredChunk {

@@ -12,6 +12,7 @@ use polars::prelude::*;
 
 use crate::data::Format;
 use crate::error::{PatronError, Result};
+use crate::reasons::Reason;
 
 /// One scored chunk of input rows.
 pub struct ScoredChunk<'a> {
@@ -28,7 +29,7 @@ pub struct ScoredChunk<'a> {
     pub labels: Vec<&'a str>,
     /// Each row's reasons (column name, effect; `None`: an empty place), as many per row
     /// as the writer was created with; empty without reasons.
-    pub reasons: Vec<Option<(&'a str, f64)>>,
+    pub reasons: Vec<Reason<'a>>,
 }
 
 /// The columns of a predictions file: the id (or `row`, the 0-based input row), the kept
@@ -234,9 +235,9 @@ impl PredictionWriter {
                     }
                 }
                 for i in 0..per_row {
-                    let of_row = |r: usize| reasons[r * per_row + i];
+                    let of_row = |r: usize| reasons[r * per_row + i].as_ref();
                     let names: Vec<Option<&str>> =
-                        (0..rows).map(|r| of_row(r).map(|x| x.0)).collect();
+                        (0..rows).map(|r| of_row(r).map(|x| &*x.0)).collect();
                     let effects: Vec<Option<f64>> =
                         (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
                     columns.push(Column::new(PlSmallStr::EMPTY, names));

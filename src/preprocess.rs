@@ -133,6 +133,15 @@ pub enum Tokenizer {
 }
 
 impl Tokenizer {
+    /// At most how many units of a text the model reads (with subwords, each unit is at
+    /// least one id).
+    pub fn max_units(&self) -> usize {
+        match self {
+            Tokenizer::HashedNgrams(b) => b.max_length,
+            Tokenizer::Subwords(v) => v.max_length,
+        }
+    }
+
     /// Ids of one normalized text.
     pub fn ids(&self, normalized: &str) -> Vec<u32> {
         match self {

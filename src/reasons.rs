@@ -1,46 +1,96 @@
-//! Per-row reasons (`patron predict --reasons K`): the input columns that moved each row's
-//! prediction most. A column's effect is how far the log-odds of the predicted class fall
-//! when that column alone is set to a typical value (its training median, or its most
-//! frequent category), the model otherwise unchanged: the "what if this customer were
-//! ordinary here" occlusion behind the reason codes of credit and churn scores. Effects are
-//! in calibrated log-odds, so they add up in the same units as the score moves; they are
-//! not additive across columns when the network combines them.
+//! Per-row reasons (`patron predict --reasons K`): what in each row moved its prediction
+//! most. An effect is how far the calibrated log-odds of the predicted class fall when one
+//! thing is taken out and the row is scored again, the model otherwise unchanged:
+//! - tabular runs: one input column set to a typical value (its training median, or its
+//!   most frequent category): the "what if this customer were ordinary here" occlusion
+//!   behind the reason codes of credit and churn scores;
+//! - text runs: one word (a CJK character, an emoji) removed wherever it occurs.
+//!
+//! Effects are not additive across reasons when the network combines them.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use rayon::prelude::*;
 
 use crate::calibration::Calibration;
-use crate::error::{PatronError, Result};
+use crate::data::Table;
+use crate::error::Result;
 use crate::inference::Scorer;
-use crate::preprocess::{Encoded, Preprocessor, Slot};
+use crate::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
+use crate::text::{normalize, unit_spans};
 
-/// One reason: a feature's index in the run's features, and its effect in log-odds toward
-/// the predicted class.
-pub type Reason = (usize, f64);
+/// One reason: what was taken out (a column name, or a word) and its effect in log-odds
+/// toward the predicted class; `None` is an empty place.
+pub type Reason<'a> = Option<(Cow<'a, str>, f64)>;
+
+/// Texts whose variants are scored at a time (bounds the memory of the variants).
+const TEXT_ROWS_PER_PASS: usize = 512;
 
 /// What the reasons of a run are measured against.
 pub struct Reasons {
-    names: Vec<String>,
-    slots: Vec<Slot>,
-    /// The reference row's numeric inputs and category indices.
-    numeric: Vec<f32>,
-    categorical: Vec<i64>,
     count: usize,
+    kind: Kind,
+}
+
+enum Kind {
+    Tabular {
+        names: Vec<String>,
+        slots: Vec<Slot>,
+        /// The reference row's numeric inputs and category indices.
+        numeric: Vec<f32>,
+        categorical: Vec<i64>,
+    },
+    Text(TextPreprocess),
+}
+
+/// What the reasons of a chunk's rows are measured on.
+pub struct Outcome<'a> {
+    /// The rows' logits, `[rows * outputs]`.
+    pub logits: &'a [f64],
+    /// Network outputs per row.
+    pub outputs: usize,
+    /// Each row's predicted class.
+    pub predicted: &'a [usize],
+    /// How logits become calibrated log-odds.
+    pub calibration: &'a Calibration,
+}
+
+impl Outcome<'_> {
+    /// Log-odds of row `r`'s predicted class from the `i`-th row of logits `z`.
+    fn odds(&self, z: &[f64], i: usize, r: usize) -> f64 {
+        let k = self.outputs;
+        self.calibration
+            .log_odds(&z[i * k..(i + 1) * k], self.predicted[r])
+    }
+
+    /// How far row `r`'s log-odds fall when it scores `z[i]` instead.
+    fn fall(&self, z: &[f64], i: usize, r: usize) -> f64 {
+        self.odds(self.logits, r, r) - self.odds(z, i, r)
+    }
 }
 
 impl Reasons {
-    /// Up to `count` reasons per row (at most one per input column) for a tabular run.
-    pub fn new(pre: &Preprocessor, count: usize) -> Result<Reasons> {
-        if pre.text.is_some() {
-            return Err(PatronError::Usage(
-                "--reasons explains tabular runs; a text run's explanations.json lists the phrases that move its scores".into(),
-            ));
+    /// Up to `count` reasons per row (for a tabular run, at most one per input column).
+    pub fn new(pre: &Preprocessor, count: usize) -> Reasons {
+        match &pre.text {
+            Some(text) => Reasons {
+                count,
+                kind: Kind::Text(text.clone()),
+            },
+            None => {
+                let (numeric, categorical) = pre.reference_row();
+                Reasons {
+                    count: count.min(pre.features.len()),
+                    kind: Kind::Tabular {
+                        names: pre.features.iter().map(|f| f.name().to_string()).collect(),
+                        slots: pre.slots(),
+                        numeric,
+                        categorical,
+                    },
+                }
+            }
         }
-        let (numeric, categorical) = pre.reference_row();
-        Ok(Reasons {
-            names: pre.features.iter().map(|f| f.name().to_string()).collect(),
-            slots: pre.slots(),
-            numeric,
-            categorical,
-            count: count.min(pre.features.len()),
-        })
     }
 
     /// Reasons given per row.
@@ -48,113 +98,191 @@ impl Reasons {
         self.count
     }
 
-    /// The column name of a feature index.
-    pub fn name(&self, feature: usize) -> &str {
-        &self.names[feature]
-    }
-
-    /// The strongest reasons of every row (`[rows * count]`, row-major, largest effect
-    /// first, ties in column order), from the rows' `logits` (`[rows * outputs]`) and
-    /// `predicted` classes; `None` fills a row's places past its last column with a
-    /// positive effect (one that does not push toward the prediction is no reason for it).
-    /// Scores the rows once more per input column.
-    pub fn of(
-        &self,
+    /// The strongest reasons of every row of `chunk` (`[rows * count]`, row-major, largest
+    /// effect first, ties in column or text order), from the rows' `encoded` inputs and
+    /// their `outcome`. Only a positive effect is a reason (one that does not push toward
+    /// the prediction is no reason for it); a row with fewer leaves its last places empty.
+    pub fn of<'a>(
+        &'a self,
         scorer: &Scorer,
+        chunk: &Table,
         encoded: &Encoded,
-        logits: &[f64],
-        outputs: usize,
-        calibration: &Calibration,
-        predicted: &[usize],
-    ) -> Result<Vec<Option<Reason>>> {
-        let rows = encoded.rows;
-        let columns = self.slots.len();
-        // The log-odds of row r's predicted class from the i-th row of logits `z`.
-        let odds = |z: &[f64], i: usize, r: usize| {
-            log_odds(
-                calibration,
-                &z[i * outputs..(i + 1) * outputs],
-                predicted[r],
-            )
-        };
-        // Rows already at the typical value have no effect to measure (most rows, for a
-        // column dominated by one category): only the others are scored again.
-        let mut effects = vec![0f64; rows * columns];
-        for (c, &slot) in self.slots.iter().enumerate() {
-            let differ: Vec<usize> = (0..rows)
-                .filter(|&r| !self.at_reference(encoded, r, slot))
-                .collect();
-            if differ.is_empty() {
-                continue;
+        outcome: &Outcome,
+    ) -> Result<Vec<Reason<'a>>> {
+        let mut out = Vec::with_capacity(encoded.rows * self.count);
+        match &self.kind {
+            Kind::Tabular {
+                names,
+                slots,
+                numeric,
+                categorical,
+            } => {
+                let reference = (numeric.as_slice(), categorical.as_slice());
+                let effects = column_effects(scorer, encoded, slots, reference, outcome)?;
+                for row in effects.chunks_exact(slots.len().max(1)) {
+                    let named = names
+                        .iter()
+                        .zip(row)
+                        .map(|(n, &e)| (Cow::from(n.as_str()), e));
+                    self.strongest(named, &mut out);
+                }
             }
-            let mut probe = encoded.subset(&differ);
-            self.set_reference(&mut probe, slot);
-            let z = scorer.logits(&probe)?;
-            for (i, &r) in differ.iter().enumerate() {
-                effects[r * columns + c] = odds(logits, r, r) - odds(&z, i, r);
+            Kind::Text(text) => {
+                for row in word_effects(scorer, chunk, text, outcome)? {
+                    self.strongest(row.into_iter().map(|(w, e)| (Cow::from(w), e)), &mut out);
+                }
             }
-        }
-        let mut out = Vec::with_capacity(rows * self.count);
-        let mut order: Vec<usize> = Vec::with_capacity(columns);
-        for row in effects.chunks_exact(columns) {
-            order.clear();
-            order.extend(0..columns);
-            // Stable: equal effects keep column order.
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            out.extend(
-                order[..self.count]
-                    .iter()
-                    .map(|&c| (row[c] > 0.0).then_some((c, row[c]))),
-            );
         }
         Ok(out)
     }
 
-    /// Whether row `r` already holds the reference row's inputs in `slot`.
-    fn at_reference(&self, encoded: &Encoded, r: usize, slot: Slot) -> bool {
-        match slot {
-            Slot::Numeric { start, len } => {
-                let at = r * encoded.numeric_width + start;
-                encoded.numeric[at..at + len] == self.numeric[start..start + len]
-            }
-            Slot::Categorical { index } => {
-                encoded.categorical[r * encoded.categorical_count + index]
-                    == self.categorical[index]
-            }
+    /// Append the `count` largest positive effects of one row, then empty places.
+    fn strongest<'a>(
+        &self,
+        effects: impl Iterator<Item = (Cow<'a, str>, f64)>,
+        out: &mut Vec<Reason<'a>>,
+    ) {
+        let mut positive: Vec<(Cow<'a, str>, f64)> = effects.filter(|(_, e)| *e > 0.0).collect();
+        // Stable: equal effects keep their order.
+        positive.sort_by(|a, b| b.1.total_cmp(&a.1));
+        positive.truncate(self.count);
+        let empty = self.count - positive.len();
+        out.extend(positive.into_iter().map(Some));
+        out.extend(std::iter::repeat_n(None, empty));
+    }
+}
+
+/// Each row's effect of each column (`[rows * columns]`). Rows already at the typical
+/// value have no effect to measure (most rows, for a column dominated by one category):
+/// only the others are scored again.
+fn column_effects(
+    scorer: &Scorer,
+    encoded: &Encoded,
+    slots: &[Slot],
+    reference: (&[f32], &[i64]),
+    outcome: &Outcome,
+) -> Result<Vec<f64>> {
+    let columns = slots.len();
+    let mut effects = vec![0f64; encoded.rows * columns];
+    for (c, &slot) in slots.iter().enumerate() {
+        let differ: Vec<usize> = (0..encoded.rows)
+            .filter(|&r| !at_reference(encoded, r, slot, reference))
+            .collect();
+        if differ.is_empty() {
+            continue;
+        }
+        let mut probe = encoded.subset(&differ);
+        set_reference(&mut probe, slot, reference);
+        let z = scorer.logits(&probe)?;
+        for (i, &r) in differ.iter().enumerate() {
+            effects[r * columns + c] = outcome.fall(&z, i, r);
         }
     }
+    Ok(effects)
+}
 
-    /// Set one feature's inputs of every row to the reference row's.
-    fn set_reference(&self, encoded: &mut Encoded, slot: Slot) {
-        let (width, n_cat) = (encoded.numeric_width, encoded.categorical_count);
-        for r in 0..encoded.rows {
-            match slot {
-                Slot::Numeric { start, len } => {
-                    let at = r * width + start;
-                    encoded.numeric[at..at + len]
-                        .copy_from_slice(&self.numeric[start..start + len]);
-                }
-                Slot::Categorical { index } => {
-                    encoded.categorical[r * n_cat + index] = self.categorical[index];
-                }
+/// Whether row `r` already holds the reference inputs in `slot`.
+fn at_reference(
+    encoded: &Encoded,
+    r: usize,
+    slot: Slot,
+    (numeric, categorical): (&[f32], &[i64]),
+) -> bool {
+    match slot {
+        Slot::Numeric { start, len } => {
+            let at = r * encoded.numeric_width + start;
+            encoded.numeric[at..at + len] == numeric[start..start + len]
+        }
+        Slot::Categorical { index } => {
+            encoded.categorical[r * encoded.categorical_count + index] == categorical[index]
+        }
+    }
+}
+
+/// Set one feature's inputs of every row to the reference's.
+fn set_reference(encoded: &mut Encoded, slot: Slot, (numeric, categorical): (&[f32], &[i64])) {
+    let (width, n_cat) = (encoded.numeric_width, encoded.categorical_count);
+    for r in 0..encoded.rows {
+        match slot {
+            Slot::Numeric { start, len } => {
+                let at = r * width + start;
+                encoded.numeric[at..at + len].copy_from_slice(&numeric[start..start + len]);
+            }
+            Slot::Categorical { index } => {
+                encoded.categorical[r * n_cat + index] = categorical[index];
             }
         }
     }
 }
 
-/// Calibrated log-odds of class `class` from one row's logits: `a z + b` (negated for the
-/// negative class) with two classes; with more, the temperature-scaled logit of the class
-/// against the log-sum-exp of the others.
-fn log_odds(calibration: &Calibration, z: &[f64], class: usize) -> f64 {
-    if let [z] = z {
-        let l = calibration.a * z + calibration.b;
-        return if class == 1 { l } else { -l };
+/// Each row's words with their effects, in text order. A word is a unit the model reads
+/// (the first `max_units` of the normalized text) that holds a letter, a digit or a
+/// non-ASCII symbol such as an emoji; it is removed wherever it occurs in that window.
+fn word_effects(
+    scorer: &Scorer,
+    chunk: &Table,
+    text: &TextPreprocess,
+    outcome: &Outcome,
+) -> Result<Vec<Vec<(String, f64)>>> {
+    let rows: Vec<usize> = (0..chunk.height()).collect();
+    let limit = text.tokenizer.max_units();
+    let texts = raw_texts(chunk, &text.columns, &rows);
+    let mut effects: Vec<Vec<(String, f64)>> = Vec::with_capacity(rows.len());
+    // A few hundred rows at a time: their variants (one text per word) are built,
+    // tokenized and scored together, in parallel, and then dropped.
+    for (g, group) in texts.chunks(TEXT_ROWS_PER_PASS).enumerate() {
+        let variants: Vec<Vec<(String, String)>> = group
+            .par_iter()
+            .map(|raw| without_each_word(&normalize(raw), limit))
+            .collect();
+        let tokens: Vec<Vec<u32>> = variants
+            .par_iter()
+            .flat_map_iter(|row| row.iter().map(|(_, t)| text.tokenizer.ids(t)))
+            .collect();
+        let z = scorer.logits(&Encoded {
+            rows: tokens.len(),
+            tokens,
+            ..Encoded::default()
+        })?;
+        let mut i = 0;
+        for (j, row) in variants.into_iter().enumerate() {
+            let r = g * TEXT_ROWS_PER_PASS + j;
+            let row_effects = row.into_iter().map(|(word, _)| {
+                i += 1;
+                (word, outcome.fall(&z, i - 1, r))
+            });
+            effects.push(row_effects.collect());
+        }
     }
-    let scaled = |j: usize| calibration.a * z[j];
-    let rest = (0..z.len()).filter(|&j| j != class);
-    let max = rest.clone().map(scaled).fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = rest.map(|j| (scaled(j) - max).exp()).sum();
-    scaled(class) - (max + sum.ln())
+    Ok(effects)
+}
+
+/// Each distinct word among the first `limit` units of a normalized text, with the text
+/// as the model would read it without that word (each occurrence blanked out, so its
+/// neighbours do not become a new pair).
+fn without_each_word(text: &str, limit: usize) -> Vec<(String, String)> {
+    let spans = unit_spans(text);
+    let window = &spans[..spans.len().min(limit)];
+    let seen_end = window.last().map_or(0, |s| s.end);
+    let read = &text[..seen_end];
+    let mut done = HashSet::new();
+    let mut out = Vec::new();
+    for span in window {
+        let word = &text[span.clone()];
+        if !word.chars().any(|c| c.is_alphanumeric() || !c.is_ascii()) || !done.insert(word) {
+            continue;
+        }
+        let mut without = String::with_capacity(read.len());
+        let mut last = 0;
+        for other in window.iter().filter(|s| &text[(*s).clone()] == word) {
+            without.push_str(&read[last..other.start]);
+            without.push(' ');
+            last = other.end;
+        }
+        without.push_str(&read[last..]);
+        out.push((word.to_string(), without));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -173,8 +301,8 @@ mod tests {
         };
         for z in [-4.0, 0.0, 2.5] {
             let p = platt.apply(z);
-            assert!((sigmoid(log_odds(&platt, &[z], 1)) - p).abs() < 1e-12);
-            assert!((sigmoid(log_odds(&platt, &[z], 0)) - (1.0 - p)).abs() < 1e-12);
+            assert!((sigmoid(platt.log_odds(&[z], 1)) - p).abs() < 1e-12);
+            assert!((sigmoid(platt.log_odds(&[z], 0)) - (1.0 - p)).abs() < 1e-12);
         }
         let temperature = Calibration {
             method: CalibrationMethod::Temperature,
@@ -185,7 +313,19 @@ mod tests {
         let p = softmax_rows(&[0.5, -1.0, 1.5], 3);
         for (k, &pk) in p.iter().enumerate() {
             let expected = (pk / (1.0 - pk)).ln();
-            assert!((log_odds(&temperature, &z, k) - expected).abs() < 1e-12);
+            assert!((temperature.log_odds(&z, k) - expected).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn each_word_is_blanked_wherever_it_occurs_in_the_read_window() {
+        let variants = without_each_word("good, very good 😀 不好 ok", 7);
+        let words: Vec<&str> = variants.iter().map(|(w, _)| w.as_str()).collect();
+        // "," is no word; "good" once; CJK characters one by one; "ok" is past 7 units.
+        assert_eq!(words, ["good", "very", "😀", "不", "好"]);
+        assert_eq!(variants[0].1, " , very   😀 不好");
+        assert_eq!(variants[3].1, "good, very good 😀  好");
+        assert!(without_each_word("", 8).is_empty());
+        assert!(without_each_word("!!! ...", 8).is_empty());
     }
 }

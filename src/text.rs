@@ -133,12 +133,23 @@ pub fn tokenize<'a>(text: &'a str) -> Vec<Token<'a>> {
 /// The base units of a text after tokenization: words, single CJK characters and symbols,
 /// in order (what word n-grams and the subword vocabulary are built over).
 pub fn units(text: &str) -> Vec<&str> {
+    unit_spans(text).into_iter().map(|r| &text[r]).collect()
+}
+
+/// Where each of [`units`] lies in `text` (byte ranges, in order).
+pub fn unit_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    // Tokens are slices of `text`: their offsets are their distance from its start.
+    let start_of = |s: &str| s.as_ptr() as usize - text.as_ptr() as usize;
     let mut out = Vec::new();
     for token in tokenize(text) {
         match token {
-            Token::Word(w) | Token::Symbol(w) => out.push(w),
+            Token::Word(w) | Token::Symbol(w) => out.push(start_of(w)..start_of(w) + w.len()),
             Token::Cjk(run) => {
-                out.extend(run.char_indices().map(|(i, c)| &run[i..i + c.len_utf8()]));
+                let base = start_of(run);
+                out.extend(
+                    run.char_indices()
+                        .map(|(i, c)| base + i..base + i + c.len_utf8()),
+                );
             }
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{assert_ok, json, predict_on, stderr, train_on};
+use common::{assert_ok, json, predict_on, train_on};
 
 const BANK_DATA: &str = "datasets/bank_marketing_uci_bank_4521.csv";
 const TELCO_DATA: &str = "datasets/telco_customer_churn_ibm_7043.csv";
@@ -47,6 +47,14 @@ fn reasons_of(row: &[String], first: usize) -> Vec<(String, f64)> {
         .chunks(2)
         .filter(|pair| !pair[0].is_empty())
         .map(|pair| (pair[0].clone(), pair[1].parse().unwrap()))
+        .collect()
+}
+
+/// The rows after the header of predictions without quoted fields, split on commas.
+fn data_rows(csv: &str) -> Vec<Vec<String>> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
         .collect()
 }
 
@@ -227,27 +235,66 @@ fn multiclass_reasons_use_the_predicted_class() {
 }
 
 #[test]
-fn text_runs_refuse_reasons() {
+fn text_reasons_are_the_fall_in_log_odds_without_the_word() {
     let tmp = tempfile::tempdir().unwrap();
     let run = train_on(
         "ndarray",
         "configs/feedback_sentiment_uci.toml",
         &tmp.path().join("run"),
-        &["train.epochs=1"],
+        &["train.epochs=3"],
     );
-    let out = tmp.path().join("p.csv");
-    let o = predict_on(
+    let positive = json(&run.join("manifest.json"))["positive"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Normalized already (lower case, words and spaces): the test can blank a word itself.
+    let texts = [
+        "the food was great and the staff were friendly",
+        "terrible service and the food was cold",
+        "i would not go back",
+        "best phone i have ever had",
+        "the battery died after a week",
+        "love it love it",
+        "waste of money",
+        "it works",
+    ];
+    let o = common::predict_stdin(
         &run,
-        Path::new("datasets/uci_sentiment_labelled_sentences_3000.csv"),
-        &out,
-        "ndarray",
-        &["--reasons", "2"],
+        (texts.join("\n") + "\n").as_bytes(),
+        &["--reasons", "3"],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--reasons explains tabular runs"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!out.exists());
+    assert_ok(&o);
+    let scored = data_rows(&common::stdout(&o));
+    assert_eq!(scored.len(), texts.len());
+    let odds = |row: &[String], class: &str| {
+        let z = logit(row[1].parse().unwrap());
+        if class == positive { z } else { -z }
+    };
+    let mut variants = Vec::new();
+    let mut expected = Vec::new();
+    for (r, (text, row)) in texts.iter().zip(&scored).enumerate() {
+        let reasons = reasons_of(row, 3);
+        assert!(reasons.windows(2).all(|w| w[0].1 >= w[1].1), "{reasons:?}");
+        for (word, effect) in reasons {
+            assert!(
+                text.split(' ').any(|w| w == word),
+                "{word:?} is in {text:?}"
+            );
+            let without: Vec<&str> = text.split(' ').filter(|w| *w != word).collect();
+            variants.push(without.join(" "));
+            expected.push((r, word, effect));
+        }
+    }
+    assert!(expected.len() >= texts.len(), "{expected:?}");
+    let o = common::predict_stdin(&run, (variants.join("\n") + "\n").as_bytes(), &[]);
+    assert_ok(&o);
+    let rescored = data_rows(&common::stdout(&o));
+    for ((r, word, effect), probe) in expected.iter().zip(&rescored) {
+        let predicted = &scored[*r][2];
+        let fall = odds(&scored[*r], predicted) - odds(probe, predicted);
+        assert!(
+            (fall - effect).abs() < 2e-3,
+            "text {r}, {word:?}: effect {effect}, rescored fall {fall}"
+        );
+    }
 }

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -41,20 +39,6 @@ fn config(dir: &Path, body: &str) -> PathBuf {
 fn train_config(dir: &Path, body: &str) -> PathBuf {
     let cfg = config(dir, body);
     train_on("ndarray", cfg.to_str().unwrap(), &dir.join("run"), &[])
-}
-
-/// `patron predict --input -` with `input` on standard input.
-fn predict_stdin(run: &Path, input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
-        .args(["predict", "--checkpoint", run.to_str().unwrap()])
-        .args(["--input", "-", "--output", "-", "--backend", "ndarray"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -117,6 +101,7 @@ fn text_bag_chinese_binary_end_to_end() {
     let o = predict_stdin(
         &run,
         "这本书很好，推荐！\n\n😀👍\n质量太差了，退货\n".as_bytes(),
+        &[],
     );
     assert_ok(&o);
     let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
@@ -250,7 +235,7 @@ fn text_transformer_english_multiclass_end_to_end() {
         assert_eq!(scored.height(), 4);
     }
 
-    let o = predict_stdin(&run, b"great phone!\nterrible service :(\n");
+    let o = predict_stdin(&run, b"great phone!\nterrible service :(\n", &[]);
     assert_ok(&o);
     assert_eq!(stdout(&o).lines().count(), 3);
 
@@ -348,7 +333,7 @@ fn text_bad_inputs_and_long_texts() {
     );
 
     // Invalid UTF-8 on the second line of standard input.
-    let o = predict_stdin(&run, b"fine\n\xff\xfe broken\nok\n");
+    let o = predict_stdin(&run, b"fine\n\xff\xfe broken\nok\n", &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("invalid UTF-8 on line 2"), "{err}");

@@ -2,8 +2,9 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Run `patron` with `args` from the package root.
 pub fn patron(args: &[&str]) -> Output {
@@ -198,4 +199,20 @@ pub fn read_parquet(path: &Path) -> (polars::prelude::DataFrame, Vec<String>) {
         .map(|c| c.to_string())
         .collect();
     (df, names)
+}
+
+/// `patron predict --input - --output -` of a text run on ndarray, with `input` on standard
+/// input and `extra` arguments.
+pub fn predict_stdin(run: &Path, input: &[u8], extra: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(["predict", "--checkpoint", run.to_str().unwrap()])
+        .args(["--input", "-", "--output", "-", "--backend", "ndarray"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
