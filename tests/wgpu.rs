@@ -48,6 +48,27 @@ fn assert_close(a: &[f64], b: &[f64], what: &str) {
     assert!(worst < 1e-4, "{what}: scores differ by up to {worst}");
 }
 
+/// Every reason of predictions row `a` is one of row `b`'s with the same effect within
+/// 1e-3, or sits at `b`'s last place tied with the effect `b` has there (a near tie
+/// ordered the other way).
+fn same_reasons(a: &[String], b: &[String]) {
+    let named = |row: &[String]| -> Vec<(String, f64)> {
+        (3..row.len())
+            .step_by(2)
+            .filter(|&at| !row[at].is_empty())
+            .map(|at| (row[at].clone(), row[at + 1].parse().unwrap()))
+            .collect()
+    };
+    let (in_a, in_b) = (named(a), named(b));
+    for (name, effect) in &in_a {
+        let other = match in_b.iter().find(|(n, _)| n == name) {
+            Some((_, e)) => *e,
+            None => in_b.last().map_or(0.0, |(_, e)| *e),
+        };
+        assert!((effect - other).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+}
+
 #[test]
 fn wgpu_trains_predicts_evaluates_and_shares_weights_with_cpu_backends() {
     if !adapter_found() {
@@ -74,6 +95,29 @@ fn wgpu_trains_predicts_evaluates_and_shares_weights_with_cpu_backends() {
     let cpu_on_cpu = predict(&cpu_run, data, &tmp.path().join("c_n.csv"), "ndarray");
     let cpu_on_gpu = predict(&cpu_run, data, &tmp.path().join("c_g.csv"), "wgpu");
     assert_close(&cpu_on_cpu, &cpu_on_gpu, "ndarray-trained, ndarray vs wgpu");
+    // Their reasons agree as well: the same columns with the same effects, up to the
+    // order of near ties (on 500 rows: each column is one more pass over them, and a
+    // software adapter is slow).
+    let slice = tmp.path().join("slice.csv");
+    let whole = std::fs::read_to_string(data).unwrap();
+    let head: Vec<&str> = whole.lines().take(501).collect();
+    std::fs::write(&slice, head.join("\n") + "\n").unwrap();
+    let reasons = |backend: &str| {
+        let out = tmp.path().join(format!("reasons_{backend}.csv"));
+        let extra = ["--reasons", "2"];
+        assert_ok(&predict_on(&cpu_run, &slice, &out, backend, &extra));
+        let text = std::fs::read_to_string(&out).unwrap();
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let (on_cpu, on_gpu) = (reasons("ndarray"), reasons("wgpu"));
+    assert_eq!(on_cpu.len(), 500);
+    for (c, g) in on_cpu.iter().zip(&on_gpu) {
+        same_reasons(c, g);
+        same_reasons(g, c);
+    }
 
     // The same config trained on both backends lands on similar test metrics (they draw
     // different random initializations, so not identical ones).
