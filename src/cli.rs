@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use patron::backend::{self, BackendChoice};
 use patron::checkpoint::load_run;
 use patron::compare;
-use patron::config::Config;
-use patron::error::Result;
+use patron::config::{Config, StopMetric};
+use patron::error::{PatronError, Result};
 use patron::export::{self, ExportFormat};
 use patron::inference;
 use patron::preprocess::Feature;
@@ -18,6 +18,7 @@ use patron::progress::Progress;
 use patron::report::Report;
 use patron::run_report;
 use patron::train::{self, TrainRequest};
+use patron::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 
 /// patron trains, evaluates and scores customer-data models from a TOML config.
 #[derive(Debug, Parser)]
@@ -47,6 +48,19 @@ pub enum Command {
 
 The last line on stdout is the run directory.")]
     Train(TrainArgs),
+    /// Train one run per combination of config values and rank them on validation.
+    #[command(after_help = "Examples:
+  patron tune --config configs/telco_churn.toml --search 'train.learning_rate=3e-4|1e-3|3e-3' \\
+      --search 'model.hidden=[64]|[256, 128]'
+  patron tune --config configs/bank_propensity.toml --search 'model.dropout=0.1|0.3|0.5' \\
+      --search 'train.weight_decay=0|1e-4|1e-3' --trials 4 --metric auc_pr
+
+Each --search lists a key's values (TOML, as for --set) separated by '|'; every combination
+is a trial (or --trials N of them, drawn with --seed). Trials are ranked by the validation
+metric at their best epoch (default: the config's train.early_stopping.metric), never by
+the test split. The leaderboard is printed and written to <dir>/leaderboard.csv and .md;
+the last stdout line is the best trial's run directory.")]
+    Tune(TuneArgs),
     /// Score a labelled file with a run and write report.json, report.md and report.html.
     #[command(after_help = "Examples:
   patron evaluate --checkpoint runs/churn --data datasets/telco_customer_churn_ibm_7043.csv
@@ -130,6 +144,53 @@ pub struct TrainArgs {
     /// Replace an existing run directory at --output-dir.
     #[arg(long, requires = "output_dir")]
     pub force: bool,
+}
+
+/// `patron tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The base TOML config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A key and its values to search, `|`-separated TOML (repeatable).
+    #[arg(long, value_name = "KEY=V1|V2|...", required = true)]
+    pub search: Vec<String>,
+    /// Override a config key in every trial, typed like TOML (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run N combinations drawn at random instead of all of them.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Seed of the draw of --trials.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Rank by this validation metric: auc_roc, auc_pr, log_loss, macro_f1 or accuracy
+    /// (default: the config's train.early_stopping.metric).
+    #[arg(long, value_name = "NAME", value_parser = parse_metric)]
+    pub metric: Option<StopMetric>,
+    /// Write the trials and the leaderboard here (default:
+    /// checkpoints/<config>-tune-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
+    /// Plain progress lines instead of bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_metric(name: &str) -> std::result::Result<StopMetric, String> {
+    StopMetric::ALL
+        .into_iter()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = StopMetric::ALL.iter().map(|m| m.name()).collect();
+            format!("one of {}", names.join(", "))
+        })
 }
 
 /// `patron evaluate`.
@@ -242,6 +303,7 @@ pub struct ConfigArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Tune(args) => run_tune(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
         Command::Validate(args) => run_validate(args),
@@ -287,18 +349,24 @@ fn select_backend(choice: BackendChoice, gpu: Option<usize>) -> Result<backend::
     Ok(backend)
 }
 
-fn run_train(args: TrainArgs) -> Result<()> {
-    let backend = select_backend(args.backend, args.device)?;
-    let progress = Progress::new(args.quiet);
+/// A flag the first Ctrl-C sets (training then stops after the current epoch's checkpoint);
+/// a second Ctrl-C exits at once.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    // First Ctrl-C: finish the epoch, save, exit; a second one exits at once.
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\nstopping after this epoch (press Ctrl-C again to quit now)");
     });
+    stop
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let backend = select_backend(args.backend, args.device)?;
+    let progress = Progress::new(args.quiet);
+    let stop = stop_on_ctrl_c();
     let request = TrainRequest {
         config: args.config,
         overrides: args.overrides,
@@ -322,6 +390,42 @@ fn run_train(args: TrainArgs) -> Result<()> {
     );
     println!("{}", outcome.run_dir.display());
     Ok(())
+}
+
+fn run_tune(args: TuneArgs) -> Result<()> {
+    let search = args
+        .search
+        .iter()
+        .map(|spec| Axis::parse(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let backend = select_backend(args.backend, args.device)?;
+    let progress = Progress::new(args.quiet);
+    let request = TuneRequest {
+        config: args.config,
+        overrides: args.overrides,
+        search,
+        trials: args.trials,
+        seed: args.seed,
+        metric: args.metric,
+        output_dir: args.output_dir,
+        stop: stop_on_ctrl_c(),
+    };
+    let outcome = tune::tune(&request, &backend, &progress)?;
+    print!("{}", outcome.leaderboard);
+    match outcome.ranked.first() {
+        Some(Trial {
+            result: TrialResult::Trained { .. },
+            run_dir: Some(dir),
+            ..
+        }) => {
+            println!("{}", dir.display());
+            Ok(())
+        }
+        _ => Err(PatronError::Diverged(format!(
+            "every trial diverged; lower train.learning_rate (trials in {})",
+            outcome.dir.display()
+        ))),
+    }
 }
 
 /// `name value` pairs of a report's headline metrics, for one-line summaries.

@@ -203,6 +203,26 @@ pub enum StopMetric {
 }
 
 impl StopMetric {
+    /// Every metric, in the order the docs list them.
+    pub const ALL: [StopMetric; 5] = [
+        StopMetric::AucRoc,
+        StopMetric::AucPr,
+        StopMetric::LogLoss,
+        StopMetric::MacroF1,
+        StopMetric::Accuracy,
+    ];
+
+    /// The metric's name in configs (`auc_roc`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopMetric::AucRoc => "auc_roc",
+            StopMetric::AucPr => "auc_pr",
+            StopMetric::LogLoss => "log_loss",
+            StopMetric::MacroF1 => "macro_f1",
+            StopMetric::Accuracy => "accuracy",
+        }
+    }
+
     /// Whether larger values are better.
     pub fn higher_is_better(self) -> bool {
         !matches!(self, StopMetric::LogLoss)
@@ -1005,6 +1025,14 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "[data]\npath = \"x.csv\"\ntarget = \"y\"\n";
+
+    #[test]
+    fn metric_names_are_the_config_spellings() {
+        for m in StopMetric::ALL {
+            let parsed: StopMetric = toml::Value::String(m.name().into()).try_into().unwrap();
+            assert_eq!(parsed, m);
+        }
+    }
 
     #[test]
     fn defaults_fill_everything_but_path_and_target() {

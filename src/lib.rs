@@ -9,7 +9,8 @@
 //! - [`split`]: train / validation / test splits
 //! - [`model`]: the networks; [`dropout`]: their dropout masks; [`sparse`]: `text_bag`'s
 //!   hashed table and its sparse Adam updates
-//! - [`train`]: the training loop, checkpoints and export
+//! - [`train`]: the training loop, checkpoints and export; [`tune`]: searches over config
+//!   values, one training run per trial
 //! - [`calibration`], [`metrics`], [`report`], [`html_report`], [`charts`]: scores, numbers
 //!   and reports; [`run_report`]: a run's reports, built and rebuilt
 //! - [`inference`]: batch scoring, `predict` and `evaluate`; [`predictions`]: the file
@@ -53,5 +54,6 @@ pub mod sparse;
 pub mod split;
 pub mod text;
 pub mod train;
+pub mod tune;
 
 pub use error::{PatronError, Result};

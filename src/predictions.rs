@@ -292,7 +292,7 @@ fn temp_name(path: &Path) -> PathBuf {
 }
 
 /// Quote a CSV field when it holds a separator, quote or line break.
-fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {

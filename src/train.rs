@@ -77,6 +77,8 @@ pub struct TrainOutcome {
     pub best_epoch: usize,
     /// Epochs trained in total.
     pub epochs_run: usize,
+    /// The best epoch's validation metrics (its row of `metrics.csv`).
+    pub best: EpochRow,
 }
 
 /// One row of `metrics.csv`.
@@ -105,7 +107,8 @@ pub struct EpochRow {
 }
 
 impl EpochRow {
-    fn metric(&self, m: StopMetric) -> f64 {
+    /// The validation value of `m` at this epoch.
+    pub fn metric(&self, m: StopMetric) -> f64 {
         match m {
             StopMetric::AucRoc => self.valid_auc_roc,
             StopMetric::AucPr => self.valid_auc_pr,
@@ -156,7 +159,7 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     }
     let run_dir = match &request.output_dir {
         Some(dir) => dir.clone(),
-        None => default_run_dir(config_path),
+        None => default_run_dir(config_path, ""),
     };
     let manifest = initial_manifest(&prepared, backend);
     create_run_dir(&run_dir, request.force, |staging| {
@@ -393,13 +396,15 @@ fn check_split(split: &Split, labels: &[f32], path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn default_run_dir(config_path: &Path) -> PathBuf {
+/// `checkpoints/<config file stem><kind>-<UTC time>`: where a run (`kind` "") or a search
+/// (`kind` "-tune") goes when no directory is given.
+pub(crate) fn default_run_dir(config_path: &Path, kind: &str) -> PathBuf {
     let stem = config_path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    PathBuf::from("checkpoints").join(format!("{stem}-{stamp}"))
+    PathBuf::from("checkpoints").join(format!("{stem}{kind}-{stamp}"))
 }
 
 /// Create the run directory with its first files, atomically: they are written into a
@@ -1127,6 +1132,12 @@ fn finish(
         report,
         best_epoch: state.best_epoch,
         epochs_run: state.epochs_done,
+        best: state
+            .history
+            .iter()
+            .find(|row| row.epoch == state.best_epoch)
+            .cloned()
+            .ok_or_else(|| PatronError::Internal("the best epoch has no metrics".into()))?,
     })
 }
 

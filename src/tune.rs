@@ -1,0 +1,456 @@
+//! `patron tune`: a search over config values. Each trial is an ordinary training run (the
+//! config with the trial's values set, as `--set` would) in its own run directory; trials
+//! are ranked by a validation metric at their best epoch, never by the test split, which
+//! stays an unbiased estimate for the winner. The leaderboard is rewritten after every
+//! trial, so an interrupted search keeps what it finished.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::checkpoint::write_atomic;
+use crate::config::{Config, StopMetric};
+use crate::error::{PatronError, Result};
+use crate::predictions::csv_field;
+use crate::progress::Progress;
+use crate::train::{self, EpochRow, TrainRequest};
+
+/// Files a search writes next to its trials.
+pub mod files {
+    /// The trials ranked, as CSV.
+    pub const LEADERBOARD_CSV: &str = "leaderboard.csv";
+    /// The same as a markdown table.
+    pub const LEADERBOARD_MD: &str = "leaderboard.md";
+}
+
+/// One searched key and the values it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// Dotted config key, as for `--set`.
+    pub key: String,
+    /// Values, each TOML as for `--set`.
+    pub values: Vec<String>,
+}
+
+impl Axis {
+    /// Parse `KEY=V1|V2|...` (`|` separates values, since TOML arrays hold commas).
+    pub fn parse(spec: &str) -> Result<Axis> {
+        let usage = |why: &str| {
+            PatronError::Usage(format!(
+                "--search {spec:?}: {why}; write KEY=VALUE|VALUE|..., e.g. train.learning_rate=1e-3|3e-3"
+            ))
+        };
+        let (key, values) = spec.split_once('=').ok_or_else(|| usage("no '='"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(usage("no key before '='"));
+        }
+        let values: Vec<String> = values.split('|').map(|v| v.trim().to_string()).collect();
+        if values.iter().any(String::is_empty) {
+            return Err(usage("an empty value"));
+        }
+        Ok(Axis {
+            key: key.to_string(),
+            values,
+        })
+    }
+}
+
+/// What `patron tune` was asked.
+#[derive(Debug, Clone)]
+pub struct TuneRequest {
+    /// The base config.
+    pub config: PathBuf,
+    /// `--set` overrides every trial shares.
+    pub overrides: Vec<String>,
+    /// The searched keys.
+    pub search: Vec<Axis>,
+    /// Trials drawn at random from the grid (`None`, or as many as the grid: all of it).
+    pub trials: Option<usize>,
+    /// Seed of that draw.
+    pub seed: u64,
+    /// Ranking metric (`None`: the config's `train.early_stopping.metric`).
+    pub metric: Option<StopMetric>,
+    /// Where the trials and the leaderboard go (`None`: `checkpoints/<config>-tune-<time>`).
+    pub output_dir: Option<PathBuf>,
+    /// Set (e.g. by a Ctrl-C handler) to stop after the current epoch of the current trial.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// One finished trial.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// 1-based trial number.
+    pub number: usize,
+    /// The searched keys' values, in the order of the search.
+    pub values: Vec<String>,
+    /// Its run directory (`None`: it diverged before its first checkpoint, and none is
+    /// left).
+    pub run_dir: Option<PathBuf>,
+    /// How it ended.
+    pub result: TrialResult,
+    /// Wall-clock seconds it took.
+    pub seconds: f64,
+}
+
+/// How a trial ended.
+#[derive(Debug, Clone)]
+pub enum TrialResult {
+    /// Trained: its best epoch and that epoch's validation metrics.
+    Trained {
+        /// Best epoch (1-based).
+        best_epoch: usize,
+        /// Epochs trained.
+        epochs: usize,
+        /// The best epoch's validation metrics.
+        valid: EpochRow,
+    },
+    /// Training diverged (non-finite loss); the message says where.
+    Diverged(String),
+}
+
+/// A finished search.
+#[derive(Debug, Clone)]
+pub struct TuneOutcome {
+    /// Where the trials and leaderboard are.
+    pub dir: PathBuf,
+    /// The ranking metric.
+    pub metric: StopMetric,
+    /// Trials, best first (diverged ones last).
+    pub ranked: Vec<Trial>,
+    /// The leaderboard as markdown.
+    pub leaderboard: String,
+}
+
+/// Run the search: check every trial's config first (a bad key or value fails before any
+/// training), then train the trials one after another.
+pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Result<TuneOutcome> {
+    let combos = plan(request)?;
+    let mut metric = request.metric;
+    for values in &combos {
+        let config = Config::load(&request.config, &trial_overrides(request, values))?;
+        let watched = config.train.early_stopping.metric;
+        if request.metric.is_none() && metric.is_some_and(|m| m != watched) {
+            return Err(PatronError::Usage(
+                "the trials stop early on different metrics; rank them with --metric".into(),
+            ));
+        }
+        metric.get_or_insert(watched);
+    }
+    let metric = metric.unwrap_or(StopMetric::LogLoss);
+    let dir = match &request.output_dir {
+        Some(dir) => dir.clone(),
+        None => train::default_run_dir(&request.config, "-tune"),
+    };
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(PatronError::Usage(format!(
+            "{}: already exists; choose a new --output-dir",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| PatronError::io(&dir, e))?;
+    let mut done: Vec<Trial> = Vec::with_capacity(combos.len());
+    for (i, values) in combos.iter().enumerate() {
+        let number = i + 1;
+        let setting: Vec<String> = request
+            .search
+            .iter()
+            .zip(values)
+            .map(|(axis, v)| format!("{}={v}", axis.key))
+            .collect();
+        progress.line(&format!(
+            "trial {number}/{}: {}",
+            combos.len(),
+            setting.join(" ")
+        ));
+        let run_dir = dir.join(format!("trial-{number:02}"));
+        let train_request = TrainRequest {
+            config: Some(request.config.clone()),
+            overrides: trial_overrides(request, values),
+            output_dir: Some(run_dir.clone()),
+            resume: None,
+            force: false,
+            stop: request.stop.clone(),
+        };
+        let started = std::time::Instant::now();
+        let result = match train::train(&train_request, backend, progress) {
+            Ok(outcome) => TrialResult::Trained {
+                best_epoch: outcome.best_epoch,
+                epochs: outcome.epochs_run,
+                valid: outcome.best,
+            },
+            Err(PatronError::Diverged(message)) => {
+                progress.line(&format!("trial {number} diverged: {message}"));
+                TrialResult::Diverged(message)
+            }
+            Err(e) => {
+                // Stopped (Ctrl-C) or failed: keep the leaderboard of the finished trials.
+                write_leaderboard(&dir, request, metric, &done)?;
+                let board = dir.join(files::LEADERBOARD_CSV);
+                let context = format!(
+                    "the search stopped in trial {number} of {}; the trials before it are ranked in {}",
+                    combos.len(),
+                    board.display()
+                );
+                return Err(match e {
+                    PatronError::Interrupted(m) => {
+                        PatronError::Interrupted(format!("{m}; {context}"))
+                    }
+                    other => other,
+                });
+            }
+        };
+        done.push(Trial {
+            number,
+            values: values.clone(),
+            run_dir: run_dir.exists().then_some(run_dir),
+            result,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        write_leaderboard(&dir, request, metric, &done)?;
+    }
+    let ranked = rank(&done, metric);
+    let leaderboard = markdown(request, metric, &ranked);
+    Ok(TuneOutcome {
+        dir,
+        metric,
+        ranked,
+        leaderboard,
+    })
+}
+
+/// The trials' values: the whole grid in order, or `trials` of it drawn at random.
+fn plan(request: &TuneRequest) -> Result<Vec<Vec<String>>> {
+    if request.search.is_empty() {
+        return Err(PatronError::Usage(
+            "nothing to search: give at least one --search KEY=VALUE|VALUE".into(),
+        ));
+    }
+    for (i, axis) in request.search.iter().enumerate() {
+        if request.search[..i].iter().any(|a| a.key == axis.key) {
+            return Err(PatronError::Usage(format!(
+                "--search {} is given twice; list all its values in one --search",
+                axis.key
+            )));
+        }
+    }
+    let mut grid: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in &request.search {
+        grid = grid
+            .into_iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push(v.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    match request.trials {
+        Some(0) => Err(PatronError::Usage("--trials must be at least 1".into())),
+        Some(n) if n < grid.len() => {
+            let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+            let mut picked: Vec<usize> = (0..grid.len()).collect();
+            picked.shuffle(&mut rng);
+            picked.truncate(n);
+            // Trials run in grid order, whichever were drawn.
+            picked.sort_unstable();
+            Ok(picked.into_iter().map(|i| grid[i].clone()).collect())
+        }
+        _ => Ok(grid),
+    }
+}
+
+/// The shared overrides, then the trial's values (later `--set`s win).
+fn trial_overrides(request: &TuneRequest, values: &[String]) -> Vec<String> {
+    let mut overrides = request.overrides.clone();
+    overrides.extend(
+        request
+            .search
+            .iter()
+            .zip(values)
+            .map(|(axis, v)| format!("{}={v}", axis.key)),
+    );
+    overrides
+}
+
+/// Trials best first by `metric`; diverged ones last, in trial order.
+fn rank(trials: &[Trial], metric: StopMetric) -> Vec<Trial> {
+    let score = |t: &Trial| match &t.result {
+        TrialResult::Trained { valid, .. } => {
+            let v = valid.metric(metric);
+            // NaN (an undefined metric) sorts with the diverged trials.
+            if v.is_nan() {
+                f64::NEG_INFINITY
+            } else if metric.higher_is_better() {
+                v
+            } else {
+                -v
+            }
+        }
+        TrialResult::Diverged(_) => f64::NEG_INFINITY,
+    };
+    let mut ranked = trials.to_vec();
+    // Stable: ties keep trial order.
+    ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    ranked
+}
+
+/// Columns of the leaderboard after the searched keys.
+const VALID_COLUMNS: [&str; 5] = [
+    "valid_loss",
+    "valid_auc_roc",
+    "valid_auc_pr",
+    "valid_accuracy",
+    "valid_macro_f1",
+];
+
+/// Each trial's cells, as [`header`] names them.
+fn rows(metric: StopMetric, ranked: &[Trial]) -> Vec<Vec<String>> {
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut row = vec![(i + 1).to_string(), t.number.to_string()];
+            row.extend(t.values.iter().cloned());
+            match &t.result {
+                TrialResult::Trained {
+                    best_epoch,
+                    epochs,
+                    valid,
+                } => {
+                    row.push(format!("{:.6}", valid.metric(metric)));
+                    row.push(best_epoch.to_string());
+                    row.push(epochs.to_string());
+                    row.extend(
+                        [
+                            valid.valid_loss,
+                            valid.valid_auc_roc,
+                            valid.valid_auc_pr,
+                            valid.valid_accuracy,
+                            valid.valid_macro_f1,
+                        ]
+                        .iter()
+                        .map(|v| format!("{v:.6}")),
+                    );
+                }
+                TrialResult::Diverged(_) => {
+                    row.push("diverged".into());
+                    row.extend(std::iter::repeat_n(String::new(), 2 + VALID_COLUMNS.len()));
+                }
+            }
+            row.push(format!("{:.1}", t.seconds));
+            row.push(
+                t.run_dir
+                    .as_ref()
+                    .map_or(String::new(), |d| d.display().to_string()),
+            );
+            row
+        })
+        .collect()
+}
+
+/// The leaderboard's columns: rank, trial, the searched keys, the ranking metric, best
+/// epoch, epochs trained, the best epoch's validation metrics, seconds, run directory.
+fn header(request: &TuneRequest, metric: StopMetric) -> Vec<String> {
+    let mut header = vec!["rank".to_string(), "trial".to_string()];
+    header.extend(request.search.iter().map(|a| a.key.clone()));
+    header.push(format!("valid_{}", metric.name()));
+    header.extend(["best_epoch".to_string(), "epochs".to_string()]);
+    header.extend(VALID_COLUMNS.iter().map(|c| c.to_string()));
+    header.extend(["seconds".to_string(), "run_dir".to_string()]);
+    header
+}
+
+fn markdown(request: &TuneRequest, metric: StopMetric, ranked: &[Trial]) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | ").replace('\n', " "));
+    let header = header(request, metric);
+    let mut out = line(&header);
+    out.push_str(&line(&vec!["---".to_string(); header.len()]));
+    for row in rows(metric, ranked) {
+        out.push_str(&line(&row));
+    }
+    out
+}
+
+/// Rewrite leaderboard.csv and leaderboard.md with the trials done so far.
+fn write_leaderboard(
+    dir: &Path,
+    request: &TuneRequest,
+    metric: StopMetric,
+    done: &[Trial],
+) -> Result<()> {
+    let ranked = rank(done, metric);
+    let mut csv = String::new();
+    for row in std::iter::once(header(request, metric)).chain(rows(metric, &ranked)) {
+        let cells: Vec<Cow<str>> = row.iter().map(|c| csv_field(c)).collect();
+        csv.push_str(&cells.join(","));
+        csv.push('\n');
+    }
+    write_atomic(&dir.join(files::LEADERBOARD_CSV), csv.as_bytes())?;
+    write_atomic(
+        &dir.join(files::LEADERBOARD_MD),
+        markdown(request, metric, &ranked).as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(search: &[&str], trials: Option<usize>) -> TuneRequest {
+        TuneRequest {
+            config: "c.toml".into(),
+            overrides: vec!["train.epochs=2".into()],
+            search: search.iter().map(|s| Axis::parse(s).unwrap()).collect(),
+            trials,
+            seed: 7,
+            metric: None,
+            output_dir: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[test]
+    fn search_specs_parse_toml_values_split_on_bars() {
+        let axis = Axis::parse("model.hidden=[64]|[256, 128]").unwrap();
+        assert_eq!(axis.key, "model.hidden");
+        assert_eq!(axis.values, ["[64]", "[256, 128]"]);
+        for bad in ["model.hidden", "=1|2", "train.seed=1||2", "train.seed="] {
+            assert!(Axis::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_plan_is_the_grid_or_a_seeded_draw_from_it() {
+        let r = request(&["a=1|2", "b=x|y|z"], None);
+        let grid = plan(&r).unwrap();
+        assert_eq!(grid.len(), 6);
+        assert_eq!(grid[0], ["1", "x"]);
+        assert_eq!(grid[5], ["2", "z"]);
+        assert_eq!(
+            trial_overrides(&r, &grid[4]),
+            ["train.epochs=2", "a=2", "b=y"]
+        );
+        let drawn = plan(&request(&["a=1|2", "b=x|y|z"], Some(3))).unwrap();
+        assert_eq!(drawn.len(), 3);
+        assert!(drawn.iter().all(|d| grid.contains(d)));
+        assert!(drawn.windows(2).all(|w| w[0] != w[1]));
+        // The same seed draws the same trials; more trials than the grid is the grid.
+        assert_eq!(
+            drawn,
+            plan(&request(&["a=1|2", "b=x|y|z"], Some(3))).unwrap()
+        );
+        assert_eq!(plan(&request(&["a=1|2"], Some(10))).unwrap().len(), 2);
+        assert!(plan(&request(&["a=1|2"], Some(0))).is_err());
+        assert!(plan(&request(&["a=1", "a=2"], None)).is_err());
+        assert!(plan(&request(&[], None)).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! `patron tune`: trials are ordinary runs, ranked on validation; bad searches fail before
+//! any training.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_ok, json, patron, stderr, stdout, train_on};
+
+const TELCO: &str = "configs/telco_churn.toml";
+/// Small and quick: what is checked is the search, not the models.
+const SHARED: [&str; 4] = [
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "train.early_stopping.patience=0",
+];
+
+/// `patron tune` of the telco config on ndarray into `dir` with `args` added.
+fn tune(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "tune",
+        "--config",
+        TELCO,
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ];
+    all.extend(SHARED);
+    all.extend(args);
+    patron(&all)
+}
+
+/// leaderboard.csv: its header and rows (no quoted fields in these searches).
+fn leaderboard(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(dir.join("leaderboard.csv")).unwrap();
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    (lines.next().unwrap(), lines.collect())
+}
+
+fn column(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap()
+}
+
+#[test]
+fn a_grid_trains_every_combination_and_ranks_it_on_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("search");
+    let o = tune(
+        &dir,
+        &[
+            "--search",
+            "train.learning_rate=3e-4|3e-3",
+            "--search",
+            "model.hidden=[16]|[64]",
+        ],
+    );
+    assert_ok(&o);
+    let (header, rows) = leaderboard(&dir);
+    assert_eq!(
+        header[..5],
+        [
+            "rank",
+            "trial",
+            "train.learning_rate",
+            "model.hidden",
+            "valid_log_loss"
+        ]
+    );
+    assert_eq!(rows.len(), 4);
+    // Every combination once, best (lowest validation log loss) first.
+    let mut combos: Vec<(String, String)> =
+        rows.iter().map(|r| (r[2].clone(), r[3].clone())).collect();
+    combos.sort();
+    assert_eq!(
+        combos,
+        [
+            ("3e-3".into(), "[16]".into()),
+            ("3e-3".into(), "[64]".into()),
+            ("3e-4".into(), "[16]".into()),
+            ("3e-4".into(), "[64]".into()),
+        ]
+    );
+    let losses: Vec<f64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    // The ranking column is the best epoch's validation log loss of metrics.csv.
+    let run_dir = column(&header, "run_dir");
+    let best = PathBuf::from(&rows[0][run_dir]);
+    let metrics = std::fs::read_to_string(best.join("metrics.csv")).unwrap();
+    let epoch: usize = rows[0][column(&header, "best_epoch")].parse().unwrap();
+    let row: Vec<&str> = metrics.lines().nth(epoch).unwrap().split(',').collect();
+    assert!((row[3].parse::<f64>().unwrap() - losses[0]).abs() < 1e-6);
+    // The printed leaderboard, and the best run directory last.
+    let out = stdout(&o);
+    assert!(out.starts_with("| rank | trial |"), "{out}");
+    assert_eq!(out.lines().last().unwrap(), best.to_str().unwrap());
+    assert!(dir.join("leaderboard.md").is_file());
+
+    // A trial is the run `patron train` makes with the same values.
+    let (lr, hidden) = (&rows[0][2], &rows[0][3]);
+    let lr_set = format!("train.learning_rate={lr}");
+    let hidden_set = format!("model.hidden={hidden}");
+    let alone = train_on(
+        "ndarray",
+        TELCO,
+        &tmp.path().join("alone"),
+        &[
+            "train.epochs=3",
+            "train.early_stopping.patience=0",
+            &lr_set,
+            &hidden_set,
+        ],
+    );
+    assert_eq!(
+        json(&alone.join("report.json")),
+        json(&best.join("report.json"))
+    );
+}
+
+#[test]
+fn trials_are_drawn_by_seed_and_ranked_by_the_chosen_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    let search = [
+        "--search",
+        "model.dropout=0|0.2|0.4",
+        "--search",
+        "train.weight_decay=0|1e-3",
+        "--trials",
+        "2",
+        "--seed",
+        "3",
+        "--metric",
+        "auc_roc",
+    ];
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert_ok(&tune(&a, &search));
+    assert_ok(&tune(&b, &search));
+    let (header, rows) = leaderboard(&a);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(header[4], "valid_auc_roc");
+    let auc: Vec<f64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert!(auc[0] >= auc[1], "highest AUC first: {auc:?}");
+    // The same seed draws the same trials with the same results.
+    let without_time = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+        let seconds = column(&header, "seconds");
+        rows.into_iter().map(|r| r[..seconds].to_vec()).collect()
+    };
+    assert_eq!(without_time(rows), without_time(leaderboard(&b).1));
+}
+
+#[test]
+fn diverged_trials_rank_last_and_bad_searches_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("search");
+    let o = tune(&dir, &["--search", "train.learning_rate=1e12|1e-3"]);
+    assert_ok(&o);
+    let (header, rows) = leaderboard(&dir);
+    assert_eq!(rows[0][2], "1e-3");
+    assert_eq!(rows[1][2], "1e12");
+    assert_eq!(rows[1][column(&header, "valid_log_loss")], "diverged");
+    // It diverged in its first epoch, so no run directory is left to point to.
+    assert_eq!(rows[1][column(&header, "run_dir")], "");
+    assert!(stderr(&o).contains("trial 1 diverged"), "{}", stderr(&o));
+
+    for (args, message) in [
+        (
+            vec!["--search", "train.learnin_rate=1e-3|3e-3"],
+            "did you mean",
+        ),
+        (vec!["--search", "train.epochs=3|-1"], "train.epochs"),
+        (vec!["--search", "model.hidden"], "write KEY=VALUE|VALUE"),
+        (
+            vec!["--search", "train.seed=1|2", "--search", "train.seed=3"],
+            "given twice",
+        ),
+        (
+            vec!["--search", "train.seed=1|2", "--metric", "auc"],
+            "one of auc_roc, auc_pr",
+        ),
+    ] {
+        let out = tmp.path().join("bad");
+        let o = tune(&out, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{args:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{args:?}: nothing is written");
+    }
+    // An existing search directory is never written into.
+    let o = tune(&dir, &["--search", "train.seed=1|2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
