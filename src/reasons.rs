@@ -288,34 +288,6 @@ fn without_each_word(text: &str, limit: usize) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibration::sigmoid;
-    use crate::config::CalibrationMethod;
-    use crate::metrics::softmax_rows;
-
-    #[test]
-    fn log_odds_match_the_calibrated_probabilities() {
-        let platt = Calibration {
-            method: CalibrationMethod::Platt,
-            a: 0.8,
-            b: -0.3,
-        };
-        for z in [-4.0, 0.0, 2.5] {
-            let p = platt.apply(z);
-            assert!((sigmoid(platt.log_odds(&[z], 1)) - p).abs() < 1e-12);
-            assert!((sigmoid(platt.log_odds(&[z], 0)) - (1.0 - p)).abs() < 1e-12);
-        }
-        let temperature = Calibration {
-            method: CalibrationMethod::Temperature,
-            a: 0.5,
-            b: 0.0,
-        };
-        let z = [1.0, -2.0, 3.0];
-        let p = softmax_rows(&[0.5, -1.0, 1.5], 3);
-        for (k, &pk) in p.iter().enumerate() {
-            let expected = (pk / (1.0 - pk)).ln();
-            assert!((temperature.log_odds(&z, k) - expected).abs() < 1e-12);
-        }
-    }
 
     #[test]
     fn each_word_is_blanked_wherever_it_occurs_in_the_read_window() {
