@@ -132,18 +132,23 @@ pub struct TuneOutcome {
 /// training), then train the trials one after another.
 pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Result<TuneOutcome> {
     let combos = plan(request)?;
-    let mut metric = request.metric;
-    for values in &combos {
-        let config = Config::load(&request.config, &trial_overrides(request, values))?;
-        let watched = config.train.early_stopping.metric;
-        if request.metric.is_none() && metric.is_some_and(|m| m != watched) {
+    let watched = combos
+        .iter()
+        .map(|values| {
+            let config = Config::load(&request.config, &trial_overrides(request, values))?;
+            Ok(config.train.early_stopping.metric)
+        })
+        .collect::<Result<Vec<StopMetric>>>()?;
+    let metric = match request.metric {
+        Some(metric) => metric,
+        None if watched.windows(2).any(|w| w[0] != w[1]) => {
             return Err(PatronError::Usage(
                 "the trials stop early on different metrics; rank them with --metric".into(),
             ));
         }
-        metric.get_or_insert(watched);
-    }
-    let metric = metric.unwrap_or(StopMetric::LogLoss);
+        // The plan has at least one trial.
+        None => watched[0],
+    };
     let dir = match &request.output_dir {
         Some(dir) => dir.clone(),
         None => train::default_run_dir(&request.config, "-tune"),
@@ -158,16 +163,10 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
     let mut done: Vec<Trial> = Vec::with_capacity(combos.len());
     for (i, values) in combos.iter().enumerate() {
         let number = i + 1;
-        let setting: Vec<String> = request
-            .search
-            .iter()
-            .zip(values)
-            .map(|(axis, v)| format!("{}={v}", axis.key))
-            .collect();
         progress.line(&format!(
             "trial {number}/{}: {}",
             combos.len(),
-            setting.join(" ")
+            setting(request, values).join(" ")
         ));
         let run_dir = dir.join(format!("trial-{number:02}"));
         let train_request = TrainRequest {
@@ -188,6 +187,12 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
             Err(PatronError::Diverged(message)) => {
                 progress.line(&format!("trial {number} diverged: {message}"));
                 TrialResult::Diverged(message)
+            }
+            Err(e) if done.is_empty() && !run_dir.exists() => {
+                // Failed before anything was written (the data does not fit the config):
+                // leave no empty search directory behind.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
             }
             Err(e) => {
                 // Stopped (Ctrl-C) or failed: keep the leaderboard of the finished trials.
@@ -268,16 +273,20 @@ fn plan(request: &TuneRequest) -> Result<Vec<Vec<String>>> {
     }
 }
 
+/// A trial's values as `KEY=VALUE` settings.
+fn setting(request: &TuneRequest, values: &[String]) -> Vec<String> {
+    request
+        .search
+        .iter()
+        .zip(values)
+        .map(|(axis, v)| format!("{}={v}", axis.key))
+        .collect()
+}
+
 /// The shared overrides, then the trial's values (later `--set`s win).
 fn trial_overrides(request: &TuneRequest, values: &[String]) -> Vec<String> {
     let mut overrides = request.overrides.clone();
-    overrides.extend(
-        request
-            .search
-            .iter()
-            .zip(values)
-            .map(|(axis, v)| format!("{}={v}", axis.key)),
-    );
+    overrides.extend(setting(request, values));
     overrides
 }
 

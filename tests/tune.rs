@@ -181,6 +181,15 @@ fn diverged_trials_rank_last_and_bad_searches_fail_before_training() {
             vec!["--search", "train.seed=1|2", "--metric", "auc"],
             "one of auc_roc, auc_pr",
         ),
+        (
+            vec!["--search", "train.early_stopping.metric=log_loss|auc_roc"],
+            "rank them with --metric",
+        ),
+        // Found by the first trial's data checks: no search directory is left.
+        (
+            vec!["--search", "train.seed=1|2", "--set", "data.target=Churned"],
+            "target column \"Churned\" not found",
+        ),
     ] {
         let out = tmp.path().join("bad");
         let o = tune(&out, &args);
