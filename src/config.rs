@@ -827,108 +827,15 @@ impl Config {
         Ok((config, warnings))
     }
 
-    /// Check value ranges that types alone cannot express.
+    /// Check value ranges that types alone cannot express, section by section; the first
+    /// problem is an error naming `file` and the key.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |key: &str, msg: &str| Err(PatronError::config(file, format!("`{key}` {msg}")));
-        if self.data.path.trim().is_empty() {
-            return bad("data.path", "is empty: name a .csv or .parquet file");
-        }
-        if self.data.target.trim().is_empty() {
-            return bad("data.target", "is empty: name the column to predict");
-        }
-        if self.data.delimiter.chars().count() != 1 || !self.data.delimiter.is_ascii() {
-            return bad(
-                "data.delimiter",
-                "must be a single ASCII character such as \",\" or \";\"",
-            );
-        }
-        if self.data.max_categories == 0 {
-            return bad("data.max_categories", "must be at least 1");
-        }
-        let s = &self.split;
-        if !(0.0..1.0).contains(&s.test)
-            || !(0.0..1.0).contains(&s.valid)
-            || s.test + s.valid >= 0.9
-        {
-            return bad(
-                "split",
-                "fractions must be in [0, 1) with test + valid below 0.9",
-            );
-        }
-        if s.valid <= 0.0 {
-            return bad(
-                "split.valid",
-                "must be above 0: early stopping, calibration and the threshold use it",
-            );
-        }
-        let m = &self.model;
-        if m.hidden.contains(&0) {
-            return bad("model.hidden", "layer widths must be at least 1");
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return bad("model.dropout", "must be in [0, 1)");
-        }
-        if m.embedding_dim == 0 {
-            return bad("model.embedding_dim", "must be at least 1");
-        }
-        if m.kind.is_text() {
-            if self.data.text.is_empty() {
-                return bad(
-                    "data.text",
-                    "is required for a text model: name the text column (e.g. text = \"review\")",
-                );
-            }
-            if m.max_length == 0 {
-                return bad("model.max_length", "must be at least 1");
-            }
-        } else if !self.data.text.is_empty() {
-            return bad(
-                "data.text",
-                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\", or remove it",
-            );
-        }
-        if m.kind == ModelKind::TextBag {
-            if !(1..=(1 << 24)).contains(&m.buckets) {
-                return bad("model.buckets", "must be between 1 and 16777216");
-            }
-            if m.word_ngrams == 0 || m.word_ngrams > 5 {
-                return bad("model.word_ngrams", "must be between 1 and 5");
-            }
-            if m.char_ngram_min > m.char_ngram_max || m.char_ngram_max > 8 {
-                return bad(
-                    "model.char_ngram_min",
-                    "must not exceed model.char_ngram_max, which is at most 8",
-                );
-            }
-        }
-        if m.kind == ModelKind::TextTransformer {
-            if m.vocab_size < 16 {
-                return bad("model.vocab_size", "must be at least 16");
-            }
-            if m.layers == 0 || m.heads == 0 || !m.embedding_dim.is_multiple_of(m.heads) {
-                return bad(
-                    "model.heads",
-                    "must be at least 1 and divide model.embedding_dim (and model.layers at least 1)",
-                );
-            }
-        }
-        let t = &self.train;
-        if t.epochs == 0 {
-            return bad("train.epochs", "must be at least 1");
-        }
-        if t.batch_size == 0 {
-            return bad("train.batch_size", "must be at least 1");
-        }
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return bad("train.learning_rate", "must be a positive number");
-        }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return bad("train.weight_decay", "must be zero or positive");
-        }
-        if !(0.0..1.0).contains(&t.warmup) {
-            return bad("train.warmup", "must be a fraction in [0, 1)");
-        }
-        Ok(())
+        self.data
+            .check()
+            .and_then(|()| self.split.check())
+            .and_then(|()| self.model.check(!self.data.text.is_empty()))
+            .and_then(|()| self.train.check())
+            .map_err(|(key, msg)| PatronError::config(file, format!("`{key}` {msg}")))
     }
 
     /// The fully resolved config as TOML (every default filled in).
@@ -1017,6 +924,137 @@ fn type_error(text: &str, e: &toml::de::Error) -> String {
         message.trim().to_string()
     } else {
         format!("`{path}`: {}", message.trim())
+    }
+}
+
+/// A config key and what is wrong with its value.
+type Check = std::result::Result<(), (&'static str, &'static str)>;
+
+impl DataConfig {
+    fn check(&self) -> Check {
+        if self.path.trim().is_empty() {
+            return Err(("data.path", "is empty: name a .csv or .parquet file"));
+        }
+        if self.target.trim().is_empty() {
+            return Err(("data.target", "is empty: name the column to predict"));
+        }
+        if self.delimiter.chars().count() != 1 || !self.delimiter.is_ascii() {
+            return Err((
+                "data.delimiter",
+                "must be a single ASCII character such as \",\" or \";\"",
+            ));
+        }
+        if self.max_categories == 0 {
+            return Err(("data.max_categories", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl SplitConfig {
+    fn check(&self) -> Check {
+        if !(0.0..1.0).contains(&self.test)
+            || !(0.0..1.0).contains(&self.valid)
+            || self.test + self.valid >= 0.9
+        {
+            return Err((
+                "split",
+                "fractions must be in [0, 1) with test + valid below 0.9",
+            ));
+        }
+        if self.valid <= 0.0 {
+            return Err((
+                "split.valid",
+                "must be above 0: early stopping, calibration and the threshold use it",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// `has_text`: whether `data.text` names a column.
+    fn check(&self, has_text: bool) -> Check {
+        if self.hidden.contains(&0) {
+            return Err(("model.hidden", "layer widths must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(("model.dropout", "must be in [0, 1)"));
+        }
+        if self.embedding_dim == 0 {
+            return Err(("model.embedding_dim", "must be at least 1"));
+        }
+        if self.kind.is_text() {
+            if !has_text {
+                return Err((
+                    "data.text",
+                    "is required for a text model: name the text column (e.g. text = \"review\")",
+                ));
+            }
+            if self.max_length == 0 {
+                return Err(("model.max_length", "must be at least 1"));
+            }
+        } else if has_text {
+            return Err((
+                "data.text",
+                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\", or remove it",
+            ));
+        }
+        match self.kind {
+            ModelKind::TextBag => self.check_bag(),
+            ModelKind::TextTransformer => self.check_transformer(),
+            ModelKind::TabularMlp => Ok(()),
+        }
+    }
+
+    fn check_bag(&self) -> Check {
+        if !(1..=(1 << 24)).contains(&self.buckets) {
+            return Err(("model.buckets", "must be between 1 and 16777216"));
+        }
+        if self.word_ngrams == 0 || self.word_ngrams > 5 {
+            return Err(("model.word_ngrams", "must be between 1 and 5"));
+        }
+        if self.char_ngram_min > self.char_ngram_max || self.char_ngram_max > 8 {
+            return Err((
+                "model.char_ngram_min",
+                "must not exceed model.char_ngram_max, which is at most 8",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_transformer(&self) -> Check {
+        if self.vocab_size < 16 {
+            return Err(("model.vocab_size", "must be at least 16"));
+        }
+        if self.layers == 0 || self.heads == 0 || !self.embedding_dim.is_multiple_of(self.heads) {
+            return Err((
+                "model.heads",
+                "must be at least 1 and divide model.embedding_dim (and model.layers at least 1)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    fn check(&self) -> Check {
+        if self.epochs == 0 {
+            return Err(("train.epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(("train.batch_size", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(("train.learning_rate", "must be a positive number"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(("train.weight_decay", "must be zero or positive"));
+        }
+        if !(0.0..1.0).contains(&self.warmup) {
+            return Err(("train.warmup", "must be a fraction in [0, 1)"));
+        }
+        Ok(())
     }
 }
 
