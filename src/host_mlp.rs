@@ -129,6 +129,74 @@ impl HostMlp {
     /// rows in `range` into `buf` (`[range.len() * inputs]`, row-major). Tiles run in parallel
     /// on the current rayon pool.
     pub fn logits(&self, rows: usize, fill: impl Fn(Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+        self.tiles(rows, self.inputs(), fill, |n, input, a, b, dst| {
+            self.layers[0].apply(
+                &input[..n * self.inputs()],
+                &mut a[..n * self.first_width()],
+            );
+            self.after_first(n, a, b, dst);
+        })
+    }
+
+    /// Width of the first layer's output.
+    pub fn first_width(&self) -> usize {
+        self.layers[0].outputs
+    }
+
+    /// The first layer's weights of input `i`: what one unit of that input adds to each
+    /// first-layer output.
+    pub fn first_weights(&self, i: usize) -> &[f32] {
+        let width = self.first_width();
+        &self.layers[0].weight[i * width..(i + 1) * width]
+    }
+
+    /// The first layer's outputs before their activation (`[rows * first_width]`), with
+    /// rows filled as for [`HostMlp::logits`]. With them, a row whose inputs change in a
+    /// few places needs only those inputs' weights, not the whole first product.
+    pub fn first_layer(
+        &self,
+        rows: usize,
+        fill: impl Fn(Range<usize>, &mut [f32]) + Sync,
+    ) -> Vec<f32> {
+        let inputs = self.inputs();
+        let width = self.first_width();
+        let mut out = vec![0f32; rows * width];
+        out.par_chunks_mut(TILE * width).enumerate().for_each_init(
+            || vec![0f32; TILE * inputs],
+            |input, (tile, dst)| {
+                let start = tile * TILE;
+                let n = dst.len() / width;
+                fill(start..start + n, &mut input[..n * inputs]);
+                self.layers[0].apply(&input[..n * inputs], dst);
+            },
+        );
+        out
+    }
+
+    /// Logits of rows given their first-layer outputs before activation: `fill(range, buf)`
+    /// writes those of the rows in `range` (`[range.len() * first_width]`). The same as
+    /// [`HostMlp::logits`] of the inputs they came from.
+    pub fn logits_after_first(
+        &self,
+        rows: usize,
+        fill: impl Fn(Range<usize>, &mut [f32]) + Sync,
+    ) -> Vec<f32> {
+        // The filled buffer is the first activations' own: no copy.
+        self.tiles(rows, self.first_width(), fill, |n, first, a, _, dst| {
+            self.after_first(n, first, a, dst);
+        })
+    }
+
+    /// Run `rows` rows in tiles, in parallel: `fill` writes a tile's `width` values per row,
+    /// then `run(n, filled, a, b, dst)` computes the logits of its `n` rows; the filled
+    /// buffer and the two scratch buffers each have room for a tile of the widest layer.
+    fn tiles(
+        &self,
+        rows: usize,
+        width: usize,
+        fill: impl Fn(Range<usize>, &mut [f32]) + Sync,
+        run: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32], &mut [f32]) + Sync,
+    ) -> Vec<f32> {
         let outputs = self.outputs();
         let widest = self.layers.iter().map(|l| l.outputs).max().unwrap_or(0);
         let mut out = vec![0f32; rows * outputs];
@@ -137,41 +205,41 @@ impl HostMlp {
             .for_each_init(
                 || {
                     (
-                        vec![0f32; TILE * self.inputs()],
+                        vec![0f32; TILE * width.max(widest)],
                         vec![0f32; TILE * widest],
                         vec![0f32; TILE * widest],
                     )
                 },
-                |(input, a, b), (tile, dst)| {
+                |(filled, a, b), (tile, dst)| {
                     let start = tile * TILE;
                     let n = dst.len() / outputs;
-                    fill(start..start + n, &mut input[..n * self.inputs()]);
-                    self.forward_tile(&input[..n * self.inputs()], a, b, dst);
+                    fill(start..start + n, &mut filled[..n * width]);
+                    run(n, filled, a, b, dst);
                 },
             );
         out
     }
 
-    /// One tile through every layer, activations ping-ponging between `a` and `b`.
-    fn forward_tile(&self, input: &[f32], a: &mut [f32], b: &mut [f32], dst: &mut [f32]) {
-        let n = input.len() / self.inputs();
-        let (hidden, output) = self.layers.split_at(self.layers.len() - 1);
+    /// `n` rows of a tile from their first layer's outputs (in `a`, before activation) to
+    /// the logits: with no hidden layer they are the logits; otherwise ReLU, then the
+    /// remaining layers, activations ping-ponging between `a` and `b`.
+    fn after_first(&self, n: usize, a: &mut [f32], b: &mut [f32], dst: &mut [f32]) {
+        let mut width = self.first_width();
+        if self.layers.len() == 1 {
+            dst.copy_from_slice(&a[..n * width]);
+            return;
+        }
+        a[..n * width].iter_mut().for_each(|v| *v = v.max(0.0));
         let (mut current, mut next) = (a, b);
-        let mut width = 0;
-        for (i, layer) in hidden.iter().enumerate() {
-            let lhs: &[f32] = if i == 0 { input } else { &current[..n * width] };
+        let last = self.layers.len() - 1;
+        for layer in &self.layers[1..last] {
             let h = &mut next[..n * layer.outputs];
-            layer.apply(lhs, h);
+            layer.apply(&current[..n * width], h);
             h.iter_mut().for_each(|v| *v = v.max(0.0));
             width = layer.outputs;
             std::mem::swap(&mut current, &mut next);
         }
-        let lhs: &[f32] = if hidden.is_empty() {
-            input
-        } else {
-            &current[..n * width]
-        };
-        output[0].apply(lhs, dst);
+        self.layers[last].apply(&current[..n * width], dst);
     }
 }
 
@@ -221,6 +289,43 @@ mod tests {
         assert!(worst < 1e-5, "largest difference {worst}");
         // Not all zero or all equal: ReLU and the bias both matter here.
         assert!(got.iter().any(|&v| v > 0.1) && got.iter().any(|&v| v < -0.1));
+    }
+
+    #[test]
+    fn the_forward_splits_after_the_first_layer() {
+        let device = Device::flex();
+        device.seed(11);
+        // A narrow first layer before a wide one: the scratch buffers must hold the widest.
+        let dims = [5, 3, 40, 2];
+        let hidden: Vec<Linear> = dims
+            .windows(2)
+            .take(2)
+            .map(|d| LinearConfig::new(d[0], d[1]).init(&device))
+            .collect();
+        let output = LinearConfig::new(40, 2).init(&device);
+        let mlp = HostMlp::new(&hidden, &output).unwrap();
+        let rows = TILE + 9;
+        let x: Vec<f32> = (0..rows * 5)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0)
+            .collect();
+        let fill = |range: Range<usize>, buf: &mut [f32]| {
+            buf.copy_from_slice(&x[range.start * 5..range.end * 5])
+        };
+        let whole = mlp.logits(rows, fill);
+        let first = mlp.first_layer(rows, fill);
+        assert_eq!(first.len(), rows * 3);
+        let split = mlp.logits_after_first(rows, |range, buf| {
+            buf.copy_from_slice(&first[range.start * 3..range.end * 3])
+        });
+        assert_eq!(split, whole);
+        // One more unit of input 2 moves the first layer by that input's weights.
+        let bumped = mlp.first_layer(1, |_, buf| {
+            buf.copy_from_slice(&x[..5]);
+            buf[2] += 1.0;
+        });
+        for (j, w) in mlp.first_weights(2).iter().enumerate() {
+            assert!((bumped[j] - first[j] - w).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -175,20 +175,9 @@ impl Scorer<'_> {
     fn host_logits(&self, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
         let z = match host {
             HostHead::Tabular { mlp, embedding } => {
-                let (width, count) = (encoded.numeric_width, encoded.categorical_count);
                 let dim = self.spec.embedding_dim;
-                let row_width = width + count * dim;
-                assert_eq!(mlp.inputs(), row_width, "encoded rows fit the network");
                 mlp.logits(encoded.rows, |range, buf| {
-                    for (r, dst) in range.zip(buf.chunks_exact_mut(row_width)) {
-                        let (numeric, categories) = dst.split_at_mut(width);
-                        numeric.copy_from_slice(&encoded.numeric[r * width..(r + 1) * width]);
-                        let indices = &encoded.categorical[r * count..(r + 1) * count];
-                        for (slot, &i) in categories.chunks_exact_mut(dim).zip(indices) {
-                            let i = i as usize;
-                            slot.copy_from_slice(&embedding[i * dim..(i + 1) * dim]);
-                        }
-                    }
+                    tabular_inputs(encoded, embedding, dim, range, buf)
                 })
             }
             HostHead::Bag(mlp) => {
@@ -202,6 +191,46 @@ impl Scorer<'_> {
             }
         };
         z.into_iter().map(f64::from).collect()
+    }
+}
+
+impl Scorer<'_> {
+    /// The fused host forward of a tabular network, its category embeddings
+    /// (`[rows * dim]`) and `dim`, when scoring runs on the host (flex).
+    pub fn tabular_host(&self) -> Option<(&HostMlp, &[f32], usize)> {
+        match &self.host {
+            Some(HostHead::Tabular { mlp, embedding }) => {
+                Some((mlp, embedding.as_slice(), self.spec.embedding_dim))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Write the host network's inputs of the rows `range` of `encoded` into `buf`: each row's
+/// numeric values, then the embedding (`dim` wide) of each of its categories.
+pub fn tabular_inputs(
+    encoded: &Encoded,
+    embedding: &[f32],
+    dim: usize,
+    range: std::ops::Range<usize>,
+    buf: &mut [f32],
+) {
+    let (width, count) = (encoded.numeric_width, encoded.categorical_count);
+    let row_width = width + count * dim;
+    assert_eq!(
+        buf.len(),
+        range.len() * row_width,
+        "encoded rows fit the network"
+    );
+    for (r, dst) in range.zip(buf.chunks_exact_mut(row_width)) {
+        let (numeric, categories) = dst.split_at_mut(width);
+        numeric.copy_from_slice(&encoded.numeric[r * width..(r + 1) * width]);
+        let indices = &encoded.categorical[r * count..(r + 1) * count];
+        for (slot, &i) in categories.chunks_exact_mut(dim).zip(indices) {
+            let i = i as usize;
+            slot.copy_from_slice(&embedding[i * dim..(i + 1) * dim]);
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::calibration::Calibration;
 use crate::data::Table;
 use crate::error::Result;
-use crate::inference::Scorer;
+use crate::inference::{Scorer, tabular_inputs};
 use crate::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
 use crate::text::{normalize, unit_spans};
 
@@ -164,6 +164,14 @@ fn column_effects(
 ) -> Result<Vec<f64>> {
     let columns = slots.len();
     let mut effects = vec![0f64; encoded.rows * columns];
+    // On the host, every row's first layer is computed once; a probe changes one column's
+    // inputs, so it adds their weights times the change instead of redoing the product.
+    let host = scorer.tabular_host().map(|(mlp, embedding, dim)| {
+        let first = mlp.first_layer(encoded.rows, |range, buf| {
+            tabular_inputs(encoded, embedding, dim, range, buf)
+        });
+        (mlp, embedding, dim, first)
+    });
     for (c, &slot) in slots.iter().enumerate() {
         let differ: Vec<usize> = (0..encoded.rows)
             .filter(|&r| !at_reference(encoded, r, slot, reference))
@@ -171,14 +179,66 @@ fn column_effects(
         if differ.is_empty() {
             continue;
         }
-        let mut probe = encoded.subset(&differ);
-        set_reference(&mut probe, slot, reference);
-        let z = scorer.logits(&probe)?;
+        let z = match &host {
+            Some((mlp, embedding, dim, first)) => {
+                let moved = |range: std::ops::Range<usize>, buf: &mut [f32]| {
+                    let width = mlp.first_width();
+                    for (&r, dst) in differ[range].iter().zip(buf.chunks_exact_mut(width)) {
+                        dst.copy_from_slice(&first[r * width..(r + 1) * width]);
+                        for (input, change) in
+                            input_changes(encoded, r, slot, reference, embedding, *dim)
+                        {
+                            let weights = mlp.first_weights(input);
+                            dst.iter_mut()
+                                .zip(weights)
+                                .for_each(|(d, w)| *d += change * w);
+                        }
+                    }
+                };
+                let z = mlp.logits_after_first(differ.len(), moved);
+                z.into_iter().map(f64::from).collect()
+            }
+            None => {
+                let mut probe = encoded.subset(&differ);
+                set_reference(&mut probe, slot, reference);
+                scorer.logits(&probe)?
+            }
+        };
         for (i, &r) in differ.iter().enumerate() {
             effects[r * columns + c] = outcome.fall(&z, i, r);
         }
     }
     Ok(effects)
+}
+
+/// The network inputs row `r` changes when `slot` is set to the reference, and by how
+/// much: (input position, reference value - row value). A category's inputs are its
+/// embedding, after the numeric block.
+fn input_changes(
+    encoded: &Encoded,
+    r: usize,
+    slot: Slot,
+    (numeric, categorical): (&[f32], &[i64]),
+    embedding: &[f32],
+    dim: usize,
+) -> Vec<(usize, f32)> {
+    let width = encoded.numeric_width;
+    let changes: Vec<(usize, f32)> = match slot {
+        Slot::Numeric { start, len } => (start..start + len)
+            .map(|i| (i, numeric[i] - encoded.numeric[r * width + i]))
+            .collect(),
+        Slot::Categorical { index } => {
+            let from = encoded.categorical[r * encoded.categorical_count + index] as usize;
+            let to = categorical[index] as usize;
+            (0..dim)
+                .map(|k| {
+                    let change = embedding[to * dim + k] - embedding[from * dim + k];
+                    (width + index * dim + k, change)
+                })
+                .collect()
+        }
+    };
+    changes.into_iter().filter(|&(_, d)| d != 0.0).collect()
 }
 
 /// Whether row `r` already holds the reference inputs in `slot`.
