@@ -170,6 +170,17 @@ impl<'a> Scorer<'a> {
 }
 
 impl Scorer<'_> {
+    /// The fused host forward of a tabular network, its category embeddings
+    /// (`[rows * dim]`) and `dim`, when scoring runs on the host (flex).
+    pub fn tabular_host(&self) -> Option<(&HostMlp, &[f32], usize)> {
+        match &self.host {
+            Some(HostHead::Tabular { mlp, embedding }) => {
+                Some((mlp, embedding.as_slice(), self.spec.embedding_dim))
+            }
+            _ => None,
+        }
+    }
+
     /// [`Scorer::logits`] through the fused host forward: each tile's inputs are assembled
     /// (numeric values and category embeddings, or bags) right before it runs.
     fn host_logits(&self, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
@@ -191,19 +202,6 @@ impl Scorer<'_> {
             }
         };
         z.into_iter().map(f64::from).collect()
-    }
-}
-
-impl Scorer<'_> {
-    /// The fused host forward of a tabular network, its category embeddings
-    /// (`[rows * dim]`) and `dim`, when scoring runs on the host (flex).
-    pub fn tabular_host(&self) -> Option<(&HostMlp, &[f32], usize)> {
-        match &self.host {
-            Some(HostHead::Tabular { mlp, embedding }) => {
-                Some((mlp, embedding.as_slice(), self.spec.embedding_dim))
-            }
-            _ => None,
-        }
     }
 }
 
@@ -414,35 +412,13 @@ pub fn predict(
         let z = scorer.logits(&encoded)?;
         let scores = probabilities(&run.calibration, &z, outputs);
         let ids = match &pre.id {
-            Some(col) => Some(
-                chunk
-                    .cells(col)
-                    .ok_or_else(|| {
-                        PatronError::data(
-                            input,
-                            format!(
-                                "id column {col:?} not found; the run's config names it as data.id"
-                            ),
-                        )
-                    })?
-                    .into_iter()
-                    .map(|c| c.unwrap_or("").to_string())
-                    .collect(),
-            ),
+            Some(column) => Some(id_column(&chunk, column, input)?),
             None => None,
         };
         let kept = request
             .keep
             .iter()
-            .map(|column| match chunk.cells(column) {
-                Some(cells) => Ok(cells.into_iter().map(|c| c.map(str::to_string)).collect()),
-                None => Err(missing_column(
-                    input,
-                    "--keep",
-                    column,
-                    &chunk.column_names(),
-                )),
-            })
+            .map(|column| kept_column(&chunk, column, input))
             .collect::<Result<_>>()?;
         let predicted = predicted_classes(&scores, outputs, threshold, offsets);
         summary.rows += predicted.len();
@@ -475,6 +451,33 @@ pub fn predict(
     }
     writer.finish()?;
     Ok(summary)
+}
+
+/// The run's id column of a chunk, missing cells empty.
+fn id_column(chunk: &Table, column: &str, input: &Path) -> Result<Vec<String>> {
+    let cells = chunk.cells(column).ok_or_else(|| {
+        PatronError::data(
+            input,
+            format!("id column {column:?} not found; the run's config names it as data.id"),
+        )
+    })?;
+    Ok(cells
+        .into_iter()
+        .map(|c| c.unwrap_or("").to_string())
+        .collect())
+}
+
+/// A `--keep` column of a chunk as written (`None`: a missing cell).
+fn kept_column(chunk: &Table, column: &str, input: &Path) -> Result<Vec<Option<String>>> {
+    match chunk.cells(column) {
+        Some(cells) => Ok(cells.into_iter().map(|c| c.map(str::to_string)).collect()),
+        None => Err(missing_column(
+            input,
+            "--keep",
+            column,
+            &chunk.column_names(),
+        )),
+    }
 }
 
 /// Scoring must never overwrite its own input.
