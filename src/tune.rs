@@ -179,11 +179,33 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
         };
         let started = std::time::Instant::now();
         let result = match train::train(&train_request, backend, progress) {
-            Ok(outcome) => TrialResult::Trained {
-                best_epoch: outcome.best_epoch,
-                epochs: outcome.epochs_run,
-                valid: outcome.best,
-            },
+            Ok(outcome) => {
+                let value = outcome.best.metric(metric);
+                let leads = rank(&done, metric)
+                    .first()
+                    .is_none_or(|best| match &best.result {
+                        TrialResult::Trained { valid, .. } => {
+                            let previous = valid.metric(metric);
+                            if metric.higher_is_better() {
+                                value > previous
+                            } else {
+                                value < previous
+                            }
+                        }
+                        TrialResult::Diverged(_) => true,
+                    });
+                progress.line(&format!(
+                    "trial {number}: valid_{} {value:.4} at epoch {}{}",
+                    metric.name(),
+                    outcome.best_epoch,
+                    if leads { " (best so far)" } else { "" }
+                ));
+                TrialResult::Trained {
+                    best_epoch: outcome.best_epoch,
+                    epochs: outcome.epochs_run,
+                    valid: outcome.best,
+                }
+            }
             Err(PatronError::Diverged(message)) => {
                 progress.line(&format!("trial {number} diverged: {message}"));
                 TrialResult::Diverged(message)

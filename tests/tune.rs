@@ -99,6 +99,12 @@ fn a_grid_trains_every_combination_and_ranks_it_on_validation() {
     assert!(out.starts_with("| rank | trial |"), "{out}");
     assert_eq!(out.lines().last().unwrap(), best.to_str().unwrap());
     assert!(dir.join("leaderboard.md").is_file());
+    // Each trial's result is reported as it finishes; the first leads by default.
+    let log = stderr(&o);
+    assert!(
+        log.contains("trial 1: valid_log_loss ") && log.contains("(best so far)"),
+        "{log}"
+    );
 
     // A trial is the run `patron train` makes with the same values.
     let (lr, hidden) = (&rows[0][2], &rows[0][3]);
