@@ -54,9 +54,13 @@ The last line on stdout is the run directory.")]
       --search 'model.hidden=[64]|[256, 128]'
   patron tune --config configs/bank_propensity.toml --search 'model.dropout=0.1|0.3|0.5' \\
       --search 'train.weight_decay=0|1e-4|1e-3' --trials 4 --metric auc_pr
+  patron tune --config configs/telco_churn.toml --trials 12 \\
+      --search 'train.learning_rate=loguniform(1e-4,1e-2)' --search 'model.dropout=uniform(0,0.5)'
 
 Each --search lists a key's values (TOML, as for --set) separated by '|'; every combination
-is a trial (or --trials N of them, drawn with --seed). Trials are ranked by the validation
+is a trial (or --trials N of them, drawn with --seed). A key can instead take a range,
+uniform(LOW,HIGH), loguniform(LOW,HIGH) or randint(LOW,HIGH): then each of the --trials N
+trials draws every key. Trials are ranked by the validation
 metric at their best epoch (default: the config's train.early_stopping.metric), never by
 the test split. The leaderboard is printed and written to <dir>/leaderboard.csv and .md;
 the last stdout line is the best trial's run directory.")]
@@ -152,7 +156,8 @@ pub struct TuneArgs {
     /// The base TOML config.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// A key and its values to search, `|`-separated TOML (repeatable).
+    /// A key and its values to search: `|`-separated TOML, or uniform(LOW,HIGH),
+    /// loguniform(LOW,HIGH), randint(LOW,HIGH) (repeatable).
     #[arg(long, value_name = "KEY=V1|V2|...", required = true)]
     pub search: Vec<String>,
     /// Override a config key in every trial, typed like TOML (repeatable).

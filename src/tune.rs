@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
@@ -34,16 +34,30 @@ pub mod files {
 pub struct Axis {
     /// Dotted config key, as for `--set`.
     pub key: String,
-    /// Values, each TOML as for `--set`.
-    pub values: Vec<String>,
+    /// Its values.
+    pub values: Values,
+}
+
+/// The values of a searched key: a list, or a range trials draw from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// These values, each TOML as for `--set`.
+    List(Vec<String>),
+    /// Uniform between the two numbers.
+    Uniform(f64, f64),
+    /// Log-uniform between the two positive numbers (learning rates, weight decays).
+    LogUniform(f64, f64),
+    /// A whole number between the two, both included.
+    RandInt(i64, i64),
 }
 
 impl Axis {
-    /// Parse `KEY=V1|V2|...` (`|` separates values, since TOML arrays hold commas).
+    /// Parse `KEY=V1|V2|...` (`|` separates values, since TOML arrays hold commas), or
+    /// `KEY=uniform(LOW,HIGH)`, `KEY=loguniform(LOW,HIGH)`, `KEY=randint(LOW,HIGH)`.
     pub fn parse(spec: &str) -> Result<Axis> {
         let usage = |why: &str| {
             PatronError::Usage(format!(
-                "--search {spec:?}: {why}; write KEY=VALUE|VALUE|..., e.g. train.learning_rate=1e-3|3e-3"
+                "--search {spec:?}: {why}; write KEY=VALUE|VALUE|..., e.g. train.learning_rate=1e-3|3e-3, or KEY=uniform(LOW,HIGH), loguniform(LOW,HIGH) or randint(LOW,HIGH)"
             ))
         };
         let (key, values) = spec.split_once('=').ok_or_else(|| usage("no '='"))?;
@@ -51,14 +65,78 @@ impl Axis {
         if key.is_empty() {
             return Err(usage("no key before '='"));
         }
-        let values: Vec<String> = values.split('|').map(|v| v.trim().to_string()).collect();
-        if values.iter().any(String::is_empty) {
-            return Err(usage("an empty value"));
-        }
+        let values = values.trim();
+        let range = ["uniform", "loguniform", "randint"]
+            .into_iter()
+            .find_map(|name| {
+                let inner = values
+                    .strip_prefix(name)?
+                    .strip_prefix('(')?
+                    .strip_suffix(')')?;
+                Some((name, inner.split_once(',')?))
+            });
+        let values = match range {
+            Some(("randint", (low, high))) => {
+                let parse = |v: &str| v.trim().parse::<i64>().ok();
+                match (parse(low), parse(high)) {
+                    (Some(low), Some(high)) if low <= high => Values::RandInt(low, high),
+                    _ => return Err(usage("randint needs two whole numbers, LOW <= HIGH")),
+                }
+            }
+            Some((name, (low, high))) => {
+                let parse = |v: &str| v.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+                match (parse(low), parse(high)) {
+                    (Some(low), Some(high)) if low < high && name == "uniform" => {
+                        Values::Uniform(low, high)
+                    }
+                    (Some(low), Some(high)) if 0.0 < low && low < high => {
+                        Values::LogUniform(low, high)
+                    }
+                    _ => {
+                        return Err(usage(&format!(
+                            "{name} needs two numbers, LOW < HIGH{}",
+                            if name == "loguniform" {
+                                ", both above 0"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                }
+            }
+            None => {
+                let list: Vec<String> = values.split('|').map(|v| v.trim().to_string()).collect();
+                if list.iter().any(String::is_empty) {
+                    return Err(usage("an empty value"));
+                }
+                Values::List(list)
+            }
+        };
         Ok(Axis {
             key: key.to_string(),
             values,
         })
+    }
+
+    /// One value drawn at random, as TOML: a list's values equally likely, a range's
+    /// number rounded to 4 significant digits (a leaderboard should be readable).
+    fn draw(&self, rng: &mut ChaCha8Rng) -> String {
+        let round = |x: f64| -> String {
+            let rounded: f64 = format!("{x:.3e}").parse().unwrap_or(x);
+            let text = rounded.to_string();
+            // TOML needs a float to look like one.
+            if text.contains(['.', 'e', 'E']) {
+                text
+            } else {
+                format!("{text}.0")
+            }
+        };
+        match &self.values {
+            Values::List(list) => list[rng.random_range(0..list.len())].clone(),
+            Values::Uniform(low, high) => round(rng.random_range(*low..*high)),
+            Values::LogUniform(low, high) => round(rng.random_range(low.ln()..high.ln()).exp()),
+            Values::RandInt(low, high) => rng.random_range(*low..=*high).to_string(),
+        }
     }
 }
 
@@ -267,12 +345,32 @@ fn plan(request: &TuneRequest) -> Result<Vec<Vec<String>>> {
             )));
         }
     }
+    let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+    let lists: Option<Vec<&Vec<String>>> = request
+        .search
+        .iter()
+        .map(|axis| match &axis.values {
+            Values::List(list) => Some(list),
+            _ => None,
+        })
+        .collect();
+    let Some(lists) = lists else {
+        // A range has no grid: every trial draws each key.
+        return match request.trials {
+            Some(n) if n > 0 => Ok((0..n)
+                .map(|_| request.search.iter().map(|a| a.draw(&mut rng)).collect())
+                .collect()),
+            _ => Err(PatronError::Usage(
+                "a uniform, loguniform or randint --search needs --trials N (N >= 1)".into(),
+            )),
+        };
+    };
     let mut grid: Vec<Vec<String>> = vec![Vec::new()];
-    for axis in &request.search {
+    for list in lists {
         grid = grid
             .into_iter()
             .flat_map(|prefix| {
-                axis.values.iter().map(move |v| {
+                list.iter().map(move |v| {
                     let mut next = prefix.clone();
                     next.push(v.clone());
                     next
@@ -283,7 +381,6 @@ fn plan(request: &TuneRequest) -> Result<Vec<Vec<String>>> {
     match request.trials {
         Some(0) => Err(PatronError::Usage("--trials must be at least 1".into())),
         Some(n) if n < grid.len() => {
-            let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
             let mut picked: Vec<usize> = (0..grid.len()).collect();
             picked.shuffle(&mut rng);
             picked.truncate(n);
@@ -453,10 +550,70 @@ mod tests {
     fn search_specs_parse_toml_values_split_on_bars() {
         let axis = Axis::parse("model.hidden=[64]|[256, 128]").unwrap();
         assert_eq!(axis.key, "model.hidden");
-        assert_eq!(axis.values, ["[64]", "[256, 128]"]);
-        for bad in ["model.hidden", "=1|2", "train.seed=1||2", "train.seed="] {
+        assert_eq!(
+            axis.values,
+            Values::List(vec!["[64]".into(), "[256, 128]".into()])
+        );
+        let range = |spec: &str| Axis::parse(spec).unwrap().values;
+        assert_eq!(range("a=uniform(0.1, 0.5)"), Values::Uniform(0.1, 0.5));
+        assert_eq!(
+            range("a=loguniform(1e-4,1e-2)"),
+            Values::LogUniform(1e-4, 1e-2)
+        );
+        assert_eq!(range("a=randint(8,64)"), Values::RandInt(8, 64));
+        for bad in [
+            "model.hidden",
+            "=1|2",
+            "train.seed=1||2",
+            "train.seed=",
+            "a=uniform(0.5,0.1)",
+            "a=loguniform(0,1)",
+            "a=randint(1.5,3)",
+            "a=uniform(x,1)",
+        ] {
             assert!(Axis::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ranges_are_drawn_by_seed_within_their_bounds() {
+        let r = request(
+            &[
+                "lr=loguniform(1e-4,1e-2)",
+                "p=uniform(0.1,0.5)",
+                "n=randint(2,4)",
+                "k=a|b",
+            ],
+            Some(200),
+        );
+        let trials = plan(&r).unwrap();
+        assert_eq!(trials.len(), 200);
+        assert_eq!(
+            trials,
+            plan(&r).unwrap(),
+            "the same seed draws the same trials"
+        );
+        let mut small_lr = 0;
+        for t in &trials {
+            let lr: f64 = t[0].parse().unwrap();
+            let p: f64 = t[1].parse().unwrap();
+            let n: i64 = t[2].parse().unwrap();
+            assert!(
+                (1e-4..=1e-2).contains(&lr) && (0.1..=0.5).contains(&p),
+                "{t:?}"
+            );
+            assert!((2..=4).contains(&n) && ["a", "b"].contains(&t[3].as_str()));
+            // Floats stay TOML floats, rounded to 4 significant digits.
+            assert!(t[0].contains(['.', 'e']) && t[0].len() <= 12, "{t:?}");
+            small_lr += usize::from(lr < 1e-3);
+        }
+        // Log-uniform: half the draws in each decade.
+        assert!(
+            (70..130).contains(&small_lr),
+            "{small_lr} of 200 below 1e-3"
+        );
+        // A range has no grid to run whole.
+        assert!(plan(&request(&["lr=loguniform(1e-4,1e-2)"], None)).is_err());
     }
 
     #[test]

@@ -128,13 +128,13 @@ fn a_grid_trains_every_combination_and_ranks_it_on_validation() {
 }
 
 #[test]
-fn trials_are_drawn_by_seed_and_ranked_by_the_chosen_metric() {
+fn trials_are_drawn_by_seed_from_lists_and_ranges_and_ranked_by_the_chosen_metric() {
     let tmp = tempfile::tempdir().unwrap();
     let search = [
         "--search",
         "model.dropout=0|0.2|0.4",
         "--search",
-        "train.weight_decay=0|1e-3",
+        "train.learning_rate=loguniform(1e-4,1e-2)",
         "--trials",
         "2",
         "--seed",
@@ -150,6 +150,10 @@ fn trials_are_drawn_by_seed_and_ranked_by_the_chosen_metric() {
     assert_eq!(header[4], "valid_auc_roc");
     let auc: Vec<f64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
     assert!(auc[0] >= auc[1], "highest AUC first: {auc:?}");
+    for row in &rows {
+        let lr: f64 = row[3].parse().unwrap();
+        assert!((1e-4..=1e-2).contains(&lr), "{row:?}");
+    }
     // The same seed draws the same trials with the same results.
     let without_time = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
         let seconds = column(&header, "seconds");
