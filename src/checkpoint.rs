@@ -53,6 +53,8 @@ pub mod files {
     pub const IMPORTANCE: &str = "importance.json";
     /// Text runs: phrases that push toward each class, confident mistakes.
     pub const EXPLANATIONS: &str = "explanations.json";
+    /// What the model was trained on, for `patron drift`.
+    pub const PROFILE: &str = "profile.json";
     /// Per-epoch metrics.
     pub const METRICS: &str = "metrics.csv";
     /// The machine-readable report.
@@ -391,7 +393,8 @@ fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>>
     Ok(bytes)
 }
 
-fn parse_verified<T: for<'de> Deserialize<'de>>(
+/// Read a JSON file of a run, checked against its manifest hash when it has one.
+pub fn parse_verified<T: for<'de> Deserialize<'de>>(
     dir: &Path,
     manifest: &Manifest,
     name: &str,

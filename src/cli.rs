@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
-use patron::checkpoint::load_run;
+use patron::checkpoint::{load_run, write_atomic, write_json};
 use patron::compare;
 use patron::config::{Config, StopMetric};
 use patron::error::{PatronError, Result};
@@ -71,6 +71,17 @@ the last stdout line is the best trial's run directory.")]
   patron evaluate --checkpoint runs/churn --data march.parquet --output reports/march
   export-labels | patron evaluate --checkpoint runs/churn --data -     (CSV on stdin)")]
     Evaluate(EvaluateArgs),
+    /// Measure how far new data has drifted from the training data (PSI per column).
+    #[command(after_help = "Examples:
+  patron drift --checkpoint runs/churn --data customers_march.csv
+  patron drift --checkpoint runs/churn --data march.parquet --output reports/drift-march
+
+Prints the population stability index of the scores and of each input column, largest
+first (below 0.1: stable; 0.1-0.25: moderate shift; above: major shift, retrain or
+investigate), and writes drift.json and drift.md to --output (default:
+<checkpoint>/drift-<data file name without extension>); the last stdout line is that folder.
+Labels are not needed.")]
+    Drift(DriftArgs),
     /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
     /// prediction and p_<label> per class).
     #[command(after_help = "Examples:
@@ -121,18 +132,33 @@ graphics API, whether it is a software one, and what --backend auto will use.")]
     Config(ConfigArgs),
 }
 
-/// `patron train`.
+/// Where a command runs: `--backend` and `--device`.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// The TOML config (optional with --resume, where it must match the saved one).
-    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
-    pub config: Option<PathBuf>,
+pub struct RunOn {
     /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
     #[arg(long, value_name = "N")]
     pub device: Option<usize>,
+}
+
+impl RunOn {
+    /// The backend these flags pick.
+    fn select(&self) -> Result<backend::Backend> {
+        select_backend(self.backend, self.device)
+    }
+}
+
+/// `patron train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The TOML config (optional with --resume, where it must match the saved one).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
     /// Write the run into exactly this directory (default: checkpoints/<config>-<UTC time>).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -177,12 +203,9 @@ pub struct TuneArgs {
     /// checkpoints/<config>-tune-<UTC time>).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
-    #[arg(long, value_name = "N")]
-    pub device: Option<usize>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
     /// Plain progress lines instead of bars.
     #[arg(long)]
     pub quiet: bool,
@@ -211,12 +234,27 @@ pub struct EvaluateArgs {
     /// extension>, or eval-stdin).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Device to score on.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
-    #[arg(long, value_name = "N")]
-    pub device: Option<usize>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
+/// `patron drift`.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// New CSV or Parquet data with the run's input columns (`-`: CSV on stdin).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Folder for drift.json and drift.md (default: <checkpoint>/drift-<data file name
+    /// without extension>, or drift-stdin).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
 }
 
 /// `patron predict`.
@@ -244,12 +282,9 @@ pub struct PredictArgs {
     /// flag or separate names with commas).
     #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
     pub keep: Vec<String>,
-    /// Device to score on.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
-    #[arg(long, value_name = "N")]
-    pub device: Option<usize>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
 }
 
 /// `patron info`.
@@ -311,6 +346,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tune(args) => run_tune(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
+        Command::Drift(args) => run_drift(args),
         Command::Validate(args) => run_validate(args),
         Command::Report(args) => {
             let report = run_report::regenerate(&args.checkpoint)?;
@@ -369,7 +405,7 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    let backend = select_backend(args.backend, args.device)?;
+    let backend = args.run_on.select()?;
     let progress = Progress::new(args.quiet);
     let stop = stop_on_ctrl_c();
     let request = TrainRequest {
@@ -403,7 +439,7 @@ fn run_tune(args: TuneArgs) -> Result<()> {
         .iter()
         .map(|spec| Axis::parse(spec))
         .collect::<Result<Vec<_>>>()?;
-    let backend = select_backend(args.backend, args.device)?;
+    let backend = args.run_on.select()?;
     let progress = Progress::new(args.quiet);
     let request = TuneRequest {
         config: args.config,
@@ -443,20 +479,41 @@ fn headline(report: &Report) -> String {
         .join(" ")
 }
 
-fn run_evaluate(args: EvaluateArgs) -> Result<()> {
-    let backend = select_backend(args.backend, args.device)?;
+/// `<checkpoint>/<kind>-<data file stem>` (`-stdin` for standard input): where evaluate
+/// and drift write by default.
+fn default_output(checkpoint: &std::path::Path, kind: &str, data: &std::path::Path) -> PathBuf {
+    let name = match data.to_str() {
+        Some("-") => "stdin".into(),
+        _ => data
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into()),
+    };
+    checkpoint.join(format!("{kind}-{name}"))
+}
+
+fn run_drift(args: DriftArgs) -> Result<()> {
+    let backend = args.run_on.select()?;
     let run = load_run(&args.checkpoint, &backend.device)?;
-    let out = args.output.unwrap_or_else(|| {
-        let name = match args.data.to_str() {
-            Some("-") => "stdin".into(),
-            _ => args
-                .data
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "data".into()),
-        };
-        args.checkpoint.join(format!("eval-{name}"))
-    });
+    let out = args
+        .output
+        .unwrap_or_else(|| default_output(&args.checkpoint, "drift", &args.data));
+    let report = inference::drift(&run, &backend.device, &args.data)?;
+    let markdown = report.markdown();
+    std::fs::create_dir_all(&out).map_err(|e| PatronError::io(&out, e))?;
+    write_json(&out.join("drift.json"), &report)?;
+    write_atomic(&out.join("drift.md"), markdown.as_bytes())?;
+    print!("{markdown}");
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn run_evaluate(args: EvaluateArgs) -> Result<()> {
+    let backend = args.run_on.select()?;
+    let run = load_run(&args.checkpoint, &backend.device)?;
+    let out = args
+        .output
+        .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
     let report = inference::evaluate(
         &run,
         &backend.device,
@@ -470,7 +527,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let backend = select_backend(args.backend, args.device)?;
+    let backend = args.run_on.select()?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let request = inference::PredictRequest {

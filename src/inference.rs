@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::calibration::{Calibration, sigmoid};
-use crate::checkpoint::LoadedRun;
+use crate::checkpoint::{LoadedRun, files, parse_verified};
 use crate::data::{ChunkReader, Table};
+use crate::drift::{DriftCounter, DriftReport, Profile};
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::host_mlp::HostMlp;
@@ -497,6 +498,46 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How far `data` (CSV or Parquet; `-`: CSV on stdin, or one text per line for a text
+/// run) has drifted from the run's training data: the PSI of each input column and of the
+/// scores, read and scored in chunks like `predict`.
+pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftReport> {
+    if !run.manifest.files.contains_key(files::PROFILE) {
+        return Err(PatronError::checkpoint(
+            &run.dir,
+            "has no profile.json (an earlier patron trained it); train it again to check drift",
+        ));
+    }
+    let profile: Profile = parse_verified(&run.dir, &run.manifest, files::PROFILE)?;
+    let pre = &run.preprocess;
+    let reader = match &pre.text {
+        Some(text) if data == Path::new("-") => {
+            ChunkReader::open_lines(&text.columns, EVALUATE_CHUNK_ROWS)
+        }
+        _ => ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?,
+    };
+    let outputs = run.manifest.model.outputs;
+    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
+    let threshold = run.manifest.threshold.unwrap_or(0.5);
+    let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
+    let mut counter = DriftCounter::new(&profile, pre);
+    for next in ReadAhead::start(reader, pre, data) {
+        let (offset, chunk, encoded) = next?;
+        let encoded = match encoded {
+            Some(encoded) => encoded,
+            None => pre.transform(&chunk, offset, data)?,
+        };
+        let scores = probabilities(&run.calibration, &scorer.logits(&encoded)?, outputs);
+        let predicted = predicted_classes(&scores, outputs, threshold, offsets);
+        counter.add(&encoded, &scores, &predicted);
+    }
+    let report = counter.report();
+    if report.rows == 0 {
+        return Err(PatronError::data(data, "has no data rows"));
+    }
+    Ok(report)
 }
 
 /// Score a labelled file with a run and write its reports into `out_dir`.

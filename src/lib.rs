@@ -18,6 +18,7 @@
 //!   on flex uses
 //! - [`importance`]: permutation feature importance; [`reasons`]: the columns behind each
 //!   row's prediction; [`explain`]: what a text model reads
+//! - [`drift`]: how far new data has moved from the training data (PSI)
 //! - [`checkpoint`]: the run directory
 //! - [`compare`]: runs side by side
 //! - [`export`]: weights for other stacks (safetensors)
@@ -34,6 +35,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod drift;
 pub mod dropout;
 pub mod error;
 pub mod explain;

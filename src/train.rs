@@ -28,6 +28,7 @@ use crate::checkpoint::{
 };
 use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
 use crate::data::{ReadOptions, Table, read_table};
+use crate::drift;
 use crate::error::{PatronError, Result};
 use crate::explain::{Scored, explain};
 use crate::html_report::ReportPage;
@@ -35,7 +36,7 @@ use crate::importance::permutation_importance;
 use crate::inference::{Scorer, probabilities, uncalibrated};
 use crate::metrics::{
     MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, fit_class_offsets, log_loss,
-    one_vs_rest, softmax_rows,
+    one_vs_rest, predicted_classes, softmax_rows,
 };
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values};
@@ -1118,6 +1119,21 @@ fn finish(
     );
     page.explanations = explanations.as_ref();
     let predictions = predictions_csv(&test_y, &test_z, outputs);
+    let held_out = predicted_classes(
+        &calibrated,
+        outputs,
+        manifest.threshold.unwrap_or(0.5),
+        manifest.class_offsets.as_deref().unwrap_or(&[]),
+    );
+    let profile = drift::profile(
+        &p.pre,
+        &p.encoded,
+        &p.split.train,
+        &calibrated,
+        &held_out,
+        p.pre.labels.len(),
+    );
+    write_json(&run_dir.join(files::PROFILE), &profile)?;
     export(
         run_dir,
         &mut manifest,
@@ -1194,6 +1210,7 @@ fn export(
         files::CALIBRATION,
         files::MODEL,
         files::REPORT,
+        files::PROFILE,
     ] {
         let hash = checkpoint::sha256_file(&run_dir.join(name))?;
         manifest.files.insert(name.to_string(), hash);

@@ -1,0 +1,417 @@
+//! Population drift (`patron drift`): how far new data has moved from what the model was
+//! trained on, by the population stability index (PSI) of each input column and of the
+//! scores, the check scorecards and propensity models are monitored with. Training saves
+//! a [`Profile`] (`profile.json`): each column's shares over deciles of its training values
+//! (plus a missing bucket), or over its categories (index 0: missing or unseen), and the
+//! shares of the held-out scores over their deciles (more than two classes: of each
+//! predicted class).
+
+use serde::{Deserialize, Serialize};
+
+use crate::preprocess::{Encoded, Feature, Preprocessor, Slot};
+
+/// Shares below this count as this in PSI, so an empty bucket on one side is a large
+/// finite term rather than an infinite one.
+const MIN_SHARE: f64 = 1e-4;
+
+/// A PSI below this is read as stable.
+pub const STABLE_BELOW: f64 = 0.1;
+/// A PSI from this on is read as a major shift (between the two: a moderate one).
+pub const MAJOR_FROM: f64 = 0.25;
+
+/// What the model was trained on, for later drift checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Layout version of this file.
+    pub version: u32,
+    /// Training rows profiled.
+    pub rows: usize,
+    /// Each input column (tabular runs), in feature order.
+    pub features: Vec<Buckets>,
+    /// The held-out scores.
+    pub score: Buckets,
+}
+
+/// A column's (or the scores') buckets and the share of rows in each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// Column name (`score` for the scores).
+    pub name: String,
+    /// Inner bucket edges of a number (values up to an edge fall below it); empty for
+    /// categories and classes.
+    pub edges: Vec<f64>,
+    /// Share of rows per bucket: `edges.len() + 1` value buckets then a missing one for a
+    /// number; one per category index or class otherwise.
+    pub shares: Vec<f64>,
+}
+
+/// Bucket counts of one column over some rows.
+#[derive(Debug, Clone)]
+pub struct Counts(Vec<u64>);
+
+impl Buckets {
+    /// Deciles of `values` (`None`: missing) as edges, and the shares over them.
+    fn of_numbers(name: &str, values: &[Option<f64>]) -> Buckets {
+        let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+        present.sort_by(f64::total_cmp);
+        // The d-th decile edge is the last value of the d-th tenth of the sorted values.
+        let mut edges: Vec<f64> = (1..10)
+            .filter_map(|d| {
+                present
+                    .get((d * present.len() / 10).checked_sub(1)?)
+                    .copied()
+            })
+            .collect();
+        edges.dedup();
+        let mut buckets = Buckets {
+            name: name.to_string(),
+            edges,
+            shares: Vec::new(),
+        };
+        let mut counts = buckets.empty();
+        for v in values {
+            buckets.count_number(&mut counts, *v);
+        }
+        buckets.shares = counts.shares();
+        buckets
+    }
+
+    /// Shares of each index in `0..n` among `indices`.
+    fn of_indices(name: &str, indices: &[usize], n: usize) -> Buckets {
+        let mut counts = Counts(vec![0; n]);
+        for &i in indices {
+            counts.0[i.min(n - 1)] += 1;
+        }
+        Buckets {
+            name: name.to_string(),
+            edges: Vec::new(),
+            shares: counts.shares(),
+        }
+    }
+
+    /// Zero counts over these buckets (a number's are known from its edges before its
+    /// shares are).
+    pub fn empty(&self) -> Counts {
+        Counts(vec![0; self.shares.len().max(self.edges.len() + 2)])
+    }
+
+    /// Count a number (`None`: missing, the last bucket).
+    pub fn count_number(&self, counts: &mut Counts, value: Option<f64>) {
+        let bucket = match value {
+            Some(v) => self.edges.partition_point(|&e| e < v),
+            None => self.edges.len() + 1,
+        };
+        counts.0[bucket] += 1;
+    }
+
+    /// Count a category index or class (out of range: the last bucket).
+    pub fn count_index(&self, counts: &mut Counts, index: usize) {
+        let last = counts.0.len() - 1;
+        counts.0[index.min(last)] += 1;
+    }
+
+    /// The population stability index of `counts` against these shares:
+    /// sum of (actual - expected) ln(actual / expected), shares floored at 1e-4.
+    pub fn psi(&self, counts: &Counts) -> f64 {
+        let actual = counts.shares();
+        self.shares
+            .iter()
+            .zip(&actual)
+            .map(|(&e, &a)| {
+                let (e, a) = (e.max(MIN_SHARE), a.max(MIN_SHARE));
+                (a - e) * (a / e).ln()
+            })
+            .sum()
+    }
+}
+
+impl Counts {
+    /// Rows counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each bucket's share of the rows (all 0 when none were counted).
+    fn shares(&self) -> Vec<f64> {
+        let total = self.total().max(1) as f64;
+        self.0.iter().map(|&c| c as f64 / total).collect()
+    }
+}
+
+/// How a PSI reads: "stable", "moderate shift" or "major shift".
+pub fn verdict(psi: f64) -> &'static str {
+    if psi < STABLE_BELOW {
+        "stable"
+    } else if psi < MAJOR_FROM {
+        "moderate shift"
+    } else {
+        "major shift"
+    }
+}
+
+/// A number's value as the model sees it (its scaled input), or `None` when missing (the
+/// missing indicator is set; a column with no missing training values has none, and a
+/// missing value then reads as its median).
+fn number(encoded: &Encoded, r: usize, start: usize, feature: &Feature) -> Option<f64> {
+    let row = &encoded.numeric[r * encoded.numeric_width..];
+    let missing = matches!(
+        feature,
+        Feature::Numeric {
+            missing_indicator: true,
+            ..
+        }
+    ) && row[start + 1] == 1.0;
+    (!missing).then_some(f64::from(row[start]))
+}
+
+/// A category's index within its column (0: missing or unseen).
+fn category(encoded: &Encoded, r: usize, index: usize, offset: i64) -> usize {
+    (encoded.categorical[r * encoded.categorical_count + index] - offset) as usize
+}
+
+/// Where each categorical column's indices start in the shared embedding table.
+fn category_offsets(pre: &Preprocessor) -> Vec<i64> {
+    let mut offset = 0i64;
+    pre.features
+        .iter()
+        .filter_map(|f| match f {
+            Feature::Categorical { categories, .. } => {
+                let start = offset;
+                offset += categories.len() as i64 + 1;
+                Some(start)
+            }
+            Feature::Numeric { .. } => None,
+        })
+        .collect()
+}
+
+/// The profile of the training rows of `encoded` and the held-out `scores` (one per row for
+/// two classes) or `predicted` classes (more).
+pub fn profile(
+    pre: &Preprocessor,
+    encoded: &Encoded,
+    train_rows: &[usize],
+    scores: &[f64],
+    predicted: &[usize],
+    classes: usize,
+) -> Profile {
+    let offsets = category_offsets(pre);
+    let features = if pre.text.is_some() {
+        Vec::new()
+    } else {
+        pre.features
+            .iter()
+            .zip(pre.slots())
+            .map(|(feature, slot)| match slot {
+                Slot::Numeric { start, .. } => {
+                    let values: Vec<Option<f64>> = train_rows
+                        .iter()
+                        .map(|&r| number(encoded, r, start, feature))
+                        .collect();
+                    Buckets::of_numbers(feature.name(), &values)
+                }
+                Slot::Categorical { index } => {
+                    let indices: Vec<usize> = train_rows
+                        .iter()
+                        .map(|&r| category(encoded, r, index, offsets[index]))
+                        .collect();
+                    let known = match feature {
+                        Feature::Categorical { categories, .. } => categories.len(),
+                        Feature::Numeric { .. } => 0,
+                    };
+                    Buckets::of_indices(feature.name(), &indices, known + 1)
+                }
+            })
+            .collect()
+    };
+    let score = if classes == 2 {
+        let values: Vec<Option<f64>> = scores.iter().map(|&s| Some(s)).collect();
+        Buckets::of_numbers("score", &values)
+    } else {
+        Buckets::of_indices("predicted class", predicted, classes)
+    };
+    Profile {
+        version: 1,
+        rows: train_rows.len(),
+        features,
+        score,
+    }
+}
+
+/// Running bucket counts of new data against a profile.
+pub struct DriftCounter<'a> {
+    profile: &'a Profile,
+    pre: &'a Preprocessor,
+    offsets: Vec<i64>,
+    features: Vec<Counts>,
+    score: Counts,
+}
+
+/// The drift of one column (or the scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDrift {
+    /// Column name.
+    pub name: String,
+    /// Population stability index against training.
+    pub psi: f64,
+    /// "stable", "moderate shift" or "major shift".
+    pub verdict: String,
+}
+
+/// What `patron drift` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// Rows of new data.
+    pub rows: u64,
+    /// Training rows the profile holds.
+    pub training_rows: usize,
+    /// The scores' drift (more than two classes: the predicted classes').
+    pub score: ColumnDrift,
+    /// Each input column's drift, largest first (empty for text runs).
+    pub features: Vec<ColumnDrift>,
+}
+
+impl<'a> DriftCounter<'a> {
+    /// Empty counts for the run's profile.
+    pub fn new(profile: &'a Profile, pre: &'a Preprocessor) -> DriftCounter<'a> {
+        DriftCounter {
+            profile,
+            pre,
+            offsets: category_offsets(pre),
+            features: profile.features.iter().map(Buckets::empty).collect(),
+            score: profile.score.empty(),
+        }
+    }
+
+    /// Count a chunk: its encoded rows, and their scores (two classes) or predicted classes.
+    pub fn add(&mut self, encoded: &Encoded, scores: &[f64], predicted: &[usize]) {
+        let features = self.pre.features.iter().zip(self.pre.slots());
+        for ((feature, slot), (buckets, counts)) in
+            features.zip(self.profile.features.iter().zip(&mut self.features))
+        {
+            for r in 0..encoded.rows {
+                match slot {
+                    Slot::Numeric { start, .. } => {
+                        buckets.count_number(counts, number(encoded, r, start, feature))
+                    }
+                    Slot::Categorical { index } => buckets
+                        .count_index(counts, category(encoded, r, index, self.offsets[index])),
+                }
+            }
+        }
+        if self.pre.labels.len() == 2 {
+            for &s in scores {
+                self.profile.score.count_number(&mut self.score, Some(s));
+            }
+        } else {
+            for &c in predicted {
+                self.profile.score.count_index(&mut self.score, c);
+            }
+        }
+    }
+
+    /// The PSI of every column and of the scores.
+    pub fn report(&self) -> DriftReport {
+        let drift = |buckets: &Buckets, counts: &Counts| {
+            let psi = buckets.psi(counts);
+            ColumnDrift {
+                name: buckets.name.clone(),
+                psi,
+                verdict: verdict(psi).into(),
+            }
+        };
+        let mut features: Vec<ColumnDrift> = self
+            .profile
+            .features
+            .iter()
+            .zip(&self.features)
+            .map(|(b, c)| drift(b, c))
+            .collect();
+        features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+        DriftReport {
+            rows: self.score.total(),
+            training_rows: self.profile.rows,
+            score: drift(&self.profile.score, &self.score),
+            features,
+        }
+    }
+}
+
+impl DriftReport {
+    /// A markdown table: the scores first, then the columns, largest PSI first.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "{} rows against {} training rows; PSI < {STABLE_BELOW}: stable, < {MAJOR_FROM}: moderate shift, else major shift\n\n| column | PSI | reading |\n|---|---|---|\n",
+            self.rows, self.training_rows
+        );
+        for d in std::iter::once(&self.score).chain(&self.features) {
+            out.push_str(&format!("| {} | {:.4} | {} |\n", d.name, d.psi, d.verdict));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_is_zero_for_the_same_shares_and_grows_with_a_shift() {
+        let values: Vec<Option<f64>> = (0..1000).map(|i| Some(f64::from(i))).collect();
+        let b = Buckets::of_numbers("x", &values);
+        assert_eq!(b.edges.len(), 9);
+        assert!(b.shares[..10].iter().all(|&s| (s - 0.1).abs() < 1e-12));
+        assert_eq!(b.shares[10], 0.0);
+        let mut same = b.empty();
+        for v in &values {
+            b.count_number(&mut same, *v);
+        }
+        assert!(b.psi(&same).abs() < 1e-12);
+        // Half the rows moved to the top decile: sum of (a - e) ln(a / e) by hand.
+        let mut shifted = b.empty();
+        for i in 0..1000 {
+            b.count_number(
+                &mut shifted,
+                Some(if i < 500 { 999.0 } else { f64::from(i) }),
+            );
+        }
+        let a: Vec<f64> = (0..10)
+            .map(|d| {
+                if d < 5 {
+                    1e-4
+                } else if d < 9 {
+                    0.1
+                } else {
+                    0.6
+                }
+            })
+            .collect();
+        let expected: f64 = a.iter().map(|&a| (a - 0.1) * (a / 0.1).ln()).sum();
+        assert!(
+            (b.psi(&shifted) - expected).abs() < 1e-9,
+            "{}",
+            b.psi(&shifted)
+        );
+        assert_eq!(verdict(b.psi(&shifted)), "major shift");
+        // Missing values land in their own bucket.
+        let mut missing = b.empty();
+        b.count_number(&mut missing, None);
+        assert_eq!(missing.0[10], 1);
+    }
+
+    #[test]
+    fn ties_and_categories_bucket_consistently() {
+        // 80 % of the rows share one value: the deduplicated edges still cover the rest.
+        let values: Vec<Option<f64>> = (0..100)
+            .map(|i| Some(if i < 80 { -1.0 } else { f64::from(i) }))
+            .collect();
+        let b = Buckets::of_numbers("pdays", &values);
+        assert!(b.edges.windows(2).all(|w| w[0] < w[1]), "{:?}", b.edges);
+        assert!((b.shares[0] - 0.8).abs() < 1e-12, "{:?}", b.shares);
+        let c = Buckets::of_indices("job", &[0, 1, 1, 2, 2, 2], 3);
+        assert_eq!(c.shares, [1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0]);
+        let mut unseen = c.empty();
+        c.count_index(&mut unseen, 7);
+        assert_eq!(unseen.0, [0, 0, 1]);
+    }
+}

@@ -1,0 +1,166 @@
+//! `patron drift`: the training profile a run saves, and the PSI of new data against it.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_ok, json, patron, stderr, stdout, train_on};
+
+const BANK_DATA: &str = "datasets/bank_marketing_uci_bank_4521.csv";
+
+fn drift(run: &Path, data: &Path, out: &Path) -> std::process::Output {
+    patron(&[
+        "drift",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ])
+}
+
+/// `name -> (psi, verdict)` of a drift.json.
+fn columns(report: &serde_json::Value) -> Vec<(String, f64, String)> {
+    report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["psi"].as_f64().unwrap(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shifted_columns_stand_out_and_the_training_data_is_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/bank_propensity.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=2"],
+    );
+    // The profile is part of the exported run, hashed in the manifest.
+    let manifest = json(&run.join("manifest.json"));
+    assert!(manifest["files"]["profile.json"].is_string(), "{manifest}");
+    let profile = json(&run.join("profile.json"));
+    let features = json(&run.join("preprocess.json"))["features"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(profile["features"].as_array().unwrap().len(), features);
+    for column in profile["features"].as_array().unwrap() {
+        let shares: f64 = column["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .sum();
+        assert!((shares - 1.0).abs() < 1e-9, "{column}");
+    }
+
+    // The data it was trained on: every column stable.
+    let same = tmp.path().join("same");
+    let o = drift(&run, Path::new(BANK_DATA), &same);
+    assert_ok(&o);
+    let report = json(&same.join("drift.json"));
+    assert_eq!(report["rows"], 4521);
+    let all = columns(&report);
+    assert_eq!(all.len(), features);
+    assert!(
+        all.iter().all(|(_, psi, v)| *psi < 0.1 && v == "stable"),
+        "{all:?}"
+    );
+    assert!(report["score"]["psi"].as_f64().unwrap() < 0.1);
+    assert!(
+        stdout(&o).starts_with("4521 rows against"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(stdout(&o).lines().last().unwrap(), same.to_str().unwrap());
+    assert!(same.join("drift.md").is_file());
+
+    // Customers 15 years older, half of them reached on a new channel: those two columns
+    // lead with major shifts; the others stay stable.
+    let text = std::fs::read_to_string(BANK_DATA).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (age, contact) = (
+        header.iter().position(|h| *h == "age").unwrap(),
+        header.iter().position(|h| *h == "contact").unwrap(),
+    );
+    let mut shifted = vec![header.join(",")];
+    for (i, line) in lines.enumerate() {
+        let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+        cells[age] = (cells[age].parse::<u32>().unwrap() + 15).to_string();
+        if i % 2 == 0 {
+            cells[contact] = "whatsapp".into();
+        }
+        shifted.push(cells.join(","));
+    }
+    let shifted_csv = tmp.path().join("shifted.csv");
+    std::fs::write(&shifted_csv, shifted.join("\n") + "\n").unwrap();
+    let moved = tmp.path().join("moved");
+    assert_ok(&drift(&run, &shifted_csv, &moved));
+    let all = columns(&json(&moved.join("drift.json")));
+    let mut top: Vec<&str> = all[..2].iter().map(|(n, _, _)| n.as_str()).collect();
+    top.sort();
+    assert_eq!(top, ["age", "contact"], "{all:?}");
+    assert!(
+        all[..2]
+            .iter()
+            .all(|(_, psi, v)| *psi > 0.25 && v == "major shift")
+    );
+    assert!(all[2..].iter().all(|(_, psi, _)| *psi < 0.1), "{all:?}");
+
+    // A damaged profile is refused; a run without one says how to get one.
+    let profile_path = run.join("profile.json");
+    let saved = std::fs::read(&profile_path).unwrap();
+    std::fs::write(&profile_path, b"{}").unwrap();
+    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("damaged"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not match the SHA-256"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&profile_path, saved).unwrap();
+    let mut manifest = json(&run.join("manifest.json"));
+    manifest["files"]
+        .as_object_mut()
+        .unwrap()
+        .remove("profile.json");
+    std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
+    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("old"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has no profile.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_text_run_checks_its_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/feedback_sentiment_uci.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=2"],
+    );
+    let out = tmp.path().join("drift");
+    assert_ok(&drift(
+        &run,
+        Path::new("datasets/uci_sentiment_labelled_sentences_3000.csv"),
+        &out,
+    ));
+    let report = json(&out.join("drift.json"));
+    assert_eq!(report["rows"], 3000);
+    assert!(report["features"].as_array().unwrap().is_empty());
+    assert_eq!(report["score"]["name"], "score");
+    assert!(report["score"]["psi"].as_f64().unwrap() < 0.1, "{report}");
+}
