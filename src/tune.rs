@@ -149,7 +149,8 @@ pub struct TuneRequest {
     pub overrides: Vec<String>,
     /// The searched keys.
     pub search: Vec<Axis>,
-    /// Trials drawn at random from the grid (`None`, or as many as the grid: all of it).
+    /// Trials drawn at random from the grid (`None`, or as many as the grid: all of it);
+    /// required when a key takes a range.
     pub trials: Option<usize>,
     /// Seed of that draw.
     pub seed: u64,
@@ -330,7 +331,8 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
     })
 }
 
-/// The trials' values: the whole grid in order, or `trials` of it drawn at random.
+/// The trials' values: the whole grid of the listed values in order, or `trials` of it
+/// drawn at random; with a range among the keys, `trials` draws of every key.
 fn plan(request: &TuneRequest) -> Result<Vec<Vec<String>>> {
     if request.search.is_empty() {
         return Err(PatronError::Usage(
