@@ -238,6 +238,31 @@ pub fn profile(
     }
 }
 
+impl Profile {
+    /// Whether this profile describes `pre`'s columns (a hand-edited or mismatched file
+    /// would otherwise compare the wrong buckets): the error says what differs.
+    pub fn matches(&self, pre: &Preprocessor) -> std::result::Result<(), String> {
+        let expected: Vec<&str> = if pre.text.is_some() {
+            Vec::new()
+        } else {
+            pre.features.iter().map(Feature::name).collect()
+        };
+        let found: Vec<&str> = self.features.iter().map(|b| b.name.as_str()).collect();
+        if found != expected {
+            return Err(format!(
+                "profiles the columns {found:?}, but the run reads {expected:?}"
+            ));
+        }
+        for b in self.features.iter().chain([&self.score]) {
+            let numeric = b.shares.len() == b.edges.len() + 2;
+            if !(numeric || b.edges.is_empty()) || b.shares.is_empty() {
+                return Err(format!("has malformed buckets for {:?}", b.name));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Running bucket counts of new data against a profile.
 pub struct DriftCounter<'a> {
     profile: &'a Profile,

@@ -512,6 +512,9 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
     }
     let profile: Profile = parse_verified(&run.dir, &run.manifest, files::PROFILE)?;
     let pre = &run.preprocess;
+    profile
+        .matches(pre)
+        .map_err(|why| PatronError::checkpoint(run.dir.join(files::PROFILE), why))?;
     let reader = match &pre.text {
         Some(text) if data == Path::new("-") => {
             ChunkReader::open_lines(&text.columns, EVALUATE_CHUNK_ROWS)

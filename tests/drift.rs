@@ -131,6 +131,19 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
         "{}",
         stderr(&o)
     );
+    std::fs::write(&profile_path, &saved).unwrap();
+    // A profile of other columns (its hash updated, as a hand edit would) is refused too.
+    let mut other = json(&profile_path);
+    other["features"][0]["name"] = "tenure".into();
+    let other = other.to_string();
+    std::fs::write(&profile_path, &other).unwrap();
+    let mut manifest = json(&run.join("manifest.json"));
+    manifest["files"]["profile.json"] = patron::checkpoint::sha256_hex(other.as_bytes()).into();
+    std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
+    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("other"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("but the run reads"), "{}", stderr(&o));
+    assert!(!tmp.path().join("other").exists(), "no report is written");
     std::fs::write(&profile_path, saved).unwrap();
     let mut manifest = json(&run.join("manifest.json"));
     manifest["files"]
