@@ -245,7 +245,8 @@ pub struct DriftArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// New CSV or Parquet data with the run's input columns (`-`: CSV on stdin).
+    /// New CSV or Parquet data with the run's input columns (`-`: CSV on stdin, or one
+    /// text per line for a text run).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Folder for drift.json and drift.md (default: <checkpoint>/drift-<data file name

@@ -4,11 +4,15 @@
 //! a [`Profile`] (`profile.json`): each column's shares over deciles of its training values
 //! (plus a missing bucket), or over its categories (index 0: missing or unseen), and the
 //! shares of the held-out scores over their deciles (more than two classes: of each
-//! predicted class).
+//! predicted class). A text run profiles the number of tokens per text instead of columns.
 
 use serde::{Deserialize, Serialize};
 
 use crate::preprocess::{Encoded, Feature, Preprocessor, Slot};
+
+/// The one column a text run profiles: how many token ids each text gives the model (the
+/// texts themselves have no fixed buckets).
+pub const TEXT_LENGTH: &str = "tokens per text";
 
 /// Shares below this count as this in PSI, so an empty bucket on one side is a large
 /// finite term rather than an infinite one.
@@ -26,7 +30,7 @@ pub struct Profile {
     pub version: u32,
     /// Training rows profiled.
     pub rows: usize,
-    /// Each input column (tabular runs), in feature order.
+    /// Each input column in feature order (text runs: tokens per text).
     pub features: Vec<Buckets>,
     /// The held-out scores.
     pub score: Buckets,
@@ -197,7 +201,11 @@ pub fn profile(
 ) -> Profile {
     let offsets = category_offsets(pre);
     let features = if pre.text.is_some() {
-        Vec::new()
+        let lengths: Vec<Option<f64>> = train_rows
+            .iter()
+            .map(|&r| Some(encoded.tokens[r].len() as f64))
+            .collect();
+        vec![Buckets::of_numbers(TEXT_LENGTH, &lengths)]
     } else {
         pre.features
             .iter()
@@ -243,7 +251,7 @@ impl Profile {
     /// would otherwise compare the wrong buckets): the error says what differs.
     pub fn matches(&self, pre: &Preprocessor) -> std::result::Result<(), String> {
         let expected: Vec<&str> = if pre.text.is_some() {
-            Vec::new()
+            vec![TEXT_LENGTH]
         } else {
             pre.features.iter().map(Feature::name).collect()
         };
@@ -292,7 +300,7 @@ pub struct DriftReport {
     pub training_rows: usize,
     /// The scores' drift (more than two classes: the predicted classes').
     pub score: ColumnDrift,
-    /// Each input column's drift, largest first (empty for text runs).
+    /// Each input column's drift, largest first (text runs: tokens per text).
     pub features: Vec<ColumnDrift>,
 }
 
@@ -310,6 +318,15 @@ impl<'a> DriftCounter<'a> {
 
     /// Count a chunk: its encoded rows, and their scores (two classes) or predicted classes.
     pub fn add(&mut self, encoded: &Encoded, scores: &[f64], predicted: &[usize]) {
+        if let (Some(_), Some(buckets), Some(counts)) = (
+            &self.pre.text,
+            self.profile.features.first(),
+            self.features.first_mut(),
+        ) {
+            for tokens in &encoded.tokens {
+                buckets.count_number(counts, Some(tokens.len() as f64));
+            }
+        }
         let features = self.pre.features.iter().zip(self.pre.slots());
         for ((feature, slot), (buckets, counts)) in
             features.zip(self.profile.features.iter().zip(&mut self.features))

@@ -157,7 +157,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
 }
 
 #[test]
-fn a_text_run_checks_its_scores() {
+fn a_text_run_checks_its_scores_and_text_lengths() {
     let tmp = tempfile::tempdir().unwrap();
     let run = train_on(
         "ndarray",
@@ -165,15 +165,50 @@ fn a_text_run_checks_its_scores() {
         &tmp.path().join("run"),
         &["train.epochs=2"],
     );
+    let data = "datasets/uci_sentiment_labelled_sentences_3000.csv";
     let out = tmp.path().join("drift");
-    assert_ok(&drift(
-        &run,
-        Path::new("datasets/uci_sentiment_labelled_sentences_3000.csv"),
-        &out,
-    ));
+    assert_ok(&drift(&run, Path::new(data), &out));
     let report = json(&out.join("drift.json"));
     assert_eq!(report["rows"], 3000);
-    assert!(report["features"].as_array().unwrap().is_empty());
     assert_eq!(report["score"]["name"], "score");
     assert!(report["score"]["psi"].as_f64().unwrap() < 0.1, "{report}");
+    let all = columns(&report);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, "tokens per text");
+    assert!(all[0].1 < 0.1, "{all:?}");
+
+    // Texts cut to their first word: much shorter, a major shift.
+    let short: Vec<String> = std::fs::read_to_string(data)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            // source,label,class,text: the text's first word.
+            let text = l.splitn(4, ',').nth(3).unwrap_or("");
+            let word = text.trim_matches('"').split_whitespace().next();
+            word.unwrap_or("").to_string()
+        })
+        .collect();
+    let mut stdin_text = short.join("\n");
+    stdin_text.push('\n');
+    let short_file = tmp.path().join("short.txt");
+    std::fs::write(&short_file, stdin_text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args([
+            "drift",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--data",
+            "-",
+        ])
+        .args(["--backend", "ndarray"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::fs::File::open(&short_file).unwrap())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let stdin_report = json(&run.join("drift-stdin").join("drift.json"));
+    let all = columns(&stdin_report);
+    assert_eq!(all[0].0, "tokens per text");
+    assert!(all[0].1 > 0.25 && all[0].2 == "major shift", "{all:?}");
 }
