@@ -7,6 +7,7 @@ use std::path::Path;
 use patron::checkpoint::read_manifest;
 use patron::config::Config;
 use patron::data::{ChunkReader, ReadOptions, read_table};
+use patron::drift::{self, DriftCounter, Profile};
 use patron::preprocess::{Preprocessor, fit_labels};
 
 /// A small deterministic generator (SplitMix64).
@@ -131,6 +132,55 @@ fn read_chunks(
         rows += chunk.height();
     }
     Ok(rows)
+}
+
+#[test]
+fn mutated_drift_profiles_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    let mut csv = String::from("x,c,y\n");
+    for i in 0..60 {
+        let x = if i % 7 == 0 {
+            "NA".to_string()
+        } else {
+            (i * i % 37).to_string()
+        };
+        csv.push_str(&format!("{x},{},{}\n", ["a", "b", "c"][i % 3], i % 2));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let config = Config::from_toml_str(
+        &format!("[data]\npath = {:?}\ntarget = \"y\"\n", data.display()),
+        "c.toml",
+        &[],
+    )
+    .unwrap();
+    let table = read_table(&data, &ReadOptions::new(b',', &["NA".into()])).unwrap();
+    let labels = fit_labels(&table, &config, &data).unwrap();
+    let rows: Vec<usize> = (0..60).collect();
+    let (pre, _) = Preprocessor::fit(&table, &rows, labels, &config, &data).unwrap();
+    let encoded = pre.transform(&table, 0, &data).unwrap();
+    let scores: Vec<f64> = (0..60).map(|i| f64::from(i) / 60.0).collect();
+    let predicted: Vec<usize> = (0..60).map(|i| i % 2).collect();
+    let profile = drift::profile(&pre, &encoded, &rows, &scores, &predicted, 2);
+    let seed = serde_json::to_vec(&profile).unwrap();
+    let mut rng = Rng(4);
+    let (mut parsed, mut matched) = (0, 0);
+    for _ in 0..3000 {
+        let Ok(mutated) = serde_json::from_slice::<Profile>(&mutate(&mut rng, &seed)) else {
+            continue;
+        };
+        parsed += 1;
+        if mutated.matches(&pre).is_err() {
+            continue;
+        }
+        matched += 1;
+        let mut counter = DriftCounter::new(&mutated, &pre);
+        counter.add(&encoded, &scores, &predicted);
+        let report = counter.report();
+        assert_eq!(report.rows, 60);
+    }
+    println!("3000 mutated profiles: {parsed} parsed, {matched} matched the run, none panicked");
+    assert!(matched > 0, "some mutations keep a usable profile");
 }
 
 #[test]
