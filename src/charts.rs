@@ -184,10 +184,11 @@ pub fn heatmap(title: &str, labels: &[String], matrix: &[Vec<u64>]) -> Result<St
     Ok(svg)
 }
 
-/// Grouped bars: for each category, one bar per series (values in 0..1).
+/// Grouped bars: for each category (named on the x axis by `x_label`), one bar per series
+/// (values in 0..1).
 pub fn grouped_bars(
     title: &str,
-    y_label: &str,
+    (x_label, y_label): (&str, &str),
     categories: &[String],
     series: &[(&str, Vec<f64>, RGBColor)],
 ) -> Result<String, String> {
@@ -222,7 +223,7 @@ pub fn grouped_bars(
             .disable_x_mesh()
             .x_labels(slots)
             .x_label_formatter(&label)
-            .x_desc("class")
+            .x_desc(x_label)
             .y_desc(y_label)
             .light_line_style(RGBColor(235, 235, 235))
             .draw()

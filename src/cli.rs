@@ -12,6 +12,7 @@ use patron::compare;
 use patron::config::{Config, StopMetric};
 use patron::error::{PatronError, Result};
 use patron::export::{self, ExportFormat};
+use patron::html_report;
 use patron::inference;
 use patron::preprocess::Feature;
 use patron::progress::Progress;
@@ -501,9 +502,20 @@ fn run_drift(args: DriftArgs) -> Result<()> {
         .unwrap_or_else(|| default_output(&args.checkpoint, "drift", &args.data));
     let report = inference::drift(&run, &backend.device, &args.data)?;
     let markdown = report.markdown();
+    let facts = [
+        ("run".to_string(), args.checkpoint.display().to_string()),
+        ("new data".to_string(), args.data.display().to_string()),
+        ("rows".to_string(), report.rows.to_string()),
+        (
+            "training rows".to_string(),
+            report.training_rows.to_string(),
+        ),
+    ];
+    let html = html_report::render_drift(&report, "Drift against the training data", &facts)?;
     std::fs::create_dir_all(&out).map_err(|e| PatronError::io(&out, e))?;
     write_json(&out.join("drift.json"), &report)?;
     write_atomic(&out.join("drift.md"), markdown.as_bytes())?;
+    write_atomic(&out.join("drift.html"), html.as_bytes())?;
     print!("{markdown}");
     println!("{}", out.display());
     Ok(())

@@ -289,6 +289,12 @@ pub struct ColumnDrift {
     pub psi: f64,
     /// "stable", "moderate shift" or "major shift".
     pub verdict: String,
+    /// The buckets, readable: value ranges in the column's own units, categories, classes.
+    pub buckets: Vec<String>,
+    /// Share of training rows per bucket.
+    pub training: Vec<f64>,
+    /// Share of the new rows per bucket.
+    pub new: Vec<f64>,
 }
 
 /// What `patron drift` found.
@@ -354,12 +360,20 @@ impl<'a> DriftCounter<'a> {
 
     /// The PSI of every column and of the scores.
     pub fn report(&self) -> DriftReport {
-        let drift = |buckets: &Buckets, counts: &Counts| {
+        // The scores and text lengths are never missing: their (empty) missing bucket is
+        // left out of the shares shown.
+        let drift = |buckets: &Buckets, counts: &Counts, labels: Vec<String>| {
             let psi = buckets.psi(counts);
+            let (mut training, mut new) = (buckets.shares.clone(), counts.shares());
+            training.truncate(labels.len());
+            new.truncate(labels.len());
             ColumnDrift {
                 name: buckets.name.clone(),
                 psi,
                 verdict: verdict(psi).into(),
+                buckets: labels,
+                training,
+                new,
             }
         };
         let mut features: Vec<ColumnDrift> = self
@@ -367,16 +381,55 @@ impl<'a> DriftCounter<'a> {
             .features
             .iter()
             .zip(&self.features)
-            .map(|(b, c)| drift(b, c))
+            .enumerate()
+            .map(|(i, (b, c))| {
+                let labels = match self.pre.features.get(i) {
+                    Some(Feature::Categorical { categories, .. }) => {
+                        std::iter::once("(missing or unseen)".to_string())
+                            .chain(categories.iter().cloned())
+                            .collect()
+                    }
+                    Some(feature) => range_labels(&b.edges, |z| feature.unscale(z), true),
+                    // A text run's tokens per text.
+                    None => range_labels(&b.edges, Some, false),
+                };
+                drift(b, c, labels)
+            })
             .collect();
         features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+        let score_labels = if self.pre.labels.len() == 2 {
+            range_labels(&self.profile.score.edges, Some, false)
+        } else {
+            self.pre.labels.clone()
+        };
         DriftReport {
             rows: self.score.total(),
             training_rows: self.profile.rows,
-            score: drift(&self.profile.score, &self.score),
+            score: drift(&self.profile.score, &self.score, score_labels),
             features,
         }
     }
+}
+
+/// Labels of number buckets: "<= e" for each edge (in raw units by `raw`; a clipped edge
+/// reads "...") then "> last edge", and "missing" when the buckets have one.
+fn range_labels(edges: &[f64], raw: impl Fn(f64) -> Option<f64>, missing: bool) -> Vec<String> {
+    let show = |e: f64| raw(e).map_or_else(|| "...".to_string(), significant);
+    let mut labels: Vec<String> = edges.iter().map(|&e| format!("<= {}", show(e))).collect();
+    labels.push(match edges.last() {
+        Some(&e) => format!("> {}", show(e)),
+        None => "all".into(),
+    });
+    if missing {
+        labels.push("missing".into());
+    }
+    labels
+}
+
+/// A number to 4 significant digits.
+fn significant(x: f64) -> String {
+    let rounded: f64 = format!("{x:.3e}").parse().unwrap_or(x);
+    rounded.to_string()
 }
 
 impl DriftReport {

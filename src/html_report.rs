@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::{Axes, Series, line_chart, padded_range, palette};
+use crate::drift::{DriftReport, MAJOR_FROM, STABLE_BELOW};
 use crate::error::{PatronError, Result};
 use crate::explain::TextExplanations;
 use crate::importance::{FeatureImportance, REPEATS};
@@ -156,7 +157,7 @@ fn per_class_sections(r: &MulticlassReport) -> Result<String> {
     let [precision, recall, f1] = bars;
     let bars = crate::charts::grouped_bars(
         "Precision, recall and F1 per class",
-        "score",
+        ("class", "score"),
         &r.labels,
         &[
             ("precision", precision, palette::MODEL),
@@ -609,4 +610,60 @@ fn importance_section(importance: &[FeatureImportance]) -> String {
         );
     }
     h
+}
+
+/// Buckets drawn per column of the drift page (categories beyond them are in drift.json).
+const DRIFT_BUCKETS: usize = 16;
+/// Columns charted on the drift page, largest PSI first.
+const DRIFT_CHARTS: usize = 6;
+
+/// The drift page: what was compared (`facts`), every column's PSI, and the training and
+/// new shares per bucket of the scores and of the columns that moved most.
+pub fn render_drift(
+    report: &DriftReport,
+    title: &str,
+    facts: &[(String, String)],
+) -> Result<String> {
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>",
+        escape(title),
+        escape(title)
+    );
+    h.push_str("<section id=\"summary\"><table>");
+    for (k, v) in facts {
+        let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
+    }
+    h.push_str("</table></section>\n<section id=\"psi\"><h2>Population stability</h2><table><tr><th>column</th><th>PSI</th><th>reading</th></tr>");
+    for d in std::iter::once(&report.score).chain(&report.features) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+            escape(&d.name),
+            d.psi,
+            escape(&d.verdict)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</table><p class=\"note\">PSI = sum over buckets of (new share - training share) x ln(new share / training share). Below {STABLE_BELOW}: stable; {STABLE_BELOW}-{MAJOR_FROM}: a moderate shift; above {MAJOR_FROM}: a major shift (retrain, or find out what changed upstream).</p></section>"
+    );
+    h.push_str("<section id=\"buckets\"><h2>Training and new data, bucket by bucket</h2><div class=\"charts\">");
+    for d in std::iter::once(&report.score).chain(report.features.iter().take(DRIFT_CHARTS)) {
+        let shown = d.buckets.len().min(DRIFT_BUCKETS);
+        let svg = crate::charts::grouped_bars(
+            &format!("{} (PSI {:.3})", d.name, d.psi),
+            ("bucket", "share of rows"),
+            &d.buckets[..shown],
+            &[
+                ("training", d.training[..shown].to_vec(), palette::OTHER),
+                ("new", d.new[..shown].to_vec(), palette::MODEL),
+            ],
+        )
+        .map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))?;
+        let _ = write!(h, "<div>{svg}</div>");
+    }
+    h.push_str("</div></section>\n</body></html>\n");
+    Ok(h)
 }

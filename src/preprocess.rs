@@ -65,6 +65,25 @@ impl Feature {
         }
     }
 
+    /// A number's raw value from its scaled input `z` (the inverse of the centring,
+    /// scaling and compression), for labels; `None` for a category, or a value clipped at
+    /// the compression's limit.
+    pub fn unscale(&self, z: f64) -> Option<f64> {
+        let Feature::Numeric { median, scale, .. } = self else {
+            return None;
+        };
+        let a = z.abs();
+        if a >= HARD_CLIP {
+            return None;
+        }
+        let unsquashed = if a <= SOFT_CLIP {
+            a
+        } else {
+            SOFT_CLIP + (a - SOFT_CLIP).exp_m1()
+        };
+        Some(median + scale * unsquashed.copysign(z))
+    }
+
     /// The column name.
     pub fn name(&self) -> &str {
         match self {
@@ -1129,6 +1148,26 @@ mod tests {
         assert_eq!(row(0), vec![1.0, 0.2, 0.0, 0.0]);
         assert_eq!(row(1), vec![1.0, 1.0, 1.0, 1.0]);
         assert_eq!(row(2), vec![0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn unscale_inverts_the_encoding_of_a_number() {
+        let f = Feature::Numeric {
+            name: "x".into(),
+            median: 10.0,
+            scale: 4.0,
+            missing_indicator: false,
+            edges: Vec::new(),
+        };
+        for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {
+            let z = squash((x - 10.0) / 4.0);
+            let back = f.unscale(z).unwrap();
+            assert!(
+                (back - x).abs() < 1e-9 * x.abs().max(1.0),
+                "{x} -> {z} -> {back}"
+            );
+        }
+        assert_eq!(f.unscale(HARD_CLIP), None);
     }
 
     #[test]

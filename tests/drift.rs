@@ -119,6 +119,27 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
             .all(|(_, psi, v)| *psi > 0.25 && v == "major shift")
     );
     assert!(all[2..].iter().all(|(_, psi, _)| *psi < 0.1), "{all:?}");
+    // Buckets in the column's own units: ages in years, categories by name.
+    let report = json(&moved.join("drift.json"));
+    let age_column = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "age")
+        .unwrap();
+    let buckets = age_column["buckets"].as_array().unwrap();
+    assert_eq!(buckets.last().unwrap(), "missing");
+    let first: f64 = buckets[0].as_str().unwrap()[3..].parse().unwrap();
+    assert!((18.0..40.0).contains(&first), "{buckets:?}");
+    assert_eq!(
+        age_column["training"].as_array().unwrap().len(),
+        buckets.len()
+    );
+    // The page for people: self-contained, its charts valid SVG, the moved columns drawn.
+    let html = std::fs::read_to_string(moved.join("drift.html")).unwrap();
+    common::check_self_contained(&html);
+    assert!(common::check_svgs(&html) >= 3);
+    assert!(html.contains("contact (PSI") && html.contains("(missing or unseen)"));
 
     // A damaged profile is refused; a run without one says how to get one.
     let profile_path = run.join("profile.json");
