@@ -173,22 +173,6 @@ fn category(encoded: &Encoded, r: usize, index: usize, offset: i64) -> usize {
     (encoded.categorical[r * encoded.categorical_count + index] - offset) as usize
 }
 
-/// Where each categorical column's indices start in the shared embedding table.
-fn category_offsets(pre: &Preprocessor) -> Vec<i64> {
-    let mut offset = 0i64;
-    pre.features
-        .iter()
-        .filter_map(|f| match f {
-            Feature::Categorical { categories, .. } => {
-                let start = offset;
-                offset += categories.len() as i64 + 1;
-                Some(start)
-            }
-            Feature::Numeric { .. } => None,
-        })
-        .collect()
-}
-
 /// The profile of the training rows of `encoded` and the held-out `scores` (one per row for
 /// two classes) or `predicted` classes (more).
 pub fn profile(
@@ -199,7 +183,7 @@ pub fn profile(
     predicted: &[usize],
     classes: usize,
 ) -> Profile {
-    let offsets = category_offsets(pre);
+    let offsets = pre.category_offsets();
     let features = if pre.text.is_some() {
         let lengths: Vec<Option<f64>> = train_rows
             .iter()
@@ -316,7 +300,7 @@ impl<'a> DriftCounter<'a> {
         DriftCounter {
             profile,
             pre,
-            offsets: category_offsets(pre),
+            offsets: pre.category_offsets(),
             features: profile.features.iter().map(Buckets::empty).collect(),
             score: profile.score.empty(),
         }

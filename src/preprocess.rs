@@ -554,12 +554,30 @@ impl Preprocessor {
             .collect()
     }
 
+    /// Where each categorical column's indices start in the shared embedding table (its
+    /// index 0, missing or unseen, is there).
+    pub fn category_offsets(&self) -> Vec<i64> {
+        let mut offset = 0i64;
+        self.features
+            .iter()
+            .filter_map(|f| match f {
+                Feature::Categorical { categories, .. } => {
+                    let start = offset;
+                    offset += categories.len() as i64 + 1;
+                    Some(start)
+                }
+                Feature::Numeric { .. } => None,
+            })
+            .collect()
+    }
+
     /// The encoded inputs of a typical row: every number at its training median, every
     /// category at its most frequent training value (missing when the column had none).
     pub fn reference_row(&self) -> (Vec<f32>, Vec<i64>) {
         let mut numeric = vec![0f32; self.numeric_width()];
         let mut categorical = Vec::with_capacity(self.categorical_count());
-        let (mut start, mut offset) = (0, 0i64);
+        let mut offsets = self.category_offsets().into_iter();
+        let mut start = 0;
         for feature in &self.features {
             match feature {
                 Feature::Numeric {
@@ -582,8 +600,8 @@ impl Preprocessor {
                     start += len;
                 }
                 Feature::Categorical { categories, .. } => {
+                    let offset = offsets.next().expect("one offset per category column");
                     categorical.push(offset + i64::from(!categories.is_empty()));
-                    offset += categories.len() as i64 + 1;
                 }
             }
         }
