@@ -250,8 +250,8 @@ pub struct DriftArgs {
     /// text per line for a text run).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Folder for drift.json and drift.md (default: <checkpoint>/drift-<data file name
-    /// without extension>, or drift-stdin).
+    /// Folder for drift.json, drift.md and drift.html (default: <checkpoint>/drift-<data
+    /// file name without extension>, or drift-stdin).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Where to run.

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{assert_ok, json, predict_on, train_on};
 
@@ -56,6 +56,21 @@ fn data_rows(csv: &str) -> Vec<Vec<String>> {
         .skip(1)
         .map(|l| l.split(',').map(str::to_string).collect())
         .collect()
+}
+
+/// A binary run of `config` trained for 3 epochs on ndarray into `dir`, and how to read
+/// the log-odds of a class from a `row,score,prediction,...` predictions row.
+fn binary_run(config: &str, dir: &Path) -> (PathBuf, impl Fn(&[String], &str) -> f64) {
+    let run = train_on("ndarray", config, &dir.join("run"), &["train.epochs=3"]);
+    let positive = json(&run.join("manifest.json"))["positive"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let odds = move |row: &[String], class: &str| {
+        let z = logit(row[1].parse().unwrap());
+        if class == positive { z } else { -z }
+    };
+    (run, odds)
 }
 
 fn logit(p: f64) -> f64 {
@@ -136,24 +151,10 @@ fn check_effects(
 #[test]
 fn binary_reasons_are_the_fall_in_log_odds_at_the_typical_value() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = train_on(
-        "ndarray",
-        "configs/bank_propensity.toml",
-        &tmp.path().join("run"),
-        &["train.epochs=3"],
-    );
-    let positive = json(&run.join("manifest.json"))["positive"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (run, odds) = binary_run("configs/bank_propensity.toml", tmp.path());
     let (header, rows) = read_plain_csv(Path::new(BANK_DATA), 40);
-    // row,score,prediction: log-odds of the predicted class from the score.
-    let odds = |row: &[String], class: &str| {
-        let z = logit(row[1].parse().unwrap());
-        if class == positive { z } else { -z }
-    };
     for backend in ["ndarray", "flex"] {
-        let checked = check_effects(&run, backend, (&header, &rows), 3, odds);
+        let checked = check_effects(&run, backend, (&header, &rows), 3, &odds);
         assert!(checked >= 40, "{backend}: {checked} reasons checked");
     }
 
@@ -237,16 +238,7 @@ fn multiclass_reasons_use_the_predicted_class() {
 #[test]
 fn text_reasons_are_the_fall_in_log_odds_without_the_word() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = train_on(
-        "ndarray",
-        "configs/feedback_sentiment_uci.toml",
-        &tmp.path().join("run"),
-        &["train.epochs=3"],
-    );
-    let positive = json(&run.join("manifest.json"))["positive"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (run, odds) = binary_run("configs/feedback_sentiment_uci.toml", tmp.path());
     // Normalized already (lower case, words and spaces): the test can blank a word itself.
     let texts = [
         "the food was great and the staff were friendly",
@@ -266,10 +258,6 @@ fn text_reasons_are_the_fall_in_log_odds_without_the_word() {
     assert_ok(&o);
     let scored = data_rows(&common::stdout(&o));
     assert_eq!(scored.len(), texts.len());
-    let odds = |row: &[String], class: &str| {
-        let z = logit(row[1].parse().unwrap());
-        if class == positive { z } else { -z }
-    };
     let mut variants = Vec::new();
     let mut expected = Vec::new();
     for (r, (text, row)) in texts.iter().zip(&scored).enumerate() {
