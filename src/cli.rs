@@ -28,6 +28,7 @@ use patron::tune::{self, Axis, Trial, TrialResult, TuneRequest};
   patron train --config configs/bank_propensity.toml
   patron predict --checkpoint checkpoints/RUN --input new.csv --output scores.csv
   patron evaluate --checkpoint checkpoints/RUN --data labelled.csv
+  patron drift --checkpoint checkpoints/RUN --data new.csv
 
 Exit status: 0 success, 2 bad input or config, 1 internal failure.")]
 pub struct Cli {
@@ -66,6 +67,20 @@ metric at their best epoch (default: the config's train.early_stopping.metric), 
 the test split. The leaderboard is printed and written to <dir>/leaderboard.csv and .md;
 the last stdout line is the best trial's run directory.")]
     Tune(TuneArgs),
+    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
+    /// prediction and p_<label> per class).
+    #[command(after_help = "Examples:
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
+  patron predict --checkpoint runs/churn --input customers.parquet --output scores.parquet --batch-size 100000
+  patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --reasons 3
+                                      (with the 3 columns behind each customer's score)
+  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --keep email,region
+  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
+                                                  (text run: one text per line on stdin)
+  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output - --reasons 2
+                                                  (with the 2 words behind each prediction)")]
+    Predict(PredictArgs),
     /// Score a labelled file with a run and write report.json, report.md and report.html.
     #[command(after_help = "Examples:
   patron evaluate --checkpoint runs/churn --data datasets/telco_customer_churn_ibm_7043.csv
@@ -83,20 +98,6 @@ investigate), and writes drift.json and drift.md to --output (default:
 <checkpoint>/drift-<data file name without extension>); the last stdout line is that folder.
 Labels are not needed.")]
     Drift(DriftArgs),
-    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
-    /// prediction and p_<label> per class).
-    #[command(after_help = "Examples:
-  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
-  patron predict --checkpoint runs/churn --input customers.parquet --output scores.parquet --batch-size 100000
-  patron predict --checkpoint runs/churn --input customers.csv --output -     (CSV to stdout)
-  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --reasons 3
-                                      (with the 3 columns behind each customer's score)
-  patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --keep email,region
-  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
-                                                  (text run: one text per line on stdin)
-  cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output - --reasons 2
-                                                  (with the 2 words behind each prediction)")]
-    Predict(PredictArgs),
     /// Run every check `train` makes before its first epoch, without training.
     #[command(after_help = "Examples:
   patron validate --config configs/bank_propensity.toml
