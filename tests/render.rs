@@ -1,12 +1,13 @@
-//! report.html opens in a real browser: headless Chromium loads it with no console errors
-//! and renders it. `.ci/run` installs Debian's chromium; without it this test skips.
+//! report.html (and drift.html) open in a real browser: headless Chromium loads them with
+//! no console errors and renders them. `.ci/run` installs Debian's chromium; without it
+//! these tests skip.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::train_on;
+use common::{assert_ok, patron, train_on};
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -117,5 +118,39 @@ fn multiclass_text_report_renders_in_headless_chromium() {
             "Training",
         ],
         5,
+    );
+}
+
+#[test]
+fn drift_html_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipping: no chromium found (apt-get install chromium)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "ndarray",
+        "configs/bank_propensity.toml",
+        &tmp.path().join("run"),
+        &["train.epochs=2"],
+    );
+    let out = tmp.path().join("drift");
+    assert_ok(&patron(&[
+        "drift",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        "datasets/bank_marketing_uci_bank_4521.csv",
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ]));
+    // The scores and the six columns that moved most.
+    check_rendered(
+        browser,
+        &out.join("drift.html"),
+        &["Population stability", "Training and new data"],
+        7,
     );
 }
