@@ -4,23 +4,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, json, patron, stderr, stdout, train_on};
+use common::{assert_ok, drift_on, json, stderr, stdout, train_on};
 
 const BANK_DATA: &str = "datasets/bank_marketing_uci_bank_4521.csv";
-
-fn drift(run: &Path, data: &Path, out: &Path) -> std::process::Output {
-    patron(&[
-        "drift",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ])
-}
 
 /// `name -> (psi, verdict)` of a drift.json.
 fn columns(report: &serde_json::Value) -> Vec<(String, f64, String)> {
@@ -68,7 +54,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
 
     // The data it was trained on: every column stable.
     let same = tmp.path().join("same");
-    let o = drift(&run, Path::new(BANK_DATA), &same);
+    let o = drift_on(&run, Path::new(BANK_DATA), &same);
     assert_ok(&o);
     let report = json(&same.join("drift.json"));
     assert_eq!(report["rows"], 4521);
@@ -108,7 +94,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
     let shifted_csv = tmp.path().join("shifted.csv");
     std::fs::write(&shifted_csv, shifted.join("\n") + "\n").unwrap();
     let moved = tmp.path().join("moved");
-    assert_ok(&drift(&run, &shifted_csv, &moved));
+    assert_ok(&drift_on(&run, &shifted_csv, &moved));
     let all = columns(&json(&moved.join("drift.json")));
     let mut top: Vec<&str> = all[..2].iter().map(|(n, _, _)| n.as_str()).collect();
     top.sort();
@@ -145,7 +131,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
     let profile_path = run.join("profile.json");
     let saved = std::fs::read(&profile_path).unwrap();
     std::fs::write(&profile_path, b"{}").unwrap();
-    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("damaged"));
+    let o = drift_on(&run, Path::new(BANK_DATA), &tmp.path().join("damaged"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("does not match the SHA-256"),
@@ -161,7 +147,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
     let mut manifest = json(&run.join("manifest.json"));
     manifest["files"]["profile.json"] = patron::checkpoint::sha256_hex(other.as_bytes()).into();
     std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
-    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("other"));
+    let o = drift_on(&run, Path::new(BANK_DATA), &tmp.path().join("other"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("but the run reads"), "{}", stderr(&o));
     assert!(!tmp.path().join("other").exists(), "no report is written");
@@ -172,7 +158,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
         .unwrap()
         .remove("profile.json");
     std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
-    let o = drift(&run, Path::new(BANK_DATA), &tmp.path().join("old"));
+    let o = drift_on(&run, Path::new(BANK_DATA), &tmp.path().join("old"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("has no profile.json"), "{}", stderr(&o));
 }
@@ -188,7 +174,7 @@ fn a_text_run_checks_its_scores_and_text_lengths() {
     );
     let data = "datasets/uci_sentiment_labelled_sentences_3000.csv";
     let out = tmp.path().join("drift");
-    assert_ok(&drift(&run, Path::new(data), &out));
+    assert_ok(&drift_on(&run, Path::new(data), &out));
     let report = json(&out.join("drift.json"));
     assert_eq!(report["rows"], 3000);
     assert_eq!(report["score"]["name"], "score");

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_ok, patron, train_on};
+use common::{assert_ok, drift_on, train_on};
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -135,17 +135,11 @@ fn drift_html_renders_in_headless_chromium() {
         &["train.epochs=2"],
     );
     let out = tmp.path().join("drift");
-    assert_ok(&patron(&[
-        "drift",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        "datasets/bank_marketing_uci_bank_4521.csv",
-        "--output",
-        out.to_str().unwrap(),
-        "--backend",
-        "ndarray",
-    ]));
+    assert_ok(&drift_on(
+        &run,
+        Path::new("datasets/bank_marketing_uci_bank_4521.csv"),
+        &out,
+    ));
     // The scores and the six columns that moved most.
     check_rendered(
         browser,

@@ -216,3 +216,18 @@ pub fn predict_stdin(run: &Path, input: &[u8], extra: &[&str]) -> Output {
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// `patron drift` of `run` on `data` on ndarray, writing into `out`.
+pub fn drift_on(run: &Path, data: &Path, out: &Path) -> Output {
+    patron(&[
+        "drift",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+    ])
+}
