@@ -48,6 +48,7 @@ fn native_graphics_api() -> burn::tensor::wgpu::WgpuBackend {
 }
 
 /// A wgpu adapter that was found.
+#[derive(Clone)]
 struct Adapter {
     device: Device,
     name: String,
@@ -56,7 +57,24 @@ struct Adapter {
     compiler: String,
 }
 
+/// Find wgpu's adapter (the `gpu`-th discrete one when given). wgpu's runtime can be set
+/// up only once per process (a second setup fails with "Service already initialized"),
+/// so each answer is kept and given again.
 fn probe_wgpu(gpu: Option<usize>) -> std::result::Result<Adapter, String> {
+    type Probed = Vec<(Option<usize>, std::result::Result<Adapter, String>)>;
+    static PROBED: std::sync::Mutex<Probed> = std::sync::Mutex::new(Vec::new());
+    let mut probed = PROBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, answer)) = probed.iter().find(|(g, _)| *g == gpu) {
+        return answer.clone();
+    }
+    let answer = set_up_wgpu(gpu);
+    probed.push((gpu, answer.clone()));
+    answer
+}
+
+fn set_up_wgpu(gpu: Option<usize>) -> std::result::Result<Adapter, String> {
     let mut options = Device::wgpu_options().graphics_api(native_graphics_api());
     if let Some(n) = gpu {
         options = options.device_kind(burn::tensor::DeviceKind::DiscreteGpu(n));
@@ -309,5 +327,18 @@ mod tests {
         let nvidia = no_adapter_hint(true, true).unwrap();
         assert!(nvidia.contains("NVIDIA_DRIVER_CAPABILITIES"), "{nvidia}");
         assert_eq!(no_adapter_hint(true, false), None);
+    }
+
+    #[test]
+    fn wgpu_can_be_selected_more_than_once_in_a_process() {
+        // The first setup of wgpu's runtime is the only one it allows; a second select
+        // used to fail where the first had found the adapter.
+        let first = select(BackendChoice::Wgpu).map(|b| b.description);
+        let second = select(BackendChoice::Wgpu).map(|b| b.description);
+        match (first, second) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("the two selects differ: {a:?} then {b:?}"),
+        }
     }
 }
