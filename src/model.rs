@@ -219,11 +219,22 @@ impl TextBag {
     /// A host copy of the embedding table, row-major `[buckets * dim]` (bags are summed
     /// on the host, in training and in scoring).
     pub fn host_table(&self) -> Result<Vec<f32>> {
+        // A device can fail to hand back a large table (a software adapter's buffer
+        // limits): an error to report, not a panic.
+        let read = |e: String| PatronError::Internal(format!("reading the n-gram table: {e}"));
         self.table
             .val()
-            .into_data()
+            .try_into_data()
+            .map_err(|e| {
+                read(
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })?
             .try_to_vec::<f32>()
-            .map_err(|e| PatronError::Internal(format!("reading the n-gram table: {e:?}")))
+            .map_err(|e| read(format!("{e:?}")))
     }
 
     /// The head on the host, for scoring on the CPU ([`HostMlp`]).
