@@ -309,6 +309,26 @@ pub fn select_device(choice: BackendChoice, gpu: Option<usize>) -> Result<Backen
     }
 }
 
+/// Build the device for scoring a saved model: [`select_device`], except that a plain
+/// `auto` (no `--device`) scores models other than the Transformer on the CPU. Their work
+/// per row is a small MLP (after a table lookup for `text_bag`), which a GPU does no
+/// faster than flex's fused host forward while its start-up alone costs a second: on an
+/// H200 machine, 200k bank rows took 0.34 s on flex and 1.5 s on wgpu, a 10-row file
+/// 0.02 s and 0.97 s (BENCHMARKS.md). `--backend wgpu` still scores them on the GPU.
+pub fn select_for_scoring(
+    choice: BackendChoice,
+    gpu: Option<usize>,
+    transformer: bool,
+) -> Result<Backend> {
+    if choice == BackendChoice::Auto && gpu.is_none() && !transformer {
+        return Ok(cpu(
+            "flex",
+            " (auto: this model scores faster on the CPU; --backend wgpu for a GPU)",
+        ));
+    }
+    select_device(choice, gpu)
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
 }
@@ -327,6 +347,25 @@ mod tests {
         let nvidia = no_adapter_hint(true, true).unwrap();
         assert!(nvidia.contains("NVIDIA_DRIVER_CAPABILITIES"), "{nvidia}");
         assert_eq!(no_adapter_hint(true, false), None);
+    }
+
+    #[test]
+    fn auto_scores_small_models_on_the_cpu_and_transformers_where_train_would_run() {
+        let small = select_for_scoring(BackendChoice::Auto, None, false).unwrap();
+        assert_eq!(small.name, "flex");
+        assert!(small.description.contains("scores faster on the CPU"));
+        let transformer = select_for_scoring(BackendChoice::Auto, None, true).unwrap();
+        assert_eq!(
+            transformer.name,
+            select(BackendChoice::Auto).unwrap().name,
+            "{}",
+            transformer.description
+        );
+        // A named backend, or a GPU asked for by number, is what the user gets.
+        let named = select_for_scoring(BackendChoice::Ndarray, None, false).unwrap();
+        assert_eq!(named.name, "ndarray");
+        let numbered = select_for_scoring(BackendChoice::Auto, Some(7), false);
+        assert!(!numbered.is_ok_and(|b| b.description.contains("scores faster")));
     }
 
     #[test]

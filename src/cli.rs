@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
-use patron::checkpoint::{load_run, write_atomic, write_json};
+use patron::checkpoint::{load_run, read_manifest, write_atomic, write_json};
 use patron::compare;
-use patron::config::{Config, StopMetric};
+use patron::config::{Config, ModelKind, StopMetric};
 use patron::error::{PatronError, Result};
 use patron::export::{self, ExportFormat};
 use patron::html_report;
@@ -149,6 +149,21 @@ impl RunOn {
     /// The backend these flags pick.
     fn select(&self) -> Result<backend::Backend> {
         select_backend(self.backend, self.device)
+    }
+
+    /// The backend these flags pick for scoring the run in `checkpoint`
+    /// ([`backend::select_for_scoring`]).
+    fn select_for(&self, checkpoint: &std::path::Path) -> Result<backend::Backend> {
+        // Only a plain `auto` depends on the model; other flags are checked before the run.
+        let plain_auto = self.backend == BackendChoice::Auto && self.device.is_none();
+        let transformer = plain_auto
+            && read_manifest(checkpoint)?
+                .model
+                .text
+                .is_some_and(|t| t.kind == ModelKind::TextTransformer);
+        let backend = backend::select_for_scoring(self.backend, self.device, transformer)?;
+        eprintln!("backend: {}", backend.description);
+        Ok(backend)
     }
 }
 
@@ -496,7 +511,7 @@ fn default_output(checkpoint: &std::path::Path, kind: &str, data: &std::path::Pa
 }
 
 fn run_drift(args: DriftArgs) -> Result<()> {
-    let backend = args.run_on.select()?;
+    let backend = args.run_on.select_for(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args
         .output
@@ -523,7 +538,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
 }
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
-    let backend = args.run_on.select()?;
+    let backend = args.run_on.select_for(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args
         .output
@@ -541,7 +556,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let backend = args.run_on.select()?;
+    let backend = args.run_on.select_for(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let request = inference::PredictRequest {
@@ -591,6 +606,11 @@ fn run_info(gpu: Option<usize>) {
         Err(why) => println!("wgpu adapter ({}): none ({why})", info.graphics_api),
     }
     println!("--backend auto uses: {}", info.auto);
+    if info.auto.starts_with("wgpu") {
+        println!(
+            "--backend auto scores tabular and text_bag models on flex (faster than a GPU for them)"
+        );
+    }
 }
 
 fn run_validate(args: ConfigArgs) -> Result<()> {

@@ -1081,6 +1081,15 @@ fn tabular_multiclass_target() {
         "customerID,prediction,p_Month-to-month,p_One year,p_Two year"
     );
     assert_eq!(text.lines().count(), 7044);
+    // Under `auto`, even where a GPU is found, a tabular model is scored on flex.
+    let telco = Path::new("datasets/telco_customer_churn_ibm_7043.csv");
+    let o = predict_on(&run, telco, &out, "auto", &[]);
+    assert_ok(&o);
+    let said = stderr(&o);
+    assert!(
+        said.contains("backend: flex (CPU") && said.contains("scores faster on the CPU"),
+        "{said}"
+    );
 }
 
 #[test]
