@@ -27,6 +27,8 @@ struct Case {
     patron: Option<f64>,
     /// The key of the reference's figure in its JSON output, if it has one.
     reference: Option<&'static str>,
+    /// Measured on the GPU: compared with the reference on CUDA, not on the CPU.
+    gpu: bool,
     extra: String,
 }
 
@@ -106,8 +108,9 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
 
 /// The reference's fastText-style case on its own sizes and data: 32 documents of 40 ids
 /// drawn uniformly from a 2^20 x 64 table, a linear 2-class head, lr 5e-3, sparse Adam on
-/// the table (Adam on the head), through the same step as `text_bag` training. Ids/s.
-fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
+/// the table (Adam on the head), through the same step as `text_bag` training. Ids/s, or
+/// why the device could not run it.
+fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, String> {
     let (docs, ids, dim) = (32, 40, 64);
     let ad = device.clone().autodiff();
     ad.seed(0);
@@ -133,7 +136,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
     let Network::Bag(bag) = &model else {
         unreachable!("a text_bag spec builds a bag network")
     };
-    let mut table = SparseTable::new(bag.host_table().expect("host table"), dim);
+    let mut table = SparseTable::new(bag.host_table().map_err(|e| e.to_string())?, dim);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let pool: Vec<(Vec<Vec<u32>>, Tensor<2>)> = (0..16)
@@ -172,7 +175,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> f64 {
         model = next;
         loss
     };
-    timed_steps(steps, runs, docs * ids, step)
+    Ok(timed_steps(steps, runs, docs * ids, step))
 }
 
 /// Inference rows/s at batch 4096 through the scoring path of `patron predict`
@@ -226,6 +229,19 @@ fn torch_script() -> Option<PathBuf> {
     Some(script)
 }
 
+/// One run of the reference on CUDA (`bench/torch_cuda.py`), for the wgpu cases; `None`
+/// when torch sees no CUDA device.
+fn torch_cuda_reference(script: &Path, quick: bool) -> Option<serde_json::Value> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(project_dir().join("bench/torch_cuda.py"))
+        .env("PATRON_TORCH_REFERENCE", script);
+    if quick {
+        cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
+    }
+    let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+    serde_json::from_slice(out.stdout.trim_ascii()).ok()
+}
+
 /// One run of the reference (its JSON line). It inherits the environment, so torch runs
 /// as a user's script would (OpenMP's default wait policy unless the caller sets one).
 fn torch_reference(script: &Path, quick: bool, tuned_malloc: bool) -> Option<serde_json::Value> {
@@ -254,26 +270,34 @@ fn patron_exe() -> PathBuf {
 /// in MB (not the maximum over every child, which would be the torch reference's). Linux
 /// counts this process's RSS at the spawn in it too, so measure while this one is small.
 fn run(args: &[&str]) -> (f64, f64) {
+    try_run(args).unwrap_or_else(|e| panic!("patron {args:?} failed: {e}"))
+}
+
+/// [`run`], or the last line patron wrote on stderr when it failed.
+fn try_run(args: &[&str]) -> Result<(f64, f64), String> {
+    let errors = std::env::temp_dir().join(format!("patron-bench-{}.err", std::process::id()));
     let started = Instant::now();
     // Reaped by wait4 below, which std's wait does not offer (it drops the usage).
     let child = Command::new(patron_exe())
         .args(args)
         .current_dir(project_dir())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errors).map_err(|e| e.to_string())?)
         .spawn()
-        .expect("patron runs")
+        .map_err(|e| format!("patron does not start: {e}"))?
         .id();
     let mut status = 0;
     // SAFETY: wait4 reaps our own child and fills the status and usage we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child as libc::pid_t, &mut status, 0, &mut usage) };
     let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "patron {args:?} failed"
-    );
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
+    let stderr = std::fs::read_to_string(&errors).unwrap_or_default();
+    let _ = std::fs::remove_file(&errors);
+    if pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok((seconds, usage.ru_maxrss as f64 / 1024.0))
+    } else {
+        Err(stderr.lines().last().unwrap_or("no message").to_string())
+    }
 }
 
 /// The project root: the working directory when it holds the configs (a copied tree),
@@ -286,8 +310,14 @@ fn project_dir() -> PathBuf {
     }
 }
 
-/// One epoch of a text config on `backend`: (training texts/s, seconds per optimizer step).
-fn text_epoch(backend: &str, config: &str, sets: &[&str], dir: &Path) -> (f64, f64) {
+/// One epoch of a text config on `backend`: (training texts/s, seconds per optimizer step),
+/// or why patron could not train it there.
+fn text_epoch(
+    backend: &str,
+    config: &str,
+    sets: &[&str],
+    dir: &Path,
+) -> Result<(f64, f64), String> {
     let mut args = vec![
         "train",
         "--config",
@@ -303,7 +333,7 @@ fn text_epoch(backend: &str, config: &str, sets: &[&str], dir: &Path) -> (f64, f
     for s in sets {
         args.extend(["--set", s]);
     }
-    run(&args);
+    try_run(&args)?;
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("run file");
     let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).expect("json");
     let config: toml::Table = read("config.toml").parse().expect("toml");
@@ -317,7 +347,7 @@ fn text_epoch(backend: &str, config: &str, sets: &[&str], dir: &Path) -> (f64, f
         .and_then(|v| v.parse().ok())
         .expect("epoch seconds");
     let _ = std::fs::remove_dir_all(dir);
-    (rows / seconds, seconds / (rows / batch).ceil())
+    Ok((rows / seconds, seconds / (rows / batch).ceil()))
 }
 
 /// Mean embedding-table ids per training text of a text config (to turn texts/s into the
@@ -363,29 +393,41 @@ fn main() {
 }
 
 fn bench() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
     // The in-process cases (tabular, fastText-style) and the reference take turns, so a
     // noisy neighbour on a shared machine slows both sides alike; each side's figure is
     // its median over the rounds.
     let rounds = if quick { 1 } else { 3 };
-    // `--wgpu` adds the GPU backend (on a machine with an adapter).
-    let with_wgpu = std::env::args().any(|a| a == "--wgpu");
-    let mut backends = vec![
-        ("flex", BackendChoice::Flex),
-        ("ndarray", BackendChoice::Ndarray),
-    ];
-    if with_wgpu {
-        match select(BackendChoice::Wgpu) {
-            Ok(_) => backends.push(("wgpu", BackendChoice::Wgpu)),
-            Err(e) => eprintln!("skipping the wgpu cases: {e}"),
+    let mut backends = match backends_arg(&args) {
+        Ok(backends) => backends,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
         }
-    }
+    };
     let tmp = std::env::temp_dir().join(format!("patron-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     // The end-to-end cases run first: a child's peak RSS includes its parent's at the
     // moment of spawning (Linux carries the high-water mark across exec), and the
     // in-process cases below hold an 800 MB fastText table.
-    let mut end_to_end = end_to_end_cases(quick, &tmp);
+    let gpus: Vec<&str> = backends
+        .iter()
+        .map(|&(name, _)| name)
+        .filter(|&name| name == "wgpu")
+        .collect();
+    let mut end_to_end = end_to_end_cases(quick, &tmp, &gpus);
+    // Probed after the end-to-end cases, so that this process holds no GPU while they run.
+    backends.retain(|&(name, choice)| match select(choice) {
+        Ok(backend) => {
+            eprintln!("{name}: {}", backend.description);
+            true
+        }
+        Err(e) => {
+            eprintln!("skipping the {name} cases: {e}");
+            false
+        }
+    });
     let (mut cases, references) = in_process_cases(quick, rounds, &backends);
     cases.append(&mut end_to_end);
     cases.extend(text_cases(quick, &backends, &tmp));
@@ -393,8 +435,42 @@ fn bench() {
     print_results(&cases, &references);
 }
 
-/// `predict` on a large file (rows/s, peak RSS) and on a 10-row one (cold start).
-fn end_to_end_cases(quick: bool, tmp: &Path) -> Vec<Case> {
+/// The backends to measure: `--backends flex,ndarray,wgpu` (default flex and ndarray);
+/// `--wgpu` adds the GPU backend to the list.
+fn backends_arg(args: &[String]) -> Result<Vec<(&'static str, BackendChoice)>, String> {
+    let known = [
+        ("flex", BackendChoice::Flex),
+        ("ndarray", BackendChoice::Ndarray),
+        ("wgpu", BackendChoice::Wgpu),
+    ];
+    let mut backends = match args.iter().position(|a| a == "--backends") {
+        Some(i) => {
+            let list = args
+                .get(i + 1)
+                .ok_or("--backends needs a list such as flex,wgpu")?;
+            list.split(',')
+                .map(|name| {
+                    known
+                        .iter()
+                        .find(|(k, _)| *k == name.trim())
+                        .copied()
+                        .ok_or(format!(
+                            "--backends: unknown backend {name:?}; use flex, ndarray or wgpu"
+                        ))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => known[..2].to_vec(),
+    };
+    if args.iter().any(|a| a == "--wgpu") && !backends.iter().any(|(k, _)| *k == "wgpu") {
+        backends.push(known[2]);
+    }
+    Ok(backends)
+}
+
+/// `predict` on a large file (rows/s, peak RSS) and on a 10-row one (cold start), as
+/// users run it (`--backend auto`), and on each of `gpus` (`predict_*/wgpu`).
+fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     let mut end_to_end = Vec::new();
     let run_dir = tmp.join("run");
     run(&[
@@ -413,22 +489,41 @@ fn end_to_end_cases(quick: bool, tmp: &Path) -> Vec<Case> {
     let big = tmp.join("big.csv");
     write_rows(&big, rows);
     let out = tmp.join("out.csv");
-    let (secs, peak_rss_mb) = run(&[
-        "predict",
-        "--checkpoint",
-        path_str(&run_dir),
-        "--input",
-        path_str(&big),
-        "--output",
-        path_str(&out),
-    ]);
-    end_to_end.push(Case {
-        case: if quick { "predict_200k" } else { "predict_1m" }.into(),
-        unit: "rows/s",
-        patron: Some(rows as f64 / secs),
-        reference: None,
-        extra: format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
-    });
+    let case = if quick { "predict_200k" } else { "predict_1m" };
+    for backend in std::iter::once("auto").chain(gpus.iter().copied()) {
+        let predicted = try_run(&[
+            "predict",
+            "--checkpoint",
+            path_str(&run_dir),
+            "--input",
+            path_str(&big),
+            "--output",
+            path_str(&out),
+            "--backend",
+            backend,
+        ]);
+        let (patron, extra) = match predicted {
+            Ok((secs, peak_rss_mb)) => (
+                Some(rows as f64 / secs),
+                format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
+            ),
+            Err(e) => {
+                eprintln!("{case}/{backend}: not measured: {e}");
+                (None, "\"peak_rss_mb\": null".into())
+            }
+        };
+        end_to_end.push(Case {
+            case: match backend {
+                "auto" => case.into(),
+                gpu => format!("{case}/{gpu}"),
+            },
+            unit: "rows/s",
+            patron,
+            reference: None,
+            gpu: backend != "auto",
+            extra,
+        });
+    }
     let small = tmp.join("small.csv");
     write_rows(&small, 10);
     let small_out = tmp.join("small_out.csv");
@@ -451,6 +546,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path) -> Vec<Case> {
         unit: "s",
         patron: Some(median(cold)),
         reference: None,
+        gpu: false,
         extra: "\"rows\": 10".into(),
     });
     end_to_end
@@ -462,6 +558,8 @@ fn end_to_end_cases(quick: bool, tmp: &Path) -> Vec<Case> {
 struct References {
     plain: Vec<serde_json::Value>,
     tuned: Vec<serde_json::Value>,
+    /// On CUDA, when the wgpu cases run and torch sees a CUDA device.
+    cuda: Vec<serde_json::Value>,
 }
 
 /// The tabular and fastText-style cases of each backend, taking turns with the
@@ -478,6 +576,7 @@ fn in_process_cases(
     let mut infer_rates = vec![Vec::new(); backends.len()];
     let mut fasttext_rates = vec![Vec::new(); backends.len()];
     let ft_steps = if quick { 100 } else { 300 };
+    let on_gpu = backends.iter().any(|&(name, _)| name == "wgpu");
     for _ in 0..rounds {
         if let Some(script) = script.as_deref() {
             references
@@ -486,13 +585,22 @@ fn in_process_cases(
             references
                 .tuned
                 .extend(torch_reference(script, quick, true));
+            if on_gpu {
+                references.cuda.extend(torch_cuda_reference(script, quick));
+            }
         }
         for (i, &(_, choice)) in backends.iter().enumerate() {
             let backend = select(choice).expect("checked above; CPU backends always exist");
             train_rates[i].push(tabular_train(&backend.device, steps, runs));
             infer_rates[i].push(tabular_infer(&backend.device, iters, runs));
-            fasttext_rates[i].push(fasttext_train(&backend.device, ft_steps, runs));
+            match fasttext_train(&backend.device, ft_steps, runs) {
+                Ok(rate) => fasttext_rates[i].push(rate),
+                Err(e) => eprintln!("fasttext_train/{}: not measured: {e}", backend.name),
+            }
         }
+    }
+    if on_gpu && script.is_some() && references.cuda.is_empty() {
+        eprintln!("reference on CUDA: torch sees no CUDA device; the wgpu cases have no ratio");
     }
     let omp = std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "default".into());
     let mut cases = Vec::new();
@@ -502,6 +610,7 @@ fn in_process_cases(
             unit: "samples/s",
             patron: Some(median(train_rates[i].clone())),
             reference: Some("train_samples_per_s"),
+            gpu: name == "wgpu",
             extra: format!(
                 "\"threads\": {}, \"batch\": 512, \"rounds\": {rounds}, \"omp_wait_policy\": \"{omp}\"",
                 threads()
@@ -512,6 +621,7 @@ fn in_process_cases(
             unit: "rows/s",
             patron: Some(median(infer_rates[i].clone())),
             reference: Some("infer_inference_mode_rows_per_s"),
+            gpu: name == "wgpu",
             extra: format!(
                 "\"threads\": {}, \"batch\": 4096, \"rounds\": {rounds}, \"omp_wait_policy\": \"{omp}\"",
                 threads()
@@ -522,8 +632,9 @@ fn in_process_cases(
         cases.push(Case {
             case: format!("fasttext_train/{name}"),
             unit: "ids/s",
-            patron: Some(median(fasttext_rates[i].clone())),
+            patron: (!fasttext_rates[i].is_empty()).then(|| median(fasttext_rates[i].clone())),
             reference: Some("fasttext_train_tokens_per_s"),
+            gpu: name == "wgpu",
             extra: format!(
                 "\"data\": \"the reference's: 32 docs x 40 uniform ids, 2^20 x 64 table, 2 classes\", \"rounds\": {rounds}"
             ),
@@ -540,15 +651,20 @@ fn text_cases(quick: bool, backends: &[(&str, BackendChoice)], tmp: &Path) -> Ve
         // The reference's fastText-style sizes: a 2^20 x 64 table, batch 32 documents.
         let sizes = ["model.embedding_dim=64", "model.buckets=1048576"];
         let zh = "configs/feedback_sentiment_zh.toml";
-        let (texts, _) = text_epoch(name, zh, &sizes, &tmp.join("zh"));
+        let texts = text_epoch(name, zh, &sizes, &tmp.join("zh"))
+            .inspect_err(|e| eprintln!("text_bag_train/{name}: not measured: {e}"))
+            .ok()
+            .map(|(texts, _)| texts);
         let ids = ids_per_text(zh, &sizes);
         cases.push(Case {
             case: format!("text_bag_train/{name}"),
             unit: "ids/s",
-            patron: Some(texts * ids),
+            patron: texts.map(|t| t * ids),
             reference: Some("fasttext_train_tokens_per_s"),
+            gpu: name == "wgpu",
             extra: format!(
-                "\"texts_per_s\": {texts:.0}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\""
+                "\"texts_per_s\": {}, \"ids_per_text\": {ids:.1}, \"data\": \"Chinese reviews, one epoch, batch 32, 2^20 x 64 table\"",
+                texts.map_or("null".into(), |t| format!("{t:.0}"))
             ),
         });
         // The shipped English config as a Transformer at the default size; quick mode
@@ -558,17 +674,21 @@ fn text_cases(quick: bool, backends: &[(&str, BackendChoice)], tmp: &Path) -> Ve
         } else {
             "model.max_length=64"
         };
-        let (_, step) = text_epoch(
+        let step = text_epoch(
             name,
             "configs/feedback_sentiment_en.toml",
             &["model.kind=\"text_transformer\"", length],
             &tmp.join("en"),
-        );
+        )
+        .inspect_err(|e| eprintln!("text_transformer_step/{name}: not measured: {e}"))
+        .ok()
+        .map(|(_, step)| step);
         cases.push(Case {
             case: format!("text_transformer_step/{name}"),
             unit: "s/step",
-            patron: Some(step),
+            patron: step,
             reference: None,
+            gpu: name == "wgpu",
             extra: format!("\"batch\": 32, \"{}\": true", length),
         });
     }
@@ -582,16 +702,28 @@ fn print_results(cases: &[Case], references: &References) {
         (!v.is_empty()).then(|| median(v))
     };
     let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.4}"));
+    // A GPU case's reference is PyTorch on CUDA; the malloc setting is a CPU matter.
     let figures = |c: &Case| {
-        let reference = median_of(&references.plain, c.reference);
-        let tuned = median_of(&references.tuned, c.reference);
+        let (reference, tuned) = if c.gpu {
+            (median_of(&references.cuda, c.reference), None)
+        } else {
+            (
+                median_of(&references.plain, c.reference),
+                median_of(&references.tuned, c.reference),
+            )
+        };
         let ratio = |r: Option<f64>| c.patron.zip(r).map(|(p, r)| p / r);
         (reference, ratio(reference), tuned, ratio(tuned))
     };
+    let cuda_device = references.cuda.first().and_then(|r| r["device"].as_str());
     for c in cases {
         let (reference, ratio, tuned, tuned_ratio) = figures(c);
+        let device = match cuda_device {
+            Some(name) if c.gpu => format!(", \"reference_device\": \"CUDA {name}\""),
+            _ => String::new(),
+        };
         println!(
-            "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, \"reference_malloc_tuned\": {}, \"ratio_malloc_tuned\": {}, {}}}",
+            "{{\"case\": \"{}\", \"unit\": \"{}\", \"patron\": {}, \"reference\": {}, \"ratio\": {}, \"reference_malloc_tuned\": {}, \"ratio_malloc_tuned\": {}, {}{device}}}",
             c.case,
             c.unit,
             num(c.patron),
@@ -617,8 +749,13 @@ fn print_results(cases: &[Case], references: &References) {
     let times = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
     for c in cases {
         let (reference, ratio, tuned, tuned_ratio) = figures(c);
+        let on = if c.gpu && reference.is_some() {
+            " (CUDA)"
+        } else {
+            ""
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}{on} | {} | {} | {} |",
             c.case,
             c.unit,
             show(c.patron),
