@@ -8,6 +8,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ModelKind;
 use crate::error::{PatronError, Result};
 
 /// What the user asked for with `--backend`.
@@ -309,22 +310,42 @@ pub fn select_device(choice: BackendChoice, gpu: Option<usize>) -> Result<Backen
     }
 }
 
-/// Build the device for scoring a saved model: [`select_device`], except that a plain
-/// `auto` (no `--device`) scores models other than the Transformer on the CPU. Their work
-/// per row is a small MLP (after a table lookup for `text_bag`), which a GPU does no
-/// faster than flex's fused host forward while its start-up alone costs a second: on an
-/// H200 machine, 200k bank rows took 0.34 s on flex and 1.5 s on wgpu, a 10-row file
-/// 0.02 s and 0.97 s (BENCHMARKS.md). `--backend wgpu` still scores them on the GPU.
-pub fn select_for_scoring(
+/// What a command does with a model, for [`select_for_model`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// `train`, `tune`.
+    Train,
+    /// `predict`, `evaluate`, `drift`.
+    Score,
+}
+
+/// Build the device for `work` on a model of `kind`: [`select_device`], except that a
+/// plain `auto` (no `--device`) leaves the GPU out where it cannot pay. A `text_bag`
+/// model's n-gram table lives on the host (sparse updates, host lookups), so a GPU would
+/// run only its small head, a round trip per step: on an H200 machine it trained at 6,103
+/// texts/s on wgpu and 14,606 on flex (16 cores; 6,257 on 2 cores of the CI machine). A
+/// tabular model is scored on the CPU, where flex's fused host forward beats the GPU and
+/// wgpu's start-up alone costs a second: 200k bank rows 0.34 s on flex and 1.5 s on wgpu,
+/// a 10-row file 0.02 s and 0.97 s (BENCHMARKS.md). Tabular training and the Transformer
+/// keep `auto`'s GPU; `--backend wgpu` always gets it.
+pub fn select_for_model(
     choice: BackendChoice,
     gpu: Option<usize>,
-    transformer: bool,
+    kind: ModelKind,
+    work: Work,
 ) -> Result<Backend> {
-    if choice == BackendChoice::Auto && gpu.is_none() && !transformer {
-        return Ok(cpu(
-            "flex",
-            " (auto: this model scores faster on the CPU; --backend wgpu for a GPU)",
-        ));
+    if choice == BackendChoice::Auto && gpu.is_none() {
+        let why = match (kind, work) {
+            (ModelKind::TextBag, _) => Some("a text_bag model works on the host's n-gram table"),
+            (ModelKind::TabularMlp, Work::Score) => Some("this model scores faster on the CPU"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Ok(cpu(
+                "flex",
+                &format!(" (auto: {why}; --backend wgpu for a GPU)"),
+            ));
+        }
     }
     select_device(choice, gpu)
 }
@@ -350,22 +371,45 @@ mod tests {
     }
 
     #[test]
-    fn auto_scores_small_models_on_the_cpu_and_transformers_where_train_would_run() {
-        let small = select_for_scoring(BackendChoice::Auto, None, false).unwrap();
-        assert_eq!(small.name, "flex");
-        assert!(small.description.contains("scores faster on the CPU"));
-        let transformer = select_for_scoring(BackendChoice::Auto, None, true).unwrap();
-        assert_eq!(
-            transformer.name,
-            select(BackendChoice::Auto).unwrap().name,
-            "{}",
-            transformer.description
-        );
+    fn auto_leaves_the_gpu_out_where_it_cannot_pay() {
+        let on = |choice, gpu, kind, work| select_for_model(choice, gpu, kind, work);
+        let plain = select(BackendChoice::Auto).unwrap().name;
+        for (kind, work, cpu_why) in [
+            (
+                ModelKind::TabularMlp,
+                Work::Score,
+                Some("scores faster on the CPU"),
+            ),
+            (ModelKind::TextBag, Work::Score, Some("n-gram table")),
+            (ModelKind::TextBag, Work::Train, Some("n-gram table")),
+            (ModelKind::TabularMlp, Work::Train, None),
+            (ModelKind::TextTransformer, Work::Score, None),
+            (ModelKind::TextTransformer, Work::Train, None),
+        ] {
+            let b = on(BackendChoice::Auto, None, kind, work).unwrap();
+            match cpu_why {
+                Some(why) => {
+                    assert_eq!(b.name, "flex", "{kind:?} {work:?}");
+                    assert!(b.description.contains(why), "{}", b.description);
+                }
+                None => assert_eq!(b.name, plain, "{kind:?} {work:?}: {}", b.description),
+            }
+        }
         // A named backend, or a GPU asked for by number, is what the user gets.
-        let named = select_for_scoring(BackendChoice::Ndarray, None, false).unwrap();
-        assert_eq!(named.name, "ndarray");
-        let numbered = select_for_scoring(BackendChoice::Auto, Some(7), false);
-        assert!(!numbered.is_ok_and(|b| b.description.contains("scores faster")));
+        let named = on(
+            BackendChoice::Ndarray,
+            None,
+            ModelKind::TextBag,
+            Work::Train,
+        );
+        assert_eq!(named.unwrap().name, "ndarray");
+        let numbered = on(
+            BackendChoice::Auto,
+            Some(7),
+            ModelKind::TextBag,
+            Work::Score,
+        );
+        assert!(!numbered.is_ok_and(|b| b.description.contains("n-gram table")));
     }
 
     #[test]

@@ -146,24 +146,30 @@ pub struct RunOn {
 }
 
 impl RunOn {
-    /// The backend these flags pick.
-    fn select(&self) -> Result<backend::Backend> {
-        select_backend(self.backend, self.device)
-    }
-
-    /// The backend these flags pick for scoring the run in `checkpoint`
-    /// ([`backend::select_for_scoring`]).
-    fn select_for(&self, checkpoint: &std::path::Path) -> Result<backend::Backend> {
-        // Only a plain `auto` depends on the model; other flags are checked before the run.
+    /// The backend these flags pick for a model of the kind `kind` gives
+    /// ([`backend::select_for_model`]); `kind` is asked only under a plain `auto`, so the
+    /// other flags are checked before any file is read.
+    fn select_for(
+        &self,
+        work: backend::Work,
+        kind: impl FnOnce() -> Result<Option<ModelKind>>,
+    ) -> Result<backend::Backend> {
         let plain_auto = self.backend == BackendChoice::Auto && self.device.is_none();
-        let transformer = plain_auto
-            && read_manifest(checkpoint)?
-                .model
-                .text
-                .is_some_and(|t| t.kind == ModelKind::TextTransformer);
-        let backend = backend::select_for_scoring(self.backend, self.device, transformer)?;
+        let kind = if plain_auto { kind()? } else { None };
+        let backend = match kind {
+            Some(kind) => backend::select_for_model(self.backend, self.device, kind, work)?,
+            None => backend::select_device(self.backend, self.device)?,
+        };
         eprintln!("backend: {}", backend.description);
         Ok(backend)
+    }
+
+    /// The backend for scoring the run in `checkpoint`.
+    fn select_for_run(&self, checkpoint: &std::path::Path) -> Result<backend::Backend> {
+        self.select_for(backend::Work::Score, || {
+            let model = read_manifest(checkpoint)?.model;
+            Ok(Some(model.text.map_or(ModelKind::TabularMlp, |t| t.kind)))
+        })
     }
 }
 
@@ -402,12 +408,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn select_backend(choice: BackendChoice, gpu: Option<usize>) -> Result<backend::Backend> {
-    let backend = backend::select_device(choice, gpu)?;
-    eprintln!("backend: {}", backend.description);
-    Ok(backend)
-}
-
 /// A flag the first Ctrl-C sets (training then stops after the current epoch's checkpoint);
 /// a second Ctrl-C exits at once.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
@@ -423,7 +423,17 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    let backend = args.run_on.select()?;
+    let backend = args.run_on.select_for(backend::Work::Train, || {
+        Ok(Some(match (&args.resume, &args.config) {
+            (Some(run), _) => read_manifest(run)?
+                .model
+                .text
+                .map_or(ModelKind::TabularMlp, |t| t.kind),
+            (None, Some(config)) => Config::load(config, &args.overrides)?.model.kind,
+            // train reports the missing --config.
+            (None, None) => return Ok(None),
+        }))
+    })?;
     let progress = Progress::new(args.quiet);
     let stop = stop_on_ctrl_c();
     let request = TrainRequest {
@@ -457,7 +467,13 @@ fn run_tune(args: TuneArgs) -> Result<()> {
         .iter()
         .map(|spec| Axis::parse(spec))
         .collect::<Result<Vec<_>>>()?;
-    let backend = args.run_on.select()?;
+    // A search over model.kind trains several kinds: auto's plain choice then.
+    let backend = args.run_on.select_for(backend::Work::Train, || {
+        Ok(match search.iter().any(|axis| axis.key == "model.kind") {
+            true => None,
+            false => Some(Config::load(&args.config, &args.overrides)?.model.kind),
+        })
+    })?;
     let progress = Progress::new(args.quiet);
     let request = TuneRequest {
         config: args.config,
@@ -511,7 +527,7 @@ fn default_output(checkpoint: &std::path::Path, kind: &str, data: &std::path::Pa
 }
 
 fn run_drift(args: DriftArgs) -> Result<()> {
-    let backend = args.run_on.select_for(&args.checkpoint)?;
+    let backend = args.run_on.select_for_run(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args
         .output
@@ -538,7 +554,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
 }
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
-    let backend = args.run_on.select_for(&args.checkpoint)?;
+    let backend = args.run_on.select_for_run(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let out = args
         .output
@@ -556,7 +572,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let backend = args.run_on.select_for(&args.checkpoint)?;
+    let backend = args.run_on.select_for_run(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let request = inference::PredictRequest {
@@ -608,7 +624,7 @@ fn run_info(gpu: Option<usize>) {
     println!("--backend auto uses: {}", info.auto);
     if info.auto.starts_with("wgpu") {
         println!(
-            "--backend auto scores tabular and text_bag models on flex (faster than a GPU for them)"
+            "--backend auto keeps text_bag models, and the scoring of tabular ones, on flex (faster than a GPU for them)"
         );
     }
 }
