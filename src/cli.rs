@@ -58,6 +58,7 @@ The last line on stdout is the run directory.")]
       --search 'train.weight_decay=0|1e-4|1e-3' --trials 4 --metric auc_pr
   patron tune --config configs/telco_churn.toml --trials 12 \\
       --search 'train.learning_rate=loguniform(1e-4,1e-2)' --search 'model.dropout=uniform(0,0.5)'
+  patron tune --resume checkpoints/telco_churn-tune-20261126T120000Z
 
 Each --search lists a key's values (TOML, as for --set) separated by '|'; every combination
 is a trial (or --trials N of them, drawn with --seed). A key can instead take a range,
@@ -65,7 +66,9 @@ uniform(LOW,HIGH), loguniform(LOW,HIGH) or randint(LOW,HIGH): then each of the -
 trials draws every key. Trials are ranked by the validation
 metric at their best epoch (default: the config's train.early_stopping.metric), never by
 the test split. The leaderboard is printed and written to <dir>/leaderboard.csv and .md;
-the last stdout line is the best trial's run directory.")]
+the last stdout line is the best trial's run directory. A stopped search (Ctrl-C, a crash)
+continues with `patron tune --resume DIR`: finished trials are kept, the interrupted one
+resumes from its last epoch.")]
     Tune(TuneArgs),
     /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
     /// prediction and p_<label> per class).
@@ -203,12 +206,20 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 pub struct TuneArgs {
     /// The base TOML config.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
     /// A key and its values to search: `|`-separated TOML, or uniform(LOW,HIGH),
     /// loguniform(LOW,HIGH), randint(LOW,HIGH) (repeatable).
-    #[arg(long, value_name = "KEY=V1|V2|...", required = true)]
+    #[arg(long, value_name = "KEY=V1|V2|...", required_unless_present = "resume")]
     pub search: Vec<String>,
+    /// Continue the search in DIR (the directory `patron tune` wrote) with its saved
+    /// config, keys and trials.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["config", "search", "overrides", "trials", "seed", "metric", "output_dir"]
+    )]
+    pub resume: Option<PathBuf>,
     /// Override a config key in every trial, typed like TOML (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -462,30 +473,46 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_tune(args: TuneArgs) -> Result<()> {
-    let search = args
-        .search
-        .iter()
-        .map(|spec| Axis::parse(spec))
-        .collect::<Result<Vec<_>>>()?;
-    // A search over model.kind trains several kinds: auto's plain choice then.
-    let backend = args.run_on.select_for(backend::Work::Train, || {
-        Ok(match search.iter().any(|axis| axis.key == "model.kind") {
-            true => None,
-            false => Some(Config::load(&args.config, &args.overrides)?.model.kind),
-        })
-    })?;
     let progress = Progress::new(args.quiet);
-    let request = TuneRequest {
-        config: args.config,
-        overrides: args.overrides,
-        search,
-        trials: args.trials,
-        seed: args.seed,
-        metric: args.metric,
-        output_dir: args.output_dir,
-        stop: stop_on_ctrl_c(),
+    let outcome = match (args.resume, args.config) {
+        (Some(dir), _) => {
+            let backend = args
+                .run_on
+                .select_for(backend::Work::Train, || tune::model_kind(&dir))?;
+            tune::resume(&dir, stop_on_ctrl_c(), &backend, &progress)?
+        }
+        (None, Some(config)) => {
+            let search = args
+                .search
+                .iter()
+                .map(|spec| Axis::parse(spec))
+                .collect::<Result<Vec<_>>>()?;
+            // A search over model.kind trains several kinds: auto's plain choice then.
+            let backend = args.run_on.select_for(backend::Work::Train, || {
+                Ok(match search.iter().any(|axis| axis.key == "model.kind") {
+                    true => None,
+                    false => Some(Config::load(&config, &args.overrides)?.model.kind),
+                })
+            })?;
+            let request = TuneRequest {
+                config,
+                overrides: args.overrides,
+                search,
+                trials: args.trials,
+                seed: args.seed,
+                metric: args.metric,
+                output_dir: args.output_dir,
+                stop: stop_on_ctrl_c(),
+            };
+            tune::tune(&request, &backend, &progress)?
+        }
+        // clap requires --config without --resume.
+        (None, None) => {
+            return Err(PatronError::Usage(
+                "patron tune needs --config FILE (or --resume DIR)".into(),
+            ));
+        }
     };
-    let outcome = tune::tune(&request, &backend, &progress)?;
     print!("{}", outcome.leaderboard);
     match outcome.ranked.first() {
         Some(Trial {

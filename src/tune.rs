@@ -1,8 +1,9 @@
 //! `patron tune`: a search over config values. Each trial is an ordinary training run (the
 //! config with the trial's values set, as `--set` would) in its own run directory; trials
 //! are ranked by a validation metric at their best epoch, never by the test split, which
-//! stays an unbiased estimate for the winner. The leaderboard is rewritten after every
-//! trial, so an interrupted search keeps what it finished.
+//! stays an unbiased estimate for the winner. The leaderboard and `search.json` (the plan
+//! and the finished trials) are rewritten after every trial, so an interrupted search keeps
+//! what it finished and `patron tune --resume DIR` continues it.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,11 @@ use std::sync::atomic::AtomicBool;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::checkpoint::write_atomic;
-use crate::config::{Config, StopMetric};
+use crate::checkpoint::{RunStatus, read_json, read_manifest, write_atomic, write_json};
+use crate::config::{Config, ModelKind, StopMetric};
 use crate::error::{PatronError, Result};
 use crate::predictions::csv_field;
 use crate::progress::Progress;
@@ -27,6 +29,9 @@ pub mod files {
     pub const LEADERBOARD_CSV: &str = "leaderboard.csv";
     /// The same as a markdown table.
     pub const LEADERBOARD_MD: &str = "leaderboard.md";
+    /// The search (base config, shared overrides, keys, metric, every trial's values) and
+    /// the finished trials: what `patron tune --resume` continues.
+    pub const SEARCH: &str = "search.json";
 }
 
 /// One searched key and the values it takes.
@@ -179,7 +184,8 @@ pub struct Trial {
 }
 
 /// How a trial ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TrialResult {
     /// Trained: its best epoch and that epoch's validation metrics.
     Trained {
@@ -205,6 +211,37 @@ pub struct TuneOutcome {
     pub ranked: Vec<Trial>,
     /// The leaderboard as markdown.
     pub leaderboard: String,
+}
+
+/// A search as `search.json` keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    /// The base config, as given.
+    config: PathBuf,
+    /// Its text when the search started (a resume refuses a changed file).
+    config_text: String,
+    /// `--set` overrides every trial shares.
+    overrides: Vec<String>,
+    /// The searched keys.
+    keys: Vec<String>,
+    /// The ranking metric.
+    metric: StopMetric,
+    /// Every trial's values, in trial order.
+    plan: Vec<Vec<String>>,
+    /// The finished trials.
+    done: Vec<SavedTrial>,
+}
+
+/// A finished trial in `search.json` (its run directory is `trial-NN` beside it).
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedTrial {
+    number: usize,
+    result: TrialResult,
+    seconds: f64,
+}
+
+fn trial_dir(dir: &Path, number: usize) -> PathBuf {
+    dir.join(format!("trial-{number:02}"))
 }
 
 /// Run the search: check every trial's config first (a bad key or value fails before any
@@ -234,25 +271,142 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
     };
     if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
         return Err(PatronError::Usage(format!(
-            "{}: already exists; choose a new --output-dir",
+            "{}: already exists; choose a new --output-dir, or continue that search with --resume",
             dir.display()
         )));
     }
+    let config_text = std::fs::read_to_string(&request.config)
+        .map_err(|e| PatronError::io(&request.config, e))?;
     std::fs::create_dir_all(&dir).map_err(|e| PatronError::io(&dir, e))?;
-    let mut done: Vec<Trial> = Vec::with_capacity(combos.len());
+    let saved = Saved {
+        config: request.config.clone(),
+        config_text,
+        overrides: request.overrides.clone(),
+        keys: request.search.iter().map(|a| a.key.clone()).collect(),
+        metric,
+        plan: combos,
+        done: Vec::new(),
+    };
+    run_trials(&dir, request, saved, false, backend, progress)
+}
+
+/// Continue the search in `dir` (`patron tune --resume`): the finished trials are kept,
+/// an interrupted one resumes from its last epoch checkpoint, and the rest run.
+pub fn resume(
+    dir: &Path,
+    stop: Arc<AtomicBool>,
+    backend: &Backend,
+    progress: &Progress,
+) -> Result<TuneOutcome> {
+    let path = dir.join(files::SEARCH);
+    if !path.is_file() {
+        return Err(PatronError::checkpoint(
+            dir,
+            "has no search.json: pass the directory that `patron tune` wrote",
+        ));
+    }
+    let saved: Saved = read_json(&path)?;
+    let now =
+        std::fs::read_to_string(&saved.config).map_err(|e| PatronError::io(&saved.config, e))?;
+    if now != saved.config_text {
+        return Err(PatronError::config(
+            saved.config.display().to_string(),
+            "changed since the search started; restore it, or start a new search",
+        ));
+    }
+    let request = TuneRequest {
+        config: saved.config.clone(),
+        overrides: saved.overrides.clone(),
+        search: saved
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| Axis {
+                key: key.clone(),
+                values: Values::List(saved.plan.iter().map(|v| v[i].clone()).collect()),
+            })
+            .collect(),
+        trials: None,
+        seed: 0,
+        metric: Some(saved.metric),
+        output_dir: Some(dir.to_path_buf()),
+        stop,
+    };
+    progress.line(&format!(
+        "resuming {}: {} of {} trials finished",
+        dir.display(),
+        saved.done.len(),
+        saved.plan.len()
+    ));
+    run_trials(dir, &request, saved, true, backend, progress)
+}
+
+/// The model kind every trial of the search in `dir` trains (`None` when the search
+/// varies `model.kind`), for choosing a backend before [`resume`].
+pub fn model_kind(dir: &Path) -> Result<Option<ModelKind>> {
+    let path = dir.join(files::SEARCH);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let saved: Saved = read_json(&path)?;
+    if saved.keys.iter().any(|k| k == "model.kind") {
+        return Ok(None);
+    }
+    Ok(Some(
+        Config::load(&saved.config, &saved.overrides)?.model.kind,
+    ))
+}
+
+/// Train the trials of `saved` that are not finished, recording each in `search.json` and
+/// the leaderboard as it ends.
+fn run_trials(
+    dir: &Path,
+    request: &TuneRequest,
+    mut saved: Saved,
+    resuming: bool,
+    backend: &Backend,
+    progress: &Progress,
+) -> Result<TuneOutcome> {
+    let metric = saved.metric;
+    let combos = saved.plan.clone();
+    let finished = |saved: &Saved| -> Vec<Trial> {
+        saved
+            .done
+            .iter()
+            .map(|t| Trial {
+                number: t.number,
+                values: combos[t.number - 1].clone(),
+                run_dir: Some(trial_dir(dir, t.number)).filter(|d| d.exists()),
+                result: t.result.clone(),
+                seconds: t.seconds,
+            })
+            .collect()
+    };
+    write_json(&dir.join(files::SEARCH), &saved)?;
     for (i, values) in combos.iter().enumerate() {
         let number = i + 1;
+        if saved.done.iter().any(|t| t.number == number) {
+            continue;
+        }
         progress.line(&format!(
             "trial {number}/{}: {}",
             combos.len(),
             setting(request, values).join(" ")
         ));
-        let run_dir = dir.join(format!("trial-{number:02}"));
+        let run_dir = trial_dir(dir, number);
+        // A trial stopped mid-way continues from its last epoch checkpoint.
+        let interrupted = run_dir.exists();
+        if interrupted && read_manifest(&run_dir)?.status == RunStatus::Complete {
+            return Err(PatronError::checkpoint(
+                &run_dir,
+                "finished but the search did not record it; remove it to train that trial again, then resume",
+            ));
+        }
         let train_request = TrainRequest {
             config: Some(request.config.clone()),
             overrides: trial_overrides(request, values),
             output_dir: Some(run_dir.clone()),
-            resume: None,
+            resume: interrupted.then(|| run_dir.clone()),
             force: false,
             stop: request.stop.clone(),
         };
@@ -260,7 +414,7 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
         let result = match train::train(&train_request, backend, progress) {
             Ok(outcome) => {
                 let value = outcome.best.metric(metric);
-                let leads = rank(&done, metric)
+                let leads = rank(&finished(&saved), metric)
                     .first()
                     .is_none_or(|best| match &best.result {
                         TrialResult::Trained { valid, .. } => {
@@ -289,42 +443,45 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
                 progress.line(&format!("trial {number} diverged: {message}"));
                 TrialResult::Diverged(message)
             }
-            Err(e) if done.is_empty() && !run_dir.exists() => {
+            Err(e) if !resuming && saved.done.is_empty() && !run_dir.exists() => {
                 // Failed before anything was written (the data does not fit the config):
                 // leave no empty search directory behind.
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(dir);
                 return Err(e);
             }
             Err(e) => {
                 // Stopped (Ctrl-C) or failed: keep the leaderboard of the finished trials.
-                write_leaderboard(&dir, request, metric, &done)?;
+                write_leaderboard(dir, request, metric, &finished(&saved))?;
                 let board = dir.join(files::LEADERBOARD_CSV);
                 let context = format!(
-                    "the search stopped in trial {number} of {}; the trials before it are ranked in {}",
+                    "the search stopped in trial {number} of {}; the trials before it are ranked in {}; continue with `patron tune --resume {}`",
                     combos.len(),
-                    board.display()
+                    board.display(),
+                    dir.display()
                 );
                 return Err(match e {
-                    PatronError::Interrupted(m) => {
-                        PatronError::Interrupted(format!("{m}; {context}"))
-                    }
+                    // The trial's own hint (`patron train --resume`) gives way to the
+                    // search's.
+                    PatronError::Interrupted(m) => PatronError::Interrupted(format!(
+                        "{}; {context}",
+                        m.split(';').next().unwrap_or(&m)
+                    )),
                     other => other,
                 });
             }
         };
-        done.push(Trial {
+        saved.done.push(SavedTrial {
             number,
-            values: values.clone(),
-            run_dir: run_dir.exists().then_some(run_dir),
             result,
             seconds: started.elapsed().as_secs_f64(),
         });
-        write_leaderboard(&dir, request, metric, &done)?;
+        write_json(&dir.join(files::SEARCH), &saved)?;
+        write_leaderboard(dir, request, metric, &finished(&saved))?;
     }
-    let ranked = rank(&done, metric);
+    let ranked = rank(&finished(&saved), metric);
     let leaderboard = markdown(request, metric, &ranked);
     Ok(TuneOutcome {
-        dir,
+        dir: dir.to_path_buf(),
         metric,
         ranked,
         leaderboard,

@@ -212,3 +212,80 @@ fn diverged_trials_rank_last_and_bad_searches_fail_before_training() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_stopped_search_resumes_to_the_leaderboard_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let search = [
+        "--search",
+        "train.learning_rate=1e-3|3e-3|1e-2",
+        "--set",
+        "train.epochs=8",
+    ];
+    let whole = tmp.path().join("whole");
+    assert_ok(&tune(&whole, &search));
+
+    // Ctrl-C (SIGINT) once the second trial has started: it stops after its epoch.
+    let stopped = tmp.path().join("stopped");
+    let mut args = vec![
+        "tune",
+        "--config",
+        TELCO,
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        stopped.to_str().unwrap(),
+    ];
+    args.extend(SHARED);
+    args.extend(search);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !stopped.join("trial-02").exists() {
+        assert!(started.elapsed().as_secs() < 120, "trial 2 never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: a signal to our own child, which is still running (it has two trials left).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "continue with `patron tune --resume {}`",
+            stopped.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let finished = json(&stopped.join("search.json"))["done"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(finished < 3, "{finished} trials finished before the stop");
+
+    // The resume keeps what finished, continues the stopped trial from its checkpoint and
+    // runs the rest: the same ranking and validation figures as the uninterrupted search.
+    let dir = stopped.to_str().unwrap();
+    let o = patron(&["tune", "--resume", dir, "--backend", "ndarray", "--quiet"]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    let figures = |dir: &Path| {
+        let (header, rows) = leaderboard(dir);
+        let last = column(&header, "valid_macro_f1");
+        rows.into_iter()
+            .map(|r| r[..=last].to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(figures(&stopped), figures(&whole));
+    assert_eq!(figures(&whole).len(), 3);
+
+    // A resume takes the saved search as it is: no new keys or config.
+    let o = patron(&["tune", "--resume", dir, "--config", TELCO]);
+    assert_eq!(o.status.code(), Some(2));
+}
