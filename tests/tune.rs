@@ -18,6 +18,11 @@ const SHARED: [&str; 4] = [
 
 /// `patron tune` of the telco config on ndarray into `dir` with `args` added.
 fn tune(dir: &Path, args: &[&str]) -> std::process::Output {
+    patron(&tune_args(dir, args))
+}
+
+/// The arguments of [`tune`].
+fn tune_args<'a>(dir: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
         "tune",
         "--config",
@@ -30,7 +35,7 @@ fn tune(dir: &Path, args: &[&str]) -> std::process::Output {
     ];
     all.extend(SHARED);
     all.extend(args);
-    patron(&all)
+    all
 }
 
 /// leaderboard.csv: its header and rows (no quoted fields in these searches).
@@ -227,20 +232,8 @@ fn a_stopped_search_resumes_to_the_leaderboard_of_an_uninterrupted_one() {
 
     // Ctrl-C (SIGINT) once the second trial has started: it stops after its epoch.
     let stopped = tmp.path().join("stopped");
-    let mut args = vec![
-        "tune",
-        "--config",
-        TELCO,
-        "--backend",
-        "ndarray",
-        "--quiet",
-        "--output-dir",
-        stopped.to_str().unwrap(),
-    ];
-    args.extend(SHARED);
-    args.extend(search);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_patron"))
-        .args(&args)
+        .args(tune_args(&stopped, &search))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
