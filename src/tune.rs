@@ -306,6 +306,17 @@ pub fn resume(
         ));
     }
     let saved: Saved = read_json(&path)?;
+    let fits = saved.plan.iter().all(|v| v.len() == saved.keys.len())
+        && saved
+            .done
+            .iter()
+            .all(|t| (1..=saved.plan.len()).contains(&t.number));
+    if !fits {
+        return Err(PatronError::checkpoint(
+            &path,
+            "is damaged: its trials do not match its plan",
+        ));
+    }
     let now =
         std::fs::read_to_string(&saved.config).map_err(|e| PatronError::io(&saved.config, e))?;
     if now != saved.config_text {

@@ -278,7 +278,10 @@ fn a_stopped_search_resumes_to_the_leaderboard_of_an_uninterrupted_one() {
     assert_eq!(figures(&stopped), figures(&whole));
     assert_eq!(figures(&whole).len(), 3);
 
-    // A resume takes the saved search as it is: no new keys or config.
+    // A resume takes the saved search as it is: no new keys or config; and it needs one.
     let o = patron(&["tune", "--resume", dir, "--config", TELCO]);
     assert_eq!(o.status.code(), Some(2));
+    let o = patron(&["tune", "--resume", whole.join("trial-01").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("has no search.json"), "{}", stderr(&o));
 }
