@@ -140,7 +140,8 @@ graphics API, whether it is a software one, and what --backend auto will use.")]
 /// Where a command runs: `--backend` and `--device`.
 #[derive(Debug, Args)]
 pub struct RunOn {
-    /// Where to run: wgpu on a GPU when found, else the CPU (auto); or force one.
+    /// Where to run: auto takes wgpu on a hardware GPU when found, except for text_bag
+    /// models and for scoring tabular ones (the CPU is faster there), else flex; or force one.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// With wgpu or auto: use the N-th discrete GPU (0-based) instead of wgpu's default.
