@@ -15,7 +15,8 @@ use crate::error::{PatronError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
-    /// wgpu on a hardware GPU when one is found, the flex CPU backend otherwise.
+    /// wgpu on a hardware GPU when one is found, the flex CPU backend otherwise (and for
+    /// text_bag models and tabular scoring, which a GPU does no faster).
     Auto,
     /// wgpu (any adapter, software ones included).
     Wgpu,
