@@ -222,6 +222,8 @@ pub struct SystemInfo {
     pub graphics_api: String,
     /// The wgpu adapter found (name, software?, kernel target), or why none was.
     pub adapter: std::result::Result<(String, bool, String), String>,
+    /// Every adapter the driver lists on that API.
+    pub adapters: Vec<ListedAdapter>,
     /// What `--backend auto` picks here.
     pub auto: String,
 }
@@ -240,7 +242,76 @@ pub fn system_info(gpu: Option<usize>) -> SystemInfo {
         threads: threads(),
         graphics_api: format!("{:?}", native_graphics_api()),
         adapter: adapter.map_err(|e| first_line(&e)),
+        adapters: list_adapters(),
         auto,
+    }
+}
+
+/// An adapter the driver lists on the pinned graphics API (`patron info`).
+#[derive(Debug, Clone)]
+pub struct ListedAdapter {
+    /// Its name.
+    pub name: String,
+    /// Discrete GPU, integrated GPU, virtual GPU, CPU (software) or other.
+    pub kind: &'static str,
+    /// The driver and its version, as the driver reports them.
+    pub driver: String,
+    /// The `--device N` that picks it (discrete GPUs only).
+    pub device_flag: Option<usize>,
+}
+
+/// Every adapter the driver lists on the pinned graphics API, in wgpu's order (the order
+/// `--device N` counts discrete GPUs in). Only the list is asked for: no device is opened.
+fn list_adapters() -> Vec<ListedAdapter> {
+    use burn::backend::wgpu::wgpu;
+    let backends = if cfg!(target_os = "macos") {
+        wgpu::Backends::METAL
+    } else if cfg!(target_os = "windows") {
+        wgpu::Backends::DX12
+    } else {
+        wgpu::Backends::VULKAN
+    };
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let mut discrete = 0;
+    block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|adapter| {
+            let info = adapter.get_info();
+            let (kind, device_flag) = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => {
+                    discrete += 1;
+                    ("discrete GPU", Some(discrete - 1))
+                }
+                wgpu::DeviceType::IntegratedGpu => ("integrated GPU", None),
+                wgpu::DeviceType::VirtualGpu => ("virtual GPU", None),
+                wgpu::DeviceType::Cpu => ("CPU (software)", None),
+                wgpu::DeviceType::Other => ("other", None),
+            };
+            ListedAdapter {
+                name: info.name,
+                kind,
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
+                device_flag,
+            }
+        })
+        .collect()
+}
+
+/// Run a future that needs no executor to completion (wgpu's native adapter list is ready
+/// at once).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::yield_now();
     }
 }
 

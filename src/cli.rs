@@ -649,6 +649,17 @@ fn run_info(gpu: Option<usize>) {
         ),
         Err(why) => println!("wgpu adapter ({}): none ({why})", info.graphics_api),
     }
+    if info.adapters.is_empty() {
+        println!("adapters listed on {}: none", info.graphics_api);
+    } else {
+        println!("adapters listed on {}:", info.graphics_api);
+    }
+    for a in &info.adapters {
+        let flag = a
+            .device_flag
+            .map_or(String::new(), |n| format!(" (--device {n})"));
+        println!("  {}: {}, driver {}{flag}", a.name, a.kind, a.driver);
+    }
     println!("--backend auto uses: {}", info.auto);
     if info.auto.starts_with("wgpu") {
         println!(

@@ -1169,5 +1169,6 @@ fn info_names_a_missing_vulkan_loader() {
         out.contains("no Vulkan loader (libvulkan.so.1) is installed"),
         "{out}"
     );
+    assert!(out.contains("adapters listed on Vulkan: none"), "{out}");
     assert!(out.contains("--backend auto uses: flex"), "{out}");
 }

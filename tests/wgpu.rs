@@ -25,7 +25,18 @@ fn adapter_found() -> bool {
     let found = info
         .lines()
         .any(|l| l.starts_with("wgpu adapter") && !l.contains(": none"));
-    if !found {
+    if found {
+        // The adapter picked is among those listed, with its kind and driver.
+        let picked = info
+            .lines()
+            .find_map(|l| l.strip_prefix("wgpu adapter (Vulkan): "))
+            .and_then(|rest| rest.rsplit_once(" (").map(|(name, _)| name.to_string()));
+        let listed = picked.as_deref().is_some_and(|name| {
+            info.lines()
+                .any(|l| l.starts_with(&format!("  {name}: ")) && l.contains(", driver "))
+        });
+        assert!(listed, "{info}");
+    } else {
         eprintln!(
             "skipping wgpu tests: no wgpu adapter found (install mesa-vulkan-drivers and libvulkan1 for a software one)\n{info}"
         );
