@@ -477,10 +477,11 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     let progress = Progress::new(args.quiet);
     let outcome = match (args.resume, args.config) {
         (Some(dir), _) => {
+            let search = tune::SavedSearch::open(&dir)?;
             let backend = args
                 .run_on
-                .select_for(backend::Work::Train, || tune::model_kind(&dir))?;
-            tune::resume(&dir, stop_on_ctrl_c(), &backend, &progress)?
+                .select_for(backend::Work::Train, || search.model_kind())?;
+            tune::resume(search, stop_on_ctrl_c(), &backend, &progress)?
         }
         (None, Some(config)) => {
             let search = args

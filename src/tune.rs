@@ -290,41 +290,72 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
     run_trials(&dir, request, saved, false, backend, progress)
 }
 
-/// Continue the search in `dir` (`patron tune --resume`): the finished trials are kept,
-/// an interrupted one resumes from its last epoch checkpoint, and the rest run.
+/// A saved search, checked and ready to continue (`patron tune --resume`).
+#[derive(Debug)]
+pub struct SavedSearch {
+    dir: PathBuf,
+    saved: Saved,
+}
+
+impl SavedSearch {
+    /// Read the search in `dir`: it must have a `search.json` whose trials fit its plan, and
+    /// its base config must read as it did when the search started.
+    pub fn open(dir: &Path) -> Result<SavedSearch> {
+        let path = dir.join(files::SEARCH);
+        if !path.is_file() {
+            return Err(PatronError::checkpoint(
+                dir,
+                "has no search.json: pass the directory that `patron tune` wrote",
+            ));
+        }
+        let saved: Saved = read_json(&path)?;
+        let fits = saved.plan.iter().all(|v| v.len() == saved.keys.len())
+            && saved
+                .done
+                .iter()
+                .all(|t| (1..=saved.plan.len()).contains(&t.number));
+        if !fits {
+            return Err(PatronError::checkpoint(
+                &path,
+                "is damaged: its trials do not match its plan",
+            ));
+        }
+        let now = std::fs::read_to_string(&saved.config)
+            .map_err(|e| PatronError::io(&saved.config, e))?;
+        if now != saved.config_text {
+            return Err(PatronError::config(
+                saved.config.display().to_string(),
+                "changed since the search started; restore it, or start a new search",
+            ));
+        }
+        Ok(SavedSearch {
+            dir: dir.to_path_buf(),
+            saved,
+        })
+    }
+
+    /// The model kind every trial trains (`None` when the search varies `model.kind`), for
+    /// choosing a backend before [`resume`].
+    pub fn model_kind(&self) -> Result<Option<ModelKind>> {
+        let saved = &self.saved;
+        if saved.keys.iter().any(|k| k == "model.kind") {
+            return Ok(None);
+        }
+        Ok(Some(
+            Config::load(&saved.config, &saved.overrides)?.model.kind,
+        ))
+    }
+}
+
+/// Continue a saved search: the finished trials are kept, an interrupted one resumes from
+/// its last epoch checkpoint, and the rest run.
 pub fn resume(
-    dir: &Path,
+    search: SavedSearch,
     stop: Arc<AtomicBool>,
     backend: &Backend,
     progress: &Progress,
 ) -> Result<TuneOutcome> {
-    let path = dir.join(files::SEARCH);
-    if !path.is_file() {
-        return Err(PatronError::checkpoint(
-            dir,
-            "has no search.json: pass the directory that `patron tune` wrote",
-        ));
-    }
-    let saved: Saved = read_json(&path)?;
-    let fits = saved.plan.iter().all(|v| v.len() == saved.keys.len())
-        && saved
-            .done
-            .iter()
-            .all(|t| (1..=saved.plan.len()).contains(&t.number));
-    if !fits {
-        return Err(PatronError::checkpoint(
-            &path,
-            "is damaged: its trials do not match its plan",
-        ));
-    }
-    let now =
-        std::fs::read_to_string(&saved.config).map_err(|e| PatronError::io(&saved.config, e))?;
-    if now != saved.config_text {
-        return Err(PatronError::config(
-            saved.config.display().to_string(),
-            "changed since the search started; restore it, or start a new search",
-        ));
-    }
+    let SavedSearch { dir, saved } = search;
     let request = TuneRequest {
         config: saved.config.clone(),
         overrides: saved.overrides.clone(),
@@ -340,7 +371,7 @@ pub fn resume(
         trials: None,
         seed: 0,
         metric: Some(saved.metric),
-        output_dir: Some(dir.to_path_buf()),
+        output_dir: Some(dir.clone()),
         stop,
     };
     progress.line(&format!(
@@ -349,23 +380,7 @@ pub fn resume(
         saved.done.len(),
         saved.plan.len()
     ));
-    run_trials(dir, &request, saved, true, backend, progress)
-}
-
-/// The model kind every trial of the search in `dir` trains (`None` when the search
-/// varies `model.kind`), for choosing a backend before [`resume`].
-pub fn model_kind(dir: &Path) -> Result<Option<ModelKind>> {
-    let path = dir.join(files::SEARCH);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let saved: Saved = read_json(&path)?;
-    if saved.keys.iter().any(|k| k == "model.kind") {
-        return Ok(None);
-    }
-    Ok(Some(
-        Config::load(&saved.config, &saved.overrides)?.model.kind,
-    ))
+    run_trials(&dir, &request, saved, true, backend, progress)
 }
 
 /// Train the trials of `saved` that are not finished, recording each in `search.json` and

@@ -284,4 +284,35 @@ fn a_stopped_search_resumes_to_the_leaderboard_of_an_uninterrupted_one() {
     let o = patron(&["tune", "--resume", whole.join("trial-01").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("has no search.json"), "{}", stderr(&o));
+
+    // A base config edited since the search started is refused, before anything else is
+    // read from it (a backend choice reads its model kind).
+    let config = tmp.path().join("telco.toml");
+    std::fs::copy(TELCO, &config).unwrap();
+    let edited = tmp.path().join("edited");
+    let o = patron(&[
+        "tune",
+        "--config",
+        config.to_str().unwrap(),
+        "--backend",
+        "ndarray",
+        "--quiet",
+        "--output-dir",
+        edited.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--search",
+        "train.seed=1",
+    ]);
+    assert_ok(&o);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\nnot toml\n");
+    std::fs::write(&config, text).unwrap();
+    let o = patron(&["tune", "--resume", edited.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("changed since the search started"),
+        "{}",
+        stderr(&o)
+    );
 }
