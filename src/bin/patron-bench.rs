@@ -235,11 +235,7 @@ fn torch_cuda_reference(script: &Path, quick: bool) -> Option<serde_json::Value>
     let mut cmd = Command::new("python3");
     cmd.arg(project_dir().join("bench/torch_cuda.py"))
         .env("PATRON_TORCH_REFERENCE", script);
-    if quick {
-        cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
-    }
-    let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
-    serde_json::from_slice(out.stdout.trim_ascii()).ok()
+    reference_json(cmd, quick)
 }
 
 /// One run of the reference (its JSON line). It inherits the environment, so torch runs
@@ -254,6 +250,11 @@ fn torch_reference(script: &Path, quick: bool, tuned_malloc: bool) -> Option<ser
         cmd.env("MALLOC_MMAP_THRESHOLD_", (32u64 << 20).to_string())
             .env("MALLOC_TRIM_THRESHOLD_", (512u64 << 20).to_string());
     }
+    reference_json(cmd, quick)
+}
+
+/// Run a reference command (with quick mode's shorter runs) and read its JSON line.
+fn reference_json(mut cmd: Command, quick: bool) -> Option<serde_json::Value> {
     if quick {
         cmd.args(["--steps", "50", "--runs", "1", "--infer-iters", "10"]);
     }
