@@ -264,12 +264,12 @@ pub struct ListedAdapter {
 /// `--device N` counts discrete GPUs in). Only the list is asked for: no device is opened.
 fn list_adapters() -> Vec<ListedAdapter> {
     use burn::backend::wgpu::wgpu;
-    let backends = if cfg!(target_os = "macos") {
-        wgpu::Backends::METAL
-    } else if cfg!(target_os = "windows") {
-        wgpu::Backends::DX12
-    } else {
-        wgpu::Backends::VULKAN
+    use burn::tensor::wgpu::WgpuBackend;
+    // The API the probe is pinned to, so the list and the adapter picked agree.
+    let backends = match native_graphics_api() {
+        WgpuBackend::Metal => wgpu::Backends::METAL,
+        WgpuBackend::Dx12 => wgpu::Backends::DX12,
+        _ => wgpu::Backends::VULKAN,
     };
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,
