@@ -7,19 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
-use patron::checkpoint::{load_run, read_manifest, write_atomic, write_json};
-use patron::compare;
 use patron::config::{Config, ModelKind, StopMetric};
+use patron::data::preprocess::Feature;
 use patron::error::{PatronError, Result};
-use patron::export::{self, ExportFormat};
-use patron::html_report;
-use patron::inference;
-use patron::preprocess::Feature;
 use patron::progress::Progress;
 use patron::report::Report;
-use patron::run_report;
+use patron::report::compare;
+use patron::report::html;
+use patron::report::run_report;
+use patron::run::export::{self, ExportFormat};
+use patron::run::{load_run, read_manifest, write_atomic, write_json};
+use patron::score;
+use patron::train::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 use patron::train::{self, TrainRequest};
-use patron::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 
 /// patron trains, evaluates and scores customer-data models from a TOML config.
 #[derive(Debug, Parser)]
@@ -561,7 +561,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "drift", &args.data));
-    let report = inference::drift(&run, &backend.device, &args.data)?;
+    let report = score::drift(&run, &backend.device, &args.data)?;
     let markdown = report.markdown();
     let facts = [
         ("run".to_string(), args.checkpoint.display().to_string()),
@@ -572,7 +572,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
             report.training_rows.to_string(),
         ),
     ];
-    let html = html_report::render_drift(&report, "Drift against the training data", &facts)?;
+    let html = html::render_drift(&report, "Drift against the training data", &facts)?;
     std::fs::create_dir_all(&out).map_err(|e| PatronError::io(&out, e))?;
     write_json(&out.join("drift.json"), &report)?;
     write_atomic(&out.join("drift.md"), markdown.as_bytes())?;
@@ -588,7 +588,7 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
-    let report = inference::evaluate(
+    let report = score::evaluate(
         &run,
         &backend.device,
         &backend.description,
@@ -604,14 +604,14 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     let backend = args.run_on.select_for_run(&args.checkpoint)?;
     let run = load_run(&args.checkpoint, &backend.device)?;
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
-    let request = inference::PredictRequest {
+    let request = score::PredictRequest {
         input: args.input,
         output: args.output,
         batch_size: batch,
         reasons: args.reasons,
         keep: args.keep,
     };
-    let summary = inference::predict(&run, &backend.device, &request)?;
+    let summary = score::predict(&run, &backend.device, &request)?;
     if run.manifest.model.outputs == 1 {
         eprintln!(
             "scored {} rows ({} predicted {:?})",

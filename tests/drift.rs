@@ -145,7 +145,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
     let other = other.to_string();
     std::fs::write(&profile_path, &other).unwrap();
     let mut manifest = json(&run.join("manifest.json"));
-    manifest["files"]["profile.json"] = patron::checkpoint::sha256_hex(other.as_bytes()).into();
+    manifest["files"]["profile.json"] = patron::run::sha256_hex(other.as_bytes()).into();
     std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
     let o = drift_on(&run, Path::new(BANK_DATA), &tmp.path().join("other"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use patron::checkpoint::read_manifest;
 use patron::config::Config;
+use patron::data::preprocess::{Preprocessor, fit_labels};
 use patron::data::{ChunkReader, ReadOptions, read_table};
-use patron::drift::{self, DriftCounter, Profile};
-use patron::preprocess::{Preprocessor, fit_labels};
+use patron::run::read_manifest;
+use patron::score::drift::{self, DriftCounter, Profile};
 
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
@@ -201,7 +201,7 @@ fn mutated_manifests_never_panic() {
 
 #[test]
 fn mutated_texts_never_panic_and_ids_stay_in_range() {
-    use patron::text::{BagFeatures, SubwordVocab, normalize, special};
+    use patron::data::text::{BagFeatures, SubwordVocab, normalize, special};
     let seed = "Don't buy it!! 这本书很好，iPhone也不错 😀👍 ＧＲＥＡＴ ﬁne\t\n".as_bytes();
     let bag = BagFeatures {
         buckets: 1021,

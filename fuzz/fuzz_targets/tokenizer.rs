@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use patron::text::{BagFeatures, SubwordVocab, normalize, special};
+use patron::data::text::{BagFeatures, SubwordVocab, normalize, special};
 
 fuzz_target!(|data: &[u8]| {
     let text = normalize(&String::from_utf8_lossy(data));

@@ -11,12 +11,12 @@ use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use patron::backend::{BackendChoice, on_compute_pool, select, threads, tune_allocator};
 use patron::config::{Config, ModelKind, Pooling};
+use patron::data::preprocess::{Encoded, Preprocessor, fit_labels, target_values};
+use patron::data::split::split_rows;
 use patron::data::{ReadOptions, read_table};
-use patron::inference::Scorer;
+use patron::model::sparse::SparseTable;
 use patron::model::{Inputs, ModelSpec, Network, TabularInputs, TextSpec};
-use patron::preprocess::{Encoded, Preprocessor, fit_labels, target_values};
-use patron::sparse::SparseTable;
-use patron::split::split_rows;
+use patron::score::Scorer;
 use patron::train::{text_bag_step, train_step};
 use rand::{Rng, SeedableRng};
 

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{EpochRow, Training, host_table, metrics_csv};
 use crate::backend::Backend;
-use crate::checkpoint::{self, FileGroup, files, read_json, write_atomic, write_json};
 use crate::error::{PatronError, Result};
+use crate::model::sparse::SparseTable;
 use crate::model::{ModelSpec, Network};
-use crate::sparse::SparseTable;
+use crate::run::{self, FileGroup, files, read_json, write_atomic, write_json};
 
 /// Resumable bookkeeping, saved with each epoch's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ const STATE_FILE: &str = "state.toml";
 const SPARSE_STATE_FILE: &str = "sparse_optimizer.bin";
 
 fn read_state(path: &Path) -> Result<LoopState> {
-    let bytes = checkpoint::read_bounded(path, checkpoint::MAX_METADATA_BYTES)?;
+    let bytes = run::read_bounded(path, run::MAX_METADATA_BYTES)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| PatronError::checkpoint(path, "is not UTF-8: damaged training state"))?;
     toml::from_str(&text).map_err(|e| {
@@ -69,10 +69,9 @@ pub(super) fn restore(
 ) -> Result<Training> {
     let ad = backend.device.clone().autodiff();
     let state = read_state(&dir.join(STATE_FILE))?;
-    let read =
-        |name: &str| checkpoint::read_bounded(&dir.join(name), checkpoint::MAX_WEIGHTS_BYTES);
-    let model = checkpoint::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
-    let best = checkpoint::load_module(
+    let read = |name: &str| run::read_bounded(&dir.join(name), run::MAX_WEIGHTS_BYTES);
+    let model = run::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
+    let best = run::load_module(
         spec,
         &backend.device,
         read("best.bpk")?,
@@ -115,7 +114,7 @@ fn save_epoch(
     let name = format!("epoch-{:04}", state.epochs_done);
     let dir = state_dir.join(&name);
     let mut group = FileGroup::create(&dir)?;
-    group.write("last.bpk", &checkpoint::module_bytes(model)?)?;
+    group.write("last.bpk", &run::module_bytes(model)?)?;
     // The best weights are this epoch's (just written) or those in the previous epoch's
     // checkpoint: link them instead of serializing and writing the same bytes again.
     let best_source = if state.best_epoch == state.epochs_done {
@@ -126,7 +125,7 @@ fn save_epoch(
             .join("best.bpk")
     };
     if !group.link("best.bpk", &best_source) {
-        group.write("best.bpk", &checkpoint::module_bytes(best)?)?;
+        group.write("best.bpk", &run::module_bytes(best)?)?;
     }
     group.write("optimizer.bpk", optimizer)?;
     if let Some(bytes) = sparse_state {

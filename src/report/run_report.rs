@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use crate::calibration::{Calibration, sigmoid};
-use crate::checkpoint::{Manifest, RunStatus, files, read_bounded, read_json, read_manifest};
 use crate::error::{PatronError, Result};
-use crate::explain::TextExplanations;
-use crate::html_report::ReportPage;
-use crate::importance::FeatureImportance;
-use crate::inference::probabilities;
-use crate::metrics::softmax_rows;
+use crate::report::html::ReportPage;
 use crate::report::{BinaryReport, MulticlassReport, Report};
+use crate::run::{Manifest, RunStatus, files, read_bounded, read_json, read_manifest};
+use crate::score::explain::TextExplanations;
+use crate::score::importance::FeatureImportance;
+use crate::score::probabilities;
+use crate::task::calibration::{Calibration, sigmoid};
+use crate::task::metrics::softmax_rows;
 use crate::train::EpochRow;
 
 /// File of the evaluated rows' labels and logits, so reports can be rebuilt.
@@ -198,8 +198,8 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
     );
     page.explanations = explanations.as_ref();
     report.write(run_dir, &page)?;
-    let hash = crate::checkpoint::sha256_file(&run_dir.join(files::REPORT))?;
+    let hash = crate::run::sha256_file(&run_dir.join(files::REPORT))?;
     manifest.files.insert(files::REPORT.to_string(), hash);
-    crate::checkpoint::write_json(&run_dir.join(files::MANIFEST), &manifest)?;
+    crate::run::write_json(&run_dir.join(files::MANIFEST), &manifest)?;
     Ok(report)
 }

@@ -18,6 +18,8 @@
 //! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
 //! ```
 
+pub mod export;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,11 +30,11 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::calibration::Calibration;
 use crate::config::Config;
+use crate::data::preprocess::Preprocessor;
 use crate::error::{PatronError, Result};
 use crate::model::{ModelSpec, Network};
-use crate::preprocess::Preprocessor;
+use crate::task::calibration::Calibration;
 
 /// Version of the run-directory layout; runs from another version are refused.
 pub const FORMAT_VERSION: u32 = 1;

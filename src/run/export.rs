@@ -17,9 +17,9 @@ use std::path::Path;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
-use crate::checkpoint::{load_run, write_atomic};
 use crate::error::{PatronError, Result};
 use crate::model::Network;
+use crate::run::{load_run, write_atomic};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

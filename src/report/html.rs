@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 
-use crate::charts::{Axes, Series, line_chart, padded_range, palette};
-use crate::drift::{DriftReport, MAJOR_FROM, STABLE_BELOW};
 use crate::error::{PatronError, Result};
-use crate::explain::TextExplanations;
-use crate::importance::{FeatureImportance, REPEATS};
-use crate::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
+use crate::report::charts::{Axes, Series, line_chart, padded_range, palette};
 use crate::report::{BinaryReport, MulticlassReport};
+use crate::score::drift::{DriftReport, MAJOR_FROM, STABLE_BELOW};
+use crate::score::explain::TextExplanations;
+use crate::score::importance::{FeatureImportance, REPEATS};
+use crate::task::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::train::EpochRow;
 
 /// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
@@ -96,7 +96,7 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
 fn multiclass_metrics_section(r: &MulticlassReport, page: &ReportPage) -> String {
     let k = r.labels.len();
     let mut h = String::new();
-    let ci = crate::metrics::multiclass_bootstrap(
+    let ci = crate::task::metrics::multiclass_bootstrap(
         page.probs,
         page.labels,
         k,
@@ -155,7 +155,7 @@ fn per_class_sections(r: &MulticlassReport) -> Result<String> {
         }
     }
     let [precision, recall, f1] = bars;
-    let bars = crate::charts::grouped_bars(
+    let bars = crate::report::charts::grouped_bars(
         "Precision, recall and F1 per class",
         ("class", "score"),
         &r.labels,
@@ -166,7 +166,7 @@ fn per_class_sections(r: &MulticlassReport) -> Result<String> {
         ],
     )
     .map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))?;
-    let heat = crate::charts::heatmap("Confusion matrix", &r.labels, &r.confusion_matrix)
+    let heat = crate::report::charts::heatmap("Confusion matrix", &r.labels, &r.confusion_matrix)
         .map_err(|e| PatronError::Internal(format!("drawing a chart: {e}")))?;
     let _ = writeln!(
         h,
@@ -293,7 +293,7 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
 fn metrics_section(r: &BinaryReport, page: &ReportPage) -> String {
     let mut h = String::new();
     let m = &r.metrics;
-    let ci = crate::metrics::bootstrap_intervals(
+    let ci = crate::task::metrics::bootstrap_intervals(
         page.probs,
         page.uncalibrated,
         page.labels,
@@ -652,7 +652,7 @@ pub fn render_drift(
     h.push_str("<section id=\"buckets\"><h2>Training and new data, bucket by bucket</h2><div class=\"charts\">");
     for d in std::iter::once(&report.score).chain(report.features.iter().take(DRIFT_CHARTS)) {
         let shown = d.buckets.len().min(DRIFT_BUCKETS);
-        let svg = crate::charts::grouped_bars(
+        let svg = crate::report::charts::grouped_bars(
             &format!("{} (PSI {:.3})", d.name, d.psi),
             ("bucket", "share of rows"),
             &d.buckets[..shown],

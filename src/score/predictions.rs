@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::data::Format;
 use crate::error::{PatronError, Result};
-use crate::reasons::Reason;
+use crate::score::reasons::Reason;
 
 /// One scored chunk of input rows.
 pub struct ScoredChunk<'a> {

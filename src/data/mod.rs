@@ -4,6 +4,10 @@
 //! training file and a scoring file chunk are parsed by exactly the same rules whatever
 //! polars would infer from the first rows of each.
 
+pub mod preprocess;
+pub mod split;
+pub mod text;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::Path;

@@ -6,6 +6,8 @@
 //! both the device (dropout) and the batch shuffle from (seed, epoch), so a run resumed
 //! at epoch k continues exactly as the uninterrupted run would on the same backend.
 
+pub mod tune;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,30 +23,32 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::calibration::{Calibration, sigmoid};
-use crate::checkpoint::{
+use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
+use crate::data::preprocess::{
+    Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values,
+};
+use crate::data::split::{Split, split_rows};
+use crate::data::{ReadOptions, Table, read_table};
+use crate::error::{PatronError, Result};
+use crate::model::sparse::SparseTable;
+use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
+use crate::progress::Progress;
+use crate::report::html::ReportPage;
+use crate::report::run_report::{PREDICTIONS, predictions_csv, run_page};
+use crate::report::{Report, Scores, segment_columns};
+use crate::run::{
     self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
     write_atomic, write_json,
 };
-use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
-use crate::data::{ReadOptions, Table, read_table};
-use crate::drift;
-use crate::error::{PatronError, Result};
-use crate::explain::{Scored, explain};
-use crate::html_report::ReportPage;
-use crate::importance::permutation_importance;
-use crate::inference::{Scorer, probabilities, uncalibrated};
-use crate::metrics::{
+use crate::score::drift;
+use crate::score::explain::{Scored, explain};
+use crate::score::importance::permutation_importance;
+use crate::score::{Scorer, probabilities, uncalibrated};
+use crate::task::calibration::{Calibration, sigmoid};
+use crate::task::metrics::{
     MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, fit_class_offsets, log_loss,
     one_vs_rest, predicted_classes, softmax_rows,
 };
-use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
-use crate::preprocess::{Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values};
-use crate::progress::Progress;
-use crate::report::{Report, Scores, segment_columns};
-use crate::run_report::{PREDICTIONS, predictions_csv, run_page};
-use crate::sparse::SparseTable;
-use crate::split::{Split, split_rows};
 
 mod epoch_checkpoint;
 
@@ -189,7 +193,7 @@ fn resume(
     backend: &Backend,
     progress: &Progress,
 ) -> Result<TrainOutcome> {
-    let manifest = checkpoint::read_manifest(dir)?;
+    let manifest = run::read_manifest(dir)?;
     if manifest.status == RunStatus::Complete {
         return Err(PatronError::checkpoint(
             dir,
@@ -335,7 +339,7 @@ fn check(
 fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
     let path = config.data_path();
     let table = read_data(&config, &path)?;
-    let sha256 = checkpoint::sha256_file(&path)?;
+    let sha256 = run::sha256_file(&path)?;
     let saved = match resumed {
         Some((manifest, _)) if manifest.dataset.sha256 != sha256 => {
             return Err(PatronError::data(
@@ -462,7 +466,7 @@ fn create_run_dir(dir: &Path, force: bool, write: impl FnOnce(&Path) -> Result<(
 
 fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
     Manifest {
-        format_version: checkpoint::FORMAT_VERSION,
+        format_version: run::FORMAT_VERSION,
         patron_version: env!("CARGO_PKG_VERSION").into(),
         status: RunStatus::Training,
         model_kind: p.config.model.kind.as_str().into(),
@@ -813,7 +817,7 @@ impl Training {
         let (n, epoch) = (set.rows, self.state.epochs_done);
         let batches = n.div_ceil(batch);
         ad.seed(epoch_seed(cfg.seed, epoch));
-        crate::dropout::reseed(epoch_seed(cfg.seed, epoch));
+        crate::model::dropout::reseed(epoch_seed(cfg.seed, epoch));
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
         progress.epoch_start(batches);
@@ -1188,7 +1192,7 @@ fn export(
     page: &ReportPage,
     predictions: &str,
 ) -> Result<()> {
-    let weights = checkpoint::module_bytes(best)?;
+    let weights = run::module_bytes(best)?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
     // Rewritten from the state: a kill between an epoch's checkpoint and its metrics line
     // must not leave the exported metrics one epoch short.
@@ -1212,7 +1216,7 @@ fn export(
         files::REPORT,
         files::PROFILE,
     ] {
-        let hash = checkpoint::sha256_file(&run_dir.join(name))?;
+        let hash = run::sha256_file(&run_dir.join(name))?;
         manifest.files.insert(name.to_string(), hash);
     }
     write_json(&run_dir.join(files::MANIFEST), manifest)?;

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{files, read_json, read_manifest};
 use crate::error::{PatronError, Result};
 use crate::report::Report;
+use crate::run::{files, read_json, read_manifest};
 
 /// One metric column of a binary comparison: its report key, and whether larger is better.
 const BINARY_COLUMNS: &[(&str, bool)] = &[
@@ -186,6 +186,6 @@ impl Comparison {
         } else {
             self.to_markdown()
         };
-        crate::checkpoint::write_atomic(path, text.as_bytes())
+        crate::run::write_atomic(path, text.as_bytes())
     }
 }

@@ -1,16 +1,21 @@
 //! Evaluation reports: `report.json` for programs (keys pinned by the contract),
 //! `report.md` and `report.html` (see `html_report`) for people.
 
+pub mod charts;
+pub mod compare;
+pub mod html;
+pub mod run_report;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{files, write_atomic, write_json};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
-use crate::html_report::ReportPage;
-use crate::metrics::{
+use crate::report::html::ReportPage;
+use crate::run::{files, write_atomic, write_json};
+use crate::task::metrics::{
     BinaryMetrics, ClassMetrics, Confusion, MulticlassMetrics, auc_roc, confusion_matrix, decide,
     per_class,
 };
@@ -78,7 +83,7 @@ pub struct ClassSegment {
 
 impl MulticlassReport {
     /// Build the report from class probabilities (`[rows * k]`), class-index labels and
-    /// the run's decision offsets (see [`crate::metrics::decide`]).
+    /// the run's decision offsets (see [`crate::task::metrics::decide`]).
     pub fn new(
         probs: &[f64],
         labels: &[f32],
@@ -171,7 +176,7 @@ impl MulticlassReport {
 
     /// Write `report.json`, `report.md` and `report.html` into `dir`.
     pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
-        let html = crate::html_report::render_multiclass(self, page)?;
+        let html = crate::report::html::render_multiclass(self, page)?;
         write_reports(dir, self, &self.to_markdown(&page.title), &html)
     }
 }
@@ -435,7 +440,7 @@ impl BinaryReport {
 
     /// Write `report.json`, `report.md` and `report.html` into `dir`.
     pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
-        let html = crate::html_report::render(self, page)?;
+        let html = crate::report::html::render(self, page)?;
         write_reports(dir, self, &self.to_markdown(&page.title), &html)
     }
 }

@@ -16,11 +16,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::checkpoint::{RunStatus, read_json, read_manifest, write_atomic, write_json};
 use crate::config::{Config, ModelKind, StopMetric};
 use crate::error::{PatronError, Result};
-use crate::predictions::csv_field;
 use crate::progress::Progress;
+use crate::run::{RunStatus, read_json, read_manifest, write_atomic, write_json};
+use crate::score::predictions::csv_field;
 use crate::train::{self, EpochRow, TrainRequest};
 
 /// Files a search writes next to its trials.

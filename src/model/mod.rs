@@ -3,6 +3,10 @@
 //!
 //! One model type serves every backend; the `Device` it is built on decides where it runs.
 
+pub mod dropout;
+pub mod host_mlp;
+pub mod sparse;
+
 use burn::module::{Module, Param};
 use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
@@ -16,11 +20,11 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, ModelKind, Pooling};
+use crate::data::preprocess::{Encoded, Preprocessor, Tokenizer};
+use crate::data::text::special;
 use crate::error::{PatronError, Result};
-use crate::host_mlp::HostMlp;
-use crate::preprocess::{Encoded, Preprocessor, Tokenizer};
-use crate::sparse::{PREFETCH_AHEAD, prefetch_row};
-use crate::text::special;
+use crate::model::host_mlp::HostMlp;
+use crate::model::sparse::{PREFETCH_AHEAD, prefetch_row};
 
 /// Everything needed to rebuild the network before loading weights (saved in the manifest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,7 +197,7 @@ impl Network {
 /// Hidden layers with ReLU and dropout, then the output layer.
 fn run_head(layers: &[Linear], output: &Linear, dropout: &Dropout, mut x: Tensor<2>) -> Tensor<2> {
     for layer in layers {
-        x = crate::dropout::apply(dropout, relu(layer.forward(x)));
+        x = crate::model::dropout::apply(dropout, relu(layer.forward(x)));
     }
     output.forward(x)
 }
@@ -279,7 +283,7 @@ impl TextTransformer {
             .repeat_dim(0, batch);
         let x = self.tokens.forward(ids) + self.positions.forward(positions);
         let x = self.encoder.forward(
-            TransformerEncoderInput::new(crate::dropout::apply(&self.dropout, x))
+            TransformerEncoderInput::new(crate::model::dropout::apply(&self.dropout, x))
                 .mask_pad(pad.clone()),
         );
         let x = self.norm.forward(x);

@@ -139,7 +139,7 @@ impl Calibration {
     /// unused: a multiclass model is calibrated by temperature only.
     pub fn apply_softmax(&self, logits: &[f64]) -> Vec<f64> {
         let scaled: Vec<f64> = logits.iter().map(|&z| self.a * z).collect();
-        crate::metrics::softmax_rows(&scaled, logits.len())
+        crate::task::metrics::softmax_rows(&scaled, logits.len())
     }
 
     /// Temperature scaling of multiclass logits (`[rows * k]`): the slope `a = 1 / T` that
@@ -191,7 +191,7 @@ impl Calibration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{log_loss, softmax_rows};
+    use crate::task::metrics::{log_loss, softmax_rows};
 
     #[test]
     fn log_odds_match_the_calibrated_probabilities() {
@@ -252,7 +252,7 @@ mod tests {
         for i in 0..3000 {
             let t = i as f64 / 3000.0;
             let z = [2.0 * t - 1.0, 0.0, 1.0 - 2.0 * t];
-            let p = crate::metrics::softmax_rows(&z, 3);
+            let p = crate::task::metrics::softmax_rows(&z, 3);
             let u = (i as f64 * 0.618_033_988_75).fract();
             let y = if u < p[0] {
                 0

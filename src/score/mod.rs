@@ -1,25 +1,31 @@
 //! Scoring with an exported run: batched logits, streaming `predict`, and `evaluate`.
 
+pub mod drift;
+pub mod explain;
+pub mod importance;
+pub mod predictions;
+pub mod reasons;
+
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::calibration::{Calibration, sigmoid};
-use crate::checkpoint::{LoadedRun, files, parse_verified};
+use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
 use crate::data::{ChunkReader, Table};
-use crate::drift::{DriftCounter, DriftReport, Profile};
 use crate::error::{PatronError, Result};
-use crate::explain::{Scored, explain};
-use crate::host_mlp::HostMlp;
-use crate::html_report::ReportPage;
-use crate::metrics::{predicted_classes, softmax_rows};
+use crate::model::host_mlp::HostMlp;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
-use crate::predictions::{Layout, PredictionWriter, ScoredChunk};
-use crate::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
-use crate::reasons::{Outcome, Reasons};
+use crate::report::html::ReportPage;
 use crate::report::{Report, Scores, segment_columns};
+use crate::run::{LoadedRun, files, parse_verified};
+use crate::score::drift::{DriftCounter, DriftReport, Profile};
+use crate::score::explain::{Scored, explain};
+use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
+use crate::score::reasons::{Outcome, Reasons};
+use crate::task::calibration::{Calibration, sigmoid};
+use crate::task::metrics::{predicted_classes, softmax_rows};
 
 /// Rows `evaluate` reads at a time.
 const EVALUATE_CHUNK_ROWS: usize = 65_536;

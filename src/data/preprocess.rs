@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ModelKind};
+use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
-use crate::text::{BagFeatures, SubwordVocab, normalize};
 
 /// Version of the `preprocess.json` layout.
 pub const PREPROCESS_VERSION: u32 = 1;

@@ -9,11 +9,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::preprocess::{Encoded, Preprocessor, Slot};
 use crate::error::Result;
-use crate::inference::logits;
-use crate::metrics::{auc_roc, one_vs_rest, softmax_rows};
 use crate::model::{ModelSpec, Network};
-use crate::preprocess::{Encoded, Preprocessor, Slot};
+use crate::score::logits;
+use crate::task::metrics::{auc_roc, one_vs_rest, softmax_rows};
 
 /// Shuffles per feature; the spread over them says how stable the estimate is.
 pub const REPEATS: usize = 5;

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::preprocess::{Encoded, Feature, Preprocessor, Slot};
+use crate::data::preprocess::{Encoded, Feature, Preprocessor, Slot};
 
 /// The one column a text run profiles: how many token ids each text gives the model (the
 /// texts themselves have no fixed buckets).

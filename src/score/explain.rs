@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::Calibration;
+use crate::data::preprocess::{Encoded, TextPreprocess};
+use crate::data::text::{normalize, units};
 use crate::error::Result;
-use crate::inference::Scorer;
-use crate::metrics::predicted_classes;
-use crate::preprocess::{Encoded, TextPreprocess};
-use crate::text::{normalize, units};
+use crate::score::Scorer;
+use crate::task::calibration::Calibration;
+use crate::task::metrics::predicted_classes;
 
 /// Phrases listed per class.
 pub const TOP_PHRASES: usize = 15;
@@ -106,7 +106,10 @@ fn frequent_phrases(texts: &[String]) -> Vec<(String, usize)> {
         }
         for pair in u.windows(2) {
             if pair.iter().all(|w| w.chars().any(char::is_alphanumeric)) {
-                let sep = if pair.iter().all(|w| w.chars().all(crate::text::is_cjk)) {
+                let sep = if pair
+                    .iter()
+                    .all(|w| w.chars().all(crate::data::text::is_cjk))
+                {
                     ""
                 } else {
                     " "

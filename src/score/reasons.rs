@@ -13,12 +13,12 @@ use std::collections::HashSet;
 
 use rayon::prelude::*;
 
-use crate::calibration::Calibration;
 use crate::data::Table;
+use crate::data::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
+use crate::data::text::{normalize, unit_spans};
 use crate::error::Result;
-use crate::inference::{Scorer, tabular_inputs};
-use crate::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
-use crate::text::{normalize, unit_spans};
+use crate::score::{Scorer, tabular_inputs};
+use crate::task::calibration::Calibration;
 
 /// One reason: what was taken out (a column name, or a word) and its effect in log-odds
 /// toward the predicted class; `None` is an empty place.
