@@ -13,6 +13,7 @@ use patron::error::{PatronError, Result};
 use patron::progress::Progress;
 use patron::report::Report;
 use patron::report::compare;
+use patron::report::evaluation;
 use patron::report::html;
 use patron::report::run_report;
 use patron::run::export::{self, ExportFormat};
@@ -588,13 +589,8 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
-    let report = score::evaluate(
-        &run,
-        &backend.device,
-        &backend.description,
-        &args.data,
-        &out,
-    )?;
+    let evaluation = score::evaluate(&run, &backend.device, &args.data)?;
+    let report = evaluation::write(&run, &evaluation, &backend.description, &out)?;
     println!("{} rows: {}", report.n(), headline(&report));
     println!("{}", out.display());
     Ok(())

@@ -598,6 +598,36 @@ fn read_record(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> std::io::Result<b
     }
 }
 
+/// The text of each row in the segment columns `names` (`(missing)` for blank cells).
+pub fn segment_columns(
+    table: &Table,
+    names: &[String],
+    read: &ReadOptions,
+    path: &Path,
+    required: bool,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for name in names {
+        match table.cells(name) {
+            Some(cells) => out.push((
+                name.clone(),
+                cells
+                    .iter()
+                    .map(|c| read.clean(*c).unwrap_or("(missing)").to_string())
+                    .collect(),
+            )),
+            None if required => {
+                return Err(PatronError::data(
+                    path,
+                    format!("report.segments column {name:?} not found"),
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

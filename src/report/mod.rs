@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod evaluation;
 pub mod html;
 pub mod run_report;
 
@@ -11,8 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ReadOptions, Table};
-use crate::error::{PatronError, Result};
+use crate::error::Result;
 use crate::report::html::ReportPage;
 use crate::run::{files, write_atomic, write_json};
 use crate::task::metrics::{
@@ -293,36 +293,6 @@ pub struct Segment {
     pub mean_score: f64,
     /// ROC AUC within the segment; absent when it holds one class only.
     pub auc_roc: Option<f64>,
-}
-
-/// The text of each row in the segment columns `names` (`(missing)` for blank cells).
-pub fn segment_columns(
-    table: &Table,
-    names: &[String],
-    read: &ReadOptions,
-    path: &Path,
-    required: bool,
-) -> Result<Vec<(String, Vec<String>)>> {
-    let mut out = Vec::new();
-    for name in names {
-        match table.cells(name) {
-            Some(cells) => out.push((
-                name.clone(),
-                cells
-                    .iter()
-                    .map(|c| read.clean(*c).unwrap_or("(missing)").to_string())
-                    .collect(),
-            )),
-            None if required => {
-                return Err(PatronError::data(
-                    path,
-                    format!("report.segments column {name:?} not found"),
-                ));
-            }
-            None => {}
-        }
-    }
-    Ok(out)
 }
 
 /// Segment values listed per column; rarer values are grouped as `(other)`.

@@ -6,13 +6,13 @@ use std::path::Path;
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
 use crate::report::{BinaryReport, MulticlassReport, Report};
+use crate::run::history::{EpochRow, parse_metrics};
 use crate::run::{Manifest, RunStatus, files, read_bounded, read_json, read_manifest};
 use crate::score::explain::TextExplanations;
 use crate::score::importance::FeatureImportance;
 use crate::score::probabilities;
 use crate::task::calibration::{Calibration, sigmoid};
 use crate::task::metrics::softmax_rows;
-use crate::train::EpochRow;
 
 /// File of the evaluated rows' labels and logits, so reports can be rebuilt.
 pub const PREDICTIONS: &str = "test_predictions.csv";
@@ -101,39 +101,6 @@ fn parse_predictions(path: &Path, outputs: usize) -> Result<(Vec<f32>, Vec<f64>)
         }
     }
     Ok((labels, logits))
-}
-
-fn parse_metrics(path: &Path) -> Result<Vec<EpochRow>> {
-    let bad = |line: usize| PatronError::checkpoint(path, format!("line {line} is damaged"));
-    let text = String::from_utf8(read_bounded(path, 64 << 20)?)
-        .map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
-    text.lines()
-        .enumerate()
-        .skip(1)
-        .map(|(i, line)| {
-            let v: Vec<f64> = line
-                .split(',')
-                .map(|x| x.parse::<f64>())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| bad(i + 1))?;
-            // Runs written before the accuracy / macro-F1 columns have six.
-            if v.len() != 6 && v.len() != 8 {
-                return Err(bad(i + 1));
-            }
-            Ok(EpochRow {
-                epoch: v[0] as usize,
-                lr: v[1],
-                train_loss: v[2],
-                valid_loss: v[3],
-                valid_auc_roc: v[4],
-                // Not in metrics.csv; the report does not chart it.
-                valid_auc_pr: f64::NAN,
-                seconds: v[5],
-                valid_accuracy: v.get(6).copied().unwrap_or(f64::NAN),
-                valid_macro_f1: v.get(7).copied().unwrap_or(f64::NAN),
-            })
-        })
-        .collect()
 }
 
 /// Rebuild `report.json`, `report.md` and `report.html` of a finished run from its files.

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod export;
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -13,15 +13,13 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
-use crate::data::{ChunkReader, Table};
+use crate::data::{ChunkReader, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
-use crate::report::html::ReportPage;
-use crate::report::{Report, Scores, segment_columns};
 use crate::run::{LoadedRun, files, parse_verified};
 use crate::score::drift::{DriftCounter, DriftReport, Profile};
-use crate::score::explain::{Scored, explain};
+use crate::score::explain::{Scored, TextExplanations, explain};
 use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
 use crate::score::reasons::{Outcome, Reasons};
 use crate::task::calibration::{Calibration, sigmoid};
@@ -549,14 +547,24 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
     Ok(report)
 }
 
-/// Score a labelled file with a run and write its reports into `out_dir`.
-pub fn evaluate(
-    run: &LoadedRun,
-    device: &Device,
-    device_name: &str,
-    data: &Path,
-    out_dir: &Path,
-) -> Result<Report> {
+/// A labelled file scored by a run, as `patron evaluate` reports it.
+pub struct Evaluation {
+    /// The evaluated file, in words (`standard input` for `-`).
+    pub evaluated: String,
+    /// Calibrated probabilities (see [`probabilities`]).
+    pub probs: Vec<f64>,
+    /// Probabilities before calibration.
+    pub raw: Vec<f64>,
+    /// Class index of every row.
+    pub labels: Vec<f32>,
+    /// Values of the run's `report.segments` columns found in the file, per row.
+    pub segments: Vec<(String, Vec<String>)>,
+    /// Text runs: what the model reads in these texts.
+    pub explanations: Option<TextExplanations>,
+}
+
+/// Score a labelled file with a run, read in chunks like `predict`.
+pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluation> {
     let pre = &run.preprocess;
     let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
@@ -602,18 +610,6 @@ pub fn evaluate(
     } else {
         data.display().to_string()
     };
-    let report = Report::of_scores(
-        &Scores {
-            probs: &probs,
-            raw: &raw,
-            labels: &labels,
-        },
-        &pre.labels,
-        run.manifest.threshold.unwrap_or(0.5),
-        run.manifest.class_offsets.as_deref().unwrap_or(&[]),
-        &evaluated,
-        &segments,
-    );
     let explanations = match &pre.text {
         Some(text) => Some(explain(
             &scorer,
@@ -630,30 +626,14 @@ pub fn evaluate(
         )?),
         None => None,
     };
-    std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
-    let m = &run.manifest;
-    let page = ReportPage {
-        title: format!("Evaluation of {}", run.dir.display()),
-        facts: vec![
-            ("run".into(), run.dir.display().to_string()),
-            ("model".into(), m.model_kind.clone()),
-            ("evaluated file".into(), evaluated.clone()),
-            (
-                "trained on".into(),
-                format!("{} ({} rows)", m.dataset.path, m.dataset.rows),
-            ),
-            ("scored on".into(), device_name.to_string()),
-            ("patron".into(), env!("CARGO_PKG_VERSION").into()),
-        ],
-        probs: &probs,
-        uncalibrated: &raw,
-        labels: &labels,
-        history: &[],
-        importance: &[],
-        explanations: explanations.as_ref(),
-    };
-    report.write(out_dir, &page)?;
-    Ok(report)
+    Ok(Evaluation {
+        evaluated,
+        probs,
+        raw,
+        labels,
+        segments,
+        explanations,
+    })
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
-use super::{EpochRow, Training, host_table, metrics_csv};
+use super::{Training, host_table};
 use crate::backend::Backend;
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
 use crate::model::{ModelSpec, Network};
+use crate::run::history::{EpochRow, metrics_csv};
 use crate::run::{self, FileGroup, files, read_json, write_atomic, write_json};
 
 /// Resumable bookkeeping, saved with each epoch's checkpoint.

@@ -20,22 +20,22 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::config::{ClassWeight, Config, Schedule, StopMetric, TrainConfig};
+use crate::config::{ClassWeight, Config, Schedule, TrainConfig};
 use crate::data::preprocess::{
     Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values,
 };
 use crate::data::split::{Split, split_rows};
-use crate::data::{ReadOptions, Table, read_table};
+use crate::data::{ReadOptions, Table, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::progress::Progress;
 use crate::report::html::ReportPage;
 use crate::report::run_report::{PREDICTIONS, predictions_csv, run_page};
-use crate::report::{Report, Scores, segment_columns};
+use crate::report::{Report, Scores};
+use crate::run::history::{EpochRow, metrics_csv};
 use crate::run::{
     self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
     write_atomic, write_json,
@@ -84,44 +84,6 @@ pub struct TrainOutcome {
     pub epochs_run: usize,
     /// The best epoch's validation metrics (its row of `metrics.csv`).
     pub best: EpochRow,
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRow {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Learning rate at the epoch's last step.
-    pub lr: f64,
-    /// Mean weighted training loss.
-    pub train_loss: f64,
-    /// Unweighted validation log loss (raw probabilities).
-    pub valid_loss: f64,
-    /// Validation ROC AUC.
-    pub valid_auc_roc: f64,
-    /// Validation average precision.
-    pub valid_auc_pr: f64,
-    /// Seconds the epoch took.
-    pub seconds: f64,
-    /// Validation accuracy.
-    #[serde(default)]
-    pub valid_accuracy: f64,
-    /// Validation macro-F1.
-    #[serde(default)]
-    pub valid_macro_f1: f64,
-}
-
-impl EpochRow {
-    /// The validation value of `m` at this epoch.
-    pub fn metric(&self, m: StopMetric) -> f64 {
-        match m {
-            StopMetric::AucRoc => self.valid_auc_roc,
-            StopMetric::AucPr => self.valid_auc_pr,
-            StopMetric::LogLoss => self.valid_loss,
-            StopMetric::MacroF1 => self.valid_macro_f1,
-            StopMetric::Accuracy => self.valid_accuracy,
-        }
-    }
 }
 
 /// Everything prepared from the config and the data before the loop.
@@ -1159,27 +1121,6 @@ fn finish(
             .cloned()
             .ok_or_else(|| PatronError::Internal("the best epoch has no metrics".into()))?,
     })
-}
-
-fn metrics_csv(history: &[EpochRow]) -> String {
-    // New columns go at the end so scripts reading the first six keep working.
-    let mut out = String::from(
-        "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds,valid_accuracy,valid_macro_f1\n",
-    );
-    for r in history {
-        out.push_str(&format!(
-            "{},{:e},{:.6},{:.6},{:.6},{:.3},{:.6},{:.6}\n",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.valid_loss,
-            r.valid_auc_roc,
-            r.seconds,
-            r.valid_accuracy,
-            r.valid_macro_f1
-        ));
-    }
-    out
 }
 
 /// Write the exported checkpoint files, then mark the manifest complete (the commit point).

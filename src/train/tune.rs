@@ -19,9 +19,10 @@ use crate::backend::Backend;
 use crate::config::{Config, ModelKind, StopMetric};
 use crate::error::{PatronError, Result};
 use crate::progress::Progress;
+use crate::run::history::EpochRow;
 use crate::run::{RunStatus, read_json, read_manifest, write_atomic, write_json};
 use crate::score::predictions::csv_field;
-use crate::train::{self, EpochRow, TrainRequest};
+use crate::train::{self, TrainRequest};
 
 /// Files a search writes next to its trials.
 pub mod files {
