@@ -17,7 +17,7 @@ use patron::report::evaluation;
 use patron::report::html;
 use patron::report::run_report;
 use patron::run::export::{self, ExportFormat};
-use patron::run::{load_run, read_manifest, write_atomic, write_json};
+use patron::run::{load_run, read_manifest, seal_folder, write_atomic, write_json};
 use patron::score;
 use patron::train::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 use patron::train::{self, TrainRequest};
@@ -578,6 +578,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
     write_json(&out.join("drift.json"), &report)?;
     write_atomic(&out.join("drift.md"), markdown.as_bytes())?;
     write_atomic(&out.join("drift.html"), html.as_bytes())?;
+    seal_folder(&out, &["drift.json", "drift.md", "drift.html"])?;
     print!("{markdown}");
     println!("{}", out.display());
     Ok(())

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{PatronError, Result};
 use crate::report::Report;
-use crate::run::{files, read_json, read_manifest};
+use crate::run::{files, parse_json, read_manifest, read_sealed, read_verified};
 
 /// One metric column of a binary comparison: its report key, and whether larger is better.
 const BINARY_COLUMNS: &[(&str, bool)] = &[
@@ -59,7 +59,18 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
                 "has no report.json: pass run directories or `patron evaluate` output folders",
             ));
         }
-        let report: Report = read_json(&path)?;
+        // A run's report is checked against its manifest, an evaluation's against the
+        // checksums.json written beside it.
+        let manifest = if dir.join(files::MANIFEST).is_file() {
+            Some(read_manifest(dir)?)
+        } else {
+            None
+        };
+        let bytes = match &manifest {
+            Some(m) => read_verified(dir, m, files::REPORT)?,
+            None => read_sealed(dir, files::REPORT)?,
+        };
+        let report: Report = parse_json(&bytes, &path)?;
         let (these, metrics, n) = match &report {
             Report::Binary(r) => (BINARY_COLUMNS, serde_json::to_value(&r.metrics), r.n),
             Report::Multiclass(r) => (MULTICLASS_COLUMNS, serde_json::to_value(&r.metrics), r.n),
@@ -71,11 +82,9 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
             )));
         }
         columns = Some(these);
-        let model = if dir.join(files::MANIFEST).is_file() {
-            let m = read_manifest(dir)?;
-            format!("{} on {}", m.model_kind, m.backend)
-        } else {
-            "evaluation".to_string()
+        let model = match &manifest {
+            Some(m) => format!("{} on {}", m.model_kind, m.backend),
+            None => "evaluation".to_string(),
         };
         let metrics =
             metrics.map_err(|e| PatronError::Internal(format!("reading metrics: {e}")))?;

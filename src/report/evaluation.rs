@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
 use crate::report::{Report, Scores};
-use crate::run::LoadedRun;
+use crate::run::{LoadedRun, files, seal_folder};
 use crate::score::Evaluation;
 
 /// Judge `evaluation` (scored by `run` on the device `device_name` describes) and write
@@ -53,5 +53,10 @@ pub fn write(
         explanations: e.explanations.as_ref(),
     };
     report.write(out_dir, &page)?;
+    // `patron compare` reads report.json back, verified.
+    seal_folder(
+        out_dir,
+        &[files::REPORT, files::REPORT_MD, files::REPORT_HTML],
+    )?;
     Ok(report)
 }

@@ -7,15 +7,14 @@ use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
 use crate::report::{BinaryReport, MulticlassReport, Report};
 use crate::run::history::{EpochRow, parse_metrics};
-use crate::run::{Manifest, RunStatus, files, read_bounded, read_json, read_manifest};
+use crate::run::{
+    Manifest, RunStatus, files, parse_json, read_manifest, read_strict, record_hashes, write_json,
+};
 use crate::score::explain::TextExplanations;
 use crate::score::importance::FeatureImportance;
 use crate::score::probabilities;
 use crate::task::calibration::{Calibration, sigmoid};
 use crate::task::metrics::softmax_rows;
-
-/// File of the evaluated rows' labels and logits, so reports can be rebuilt.
-pub const PREDICTIONS: &str = "test_predictions.csv";
 
 /// The report page of a run, its header facts taken from the manifest.
 pub fn run_page<'a>(
@@ -83,10 +82,10 @@ pub fn predictions_csv(labels: &[f32], logits: &[f64], outputs: usize) -> String
     out
 }
 
-fn parse_predictions(path: &Path, outputs: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+fn parse_predictions(bytes: Vec<u8>, path: &Path, outputs: usize) -> Result<(Vec<f32>, Vec<f64>)> {
     let bad = |line: usize| PatronError::checkpoint(path, format!("line {line} is damaged"));
-    let text = String::from_utf8(read_bounded(path, 1 << 30)?)
-        .map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
     let (mut labels, mut logits) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate().skip(1) {
         let mut fields = line.split(',');
@@ -113,11 +112,18 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
         ));
     }
     let outputs = manifest.model.outputs;
-    let calibration: Calibration = read_json(&run_dir.join(files::CALIBRATION))?;
-    let (labels, logits) = parse_predictions(&run_dir.join(PREDICTIONS), outputs)?;
-    let history = parse_metrics(&run_dir.join(files::METRICS))?;
-    let importance: Vec<FeatureImportance> = read_json(&run_dir.join(files::IMPORTANCE))?;
-    let old: Report = read_json(&run_dir.join(files::REPORT))?;
+    // Only verified files: a damaged one would silently become a different report.
+    let read = |name: &str| read_strict(run_dir, &manifest, name);
+    let calibration: Calibration = parse_json(
+        &read(files::CALIBRATION)?,
+        &run_dir.join(files::CALIBRATION),
+    )?;
+    let predictions = run_dir.join(files::PREDICTIONS);
+    let (labels, logits) = parse_predictions(read(files::PREDICTIONS)?, &predictions, outputs)?;
+    let history = parse_metrics(read(files::METRICS)?, &run_dir.join(files::METRICS))?;
+    let importance: Vec<FeatureImportance> =
+        parse_json(&read(files::IMPORTANCE)?, &run_dir.join(files::IMPORTANCE))?;
+    let old: Report = parse_json(&read(files::REPORT)?, &run_dir.join(files::REPORT))?;
     let probs = probabilities(&calibration, &logits, outputs);
     let (report, raw) = match old {
         Report::Binary(old) => {
@@ -149,11 +155,12 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
         }
     };
     let explain_path = run_dir.join(files::EXPLANATIONS);
-    let explanations: Option<TextExplanations> = if explain_path.exists() {
-        Some(read_json(&explain_path)?)
-    } else {
-        None
-    };
+    let explanations: Option<TextExplanations> =
+        if manifest.files.contains_key(files::EXPLANATIONS) || explain_path.exists() {
+            Some(parse_json(&read(files::EXPLANATIONS)?, &explain_path)?)
+        } else {
+            None
+        };
     let mut page = run_page(
         run_dir,
         &manifest,
@@ -165,8 +172,11 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
     );
     page.explanations = explanations.as_ref();
     report.write(run_dir, &page)?;
-    let hash = crate::run::sha256_file(&run_dir.join(files::REPORT))?;
-    manifest.files.insert(files::REPORT.to_string(), hash);
-    crate::run::write_json(&run_dir.join(files::MANIFEST), &manifest)?;
+    record_hashes(
+        run_dir,
+        &mut manifest,
+        &[files::REPORT, files::REPORT_MD, files::REPORT_HTML],
+    )?;
+    write_json(&run_dir.join(files::MANIFEST), &manifest)?;
     Ok(report)
 }

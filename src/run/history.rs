@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StopMetric;
 use crate::error::{PatronError, Result};
-use crate::run::read_bounded;
 
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,10 +69,10 @@ pub fn metrics_csv(history: &[EpochRow]) -> String {
 }
 
 /// Read `metrics.csv` back.
-pub fn parse_metrics(path: &Path) -> Result<Vec<EpochRow>> {
+pub fn parse_metrics(bytes: Vec<u8>, path: &Path) -> Result<Vec<EpochRow>> {
     let bad = |line: usize| PatronError::checkpoint(path, format!("line {line} is damaged"));
-    let text = String::from_utf8(read_bounded(path, 64 << 20)?)
-        .map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
     text.lines()
         .enumerate()
         .skip(1)

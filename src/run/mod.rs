@@ -15,8 +15,15 @@
 //! RUN/importance.json   permutation feature importance (validation split)
 //! RUN/explanations.json text runs: phrases pushing toward each class, confident mistakes
 //! RUN/report.json       test-split report (report.md and report.html for people)
+//! RUN/test_predictions.csv  the evaluated rows' labels and logits (`patron report` reads them)
+//! RUN/profile.json      what the model was trained on, for `patron drift`
 //! RUN/train_state/      resumable state: current.json -> epoch-NNNN/{last,best,optimizer}.bpk
 //! ```
+//!
+//! Every file a command reads is verified before it is used: the exported files against
+//! the SHA-256 the manifest records (from format version 2 on, all of them), the files of
+//! an epoch checkpoint against the hashes in `current.json`, and the folders `evaluate`
+//! and `drift` write against their `checksums.json`.
 
 pub mod export;
 pub mod history;
@@ -37,8 +44,12 @@ use crate::error::{PatronError, Result};
 use crate::model::{ModelSpec, Network};
 use crate::task::calibration::Calibration;
 
-/// Version of the run-directory layout; runs from another version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the run-directory layout that this patron writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version that still scores: version 1 hashed only the files scoring reads
+/// (no metrics, predictions, importance or explanations), so commands that read those
+/// refuse it.
+pub const OLDEST_SCORED_VERSION: u32 = 1;
 
 /// File names inside a run directory.
 pub mod files {
@@ -66,8 +77,12 @@ pub mod files {
     pub const REPORT_MD: &str = "report.md";
     /// The full human-readable report with charts.
     pub const REPORT_HTML: &str = "report.html";
+    /// The evaluated rows' labels and logits, so reports can be rebuilt.
+    pub const PREDICTIONS: &str = "test_predictions.csv";
     /// Folder of resumable training state.
     pub const TRAIN_STATE: &str = "train_state";
+    /// SHA-256 of each file of a folder `evaluate` or `drift` wrote.
+    pub const CHECKSUMS: &str = "checksums.json";
 }
 
 /// Whether a run has finished.
@@ -204,6 +219,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct FileGroup {
     dir: PathBuf,
     files: Vec<(PathBuf, std::fs::File)>,
+    /// SHA-256 of each file of the group, for the pointer that publishes it.
+    hashes: BTreeMap<String, String>,
 }
 
 impl FileGroup {
@@ -214,6 +231,7 @@ impl FileGroup {
         Ok(FileGroup {
             dir: dir.to_path_buf(),
             files: Vec::new(),
+            hashes: BTreeMap::new(),
         })
     }
 
@@ -224,23 +242,35 @@ impl FileGroup {
         file.write_all(bytes)
             .map_err(|e| PatronError::io(&path, e))?;
         self.files.push((path, file));
+        self.hashes.insert(name.to_string(), sha256_hex(bytes));
         Ok(())
     }
 
-    /// Make `name` a hard link to `source` (same bytes, nothing copied); false when the
-    /// file system cannot, so the caller writes the bytes instead.
-    pub fn link(&mut self, name: &str, source: &Path) -> bool {
+    /// Make `name` a hard link to `source`, whose SHA-256 is `hash` (same bytes, nothing
+    /// copied); false when the file system cannot, so the caller writes the bytes instead.
+    pub fn link(&mut self, name: &str, source: &Path, hash: &str) -> bool {
         let path = self.dir.join(name);
         let _ = std::fs::remove_file(&path);
-        std::fs::hard_link(source, &path).is_ok()
+        let linked = std::fs::hard_link(source, &path).is_ok();
+        if linked {
+            self.hashes.insert(name.to_string(), hash.to_string());
+        }
+        linked
     }
 
-    /// Flush every file of the group and the folder's entries to disk.
-    pub fn sync(self) -> Result<()> {
+    /// The SHA-256 of the group's file `name`, once written or linked.
+    pub fn hash(&self, name: &str) -> Option<&str> {
+        self.hashes.get(name).map(String::as_str)
+    }
+
+    /// Flush every file of the group and the folder's entries to disk; returns the
+    /// SHA-256 of each file.
+    pub fn sync(self) -> Result<BTreeMap<String, String>> {
         for (path, file) in &self.files {
             file.sync_all().map_err(|e| PatronError::io(path, e))?;
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        Ok(self.hashes)
     }
 }
 
@@ -272,6 +302,8 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 
 /// Largest JSON/TOML file of a run patron reads (vocabularies of many columns stay far below).
 pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+/// Largest CSV file of a run patron reads (the evaluated rows' logits).
+pub const MAX_TABLE_BYTES: u64 = 1 << 30;
 /// Largest weight or optimizer file patron reads.
 pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
 
@@ -362,11 +394,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     }
     let raw: serde_json::Value = read_json(&path)?;
     let version = raw.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(FORMAT_VERSION as u64) {
+    let known = u64::from(OLDEST_SCORED_VERSION)..=u64::from(FORMAT_VERSION);
+    if !version.is_some_and(|v| known.contains(&v)) {
         return Err(PatronError::checkpoint(
             &path,
             format!(
-                "run format version {} is not supported by patron {} (expects {FORMAT_VERSION})",
+                "run format version {} is not supported by patron {} (expects {OLDEST_SCORED_VERSION} to {FORMAT_VERSION})",
                 version.map_or("unknown".into(), |v| v.to_string()),
                 env!("CARGO_PKG_VERSION")
             ),
@@ -376,24 +409,97 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         .map_err(|e| PatronError::checkpoint(&path, format!("damaged manifest: {e}")))
 }
 
-/// Read a file of a run, checking its SHA-256 against the manifest when recorded.
-fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    let limit = if name.ends_with(".bpk") {
+/// The size limit of a run file: weights may be large, everything else is metadata.
+fn limit_of(name: &str) -> u64 {
+    if name.ends_with(".bpk") || name.ends_with(".bin") {
         MAX_WEIGHTS_BYTES
+    } else if name.ends_with(".csv") {
+        // A large test split's rows and logits.
+        MAX_TABLE_BYTES
     } else {
         MAX_METADATA_BYTES
-    };
-    let bytes = read_bounded(&path, limit)?;
-    if let Some(expected) = manifest.files.get(name)
-        && sha256_hex(&bytes) != *expected
-    {
+    }
+}
+
+/// Read `dir/name` and check it against `expected` (a hex SHA-256).
+pub fn read_checked(dir: &Path, name: &str, expected: &str, what: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    let bytes = read_bounded(&path, limit_of(name))?;
+    if sha256_hex(&bytes) != expected {
         return Err(PatronError::checkpoint(
             &path,
-            "does not match the SHA-256 in manifest.json: the file was changed or truncated",
+            format!("does not match the SHA-256 in {what}: the file was changed or truncated"),
         ));
     }
     Ok(bytes)
+}
+
+/// Read a file of a run, checked against the SHA-256 the manifest records. A run of the
+/// current format records every file it exported, so a missing hash is damage; a version 1
+/// run is read as that version did (checked where it recorded a hash).
+pub fn read_verified(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
+    match manifest.files.get(name) {
+        Some(expected) => read_checked(dir, name, expected, "manifest.json"),
+        None if manifest.format_version >= 2 => Err(PatronError::checkpoint(
+            dir.join(name),
+            "has no SHA-256 in manifest.json, so it cannot be verified: the manifest was edited",
+        )),
+        None => read_bounded(&dir.join(name), limit_of(name)),
+    }
+}
+
+/// Read a file of a run that only runs of format version 2 on can vouch for (what
+/// `patron report` rebuilds from): an older run is refused, naming the file.
+pub fn read_strict(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
+    match manifest.files.get(name) {
+        Some(expected) => read_checked(dir, name, expected, "manifest.json"),
+        None => Err(PatronError::checkpoint(
+            dir.join(name),
+            format!(
+                "cannot be verified: the run's manifest (format version {}) records no SHA-256 for it; train the run again with this patron",
+                manifest.format_version
+            ),
+        )),
+    }
+}
+
+/// Record the SHA-256 of each file `names` of `dir` in the manifest.
+pub fn record_hashes(dir: &Path, manifest: &mut Manifest, names: &[&str]) -> Result<()> {
+    for name in names {
+        let hash = sha256_file(&dir.join(name))?;
+        manifest.files.insert(name.to_string(), hash);
+    }
+    Ok(())
+}
+
+/// Write `checksums.json` into a folder `evaluate` or `drift` wrote: the SHA-256 of each
+/// of its files `names`, so `patron compare` reads them verified.
+pub fn seal_folder(dir: &Path, names: &[&str]) -> Result<()> {
+    let mut sums = BTreeMap::new();
+    for name in names {
+        sums.insert(name.to_string(), sha256_file(&dir.join(name))?);
+    }
+    write_json(&dir.join(files::CHECKSUMS), &sums)
+}
+
+/// Read the file `name` of a folder `evaluate` or `drift` wrote, checked against its
+/// `checksums.json`.
+pub fn read_sealed(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let sums_path = dir.join(files::CHECKSUMS);
+    if !sums_path.is_file() {
+        return Err(PatronError::checkpoint(
+            dir.join(name),
+            "cannot be verified: its folder has no checksums.json (an earlier patron wrote it); run patron evaluate again",
+        ));
+    }
+    let sums: BTreeMap<String, String> = read_json(&sums_path)?;
+    let expected = sums.get(name).ok_or_else(|| {
+        PatronError::checkpoint(
+            dir.join(name),
+            "has no SHA-256 in checksums.json, so it cannot be verified",
+        )
+    })?;
+    read_checked(dir, name, expected, "checksums.json")
 }
 
 /// Read a JSON file of a run, checked against its manifest hash when it has one.
@@ -403,8 +509,13 @@ pub fn parse_verified<T: for<'de> Deserialize<'de>>(
     name: &str,
 ) -> Result<T> {
     let bytes = read_verified(dir, manifest, name)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| PatronError::checkpoint(dir.join(name), format!("damaged file: {e}")))
+    parse_json(&bytes, &dir.join(name))
+}
+
+/// Parse the bytes of a JSON file of a run.
+pub fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| PatronError::checkpoint(path, format!("damaged file: {e}")))
 }
 
 /// Load a complete run onto `device`.

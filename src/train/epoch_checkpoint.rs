@@ -2,6 +2,7 @@
 //! `patron train --resume` needs to continue exactly as the uninterrupted run would (the
 //! model, the best weights, both optimizers' state and the loop's counters).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::optim::ModuleOptimizer;
@@ -33,9 +34,10 @@ pub(super) struct LoopState {
 const STATE_FILE: &str = "state.toml";
 /// `text_bag`'s sparse optimizer state inside an epoch checkpoint.
 const SPARSE_STATE_FILE: &str = "sparse_optimizer.bin";
+/// The pointer to the latest epoch checkpoint, inside `train_state/`.
+const CURRENT_FILE: &str = "current.json";
 
-fn read_state(path: &Path) -> Result<LoopState> {
-    let bytes = run::read_bounded(path, run::MAX_METADATA_BYTES)?;
+fn read_state(bytes: Vec<u8>, path: &Path) -> Result<LoopState> {
     let text = String::from_utf8(bytes)
         .map_err(|_| PatronError::checkpoint(path, "is not UTF-8: damaged training state"))?;
     toml::from_str(&text).map_err(|e| {
@@ -43,34 +45,50 @@ fn read_state(path: &Path) -> Result<LoopState> {
     })
 }
 
-/// Pointer to the latest complete epoch checkpoint inside `train_state/`.
+/// Pointer to the latest complete epoch checkpoint inside `train_state/`, with the
+/// SHA-256 of each of its files (a resume reads them verified).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Current {
+pub(super) struct Current {
     epoch_dir: String,
+    files: BTreeMap<String, String>,
 }
 
-/// The latest complete epoch checkpoint of `run_dir`, if an epoch finished.
-pub(super) fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
-    let state_dir = run_dir.join(files::TRAIN_STATE);
-    let current = state_dir.join("current.json");
+/// `train_state/current.json` of `run_dir`, if an epoch finished.
+fn read_current(run_dir: &Path) -> Result<Option<Current>> {
+    let current = run_dir.join(files::TRAIN_STATE).join(CURRENT_FILE);
     if !current.exists() {
         return Ok(None);
     }
-    let pointer: Current = read_json(&current)?;
-    Ok(Some(state_dir.join(pointer.epoch_dir)))
+    read_json(&current).map(Some)
 }
 
-/// The training saved in the epoch checkpoint `dir`: the model with `optim` (fresh, of the
-/// run's config) loaded with the saved moments, the best weights and the loop state.
+/// An epoch checkpoint's folder and the pointer that lists its files.
+pub(super) type Saved = (PathBuf, Current);
+
+/// The latest complete epoch checkpoint of `run_dir`, if an epoch finished.
+pub(super) fn latest(run_dir: &Path) -> Result<Option<Saved>> {
+    let dir = run_dir.join(files::TRAIN_STATE);
+    Ok(read_current(run_dir)?.map(|c| (dir.join(&c.epoch_dir), c)))
+}
+
+/// The training saved in the epoch checkpoint `dir` (whose files `current` lists): the
+/// model with `optim` (fresh, of the run's config) loaded with the saved moments, the best
+/// weights and the loop state.
 pub(super) fn restore(
-    dir: &Path,
+    (dir, current): &Saved,
     spec: &ModelSpec,
     optim: ModuleOptimizer,
     backend: &Backend,
 ) -> Result<Training> {
     let ad = backend.device.clone().autodiff();
-    let state = read_state(&dir.join(STATE_FILE))?;
-    let read = |name: &str| run::read_bounded(&dir.join(name), run::MAX_WEIGHTS_BYTES);
+    let read = |name: &str| match current.files.get(name) {
+        Some(hash) => run::read_checked(dir, name, hash, CURRENT_FILE),
+        None => Err(PatronError::checkpoint(
+            dir.join(name),
+            format!("has no SHA-256 in {CURRENT_FILE}: damaged training state"),
+        )),
+    };
+    let state = read_state(read(STATE_FILE)?, &dir.join(STATE_FILE))?;
     let model = run::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
     let best = run::load_module(
         spec,
@@ -125,7 +143,16 @@ fn save_epoch(
             .join(format!("epoch-{:04}", state.epochs_done.saturating_sub(1)))
             .join("best.bpk")
     };
-    if !group.link("best.bpk", &best_source) {
+    let best_hash = if state.best_epoch == state.epochs_done {
+        group.hash("last.bpk").map(str::to_string)
+    } else {
+        read_current(run_dir)
+            .ok()
+            .flatten()
+            .and_then(|c| c.files.get("best.bpk").cloned())
+    };
+    let linked = best_hash.is_some_and(|hash| group.link("best.bpk", &best_source, &hash));
+    if !linked {
         group.write("best.bpk", &run::module_bytes(best)?)?;
     }
     group.write("optimizer.bpk", optimizer)?;
@@ -136,11 +163,12 @@ fn save_epoch(
         .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
     group.write(STATE_FILE, text.as_bytes())?;
     // Everything is on disk before current.json points at it.
-    group.sync()?;
+    let hashes = group.sync()?;
     write_json(
-        &state_dir.join("current.json"),
+        &state_dir.join(CURRENT_FILE),
         &Current {
             epoch_dir: name.clone(),
+            files: hashes,
         },
     )?;
     write_atomic(

@@ -33,12 +33,12 @@ use crate::model::sparse::SparseTable;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::progress::Progress;
 use crate::report::html::ReportPage;
-use crate::report::run_report::{PREDICTIONS, predictions_csv, run_page};
+use crate::report::run_report::{predictions_csv, run_page};
 use crate::report::{Report, Scores};
 use crate::run::history::{EpochRow, metrics_csv};
 use crate::run::{
-    self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, read_json,
-    write_atomic, write_json,
+    self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, write_atomic,
+    write_json,
 };
 use crate::score::drift;
 use crate::score::explain::{Scored, explain};
@@ -52,7 +52,7 @@ use crate::task::metrics::{
 
 mod epoch_checkpoint;
 
-use epoch_checkpoint::{EpochWriter, LoopState};
+use epoch_checkpoint::{EpochWriter, LoopState, Saved};
 
 /// What the user asked `patron train` to do.
 #[derive(Debug, Clone, Default)]
@@ -128,13 +128,15 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         Some(dir) => dir.clone(),
         None => default_run_dir(config_path, ""),
     };
-    let manifest = initial_manifest(&prepared, backend);
+    let mut manifest = initial_manifest(&prepared, backend);
     create_run_dir(&run_dir, request.force, |staging| {
         write_atomic(
             &staging.join(files::CONFIG),
             prepared.config.to_toml().as_bytes(),
         )?;
         write_json(&staging.join(files::PREPROCESS), &prepared.pre)?;
+        // `--resume` reads both back, verified.
+        run::record_hashes(staging, &mut manifest, &[files::CONFIG, files::PREPROCESS])?;
         write_json(&staging.join(files::MANIFEST), &manifest)
     })?;
     progress.line(&format!("run directory: {}", run_dir.display()));
@@ -162,13 +164,27 @@ fn resume(
             "this run already finished; start a new run instead of resuming",
         ));
     }
+    if manifest.format_version != run::FORMAT_VERSION {
+        return Err(PatronError::checkpoint(
+            dir,
+            format!(
+                "was started by an earlier patron (run format version {}) and cannot be resumed by this one; start a new run",
+                manifest.format_version
+            ),
+        ));
+    }
     let saved_path = dir.join(files::CONFIG);
-    let saved = Config::load(&saved_path, &[])?;
+    let saved_text = String::from_utf8(run::read_verified(dir, &manifest, files::CONFIG)?)
+        .map_err(|_| PatronError::checkpoint(&saved_path, "is not UTF-8"))?;
+    let saved_name = saved_path.display().to_string();
+    let saved = Config::from_toml_str(&saved_text, &saved_name, &[])?;
     let requested = match &request.config {
         Some(path) => Some(Config::load(path, &request.overrides)?),
-        None if !request.overrides.is_empty() => {
-            Some(Config::load(&saved_path, &request.overrides)?)
-        }
+        None if !request.overrides.is_empty() => Some(Config::from_toml_str(
+            &saved_text,
+            &saved_name,
+            &request.overrides,
+        )?),
         None => None,
     };
     if let Some(requested) = requested
@@ -179,7 +195,7 @@ fn resume(
             "--resume continues with the run's saved config; the --config/--set given resolve to a different one (drop them or start a new run)",
         ));
     }
-    let pre: Preprocessor = read_json(&dir.join(files::PREPROCESS))?;
+    let pre: Preprocessor = run::parse_verified(dir, &manifest, files::PREPROCESS)?;
     let prepared = prepare(saved, Some((&manifest, pre)))?;
     let resumed = epoch_checkpoint::latest(dir)?;
     progress.line(&format!("resuming {}", dir.display()));
@@ -745,13 +761,13 @@ impl Training {
         spec: &ModelSpec,
         cfg: &TrainConfig,
         backend: &Backend,
-        resume_from: Option<&Path>,
+        resume_from: Option<&Saved>,
     ) -> Result<Training> {
         let optim = AdamWConfig::new()
             .with_weight_decay(cfg.weight_decay as f32)
             .init();
-        if let Some(dir) = resume_from {
-            return epoch_checkpoint::restore(dir, spec, optim, backend);
+        if let Some(saved) = resume_from {
+            return epoch_checkpoint::restore(saved, spec, optim, backend);
         }
         let ad = backend.device.clone().autodiff();
         ad.seed(cfg.seed);
@@ -842,7 +858,7 @@ fn run_loop(
     run_dir: &Path,
     p: Prepared,
     manifest: Manifest,
-    resume_from: Option<PathBuf>,
+    resume_from: Option<Saved>,
     backend: &Backend,
     progress: &Progress,
     stop_flag: &AtomicBool,
@@ -864,7 +880,7 @@ fn fit_epochs(
     run_dir: &Path,
     p: &Prepared,
     spec: &ModelSpec,
-    resume_from: Option<PathBuf>,
+    resume_from: Option<Saved>,
     backend: &Backend,
     progress: &Progress,
     stop_flag: &AtomicBool,
@@ -877,7 +893,7 @@ fn fit_epochs(
     let set = TrainSet::new(p, spec, &ad);
     let valid_enc = p.encoded.subset(&p.split.valid);
     let valid_y = select_labels(&p.labels, &p.split.valid);
-    let mut t = Training::start(spec, cfg, backend, resume_from.as_deref())?;
+    let mut t = Training::start(spec, cfg, backend, resume_from.as_ref())?;
 
     let batch = cfg.batch_size.min(set.rows).max(1);
     let total_steps = set.rows.div_ceil(batch) * cfg.epochs;
@@ -1146,20 +1162,27 @@ fn export(
     if let Some(explanations) = page.explanations {
         write_json(&run_dir.join(files::EXPLANATIONS), explanations)?;
     }
-    write_atomic(&run_dir.join(PREDICTIONS), predictions.as_bytes())?;
+    write_atomic(&run_dir.join(files::PREDICTIONS), predictions.as_bytes())?;
     report.write(run_dir, page)?;
     manifest.status = RunStatus::Complete;
-    for name in [
+    // Every exported file, so a command never reads a changed one unknowingly.
+    let mut exported = vec![
         files::CONFIG,
         files::PREPROCESS,
         files::CALIBRATION,
         files::MODEL,
+        files::METRICS,
+        files::IMPORTANCE,
+        files::PREDICTIONS,
         files::REPORT,
+        files::REPORT_MD,
+        files::REPORT_HTML,
         files::PROFILE,
-    ] {
-        let hash = run::sha256_file(&run_dir.join(name))?;
-        manifest.files.insert(name.to_string(), hash);
+    ];
+    if page.explanations.is_some() {
+        exported.push(files::EXPLANATIONS);
     }
+    run::record_hashes(run_dir, manifest, &exported)?;
     write_json(&run_dir.join(files::MANIFEST), manifest)?;
     // The resumable state is not part of the exported checkpoint.
     let _ = std::fs::remove_dir_all(run_dir.join(files::TRAIN_STATE));
