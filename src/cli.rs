@@ -11,7 +11,6 @@ use patron::config::{Config, ModelKind, StopMetric};
 use patron::data::preprocess::Feature;
 use patron::error::{PatronError, Result};
 use patron::progress::Progress;
-use patron::report::Report;
 use patron::report::compare;
 use patron::report::evaluation;
 use patron::report::html;
@@ -19,6 +18,7 @@ use patron::report::run_report;
 use patron::run::export::{self, ExportFormat};
 use patron::run::{load_run, read_manifest, seal_folder, write_atomic, write_json};
 use patron::score;
+use patron::task::Report;
 use patron::train::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 use patron::train::{self, TrainRequest};
 
@@ -609,25 +609,11 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         keep: args.keep,
     };
     let summary = score::predict(&run, &backend.device, &request)?;
-    if run.manifest.model.outputs == 1 {
-        eprintln!(
-            "scored {} rows ({} predicted {:?})",
-            summary.rows, summary.positives, run.manifest.positive
-        );
-    } else {
-        let counts: Vec<String> = run
-            .preprocess
-            .labels
-            .iter()
-            .zip(&summary.class_counts)
-            .map(|(label, n)| format!("{n} {label:?}"))
-            .collect();
-        eprintln!(
-            "scored {} rows (predicted: {})",
-            summary.rows,
-            counts.join(", ")
-        );
-    }
+    eprintln!(
+        "scored {} rows ({})",
+        summary.rows,
+        run.task.describe_predictions(&summary.class_counts)
+    );
     if request.output != std::path::Path::new("-") {
         println!("{}", request.output.display());
     }
@@ -675,11 +661,7 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
         .zip(&v.class_rows)
         .map(|(label, rows)| format!("{label:?}: {rows}"))
         .collect();
-    let task = if pre.labels.len() == 2 {
-        format!("positive {:?}", pre.labels[1])
-    } else {
-        format!("{} classes", pre.labels.len())
-    };
+    let task = patron::task::for_labels(&pre.labels).describe_target();
     println!(
         "{}: {} rows, target {:?} ({task}; {})",
         v.data.display(),

@@ -17,6 +17,8 @@ use patron::data::{ReadOptions, read_table};
 use patron::model::sparse::SparseTable;
 use patron::model::{Inputs, ModelSpec, Network, TabularInputs, TextSpec};
 use patron::score::Scorer;
+use patron::task::binary::Binary;
+use patron::task::multiclass::Multiclass;
 use patron::train::{text_bag_step, train_step};
 use rand::{Rng, SeedableRng};
 
@@ -97,9 +99,10 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
     let pool: Vec<_> = (0..16).map(|_| batch(rows, &ad)).collect();
     let mut model = spec().init(&ad);
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let task = Binary::new(&["no".into(), "yes".into()]);
     let step = |i: usize| {
         let (x, y, w) = pool[i % pool.len()].clone();
-        let (next, loss, _) = train_step(model.clone(), &mut optim, x, y, w, 1e-3);
+        let (next, loss, _) = train_step(model.clone(), &mut optim, &task, x, y, w, 1e-3);
         model = next;
         loss
     };
@@ -158,12 +161,15 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
         })
         .collect();
     let w = Tensor::<1>::ones([docs], &ad);
+    // Two logits and softmax cross-entropy, as the reference's head.
+    let task = Multiclass::new(&["a".into(), "b".into()]);
     let step = |i: usize| {
         let (tokens, y) = &pool[i % pool.len()];
         let refs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
         let (next, loss) = text_bag_step(
             model.clone(),
             &mut optim,
+            &task,
             &mut table,
             &refs,
             y.clone(),

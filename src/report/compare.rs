@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{PatronError, Result};
-use crate::report::Report;
 use crate::run::{files, parse_json, read_manifest, read_sealed, read_verified};
+use crate::task::Report;
 
 /// One metric column of a binary comparison: its report key, and whether larger is better.
 const BINARY_COLUMNS: &[(&str, bool)] = &[

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
-use crate::report::{Report, Scores};
 use crate::run::{LoadedRun, files, seal_folder};
 use crate::score::Evaluation;
+use crate::task::{Report, Scores};
 
 /// Judge `evaluation` (scored by `run` on the device `device_name` describes) and write
 /// its reports into `out_dir`.
@@ -19,18 +19,14 @@ pub fn write(
 ) -> Result<Report> {
     let e = evaluation;
     let m = &run.manifest;
-    let report = Report::of_scores(
-        &Scores {
-            probs: &e.probs,
-            raw: &e.raw,
-            labels: &e.labels,
-        },
-        &run.preprocess.labels,
-        m.threshold.unwrap_or(0.5),
-        m.class_offsets.as_deref().unwrap_or(&[]),
-        &e.evaluated,
-        &e.segments,
-    );
+    let scores = Scores {
+        probs: &e.probs,
+        raw: &e.raw,
+        labels: &e.labels,
+    };
+    let report = run
+        .task
+        .report(&scores, &run.decision, &e.evaluated, &e.segments);
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
     let page = ReportPage {
         title: format!("Evaluation of {}", run.dir.display()),

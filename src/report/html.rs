@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 
 use crate::error::{PatronError, Result};
 use crate::report::charts::{Axes, Series, line_chart, padded_range, palette};
-use crate::report::{BinaryReport, MulticlassReport};
 use crate::run::history::EpochRow;
 use crate::score::drift::{DriftReport, MAJOR_FROM, STABLE_BELOW};
 use crate::score::explain::TextExplanations;
 use crate::score::importance::{FeatureImportance, REPEATS};
+use crate::task::binary::BinaryReport;
 use crate::task::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
+use crate::task::multiclass::MulticlassReport;
 
 /// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
 const BOOTSTRAP_RESAMPLES: usize = 200;

@@ -5,16 +5,14 @@ use std::path::Path;
 
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
-use crate::report::{BinaryReport, MulticlassReport, Report};
 use crate::run::history::{EpochRow, parse_metrics};
 use crate::run::{
     Manifest, RunStatus, files, parse_json, read_manifest, read_strict, record_hashes, write_json,
 };
 use crate::score::explain::TextExplanations;
 use crate::score::importance::FeatureImportance;
-use crate::score::probabilities;
-use crate::task::calibration::{Calibration, sigmoid};
-use crate::task::metrics::softmax_rows;
+use crate::task::calibration::Calibration;
+use crate::task::{self, Report, Scores, Task};
 
 /// The report page of a run, its header facts taken from the manifest.
 pub fn run_page<'a>(
@@ -64,14 +62,10 @@ pub fn run_page<'a>(
 }
 
 /// `label,logit` lines of the evaluated rows (`label,logit_0,..,logit_k-1` for several
-/// outputs); labels are class indices.
-pub fn predictions_csv(labels: &[f32], logits: &[f64], outputs: usize) -> String {
-    let mut out = if outputs == 1 {
-        String::from("label,logit\n")
-    } else {
-        let names: Vec<String> = (0..outputs).map(|j| format!("logit_{j}")).collect();
-        format!("label,{}\n", names.join(","))
-    };
+/// outputs, as the task names them); labels are class indices.
+pub fn predictions_csv(task: &dyn Task, labels: &[f32], logits: &[f64]) -> String {
+    let outputs = task.outputs();
+    let mut out = format!("label,{}\n", task.logit_names().join(","));
     for (y, row) in labels.iter().zip(logits.chunks_exact(outputs)) {
         out.push_str(&y.to_string());
         for z in row {
@@ -124,36 +118,17 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
     let importance: Vec<FeatureImportance> =
         parse_json(&read(files::IMPORTANCE)?, &run_dir.join(files::IMPORTANCE))?;
     let old: Report = parse_json(&read(files::REPORT)?, &run_dir.join(files::REPORT))?;
-    let probs = probabilities(&calibration, &logits, outputs);
-    let (report, raw) = match old {
-        Report::Binary(old) => {
-            let raw: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
-            let threshold = manifest.threshold.unwrap_or(0.5);
-            let mut report = BinaryReport::new(
-                &probs,
-                &raw,
-                &labels,
-                threshold,
-                &manifest.positive,
-                &old.evaluated_on,
-            );
-            // Segment values are not kept per row; the earlier figures carry over.
-            report.segments = old.segments;
-            (Report::Binary(report), raw)
-        }
-        Report::Multiclass(old) => {
-            let mut report = MulticlassReport::new(
-                &probs,
-                &labels,
-                &manifest.labels,
-                manifest.class_offsets.as_deref().unwrap_or(&[]),
-                &old.evaluated_on,
-            );
-            // Segment values are not kept per row; the earlier figures carry over.
-            report.segments = old.segments;
-            (Report::Multiclass(report), softmax_rows(&logits, outputs))
-        }
+    let task = task::for_labels(&manifest.labels);
+    let probs = task.probabilities(&calibration, &logits);
+    let raw = task.uncalibrated(&logits);
+    let scores = Scores {
+        probs: &probs,
+        raw: &raw,
+        labels: &labels,
     };
+    let mut report = task.report(&scores, &manifest.decision(), old.evaluated_on(), &[]);
+    // Segment values are not kept per row; the earlier figures carry over.
+    report.keep_segments(old);
     let explain_path = run_dir.join(files::EXPLANATIONS);
     let explanations: Option<TextExplanations> =
         if manifest.files.contains_key(files::EXPLANATIONS) || explain_path.exists() {

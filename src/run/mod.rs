@@ -43,6 +43,7 @@ use crate::data::preprocess::Preprocessor;
 use crate::error::{PatronError, Result};
 use crate::model::{ModelSpec, Network};
 use crate::task::calibration::Calibration;
+use crate::task::{self, Decision, Task};
 
 /// Version of the run-directory layout that this patron writes.
 pub const FORMAT_VERSION: u32 = 2;
@@ -170,6 +171,21 @@ pub struct Manifest {
     /// SHA-256 of each exported file, checked on load.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// The decision rule the run recorded when it completed.
+    pub fn decision(&self) -> Decision {
+        Decision::recorded(self.threshold, self.class_offsets.as_deref())
+    }
+
+    /// Record the decision rule fitted on validation.
+    pub fn set_decision(&mut self, decision: &Decision) {
+        match decision {
+            Decision::Threshold(t) => self.threshold = Some(*t),
+            Decision::Offsets(o) => self.class_offsets = Some(o.clone()),
+        }
+    }
 }
 
 /// Hex SHA-256 of bytes.
@@ -375,6 +391,10 @@ pub struct LoadedRun {
     pub calibration: Calibration,
     /// The best weights, on the scoring device.
     pub model: Network,
+    /// What the run predicts, from its labels.
+    pub task: Box<dyn Task>,
+    /// Its decision rule (threshold or class offsets).
+    pub decision: Decision,
 }
 
 /// Read a run's manifest and check it is one this version can use.
@@ -544,6 +564,8 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let model = load_module(&manifest.model, device, weights, &dir.join(files::MODEL))?;
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
+        task: task::for_labels(&manifest.labels),
+        decision: manifest.decision(),
         manifest,
         config,
         preprocess,

@@ -15,7 +15,7 @@ use crate::data::text::{normalize, units};
 use crate::error::Result;
 use crate::score::Scorer;
 use crate::task::calibration::Calibration;
-use crate::task::metrics::predicted_classes;
+use crate::task::{Decision, Task};
 
 /// Phrases listed per class.
 pub const TOP_PHRASES: usize = 15;
@@ -72,10 +72,10 @@ pub struct Scored<'a> {
     pub probs: &'a [f64],
     /// Class labels.
     pub classes: &'a [String],
-    /// Binary decision threshold (two classes).
-    pub threshold: f64,
-    /// Multiclass decision offsets.
-    pub offsets: &'a [f64],
+    /// The run's task.
+    pub task: &'a dyn Task,
+    /// Its decision rule.
+    pub decision: &'a Decision,
 }
 
 /// Probe the frequent phrases of `scored.texts` and pick the confident mistakes.
@@ -88,7 +88,7 @@ pub fn explain(
     let candidates = frequent_phrases(scored.texts);
     Ok(TextExplanations {
         top_phrases: top_phrases(scorer, text, outputs, scored.classes, &candidates)?,
-        mistakes: confident_mistakes(scored, outputs),
+        mistakes: confident_mistakes(scored),
     })
 }
 
@@ -172,19 +172,9 @@ fn top_phrases(
 }
 
 /// The misclassified rows the model was most sure of, at most `TOP_MISTAKES`.
-fn confident_mistakes(scored: &Scored, outputs: usize) -> Vec<Mistake> {
-    let predicted = predicted_classes(scored.probs, outputs, scored.threshold, scored.offsets);
-    let confidence = |r: usize| -> f64 {
-        if outputs == 1 {
-            if predicted[r] == 1 {
-                scored.probs[r]
-            } else {
-                1.0 - scored.probs[r]
-            }
-        } else {
-            scored.probs[r * outputs + predicted[r]]
-        }
-    };
+fn confident_mistakes(scored: &Scored) -> Vec<Mistake> {
+    let predicted = scored.task.decide(scored.probs, scored.decision);
+    let confidence = |r: usize| scored.task.probability_of(scored.probs, r, predicted[r]);
     let mut wrong: Vec<usize> = (0..scored.labels.len())
         .filter(|&r| predicted[r] != scored.labels[r] as usize)
         .collect();

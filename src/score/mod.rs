@@ -22,8 +22,6 @@ use crate::score::drift::{DriftCounter, DriftReport, Profile};
 use crate::score::explain::{Scored, TextExplanations, explain};
 use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
 use crate::score::reasons::{Outcome, Reasons};
-use crate::task::calibration::{Calibration, sigmoid};
-use crate::task::metrics::{predicted_classes, softmax_rows};
 
 /// Rows `evaluate` reads at a time.
 const EVALUATE_CHUNK_ROWS: usize = 65_536;
@@ -247,36 +245,11 @@ pub fn logits(
     Scorer::new(model, spec, device)?.logits(encoded)
 }
 
-/// Calibrated probabilities from logits: one score per row for two classes, otherwise
-/// `[rows * classes]`.
-pub fn probabilities(calibration: &Calibration, logits: &[f64], outputs: usize) -> Vec<f64> {
-    if outputs == 1 {
-        logits.iter().map(|&z| calibration.apply(z)).collect()
-    } else {
-        logits
-            .chunks_exact(outputs)
-            .flat_map(|row| calibration.apply_softmax(row))
-            .collect()
-    }
-}
-
-/// Probabilities before calibration: the sigmoid of each logit for two classes, else the
-/// softmax of each row.
-pub fn uncalibrated(logits: &[f64], outputs: usize) -> Vec<f64> {
-    if outputs == 1 {
-        logits.iter().map(|&z| sigmoid(z)).collect()
-    } else {
-        softmax_rows(logits, outputs)
-    }
-}
-
 /// What `predict` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictSummary {
     /// Rows scored.
     pub rows: usize,
-    /// Rows predicted positive (two classes; 0 for more).
-    pub positives: usize,
     /// Rows predicted as each class, in label order.
     pub class_counts: Vec<usize>,
 }
@@ -396,16 +369,12 @@ pub fn predict(
     let layout = Layout {
         id: pre.id.clone(),
         kept: request.keep.clone(),
-        classes: pre.labels.clone(),
-        outputs,
+        outputs: run.task.output_columns(),
         reasons: reasons.as_ref().map_or(0, Reasons::count),
     };
     let mut writer = PredictionWriter::create(output, &layout)?;
-    let threshold = run.manifest.threshold.unwrap_or(0.5);
-    let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
     let mut summary = PredictSummary {
         rows: 0,
-        positives: 0,
         class_counts: vec![0; pre.labels.len()],
     };
     for next in ReadAhead::start(reader, pre, input) {
@@ -415,7 +384,7 @@ pub fn predict(
             None => pre.transform(&chunk, offset, input)?,
         };
         let z = scorer.logits(&encoded)?;
-        let scores = probabilities(&run.calibration, &z, outputs);
+        let scores = run.task.probabilities(&run.calibration, &z);
         let ids = match &pre.id {
             Some(column) => Some(id_column(&chunk, column, input)?),
             None => None,
@@ -425,7 +394,7 @@ pub fn predict(
             .iter()
             .map(|column| kept_column(&chunk, column, input))
             .collect::<Result<_>>()?;
-        let predicted = predicted_classes(&scores, outputs, threshold, offsets);
+        let predicted = run.task.decide(&scores, &run.decision);
         summary.rows += predicted.len();
         for &c in &predicted {
             summary.class_counts[c] += 1;
@@ -450,9 +419,6 @@ pub fn predict(
             labels: predicted.iter().map(|&c| pre.labels[c].as_str()).collect(),
             reasons,
         })?;
-    }
-    if outputs == 1 {
-        summary.positives = summary.class_counts[1];
     }
     writer.finish()?;
     Ok(summary)
@@ -525,10 +491,7 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
         }
         _ => ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?,
     };
-    let outputs = run.manifest.model.outputs;
     let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
-    let threshold = run.manifest.threshold.unwrap_or(0.5);
-    let offsets = run.manifest.class_offsets.as_deref().unwrap_or(&[]);
     let mut counter = DriftCounter::new(&profile, pre);
     for next in ReadAhead::start(reader, pre, data) {
         let (offset, chunk, encoded) = next?;
@@ -536,8 +499,10 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, data)?,
         };
-        let scores = probabilities(&run.calibration, &scorer.logits(&encoded)?, outputs);
-        let predicted = predicted_classes(&scores, outputs, threshold, offsets);
+        let scores = run
+            .task
+            .probabilities(&run.calibration, &scorer.logits(&encoded)?);
+        let predicted = run.task.decide(&scores, &run.decision);
         counter.add(&encoded, &scores, &predicted);
     }
     let report = counter.report();
@@ -551,7 +516,7 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
 pub struct Evaluation {
     /// The evaluated file, in words (`standard input` for `-`).
     pub evaluated: String,
-    /// Calibrated probabilities (see [`probabilities`]).
+    /// Calibrated probabilities (see [`crate::task::Task::probabilities`]).
     pub probs: Vec<f64>,
     /// Probabilities before calibration.
     pub raw: Vec<f64>,
@@ -603,8 +568,8 @@ pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluat
     if labels.is_empty() {
         return Err(PatronError::data(data, "has no data rows (only a header)"));
     }
-    let probs = probabilities(&run.calibration, &z, outputs);
-    let raw = uncalibrated(&z, outputs);
+    let probs = run.task.probabilities(&run.calibration, &z);
+    let raw = run.task.uncalibrated(&z);
     let evaluated = if data == Path::new("-") {
         "standard input".to_string()
     } else {
@@ -620,8 +585,8 @@ pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluat
                 labels: &labels,
                 probs: &probs,
                 classes: &pre.labels,
-                threshold: run.manifest.threshold.unwrap_or(0.5),
-                offsets: run.manifest.class_offsets.as_deref().unwrap_or(&[]),
+                task: run.task.as_ref(),
+                decision: &run.decision,
             },
         )?),
         None => None,

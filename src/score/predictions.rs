@@ -13,6 +13,7 @@ use polars::prelude::*;
 use crate::data::Format;
 use crate::error::{PatronError, Result};
 use crate::score::reasons::Reason;
+use crate::task::OutputColumn;
 
 /// One scored chunk of input rows.
 pub struct ScoredChunk<'a> {
@@ -33,18 +34,17 @@ pub struct ScoredChunk<'a> {
 }
 
 /// The columns of a predictions file: the id (or `row`, the 0-based input row), the kept
-/// input columns, then `score,prediction` for two classes or `prediction` and one
-/// `p_<label>` per class, then `reason_<i>,reason_<i>_effect` for each reason.
+/// input columns, then the task's columns (`score,prediction` for two classes, or
+/// `prediction` and one `p_<label>` per class), then `reason_<i>,reason_<i>_effect` for
+/// each reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
     /// The run's id column (`None`: rows are numbered in a `row` column).
     pub id: Option<String>,
     /// Input columns copied through as text (`predict --keep`).
     pub kept: Vec<String>,
-    /// Class labels, in the run's order.
-    pub classes: Vec<String>,
-    /// Network outputs: 1 for two classes (one `score`), else one per class.
-    pub outputs: usize,
+    /// The task's columns: its prediction and its scores, in file order.
+    pub outputs: Vec<OutputColumn>,
     /// Reasons per row.
     pub reasons: usize,
 }
@@ -57,23 +57,23 @@ impl Layout {
             None => ("row".to_string(), DataType::UInt64),
         }];
         columns.extend(self.kept.iter().map(|c| (c.clone(), DataType::String)));
-        let prediction = ("prediction".to_string(), DataType::String);
-        if self.outputs == 1 {
-            columns.push(("score".to_string(), DataType::Float64));
-            columns.push(prediction);
-        } else {
-            columns.push(prediction);
-            let probabilities = self
-                .classes
-                .iter()
-                .map(|l| (format!("p_{l}"), DataType::Float64));
-            columns.extend(probabilities);
-        }
+        columns.extend(self.outputs.iter().map(|c| match c {
+            OutputColumn::Prediction => ("prediction".to_string(), DataType::String),
+            OutputColumn::Score(name) => (name.clone(), DataType::Float64),
+        }));
         for i in 1..=self.reasons {
             columns.push((format!("reason_{i}"), DataType::String));
             columns.push((format!("reason_{i}_effect"), DataType::Float64));
         }
         columns
+    }
+
+    /// Scores per row: the number of score columns.
+    fn score_width(&self) -> usize {
+        self.outputs
+            .iter()
+            .filter(|c| matches!(c, OutputColumn::Score(_)))
+            .count()
     }
 
     /// A kept column must not repeat another column's name: readers would see one of
@@ -177,7 +177,9 @@ impl PredictionWriter {
             labels,
             reasons,
         } = chunk;
-        let (outputs, per_row) = (self.layout.outputs, self.layout.reasons);
+        let per_row = self.layout.reasons;
+        // Scores per row: one per score column, in their order.
+        let width = self.layout.score_width();
         let rows = labels.len();
         let sink = self.sink.as_mut().expect("written before finish");
         match sink {
@@ -192,12 +194,14 @@ impl PredictionWriter {
                             write!(w, ",{}", csv_field(column[r].as_deref().unwrap_or("")))?;
                         }
                         let label = csv_field(label);
-                        if outputs == 1 {
-                            write!(w, ",{:.6},{label}", scores[r])?;
-                        } else {
-                            write!(w, ",{label}")?;
-                            for p in &scores[r * outputs..(r + 1) * outputs] {
-                                write!(w, ",{p:.6}")?;
+                        let mut j = 0;
+                        for column in &self.layout.outputs {
+                            match column {
+                                OutputColumn::Prediction => write!(w, ",{label}")?,
+                                OutputColumn::Score(_) => {
+                                    write!(w, ",{:.6}", scores[r * width + j])?;
+                                    j += 1;
+                                }
                             }
                         }
                         for reason in &reasons[r * per_row..(r + 1) * per_row] {
@@ -224,14 +228,20 @@ impl PredictionWriter {
                     }
                 }];
                 columns.extend(kept.into_iter().map(|c| Column::new(PlSmallStr::EMPTY, c)));
-                if outputs == 1 {
-                    columns.push(Column::new(PlSmallStr::EMPTY, scores));
-                    columns.push(Column::new(PlSmallStr::EMPTY, labels));
-                } else {
-                    columns.push(Column::new(PlSmallStr::EMPTY, labels));
-                    for c in 0..outputs {
-                        let p: Vec<f64> = scores.chunks_exact(outputs).map(|row| row[c]).collect();
-                        columns.push(Column::new(PlSmallStr::EMPTY, p));
+                let mut labels = Some(labels);
+                let mut j = 0;
+                for column in &self.layout.outputs {
+                    match column {
+                        OutputColumn::Prediction => columns.push(Column::new(
+                            PlSmallStr::EMPTY,
+                            labels.take().unwrap_or_default(),
+                        )),
+                        OutputColumn::Score(_) => {
+                            let p: Vec<f64> =
+                                scores.chunks_exact(width).map(|row| row[j]).collect();
+                            columns.push(Column::new(PlSmallStr::EMPTY, p));
+                            j += 1;
+                        }
                     }
                 }
                 for i in 0..per_row {

@@ -1,4 +1,234 @@
-//! What is predicted and how it is judged: metrics and probability calibration.
+//! What is predicted and how it is judged. Each task ([`binary`], [`multiclass`]) is one
+//! implementation of [`Task`]: target encoding, the loss, validation metrics, calibration,
+//! the decision rule and its section of `report.json`. Nothing outside this folder
+//! branches on the number of classes; a new task is one new file plus its line in
+//! [`for_labels`] (and its pages in `report/`).
 
+pub mod binary;
 pub mod calibration;
 pub mod metrics;
+pub mod multiclass;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::config::CalibrationMethod;
+use crate::task::binary::{Binary, BinaryReport};
+use crate::task::calibration::Calibration;
+use crate::task::multiclass::{Multiclass, MulticlassReport};
+
+/// What a run predicts and how it is judged.
+pub trait Task: Send + Sync + std::fmt::Debug {
+    /// `binary` or `multiclass`, as in `report.json`'s `task`.
+    fn name(&self) -> &'static str;
+    /// Logits the network gives per row.
+    fn outputs(&self) -> usize;
+    /// Training targets `[rows * outputs]` of class indices.
+    fn targets(&self, labels: &[f32]) -> Vec<f32>;
+    /// The weighted training loss of a batch's logits `[batch, outputs]`, averaged.
+    fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1>;
+    /// The validation figures of one epoch, from logits (`[rows * outputs]`).
+    fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores;
+    /// The validation figure an epoch's progress line shows, with its name.
+    fn watched(&self, v: &ValidScores) -> String;
+    /// Calibration and decision rule fitted on the validation logits.
+    fn fit(
+        &self,
+        method: CalibrationMethod,
+        logits: &[f64],
+        labels: &[f32],
+    ) -> (Calibration, Decision);
+    /// Calibrated probabilities: one score per row for two classes, else `[rows * classes]`.
+    fn probabilities(&self, calibration: &Calibration, logits: &[f64]) -> Vec<f64>;
+    /// Probabilities before calibration, shaped as [`Task::probabilities`].
+    fn uncalibrated(&self, logits: &[f64]) -> Vec<f64>;
+    /// The predicted class of each row of `probs`.
+    fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize>;
+    /// The probability of `class` for `row` of `probs`.
+    fn probability_of(&self, probs: &[f64], row: usize, class: usize) -> f64;
+    /// The report of scored rows, with the metrics of each value of the `segments` columns
+    /// (one value per scored row).
+    fn report(
+        &self,
+        scores: &Scores,
+        decision: &Decision,
+        evaluated_on: &str,
+        segments: &[(String, Vec<String>)],
+    ) -> Report;
+    /// Names of the logit columns of `test_predictions.csv`.
+    fn logit_names(&self) -> Vec<String>;
+    /// The columns a predictions file gives this task, in order; the scores of a row
+    /// ([`Task::probabilities`]) fill its score columns in turn.
+    fn output_columns(&self) -> Vec<OutputColumn>;
+    /// The positive class of a binary task (the manifest's `positive`); empty otherwise.
+    fn positive_label(&self) -> String;
+    /// The target in words, for `patron validate` (`positive "yes"`, `3 classes`).
+    fn describe_target(&self) -> String;
+    /// How many rows were predicted as what, in words, from the count of each class.
+    fn describe_predictions(&self, counts: &[usize]) -> String;
+}
+
+/// The task of a run with these class labels: two are binary, more are multiclass.
+pub fn for_labels(labels: &[String]) -> Box<dyn Task> {
+    if labels.len() <= 2 {
+        Box::new(Binary::new(labels))
+    } else {
+        Box::new(Multiclass::new(labels))
+    }
+}
+
+/// A column of the predictions file that the task fills.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputColumn {
+    /// `prediction`: the decided label.
+    Prediction,
+    /// A score column, by name.
+    Score(String),
+}
+
+/// A run's decision rule, fitted on validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Two classes: positive at or above this calibrated score.
+    Threshold(f64),
+    /// More classes: offsets added to each class's log-probability before the argmax
+    /// (empty: the most probable class).
+    Offsets(Vec<f64>),
+}
+
+impl Decision {
+    /// The decision a manifest records (its `threshold`, else its `class_offsets`).
+    pub fn recorded(threshold: Option<f64>, offsets: Option<&[f64]>) -> Decision {
+        match (threshold, offsets) {
+            (Some(t), _) => Decision::Threshold(t),
+            (None, Some(o)) => Decision::Offsets(o.to_vec()),
+            (None, None) => Decision::Offsets(Vec::new()),
+        }
+    }
+
+    /// The binary threshold (0.5 for a rule without one).
+    pub fn threshold(&self) -> f64 {
+        match self {
+            Decision::Threshold(t) => *t,
+            Decision::Offsets(_) => 0.5,
+        }
+    }
+
+    /// The class offsets (none for a threshold).
+    pub fn offsets(&self) -> &[f64] {
+        match self {
+            Decision::Offsets(o) => o,
+            Decision::Threshold(_) => &[],
+        }
+    }
+}
+
+/// Validation figures of one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidScores {
+    /// Log loss of the uncalibrated probabilities.
+    pub loss: f64,
+    /// ROC AUC (one-vs-rest mean for more classes).
+    pub auc_roc: f64,
+    /// Average precision (one-vs-rest mean for more classes).
+    pub auc_pr: f64,
+    /// Accuracy of the most probable class.
+    pub accuracy: f64,
+    /// Macro-F1 of the most probable class.
+    pub macro_f1: f64,
+}
+
+/// The report of a run or an evaluation: its JSON is exactly the inner report's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// More than two classes.
+    Multiclass(MulticlassReport),
+    /// Two classes.
+    Binary(BinaryReport),
+}
+
+/// Rows a run scored, as a report judges them.
+pub struct Scores<'a> {
+    /// Calibrated probabilities: one per row for two classes, else `[rows * classes]`.
+    pub probs: &'a [f64],
+    /// The same before calibration.
+    pub raw: &'a [f64],
+    /// The class index of each row.
+    pub labels: &'a [f32],
+}
+
+impl Report {
+    /// Take the segment figures of `old`, a report of the same task (`patron report`
+    /// rebuilds a report without the rows' segment values).
+    pub fn keep_segments(&mut self, old: Report) {
+        match (self, old) {
+            (Report::Binary(new), Report::Binary(old)) => new.segments = old.segments,
+            (Report::Multiclass(new), Report::Multiclass(old)) => new.segments = old.segments,
+            _ => {}
+        }
+    }
+
+    /// Rows scored.
+    pub fn n(&self) -> usize {
+        match self {
+            Report::Binary(r) => r.n,
+            Report::Multiclass(r) => r.n,
+        }
+    }
+
+    /// Which rows were scored.
+    pub fn evaluated_on(&self) -> &str {
+        match self {
+            Report::Binary(r) => &r.evaluated_on,
+            Report::Multiclass(r) => &r.evaluated_on,
+        }
+    }
+
+    /// The headline metrics, as `name value` pairs for one-line summaries.
+    pub fn headline(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            Report::Binary(r) => vec![
+                ("auc_roc", r.metrics.auc_roc),
+                ("auc_pr", r.metrics.auc_pr),
+                ("log_loss", r.metrics.log_loss),
+                ("accuracy", r.metrics.accuracy),
+                ("f1", r.metrics.f1),
+                ("ece", r.metrics.ece),
+            ],
+            Report::Multiclass(r) => vec![
+                ("accuracy", r.metrics.accuracy),
+                ("macro_f1", r.metrics.macro_f1),
+                ("weighted_f1", r.metrics.weighted_f1),
+                ("log_loss", r.metrics.log_loss),
+            ],
+        }
+    }
+}
+
+/// Segment values listed per column; rarer values are grouped as `(other)`.
+const MAX_SEGMENTS: usize = 25;
+
+/// The rows of each distinct value of `values`, largest groups first; past
+/// `MAX_SEGMENTS` the rarest values are grouped as `(other)`.
+pub(crate) fn group_rows(values: &[String]) -> Vec<(String, Vec<usize>)> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, v) in values.iter().enumerate() {
+        groups.entry(v.as_str()).or_default().push(i);
+    }
+    let mut groups: Vec<(String, Vec<usize>)> = groups
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    if groups.len() > MAX_SEGMENTS {
+        let rest: Vec<usize> = groups
+            .drain(MAX_SEGMENTS - 1..)
+            .flat_map(|(_, rows)| rows)
+            .collect();
+        groups.push(("(other)".to_string(), rest));
+    }
+    groups
+}

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -34,21 +33,17 @@ use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
 use crate::progress::Progress;
 use crate::report::html::ReportPage;
 use crate::report::run_report::{predictions_csv, run_page};
-use crate::report::{Report, Scores};
 use crate::run::history::{EpochRow, metrics_csv};
 use crate::run::{
     self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, write_atomic,
     write_json,
 };
+use crate::score::Scorer;
 use crate::score::drift;
 use crate::score::explain::{Scored, explain};
 use crate::score::importance::permutation_importance;
-use crate::score::{Scorer, probabilities, uncalibrated};
-use crate::task::calibration::{Calibration, sigmoid};
-use crate::task::metrics::{
-    MulticlassMetrics, auc_roc, average_precision, best_f1_threshold, fit_class_offsets, log_loss,
-    one_vs_rest, predicted_classes, softmax_rows,
-};
+use crate::task::calibration::Calibration;
+use crate::task::{self, Report, Scores, Task};
 
 mod epoch_checkpoint;
 
@@ -89,6 +84,8 @@ pub struct TrainOutcome {
 /// Everything prepared from the config and the data before the loop.
 struct Prepared {
     config: Config,
+    /// What the run predicts, from the labels found.
+    task: Box<dyn Task>,
     pre: Preprocessor,
     split: Split,
     labels: Vec<f32>,
@@ -343,6 +340,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     };
     Ok(Prepared {
         config,
+        task: task::for_labels(&checked.pre.labels),
         pre: checked.pre,
         split: checked.split,
         labels: checked.labels,
@@ -476,11 +474,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
             }))
             .collect(),
         labels: p.pre.labels.clone(),
-        positive: if p.pre.labels.len() == 2 {
-            p.pre.labels[1].clone()
-        } else {
-            String::new()
-        },
+        positive: p.task.positive_label(),
         threshold: None,
         class_offsets: None,
         best_epoch: None,
@@ -541,46 +535,27 @@ fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> 
     }
 }
 
-/// Weighted binary cross-entropy on logits, averaged over the batch.
-fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Tensor<1> {
-    // y log s(z) + (1 - y) log s(-z) = log s(z) - (1 - y) z, since log s(-z) = log s(z) - z.
-    let ll = log_sigmoid(logits.clone()) - logits * targets.neg().add_scalar(1.0);
-    (ll * weights).mean().neg()
-}
-
-/// Weighted softmax cross-entropy of logits `[batch, k]` against one-hot targets.
-fn weighted_cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
-    let rows = weights.dims()[0];
-    let ll = (log_softmax(logits, 1) * one_hot)
-        .sum_dim(1)
-        .reshape([rows]);
-    (ll * weights).mean().neg()
-}
-
-/// One optimizer step on a batch: forward, weighted loss (binary cross-entropy for one
-/// output, softmax cross-entropy for several), backward, AdamW. `targets` is `[batch, 1]`
-/// of 0/1 or `[batch, k]` one-hot. Returns the updated network, the batch loss (still on
-/// the autodiff device) and, for `text_bag`, the gradient of the loss with respect to the
-/// batch's bags, which the sparse table update needs.
+/// One optimizer step on a batch: forward, the task's weighted loss, backward, AdamW.
+/// `targets` is `[batch, outputs]` as [`Task::targets`] encodes them. Returns the updated
+/// network, the batch loss (still on the autodiff device) and, for `text_bag`, the
+/// gradient of the loss with respect to the batch's bags, which the sparse table update
+/// needs.
+#[allow(clippy::too_many_arguments)] // one batch's parts
 pub fn train_step(
     model: Network,
     optim: &mut ModuleOptimizer,
+    task: &dyn Task,
     inputs: Inputs,
     targets: Tensor<2>,
     weights: Tensor<1>,
     lr: f64,
 ) -> (Network, Tensor<1>, Option<Tensor<2>>) {
-    let [rows, outputs] = targets.dims();
     let leaf = match &inputs {
         Inputs::Bags(bags) => Some(bags.clone()),
         _ => None,
     };
     let z = model.forward(inputs);
-    let loss = if outputs == 1 {
-        weighted_bce(z.reshape([rows]), targets.reshape([rows]), weights)
-    } else {
-        weighted_cross_entropy(z, targets, weights)
-    };
+    let loss = task.loss(z, targets, weights);
     let mut grads = loss.backward();
     let bag_grad = leaf.and_then(|t| t.grad_remove(&mut grads));
     let grads = GradientsParams::from_grads(grads, &model);
@@ -594,6 +569,7 @@ pub fn train_step(
 pub fn text_bag_step(
     model: Network,
     optim: &mut ModuleOptimizer,
+    task: &dyn Task,
     table: &mut SparseTable,
     docs: &[&[u32]],
     targets: Tensor<2>,
@@ -604,7 +580,8 @@ pub fn text_bag_step(
     let bags = bags(&table.weights, table.dim, docs);
     let bags = Tensor::<2>::from_data(TensorData::new(bags, [docs.len(), table.dim]), device)
         .require_grad();
-    let (model, loss, grad) = train_step(model, optim, Inputs::Bags(bags), targets, weights, lr);
+    let (model, loss, grad) =
+        train_step(model, optim, task, Inputs::Bags(bags), targets, weights, lr);
     let grad = grad
         .ok_or_else(|| PatronError::Internal("the bags got no gradient".into()))?
         .into_data()
@@ -619,56 +596,8 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .wrapping_add(epoch as u64 + 1)
 }
 
-/// Validation metrics of one epoch.
-struct ValidScores {
-    loss: f64,
-    auc_roc: f64,
-    auc_pr: f64,
-    accuracy: f64,
-    macro_f1: f64,
-}
-
-/// Validation metrics of logits (`[rows * outputs]`) against class indices. Multiclass
-/// ROC AUC and average precision are one-vs-rest means over the classes.
-fn valid_metrics(z: &[f64], labels: &[f32], outputs: usize, classes: usize) -> ValidScores {
-    if outputs == 1 {
-        let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
-        let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
-        let m = MulticlassMetrics::compute(&two, labels, 2, &[]);
-        ValidScores {
-            loss: log_loss(&p, labels),
-            auc_roc: auc_roc(&p, labels),
-            auc_pr: average_precision(&p, labels),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }
-    } else {
-        let p = softmax_rows(z, outputs);
-        let m = MulticlassMetrics::compute(&p, labels, classes, &[]);
-        ValidScores {
-            loss: m.log_loss,
-            auc_roc: one_vs_rest(&p, labels, classes, auc_roc),
-            auc_pr: one_vs_rest(&p, labels, classes, average_precision),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }
-    }
-}
-
 fn select_labels(labels: &[f32], rows: &[usize]) -> Vec<f32> {
     rows.iter().map(|&r| labels[r]).collect()
-}
-
-/// Training targets `[rows, outputs]`: the 0/1 label, or one-hot over the classes.
-fn target_matrix(labels: &[f32], outputs: usize) -> Vec<f32> {
-    if outputs == 1 {
-        return labels.to_vec();
-    }
-    let mut out = vec![0f32; labels.len() * outputs];
-    for (r, &y) in labels.iter().enumerate() {
-        out[r * outputs + y as usize] = 1.0;
-    }
-    out
 }
 
 /// The training split as the loop consumes it.
@@ -706,17 +635,19 @@ fn with_host_table(model: Network, sparse: &Option<SparseTable>, device: &Device
 }
 
 /// The training split as the loop consumes it.
-struct TrainSet {
+struct TrainSet<'a> {
     data: TrainData,
-    /// Target of every training row (0/1, or one-hot for several classes).
+    /// The run's task, whose loss the steps minimize.
+    task: &'a dyn Task,
+    /// Target of every training row, as the task encodes it.
     targets: Tensor<2>,
     /// Class weight of every training row.
     weights: Tensor<1>,
     rows: usize,
 }
 
-impl TrainSet {
-    fn new(p: &Prepared, spec: &ModelSpec, ad: &Device) -> TrainSet {
+impl<'a> TrainSet<'a> {
+    fn new(p: &'a Prepared, spec: &ModelSpec, ad: &Device) -> TrainSet<'a> {
         let cfg = &p.config.train;
         let train_rows = &p.split.train;
         let train_y = select_labels(&p.labels, train_rows);
@@ -730,12 +661,13 @@ impl TrainSet {
             TrainData::Tabular(TabularInputs::from_encoded(&train_enc, spec, ad))
         };
         let targets = Tensor::<2>::from_data(
-            TensorData::new(target_matrix(&train_y, spec.outputs), [n, spec.outputs]),
+            TensorData::new(p.task.targets(&train_y), [n, p.task.outputs()]),
             ad,
         );
         let weights = Tensor::<1>::from_data(TensorData::new(train_w, [n]), ad);
         TrainSet {
             data,
+            task: p.task.as_ref(),
             targets,
             weights,
             rows: n,
@@ -819,6 +751,7 @@ impl Training {
                 (TrainData::Text(_), Some(table)) => text_bag_step(
                     model,
                     &mut self.optim,
+                    set.task,
                     table,
                     &docs,
                     targets,
@@ -831,8 +764,15 @@ impl Training {
                         TrainData::Tabular(t) => Inputs::Tabular(t.select(&index)),
                         TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, ad)),
                     };
-                    let (model, loss, _) =
-                        train_step(model, &mut self.optim, inputs, targets, weights, lr);
+                    let (model, loss, _) = train_step(
+                        model,
+                        &mut self.optim,
+                        set.task,
+                        inputs,
+                        targets,
+                        weights,
+                        lr,
+                    );
                     (model, loss)
                 }
             };
@@ -886,8 +826,6 @@ fn fit_epochs(
     stop_flag: &AtomicBool,
 ) -> Result<(Network, LoopState)> {
     let cfg = &p.config.train;
-    let outputs = spec.outputs;
-    let classes = p.pre.labels.len();
     let plain = backend.device.clone();
     let ad = backend.device.clone().autodiff();
     let set = TrainSet::new(p, spec, &ad);
@@ -931,7 +869,7 @@ fn fit_epochs(
                 epoch + 1
             )));
         }
-        let v = valid_metrics(&valid_z, &valid_y, outputs, classes);
+        let v = p.task.validate(&valid_z, &valid_y);
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
@@ -958,11 +896,7 @@ fn fit_epochs(
         } else {
             state.bad_epochs += 1;
         }
-        let watched = if outputs == 1 {
-            format!("valid_auc_roc {:.4}", row.valid_auc_roc)
-        } else {
-            format!("valid_macro_f1 {:.4}", row.valid_macro_f1)
-        };
+        let watched = p.task.watched(&v);
         progress.epoch_end(&format!(
             "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} {watched}{} {:.1}s",
             epoch + 1,
@@ -1044,31 +978,16 @@ fn finish(
         Vec::new()
     };
     // Calibrate and fit the decision (threshold or class offsets) on validation.
-    let calibration = if outputs == 1 {
-        let calibration = Calibration::fit(cfg.calibration, &valid_z, &valid_y);
-        let valid_p = probabilities(&calibration, &valid_z, outputs);
-        manifest.threshold = Some(best_f1_threshold(&valid_p, &valid_y).0);
-        calibration
-    } else {
-        let calibration = Calibration::fit_softmax(cfg.calibration, &valid_z, &valid_y, outputs);
-        let valid_p = probabilities(&calibration, &valid_z, outputs);
-        manifest.class_offsets = Some(fit_class_offsets(&valid_p, &valid_y, outputs));
-        calibration
+    let task = p.task.as_ref();
+    let (calibration, decision) = task.fit(cfg.calibration, &valid_z, &valid_y);
+    let raw = task.uncalibrated(&test_z);
+    let calibrated = task.probabilities(&calibration, &test_z);
+    let scores = Scores {
+        probs: &calibrated,
+        raw: &raw,
+        labels: &test_y,
     };
-    let raw = uncalibrated(&test_z, outputs);
-    let calibrated = probabilities(&calibration, &test_z, outputs);
-    let report = Report::of_scores(
-        &Scores {
-            probs: &calibrated,
-            raw: &raw,
-            labels: &test_y,
-        },
-        &p.pre.labels,
-        manifest.threshold.unwrap_or(0.5),
-        manifest.class_offsets.as_deref().unwrap_or(&[]),
-        evaluated_on,
-        &segments,
-    );
+    let report = task.report(&scores, &decision, evaluated_on, &segments);
 
     let explanations = match &p.pre.text {
         Some(text) => Some(explain(
@@ -1080,13 +999,14 @@ fn finish(
                 labels: &test_y,
                 probs: &calibrated,
                 classes: &p.pre.labels,
-                threshold: manifest.threshold.unwrap_or(0.5),
-                offsets: manifest.class_offsets.as_deref().unwrap_or(&[]),
+                task,
+                decision: &decision,
             },
         )?),
         None => None,
     };
 
+    manifest.set_decision(&decision);
     manifest.best_epoch = Some(state.best_epoch);
     manifest.epochs_run = state.epochs_done;
     manifest.training_seconds = state.seconds;
@@ -1100,13 +1020,8 @@ fn finish(
         &test_y,
     );
     page.explanations = explanations.as_ref();
-    let predictions = predictions_csv(&test_y, &test_z, outputs);
-    let held_out = predicted_classes(
-        &calibrated,
-        outputs,
-        manifest.threshold.unwrap_or(0.5),
-        manifest.class_offsets.as_deref().unwrap_or(&[]),
-    );
+    let predictions = predictions_csv(task, &test_y, &test_z);
+    let held_out = task.decide(&calibrated, &decision);
     let profile = drift::profile(
         &p.pre,
         &p.encoded,
@@ -1192,58 +1107,6 @@ fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weighted_bce_and_its_gradient_match_the_textbook_form() {
-        let device = Device::flex().autodiff();
-        let z = [0.3f32, -1.2, 30.0, -30.0, 2.0];
-        let y = [1.0f32, 0.0, 0.0, 1.0, 1.0];
-        let w = [1.0f32, 2.0, 1.0, 1.0, 0.5];
-        let logits =
-            Tensor::<1>::from_data(TensorData::new(z.to_vec(), [5]), &device).require_grad();
-        let loss = weighted_bce(
-            logits.clone(),
-            Tensor::from_data(TensorData::new(y.to_vec(), [5]), &device),
-            Tensor::from_data(TensorData::new(w.to_vec(), [5]), &device),
-        );
-        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
-        // -mean(w * (y ln s(z) + (1 - y) ln(1 - s(z)))), with ln(1 - s(z)) = -z - ln(1 + e^-z)
-        // so that z = +-30 stays finite.
-        let expected: f64 = z
-            .iter()
-            .zip(&y)
-            .zip(&w)
-            .map(|((&z, &y), &w)| {
-                let (z, y, w) = (f64::from(z), f64::from(y), f64::from(w));
-                let log_s = -(1.0 + (-z).exp()).ln();
-                let log_1_minus_s = -z - (1.0 + (-z).exp()).ln();
-                -w * (y * log_s + (1.0 - y) * log_1_minus_s)
-            })
-            .sum::<f64>()
-            / 5.0;
-        let got = f64::from(loss.clone().into_scalar::<f32>());
-        assert!(
-            (got - expected).abs() < 1e-5 * expected,
-            "{got} vs {expected}"
-        );
-        // d loss / d z = w (s(z) - y) / n.
-        let grads = loss.backward();
-        let g = logits
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        for i in 0..5 {
-            let want = f64::from(w[i]) * (sigmoid(f64::from(z[i])) - f64::from(y[i])) / 5.0;
-            assert!(
-                (f64::from(g[i]) - want).abs() < 1e-6,
-                "z {}: {} vs {want}",
-                z[i],
-                g[i]
-            );
-        }
-    }
 
     #[test]
     fn schedule_warms_up_then_decays() {

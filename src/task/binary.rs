@@ -1,0 +1,307 @@
+//! Two classes: one logit per row, binary cross-entropy, Platt scaling, a decision
+//! threshold chosen for the best validation F1, and the binary `report.json`.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_sigmoid;
+use serde::{Deserialize, Serialize};
+
+use crate::config::CalibrationMethod;
+use crate::task::calibration::{Calibration, sigmoid};
+use crate::task::metrics::{
+    BinaryMetrics, Confusion, MulticlassMetrics, auc_roc, average_precision, best_f1_threshold,
+    log_loss,
+};
+use crate::task::{Decision, OutputColumn, Report, Scores, Task, ValidScores, group_rows};
+
+/// The binary task; the second label is the positive class.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    labels: Vec<String>,
+}
+
+impl Binary {
+    /// The task over `[negative, positive]`.
+    pub fn new(labels: &[String]) -> Self {
+        Binary {
+            labels: labels.to_vec(),
+        }
+    }
+
+    fn positive(&self) -> &str {
+        self.labels.get(1).map_or("", String::as_str)
+    }
+}
+
+impl Task for Binary {
+    fn name(&self) -> &'static str {
+        "binary"
+    }
+
+    fn outputs(&self) -> usize {
+        1
+    }
+
+    fn targets(&self, labels: &[f32]) -> Vec<f32> {
+        labels.to_vec()
+    }
+
+    fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
+        let rows = weights.dims()[0];
+        weighted_bce(logits.reshape([rows]), targets.reshape([rows]), weights)
+    }
+
+    fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores {
+        let p: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
+        let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
+        let m = MulticlassMetrics::compute(&two, labels, 2, &[]);
+        ValidScores {
+            loss: log_loss(&p, labels),
+            auc_roc: auc_roc(&p, labels),
+            auc_pr: average_precision(&p, labels),
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }
+    }
+
+    fn watched(&self, v: &ValidScores) -> String {
+        format!("valid_auc_roc {:.4}", v.auc_roc)
+    }
+
+    fn fit(
+        &self,
+        method: CalibrationMethod,
+        logits: &[f64],
+        labels: &[f32],
+    ) -> (Calibration, Decision) {
+        let calibration = Calibration::fit(method, logits, labels);
+        let probs = self.probabilities(&calibration, logits);
+        let threshold = best_f1_threshold(&probs, labels).0;
+        (calibration, Decision::Threshold(threshold))
+    }
+
+    fn probabilities(&self, calibration: &Calibration, logits: &[f64]) -> Vec<f64> {
+        logits.iter().map(|&z| calibration.apply(z)).collect()
+    }
+
+    fn uncalibrated(&self, logits: &[f64]) -> Vec<f64> {
+        logits.iter().map(|&z| sigmoid(z)).collect()
+    }
+
+    fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize> {
+        let threshold = decision.threshold();
+        probs.iter().map(|&p| usize::from(p >= threshold)).collect()
+    }
+
+    fn probability_of(&self, probs: &[f64], row: usize, class: usize) -> f64 {
+        if class == 1 {
+            probs[row]
+        } else {
+            1.0 - probs[row]
+        }
+    }
+
+    fn report(
+        &self,
+        scores: &Scores,
+        decision: &Decision,
+        evaluated_on: &str,
+        segments: &[(String, Vec<String>)],
+    ) -> Report {
+        let Scores { probs, raw, labels } = *scores;
+        Report::Binary(
+            BinaryReport::new(
+                probs,
+                raw,
+                labels,
+                decision.threshold(),
+                self.positive(),
+                evaluated_on,
+            )
+            .with_segments(segments, probs, labels),
+        )
+    }
+
+    fn logit_names(&self) -> Vec<String> {
+        vec!["logit".into()]
+    }
+
+    fn output_columns(&self) -> Vec<OutputColumn> {
+        vec![
+            OutputColumn::Score("score".into()),
+            OutputColumn::Prediction,
+        ]
+    }
+
+    fn positive_label(&self) -> String {
+        self.positive().to_string()
+    }
+
+    fn describe_target(&self) -> String {
+        format!("positive {:?}", self.positive())
+    }
+
+    fn describe_predictions(&self, counts: &[usize]) -> String {
+        let positives = counts.get(1).copied().unwrap_or(0);
+        format!("{positives} predicted {:?}", self.positive())
+    }
+}
+
+/// Weighted binary cross-entropy on logits, averaged over the batch.
+pub fn weighted_bce(logits: Tensor<1>, targets: Tensor<1>, weights: Tensor<1>) -> Tensor<1> {
+    // y log s(z) + (1 - y) log s(-z) = log s(z) - (1 - y) z, since log s(-z) = log s(z) - z.
+    let ll = log_sigmoid(logits.clone()) - logits * targets.neg().add_scalar(1.0);
+    (ll * weights).mean().neg()
+}
+
+/// `report.json` of a binary task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BinaryReport {
+    /// Always `binary`.
+    pub task: String,
+    /// Rows scored.
+    pub n: usize,
+    /// The positive class label.
+    pub positive: String,
+    /// Metric values.
+    pub metrics: BinaryMetrics,
+    /// `[[tn, fp], [fn, tp]]` at the threshold.
+    pub confusion_matrix: [[u64; 2]; 2],
+    /// Which rows were scored: `test`, `valid` (when no test split) or a file path.
+    pub evaluated_on: String,
+    /// Positive rows among them.
+    pub n_positive: usize,
+    /// Metrics per value of each `report.segments` column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segments: BTreeMap<String, Vec<Segment>>,
+}
+
+/// The evaluated rows sharing one value of a segment column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The column value (`(missing)` for blanks, `(other)` for the rarest values grouped).
+    pub value: String,
+    /// Rows.
+    pub n: usize,
+    /// Positive rows.
+    pub positives: usize,
+    /// Mean calibrated score (the expected positive rate).
+    pub mean_score: f64,
+    /// ROC AUC within the segment; absent when it holds one class only.
+    pub auc_roc: Option<f64>,
+}
+
+impl BinaryReport {
+    /// Build the report from calibrated and raw probabilities and 0/1 labels.
+    pub fn new(
+        probs: &[f64],
+        uncalibrated: &[f64],
+        labels: &[f32],
+        threshold: f64,
+        positive: &str,
+        evaluated_on: &str,
+    ) -> Self {
+        BinaryReport {
+            task: "binary".into(),
+            n: probs.len(),
+            positive: positive.to_string(),
+            metrics: BinaryMetrics::compute(probs, uncalibrated, labels, threshold),
+            confusion_matrix: Confusion::at(probs, labels, threshold).matrix(),
+            evaluated_on: evaluated_on.to_string(),
+            n_positive: labels.iter().filter(|&&y| y > 0.5).count(),
+            segments: BTreeMap::new(),
+        }
+    }
+
+    /// Attach segment metrics: `columns` hold one value per evaluated row.
+    pub fn with_segments(
+        mut self,
+        columns: &[(String, Vec<String>)],
+        probs: &[f64],
+        labels: &[f32],
+    ) -> Self {
+        for (name, values) in columns {
+            self.segments
+                .insert(name.clone(), segments(values, probs, labels));
+        }
+        self
+    }
+}
+
+/// Metrics per distinct value of `values` (one per evaluated row), largest segments first.
+pub fn segments(values: &[String], probs: &[f64], labels: &[f32]) -> Vec<Segment> {
+    group_rows(values)
+        .into_iter()
+        .map(|(value, rows)| {
+            let p: Vec<f64> = rows.iter().map(|&i| probs[i]).collect();
+            let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
+            let positives = y.iter().filter(|&&v| v > 0.5).count();
+            Segment {
+                value,
+                n: rows.len(),
+                positives,
+                mean_score: p.iter().sum::<f64>() / rows.len().max(1) as f64,
+                auc_roc: (positives > 0 && positives < rows.len()).then(|| auc_roc(&p, &y)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn weighted_bce_and_its_gradient_match_the_textbook_form() {
+        let device = Device::flex().autodiff();
+        let z = [0.3f32, -1.2, 30.0, -30.0, 2.0];
+        let y = [1.0f32, 0.0, 0.0, 1.0, 1.0];
+        let w = [1.0f32, 2.0, 1.0, 1.0, 0.5];
+        let logits =
+            Tensor::<1>::from_data(TensorData::new(z.to_vec(), [5]), &device).require_grad();
+        let loss = weighted_bce(
+            logits.clone(),
+            Tensor::from_data(TensorData::new(y.to_vec(), [5]), &device),
+            Tensor::from_data(TensorData::new(w.to_vec(), [5]), &device),
+        );
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        // -mean(w * (y ln s(z) + (1 - y) ln(1 - s(z)))), with ln(1 - s(z)) = -z - ln(1 + e^-z)
+        // so that z = +-30 stays finite.
+        let expected: f64 = z
+            .iter()
+            .zip(&y)
+            .zip(&w)
+            .map(|((&z, &y), &w)| {
+                let (z, y, w) = (f64::from(z), f64::from(y), f64::from(w));
+                let log_s = -(1.0 + (-z).exp()).ln();
+                let log_1_minus_s = -z - (1.0 + (-z).exp()).ln();
+                -w * (y * log_s + (1.0 - y) * log_1_minus_s)
+            })
+            .sum::<f64>()
+            / 5.0;
+        let got = f64::from(loss.clone().into_scalar::<f32>());
+        assert!(
+            (got - expected).abs() < 1e-5 * expected,
+            "{got} vs {expected}"
+        );
+        // d loss / d z = w (s(z) - y) / n.
+        let grads = loss.backward();
+        let g = logits
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for i in 0..5 {
+            let want = f64::from(w[i]) * (sigmoid(f64::from(z[i])) - f64::from(y[i])) / 5.0;
+            assert!(
+                (f64::from(g[i]) - want).abs() < 1e-6,
+                "z {}: {} vs {want}",
+                z[i],
+                g[i]
+            );
+        }
+    }
+}
