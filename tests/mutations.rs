@@ -161,7 +161,7 @@ fn mutated_drift_profiles_never_panic() {
     let encoded = pre.transform(&table, 0, &data).unwrap();
     let scores: Vec<f64> = (0..60).map(|i| f64::from(i) / 60.0).collect();
     let predicted: Vec<usize> = (0..60).map(|i| i % 2).collect();
-    let profile = drift::profile(&pre, &encoded, &rows, &scores, &predicted, 2);
+    let profile = drift::profile(&pre, &encoded, &rows, &scores, &predicted);
     let seed = serde_json::to_vec(&profile).unwrap();
     let mut rng = Rng(4);
     let (mut parsed, mut matched) = (0, 0);

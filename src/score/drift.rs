@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, Slot};
+use crate::task::{self, Monitored};
 
 /// The one column a text run profiles: how many token ids each text gives the model (the
 /// texts themselves have no fixed buckets).
@@ -181,7 +182,6 @@ pub fn profile(
     train_rows: &[usize],
     scores: &[f64],
     predicted: &[usize],
-    classes: usize,
 ) -> Profile {
     let offsets = pre.category_offsets();
     let features = if pre.text.is_some() {
@@ -216,11 +216,12 @@ pub fn profile(
             })
             .collect()
     };
-    let score = if classes == 2 {
-        let values: Vec<Option<f64>> = scores.iter().map(|&s| Some(s)).collect();
-        Buckets::of_numbers("score", &values)
-    } else {
-        Buckets::of_indices("predicted class", predicted, classes)
+    let score = match task::for_labels(&pre.labels).monitored() {
+        Monitored::Score => {
+            let values: Vec<Option<f64>> = scores.iter().map(|&s| Some(s)).collect();
+            Buckets::of_numbers("score", &values)
+        }
+        Monitored::Class(classes) => Buckets::of_indices("predicted class", predicted, classes),
     };
     Profile {
         version: 1,
@@ -262,6 +263,8 @@ pub struct DriftCounter<'a> {
     offsets: Vec<i64>,
     features: Vec<Counts>,
     score: Counts,
+    /// What the run's task watches of its outputs.
+    monitored: Monitored,
 }
 
 /// The drift of one column (or the scores).
@@ -303,6 +306,7 @@ impl<'a> DriftCounter<'a> {
             offsets: pre.category_offsets(),
             features: profile.features.iter().map(Buckets::empty).collect(),
             score: profile.score.empty(),
+            monitored: task::for_labels(&pre.labels).monitored(),
         }
     }
 
@@ -331,13 +335,16 @@ impl<'a> DriftCounter<'a> {
                 }
             }
         }
-        if self.pre.labels.len() == 2 {
-            for &s in scores {
-                self.profile.score.count_number(&mut self.score, Some(s));
+        match self.monitored {
+            Monitored::Score => {
+                for &s in scores {
+                    self.profile.score.count_number(&mut self.score, Some(s));
+                }
             }
-        } else {
-            for &c in predicted {
-                self.profile.score.count_index(&mut self.score, c);
+            Monitored::Class(_) => {
+                for &c in predicted {
+                    self.profile.score.count_index(&mut self.score, c);
+                }
             }
         }
     }
@@ -381,10 +388,9 @@ impl<'a> DriftCounter<'a> {
             })
             .collect();
         features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
-        let score_labels = if self.pre.labels.len() == 2 {
-            range_labels(&self.profile.score.edges, Some, false)
-        } else {
-            self.pre.labels.clone()
+        let score_labels = match self.monitored {
+            Monitored::Score => range_labels(&self.profile.score.edges, Some, false),
+            Monitored::Class(_) => self.pre.labels.clone(),
         };
         DriftReport {
             rows: self.score.total(),

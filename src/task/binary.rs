@@ -13,7 +13,9 @@ use crate::task::metrics::{
     BinaryMetrics, Confusion, MulticlassMetrics, auc_roc, average_precision, best_f1_threshold,
     log_loss,
 };
-use crate::task::{Decision, OutputColumn, Report, Scores, Task, ValidScores, group_rows};
+use crate::task::{
+    Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores, group_rows,
+};
 
 /// The binary task; the second label is the positive class.
 #[derive(Debug, Clone)]
@@ -121,6 +123,10 @@ impl Task for Binary {
             )
             .with_segments(segments, probs, labels),
         )
+    }
+
+    fn monitored(&self) -> Monitored {
+        Monitored::Score
     }
 
     fn logit_names(&self) -> Vec<String> {

@@ -62,6 +62,8 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     /// The columns a predictions file gives this task, in order; the scores of a row
     /// ([`Task::probabilities`]) fill its score columns in turn.
     fn output_columns(&self) -> Vec<OutputColumn>;
+    /// What `patron drift` watches of the task's outputs.
+    fn monitored(&self) -> Monitored;
     /// The positive class of a binary task (the manifest's `positive`); empty otherwise.
     fn positive_label(&self) -> String;
     /// The target in words, for `patron validate` (`positive "yes"`, `3 classes`).
@@ -86,6 +88,15 @@ pub enum OutputColumn {
     Prediction,
     /// A score column, by name.
     Score(String),
+}
+
+/// What `patron drift` watches of a task's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitored {
+    /// The calibrated score, in deciles.
+    Score,
+    /// The predicted class, one bucket for each of this many classes.
+    Class(usize),
 }
 
 /// A run's decision rule, fitted on validation.

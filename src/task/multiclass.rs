@@ -14,7 +14,9 @@ use crate::task::metrics::{
     ClassMetrics, MulticlassMetrics, auc_roc, average_precision, confusion_matrix, decide,
     fit_class_offsets, one_vs_rest, per_class, softmax_rows,
 };
-use crate::task::{Decision, OutputColumn, Report, Scores, Task, ValidScores, group_rows};
+use crate::task::{
+    Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores, group_rows,
+};
 
 /// The multiclass task over its labels, sorted by name.
 #[derive(Debug, Clone)]
@@ -124,6 +126,10 @@ impl Task for Multiclass {
             )
             .with_segments(segments, probs, labels),
         )
+    }
+
+    fn monitored(&self) -> Monitored {
+        Monitored::Class(self.k())
     }
 
     fn logit_names(&self) -> Vec<String> {

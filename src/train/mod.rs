@@ -1022,14 +1022,7 @@ fn finish(
     page.explanations = explanations.as_ref();
     let predictions = predictions_csv(task, &test_y, &test_z);
     let held_out = task.decide(&calibrated, &decision);
-    let profile = drift::profile(
-        &p.pre,
-        &p.encoded,
-        &p.split.train,
-        &calibrated,
-        &held_out,
-        p.pre.labels.len(),
-    );
+    let profile = drift::profile(&p.pre, &p.encoded, &p.split.train, &calibrated, &held_out);
     write_json(&run_dir.join(files::PROFILE), &profile)?;
     export(
         run_dir,
