@@ -16,8 +16,8 @@ use patron::report::evaluation;
 use patron::report::html;
 use patron::report::run_report;
 use patron::run::export::{self, ExportFormat};
-use patron::run::{load_run, read_manifest, seal_folder, write_atomic, write_json};
-use patron::score;
+use patron::run::{read_manifest, seal_folder, write_atomic, write_json};
+use patron::score::{self, session::Session};
 use patron::task::Report;
 use patron::train::tune::{self, Axis, Trial, TrialResult, TuneRequest};
 use patron::train::{self, TrainRequest};
@@ -558,11 +558,11 @@ fn default_output(checkpoint: &std::path::Path, kind: &str, data: &std::path::Pa
 
 fn run_drift(args: DriftArgs) -> Result<()> {
     let backend = args.run_on.select_for_run(&args.checkpoint)?;
-    let run = load_run(&args.checkpoint, &backend.device)?;
+    let session = Session::open(&args.checkpoint, &backend.device)?;
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "drift", &args.data));
-    let report = score::drift(&run, &backend.device, &args.data)?;
+    let report = score::drift(&session, &args.data)?;
     let markdown = report.markdown();
     let facts = [
         ("run".to_string(), args.checkpoint.display().to_string()),
@@ -586,20 +586,22 @@ fn run_drift(args: DriftArgs) -> Result<()> {
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let backend = args.run_on.select_for_run(&args.checkpoint)?;
-    let run = load_run(&args.checkpoint, &backend.device)?;
+    let session = Session::open(&args.checkpoint, &backend.device)?;
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
-    let evaluation = score::evaluate(&run, &backend.device, &args.data)?;
-    let report = evaluation::write(&run, &evaluation, &backend.description, &out)?;
-    println!("{} rows: {}", report.n(), headline(&report));
+    let evaluation = score::evaluate(&session, &args.data)?;
+    evaluation::write(session.run(), &evaluation, &backend.description, &out)?;
+    let report = &evaluation.report;
+    println!("{} rows: {}", report.n(), headline(report));
     println!("{}", out.display());
     Ok(())
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
     let backend = args.run_on.select_for_run(&args.checkpoint)?;
-    let run = load_run(&args.checkpoint, &backend.device)?;
+    let session = Session::open(&args.checkpoint, &backend.device)?;
+    let run = session.run();
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let request = score::PredictRequest {
         input: args.input,
@@ -608,7 +610,7 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         reasons: args.reasons,
         keep: args.keep,
     };
-    let summary = score::predict(&run, &backend.device, &request)?;
+    let summary = score::predict(&session, &request)?;
     eprintln!(
         "scored {} rows ({})",
         summary.rows,

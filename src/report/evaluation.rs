@@ -6,27 +6,18 @@ use std::path::Path;
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
 use crate::run::{LoadedRun, files, seal_folder};
-use crate::score::Evaluation;
-use crate::task::{Report, Scores};
+use crate::score::session::Evaluation;
 
-/// Judge `evaluation` (scored by `run` on the device `device_name` describes) and write
-/// its reports into `out_dir`.
+/// Write the reports of `evaluation` (scored by `run` on the device `device_name`
+/// describes) into `out_dir`.
 pub fn write(
     run: &LoadedRun,
     evaluation: &Evaluation,
     device_name: &str,
     out_dir: &Path,
-) -> Result<Report> {
+) -> Result<()> {
     let e = evaluation;
     let m = &run.manifest;
-    let scores = Scores {
-        probs: &e.probs,
-        raw: &e.raw,
-        labels: &e.labels,
-    };
-    let report = run
-        .task
-        .report(&scores, &run.decision, &e.evaluated, &e.segments);
     std::fs::create_dir_all(out_dir).map_err(|e| PatronError::io(out_dir, e))?;
     let page = ReportPage {
         title: format!("Evaluation of {}", run.dir.display()),
@@ -48,11 +39,11 @@ pub fn write(
         importance: &[],
         explanations: e.explanations.as_ref(),
     };
-    report.write(out_dir, &page)?;
+    e.report.write(out_dir, &page)?;
     // `patron compare` reads report.json back, verified.
     seal_folder(
         out_dir,
         &[files::REPORT, files::REPORT_MD, files::REPORT_HTML],
     )?;
-    Ok(report)
+    Ok(())
 }

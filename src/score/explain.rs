@@ -63,7 +63,7 @@ pub struct TextExplanations {
 }
 
 /// What the explanation needs about the scored rows.
-pub struct Scored<'a> {
+pub struct ScoredTexts<'a> {
     /// Raw texts of the evaluated rows.
     pub texts: &'a [String],
     /// Their class indices.
@@ -83,7 +83,7 @@ pub fn explain(
     scorer: &Scorer,
     text: &TextPreprocess,
     outputs: usize,
-    scored: &Scored,
+    scored: &ScoredTexts,
 ) -> Result<TextExplanations> {
     let candidates = frequent_phrases(scored.texts);
     Ok(TextExplanations {
@@ -172,7 +172,7 @@ fn top_phrases(
 }
 
 /// The misclassified rows the model was most sure of, at most `TOP_MISTAKES`.
-fn confident_mistakes(scored: &Scored) -> Vec<Mistake> {
+fn confident_mistakes(scored: &ScoredTexts) -> Vec<Mistake> {
     let predicted = scored.task.decide(scored.probs, scored.decision);
     let confidence = |r: usize| scored.task.probability_of(scored.probs, r, predicted[r]);
     let mut wrong: Vec<usize> = (0..scored.labels.len())

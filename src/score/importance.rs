@@ -1,9 +1,8 @@
-//! Permutation feature importance: how much validation ROC AUC (the one-vs-rest mean for
-//! more than two classes) drops when one input
+//! Permutation feature importance: how much the task's ranking figure on validation (ROC
+//! AUC; the one-vs-rest mean for more than two classes) drops when one input
 //! column's values are shuffled across rows (all of its model inputs together: the scaled
 //! value, missing indicator and bins of a number; the category index of a category).
 
-use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -11,9 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::{Encoded, Preprocessor, Slot};
 use crate::error::Result;
-use crate::model::{ModelSpec, Network};
-use crate::score::logits;
-use crate::task::metrics::{auc_roc, one_vs_rest, softmax_rows};
+use crate::score::Scorer;
+use crate::task::Task;
 
 /// Shuffles per feature; the spread over them says how stable the estimate is.
 pub const REPEATS: usize = 5;
@@ -31,24 +29,15 @@ pub struct FeatureImportance {
 
 /// Importance of every feature, most important first.
 pub fn permutation_importance(
-    model: &Network,
-    spec: &ModelSpec,
+    scorer: &Scorer,
+    task: &dyn Task,
     pre: &Preprocessor,
     valid: &Encoded,
     labels: &[f32],
-    device: &Device,
     seed: u64,
 ) -> Result<Vec<FeatureImportance>> {
-    // Binary: ROC AUC of the logits; more classes: the one-vs-rest mean over classes.
-    let k = spec.outputs;
-    let score = |z: &[f64]| {
-        if k == 1 {
-            auc_roc(z, labels)
-        } else {
-            one_vs_rest(&softmax_rows(z, k), labels, k, auc_roc)
-        }
-    };
-    let base = score(&logits(model, spec, valid, device)?);
+    let score = |z: &[f64]| task.ranking(z, labels);
+    let base = score(&scorer.logits(valid)?);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (width, n_cat) = (valid.numeric_width, valid.categorical_count);
     let mut out = Vec::new();
@@ -71,7 +60,7 @@ pub fn permutation_importance(
                     }
                 }
             }
-            let z = logits(model, spec, &shuffled, device)?;
+            let z = scorer.logits(&shuffled)?;
             drops.push(base - score(&z));
         }
         let mean = drops.iter().sum::<f64>() / REPEATS as f64;

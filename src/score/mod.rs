@@ -5,6 +5,7 @@ pub mod explain;
 pub mod importance;
 pub mod predictions;
 pub mod reasons;
+pub mod session;
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -17,11 +18,11 @@ use crate::data::{ChunkReader, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
-use crate::run::{LoadedRun, files, parse_verified};
+use crate::run::{files, parse_verified};
 use crate::score::drift::{DriftCounter, DriftReport, Profile};
-use crate::score::explain::{Scored, TextExplanations, explain};
 use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
 use crate::score::reasons::{Outcome, Reasons};
+use crate::score::session::{Evaluation, Scored, Session};
 
 /// Rows `evaluate` reads at a time.
 const EVALUATE_CHUNK_ROWS: usize = 65_536;
@@ -35,9 +36,11 @@ const TRANSFORMER_BATCH: usize = 64;
 /// A network ready to score on a device: `text_bag`'s table is copied to the host once,
 /// since bags are summed there, and on the flex CPU backend the MLP heads run as the fused
 /// host forward of [`HostMlp`].
+/// It holds its own handles to the network's weights, so a scorer with its own table is
+/// `Scorer<'static>`; training's borrows the host table it keeps updating.
 pub struct Scorer<'a> {
-    network: &'a Network,
-    spec: &'a ModelSpec,
+    network: Network,
+    spec: ModelSpec,
     table: Option<std::borrow::Cow<'a, [f32]>>,
     device: Device,
     host: Option<HostHead>,
@@ -51,20 +54,22 @@ enum HostHead {
     Bag(HostMlp),
 }
 
-impl<'a> Scorer<'a> {
+impl Scorer<'static> {
     /// A scorer of a loaded network on `device` (no autodiff).
-    pub fn new(network: &'a Network, spec: &'a ModelSpec, device: &Device) -> Result<Self> {
+    pub fn new(network: &Network, spec: &ModelSpec, device: &Device) -> Result<Self> {
         let table = match network {
             Network::Bag(bag) => Some(std::borrow::Cow::Owned(bag.host_table()?)),
             _ => None,
         };
         Self::build(network, spec, table, device)
     }
+}
 
+impl<'a> Scorer<'a> {
     /// A scorer of a network whose bag table is already on the host (training).
     pub fn with_table(
-        network: &'a Network,
-        spec: &'a ModelSpec,
+        network: &Network,
+        spec: &ModelSpec,
         table: Option<&'a [f32]>,
         device: &Device,
     ) -> Result<Self> {
@@ -73,8 +78,8 @@ impl<'a> Scorer<'a> {
     }
 
     fn build(
-        network: &'a Network,
-        spec: &'a ModelSpec,
+        network: &Network,
+        spec: &ModelSpec,
         table: Option<std::borrow::Cow<'a, [f32]>>,
         device: &Device,
     ) -> Result<Self> {
@@ -93,8 +98,8 @@ impl<'a> Scorer<'a> {
             None
         };
         Ok(Scorer {
-            network,
-            spec,
+            network: network.clone(),
+            spec: spec.clone(),
             table,
             device: device.clone(),
             host,
@@ -129,7 +134,7 @@ impl<'a> Scorer<'a> {
         };
         match self.network {
             Network::Tabular(_) => {
-                let inputs = TabularInputs::from_encoded(encoded, self.spec, device);
+                let inputs = TabularInputs::from_encoded(encoded, &self.spec, device);
                 for start in (0..encoded.rows).step_by(SCORE_BATCH) {
                     let end = (start + SCORE_BATCH).min(encoded.rows);
                     let z = self
@@ -235,16 +240,6 @@ pub fn tabular_inputs(
     }
 }
 
-/// Logits of encoded rows (`[rows * outputs]`) with a network on `device` (no autodiff).
-pub fn logits(
-    model: &Network,
-    spec: &ModelSpec,
-    encoded: &Encoded,
-    device: &Device,
-) -> Result<Vec<f64>> {
-    Scorer::new(model, spec, device)?.logits(encoded)
-}
-
 /// What `predict` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictSummary {
@@ -348,11 +343,8 @@ pub struct PredictRequest {
 
 /// Score the request's input chunk by chunk and write its output. A file output is
 /// written under a temporary name and renamed at the end.
-pub fn predict(
-    run: &LoadedRun,
-    device: &Device,
-    request: &PredictRequest,
-) -> Result<PredictSummary> {
+pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSummary> {
+    let run = session.run();
     let (input, output) = (request.input.as_path(), request.output.as_path());
     if output != Path::new("-") {
         refuse_same_file(input, output)?;
@@ -365,7 +357,6 @@ pub fn predict(
         _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
     };
     let outputs = run.manifest.model.outputs;
-    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
     let layout = Layout {
         id: pre.id.clone(),
         kept: request.keep.clone(),
@@ -383,8 +374,11 @@ pub fn predict(
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, input)?,
         };
-        let z = scorer.logits(&encoded)?;
-        let scores = run.task.probabilities(&run.calibration, &z);
+        let Scored {
+            logits: z,
+            probs: scores,
+            predicted,
+        } = session.score_encoded(&encoded)?;
         let ids = match &pre.id {
             Some(column) => Some(id_column(&chunk, column, input)?),
             None => None,
@@ -394,7 +388,6 @@ pub fn predict(
             .iter()
             .map(|column| kept_column(&chunk, column, input))
             .collect::<Result<_>>()?;
-        let predicted = run.task.decide(&scores, &run.decision);
         summary.rows += predicted.len();
         for &c in &predicted {
             summary.class_counts[c] += 1;
@@ -407,7 +400,7 @@ pub fn predict(
                     predicted: &predicted,
                     calibration: &run.calibration,
                 };
-                reasons.of(&scorer, &chunk, &encoded, &outcome)?
+                reasons.of(session.scorer(), &chunk, &encoded, &outcome)?
             }
             None => Vec::new(),
         };
@@ -473,7 +466,8 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
 /// How far `data` (CSV or Parquet; `-`: CSV on stdin, or one text per line for a text
 /// run) has drifted from the run's training data: the PSI of each input column and of the
 /// scores, read and scored in chunks like `predict`.
-pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftReport> {
+pub fn drift(session: &Session, data: &Path) -> Result<DriftReport> {
+    let run = session.run();
     if !run.manifest.files.contains_key(files::PROFILE) {
         return Err(PatronError::checkpoint(
             &run.dir,
@@ -491,7 +485,6 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
         }
         _ => ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?,
     };
-    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
     let mut counter = DriftCounter::new(&profile, pre);
     for next in ReadAhead::start(reader, pre, data) {
         let (offset, chunk, encoded) = next?;
@@ -499,11 +492,8 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, data)?,
         };
-        let scores = run
-            .task
-            .probabilities(&run.calibration, &scorer.logits(&encoded)?);
-        let predicted = run.task.decide(&scores, &run.decision);
-        counter.add(&encoded, &scores, &predicted);
+        let scored = session.score_encoded(&encoded)?;
+        counter.add(&encoded, &scored.probs, &scored.predicted);
     }
     let report = counter.report();
     if report.rows == 0 {
@@ -512,27 +502,10 @@ pub fn drift(run: &LoadedRun, device: &Device, data: &Path) -> Result<DriftRepor
     Ok(report)
 }
 
-/// A labelled file scored by a run, as `patron evaluate` reports it.
-pub struct Evaluation {
-    /// The evaluated file, in words (`standard input` for `-`).
-    pub evaluated: String,
-    /// Calibrated probabilities (see [`crate::task::Task::probabilities`]).
-    pub probs: Vec<f64>,
-    /// Probabilities before calibration.
-    pub raw: Vec<f64>,
-    /// Class index of every row.
-    pub labels: Vec<f32>,
-    /// Values of the run's `report.segments` columns found in the file, per row.
-    pub segments: Vec<(String, Vec<String>)>,
-    /// Text runs: what the model reads in these texts.
-    pub explanations: Option<TextExplanations>,
-}
-
 /// Score a labelled file with a run, read in chunks like `predict`.
-pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluation> {
+pub fn evaluate(session: &Session, data: &Path) -> Result<Evaluation> {
+    let run = session.run();
     let pre = &run.preprocess;
-    let outputs = run.manifest.model.outputs;
-    let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
     // Read and scored in chunks like `predict`, so memory stays flat in the file's size:
     // only the scores, labels, segment values and (text runs) texts are kept.
     let reader = ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?;
@@ -545,7 +518,7 @@ pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluat
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, data)?,
         };
-        z.extend(scorer.logits(&encoded)?);
+        z.extend(session.scorer().logits(&encoded)?);
         let values = segment_columns(
             &chunk,
             &run.config.report.segments,
@@ -568,37 +541,12 @@ pub fn evaluate(run: &LoadedRun, device: &Device, data: &Path) -> Result<Evaluat
     if labels.is_empty() {
         return Err(PatronError::data(data, "has no data rows (only a header)"));
     }
-    let probs = run.task.probabilities(&run.calibration, &z);
-    let raw = run.task.uncalibrated(&z);
     let evaluated = if data == Path::new("-") {
         "standard input".to_string()
     } else {
         data.display().to_string()
     };
-    let explanations = match &pre.text {
-        Some(text) => Some(explain(
-            &scorer,
-            text,
-            outputs,
-            &Scored {
-                texts: &texts,
-                labels: &labels,
-                probs: &probs,
-                classes: &pre.labels,
-                task: run.task.as_ref(),
-                decision: &run.decision,
-            },
-        )?),
-        None => None,
-    };
-    Ok(Evaluation {
-        evaluated,
-        probs,
-        raw,
-        labels,
-        segments,
-        explanations,
-    })
+    session.evaluation(&z, labels, evaluated, segments, &texts)
 }
 
 #[cfg(test)]

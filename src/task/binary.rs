@@ -67,6 +67,10 @@ impl Task for Binary {
         }
     }
 
+    fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64 {
+        auc_roc(logits, labels)
+    }
+
     fn watched(&self, v: &ValidScores) -> String {
         format!("valid_auc_roc {:.4}", v.auc_roc)
     }

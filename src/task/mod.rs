@@ -31,6 +31,9 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1>;
     /// The validation figures of one epoch, from logits (`[rows * outputs]`).
     fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores;
+    /// The ranking figure permutation importance watches fall, from logits: ROC AUC
+    /// (the one-vs-rest mean for more classes).
+    fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
     /// The validation figure an epoch's progress line shows, with its name.
     fn watched(&self, v: &ValidScores) -> String;
     /// Calibration and decision rule fitted on the validation logits.

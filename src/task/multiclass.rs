@@ -73,6 +73,11 @@ impl Task for Multiclass {
         }
     }
 
+    fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64 {
+        let k = self.k();
+        one_vs_rest(&softmax_rows(logits, k), labels, k, auc_roc)
+    }
+
     fn watched(&self, v: &ValidScores) -> String {
         format!("valid_macro_f1 {:.4}", v.macro_f1)
     }

@@ -35,15 +35,15 @@ use crate::report::html::ReportPage;
 use crate::report::run_report::{predictions_csv, run_page};
 use crate::run::history::{EpochRow, metrics_csv};
 use crate::run::{
-    self, DatasetInfo, Manifest, RunStatus, SchemaColumn, SplitRows, files, write_atomic,
-    write_json,
+    self, DatasetInfo, LoadedRun, Manifest, RunStatus, SchemaColumn, SplitRows, files,
+    write_atomic, write_json,
 };
 use crate::score::Scorer;
 use crate::score::drift;
-use crate::score::explain::{Scored, explain};
 use crate::score::importance::permutation_importance;
+use crate::score::session::Session;
 use crate::task::calibration::Calibration;
-use crate::task::{self, Report, Scores, Task};
+use crate::task::{self, Decision, Report, Task};
 
 mod epoch_checkpoint;
 
@@ -947,12 +947,23 @@ fn finish(
     plain: &Device,
 ) -> Result<TrainOutcome> {
     let cfg = &p.config.train;
-    let spec = &manifest.model;
-    let outputs = spec.outputs;
-    let scorer = Scorer::new(best, spec, plain)?;
+    let task = p.task.as_ref();
+    // The run as `patron evaluate` loads it, scored through the same session; its
+    // calibration and decision are fitted on validation below.
+    let run = LoadedRun {
+        dir: run_dir.to_path_buf(),
+        manifest: manifest.clone(),
+        config: p.config.clone(),
+        preprocess: p.pre.clone(),
+        calibration: Calibration::identity(),
+        model: best.clone(),
+        task: task::for_labels(&p.pre.labels),
+        decision: Decision::recorded(None, None),
+    };
+    let session = Session::new(run, plain)?;
     let valid_enc = p.encoded.subset(&p.split.valid);
     let valid_y = select_labels(&p.labels, &p.split.valid);
-    let valid_z = scorer.logits(&valid_enc)?;
+    let valid_z = session.scorer().logits(&valid_enc)?;
     let eval_rows = evaluated_rows(&p.split);
     let evaluated_on = if p.split.test.is_empty() {
         "valid"
@@ -961,7 +972,6 @@ fn finish(
     };
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
-    let test_z = scorer.logits(&test_enc)?;
     let segments: Vec<(String, Vec<String>)> = p
         .segments
         .iter()
@@ -972,70 +982,55 @@ fn finish(
             )
         })
         .collect();
-    let importance = if spec.text.is_none() {
-        permutation_importance(best, spec, &p.pre, &valid_enc, &valid_y, plain, cfg.seed)?
+    let importance = if manifest.model.text.is_none() {
+        let scorer = session.scorer();
+        permutation_importance(scorer, task, &p.pre, &valid_enc, &valid_y, cfg.seed)?
     } else {
         Vec::new()
     };
     // Calibrate and fit the decision (threshold or class offsets) on validation.
-    let task = p.task.as_ref();
     let (calibration, decision) = task.fit(cfg.calibration, &valid_z, &valid_y);
-    let raw = task.uncalibrated(&test_z);
-    let calibrated = task.probabilities(&calibration, &test_z);
-    let scores = Scores {
-        probs: &calibrated,
-        raw: &raw,
-        labels: &test_y,
-    };
-    let report = task.report(&scores, &decision, evaluated_on, &segments);
-
-    let explanations = match &p.pre.text {
-        Some(text) => Some(explain(
-            &scorer,
-            text,
-            outputs,
-            &Scored {
-                texts: &p.eval_texts,
-                labels: &test_y,
-                probs: &calibrated,
-                classes: &p.pre.labels,
-                task,
-                decision: &decision,
-            },
-        )?),
-        None => None,
-    };
+    let session = session.calibrated(calibration, decision.clone());
+    let test_z = session.scorer().logits(&test_enc)?;
+    let evaluation = session.evaluation(
+        &test_z,
+        test_y,
+        evaluated_on.to_string(),
+        segments,
+        &p.eval_texts,
+    )?;
 
     manifest.set_decision(&decision);
     manifest.best_epoch = Some(state.best_epoch);
     manifest.epochs_run = state.epochs_done;
     manifest.training_seconds = state.seconds;
+    let e = &evaluation;
     let mut page = run_page(
         run_dir,
         &manifest,
         &state.history,
         &importance,
-        &calibrated,
-        &raw,
-        &test_y,
+        &e.probs,
+        &e.raw,
+        &e.labels,
     );
-    page.explanations = explanations.as_ref();
-    let predictions = predictions_csv(task, &test_y, &test_z);
-    let held_out = task.decide(&calibrated, &decision);
-    let profile = drift::profile(&p.pre, &p.encoded, &p.split.train, &calibrated, &held_out);
+    page.explanations = e.explanations.as_ref();
+    let predictions = predictions_csv(task, &e.labels, &test_z);
+    let held_out = task.decide(&e.probs, &decision);
+    let profile = drift::profile(&p.pre, &p.encoded, &p.split.train, &e.probs, &held_out);
     write_json(&run_dir.join(files::PROFILE), &profile)?;
     export(
         run_dir,
         &mut manifest,
         best,
-        &calibration,
-        &report,
+        &session.run().calibration,
+        &e.report,
         &page,
         &predictions,
     )?;
     Ok(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
-        report,
+        report: evaluation.report.clone(),
         best_epoch: state.best_epoch,
         epochs_run: state.epochs_done,
         best: state
