@@ -223,6 +223,17 @@ impl StopMetric {
         }
     }
 
+    /// Its column in `metrics.csv` (`valid_loss` for the log loss, else `valid_<name>`).
+    pub fn column(self) -> &'static str {
+        match self {
+            StopMetric::AucRoc => "valid_auc_roc",
+            StopMetric::AucPr => "valid_auc_pr",
+            StopMetric::LogLoss => "valid_loss",
+            StopMetric::MacroF1 => "valid_macro_f1",
+            StopMetric::Accuracy => "valid_accuracy",
+        }
+    }
+
     /// Whether larger values are better.
     pub fn higher_is_better(self) -> bool {
         !matches!(self, StopMetric::LogLoss)

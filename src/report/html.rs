@@ -545,7 +545,7 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
                 .map(|e| (e.epoch as f64, f(e)))
                 .collect::<Vec<_>>()
         };
-        let (train, valid) = (pick(|e| e.train_loss), pick(|e| e.valid_loss));
+        let (train, valid) = (pick(|e| e.train_loss), pick(|e| e.get("valid_loss")));
         let loss = chart(
             &Axes {
                 title: "Loss",
@@ -559,7 +559,7 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
                 Series::new("validation", valid, palette::OTHER),
             ],
         )?;
-        let auc = pick(|e| e.valid_auc_roc);
+        let auc = pick(|e| e.get("valid_auc_roc"));
         let auc = chart(
             &Axes {
                 title: "Validation ROC AUC",

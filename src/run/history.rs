@@ -1,6 +1,7 @@
 //! A run's per-epoch history: the rows of `metrics.csv`, written by training and read
 //! back by `patron report`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -17,87 +18,95 @@ pub struct EpochRow {
     pub lr: f64,
     /// Mean weighted training loss.
     pub train_loss: f64,
-    /// Unweighted validation log loss (raw probabilities).
-    pub valid_loss: f64,
-    /// Validation ROC AUC.
-    pub valid_auc_roc: f64,
-    /// Validation average precision.
-    pub valid_auc_pr: f64,
     /// Seconds the epoch took.
     pub seconds: f64,
-    /// Validation accuracy.
-    #[serde(default)]
-    pub valid_accuracy: f64,
-    /// Validation macro-F1.
-    #[serde(default)]
-    pub valid_macro_f1: f64,
+    /// Validation metrics by their `metrics.csv` column name (`valid_loss`,
+    /// `valid_auc_roc`, ...), as the run's task computed them.
+    #[serde(flatten)]
+    pub valid: BTreeMap<String, f64>,
 }
 
 impl EpochRow {
-    /// The validation value of `m` at this epoch.
+    /// The validation value of `m` at this epoch (NaN when the task does not compute it).
     pub fn metric(&self, m: StopMetric) -> f64 {
-        match m {
-            StopMetric::AucRoc => self.valid_auc_roc,
-            StopMetric::AucPr => self.valid_auc_pr,
-            StopMetric::LogLoss => self.valid_loss,
-            StopMetric::MacroF1 => self.valid_macro_f1,
-            StopMetric::Accuracy => self.valid_accuracy,
-        }
+        self.get(m.column())
+    }
+
+    /// The validation metric in column `name` (NaN when absent).
+    pub fn get(&self, name: &str) -> f64 {
+        self.valid.get(name).copied().unwrap_or(f64::NAN)
     }
 }
 
-/// `metrics.csv` of a history.
-pub fn metrics_csv(history: &[EpochRow]) -> String {
-    // New columns go at the end so scripts reading the first six keep working.
-    let mut out = String::from(
-        "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds,valid_accuracy,valid_macro_f1\n",
-    );
+/// Columns every history has before and among the task's validation metrics.
+const EPOCH: &str = "epoch";
+const LR: &str = "lr";
+const TRAIN_LOSS: &str = "train_loss";
+const SECONDS: &str = "seconds";
+
+/// `metrics.csv` of a history, in the column order the task gives (`columns` names every
+/// column, `epoch,lr,train_loss,...,seconds,...`).
+pub fn metrics_csv(history: &[EpochRow], columns: &[&str]) -> String {
+    let mut out = format!("{}\n", columns.join(","));
     for r in history {
-        out.push_str(&format!(
-            "{},{:e},{:.6},{:.6},{:.6},{:.3},{:.6},{:.6}\n",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.valid_loss,
-            r.valid_auc_roc,
-            r.seconds,
-            r.valid_accuracy,
-            r.valid_macro_f1
-        ));
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|&c| match c {
+                EPOCH => r.epoch.to_string(),
+                LR => format!("{:e}", r.lr),
+                TRAIN_LOSS => format!("{:.6}", r.train_loss),
+                SECONDS => format!("{:.3}", r.seconds),
+                name => format!("{:.6}", r.get(name)),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
     }
     out
 }
 
-/// Read `metrics.csv` back.
+/// Read `metrics.csv` back, by its header's column names.
 pub fn parse_metrics(bytes: Vec<u8>, path: &Path) -> Result<Vec<EpochRow>> {
     let bad = |line: usize| PatronError::checkpoint(path, format!("line {line} is damaged"));
     let text =
         String::from_utf8(bytes).map_err(|_| PatronError::checkpoint(path, "is not UTF-8"))?;
-    text.lines()
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or_else(|| bad(1))?.split(',').collect();
+    for required in [EPOCH, LR, TRAIN_LOSS, SECONDS] {
+        if !header.contains(&required) {
+            return Err(bad(1));
+        }
+    }
+    lines
         .enumerate()
-        .skip(1)
         .map(|(i, line)| {
             let v: Vec<f64> = line
                 .split(',')
                 .map(|x| x.parse::<f64>())
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|_| bad(i + 1))?;
-            // Runs written before the accuracy / macro-F1 columns have six.
-            if v.len() != 6 && v.len() != 8 {
-                return Err(bad(i + 1));
+                .map_err(|_| bad(i + 2))?;
+            if v.len() != header.len() {
+                return Err(bad(i + 2));
             }
-            Ok(EpochRow {
-                epoch: v[0] as usize,
-                lr: v[1],
-                train_loss: v[2],
-                valid_loss: v[3],
-                valid_auc_roc: v[4],
-                // Not in metrics.csv; the report does not chart it.
-                valid_auc_pr: f64::NAN,
-                seconds: v[5],
-                valid_accuracy: v.get(6).copied().unwrap_or(f64::NAN),
-                valid_macro_f1: v.get(7).copied().unwrap_or(f64::NAN),
-            })
+            let mut row = EpochRow {
+                epoch: 0,
+                lr: 0.0,
+                train_loss: 0.0,
+                seconds: 0.0,
+                valid: BTreeMap::new(),
+            };
+            for (&name, value) in header.iter().zip(v) {
+                match name {
+                    EPOCH => row.epoch = value as usize,
+                    LR => row.lr = value,
+                    TRAIN_LOSS => row.train_loss = value,
+                    SECONDS => row.seconds = value,
+                    name => {
+                        row.valid.insert(name.to_string(), value);
+                    }
+                }
+            }
+            Ok(row)
         })
         .collect()
 }

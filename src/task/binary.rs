@@ -14,7 +14,8 @@ use crate::task::metrics::{
     log_loss,
 };
 use crate::task::{
-    Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores, group_rows,
+    CLASSIFICATION_HISTORY, Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores,
+    classification_scores, group_rows,
 };
 
 /// The binary task; the second label is the positive class.
@@ -58,13 +59,13 @@ impl Task for Binary {
         let p: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
         let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
         let m = MulticlassMetrics::compute(&two, labels, 2, &[]);
-        ValidScores {
-            loss: log_loss(&p, labels),
-            auc_roc: auc_roc(&p, labels),
-            auc_pr: average_precision(&p, labels),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }
+        classification_scores(
+            log_loss(&p, labels),
+            auc_roc(&p, labels),
+            average_precision(&p, labels),
+            m.accuracy,
+            m.macro_f1,
+        )
     }
 
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64 {
@@ -72,7 +73,12 @@ impl Task for Binary {
     }
 
     fn watched(&self, v: &ValidScores) -> String {
-        format!("valid_auc_roc {:.4}", v.auc_roc)
+        let name = "valid_auc_roc";
+        format!("{name} {:.4}", v.get(name).copied().unwrap_or(f64::NAN))
+    }
+
+    fn history_columns(&self) -> &'static [&'static str] {
+        CLASSIFICATION_HISTORY
     }
 
     fn fit(

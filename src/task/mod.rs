@@ -31,6 +31,9 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1>;
     /// The validation figures of one epoch, from logits (`[rows * outputs]`).
     fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores;
+    /// The columns of `metrics.csv`: `epoch`, `lr`, `train_loss`, `seconds` and the names
+    /// [`Task::validate`] gives, in file order.
+    fn history_columns(&self) -> &'static [&'static str];
     /// The ranking figure permutation importance watches fall, from logits: ROC AUC
     /// (the one-vs-rest mean for more classes).
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
@@ -139,19 +142,42 @@ impl Decision {
     }
 }
 
-/// Validation figures of one epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValidScores {
-    /// Log loss of the uncalibrated probabilities.
-    pub loss: f64,
-    /// ROC AUC (one-vs-rest mean for more classes).
-    pub auc_roc: f64,
-    /// Average precision (one-vs-rest mean for more classes).
-    pub auc_pr: f64,
-    /// Accuracy of the most probable class.
-    pub accuracy: f64,
-    /// Macro-F1 of the most probable class.
-    pub macro_f1: f64,
+/// Validation figures of one epoch, by their `metrics.csv` column name.
+pub type ValidScores = BTreeMap<String, f64>;
+
+/// The `metrics.csv` columns of a classification task. New columns go at the end so
+/// scripts reading the first six keep working.
+pub const CLASSIFICATION_HISTORY: &[&str] = &[
+    "epoch",
+    "lr",
+    "train_loss",
+    "valid_loss",
+    "valid_auc_roc",
+    "seconds",
+    "valid_accuracy",
+    "valid_macro_f1",
+];
+
+/// Validation figures of a classification task: log loss of the uncalibrated
+/// probabilities, ROC AUC and average precision (one-vs-rest means for more classes),
+/// accuracy and macro-F1 of the most probable class.
+pub(crate) fn classification_scores(
+    loss: f64,
+    auc_roc: f64,
+    auc_pr: f64,
+    accuracy: f64,
+    macro_f1: f64,
+) -> ValidScores {
+    [
+        ("valid_loss", loss),
+        ("valid_auc_roc", auc_roc),
+        ("valid_auc_pr", auc_pr),
+        ("valid_accuracy", accuracy),
+        ("valid_macro_f1", macro_f1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// The report of a run or an evaluation: its JSON is exactly the inner report's.

@@ -15,7 +15,8 @@ use crate::task::metrics::{
     fit_class_offsets, one_vs_rest, per_class, softmax_rows,
 };
 use crate::task::{
-    Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores, group_rows,
+    CLASSIFICATION_HISTORY, Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores,
+    classification_scores, group_rows,
 };
 
 /// The multiclass task over its labels, sorted by name.
@@ -64,13 +65,13 @@ impl Task for Multiclass {
         let k = self.k();
         let p = softmax_rows(logits, k);
         let m = MulticlassMetrics::compute(&p, labels, k, &[]);
-        ValidScores {
-            loss: m.log_loss,
-            auc_roc: one_vs_rest(&p, labels, k, auc_roc),
-            auc_pr: one_vs_rest(&p, labels, k, average_precision),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }
+        classification_scores(
+            m.log_loss,
+            one_vs_rest(&p, labels, k, auc_roc),
+            one_vs_rest(&p, labels, k, average_precision),
+            m.accuracy,
+            m.macro_f1,
+        )
     }
 
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64 {
@@ -79,7 +80,12 @@ impl Task for Multiclass {
     }
 
     fn watched(&self, v: &ValidScores) -> String {
-        format!("valid_macro_f1 {:.4}", v.macro_f1)
+        let name = "valid_macro_f1";
+        format!("{name} {:.4}", v.get(name).copied().unwrap_or(f64::NAN))
+    }
+
+    fn history_columns(&self) -> &'static [&'static str] {
+        CLASSIFICATION_HISTORY
     }
 
     fn fit(

@@ -838,7 +838,7 @@ fn fit_epochs(
     let stop = cfg.early_stopping.clone();
     progress.start(t.state.epochs_done, cfg.epochs);
 
-    let mut writer = EpochWriter::default();
+    let mut writer = EpochWriter::new(p.task.history_columns());
     while t.state.epochs_done < cfg.epochs {
         if stop.patience > 0 && t.state.bad_epochs >= stop.patience {
             break;
@@ -874,12 +874,8 @@ fn fit_epochs(
             epoch: epoch + 1,
             lr,
             train_loss,
-            valid_loss: v.loss,
-            valid_auc_roc: v.auc_roc,
-            valid_auc_pr: v.auc_pr,
             seconds: started.elapsed().as_secs_f64(),
-            valid_accuracy: v.accuracy,
-            valid_macro_f1: v.macro_f1,
+            valid: v,
         };
         let value = row.metric(stop.metric);
         let state = &mut t.state;
@@ -896,14 +892,14 @@ fn fit_epochs(
         } else {
             state.bad_epochs += 1;
         }
-        let watched = p.task.watched(&v);
+        let watched = p.task.watched(&row.valid);
         progress.epoch_end(&format!(
             "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} {watched}{} {:.1}s",
             epoch + 1,
             cfg.epochs,
             row.lr,
             row.train_loss,
-            row.valid_loss,
+            row.get("valid_loss"),
             if improved { " *" } else { "" },
             row.seconds
         ));
@@ -1022,8 +1018,7 @@ fn finish(
     export(
         run_dir,
         &mut manifest,
-        best,
-        &session.run().calibration,
+        &session,
         &e.report,
         &page,
         &predictions,
@@ -1046,19 +1041,20 @@ fn finish(
 fn export(
     run_dir: &Path,
     manifest: &mut Manifest,
-    best: &Network,
-    calibration: &Calibration,
+    session: &Session,
     report: &Report,
     page: &ReportPage,
     predictions: &str,
 ) -> Result<()> {
-    let weights = run::module_bytes(best)?;
+    let loaded = session.run();
+    let (calibration, columns) = (&loaded.calibration, loaded.task.history_columns());
+    let weights = run::module_bytes(&loaded.model)?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
     // Rewritten from the state: a kill between an epoch's checkpoint and its metrics line
     // must not leave the exported metrics one epoch short.
     write_atomic(
         &run_dir.join(files::METRICS),
-        metrics_csv(page.history).as_bytes(),
+        metrics_csv(page.history, columns).as_bytes(),
     )?;
     write_json(&run_dir.join(files::CALIBRATION), calibration)?;
     write_json(&run_dir.join(files::IMPORTANCE), page.importance)?;

@@ -644,15 +644,9 @@ fn rows(metric: StopMetric, ranked: &[Trial]) -> Vec<Vec<String>> {
                     row.push(best_epoch.to_string());
                     row.push(epochs.to_string());
                     row.extend(
-                        [
-                            valid.valid_loss,
-                            valid.valid_auc_roc,
-                            valid.valid_auc_pr,
-                            valid.valid_accuracy,
-                            valid.valid_macro_f1,
-                        ]
-                        .iter()
-                        .map(|v| format!("{v:.6}")),
+                        VALID_COLUMNS
+                            .iter()
+                            .map(|&c| format!("{:.6}", valid.get(c))),
                     );
                 }
                 TrialResult::Diverged(_) => {
