@@ -436,13 +436,18 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    // Resolved once, here; training gets the checked config.
+    let resolved = match &args.config {
+        Some(path) => Some(Config::resolve(path, &args.overrides)?),
+        None => None,
+    };
     let backend = args.run_on.select_for(backend::Work::Train, || {
-        Ok(Some(match (&args.resume, &args.config) {
+        Ok(Some(match (&args.resume, &resolved) {
             (Some(run), _) => read_manifest(run)?
                 .model
                 .text
                 .map_or(ModelKind::TabularMlp, |t| t.kind),
-            (None, Some(config)) => Config::load(config, &args.overrides)?.model.kind,
+            (None, Some(resolved)) => resolved.config.model.kind,
             // train reports the missing --config.
             (None, None) => return Ok(None),
         }))
@@ -450,7 +455,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let progress = Progress::new(args.quiet);
     let stop = stop_on_ctrl_c();
     let request = TrainRequest {
-        config: args.config,
+        config: resolved,
         overrides: args.overrides,
         output_dir: args.output_dir,
         resume: args.resume,
@@ -655,7 +660,7 @@ fn run_info(gpu: Option<usize>) {
 }
 
 fn run_validate(args: ConfigArgs) -> Result<()> {
-    let v = train::validate(&args.config, &args.overrides)?;
+    let v = train::validate(&Config::resolve(&args.config, &args.overrides)?)?;
     let pre = &v.pre;
     let counts: Vec<String> = pre
         .labels

@@ -772,7 +772,30 @@ pub fn apply_overrides(table: &mut toml::Table, overrides: &[String]) -> Result<
     Ok(())
 }
 
+/// A config file resolved once with its `--set` overrides: the checked config, the file it
+/// came from (which names the default run directory) and the warnings it gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The checked config.
+    pub config: Config,
+    /// The config file.
+    pub path: PathBuf,
+    /// Keys it sets that its model kind does not read.
+    pub warnings: Vec<String>,
+}
+
 impl Config {
+    /// Resolve a config file a person wrote with its overrides, once: what the commands
+    /// pass down instead of a path and `--set` strings.
+    pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved> {
+        let (config, warnings) = Config::load_with_warnings(path, overrides)?;
+        Ok(Resolved {
+            config,
+            path: path.to_path_buf(),
+            warnings,
+        })
+    }
+
     /// Read a config file, apply `--set` overrides, check keys and values.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
         Config::load_with_warnings(path, overrides).map(|(config, _)| config)

@@ -414,7 +414,9 @@ impl InProcessRuns {
     /// Train (or resume, with `resume`) the run in `dir`; `stop` ends it after one epoch.
     fn train(&self, dir: &str, stop: bool, resume: bool) -> patron::error::Result<()> {
         let request = patron::train::TrainRequest {
-            config: (!resume).then(|| self.config.clone()),
+            config: (!resume)
+                .then(|| patron::config::Config::resolve(&self.config, &[]))
+                .transpose()?,
             output_dir: Some(self.path(dir)),
             resume: resume.then(|| self.path(dir)),
             stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(stop)),

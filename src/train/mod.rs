@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::config::{ClassWeight, Config, Schedule, TrainConfig};
+use crate::config::{ClassWeight, Config, Resolved, Schedule, TrainConfig};
 use crate::data::preprocess::{
     Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values,
 };
@@ -52,9 +52,11 @@ use epoch_checkpoint::{EpochWriter, LoopState, Saved};
 /// What the user asked `patron train` to do.
 #[derive(Debug, Clone, Default)]
 pub struct TrainRequest {
-    /// The config file (required unless resuming).
-    pub config: Option<PathBuf>,
-    /// `--set KEY=VALUE` overrides.
+    /// The resolved config (required unless resuming; with `resume`, the run's saved
+    /// config must equal it).
+    pub config: Option<Resolved>,
+    /// With `resume` and no `config`: `--set` overrides that the run's saved config must
+    /// already satisfy.
     pub overrides: Vec<String>,
     /// Write the run exactly here.
     pub output_dir: Option<PathBuf>,
@@ -113,17 +115,16 @@ pub fn train(
 }
 
 fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Result<TrainOutcome> {
-    let config_path = request.config.as_ref().ok_or_else(|| {
+    let resolved = request.config.as_ref().ok_or_else(|| {
         PatronError::Usage("patron train needs --config FILE (or --resume DIR)".into())
     })?;
-    let (config, config_warnings) = Config::load_with_warnings(config_path, &request.overrides)?;
-    let prepared = prepare(config, None)?;
-    for warning in config_warnings.iter().chain(&prepared.warnings) {
+    let prepared = prepare(resolved.config.clone(), None)?;
+    for warning in resolved.warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
     }
     let run_dir = match &request.output_dir {
         Some(dir) => dir.clone(),
-        None => default_run_dir(config_path, ""),
+        None => default_run_dir(&resolved.path, ""),
     };
     let mut manifest = initial_manifest(&prepared, backend);
     create_run_dir(&run_dir, request.force, |staging| {
@@ -176,7 +177,7 @@ fn resume(
     let saved_name = saved_path.display().to_string();
     let saved = Config::from_toml_str(&saved_text, &saved_name, &[])?;
     let requested = match &request.config {
-        Some(path) => Some(Config::load(path, &request.overrides)?),
+        Some(resolved) => Some(resolved.config.clone()),
         None if !request.overrides.is_empty() => Some(Config::from_toml_str(
             &saved_text,
             &saved_name,
@@ -236,8 +237,8 @@ pub struct Validation {
 /// Run everything `patron train` does before its first epoch (load the config, read,
 /// label, split, fit and apply the preprocessing, find the segment columns) and report
 /// what it found, without writing anything.
-pub fn validate(config: &Path, overrides: &[String]) -> Result<Validation> {
-    let (config, mut warnings) = Config::load_with_warnings(config, overrides)?;
+pub fn validate(resolved: &Resolved) -> Result<Validation> {
+    let (config, mut warnings) = (resolved.config.clone(), resolved.warnings.clone());
     let path = config.data_path();
     let table = read_data(&config, &path)?;
     let checked = check(&config, &table, &path, None)?;

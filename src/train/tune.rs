@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::config::{Config, ModelKind, StopMetric};
+use crate::config::{Config, ModelKind, Resolved, StopMetric};
 use crate::error::{PatronError, Result};
 use crate::progress::Progress;
 use crate::run::history::EpochRow;
@@ -249,13 +249,16 @@ fn trial_dir(dir: &Path, number: usize) -> PathBuf {
 /// training), then train the trials one after another.
 pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Result<TuneOutcome> {
     let combos = plan(request)?;
-    let watched = combos
+    // Every trial's config resolved once, up front: a bad key or value fails before any
+    // training, and the trials train with these.
+    let configs = combos
         .iter()
-        .map(|values| {
-            let config = Config::load(&request.config, &trial_overrides(request, values))?;
-            Ok(config.train.early_stopping.metric)
-        })
-        .collect::<Result<Vec<StopMetric>>>()?;
+        .map(|values| Config::resolve(&request.config, &trial_overrides(request, values)))
+        .collect::<Result<Vec<Resolved>>>()?;
+    let watched: Vec<StopMetric> = configs
+        .iter()
+        .map(|r| r.config.train.early_stopping.metric)
+        .collect();
     let metric = match request.metric {
         Some(metric) => metric,
         None if watched.windows(2).any(|w| w[0] != w[1]) => {
@@ -288,7 +291,8 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
         plan: combos,
         done: Vec::new(),
     };
-    run_trials(&dir, request, saved, false, backend, progress)
+    let configs = configs.into_iter().map(Some).collect();
+    run_trials(&dir, request, saved, configs, false, backend, progress)
 }
 
 /// A saved search, checked and ready to continue (`patron tune --resume`).
@@ -381,15 +385,19 @@ pub fn resume(
         saved.done.len(),
         saved.plan.len()
     ));
-    run_trials(&dir, &request, saved, true, backend, progress)
+    // Resolved as each trial starts: the base config file is read again.
+    let configs = vec![None; saved.plan.len()];
+    run_trials(&dir, &request, saved, configs, true, backend, progress)
 }
 
 /// Train the trials of `saved` that are not finished, recording each in `search.json` and
-/// the leaderboard as it ends.
+/// the leaderboard as it ends; `configs` holds each trial's resolved config where the
+/// search already resolved it (a fresh search; a resumed one resolves them here).
 fn run_trials(
     dir: &Path,
     request: &TuneRequest,
     mut saved: Saved,
+    mut configs: Vec<Option<Resolved>>,
     resuming: bool,
     backend: &Backend,
     progress: &Progress,
@@ -429,9 +437,13 @@ fn run_trials(
                 "finished but the search did not record it; remove it to train that trial again, then resume",
             ));
         }
+        let config = match configs[i].take() {
+            Some(resolved) => resolved,
+            None => Config::resolve(&request.config, &trial_overrides(request, values))?,
+        };
         let train_request = TrainRequest {
-            config: Some(request.config.clone()),
-            overrides: trial_overrides(request, values),
+            config: Some(config),
+            overrides: Vec::new(),
             output_dir: Some(run_dir.clone()),
             resume: interrupted.then(|| run_dir.clone()),
             force: false,
