@@ -32,9 +32,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -340,43 +338,6 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| PatronError::checkpoint(path, format!("cannot read: {e}")))
 }
 
-/// Weights of a network as burnpack bytes. The inner module is saved, so a tabular run's
-/// file is the same as before the text models existed.
-pub fn module_bytes(model: &Network) -> Result<Vec<u8>> {
-    fn bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
-        let bytes = m
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| PatronError::Internal(format!("serializing weights: {e:?}")))?;
-        Ok(bytes.to_vec())
-    }
-    match model {
-        Network::Tabular(m) => bytes(m),
-        Network::Bag(m) => bytes(m),
-        Network::Transformer(m) => bytes(m),
-    }
-}
-
-/// Load burnpack bytes into a freshly built network.
-pub fn load_module(
-    spec: &ModelSpec,
-    device: &Device,
-    bytes: Vec<u8>,
-    path: &Path,
-) -> Result<Network> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| PatronError::checkpoint(path, format!("cannot decode weights: {e:?}")))?;
-    let bad = |e: burn::store::RecordError| {
-        PatronError::checkpoint(path, format!("weights do not fit the model: {e:?}"))
-    };
-    Ok(match spec.init(device) {
-        Network::Tabular(m) => Network::Tabular(m.try_load_record(record).map_err(bad)?),
-        Network::Bag(m) => Network::Bag(m.try_load_record(record).map_err(bad)?),
-        Network::Transformer(m) => Network::Transformer(m.try_load_record(record).map_err(bad)?),
-    })
-}
-
 /// Everything `predict` and `evaluate` need from a finished run.
 pub struct LoadedRun {
     /// The run directory.
@@ -561,7 +522,9 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let preprocess: Preprocessor = parse_verified(dir, &manifest, files::PREPROCESS)?;
     let calibration: Calibration = parse_verified(dir, &manifest, files::CALIBRATION)?;
     let weights = read_verified(dir, &manifest, files::MODEL)?;
-    let model = load_module(&manifest.model, device, weights, &dir.join(files::MODEL))?;
+    let model = manifest
+        .model
+        .load(device, weights, &dir.join(files::MODEL))?;
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
         task: task::for_labels(&manifest.labels),

@@ -89,13 +89,8 @@ pub(super) fn restore(
         )),
     };
     let state = read_state(read(STATE_FILE)?, &dir.join(STATE_FILE))?;
-    let model = run::load_module(spec, &ad, read("last.bpk")?, &dir.join("last.bpk"))?;
-    let best = run::load_module(
-        spec,
-        &backend.device,
-        read("best.bpk")?,
-        &dir.join("best.bpk"),
-    )?;
+    let model = spec.load(&ad, read("last.bpk")?, &dir.join("last.bpk"))?;
+    let best = spec.load(&backend.device, read("best.bpk")?, &dir.join("best.bpk"))?;
     let optim = optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?))
         .map_err(|e| {
@@ -134,7 +129,7 @@ fn save_epoch(
     let name = format!("epoch-{:04}", state.epochs_done);
     let dir = state_dir.join(&name);
     let mut group = FileGroup::create(&dir)?;
-    group.write("last.bpk", &run::module_bytes(model)?)?;
+    group.write("last.bpk", &model.to_bytes()?)?;
     // The best weights are this epoch's (just written) or those in the previous epoch's
     // checkpoint: link them instead of serializing and writing the same bytes again.
     let best_source = if state.best_epoch == state.epochs_done {
@@ -154,7 +149,7 @@ fn save_epoch(
     };
     let linked = best_hash.is_some_and(|hash| group.link("best.bpk", &best_source, &hash));
     if !linked {
-        group.write("best.bpk", &run::module_bytes(best)?)?;
+        group.write("best.bpk", &best.to_bytes()?)?;
     }
     group.write("optimizer.bpk", optimizer)?;
     if let Some(bytes) = sparse_state {

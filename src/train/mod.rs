@@ -481,7 +481,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
         best_epoch: None,
         epochs_run: 0,
         training_seconds: 0.0,
-        model: ModelSpec::new(&p.pre, &p.config.model),
+        model: ModelSpec::new(&p.pre, &p.config.model, p.task.outputs()),
         files: Default::default(),
     }
 }
@@ -1049,7 +1049,7 @@ fn export(
 ) -> Result<()> {
     let loaded = session.run();
     let (calibration, columns) = (&loaded.calibration, loaded.task.history_columns());
-    let weights = run::module_bytes(&loaded.model)?;
+    let weights = loaded.model.to_bytes()?;
     write_atomic(&run_dir.join(files::MODEL), &weights)?;
     // Rewritten from the state: a kill between an epoch's checkpoint and its metrics line
     // must not leave the exported metrics one epoch short.
