@@ -110,3 +110,56 @@ pub fn parse_metrics(bytes: Vec<u8>, path: &Path) -> Result<Vec<EpochRow>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLUMNS: &[&str] = &[
+        "epoch",
+        "lr",
+        "train_loss",
+        "valid_loss",
+        "valid_auc_roc",
+        "seconds",
+        "valid_accuracy",
+        "valid_macro_f1",
+    ];
+
+    #[test]
+    fn metrics_csv_keeps_its_layout_and_reads_back_by_name() {
+        let valid = [
+            ("valid_loss", 0.25),
+            ("valid_auc_roc", 0.875),
+            ("valid_auc_pr", 0.5),
+            ("valid_accuracy", 0.75),
+            ("valid_macro_f1", 0.625),
+        ];
+        let row = EpochRow {
+            epoch: 3,
+            lr: 0.001,
+            train_loss: 0.5,
+            seconds: 1.25,
+            valid: valid.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        let csv = metrics_csv(std::slice::from_ref(&row), COLUMNS);
+        assert_eq!(
+            csv,
+            "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds,valid_accuracy,valid_macro_f1\n\
+             3,1e-3,0.500000,0.250000,0.875000,1.250,0.750000,0.625000\n"
+        );
+        let back = parse_metrics(csv.into_bytes(), Path::new("metrics.csv")).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].epoch, back[0].seconds), (3, 1.25));
+        assert_eq!(back[0].metric(StopMetric::AucRoc), 0.875);
+        // Not a metrics.csv column: not read back.
+        assert!(back[0].metric(StopMetric::AucPr).is_nan());
+        // A run from before the accuracy and macro-F1 columns.
+        let old = "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds\n1,1e-3,0.5,0.4,0.8,1.0\n";
+        let old = parse_metrics(old.as_bytes().to_vec(), Path::new("m")).unwrap();
+        assert_eq!(old[0].metric(StopMetric::LogLoss), 0.4);
+        assert!(old[0].metric(StopMetric::MacroF1).is_nan());
+        let short = "epoch,lr,train_loss,valid_loss,valid_auc_roc,seconds\n1,1e-3,0.5\n";
+        assert!(parse_metrics(short.as_bytes().to_vec(), Path::new("m")).is_err());
+    }
+}

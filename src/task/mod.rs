@@ -272,3 +272,59 @@ pub(crate) fn group_rows(values: &[String]) -> Vec<(String, Vec<usize>)> {
     }
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn two_labels_are_binary_and_more_are_multiclass() {
+        let binary = for_labels(&labels(&["no", "yes"]));
+        assert_eq!((binary.name(), binary.outputs()), ("binary", 1));
+        assert_eq!(binary.positive_label(), "yes");
+        assert_eq!(
+            binary.output_columns(),
+            vec![
+                OutputColumn::Score("score".into()),
+                OutputColumn::Prediction
+            ]
+        );
+        let three = for_labels(&labels(&["a", "b", "c"]));
+        assert_eq!((three.name(), three.outputs()), ("multiclass", 3));
+        assert_eq!(three.positive_label(), "");
+        assert_eq!(three.logit_names(), ["logit_0", "logit_1", "logit_2"]);
+        assert_eq!(three.monitored(), Monitored::Class(3));
+    }
+
+    #[test]
+    fn targets_and_decisions_follow_the_task() {
+        let binary = for_labels(&labels(&["no", "yes"]));
+        assert_eq!(binary.targets(&[1.0, 0.0]), [1.0, 0.0]);
+        let decided = binary.decide(&[0.2, 0.5, 0.7], &Decision::Threshold(0.5));
+        assert_eq!(decided, [0, 1, 1]);
+        assert!((binary.probability_of(&[0.2], 0, 0) - 0.8).abs() < 1e-12);
+
+        let three = for_labels(&labels(&["a", "b", "c"]));
+        assert_eq!(three.targets(&[2.0, 0.0]), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let probs = [0.5, 0.3, 0.2, 0.1, 0.45, 0.45];
+        assert_eq!(three.decide(&probs, &Decision::Offsets(Vec::new())), [0, 1]);
+        // An offset on class 2's log-probability flips the second row's tie its way.
+        let offsets = Decision::Offsets(vec![0.0, 0.0, 0.1]);
+        assert_eq!(three.decide(&probs, &offsets), [0, 2]);
+    }
+
+    #[test]
+    fn a_manifest_decision_reads_back() {
+        assert_eq!(
+            Decision::recorded(Some(0.3), None),
+            Decision::Threshold(0.3)
+        );
+        let offsets = Decision::recorded(None, Some(&[0.0, 0.2]));
+        assert_eq!(offsets.offsets(), [0.0, 0.2]);
+        assert_eq!(offsets.threshold(), 0.5);
+    }
+}
