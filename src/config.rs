@@ -128,6 +128,85 @@ impl ModelKind {
     pub fn is_text(self) -> bool {
         !matches!(self, ModelKind::TabularMlp)
     }
+
+    /// Every kind: adding one is a variant here with its name, defaults and unused keys,
+    /// its network in `model/`, and its line in `backend::select_for_model`.
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::TabularMlp,
+        ModelKind::TextBag,
+        ModelKind::TextTransformer,
+    ];
+
+    /// The kind named `name` in a config.
+    pub fn from_name(name: &str) -> Option<ModelKind> {
+        ModelKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Defaults that differ from the tabular ones, `(section, key, TOML value)`, filled
+    /// into the config table before it is read when the key is absent, so the resolved
+    /// config shows them. Measured on the shipped feedback configs (README).
+    pub fn defaults(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        match self {
+            ModelKind::TextBag => &[
+                ("model", "embedding_dim", "32"),
+                ("model", "hidden", "[]"),
+                ("model", "dropout", "0.0"),
+                ("train", "epochs", "10"),
+                ("train", "batch_size", "32"),
+                ("train", "learning_rate", "5e-4"),
+                ("train", "weight_decay", "0.0"),
+            ],
+            ModelKind::TextTransformer => &[
+                ("model", "embedding_dim", "64"),
+                ("model", "hidden", "[]"),
+                ("model", "dropout", "0.1"),
+                ("train", "epochs", "12"),
+                ("train", "batch_size", "32"),
+                ("train", "learning_rate", "2e-3"),
+                ("train", "warmup", "0.1"),
+                ("train", "weight_decay", "0.01"),
+            ],
+            ModelKind::TabularMlp => &[],
+        }
+    }
+
+    /// The `[data]` and `[model]` keys this kind does not read (text models read only
+    /// their text columns, so none of the tabular typing keys).
+    pub fn unused_keys(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::TabularMlp => &[
+                "model.buckets",
+                "model.word_ngrams",
+                "model.char_ngram_min",
+                "model.char_ngram_max",
+                "model.max_length",
+                "model.vocab_size",
+                "model.layers",
+                "model.heads",
+                "model.pooling",
+            ],
+            ModelKind::TextBag => &[
+                "data.categorical",
+                "data.numeric",
+                "data.max_categories",
+                "data.numeric_bins",
+                "model.vocab_size",
+                "model.layers",
+                "model.heads",
+                "model.pooling",
+            ],
+            ModelKind::TextTransformer => &[
+                "data.categorical",
+                "data.numeric",
+                "data.max_categories",
+                "data.numeric_bins",
+                "model.buckets",
+                "model.word_ngrams",
+                "model.char_ngram_min",
+                "model.char_ngram_max",
+            ],
+        }
+    }
 }
 
 /// `[model]`: the architecture.
@@ -405,83 +484,16 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
     })
 }
 
-/// Defaults that differ for text models, filled into the config table before it is read
-/// when the key is absent, so the resolved config shows them. Measured on the shipped
-/// feedback configs (README).
-fn text_defaults(kind: &str) -> &'static [(&'static str, &'static str, &'static str)] {
-    match kind {
-        "text_bag" => &[
-            ("model", "embedding_dim", "32"),
-            ("model", "hidden", "[]"),
-            ("model", "dropout", "0.0"),
-            ("train", "epochs", "10"),
-            ("train", "batch_size", "32"),
-            ("train", "learning_rate", "5e-4"),
-            ("train", "weight_decay", "0.0"),
-        ],
-        "text_transformer" => &[
-            ("model", "embedding_dim", "64"),
-            ("model", "hidden", "[]"),
-            ("model", "dropout", "0.1"),
-            ("train", "epochs", "12"),
-            ("train", "batch_size", "32"),
-            ("train", "learning_rate", "2e-3"),
-            ("train", "warmup", "0.1"),
-            ("train", "weight_decay", "0.01"),
-        ],
-        _ => &[],
-    }
-}
-
-/// The `[data]` and `[model]` keys a model kind does not read (text models read only
-/// their text columns, so none of the tabular typing keys).
-fn unused_by(kind: ModelKind) -> &'static [&'static str] {
-    match kind {
-        ModelKind::TabularMlp => &[
-            "model.buckets",
-            "model.word_ngrams",
-            "model.char_ngram_min",
-            "model.char_ngram_max",
-            "model.max_length",
-            "model.vocab_size",
-            "model.layers",
-            "model.heads",
-            "model.pooling",
-        ],
-        ModelKind::TextBag => &[
-            "data.categorical",
-            "data.numeric",
-            "data.max_categories",
-            "data.numeric_bins",
-            "model.vocab_size",
-            "model.layers",
-            "model.heads",
-            "model.pooling",
-        ],
-        ModelKind::TextTransformer => &[
-            "data.categorical",
-            "data.numeric",
-            "data.max_categories",
-            "data.numeric_bins",
-            "model.buckets",
-            "model.word_ngrams",
-            "model.char_ngram_min",
-            "model.char_ngram_max",
-        ],
-    }
-}
-
 fn fill_text_defaults(table: &mut toml::Table) {
     let kind = table
         .get("model")
         .and_then(|m| m.get("kind"))
         .and_then(|k| k.as_str())
-        .unwrap_or("")
-        .to_string();
-    let defaults = text_defaults(&kind);
-    if defaults.is_empty() {
+        .and_then(ModelKind::from_name);
+    let Some(kind) = kind.filter(|k| k.is_text()) else {
         return;
-    }
+    };
+    let defaults = kind.defaults();
     for (section, key, value) in defaults {
         if let toml::Value::Table(t) = table
             .entry(section.to_string())
@@ -850,7 +862,7 @@ impl Config {
         let kind = config.model.kind;
         let warnings = set
             .iter()
-            .filter(|key| unused_by(kind).contains(&key.as_str()))
+            .filter(|key| kind.unused_keys().contains(&key.as_str()))
             .map(|key| {
                 format!(
                     "`{key}` is set but model.kind = \"{}\" does not use it; it is ignored",
