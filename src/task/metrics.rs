@@ -115,22 +115,6 @@ pub fn decide(probs: &[f64], k: usize, offsets: &[f64]) -> Vec<usize> {
         .collect()
 }
 
-/// The predicted class of each scored row, as `predict` decides it: for two classes
-/// (`outputs == 1`, one probability per row) class 1 at or above `threshold`; for more,
-/// [`decide`] with the class `offsets`.
-pub fn predicted_classes(
-    probs: &[f64],
-    outputs: usize,
-    threshold: f64,
-    offsets: &[f64],
-) -> Vec<usize> {
-    if outputs == 1 {
-        probs.iter().map(|&p| usize::from(p >= threshold)).collect()
-    } else {
-        decide(probs, outputs, offsets)
-    }
-}
-
 /// Per-class offsets on the log-probabilities that maximize macro-F1 of `probs` against
 /// `labels` (coordinate ascent over a grid, class 0 fixed at 0): the multiclass analogue
 /// of the binary decision threshold, fitted on the validation split. Zero offsets are kept
@@ -726,17 +710,6 @@ fn percentile_intervals(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn predicted_classes_use_the_threshold_or_the_offsets() {
-        // Two classes: class 1 from the threshold on, inclusive.
-        let binary = predicted_classes(&[0.2, 0.4, 0.41, 0.9], 1, 0.4, &[]);
-        assert_eq!(binary, [0, 1, 1, 1]);
-        // Three classes: the argmax, until an offset favours class 2 on the close row.
-        let probs = [0.5, 0.3, 0.2, 0.1, 0.45, 0.45];
-        assert_eq!(predicted_classes(&probs, 3, 0.5, &[]), [0, 1]);
-        assert_eq!(predicted_classes(&probs, 3, 0.5, &[0.0, 0.0, 0.1]), [0, 2]);
-    }
 
     #[test]
     fn class_offsets_raise_validation_macro_f1() {

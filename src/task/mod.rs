@@ -304,15 +304,16 @@ mod tests {
     fn targets_and_decisions_follow_the_task() {
         let binary = for_labels(&labels(&["no", "yes"]));
         assert_eq!(binary.targets(&[1.0, 0.0]), [1.0, 0.0]);
-        let decided = binary.decide(&[0.2, 0.5, 0.7], &Decision::Threshold(0.5));
-        assert_eq!(decided, [0, 1, 1]);
+        // Class 1 from the threshold on, inclusive.
+        let decided = binary.decide(&[0.2, 0.4, 0.41, 0.9], &Decision::Threshold(0.4));
+        assert_eq!(decided, [0, 1, 1, 1]);
         assert!((binary.probability_of(&[0.2], 0, 0) - 0.8).abs() < 1e-12);
 
         let three = for_labels(&labels(&["a", "b", "c"]));
         assert_eq!(three.targets(&[2.0, 0.0]), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
         let probs = [0.5, 0.3, 0.2, 0.1, 0.45, 0.45];
         assert_eq!(three.decide(&probs, &Decision::Offsets(Vec::new())), [0, 1]);
-        // An offset on class 2's log-probability flips the second row's tie its way.
+        // The argmax, until an offset favours class 2 on the close row.
         let offsets = Decision::Offsets(vec![0.0, 0.0, 0.1]);
         assert_eq!(three.decide(&probs, &offsets), [0, 2]);
     }
