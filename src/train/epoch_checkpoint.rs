@@ -14,7 +14,7 @@ use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
 use crate::model::{ModelSpec, Network};
 use crate::run::history::{EpochRow, metrics_csv};
-use crate::run::{self, FileGroup, files, read_json, write_atomic, write_json};
+use crate::run::{self, Checksum, FileGroup, files, read_json, write_atomic, write_json};
 
 /// Resumable bookkeeping, saved with each epoch's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ fn read_state(bytes: Vec<u8>, path: &Path) -> Result<LoopState> {
 }
 
 /// Pointer to the latest complete epoch checkpoint inside `train_state/`, with the
-/// SHA-256 of each of its files (a resume reads them verified).
+/// checksum ([`run::xxh3_hex`]) of each of its files (a resume reads them verified).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Current {
     epoch_dir: String,
@@ -82,10 +82,10 @@ pub(super) fn restore(
 ) -> Result<Training> {
     let ad = backend.device.clone().autodiff();
     let read = |name: &str| match current.files.get(name) {
-        Some(hash) => run::read_checked(dir, name, hash, CURRENT_FILE),
+        Some(hash) => run::read_checked_by(dir, name, hash, CURRENT_FILE, Checksum::Xxh3),
         None => Err(PatronError::checkpoint(
             dir.join(name),
-            format!("has no SHA-256 in {CURRENT_FILE}: damaged training state"),
+            format!("has no checksum in {CURRENT_FILE}: damaged training state"),
         )),
     };
     let state = read_state(read(STATE_FILE)?, &dir.join(STATE_FILE))?;
