@@ -5,10 +5,11 @@
 use std::path::Path;
 
 use patron::config::Config;
-use patron::data::preprocess::{Preprocessor, fit_labels};
+use patron::data::preprocess::Preprocessor;
 use patron::data::{ChunkReader, ReadOptions, read_table};
 use patron::run::read_manifest;
 use patron::score::drift::{self, DriftCounter, Profile};
+use patron::task::labels::fit_labels;
 
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);

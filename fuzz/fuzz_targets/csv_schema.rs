@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use patron::config::Config;
 use patron::data::{ReadOptions, read_table};
-use patron::data::preprocess::{Preprocessor, fit_labels};
+use patron::data::preprocess::Preprocessor;
+use patron::task::labels::fit_labels;
 
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().unwrap();

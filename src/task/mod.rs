@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod calibration;
+pub mod labels;
 pub mod metrics;
 pub mod multiclass;
 

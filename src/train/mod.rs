@@ -22,9 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
 use crate::config::{ClassWeight, Config, Resolved, Schedule, TrainConfig};
-use crate::data::preprocess::{
-    Encoded, Feature, Preprocessor, fit_labels, raw_texts, target_values,
-};
+use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_rows};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
 use crate::error::{PatronError, Result};
@@ -43,6 +41,7 @@ use crate::score::drift;
 use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
+use crate::task::labels::{fit_labels, target_values};
 use crate::task::{self, Decision, Report, Task};
 
 mod epoch_checkpoint;
