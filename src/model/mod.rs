@@ -14,7 +14,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Dropout, Linear, LinearConfig};
-use burn::store::ModuleRecord;
+use burn::store::{ModuleRecord, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::relu;
 use burn::tensor::{Bytes, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -177,6 +177,24 @@ impl Network {
             Network::Bag(m) => bytes(m),
             Network::Transformer(m) => bytes(m),
         }
+    }
+
+    /// The weights as a safetensors file with `metadata`. The inner module is saved, so
+    /// tensor names carry no enum variant prefix (`run::export` lists them).
+    pub fn to_safetensors(&self, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+        let mut store = SafetensorsStore::from_bytes(None);
+        for (key, value) in metadata {
+            store = store.metadata(*key, value.clone());
+        }
+        let saved = match self {
+            Network::Tabular(m) => m.save_into(&mut store),
+            Network::Bag(m) => m.save_into(&mut store),
+            Network::Transformer(m) => m.save_into(&mut store),
+        };
+        saved.map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
+        store
+            .get_bytes()
+            .map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))
     }
 
     /// Logits `[batch, outputs]`.

@@ -14,11 +14,9 @@
 
 use std::path::Path;
 
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
 use crate::error::{PatronError, Result};
-use crate::model::Network;
 use crate::run::{load_run, write_atomic};
 
 /// Export formats.
@@ -54,20 +52,7 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
             run.manifest.threshold.unwrap_or(0.5).to_string(),
         ),
     ];
-    let mut store = SafetensorsStore::from_bytes(None);
-    for (key, value) in metadata {
-        store = store.metadata(key, value);
-    }
-    // The inner module is saved so tensor names carry no enum variant prefix.
-    let saved = match &run.model {
-        Network::Tabular(m) => m.save_into(&mut store),
-        Network::Bag(m) => m.save_into(&mut store),
-        Network::Transformer(m) => m.save_into(&mut store),
-    };
-    saved.map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
+    let bytes = run.model.to_safetensors(&metadata)?;
     if output.is_dir() {
         return Err(PatronError::data(
             output,
