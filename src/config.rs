@@ -10,24 +10,59 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PatronError, Result};
 
-/// A complete, resolved run configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A complete, resolved and checked run configuration. [`Config::resolve`] (or
+/// [`Config::load`], [`Config::from_toml_str`]) is the only way to get one: the form read
+/// straight from TOML, before its keys and ranges are checked, is private to this module.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Where the data is and what to predict.
     pub data: DataConfig,
     /// How the data is split into train / validation / test.
-    #[serde(default)]
     pub split: SplitConfig,
     /// The model architecture.
-    #[serde(default)]
     pub model: ModelConfig,
     /// The optimization settings.
-    #[serde(default)]
     pub train: TrainConfig,
     /// What the reports show.
-    #[serde(default)]
     pub report: ReportConfig,
+    /// Only this module builds a `Config`, after the checks.
+    #[serde(skip)]
+    checked: Checked,
+}
+
+/// The mark of a checked [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Checked;
+
+/// A config as read from TOML, not yet checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unchecked {
+    data: DataConfig,
+    #[serde(default)]
+    split: SplitConfig,
+    #[serde(default)]
+    model: ModelConfig,
+    #[serde(default)]
+    train: TrainConfig,
+    #[serde(default)]
+    report: ReportConfig,
+}
+
+impl Unchecked {
+    /// The config, once `file`'s values are in range.
+    fn check(self, file: &str) -> Result<Config> {
+        let config = Config {
+            data: self.data,
+            split: self.split,
+            model: self.model,
+            train: self.train,
+            report: self.report,
+            checked: Checked,
+        };
+        config.validate(file)?;
+        Ok(config)
+    }
 }
 
 /// `[report]`: extra report content.
@@ -856,9 +891,9 @@ impl Config {
         // the offending key even when the value came from `--set`.
         let text = toml::to_string(&table)
             .map_err(|e| PatronError::Internal(format!("re-serializing config: {e}")))?;
-        let config: Config = toml::from_str(&text)
+        let unchecked: Unchecked = toml::from_str(&text)
             .map_err(|e: toml::de::Error| PatronError::config(file, type_error(&text, &e)))?;
-        config.validate(file)?;
+        let config = unchecked.check(file)?;
         let kind = config.model.kind;
         let warnings = set
             .iter()
@@ -875,7 +910,7 @@ impl Config {
 
     /// Check value ranges that types alone cannot express, section by section; the first
     /// problem is an error naming `file` and the key.
-    pub fn validate(&self, file: &str) -> Result<()> {
+    fn validate(&self, file: &str) -> Result<()> {
         self.data
             .check()
             .and_then(|()| self.split.check())
