@@ -392,32 +392,22 @@ pub enum Work {
 }
 
 /// Build the device for `work` on a model of `kind`: [`select_device`], except that a
-/// plain `auto` (no `--device`) leaves the GPU out where it cannot pay. A `text_bag`
-/// model's n-gram table lives on the host (sparse updates, host lookups), so a GPU would
-/// run only its small head, a round trip per step: on an H200 machine it trained at 6,103
-/// texts/s on wgpu and 14,606 on flex (16 cores; 6,257 on 2 cores of the CI machine). A
-/// tabular model is scored on the CPU, where flex's fused host forward beats the GPU and
-/// wgpu's start-up alone costs a second: 200k bank rows 0.34 s on flex and 1.5 s on wgpu,
-/// a 10-row file 0.02 s and 0.97 s (BENCHMARKS.md). Tabular training and the Transformer
-/// keep `auto`'s GPU; `--backend wgpu` always gets it.
+/// plain `auto` (no `--device`) leaves the GPU out where it cannot pay
+/// ([`ModelKind::cpu_under_auto`]); `--backend wgpu` always gets it.
 pub fn select_for_model(
     choice: BackendChoice,
     gpu: Option<usize>,
     kind: ModelKind,
     work: Work,
 ) -> Result<Backend> {
-    if choice == BackendChoice::Auto && gpu.is_none() {
-        let why = match (kind, work) {
-            (ModelKind::TextBag, _) => Some("a text_bag model works on the host's n-gram table"),
-            (ModelKind::TabularMlp, Work::Score) => Some("this model scores faster on the CPU"),
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Ok(cpu(
-                "flex",
-                &format!(" (auto: {why}; --backend wgpu for a GPU)"),
-            ));
-        }
+    if choice == BackendChoice::Auto
+        && gpu.is_none()
+        && let Some(why) = kind.cpu_under_auto(work == Work::Score)
+    {
+        return Ok(cpu(
+            "flex",
+            &format!(" (auto: {why}; --backend wgpu for a GPU)"),
+        ));
     }
     select_device(choice, gpu)
 }

@@ -164,8 +164,8 @@ impl ModelKind {
         !matches!(self, ModelKind::TabularMlp)
     }
 
-    /// Every kind: adding one is a variant here with its name, defaults and unused keys,
-    /// its network in `model/`, and its line in `backend::select_for_model`.
+    /// Every kind: adding one is a variant here with its name, defaults, unused keys and
+    /// placement under `auto`, and its network in `model/` (ARCHITECTURE.md).
     pub const ALL: [ModelKind; 3] = [
         ModelKind::TabularMlp,
         ModelKind::TextBag,
@@ -202,6 +202,23 @@ impl ModelKind {
                 ("train", "weight_decay", "0.01"),
             ],
             ModelKind::TabularMlp => &[],
+        }
+    }
+
+    /// Why plain `--backend auto` keeps this kind on the CPU even when a GPU is there
+    /// (`scoring`: predict, evaluate, drift; else training), or `None` where the GPU is
+    /// used. A `text_bag` model's n-gram table lives on the host (sparse updates, host
+    /// lookups), so a GPU would run only its small head, a round trip per step: on an H200
+    /// machine it trained at 6,103 texts/s on wgpu and 14,606 on flex (16 cores; 6,257 on
+    /// 2 cores of the CI machine). A tabular model is scored on the CPU, where flex's
+    /// fused host forward beats the GPU and wgpu's start-up alone costs a second: 200k
+    /// bank rows 0.34 s on flex and 1.5 s on wgpu, a 10-row file 0.02 s and 0.97 s
+    /// (BENCHMARKS.md). Tabular training and the Transformer keep the GPU.
+    pub fn cpu_under_auto(self, scoring: bool) -> Option<&'static str> {
+        match (self, scoring) {
+            (ModelKind::TextBag, _) => Some("a text_bag model works on the host's n-gram table"),
+            (ModelKind::TabularMlp, true) => Some("this model scores faster on the CPU"),
+            _ => None,
         }
     }
 
