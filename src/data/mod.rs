@@ -628,6 +628,17 @@ pub fn segment_columns(
     Ok(out)
 }
 
+/// A table written to a temporary CSV and read back, for the tests of the layers that
+/// read tables.
+#[cfg(test)]
+pub(crate) fn test_table(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Table) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.csv");
+    std::fs::write(&p, text).unwrap();
+    let t = read_table(&p, &ReadOptions::new(b',', &["NA".into()])).unwrap();
+    (dir, p, t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -877,7 +877,7 @@ fn fit_categorical<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::read_table;
+    use crate::data::test_table as table;
     use crate::task::labels::fit_labels;
 
     #[test]
@@ -888,14 +888,6 @@ mod tests {
         assert_eq!(closest("MonthlyCharge", &telco), Some("MonthlyCharges"));
         // Three edits from "gender": no hint rather than a wrong one.
         assert_eq!(closest("tenure", &columns(&["gender", "Partner"])), None);
-    }
-
-    fn table(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Table) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t.csv");
-        std::fs::write(&p, text).unwrap();
-        let t = read_table(&p, &ReadOptions::new(b',', &["NA".into()])).unwrap();
-        (dir, p, t)
     }
 
     fn config(extra: &str) -> Config {

@@ -114,17 +114,7 @@ pub fn parse_metrics(bytes: Vec<u8>, path: &Path) -> Result<Vec<EpochRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const COLUMNS: &[&str] = &[
-        "epoch",
-        "lr",
-        "train_loss",
-        "valid_loss",
-        "valid_auc_roc",
-        "seconds",
-        "valid_accuracy",
-        "valid_macro_f1",
-    ];
+    use crate::task::CLASSIFICATION_HISTORY as COLUMNS;
 
     #[test]
     fn metrics_csv_keeps_its_layout_and_reads_back_by_name() {

@@ -118,15 +118,7 @@ pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::read_table;
-
-    fn table(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Table) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t.csv");
-        std::fs::write(&p, text).unwrap();
-        let t = read_table(&p, &ReadOptions::new(b',', &["NA".into()])).unwrap();
-        (dir, p, t)
-    }
+    use crate::data::test_table as table;
 
     fn config(extra: &str) -> Config {
         let text = format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\n{extra}");

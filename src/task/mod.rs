@@ -38,8 +38,8 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     /// The ranking figure permutation importance watches fall, from logits: ROC AUC
     /// (the one-vs-rest mean for more classes).
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
-    /// The validation figure an epoch's progress line shows, with its name.
-    fn watched(&self, v: &ValidScores) -> String;
+    /// The `metrics.csv` column an epoch's progress line shows besides the loss.
+    fn watched(&self) -> &'static str;
     /// Calibration and decision rule fitted on the validation logits.
     fn fit(
         &self,

@@ -892,7 +892,8 @@ fn fit_epochs(
         } else {
             state.bad_epochs += 1;
         }
-        let watched = p.task.watched(&row.valid);
+        let watched = p.task.watched();
+        let watched = format!("{watched} {:.4}", row.get(watched));
         progress.epoch_end(&format!(
             "epoch {}/{} lr {:.2e} train_loss {:.4} valid_loss {:.4} {watched}{} {:.1}s",
             epoch + 1,
