@@ -197,6 +197,15 @@ impl Network {
             .map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))
     }
 
+    /// What the network reads.
+    pub fn input_kind(&self) -> InputKind {
+        match self {
+            Network::Tabular(_) => InputKind::Tabular,
+            Network::Bag(_) => InputKind::Bags,
+            Network::Transformer(_) => InputKind::Tokens,
+        }
+    }
+
     /// Logits `[batch, outputs]`.
     pub fn forward(&self, inputs: Inputs) -> Tensor<2> {
         match (self, inputs) {
@@ -219,6 +228,17 @@ pub(crate) fn run_head(
         x = crate::model::dropout::apply(dropout, relu(layer.forward(x)));
     }
     output.forward(x)
+}
+
+/// What a network reads, which decides how rows are batched for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Numeric values and category indices ([`TabularInputs`]).
+    Tabular,
+    /// Bags of n-gram embeddings summed on the host ([`bags`]).
+    Bags,
+    /// Padded token ids ([`padded_ids`]).
+    Tokens,
 }
 
 /// A batch of model inputs on a device.

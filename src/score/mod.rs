@@ -17,7 +17,9 @@ use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
 use crate::data::{ChunkReader, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
-use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids};
+use crate::model::{
+    InputKind, Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids,
+};
 use crate::run::{files, parse_verified};
 use crate::score::drift::{DriftCounter, DriftReport, Profile};
 use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
@@ -132,8 +134,10 @@ impl<'a> Scorer<'a> {
             }
             Ok(())
         };
-        match self.network {
-            Network::Tabular(_) => {
+        // By what the network reads: a new kind that reads token ids is batched as the
+        // Transformer is.
+        match self.network.input_kind() {
+            InputKind::Tabular => {
                 let inputs = TabularInputs::from_encoded(encoded, &self.spec, device);
                 for start in (0..encoded.rows).step_by(SCORE_BATCH) {
                     let end = (start + SCORE_BATCH).min(encoded.rows);
@@ -143,7 +147,7 @@ impl<'a> Scorer<'a> {
                     put(&(start..end).collect::<Vec<_>>(), z)?;
                 }
             }
-            Network::Bag(_) => {
+            InputKind::Bags => {
                 let table = self.table.as_deref().unwrap_or(&[]);
                 let dim = self.spec.text.as_ref().map_or(1, |t| t.dim);
                 let rows: Vec<usize> = (0..encoded.rows).collect();
@@ -159,7 +163,7 @@ impl<'a> Scorer<'a> {
                     put(chunk, self.network.forward(Inputs::Bags(bags)))?;
                 }
             }
-            Network::Transformer(_) => {
+            InputKind::Tokens => {
                 // Similar lengths together: far less padding.
                 let mut rows: Vec<usize> = (0..encoded.rows).collect();
                 rows.sort_by_key(|&r| encoded.tokens[r].len());
