@@ -134,6 +134,15 @@ pub struct SplitConfig {
     /// Keep the class balance equal across splits.
     #[serde(default = "default_true")]
     pub stratify: bool,
+    /// Take the split from this column (`train`, `valid` or `test` on every row) instead
+    /// of drawing it, so patron, a reference script and a person use the same rows. The
+    /// column is never a feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Write the split training uses to this CSV (`row,split`, rows numbered from 0 as in
+    /// the predictions), for the same purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 /// Which model family to train.
@@ -611,6 +620,8 @@ impl Default for SplitConfig {
             valid: default_valid(),
             seed: default_seed(),
             stratify: true,
+            column: None,
+            export: None,
         }
     }
 }
@@ -682,7 +693,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "numeric_bins",
         ],
     ),
-    ("split", &["test", "valid", "seed", "stratify"]),
+    (
+        "split",
+        &["test", "valid", "seed", "stratify", "column", "export"],
+    ),
     (
         "model",
         &[
@@ -1249,6 +1263,8 @@ mod tests {
         let mut c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
         c.data.positive = Some("p".into());
         c.data.id = Some("id".into());
+        c.split.column = Some("fold".into());
+        c.split.export = Some("split.csv".into());
         let table: toml::Table = c.to_toml().parse().unwrap();
         fn walk(t: &toml::Table, path: &str) {
             let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));

@@ -353,8 +353,8 @@ fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded
     })
 }
 
-/// The tabular features: each column other than the target, the id and `data.drop`,
-/// typed on the whole table and fitted on the training rows.
+/// The tabular features: each column other than the target, the id, the split column and
+/// `data.drop`, typed on the whole table and fitted on the training rows.
 fn fit_features(
     table: &Table,
     train_rows: &[usize],
@@ -366,7 +366,8 @@ fn fit_features(
     let d = &config.data;
     let mut features = Vec::new();
     for name in &table.column_names() {
-        if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) {
+        let split = config.split.column.as_ref() == Some(name);
+        if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) || split {
             continue;
         }
         let cells = table.cells(name).unwrap_or_default();

@@ -4,7 +4,12 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use std::path::Path;
+
 use crate::config::SplitConfig;
+use crate::data::preprocess::missing_column;
+use crate::data::{ReadOptions, Table};
+use crate::error::{PatronError, Result};
 
 /// Row indices of each split, each sorted ascending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +60,64 @@ pub fn split_rows(labels: &[f32], config: &SplitConfig) -> Split {
     split
 }
 
+/// The split a column gives: each row's cell is `train`, `valid` or `test` (any case,
+/// spaces around ignored); any other value, or a blank, is an error naming the row (rows
+/// numbered from 1, as in the file).
+pub fn split_from_column(
+    table: &Table,
+    column: &str,
+    read: &ReadOptions,
+    path: &Path,
+) -> Result<Split> {
+    let cells = table
+        .cells(column)
+        .ok_or_else(|| missing_column(path, "split.column", column, &table.column_names()))?;
+    let mut split = Split {
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+    };
+    for (r, cell) in cells.iter().enumerate() {
+        let value = read.clean(*cell).unwrap_or("");
+        let rows = match value.to_ascii_lowercase().as_str() {
+            "train" => &mut split.train,
+            "valid" => &mut split.valid,
+            "test" => &mut split.test,
+            _ => {
+                return Err(PatronError::data(
+                    path,
+                    format!(
+                        "split column {column:?} holds {value:?} at row {}; each row must be train, valid or test",
+                        r + 1
+                    ),
+                ));
+            }
+        };
+        rows.push(r);
+    }
+    Ok(split)
+}
+
+/// `row,split` lines of a split (rows from 0, in file order), for `split.export`.
+pub fn split_csv(split: &Split) -> String {
+    let rows = split.train.len() + split.valid.len() + split.test.len();
+    let mut names = vec![""; rows];
+    for (part, name) in [
+        (&split.train, "train"),
+        (&split.valid, "valid"),
+        (&split.test, "test"),
+    ] {
+        for &r in part {
+            names[r] = name;
+        }
+    }
+    let mut out = String::from("row,split\n");
+    for (r, name) in names.iter().enumerate() {
+        out.push_str(&format!("{r},{name}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +141,31 @@ mod tests {
         assert_eq!(s, split_rows(&labels, &cfg));
         let other = split_rows(&labels, &SplitConfig { seed: 7, ..cfg });
         assert_ne!(s.test, other.test);
+    }
+
+    #[test]
+    fn a_split_column_gives_the_rows_and_refuses_other_values() {
+        let (_d, p, t) =
+            crate::data::test_table("x,fold\n1,train\n2, Test\n3,valid\n4,TRAIN\n5,test\n");
+        let read = ReadOptions::new(b',', &[]);
+        let s = split_from_column(&t, "fold", &read, &p).unwrap();
+        assert_eq!(
+            (s.train, s.valid, s.test),
+            (vec![0, 3], vec![2], vec![1, 4])
+        );
+        let s = split_from_column(&t, "fold", &read, &p).unwrap();
+        assert_eq!(
+            split_csv(&s),
+            "row,split\n0,train\n1,test\n2,valid\n3,train\n4,test\n"
+        );
+
+        let (_d, p, t) = crate::data::test_table("x,fold\n1,train\n2,dev\n");
+        let err = split_from_column(&t, "fold", &read, &p).unwrap_err();
+        assert!(err.to_string().contains("\"dev\" at row 2"), "{err}");
+        let (_d, p, t) = crate::data::test_table("x,fold\n1,train\n2,\n");
+        let err = split_from_column(&t, "fold", &read, &p).unwrap_err();
+        assert!(err.to_string().contains("\"\" at row 2"), "{err}");
+        let err = split_from_column(&t, "folds", &read, &p).unwrap_err();
+        assert!(err.to_string().contains("split.column"), "{err}");
     }
 }

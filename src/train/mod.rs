@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::config::{ClassWeight, Config, Resolved, Schedule, TrainConfig};
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
-use crate::data::split::{Split, split_rows};
+use crate::data::split::{Split, split_csv, split_from_column, split_rows};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
@@ -120,6 +120,9 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     let prepared = prepare(resolved.config.clone(), None)?;
     for warning in resolved.warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
+    }
+    if let Some(export) = &prepared.config.split.export {
+        write_atomic(Path::new(export), split_csv(&prepared.split).as_bytes())?;
     }
     let run_dir = match &request.output_dir {
         Some(dir) => dir.clone(),
@@ -287,7 +290,11 @@ fn check(
 ) -> Result<Checked> {
     let class_labels = fit_labels(table, config, path)?;
     let labels = target_values(table, config, &class_labels);
-    let split = split_rows(&labels, &config.split);
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let split = match &config.split.column {
+        Some(column) => split_from_column(table, column, &read, path)?,
+        None => split_rows(&labels, &config.split),
+    };
     check_split(&split, &labels, path)?;
     let (pre, warnings) = match saved {
         Some(pre) => (pre, Vec::new()),
@@ -297,7 +304,6 @@ fn check(
         }
     };
     let encoded = pre.transform(table, 0, path)?;
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
     Ok(Checked {
         pre,
