@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
 use patron::config::{Config, ModelKind, StopMetric};
+use patron::data::Format;
 use patron::data::preprocess::Feature;
 use patron::error::{PatronError, Result};
 use patron::progress::Progress;
@@ -17,6 +18,7 @@ use patron::report::html;
 use patron::report::run_report;
 use patron::run::export::{self, ExportFormat};
 use patron::run::{read_manifest, seal_folder, write_atomic, write_json};
+use patron::score::shard::{self, Shard};
 use patron::score::{self, session::Session};
 use patron::task::Report;
 use patron::train::tune::{self, Axis, Trial, TrialResult, TuneRequest};
@@ -83,7 +85,10 @@ resumes from its last epoch.")]
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
                                                   (text run: one text per line on stdin)
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output - --reasons 2
-                                                  (with the 2 words behind each prediction)")]
+                                                  (with the 2 words behind each prediction)
+  for i in 0 1 2 3; do patron predict --checkpoint runs/churn --input 'lake/*.parquet' \\
+      --shard $i/4 --output scored/ & done; wait
+                                  (4 processes, each scoring every 4th file into scored/)")]
     Predict(PredictArgs),
     /// Score a labelled file with a run and write report.json, report.md and report.html.
     #[command(after_help = "Examples:
@@ -300,12 +305,23 @@ pub struct PredictArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// CSV or Parquet file to score (`-`: CSV on stdin).
+    /// CSV or Parquet file to score (`-`: CSV on stdin); with --shard, a file pattern
+    /// such as 'DIR/*.parquet' (quoted, so the shell leaves it alone).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
-    /// Output .csv or .parquet (`-`: CSV on stdout).
+    /// Output .csv or .parquet (`-`: CSV on stdout); with --shard, a folder that gets one
+    /// output per input file, named by its stem.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Score only the I-th of N shares of the files matching --input (every N-th in name
+    /// order from the I-th), so N processes or a Kubernetes Indexed Job
+    /// (`--shard $JOB_COMPLETION_INDEX/N`) cover a folder once; a rerun replaces only its
+    /// own outputs.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// With --shard: write the outputs as csv or parquet (default: each input's format).
+    #[arg(long, value_name = "FORMAT", requires = "shard")]
+    pub output_format: Option<OutputFormat>,
     /// Rows read and scored per chunk; memory grows with it, not with the file.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
@@ -322,6 +338,15 @@ pub struct PredictArgs {
     /// Where to run.
     #[command(flatten)]
     pub run_on: RunOn,
+}
+
+/// What `predict --shard` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// CSV files.
+    Csv,
+    /// Parquet files.
+    Parquet,
 }
 
 /// `patron info`.
@@ -615,6 +640,27 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         reasons: args.reasons,
         keep: args.keep,
     };
+    if let Some(shard) = args.shard {
+        let format = args.output_format.map(|f| match f {
+            OutputFormat::Csv => Format::Csv,
+            OutputFormat::Parquet => Format::Parquet,
+        });
+        let pattern = request.input.to_string_lossy().into_owned();
+        let summary =
+            shard::predict_shard(&session, &pattern, shard, &request.output, format, &request)?;
+        eprintln!(
+            "shard {}/{}: scored {} rows in {} files ({})",
+            shard.index,
+            shard.count,
+            summary.rows,
+            summary.files.len(),
+            run.task.describe_predictions(&summary.class_counts)
+        );
+        for (_, output) in &summary.files {
+            println!("{}", output.display());
+        }
+        return Ok(());
+    }
     let summary = score::predict(&session, &request)?;
     eprintln!(
         "scored {} rows ({})",

@@ -6,6 +6,7 @@ pub mod importance;
 pub mod predictions;
 pub mod reasons;
 pub mod session;
+pub mod shard;
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
