@@ -545,7 +545,26 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+/// The model kind a config gets when it names a text column and no `model.kind`.
+pub const DEFAULT_TEXT_KIND: ModelKind = ModelKind::TextBag;
+
 fn fill_text_defaults(table: &mut toml::Table) {
+    let has_text = table
+        .get("data")
+        .and_then(|d| d.get("text"))
+        .is_some_and(|t| t.as_str().is_some() || t.as_array().is_some_and(|a| !a.is_empty()));
+    let model = table
+        .entry("model".to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(model) = model
+        && has_text
+        && !model.contains_key("kind")
+    {
+        model.insert(
+            "kind".to_string(),
+            toml::Value::String(DEFAULT_TEXT_KIND.as_str().into()),
+        );
+    }
     let kind = table
         .get("model")
         .and_then(|m| m.get("kind"))
@@ -1109,7 +1128,7 @@ impl ModelConfig {
         } else if has_text {
             return Err((
                 "data.text",
-                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\", or remove it",
+                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\" (or leave model.kind out), or remove it",
             ));
         }
         match self.kind {
@@ -1208,6 +1227,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("did you mean `train.epochs`"), "{err}");
+    }
+
+    #[test]
+    fn a_text_column_without_a_kind_gets_the_default_text_model() {
+        let text = MINIMAL;
+        let c = Config::from_toml_str(text, "t", &["data.text=\"review\"".into()]).unwrap();
+        assert_eq!(c.model.kind, DEFAULT_TEXT_KIND);
+        // With that kind's defaults, as if it had been written.
+        let written = Config::from_toml_str(
+            text,
+            "t",
+            &[
+                "data.text=\"review\"".into(),
+                "model.kind=\"text_bag\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c, written);
+        assert_eq!(c.model.embedding_dim, 32);
+        // A kind that is written stays; no text column, no change.
+        let c = Config::from_toml_str(
+            text,
+            "t",
+            &[
+                "data.text=[\"a\", \"b\"]".into(),
+                "model.kind=\"text_transformer\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.model.kind, ModelKind::TextTransformer);
+        let c = Config::from_toml_str(text, "t", &[]).unwrap();
+        assert_eq!(c.model.kind, ModelKind::TabularMlp);
     }
 
     #[test]

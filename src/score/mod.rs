@@ -39,6 +39,7 @@ const TRANSFORMER_BATCH: usize = 64;
 /// A network ready to score on a device: `text_bag`'s table is copied to the host once,
 /// since bags are summed there, and on the flex CPU backend the MLP heads run as the fused
 /// host forward of [`HostMlp`].
+///
 /// It holds its own handles to the network's weights, so a scorer with its own table is
 /// `Scorer<'static>`; training's borrows the host table it keeps updating.
 pub struct Scorer<'a> {
