@@ -121,9 +121,6 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     for warning in resolved.warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
     }
-    if let Some(export) = &prepared.config.split.export {
-        write_atomic(Path::new(export), split_csv(&prepared.split).as_bytes())?;
-    }
     let run_dir = match &request.output_dir {
         Some(dir) => dir.clone(),
         None => default_run_dir(&resolved.path, ""),
@@ -140,6 +137,10 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         write_json(&staging.join(files::MANIFEST), &manifest)
     })?;
     progress.line(&format!("run directory: {}", run_dir.display()));
+    // Once the run exists: a refused run writes nothing.
+    if let Some(export) = &prepared.config.split.export {
+        write_atomic(Path::new(export), split_csv(&prepared.split).as_bytes())?;
+    }
     run_loop(
         &run_dir,
         prepared,
@@ -228,7 +229,7 @@ pub struct Validation {
     pub config: Config,
     /// Rows of each class, in the order of `pre.labels`.
     pub class_rows: Vec<usize>,
-    /// The seeded split.
+    /// The split (drawn from the seed, or read from `split.column`).
     pub split: Split,
     /// The preprocessing fitted on the training rows.
     pub pre: Preprocessor,
