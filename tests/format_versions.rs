@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, evaluate_on, patron, predict_on, stderr, train_on};
+use common::{assert_ok, drift_on, evaluate_on, patron, predict_on, stderr, train_on};
 
 /// The files a version 1 manifest recorded hashes for.
 const VERSION_1_HASHED: [&str; 6] = [
