@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""patron against LightGBM and logistic regression on the same rows, over split seeds.
+
+For each config and seed: `patron train --set split.seed=N --set split.export=...`, then
+`bench/reference_tabular.py` on the rows that run drew; prints a markdown table with the
+test ROC AUC of each and the means. Usage:
+
+    bench/compare_tabular.py configs/bank_propensity.toml configs/telco_churn.toml [--seeds 1,2,3,4,5]
+
+PATRON names the binary (default: the release build under CARGO_TARGET_DIR or target/).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def patron_binary() -> str:
+    if os.environ.get("PATRON"):
+        return os.environ["PATRON"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(Path(target) / "release" / "patron")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("configs", nargs="+")
+    p.add_argument("--seeds", default="1,2,3,4,5")
+    p.add_argument("--backend", default="flex")
+    p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
+    args = p.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print("| config | seed | patron | LightGBM | logistic regression |")
+    print("|---|---|---|---|---|")
+    for config in args.configs:
+        rows = []
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                run, split = Path(tmp) / "run", Path(tmp) / "split.csv"
+                cmd = [patron_binary(), "train", "--config", config, "--backend", args.backend,
+                       "--quiet", "--output-dir", str(run),
+                       "--set", f"split.seed={seed}", "--set", f"split.export={split}"]
+                for s in args.set:
+                    cmd += ["--set", s]
+                subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                report = json.loads((run / "report.json").read_text())
+                resolved = tomllib.loads((run / "config.toml").read_text())
+                data = resolved["data"]
+                positive = report["positive"]
+                ref = subprocess.run(
+                    [sys.executable, str(ROOT / "bench" / "reference_tabular.py"),
+                     "--data", str(ROOT / data["path"]), "--split", str(split),
+                     "--target", data["target"], "--positive", positive,
+                     "--drop", ",".join(data.get("drop", [])), "--id", data.get("id", "")],
+                    cwd=ROOT, check=True, capture_output=True, text=True)
+                ref = json.loads(ref.stdout.strip().splitlines()[-1])
+                row = (report["metrics"]["auc_roc"], ref["lightgbm_auc"], ref["logreg_auc"])
+                rows.append(row)
+                print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} |",
+                      flush=True)
+        means = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
+        print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
+              f"**{means[2]:.4f}** |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
