@@ -57,6 +57,7 @@ fn a_version_1_run_still_scores_and_report_refuses_it() {
         Some(&tmp.path().join("eval")),
         "flex",
     ));
+    assert_ok(&drift_on(&old, &data, &tmp.path().join("drift")));
 
     let before = std::fs::read(old.join("report.json")).unwrap();
     let o = patron(&["report", "--checkpoint", old.to_str().unwrap()]);
