@@ -247,6 +247,7 @@ impl ModelKind {
                 "model.pooling",
             ],
             ModelKind::TextBag => &[
+                "model.ensemble",
                 "data.categorical",
                 "data.numeric",
                 "data.max_categories",
@@ -257,6 +258,7 @@ impl ModelKind {
                 "model.pooling",
             ],
             ModelKind::TextTransformer => &[
+                "model.ensemble",
                 "data.categorical",
                 "data.numeric",
                 "data.max_categories",
@@ -283,6 +285,11 @@ pub struct ModelConfig {
     /// Dropout probability after each hidden layer.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
+    /// `tabular_mlp`: members of a TabM-style ensemble inside the one network (shared
+    /// layers, each member its own input scaling and output layer, trained together and
+    /// averaged at scoring); 1 is a plain MLP.
+    #[serde(default = "default_ensemble")]
+    pub ensemble: usize,
     /// Width of each categorical column's embedding; for text models, the width of the
     /// token embeddings (and of the Transformer).
     #[serde(default = "default_embedding_dim")]
@@ -498,6 +505,9 @@ fn default_hidden() -> Vec<usize> {
 fn default_dropout() -> f64 {
     0.3
 }
+fn default_ensemble() -> usize {
+    1
+}
 fn default_embedding_dim() -> usize {
     16
 }
@@ -651,6 +661,7 @@ impl Default for ModelConfig {
             kind: default_kind(),
             hidden: default_hidden(),
             dropout: default_dropout(),
+            ensemble: default_ensemble(),
             embedding_dim: default_embedding_dim(),
             buckets: default_buckets(),
             word_ngrams: default_word_ngrams(),
@@ -722,6 +733,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "kind",
             "hidden",
             "dropout",
+            "ensemble",
             "embedding_dim",
             "buckets",
             "word_ngrams",
@@ -1114,6 +1126,12 @@ impl ModelConfig {
         }
         if self.embedding_dim == 0 {
             return Err(("model.embedding_dim", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.ensemble) {
+            return Err((
+                "model.ensemble",
+                "must be from 1 (a plain MLP) to 64 members",
+            ));
         }
         if self.kind.is_text() {
             if !has_text {

@@ -49,6 +49,7 @@ fn spec() -> ModelSpec {
         embedding_dim: 1,
         hidden: vec![256, 128],
         dropout: 0.0,
+        ensemble: 1,
         outputs: 1,
         text: None,
     }
@@ -125,6 +126,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
         embedding_dim: 1,
         hidden: vec![],
         dropout: 0.0,
+        ensemble: 1,
         outputs: 2,
         text: Some(TextSpec {
             kind: ModelKind::TextBag,

@@ -42,6 +42,9 @@ pub struct ModelSpec {
     pub hidden: Vec<usize>,
     /// Dropout probability.
     pub dropout: f64,
+    /// Members of the tabular ensemble (1: a plain MLP; absent in older manifests).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ensemble: usize,
     /// Logits out: 1 for two classes, otherwise one per class.
     #[serde(default = "one")]
     pub outputs: usize,
@@ -52,6 +55,10 @@ pub struct ModelSpec {
 
 fn one() -> usize {
     1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Shape of a text network.
@@ -96,6 +103,7 @@ impl ModelSpec {
             embedding_dim: config.embedding_dim,
             hidden: config.hidden.clone(),
             dropout: config.dropout,
+            ensemble: if text.is_some() { 1 } else { config.ensemble },
             outputs,
             text,
         }
@@ -206,7 +214,20 @@ impl Network {
         }
     }
 
-    /// Logits `[batch, outputs]`.
+    /// Training logits: each ensemble member's `[batch * members, outputs]` (rows
+    /// `b * members + i`), and the number of members, whose losses are averaged.
+    pub fn forward_members(&self, inputs: Inputs) -> (Tensor<2>, usize) {
+        match (self, inputs) {
+            (Network::Tabular(m), Inputs::Tabular(x)) if m.members() > 1 => {
+                let z = m.forward_members(x);
+                let [batch, members, outputs] = z.dims();
+                (z.reshape([batch * members, outputs]), members)
+            }
+            (network, inputs) => (network.forward(inputs), 1),
+        }
+    }
+
+    /// Logits `[batch, outputs]` (an ensemble's mean over its members).
     pub fn forward(&self, inputs: Inputs) -> Tensor<2> {
         match (self, inputs) {
             (Network::Tabular(m), Inputs::Tabular(x)) => m.forward(x),

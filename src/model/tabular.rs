@@ -1,8 +1,9 @@
 //! `tabular_mlp`: standardized numeric inputs and category embeddings through an MLP.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
 use crate::data::preprocess::Encoded;
 use crate::error::{PatronError, Result};
@@ -10,12 +11,23 @@ use crate::model::host_mlp::HostMlp;
 use crate::model::{ModelSpec, run_head};
 
 /// MLP with ReLU and dropout after each hidden layer, one logit out.
+///
+/// With `model.ensemble = k > 1` it is a TabM-mini ensemble (Gorishniy et al., ICLR 2025):
+/// member i scales the input by its own vector `r_i` (random signs at initialization),
+/// the hidden layers are shared, and each member has its own output layer; the members
+/// are trained together (their losses averaged) and their logits averaged at scoring.
 #[derive(Module, Debug)]
 pub struct TabularMlp {
     embedding: Option<Embedding>,
     layers: Vec<Linear>,
     output: Linear,
     dropout: Dropout,
+    /// Ensemble members' input scalings `[k, input width]`.
+    adapters: Option<Param<Tensor<2>>>,
+    /// Ensemble members' output weights `[k, last width, outputs]`.
+    heads: Option<Param<Tensor<3>>>,
+    /// Ensemble members' output biases `[k, 1, outputs]`.
+    head_bias: Option<Param<Tensor<3>>>,
 }
 
 /// A fresh tabular MLP of `spec`'s shape on `device`.
@@ -23,17 +35,80 @@ pub(super) fn init(spec: &ModelSpec, device: &Device) -> TabularMlp {
     let embedding = (spec.categorical_count > 0)
         .then(|| EmbeddingConfig::new(spec.embedding_rows, spec.embedding_dim).init(device));
     let (layers, output) = spec.head(spec.input_width(), device);
+    let (mut adapters, mut heads, mut head_bias) = (None, None, None);
+    let k = spec.ensemble;
+    if k > 1 {
+        let width = spec.input_width();
+        let signs = Tensor::<2>::random([k, width], Distribution::Bernoulli(0.5), device);
+        adapters = Some(Param::from_tensor(signs.mul_scalar(2.0).sub_scalar(1.0)));
+        // Each member's output layer starts as the shared one's initialization would.
+        let last = spec.hidden.last().copied().unwrap_or(width);
+        let bound = 1.0 / (last as f64).sqrt();
+        let uniform = Distribution::Uniform(-bound, bound);
+        heads = Some(Param::from_tensor(Tensor::<3>::random(
+            [k, last, spec.outputs],
+            uniform,
+            device,
+        )));
+        head_bias = Some(Param::from_tensor(Tensor::<3>::random(
+            [k, 1, spec.outputs],
+            uniform,
+            device,
+        )));
+    }
     TabularMlp {
         embedding,
         layers,
         output,
         dropout: DropoutConfig::new(spec.dropout).init(),
+        adapters,
+        heads,
+        head_bias,
     }
 }
 
 impl TabularMlp {
-    /// Logits `[batch, outputs]`.
+    /// Ensemble members (1: a plain MLP).
+    pub fn members(&self) -> usize {
+        self.adapters.as_ref().map_or(1, |a| a.val().dims()[0])
+    }
+
+    /// Logits `[batch, outputs]`: an ensemble's mean over its members.
     pub fn forward(&self, inputs: TabularInputs) -> Tensor<2> {
+        if self.members() > 1 {
+            let z = self.forward_members(inputs);
+            let [batch, _, outputs] = z.dims();
+            return z.mean_dim(1).reshape([batch, outputs]);
+        }
+        run_head(
+            &self.layers,
+            &self.output,
+            &self.dropout,
+            self.inputs(inputs),
+        )
+    }
+
+    /// Each ensemble member's logits `[batch, members, outputs]`.
+    pub fn forward_members(&self, inputs: TabularInputs) -> Tensor<3> {
+        let x = self.inputs(inputs);
+        let (Some(adapters), Some(heads), Some(bias)) =
+            (&self.adapters, &self.heads, &self.head_bias)
+        else {
+            return run_head(&self.layers, &self.output, &self.dropout, x).unsqueeze_dim(1);
+        };
+        let k = adapters.val().dims()[0];
+        // [batch, k, width]: each member sees the input scaled by its own vector.
+        let mut h = x.unsqueeze_dim::<3>(1).repeat_dim(1, k) * adapters.val().unsqueeze_dim(0);
+        for layer in &self.layers {
+            h = crate::model::dropout::apply(&self.dropout, relu(layer.forward(h)));
+        }
+        // [k, batch, last] x [k, last, outputs]: each member's own output layer.
+        let z = h.swap_dims(0, 1).matmul(heads.val()) + bias.val();
+        z.swap_dims(0, 1)
+    }
+
+    /// The network's input: numeric values, then each category's embedding.
+    fn inputs(&self, inputs: TabularInputs) -> Tensor<2> {
         let mut parts = Vec::with_capacity(2);
         if let Some(x) = inputs.numeric {
             parts.push(x);
@@ -44,17 +119,20 @@ impl TabularMlp {
             let width = e.dims()[2];
             parts.push(e.reshape([batch, count * width]));
         }
-        let x = if parts.len() == 1 {
+        if parts.len() == 1 {
             parts.pop().expect("one part")
         } else {
             Tensor::cat(parts, 1)
-        };
-        run_head(&self.layers, &self.output, &self.dropout, x)
+        }
     }
 
     /// The head on the host and a host copy of the category embeddings (`[rows * dim]`,
-    /// empty without categories), for scoring on the CPU ([`HostMlp`]).
-    pub fn to_host(&self) -> Result<(HostMlp, Vec<f32>)> {
+    /// empty without categories), for scoring on the CPU ([`HostMlp`]); `None` for an
+    /// ensemble, which scores through Burn's forward.
+    pub fn to_host(&self) -> Result<Option<(HostMlp, Vec<f32>)>> {
+        if self.members() > 1 {
+            return Ok(None);
+        }
         let embedding = match &self.embedding {
             Some(e) => e
                 .weight
@@ -66,7 +144,7 @@ impl TabularMlp {
                 })?,
             None => Vec::new(),
         };
-        Ok((HostMlp::new(&self.layers, &self.output)?, embedding))
+        Ok(Some((HostMlp::new(&self.layers, &self.output)?, embedding)))
     }
 }
 
@@ -123,5 +201,63 @@ impl TabularInputs {
                 .as_ref()
                 .map(|t| t.clone().slice(start..end)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSpec;
+
+    #[test]
+    fn an_ensemble_scores_the_mean_of_its_members() {
+        let device = Device::flex();
+        device.seed(5);
+        let spec = ModelSpec {
+            numeric_width: 4,
+            categorical_count: 2,
+            embedding_rows: 10,
+            embedding_dim: 3,
+            hidden: vec![8, 6],
+            dropout: 0.0,
+            ensemble: 3,
+            outputs: 2,
+            text: None,
+        };
+        let net = init(&spec, &device);
+        assert_eq!(net.members(), 3);
+        assert!(
+            net.to_host().unwrap().is_none(),
+            "an ensemble scores through Burn"
+        );
+        let encoded = Encoded {
+            rows: 5,
+            numeric_width: 4,
+            categorical_count: 2,
+            numeric: (0..20).map(|i| (i as f32 - 10.0) / 7.0).collect(),
+            categorical: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 0],
+            tokens: Vec::new(),
+        };
+        let inputs = TabularInputs::from_encoded(&encoded, &spec, &device);
+        let members: Vec<f32> = net
+            .forward_members(inputs.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let mean: Vec<f32> = net.forward(inputs).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!((members.len(), mean.len()), (5 * 3 * 2, 5 * 2));
+        for row in 0..5 {
+            for o in 0..2 {
+                let m = (0..3).map(|i| members[(row * 3 + i) * 2 + o]).sum::<f32>() / 3.0;
+                assert!((m - mean[row * 2 + o]).abs() < 1e-6);
+            }
+        }
+        // The members differ: each has its own input scaling and output layer.
+        assert!((members[0] - members[2]).abs() > 1e-4);
+        let plain = ModelSpec {
+            ensemble: 1,
+            ..spec
+        };
+        assert_eq!(init(&plain, &device).members(), 1);
     }
 }

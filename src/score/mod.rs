@@ -91,10 +91,9 @@ impl<'a> Scorer<'a> {
         // forward is tested against), and wgpu keeps the work on the GPU.
         let host = if *device == Device::flex() {
             match network {
-                Network::Tabular(m) => {
-                    let (mlp, embedding) = m.to_host()?;
-                    Some(HostHead::Tabular { mlp, embedding })
-                }
+                Network::Tabular(m) => m
+                    .to_host()?
+                    .map(|(mlp, embedding)| HostHead::Tabular { mlp, embedding }),
                 Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
                 Network::Transformer(_) => None,
             }
@@ -570,6 +569,7 @@ mod tests {
             embedding_dim: 4,
             hidden,
             dropout: 0.2,
+            ensemble: 1,
             outputs,
             text,
         }

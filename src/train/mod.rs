@@ -561,7 +561,23 @@ pub fn train_step(
         Inputs::Bags(bags) => Some(bags.clone()),
         _ => None,
     };
-    let z = model.forward(inputs);
+    let (z, members) = model.forward_members(inputs);
+    let (targets, weights) = if members > 1 {
+        // Each member is trained on every row: the targets and weights repeat per member,
+        // in the order of the members' logits (`b * members + i`).
+        let [rows, outputs] = targets.dims();
+        let targets = targets
+            .unsqueeze_dim::<3>(1)
+            .repeat_dim(1, members)
+            .reshape([rows * members, outputs]);
+        let weights = weights
+            .unsqueeze_dim::<2>(1)
+            .repeat_dim(1, members)
+            .reshape([rows * members]);
+        (targets, weights)
+    } else {
+        (targets, weights)
+    };
     let loss = task.loss(z, targets, weights);
     let mut grads = loss.backward();
     let bag_grad = leaf.and_then(|t| t.grad_remove(&mut grads));
