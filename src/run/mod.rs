@@ -489,22 +489,24 @@ pub fn read_strict(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8
     }
 }
 
-/// Record the SHA-256 of each file `names` of `dir` in the manifest.
-pub fn record_hashes(dir: &Path, manifest: &mut Manifest, names: &[&str]) -> Result<()> {
+/// Record the SHA-256 of each file `names` of `dir` in `hashes` (name -> hex).
+fn hash_files(dir: &Path, names: &[&str], hashes: &mut BTreeMap<String, String>) -> Result<()> {
     for name in names {
-        let hash = sha256_file(&dir.join(name))?;
-        manifest.files.insert(name.to_string(), hash);
+        hashes.insert(name.to_string(), sha256_file(&dir.join(name))?);
     }
     Ok(())
+}
+
+/// Record the SHA-256 of each file `names` of `dir` in the manifest.
+pub fn record_hashes(dir: &Path, manifest: &mut Manifest, names: &[&str]) -> Result<()> {
+    hash_files(dir, names, &mut manifest.files)
 }
 
 /// Write `checksums.json` into a folder `evaluate` or `drift` wrote: the SHA-256 of each
 /// of its files `names`, so `patron compare` reads them verified.
 pub fn seal_folder(dir: &Path, names: &[&str]) -> Result<()> {
     let mut sums = BTreeMap::new();
-    for name in names {
-        sums.insert(name.to_string(), sha256_file(&dir.join(name))?);
-    }
+    hash_files(dir, names, &mut sums)?;
     write_json(&dir.join(files::CHECKSUMS), &sums)
 }
 

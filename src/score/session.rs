@@ -68,6 +68,8 @@ impl Session {
     /// (training fits them after scoring validation with the session).
     pub fn calibrated(mut self, calibration: Calibration, decision: Decision) -> Session {
         self.run.calibration = calibration;
+        // The run's manifest records the rule too, as a loaded run's does.
+        self.run.manifest.set_decision(&decision);
         self.run.decision = decision;
         self
     }

@@ -56,7 +56,7 @@ impl Task for Binary {
     }
 
     fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores {
-        let p: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
+        let p = self.uncalibrated(logits);
         let two: Vec<f64> = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
         let m = MulticlassMetrics::compute(&two, labels, 2, &[]);
         classification_scores(

@@ -42,7 +42,7 @@ use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
 use crate::task::labels::{fit_labels, target_values};
-use crate::task::{self, Decision, Report, Task};
+use crate::task::{self, Report, Task};
 
 mod epoch_checkpoint;
 
@@ -978,7 +978,7 @@ fn finish(
         calibration: Calibration::identity(),
         model: best.clone(),
         task: task::for_labels(&p.pre.labels),
-        decision: Decision::recorded(None, None),
+        decision: manifest.decision(),
     };
     let session = Session::new(run, plain)?;
     let valid_enc = p.encoded.subset(&p.split.valid);
