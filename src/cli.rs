@@ -490,7 +490,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let outcome = train::train(&request, &backend, &progress)?;
     let uncalibrated = match &outcome.report {
         Report::Binary(r) => format!(" (uncalibrated {:.4})", r.metrics.ece_uncalibrated),
-        Report::Multiclass(_) => String::new(),
+        Report::Multiclass(_) | Report::Regression(_) => String::new(),
     };
     println!(
         "{} ({} rows): {}{uncalibrated}; best epoch {} of {}",
@@ -714,14 +714,19 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
         .zip(&v.class_rows)
         .map(|(label, rows)| format!("{label:?}: {rows}"))
         .collect();
-    let task = patron::task::for_labels(&pre.labels).describe_target();
+    let task = patron::task::for_run(pre).describe_target();
+    let counts = if counts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", counts.join(", "))
+    };
     println!(
-        "{}: {} rows, target {:?} ({task}; {})",
+        "{}: {} rows, target {:?} ({task}{counts})",
         v.data.display(),
         v.rows,
         v.config.data.target,
-        counts.join(", ")
     );
+    println!("{}", v.task_note);
     println!(
         "split: train {}, valid {}, test {}",
         v.split.train.len(),

@@ -82,6 +82,13 @@ pub struct DataConfig {
     pub path: String,
     /// The column to predict.
     pub target: String,
+    /// What the target is: `auto` (a numeric column with more than 20 distinct values is
+    /// a regression target, otherwise classes), `binary`, `multiclass` or `regression`.
+    #[serde(default)]
+    pub task: TaskKind,
+    /// A regression target's transform before fitting, inverted at scoring.
+    #[serde(default)]
+    pub target_transform: TargetTransform,
     /// The target value that is the positive class (default: the less frequent value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive: Option<String>,
@@ -116,6 +123,78 @@ pub struct DataConfig {
     /// (0 or 1: the standardized value only).
     #[serde(default = "default_numeric_bins")]
     pub numeric_bins: usize,
+}
+
+/// `data.task`: what kind of target the run predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Regression for a numeric target with more than 20 distinct values, else classes.
+    #[default]
+    Auto,
+    /// Two classes.
+    Binary,
+    /// Three classes or more.
+    Multiclass,
+    /// A number.
+    Regression,
+}
+
+impl TaskKind {
+    /// The name in configs and in `report.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Auto => "auto",
+            TaskKind::Binary => "binary",
+            TaskKind::Multiclass => "multiclass",
+            TaskKind::Regression => "regression",
+        }
+    }
+}
+
+/// `data.target_transform`: how a regression target is transformed before fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTransform {
+    /// The target as it is.
+    #[default]
+    None,
+    /// `ln(1 + y)` (for spend-like targets; needs y > -1), inverted with a smearing
+    /// correction so predictions estimate the mean, not the median.
+    Log1p,
+}
+
+/// `train.loss` of a regression target (classification always uses cross-entropy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Squared error on the standardized target.
+    #[default]
+    Mse,
+    /// Huber loss on the standardized target (`train.huber_delta` in standard deviations).
+    Huber,
+    /// Poisson deviance with a log link (counts, spend; predictions never negative).
+    Poisson,
+    /// Tweedie deviance with a log link (`train.tweedie_power` in (1, 2)): zero-heavy
+    /// spend.
+    Tweedie,
+}
+
+impl Loss {
+    /// Whether the network output is the log of the prediction (never negative).
+    pub fn log_link(self) -> bool {
+        matches!(self, Loss::Poisson | Loss::Tweedie)
+    }
+
+    /// The name in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::Huber => "huber",
+            Loss::Poisson => "poisson",
+            Loss::Tweedie => "tweedie",
+        }
+    }
 }
 
 /// `[split]`: held-out fractions and the seed that draws them.
@@ -347,16 +426,25 @@ pub enum StopMetric {
     MacroF1,
     /// Accuracy (higher is better).
     Accuracy,
+    /// The validation loss of the task (lower is better).
+    Loss,
+    /// Regression: root mean squared error in the target's units (lower is better).
+    Rmse,
+    /// Regression: mean absolute error in the target's units (lower is better).
+    Mae,
 }
 
 impl StopMetric {
     /// Every metric, in the order the docs list them.
-    pub const ALL: [StopMetric; 5] = [
+    pub const ALL: [StopMetric; 8] = [
         StopMetric::AucRoc,
         StopMetric::AucPr,
         StopMetric::LogLoss,
         StopMetric::MacroF1,
         StopMetric::Accuracy,
+        StopMetric::Loss,
+        StopMetric::Rmse,
+        StopMetric::Mae,
     ];
 
     /// The metric's name in configs (`auc_roc`, ...).
@@ -367,23 +455,32 @@ impl StopMetric {
             StopMetric::LogLoss => "log_loss",
             StopMetric::MacroF1 => "macro_f1",
             StopMetric::Accuracy => "accuracy",
+            StopMetric::Loss => "loss",
+            StopMetric::Rmse => "rmse",
+            StopMetric::Mae => "mae",
         }
     }
 
-    /// Its column in `metrics.csv` (`valid_loss` for the log loss, else `valid_<name>`).
+    /// Its column in `metrics.csv` (`valid_loss` for the log loss and the loss, else
+    /// `valid_<name>`).
     pub fn column(self) -> &'static str {
         match self {
             StopMetric::AucRoc => "valid_auc_roc",
             StopMetric::AucPr => "valid_auc_pr",
-            StopMetric::LogLoss => "valid_loss",
             StopMetric::MacroF1 => "valid_macro_f1",
             StopMetric::Accuracy => "valid_accuracy",
+            StopMetric::LogLoss | StopMetric::Loss => "valid_loss",
+            StopMetric::Rmse => "valid_rmse",
+            StopMetric::Mae => "valid_mae",
         }
     }
 
     /// Whether larger values are better.
     pub fn higher_is_better(self) -> bool {
-        !matches!(self, StopMetric::LogLoss)
+        !matches!(
+            self,
+            StopMetric::LogLoss | StopMetric::Loss | StopMetric::Rmse | StopMetric::Mae
+        )
     }
 }
 
@@ -467,6 +564,15 @@ pub struct TrainConfig {
     /// Probability calibration fitted on the validation split.
     #[serde(default = "default_calibration")]
     pub calibration: CalibrationMethod,
+    /// The loss of a regression target.
+    #[serde(default)]
+    pub loss: Loss,
+    /// Where the Huber loss turns linear, in standard deviations of the target.
+    #[serde(default = "default_huber_delta")]
+    pub huber_delta: f64,
+    /// The Tweedie variance power, in (1, 2): near 1 Poisson-like, near 2 Gamma-like.
+    #[serde(default = "default_tweedie_power")]
+    pub tweedie_power: f64,
 }
 
 fn default_delimiter() -> String {
@@ -641,6 +747,12 @@ fn default_warmup() -> f64 {
 fn default_calibration() -> CalibrationMethod {
     CalibrationMethod::Platt
 }
+fn default_huber_delta() -> f64 {
+    1.0
+}
+fn default_tweedie_power() -> f64 {
+    1.5
+}
 
 impl Default for SplitConfig {
     fn default() -> Self {
@@ -698,6 +810,9 @@ impl Default for TrainConfig {
             schedule: default_schedule(),
             warmup: default_warmup(),
             calibration: default_calibration(),
+            loss: Loss::default(),
+            huber_delta: default_huber_delta(),
+            tweedie_power: default_tweedie_power(),
         }
     }
 }
@@ -711,6 +826,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
         &[
             "path",
             "target",
+            "task",
+            "target_transform",
             "positive",
             "text",
             "drop",
@@ -759,6 +876,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "schedule",
             "warmup",
             "calibration",
+            "loss",
+            "huber_delta",
+            "tweedie_power",
         ],
     ),
     ("train.early_stopping", &["metric", "patience"]),
@@ -1202,6 +1322,15 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.warmup) {
             return Err(("train.warmup", "must be a fraction in [0, 1)"));
+        }
+        if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {
+            return Err(("train.huber_delta", "must be a positive number"));
+        }
+        if !(self.tweedie_power > 1.0 && self.tweedie_power < 2.0) {
+            return Err((
+                "train.tweedie_power",
+                "must be between 1 and 2 (exclusive); use loss = \"poisson\" for 1",
+            ));
         }
         Ok(())
     }

@@ -370,7 +370,8 @@ fn ids_per_text(config: &str, sets: &[&str]) -> f64 {
     let table = read_table(&path, &read).expect("data");
     let classes = fit_labels(&table, &config, &path).expect("labels");
     let labels = target_values(&table, &config, &classes);
-    let split = split_rows(&labels, &config.split);
+    let strata: Vec<usize> = labels.iter().map(|&y| y as usize).collect();
+    let split = split_rows(&strata, &config.split);
     let (pre, _) = Preprocessor::fit(&table, &split.train, classes, &config, &path).expect("fit");
     let encoded = pre.transform(&table, 0, &path).expect("transform");
     let ids: usize = split.train.iter().map(|&r| encoded.tokens[r].len()).sum();

@@ -9,7 +9,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ModelKind};
+use crate::config::{Config, Loss, ModelKind, TargetTransform};
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
@@ -130,6 +130,29 @@ pub struct Preprocessor {
     /// The text columns and tokenizer of a text model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextPreprocess>,
+    /// A regression target (then `labels` is empty): how the network's output maps to
+    /// the target's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<NumericTarget>,
+}
+
+/// A regression target as the network learns it, fitted on the training rows: the
+/// transform, then (identity link) standardization or (log link) division by the mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NumericTarget {
+    /// Applied to the target before everything else, inverted at scoring.
+    pub transform: TargetTransform,
+    /// The loss trained; Poisson and Tweedie use a log link.
+    pub loss: Loss,
+    /// Identity link: the network output z stands for `center + scale * z` of the
+    /// transformed target; log link: for `scale * exp(z)` (center 0).
+    pub center: f64,
+    /// See `center`.
+    pub scale: f64,
+    /// Huber's delta, in units of `scale`.
+    pub huber_delta: f64,
+    /// Tweedie's variance power.
+    pub tweedie_power: f64,
 }
 
 /// How a text model reads its text: the columns (joined with a space) and the tokenizer.
@@ -257,7 +280,7 @@ fn preview(columns: &[String]) -> String {
 }
 
 /// Parse a cleaned numeric cell.
-fn parse_number(v: &str) -> Option<f64> {
+pub fn parse_number(v: &str) -> Option<f64> {
     v.parse::<f64>().ok()
 }
 
@@ -495,6 +518,7 @@ impl Preprocessor {
                 delimiter: d.delimiter.clone(),
                 missing_values: d.missing_values.clone(),
                 text,
+                regression: None,
             },
             notes,
         ))
@@ -694,14 +718,18 @@ impl Preprocessor {
         })
     }
 
-    /// The class index of each row; missing or unknown labels are errors naming the row
-    /// (`row_offset` numbers them when the table is one chunk of a larger file).
+    /// The class index of each row (a regression target: its value); missing or unknown
+    /// labels and non-numbers are errors naming the row (`row_offset` numbers them when
+    /// the table is one chunk of a larger file).
     pub fn encode_target(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Vec<f32>> {
         let read = self.read_options();
         let columns = table.column_names();
         let cells = table
             .cells(&self.target)
             .ok_or_else(|| missing_column(path, "target", &self.target, &columns))?;
+        if self.regression.is_some() {
+            return numeric_target(&cells, &read, &self.target, row_offset, path);
+        }
         cells
             .iter()
             .enumerate()
@@ -729,6 +757,41 @@ impl Preprocessor {
             })
             .collect()
     }
+}
+
+/// The values of a numeric target column; a blank or a non-number is an error naming the
+/// row (numbered from 1 after `row_offset`).
+pub fn numeric_target(
+    cells: &[Option<&str>],
+    read: &ReadOptions,
+    target: &str,
+    row_offset: usize,
+    path: &Path,
+) -> Result<Vec<f32>> {
+    cells
+        .iter()
+        .enumerate()
+        .map(|(r, cell)| {
+            let row = row_offset + r + 1;
+            match read.clean(*cell) {
+                None => Err(PatronError::data(
+                    path,
+                    format!(
+                        "target column {target:?} is missing at row {row}; fill or drop rows without a value"
+                    ),
+                )),
+                Some(v) => match parse_number(v) {
+                    Some(x) if x.is_finite() && x.abs() < f64::from(f32::MAX) => Ok(x as f32),
+                    _ => Err(PatronError::data(
+                        path,
+                        format!(
+                            "target column {target:?} holds {v:?} at row {row}, not a number; a regression target must be numeric (set data.task = \"binary\" or \"multiclass\" for labels)"
+                        ),
+                    )),
+                },
+            }
+        })
+        .collect()
 }
 
 /// The normalized texts of `rows` (see [`raw_texts`]).
@@ -1040,6 +1103,7 @@ mod tests {
             delimiter: ",".into(),
             missing_values: vec![],
             text: None,
+            regression: None,
         };
         let (_d, p, t) = table("x,y\n30,a\n100,b\n-5,a\n");
         let e = pre.transform(&t, 0, &p).unwrap();

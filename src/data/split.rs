@@ -22,20 +22,19 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
-/// Split rows by their class indices. With `stratify`, each class is split separately so all
-/// three parts keep the class balance.
-pub fn split_rows(labels: &[f32], config: &SplitConfig) -> Split {
+/// Split rows by their strata (a class index, or a quantile bin of a numeric target).
+/// With `stratify`, each stratum is split separately so all three parts keep the balance.
+pub fn split_rows(strata: &[usize], config: &SplitConfig) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let groups: Vec<Vec<usize>> = if config.stratify {
-        // Labels are class indices (0/1 for a binary task).
-        let classes = labels.iter().map(|&y| y as usize + 1).max().unwrap_or(1);
-        let mut groups = vec![Vec::new(); classes.max(2)];
-        for (i, &y) in labels.iter().enumerate() {
-            groups[y as usize].push(i);
+        let count = strata.iter().map(|&s| s + 1).max().unwrap_or(1);
+        let mut groups = vec![Vec::new(); count.max(2)];
+        for (i, &s) in strata.iter().enumerate() {
+            groups[s].push(i);
         }
         groups
     } else {
-        vec![(0..labels.len()).collect()]
+        vec![(0..strata.len()).collect()]
     };
     let mut split = Split {
         train: Vec::new(),
@@ -124,15 +123,13 @@ mod tests {
 
     #[test]
     fn stratified_split_is_a_seeded_partition_keeping_the_balance() {
-        let labels: Vec<f32> = (0..1000)
-            .map(|i| if i % 10 == 0 { 1.0 } else { 0.0 })
-            .collect();
+        let labels: Vec<usize> = (0..1000).map(|i| usize::from(i % 10 == 0)).collect();
         let cfg = SplitConfig::default();
         let s = split_rows(&labels, &cfg);
         assert_eq!(s.test.len(), 200);
         assert_eq!(s.valid.len(), 100);
         assert_eq!(s.train.len(), 700);
-        let pos = |rows: &[usize]| rows.iter().filter(|&&r| labels[r] > 0.5).count();
+        let pos = |rows: &[usize]| rows.iter().filter(|&&r| labels[r] == 1).count();
         assert_eq!(pos(&s.test), 20);
         assert_eq!(pos(&s.valid), 10);
         let mut all: Vec<usize> = [s.train.clone(), s.valid.clone(), s.test.clone()].concat();

@@ -25,6 +25,15 @@ const MULTICLASS_COLUMNS: &[(&str, bool)] = &[
     ("log_loss", false),
 ];
 
+/// The metric columns of a regression comparison.
+const REGRESSION_COLUMNS: &[(&str, bool)] = &[
+    ("rmse", false),
+    ("mae", false),
+    ("r2", true),
+    ("spearman", true),
+    ("top10_share", true),
+];
+
 /// One compared run.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -43,7 +52,7 @@ pub struct Row {
 pub struct Comparison {
     /// One row per directory, in the order given.
     pub rows: Vec<Row>,
-    /// The metric columns (report key, larger is better): binary or multiclass ones.
+    /// The metric columns (report key, larger is better) of the runs' task.
     pub columns: &'static [(&'static str, bool)],
 }
 
@@ -74,10 +83,11 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
         let (these, metrics, n) = match &report {
             Report::Binary(r) => (BINARY_COLUMNS, serde_json::to_value(&r.metrics), r.n),
             Report::Multiclass(r) => (MULTICLASS_COLUMNS, serde_json::to_value(&r.metrics), r.n),
+            Report::Regression(r) => (REGRESSION_COLUMNS, serde_json::to_value(&r.metrics), r.n),
         };
         if columns.is_some_and(|c| !std::ptr::eq(c, these)) {
             return Err(PatronError::Usage(format!(
-                "{}: its task differs from the runs before it; compare binary runs with binary runs and multiclass with multiclass",
+                "{}: its task differs from the runs before it; compare runs of one task (binary, multiclass or regression) at a time",
                 dir.display()
             )));
         }

@@ -12,6 +12,7 @@ use crate::score::importance::{FeatureImportance, REPEATS};
 use crate::task::binary::BinaryReport;
 use crate::task::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::task::multiclass::MulticlassReport;
+use crate::task::regression::{RegressionReport, decile_means};
 
 /// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
 const BOOTSTRAP_RESAMPLES: usize = 200;
@@ -86,9 +87,13 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
     h.push_str(&multiclass_metrics_section(r, page));
     h.push_str(&per_class_sections(r)?);
     h.push_str(&multiclass_segments_section(r));
-    h.push_str(&importance_section(page.importance));
+    h.push_str(&importance_section(
+        page.importance,
+        "drop in validation ROC AUC",
+        CLASSIFICATION_IMPORTANCE,
+    ));
     h.push_str(&explanations_section(page.explanations, true));
-    h.push_str(&training_section(page.history)?);
+    h.push_str(&training_section(page.history, &CLASSIFICATION_CURVES)?);
     h.push_str("</body></html>\n");
     Ok(h)
 }
@@ -283,9 +288,13 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
     h.push_str(&charts_sections(r, page)?);
     h.push_str(&confusion_section(r));
     h.push_str(&segments_section(r));
-    h.push_str(&importance_section(page.importance));
+    h.push_str(&importance_section(
+        page.importance,
+        "drop in validation ROC AUC",
+        CLASSIFICATION_IMPORTANCE,
+    ));
     h.push_str(&explanations_section(page.explanations, false));
-    h.push_str(&training_section(page.history)?);
+    h.push_str(&training_section(page.history, &CLASSIFICATION_CURVES)?);
     h.push_str("</body></html>\n");
     Ok(h)
 }
@@ -534,7 +543,26 @@ fn segments_section(r: &BinaryReport) -> String {
 }
 
 /// Training curves from the per-epoch history (empty when there is none).
-fn training_section(history: &[EpochRow]) -> Result<String> {
+/// What the training curves show besides the loss: the loss's name, a validation
+/// column of `metrics.csv` and its name.
+struct Curves {
+    loss: &'static str,
+    column: &'static str,
+    name: &'static str,
+}
+
+/// What the importance of a classification run measures.
+const CLASSIFICATION_IMPORTANCE: &str =
+    "the fall in ROC AUC (for more than two classes, the mean one-vs-rest AUC)";
+
+/// The curves of a classification run.
+const CLASSIFICATION_CURVES: Curves = Curves {
+    loss: "log loss",
+    column: "valid_auc_roc",
+    name: "ROC AUC",
+};
+
+fn training_section(history: &[EpochRow], curves: &Curves) -> Result<String> {
     let mut h = String::new();
     if !history.is_empty() {
         let epochs = history.len() as f64;
@@ -550,7 +578,7 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
             &Axes {
                 title: "Loss",
                 x_label: "epoch",
-                y_label: "log loss",
+                y_label: curves.loss,
                 x: xs.clone(),
                 y: padded_range(train.iter().chain(&valid).map(|p| p.1)),
             },
@@ -559,12 +587,16 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
                 Series::new("validation", valid, palette::OTHER),
             ],
         )?;
-        let auc = pick(|e| e.get("valid_auc_roc"));
+        let auc: Vec<(f64, f64)> = history
+            .iter()
+            .map(|e| (e.epoch as f64, e.get(curves.column)))
+            .collect();
+        let title = format!("Validation {}", curves.name);
         let auc = chart(
             &Axes {
-                title: "Validation ROC AUC",
+                title: &title,
                 x_label: "epoch",
-                y_label: "ROC AUC",
+                y_label: curves.name,
                 x: xs.clone(),
                 y: padded_range(auc.iter().map(|p| p.1)),
             },
@@ -590,11 +622,15 @@ fn training_section(history: &[EpochRow]) -> Result<String> {
 }
 
 /// Permutation importance: the top features with their spread over repeats.
-fn importance_section(importance: &[FeatureImportance]) -> String {
+/// `measure` heads the table column; `explained` says in the note what is measured.
+fn importance_section(importance: &[FeatureImportance], measure: &str, explained: &str) -> String {
     let mut h = String::new();
     if !importance.is_empty() {
         let top = importance.iter().map(|f| f.auc_drop).fold(1e-9, f64::max);
-        h.push_str("<section id=\"importance\"><h2>What drives the score</h2><table><tr><th>feature</th><th>drop in validation ROC AUC when shuffled</th><th>spread (std)</th><th></th></tr>");
+        let _ = write!(
+            h,
+            "<section id=\"importance\"><h2>What drives the score</h2><table><tr><th>feature</th><th>{measure} when shuffled</th><th>spread (std)</th><th></th></tr>"
+        );
         for f in importance.iter().take(TOP_FEATURES) {
             let width = (f.auc_drop.max(0.0) / top * 200.0).round();
             let _ = write!(
@@ -607,7 +643,7 @@ fn importance_section(importance: &[FeatureImportance]) -> String {
         }
         let _ = writeln!(
             h,
-            "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and the fall in ROC AUC (for more than two classes, the mean one-vs-rest AUC) is measured. Near zero or negative: the model does not rely on the column.</p></section>"
+            "</table><p class=\"note\">Permutation importance: each column's values are shuffled across the validation rows ({REPEATS} times) and {explained} is measured. Near zero or negative: the model does not rely on the column.</p></section>"
         );
     }
     h
@@ -667,4 +703,211 @@ pub fn render_drift(
     }
     h.push_str("</div></section>\n</body></html>\n");
     Ok(h)
+}
+
+/// Bins of the predicted-against-actual chart (equal row counts, by prediction).
+const VALUE_BINS: usize = 20;
+
+/// Render the page of a regression report: metrics, predicted against actual in bins,
+/// residuals and the value-gains curve, the decile table, segments, importance and the
+/// training curves.
+pub fn render_regression(r: &RegressionReport, page: &ReportPage) -> Result<String> {
+    let mut h = page_head(page);
+    let _ = writeln!(
+        h,
+        "<tr><th>evaluated rows</th><td>{} (loss {}, target transform {})</td></tr></table></section>",
+        r.n,
+        escape(&r.loss),
+        escape(&r.target_transform)
+    );
+    let m = &r.metrics;
+    h.push_str(
+        "<section id=\"metrics\"><h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>",
+    );
+    let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    for (name, value) in [
+        ("RMSE", format!("{:.4}", m.rmse)),
+        ("MAE", format!("{:.4}", m.mae)),
+        ("R²", format!("{:.4}", m.r2)),
+        ("Spearman rank correlation", format!("{:.4}", m.spearman)),
+        ("mean prediction", format!("{:.4}", m.mean_prediction)),
+        ("mean target", format!("{:.4}", m.mean_target)),
+        (
+            "share of the total held by the top 10 % predicted",
+            share(m.top10_share),
+        ),
+    ] {
+        let _ = write!(h, "<tr><td>{name}</td><td>{value}</td></tr>");
+    }
+    h.push_str("</table></section>\n");
+    h.push_str(&regression_charts(page)?);
+    h.push_str(&decile_table(r, page));
+    h.push_str(&segments_html(
+        &r.segments,
+        "<th>value</th><th>rows</th><th>mean target</th><th>mean prediction</th><th>RMSE</th>",
+        |s| {
+            format!(
+                "<td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td>",
+                escape(&s.value),
+                s.n,
+                s.mean_target,
+                s.mean_prediction,
+                s.rmse
+            )
+        },
+        "Where the mean prediction is far from the mean target, the model is biased for that segment.",
+    ));
+    h.push_str(&importance_section(
+        page.importance,
+        "rise in validation RMSE",
+        "the rise in RMSE (in the target's units)",
+    ));
+    h.push_str(&training_section(
+        page.history,
+        &Curves {
+            loss: "loss",
+            column: "valid_rmse",
+            name: "RMSE",
+        },
+    )?);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// Rows ordered by prediction, highest first (ties by row order).
+fn by_prediction(predictions: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..predictions.len()).collect();
+    order.sort_by(|&a, &b| predictions[b].total_cmp(&predictions[a]).then(a.cmp(&b)));
+    order
+}
+
+/// Predicted against actual (means per bin, so it reads the same at 100k rows), the
+/// residuals per bin (mean and the 10th / 90th percentiles) and the value-gains curve.
+fn regression_charts(page: &ReportPage) -> Result<String> {
+    let (p, y) = (page.probs, page.labels);
+    let mut order = by_prediction(p);
+    order.reverse();
+    let n = order.len();
+    let bins: Vec<&[usize]> = (0..VALUE_BINS)
+        .map(|b| &order[b * n / VALUE_BINS..(b + 1) * n / VALUE_BINS])
+        .filter(|rows| !rows.is_empty())
+        .collect();
+    let mean = |rows: &[usize], f: &dyn Fn(usize) -> f64| {
+        rows.iter().map(|&r| f(r)).sum::<f64>() / rows.len() as f64
+    };
+    let actual = |r: usize| f64::from(y[r]);
+    let means: Vec<(f64, f64)> = bins
+        .iter()
+        .map(|rows| (mean(rows, &|r| p[r]), mean(rows, &actual)))
+        .collect();
+    let range = padded_range(means.iter().flat_map(|&(a, b)| [a, b]));
+    let diagonal = vec![(range.start, range.start), (range.end, range.end)];
+    let fit = chart(
+        &Axes {
+            title: "Mean actual against mean predicted",
+            x_label: "mean prediction (bins of equal rows)",
+            y_label: "mean actual",
+            x: range.clone(),
+            y: range,
+        },
+        &[
+            Series::new("model", means.clone(), palette::MODEL),
+            Series::new("perfect", diagonal, palette::REFERENCE),
+        ],
+    )?;
+    let percentile = |values: &mut Vec<f64>, q: f64| {
+        values.sort_by(f64::total_cmp);
+        values[((values.len() - 1) as f64 * q).round() as usize]
+    };
+    let mut residuals = [Vec::new(), Vec::new(), Vec::new()];
+    for (rows, &(x, _)) in bins.iter().zip(&means) {
+        let mut r: Vec<f64> = rows.iter().map(|&i| actual(i) - p[i]).collect();
+        residuals[0].push((x, percentile(&mut r, 0.1)));
+        residuals[1].push((x, r.iter().sum::<f64>() / r.len() as f64));
+        residuals[2].push((x, percentile(&mut r, 0.9)));
+    }
+    let [low, middle, high] = residuals;
+    let x = padded_range(means.iter().map(|m| m.0));
+    let y_range = padded_range(low.iter().chain(&high).map(|q| q.1).chain([0.0]));
+    let residual = chart(
+        &Axes {
+            title: "Residuals (actual - predicted)",
+            x_label: "mean prediction (bins of equal rows)",
+            y_label: "residual",
+            x: x.clone(),
+            y: y_range,
+        },
+        &[
+            Series::new("90th percentile", high, palette::OTHER),
+            Series::new("mean", middle, palette::MODEL),
+            Series::new("10th percentile", low, palette::THIRD),
+            Series::new(
+                "zero",
+                vec![(x.start, 0.0), (x.end, 0.0)],
+                palette::REFERENCE,
+            ),
+        ],
+    )?;
+    let mut h = format!(
+        "<section id=\"fit\"><h2>Predicted against actual</h2><div class=\"charts\"><div>{fit}</div><div>{residual}</div>"
+    );
+    let total: f64 = y.iter().map(|&v| f64::from(v)).sum();
+    if total > 0.0 {
+        // Cumulative share of the total target, rows taken from the highest prediction.
+        let mut gains = vec![(0.0, 0.0)];
+        let mut perfect = vec![(0.0, 0.0)];
+        let mut ideal: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let (mut sum, mut best) = (0.0, 0.0);
+        let step = (n / 200).max(1);
+        for (i, &r) in by_prediction(p).iter().enumerate() {
+            sum += actual(r);
+            best += ideal[i];
+            if (i + 1) % step == 0 || i + 1 == n {
+                let x = (i + 1) as f64 / n as f64;
+                gains.push((x, sum / total));
+                perfect.push((x, best / total));
+            }
+        }
+        let gains = chart(
+            &Axes {
+                title: "Value gains",
+                x_label: "share of rows, highest prediction first",
+                y_label: "share of the total target",
+                x: 0.0..1.0,
+                y: padded_range(gains.iter().chain(&perfect).map(|g| g.1).chain([0.0, 1.0])),
+            },
+            &[
+                Series::new("model", gains, palette::MODEL),
+                Series::new("perfect order", perfect, palette::THIRD),
+                Series::new("random", vec![(0.0, 0.0), (1.0, 1.0)], palette::REFERENCE),
+            ],
+        )?;
+        let _ = write!(h, "<div>{gains}</div>");
+    }
+    h.push_str("</div><p class=\"note\">Rows are binned by prediction into bins of equal size; each point is a bin's means. On the diagonal, predictions are right on average (calibrated). The value-gains curve is what a campaign budget is planned with: the share of the total target reached by contacting the top-scored rows first.</p></section>\n");
+    Ok(h)
+}
+
+/// Mean prediction, mean target and share of the total per tenth of the rows by
+/// prediction.
+fn decile_table(r: &RegressionReport, page: &ReportPage) -> String {
+    let means = decile_means(page.probs, page.labels);
+    let mut h = String::from(
+        "<section id=\"deciles\"><h2>By decile of prediction</h2><table><tr><th>decile (highest first)</th><th>mean prediction</th><th>mean target</th><th>share of the total</th></tr>",
+    );
+    for (d, (predicted, actual)) in means.iter().enumerate() {
+        let share = r
+            .decile_share
+            .as_ref()
+            .and_then(|s| s.get(d))
+            .map_or("-".to_string(), |s| format!("{s:.4}"));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{predicted:.4}</td><td>{actual:.4}</td><td>{share}</td></tr>",
+            d + 1
+        );
+    }
+    h.push_str("</table></section>\n");
+    h
 }

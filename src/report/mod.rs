@@ -17,6 +17,7 @@ use crate::run::{files, write_atomic, write_json};
 use crate::task::Report;
 use crate::task::binary::BinaryReport;
 use crate::task::multiclass::MulticlassReport;
+use crate::task::regression::RegressionReport;
 
 impl MulticlassReport {
     /// A short markdown summary.
@@ -68,6 +69,7 @@ impl Report {
         match self {
             Report::Binary(r) => r.write(dir, page),
             Report::Multiclass(r) => r.write(dir, page),
+            Report::Regression(r) => r.write(dir, page),
         }
     }
 }
@@ -77,6 +79,41 @@ fn write_reports(dir: &Path, json: &impl Serialize, markdown: &str, html: &str) 
     write_json(&dir.join(files::REPORT), json)?;
     write_atomic(&dir.join(files::REPORT_MD), markdown.as_bytes())?;
     write_atomic(&dir.join(files::REPORT_HTML), html.as_bytes())
+}
+
+impl RegressionReport {
+    /// A short markdown summary.
+    pub fn to_markdown(&self, title: &str) -> String {
+        let m = &self.metrics;
+        let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let mut out = format!(
+            "# {title}\n\nRegression (loss {}, target transform {}); {} rows from {}.\n\n| metric | value |\n|---|---|\n| RMSE | {:.4} |\n| MAE | {:.4} |\n| R² | {:.4} |\n| Spearman | {:.4} |\n| mean prediction | {:.4} |\n| mean target | {:.4} |\n| top 10 % share of the total | {} |\n",
+            self.loss,
+            self.target_transform,
+            self.n,
+            self.evaluated_on,
+            m.rmse,
+            m.mae,
+            m.r2,
+            m.spearman,
+            m.mean_prediction,
+            m.mean_target,
+            share(m.top10_share)
+        );
+        if let Some(shares) = &self.decile_share {
+            out.push_str("\nShare of the total target per decile of prediction (highest first)\n\n| decile | share |\n|---|---|\n");
+            for (d, s) in shares.iter().enumerate() {
+                out.push_str(&format!("| {} | {s:.4} |\n", d + 1));
+            }
+        }
+        out
+    }
+
+    /// Write `report.json`, `report.md` and `report.html` into `dir`.
+    pub fn write(&self, dir: &Path, page: &ReportPage) -> Result<()> {
+        let html = crate::report::html::render_regression(self, page)?;
+        write_reports(dir, self, &self.to_markdown(&page.title), &html)
+    }
 }
 
 impl BinaryReport {

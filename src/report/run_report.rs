@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::data::preprocess::Preprocessor;
 use crate::error::{PatronError, Result};
 use crate::report::html::ReportPage;
 use crate::run::history::{EpochRow, parse_metrics};
@@ -118,7 +119,9 @@ pub fn regenerate(run_dir: &Path) -> Result<Report> {
     let importance: Vec<FeatureImportance> =
         parse_json(&read(files::IMPORTANCE)?, &run_dir.join(files::IMPORTANCE))?;
     let old: Report = parse_json(&read(files::REPORT)?, &run_dir.join(files::REPORT))?;
-    let task = task::for_labels(&manifest.labels);
+    let preprocess: Preprocessor =
+        parse_json(&read(files::PREPROCESS)?, &run_dir.join(files::PREPROCESS))?;
+    let task = task::for_run(&preprocess);
     let probs = task.probabilities(&calibration, &logits);
     let raw = task.uncalibrated(&logits);
     let scores = Scores {

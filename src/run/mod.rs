@@ -148,7 +148,12 @@ pub struct Manifest {
     pub rows: SplitRows,
     /// Input columns.
     pub features: Vec<SchemaColumn>,
-    /// Class labels: `[negative, positive]` for two classes, otherwise sorted by name.
+    /// What the run predicts: `binary`, `multiclass` or `regression` (absent in runs
+    /// written before regression existed: read from `labels`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task: String,
+    /// Class labels: `[negative, positive]` for two classes, otherwise sorted by name
+    /// (empty for a regression).
     pub labels: Vec<String>,
     /// The positive class (two classes; empty for a multiclass run).
     pub positive: String,
@@ -181,6 +186,8 @@ impl Manifest {
     pub fn set_decision(&mut self, decision: &Decision) {
         match decision {
             Decision::Threshold(t) => self.threshold = Some(*t),
+            // A regression decides nothing.
+            Decision::Offsets(o) if o.is_empty() => {}
             Decision::Offsets(o) => self.class_offsets = Some(o.clone()),
         }
     }
@@ -574,7 +581,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
         .load(device, weights, &dir.join(files::MODEL))?;
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
-        task: task::for_labels(&manifest.labels),
+        task: task::for_run(&preprocess),
         decision: manifest.decision(),
         manifest,
         config,

@@ -216,7 +216,7 @@ pub fn profile(
             })
             .collect()
     };
-    let score = match task::for_labels(&pre.labels).monitored() {
+    let score = match task::for_run(pre).monitored() {
         Monitored::Score => {
             let values: Vec<Option<f64>> = scores.iter().map(|&s| Some(s)).collect();
             Buckets::of_numbers("score", &values)
@@ -306,7 +306,7 @@ impl<'a> DriftCounter<'a> {
             offsets: pre.category_offsets(),
             features: profile.features.iter().map(Buckets::empty).collect(),
             score: profile.score.empty(),
-            monitored: task::for_labels(&pre.labels).monitored(),
+            monitored: task::for_run(pre).monitored(),
         }
     }
 

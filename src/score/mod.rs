@@ -393,7 +393,7 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
             .iter()
             .map(|column| kept_column(&chunk, column, input))
             .collect::<Result<_>>()?;
-        summary.rows += predicted.len();
+        summary.rows += encoded.rows;
         for &c in &predicted {
             summary.class_counts[c] += 1;
         }
@@ -404,6 +404,7 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
                     outputs,
                     predicted: &predicted,
                     calibration: &run.calibration,
+                    task: run.task.as_ref(),
                 };
                 reasons.of(session.scorer(), &chunk, &encoded, &outcome)?
             }

@@ -180,11 +180,13 @@ impl PredictionWriter {
         let per_row = self.layout.reasons;
         // Scores per row: one per score column, in their order.
         let width = self.layout.score_width();
-        let rows = labels.len();
+        // A regression decides no label: the scores count the rows.
+        let rows = scores.len() / width.max(1);
         let sink = self.sink.as_mut().expect("written before finish");
         match sink {
             Sink::Csv(w) => {
-                for (r, label) in labels.iter().enumerate() {
+                for r in 0..rows {
+                    let label = labels.get(r).copied().unwrap_or("");
                     let id = match &ids {
                         Some(ids) => csv_field(&ids[r]),
                         None => Cow::Owned((offset + r).to_string()),

@@ -1,6 +1,8 @@
 //! Per-row reasons (`patron predict --reasons K`): what in each row moved its prediction
 //! most. An effect is how far the calibrated log-odds of the predicted class fall when one
-//! thing is taken out and the row is scored again, the model otherwise unchanged:
+//! thing is taken out and the row is scored again, the model otherwise unchanged (for a
+//! regression, how far the prediction falls, in the target's units: signed, since a thing
+//! can push the value up or down):
 //! - tabular runs: one input column set to a typical value (its training median, or its
 //!   most frequent category): the "what if this customer were ordinary here" occlusion
 //!   behind the reason codes of credit and churn scores;
@@ -18,6 +20,7 @@ use crate::data::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_t
 use crate::data::text::{normalize, unit_spans};
 use crate::error::Result;
 use crate::score::{Scorer, tabular_inputs};
+use crate::task::Task;
 use crate::task::calibration::Calibration;
 
 /// One reason: what was taken out (a column name, or a word) and its effect in log-odds
@@ -50,18 +53,22 @@ pub struct Outcome<'a> {
     pub logits: &'a [f64],
     /// Network outputs per row.
     pub outputs: usize,
-    /// Each row's predicted class.
+    /// Each row's predicted class (empty for a regression).
     pub predicted: &'a [usize],
-    /// How logits become calibrated log-odds.
+    /// How logits become calibrated log-odds (or predictions).
     pub calibration: &'a Calibration,
+    /// The run's task, which says what an effect moves.
+    pub task: &'a dyn Task,
 }
 
 impl Outcome<'_> {
-    /// Log-odds of row `r`'s predicted class from the `i`-th row of logits `z`.
+    /// What row `r`'s reasons move (the log-odds of its predicted class, or its
+    /// prediction), from the `i`-th row of logits `z`.
     fn odds(&self, z: &[f64], i: usize, r: usize) -> f64 {
         let k = self.outputs;
-        self.calibration
-            .log_odds(&z[i * k..(i + 1) * k], self.predicted[r])
+        let class = self.predicted.get(r).copied().unwrap_or(0);
+        self.task
+            .effect(self.calibration, &z[i * k..(i + 1) * k], class)
     }
 
     /// How far row `r`'s log-odds fall when it scores `z[i]` instead.
@@ -101,7 +108,8 @@ impl Reasons {
     /// The strongest reasons of every row of `chunk` (`[rows * count]`, row-major, largest
     /// effect first, ties in column or text order), from the rows' `encoded` inputs and
     /// their `outcome`. Only a positive effect is a reason (one that does not push toward
-    /// the prediction is no reason for it); a row with fewer leaves its last places empty.
+    /// the prediction is no reason for it; for a regression any non-zero effect is, the
+    /// largest by size first); a row with fewer leaves its last places empty.
     pub fn of<'a>(
         &'a self,
         scorer: &Scorer,
@@ -124,27 +132,32 @@ impl Reasons {
                         .iter()
                         .zip(row)
                         .map(|(n, &e)| (Cow::from(n.as_str()), e));
-                    self.strongest(named, &mut out);
+                    self.strongest(named, outcome.task.signed_effects(), &mut out);
                 }
             }
             Kind::Text(text) => {
                 for row in word_effects(scorer, chunk, text, outcome)? {
-                    self.strongest(row.into_iter().map(|(w, e)| (Cow::from(w), e)), &mut out);
+                    let row = row.into_iter().map(|(w, e)| (Cow::from(w), e));
+                    self.strongest(row, outcome.task.signed_effects(), &mut out);
                 }
             }
         }
         Ok(out)
     }
 
-    /// Append the `count` largest positive effects of one row, then empty places.
+    /// Append the `count` largest positive effects of one row (`signed`: the largest by
+    /// size, either sign), then empty places.
     fn strongest<'a>(
         &self,
         effects: impl Iterator<Item = (Cow<'a, str>, f64)>,
+        signed: bool,
         out: &mut Vec<Reason<'a>>,
     ) {
-        let mut positive: Vec<(Cow<'a, str>, f64)> = effects.filter(|(_, e)| *e > 0.0).collect();
+        let keep = |e: f64| if signed { e != 0.0 } else { e > 0.0 };
+        let size = |e: f64| if signed { e.abs() } else { e };
+        let mut positive: Vec<(Cow<'a, str>, f64)> = effects.filter(|(_, e)| keep(*e)).collect();
         // Stable: equal effects keep their order.
-        positive.sort_by(|a, b| b.1.total_cmp(&a.1));
+        positive.sort_by(|a, b| size(b.1).total_cmp(&size(a.1)));
         positive.truncate(self.count);
         let empty = self.count - positive.len();
         out.extend(positive.into_iter().map(Some));

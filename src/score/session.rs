@@ -134,7 +134,7 @@ impl Session {
         };
         let report = task.report(&scores, &run.decision, &evaluated, &segments);
         let explanations = match &run.preprocess.text {
-            Some(text) => Some(explain(
+            Some(text) if task.explains_texts() => Some(explain(
                 &self.scorer,
                 text,
                 run.manifest.model.outputs,
@@ -147,7 +147,7 @@ impl Session {
                     decision: &run.decision,
                 },
             )?),
-            None => None,
+            _ => None,
         };
         Ok(Evaluation {
             evaluated,

@@ -14,6 +14,18 @@ pub struct Calibration {
     pub a: f64,
     /// Intercept (0 for temperature scaling).
     pub b: f64,
+    /// A regression target with a log1p transform: Duan's smearing factor multiplying
+    /// exp of the predicted ln(1 + y) (1, and not written, otherwise).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub smearing: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// The logistic function.
@@ -33,6 +45,7 @@ impl Calibration {
             method: CalibrationMethod::None,
             a: 1.0,
             b: 0.0,
+            smearing: 1.0,
         }
     }
 
@@ -132,7 +145,12 @@ impl Calibration {
         if !(a.is_finite() && b.is_finite()) {
             return Calibration::identity();
         }
-        Calibration { method, a, b }
+        Calibration {
+            method,
+            a,
+            b,
+            smearing: 1.0,
+        }
     }
 
     /// Class probabilities of one row of multiclass logits: softmax(a z). The intercept is
@@ -184,6 +202,7 @@ impl Calibration {
             method: CalibrationMethod::Temperature,
             a,
             b: 0.0,
+            smearing: 1.0,
         }
     }
 }
@@ -199,6 +218,7 @@ mod tests {
             method: CalibrationMethod::Platt,
             a: 0.8,
             b: -0.3,
+            smearing: 1.0,
         };
         for z in [-4.0, 0.0, 2.5] {
             let p = platt.apply(z);
@@ -209,6 +229,7 @@ mod tests {
             method: CalibrationMethod::Temperature,
             a: 0.5,
             b: 0.0,
+            smearing: 1.0,
         };
         let z = [1.0, -2.0, 3.0];
         let p = softmax_rows(&[0.5, -1.0, 1.5], 3);

@@ -1,16 +1,148 @@
-//! Target encoding: which values of the target column are the classes, in which order
-//! (for two, `[negative, positive]`), and each row's class index.
+//! Target encoding: which task the target column makes (classes or a number), which
+//! values are the classes, in which order (for two, `[negative, positive]`), and each
+//! row's class index or value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::config::Config;
-use crate::data::preprocess::missing_column;
+use crate::config::{Config, TaskKind};
+use crate::data::preprocess::{missing_column, numeric_target, parse_number};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 
 /// Most classes a target may have.
 pub const MAX_CLASSES: usize = 100;
+
+/// Under `data.task = "auto"`, a numeric target with more distinct values than this is a
+/// regression target.
+pub const AUTO_REGRESSION_ABOVE: usize = 20;
+
+/// Most quantile bins a numeric target is stratified by.
+const STRATA_BINS: usize = 10;
+/// Fewest rows per bin, so each bin's share of a small validation split rounds to rows.
+const ROWS_PER_STRATUM: usize = 50;
+
+/// What the target column makes, as found in the data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Class labels (see [`fit_labels`]); a row's value is its class index.
+    Classes(Vec<String>),
+    /// A number; a row's value is the number.
+    Numeric,
+}
+
+/// The target of the data: the task `data.task` asks for (or, under `auto`, regression
+/// for a numeric column with more than [`AUTO_REGRESSION_ABOVE`] distinct values, else
+/// classes), each row's value, and a line saying what was chosen and why.
+pub fn fit_target(
+    table: &Table,
+    config: &Config,
+    path: &Path,
+) -> Result<(Target, Vec<f32>, String)> {
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let name = &config.data.target;
+    let cells = table
+        .cells(name)
+        .ok_or_else(|| missing_column(path, "data.target", name, &table.column_names()))?;
+    let kind = config.data.task;
+    let numeric_distinct = || {
+        let mut seen = HashSet::new();
+        for cell in &cells {
+            match read.clean(*cell).map(|v| (v, parse_number(v))) {
+                Some((_, Some(x))) => {
+                    seen.insert(x.to_bits());
+                }
+                Some((_, None)) => return None,
+                None => {}
+            }
+        }
+        Some(seen.len())
+    };
+    let regression = match kind {
+        TaskKind::Regression => true,
+        TaskKind::Auto => numeric_distinct().is_some_and(|n| n > AUTO_REGRESSION_ABOVE),
+        TaskKind::Binary | TaskKind::Multiclass => false,
+    };
+    if regression {
+        if let Some(p) = &config.data.positive {
+            return Err(PatronError::config(
+                "data.positive",
+                format!(
+                    "is set to {p:?} but target column {name:?} is a regression target; remove data.positive"
+                ),
+            ));
+        }
+        let values = numeric_target(&cells, &read, name, 0, path)?;
+        if values.is_empty() {
+            return Err(PatronError::data(path, "has no data rows (only a header)"));
+        }
+        if values.iter().all(|&v| v == values[0]) {
+            return Err(PatronError::data(
+                path,
+                format!(
+                    "target column {name:?} is constant ({}); there is nothing to predict",
+                    values[0]
+                ),
+            ));
+        }
+        let why = match kind {
+            TaskKind::Auto => format!(
+                "task: regression (data.task = \"auto\": target {name:?} is numeric with more than {AUTO_REGRESSION_ABOVE} distinct values)"
+            ),
+            _ => "task: regression (data.task)".to_string(),
+        };
+        return Ok((Target::Numeric, values, why));
+    }
+    let labels = fit_labels(table, config, path)?;
+    let found = if labels.len() == 2 {
+        TaskKind::Binary
+    } else {
+        TaskKind::Multiclass
+    };
+    if kind != TaskKind::Auto && kind != found {
+        return Err(PatronError::config(
+            "data.task",
+            format!(
+                "is {:?} but target column {name:?} has {} classes; set data.task = \"{}\" (or \"auto\")",
+                kind.as_str(),
+                labels.len(),
+                found.as_str()
+            ),
+        ));
+    }
+    let values = target_values(table, config, &labels);
+    let why = format!(
+        "task: {} ({} classes{})",
+        found.as_str(),
+        labels.len(),
+        if kind == TaskKind::Auto {
+            ", data.task = \"auto\""
+        } else {
+            ""
+        }
+    );
+    Ok((Target::Classes(labels), values, why))
+}
+
+/// The stratum of each row for a stratified split: its class, or for a numeric target
+/// its decile by rank (ties split by row order, so a zero-heavy target still fills
+/// every bin; fewer bins below 500 rows, so that each keeps at least 50).
+pub fn strata(target: &Target, values: &[f32]) -> Vec<usize> {
+    match target {
+        Target::Classes(_) => values.iter().map(|&y| y as usize).collect(),
+        Target::Numeric => {
+            let mut order: Vec<usize> = (0..values.len()).collect();
+            order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+            let n = values.len().max(1);
+            let count = (n / ROWS_PER_STRATUM).clamp(1, STRATA_BINS);
+            let mut bins = vec![0; values.len()];
+            for (rank, &row) in order.iter().enumerate() {
+                bins[row] = rank * count / n;
+            }
+            bins
+        }
+    }
+}
 
 /// The two class labels `[negative, positive]` of the target column, checking the target
 /// exists, has no missing values and has exactly two classes.
@@ -131,6 +263,54 @@ mod tests {
         assert_eq!(fit_labels(&t, &config(""), &p).unwrap(), vec!["no", "yes"]);
         let labels = fit_labels(&t, &config("positive = \"no\""), &p).unwrap();
         assert_eq!(labels, vec!["yes", "no"]);
+    }
+
+    #[test]
+    fn auto_makes_a_many_valued_number_a_regression_target() {
+        let mut text = String::from("x,y\n");
+        for i in 0..30 {
+            text.push_str(&format!("{i},{}\n", i as f64 * 1.5));
+        }
+        let (_d, p, t) = table(&text);
+        let (target, values, why) = fit_target(&t, &config(""), &p).unwrap();
+        assert_eq!(target, Target::Numeric);
+        assert_eq!(values[3], 4.5);
+        assert!(why.contains("regression"), "{why}");
+        // Asked for classes, 30 values are too many for a binary task.
+        let err = fit_target(&t, &config("task = \"binary\""), &p).unwrap_err();
+        assert!(err.to_string().contains("data.task"), "{err}");
+        // Numbers with few values stay classes under auto, unless asked otherwise.
+        let (_d, p, t) = table("x,y\n1,0\n2,1\n3,0\n");
+        let (target, _, _) = fit_target(&t, &config(""), &p).unwrap();
+        assert_eq!(target, Target::Classes(vec!["0".into(), "1".into()]));
+        let (target, values, _) = fit_target(&t, &config("task = \"regression\""), &p).unwrap();
+        assert_eq!((target, values), (Target::Numeric, vec![0.0, 1.0, 0.0]));
+    }
+
+    #[test]
+    fn a_regression_target_must_be_numbers_that_vary() {
+        let (_d, p, t) = table("x,y\n1,3.5\n2,lots\n");
+        let err = fit_target(&t, &config("task = \"regression\""), &p).unwrap_err();
+        assert!(err.to_string().contains("\"lots\" at row 2"), "{err}");
+        let (_d, p, t) = table("x,y\n1,2\n2,2\n");
+        let err = fit_target(&t, &config("task = \"regression\""), &p).unwrap_err();
+        assert!(err.to_string().contains("constant"), "{err}");
+    }
+
+    #[test]
+    fn numeric_strata_are_rank_deciles() {
+        let values: Vec<f32> = (0..1000)
+            .map(|i| if i < 700 { 0.0 } else { i as f32 })
+            .collect();
+        let bins = strata(&Target::Numeric, &values);
+        for b in 0..10 {
+            assert_eq!(bins.iter().filter(|&&x| x == b).count(), 100);
+        }
+        assert_eq!(bins[999], 9);
+        // 120 rows: two bins of 60.
+        let bins = strata(&Target::Numeric, &values[880..]);
+        assert_eq!(bins.iter().filter(|&&x| x == 1).count(), 60);
+        assert_eq!(strata(&Target::Classes(vec![]), &[1.0, 0.0]), [1, 0]);
     }
 
     #[test]

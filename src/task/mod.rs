@@ -1,14 +1,15 @@
-//! What is predicted and how it is judged. Each task ([`binary`], [`multiclass`]) is one
-//! implementation of [`Task`]: target encoding, the loss, validation metrics, calibration,
-//! the decision rule and its section of `report.json`. Nothing outside this folder
-//! branches on the number of classes; a new task is one new file plus its line in
-//! [`for_labels`] (and its pages in `report/`).
+//! What is predicted and how it is judged. Each task ([`binary`], [`multiclass`],
+//! [`regression`]) is one implementation of [`Task`]: target encoding, the loss,
+//! validation metrics, calibration, the decision rule and its section of `report.json`.
+//! Nothing outside this folder branches on the number of classes; a new task is one new
+//! file plus its line in [`for_target`] (and its pages in `report/`).
 
 pub mod binary;
 pub mod calibration;
 pub mod labels;
 pub mod metrics;
 pub mod multiclass;
+pub mod regression;
 
 use std::collections::BTreeMap;
 
@@ -16,17 +17,19 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::config::CalibrationMethod;
+use crate::data::preprocess::{NumericTarget, Preprocessor};
 use crate::task::binary::{Binary, BinaryReport};
 use crate::task::calibration::Calibration;
 use crate::task::multiclass::{Multiclass, MulticlassReport};
+use crate::task::regression::{Regression, RegressionReport};
 
 /// What a run predicts and how it is judged.
 pub trait Task: Send + Sync + std::fmt::Debug {
-    /// `binary` or `multiclass`, as in `report.json`'s `task`.
+    /// `binary`, `multiclass` or `regression`, as in `report.json`'s `task`.
     fn name(&self) -> &'static str;
     /// Logits the network gives per row.
     fn outputs(&self) -> usize;
-    /// Training targets `[rows * outputs]` of class indices.
+    /// Training targets `[rows * outputs]` of class indices (or target values).
     fn targets(&self, labels: &[f32]) -> Vec<f32>;
     /// The weighted training loss of a batch's logits `[batch, outputs]`, averaged.
     fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1>;
@@ -35,9 +38,13 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     /// The columns of `metrics.csv`: `epoch`, `lr`, `train_loss`, `seconds` and the names
     /// [`Task::validate`] gives, in file order.
     fn history_columns(&self) -> &'static [&'static str];
-    /// The ranking figure permutation importance watches fall, from logits: ROC AUC
-    /// (the one-vs-rest mean for more classes).
+    /// The figure permutation importance watches fall, from logits: ROC AUC (the
+    /// one-vs-rest mean for more classes), or minus the RMSE for a regression.
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
+    /// What [`Task::ranking`] measures, in words for reports.
+    fn ranking_name(&self) -> &'static str {
+        "ROC AUC"
+    }
     /// The `metrics.csv` column an epoch's progress line shows besides the loss.
     fn watched(&self) -> &'static str;
     /// Calibration and decision rule fitted on the validation logits.
@@ -55,6 +62,20 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize>;
     /// The probability of `class` for `row` of `probs`.
     fn probability_of(&self, probs: &[f64], row: usize, class: usize) -> f64;
+    /// What a per-row reason moves, from one row's logits `z`: the calibrated log-odds
+    /// of `class`, or for a regression the prediction in the target's units.
+    fn effect(&self, calibration: &Calibration, z: &[f64], class: usize) -> f64 {
+        calibration.log_odds(z, class)
+    }
+    /// Whether a reason's effect counts either way (a regression: a column can push the
+    /// value up or down), rather than only toward the predicted class.
+    fn signed_effects(&self) -> bool {
+        false
+    }
+    /// Whether text runs get explanations (phrases per class, confident mistakes).
+    fn explains_texts(&self) -> bool {
+        true
+    }
     /// The report of scored rows, with the metrics of each value of the `segments` columns
     /// (one value per scored row).
     fn report(
@@ -79,13 +100,19 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn describe_predictions(&self, counts: &[usize]) -> String;
 }
 
-/// The task of a run with these class labels: two are binary, more are multiclass.
-pub fn for_labels(labels: &[String]) -> Box<dyn Task> {
-    if labels.len() <= 2 {
-        Box::new(Binary::new(labels))
-    } else {
-        Box::new(Multiclass::new(labels))
+/// The task of a run: a regression for a numeric target, else by its class labels (two
+/// are binary, more are multiclass).
+pub fn for_target(labels: &[String], numeric: Option<&NumericTarget>) -> Box<dyn Task> {
+    match numeric {
+        Some(target) => Box::new(Regression::new(*target)),
+        None if labels.len() <= 2 => Box::new(Binary::new(labels)),
+        None => Box::new(Multiclass::new(labels)),
     }
+}
+
+/// The task of a run from its fitted preprocessing (which holds the target encoding).
+pub fn for_run(pre: &Preprocessor) -> Box<dyn Task> {
+    for_target(&pre.labels, pre.regression.as_ref())
 }
 
 /// A column of the predictions file that the task fills.
@@ -112,7 +139,7 @@ pub enum Decision {
     /// Two classes: positive at or above this calibrated score.
     Threshold(f64),
     /// More classes: offsets added to each class's log-probability before the argmax
-    /// (empty: the most probable class).
+    /// (empty: the most probable class; a regression has nothing to decide).
     Offsets(Vec<f64>),
 }
 
@@ -185,6 +212,8 @@ pub(crate) fn classification_scores(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Report {
+    /// A numeric target.
+    Regression(RegressionReport),
     /// More than two classes.
     Multiclass(MulticlassReport),
     /// Two classes.
@@ -193,11 +222,12 @@ pub enum Report {
 
 /// Rows a run scored, as a report judges them.
 pub struct Scores<'a> {
-    /// Calibrated probabilities: one per row for two classes, else `[rows * classes]`.
+    /// Calibrated probabilities: one per row for two classes, else `[rows * classes]`
+    /// (a regression: the predictions).
     pub probs: &'a [f64],
     /// The same before calibration.
     pub raw: &'a [f64],
-    /// The class index of each row.
+    /// The class index of each row (a regression: its target).
     pub labels: &'a [f32],
 }
 
@@ -208,6 +238,7 @@ impl Report {
         match (self, old) {
             (Report::Binary(new), Report::Binary(old)) => new.segments = old.segments,
             (Report::Multiclass(new), Report::Multiclass(old)) => new.segments = old.segments,
+            (Report::Regression(new), Report::Regression(old)) => new.segments = old.segments,
             _ => {}
         }
     }
@@ -217,6 +248,7 @@ impl Report {
         match self {
             Report::Binary(r) => r.n,
             Report::Multiclass(r) => r.n,
+            Report::Regression(r) => r.n,
         }
     }
 
@@ -225,6 +257,7 @@ impl Report {
         match self {
             Report::Binary(r) => &r.evaluated_on,
             Report::Multiclass(r) => &r.evaluated_on,
+            Report::Regression(r) => &r.evaluated_on,
         }
     }
 
@@ -244,6 +277,12 @@ impl Report {
                 ("macro_f1", r.metrics.macro_f1),
                 ("weighted_f1", r.metrics.weighted_f1),
                 ("log_loss", r.metrics.log_loss),
+            ],
+            Report::Regression(r) => vec![
+                ("rmse", r.metrics.rmse),
+                ("mae", r.metrics.mae),
+                ("r2", r.metrics.r2),
+                ("spearman", r.metrics.spearman),
             ],
         }
     }
@@ -284,7 +323,7 @@ mod tests {
 
     #[test]
     fn two_labels_are_binary_and_more_are_multiclass() {
-        let binary = for_labels(&labels(&["no", "yes"]));
+        let binary = for_target(&labels(&["no", "yes"]), None);
         assert_eq!((binary.name(), binary.outputs()), ("binary", 1));
         assert_eq!(binary.positive_label(), "yes");
         assert_eq!(
@@ -294,7 +333,7 @@ mod tests {
                 OutputColumn::Prediction
             ]
         );
-        let three = for_labels(&labels(&["a", "b", "c"]));
+        let three = for_target(&labels(&["a", "b", "c"]), None);
         assert_eq!((three.name(), three.outputs()), ("multiclass", 3));
         assert_eq!(three.positive_label(), "");
         assert_eq!(three.logit_names(), ["logit_0", "logit_1", "logit_2"]);
@@ -303,14 +342,14 @@ mod tests {
 
     #[test]
     fn targets_and_decisions_follow_the_task() {
-        let binary = for_labels(&labels(&["no", "yes"]));
+        let binary = for_target(&labels(&["no", "yes"]), None);
         assert_eq!(binary.targets(&[1.0, 0.0]), [1.0, 0.0]);
         // Class 1 from the threshold on, inclusive.
         let decided = binary.decide(&[0.2, 0.4, 0.41, 0.9], &Decision::Threshold(0.4));
         assert_eq!(decided, [0, 1, 1, 1]);
         assert!((binary.probability_of(&[0.2], 0, 0) - 0.8).abs() < 1e-12);
 
-        let three = for_labels(&labels(&["a", "b", "c"]));
+        let three = for_target(&labels(&["a", "b", "c"]), None);
         assert_eq!(three.targets(&[2.0, 0.0]), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
         let probs = [0.5, 0.3, 0.2, 0.1, 0.45, 0.45];
         assert_eq!(three.decide(&probs, &Decision::Offsets(Vec::new())), [0, 1]);

@@ -21,7 +21,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::config::{ClassWeight, Config, Resolved, Schedule, TrainConfig};
+use crate::config::{
+    ClassWeight, Config, Loss, Resolved, Schedule, StopMetric, TargetTransform, TrainConfig,
+};
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
@@ -41,7 +43,8 @@ use crate::score::drift;
 use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
-use crate::task::labels::{fit_labels, target_values};
+use crate::task::labels::{Target, fit_target, strata};
+use crate::task::regression::Regression;
 use crate::task::{self, Report, Task};
 
 mod epoch_checkpoint;
@@ -85,6 +88,8 @@ pub struct TrainOutcome {
 /// Everything prepared from the config and the data before the loop.
 struct Prepared {
     config: Config,
+    /// What was chosen for `data.task`, in words.
+    task_note: String,
     /// What the run predicts, from the labels found.
     task: Box<dyn Task>,
     pre: Preprocessor,
@@ -118,6 +123,7 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         PatronError::Usage("patron train needs --config FILE (or --resume DIR)".into())
     })?;
     let prepared = prepare(resolved.config.clone(), None)?;
+    progress.line(&prepared.task_note);
     for warning in resolved.warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
     }
@@ -227,8 +233,10 @@ pub struct Validation {
     pub rows: usize,
     /// The resolved config.
     pub config: Config,
-    /// Rows of each class, in the order of `pre.labels`.
+    /// Rows of each class, in the order of `pre.labels` (empty for a regression).
     pub class_rows: Vec<usize>,
+    /// What was chosen for `data.task`, in words.
+    pub task_note: String,
     /// The split (drawn from the seed, or read from `split.column`).
     pub split: Split,
     /// The preprocessing fitted on the training rows.
@@ -247,14 +255,17 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
     let checked = check(&config, &table, &path, None)?;
     warnings.extend(checked.warnings);
     let mut class_rows = vec![0; checked.pre.labels.len()];
-    for &y in &checked.labels {
-        class_rows[y as usize] += 1;
+    if checked.pre.regression.is_none() {
+        for &y in &checked.labels {
+            class_rows[y as usize] += 1;
+        }
     }
     Ok(Validation {
         data: path,
         rows: table.height(),
         config,
         class_rows,
+        task_note: checked.task_note,
         split: checked.split,
         pre: checked.pre,
         warnings,
@@ -263,6 +274,8 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
 
 /// What the checks before the first epoch produce, for `patron validate` and training.
 struct Checked {
+    /// What was chosen for `data.task`, in words.
+    task_note: String,
     pre: Preprocessor,
     split: Split,
     labels: Vec<f32>,
@@ -289,24 +302,34 @@ fn check(
     path: &Path,
     saved: Option<Preprocessor>,
 ) -> Result<Checked> {
-    let class_labels = fit_labels(table, config, path)?;
-    let labels = target_values(table, config, &class_labels);
+    let (target, labels, task_note) = fit_target(table, config, path)?;
+    let regression = target == Target::Numeric;
+    let mut warnings = target_warnings(config, regression)?;
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let split = match &config.split.column {
         Some(column) => split_from_column(table, column, &read, path)?,
-        None => split_rows(&labels, &config.split),
+        None => split_rows(&strata(&target, &labels), &config.split),
     };
-    check_split(&split, &labels, path)?;
-    let (pre, warnings) = match saved {
-        Some(pre) => (pre, Vec::new()),
+    check_split(&split, &labels, regression, path)?;
+    let pre = match saved {
+        Some(pre) => pre,
         None => {
-            let (pre, notes) = Preprocessor::fit(table, &split.train, class_labels, config, path)?;
-            (pre, notes.warnings)
+            let classes = match target {
+                Target::Classes(classes) => classes,
+                Target::Numeric => Vec::new(),
+            };
+            let (mut pre, notes) = Preprocessor::fit(table, &split.train, classes, config, path)?;
+            if regression {
+                pre.regression = Some(Regression::fit_target(&labels, &split.train, config, path)?);
+            }
+            warnings.extend(notes.warnings);
+            pre
         }
     };
     let encoded = pre.transform(table, 0, path)?;
     let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
     Ok(Checked {
+        task_note,
         pre,
         split,
         labels,
@@ -347,7 +370,8 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     };
     Ok(Prepared {
         config,
-        task: task::for_labels(&checked.pre.labels),
+        task_note: checked.task_note,
+        task: task::for_run(&checked.pre),
         pre: checked.pre,
         split: checked.split,
         labels: checked.labels,
@@ -368,15 +392,66 @@ fn evaluated_rows(split: &Split) -> &[usize] {
     }
 }
 
-fn check_split(split: &Split, labels: &[f32], path: &Path) -> Result<()> {
+/// Keys that do not apply to the task found are warned about; an early-stopping metric
+/// the task does not measure is an error.
+fn target_warnings(config: &Config, regression: bool) -> Result<Vec<String>> {
+    let metric = config.train.early_stopping.metric;
+    let regression_metric = matches!(
+        metric,
+        StopMetric::LogLoss | StopMetric::Loss | StopMetric::Rmse | StopMetric::Mae
+    );
+    let classification_metric = !matches!(metric, StopMetric::Rmse | StopMetric::Mae);
+    if (regression && !regression_metric) || (!regression && !classification_metric) {
+        return Err(PatronError::config(
+            "train.early_stopping.metric",
+            format!(
+                "is {:?}, which a {} target does not have; use {}",
+                metric.name(),
+                if regression {
+                    "regression"
+                } else {
+                    "classification"
+                },
+                if regression {
+                    "\"loss\", \"rmse\" or \"mae\""
+                } else {
+                    "\"log_loss\", \"auc_roc\", \"auc_pr\", \"macro_f1\" or \"accuracy\""
+                }
+            ),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if regression {
+        if config.train.class_weight != ClassWeight::None {
+            warnings.push(
+                "train.class_weight applies to classes only; a regression target ignores it".into(),
+            );
+        }
+    } else {
+        if config.train.loss != Loss::Mse {
+            warnings.push(format!(
+                "train.loss = {:?} applies to regression targets only; a classifier trains on cross-entropy",
+                config.train.loss.as_str()
+            ));
+        }
+        if config.data.target_transform != TargetTransform::None {
+            warnings
+                .push("data.target_transform applies to regression targets only; ignored".into());
+        }
+    }
+    Ok(warnings)
+}
+
+fn check_split(split: &Split, labels: &[f32], regression: bool, path: &Path) -> Result<()> {
     for (name, rows) in [("training", &split.train), ("validation", &split.valid)] {
         let first = rows.first().map(|&r| labels[r]);
         if rows.iter().all(|&r| Some(labels[r]) == first) {
             return Err(PatronError::data(
                 path,
                 format!(
-                    "the {name} split ({} rows) holds only one class; use more data or change split.valid / split.test",
-                    rows.len()
+                    "the {name} split ({} rows) holds only one {}; use more data or change split.valid / split.test",
+                    rows.len(),
+                    if regression { "target value" } else { "class" }
                 ),
             ));
         }
@@ -480,6 +555,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
                 })
             }))
             .collect(),
+        task: p.task.name().into(),
         labels: p.pre.labels.clone(),
         positive: p.task.positive_label(),
         threshold: None,
@@ -674,7 +750,11 @@ impl<'a> TrainSet<'a> {
         let cfg = &p.config.train;
         let train_rows = &p.split.train;
         let train_y = select_labels(&p.labels, train_rows);
-        let train_w = class_weights(&train_y, cfg.class_weight, p.pre.labels.len());
+        let weighting = match p.pre.regression {
+            Some(_) => ClassWeight::None,
+            None => cfg.class_weight,
+        };
+        let train_w = class_weights(&train_y, weighting, p.pre.labels.len());
         let train_enc = p.encoded.subset(train_rows);
         let n = train_rows.len();
         let data = if spec.text.is_some() {
@@ -977,7 +1057,7 @@ fn finish(
         preprocess: p.pre.clone(),
         calibration: Calibration::identity(),
         model: best.clone(),
-        task: task::for_labels(&p.pre.labels),
+        task: task::for_run(&p.pre),
         decision: manifest.decision(),
     };
     let session = Session::new(run, plain)?;
