@@ -1,0 +1,339 @@
+//! Regression targets end to end: the shipped customer-value config trains, reports,
+//! predicts, explains, evaluates and compares; `auto` picks regression for a many-valued
+//! number; bad regression inputs are exit 2 naming what is wrong.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_ok, check_self_contained, check_svgs, json, patron, stderr, stdout, train_on};
+
+const CONFIG: &str = "configs/customer_value.toml";
+const DATA: &str = "datasets/cdnow_customer_value_23570.csv";
+
+/// Rows of a CSV as (header, rows of cells).
+fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn customer_value_trains_reports_and_scores_in_the_targets_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "flex",
+        CONFIG,
+        &tmp.path().join("run"),
+        &["train.epochs=12"],
+    );
+
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["task"], "regression");
+    assert_eq!(manifest["labels"].as_array().unwrap().len(), 0);
+    let pre = json(&run.join("preprocess.json"));
+    assert_eq!(pre["regression"]["loss"], "tweedie");
+
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "regression");
+    let m = &report["metrics"];
+    for key in [
+        "rmse",
+        "mae",
+        "r2",
+        "spearman",
+        "mean_prediction",
+        "mean_target",
+        "top10_share",
+    ] {
+        assert!(m[key].is_f64(), "{key}: {m}");
+    }
+    // Far better than predicting the mean (R^2 0), and the top tenth holds a big share.
+    assert!(m["r2"].as_f64().unwrap() > 0.15, "{m}");
+    assert!(m["top10_share"].as_f64().unwrap() > 0.4, "{m}");
+    let shares: Vec<f64> = report["decile_share"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 10);
+    assert!(
+        (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "{shares:?}"
+    );
+    assert_eq!(shares[0], m["top10_share"].as_f64().unwrap());
+    assert!(shares[0] > shares[9], "{shares:?}");
+
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(
+        metrics.lines().next(),
+        Some("epoch,lr,train_loss,valid_loss,valid_rmse,valid_mae,seconds")
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    check_self_contained(&html);
+    assert!(
+        check_svgs(&html) >= 5,
+        "fit, residuals, gains and training charts"
+    );
+    for section in ["id=\"fit\"", "id=\"deciles\"", "rise in validation RMSE"] {
+        assert!(html.contains(section), "{section}");
+    }
+    let importance = json(&run.join("importance.json"));
+    assert!(!importance.as_array().unwrap().is_empty());
+
+    // `patron report` rebuilds the same report.json from the run's files.
+    let before = std::fs::read(run.join("report.json")).unwrap();
+    assert_ok(&patron(&["report", "--checkpoint", run.to_str().unwrap()]));
+    assert_eq!(std::fs::read(run.join("report.json")).unwrap(), before);
+
+    // predict: the id and the prediction in dollars, never negative with a log link;
+    // reasons are signed, the strongest by size first.
+    let out = tmp.path().join("scores.csv");
+    let o = patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        DATA,
+        "--output",
+        out.to_str().unwrap(),
+        "--reasons",
+        "3",
+    ]);
+    assert_ok(&o);
+    let (header, rows) = csv(&out);
+    assert_eq!(
+        header,
+        [
+            "customer_id",
+            "prediction",
+            "reason_1",
+            "reason_1_effect",
+            "reason_2",
+            "reason_2_effect",
+            "reason_3",
+            "reason_3_effect"
+        ]
+    );
+    assert_eq!(rows.len(), 23570);
+    let predictions: Vec<f64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(predictions.iter().all(|&p| p > 0.0));
+    let mean = predictions.iter().sum::<f64>() / predictions.len() as f64;
+    // The file's mean future spend is about 32 dollars.
+    assert!((15.0..60.0).contains(&mean), "{mean}");
+    let (mut up, mut down) = (0, 0);
+    for r in &rows {
+        let effects: Vec<f64> = [3, 5, 7]
+            .iter()
+            .filter(|&&i| !r[i].is_empty())
+            .map(|&i| r[i].parse().unwrap())
+            .collect();
+        assert!(
+            effects.windows(2).all(|w| w[0].abs() >= w[1].abs()),
+            "{r:?}"
+        );
+        up += effects.iter().filter(|&&e| e > 0.0).count();
+        down += effects.iter().filter(|&&e| e < 0.0).count();
+    }
+    assert!(up > 0 && down > 0, "up {up}, down {down}");
+
+    // evaluate on the whole file: the same metrics keys; compare lines it up with the run.
+    let eval = tmp.path().join("eval");
+    let o = patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        DATA,
+        "--output",
+        eval.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let evaluated = json(&eval.join("report.json"));
+    assert_eq!(evaluated["n"], 23570);
+    assert!(evaluated["metrics"]["rmse"].as_f64().unwrap() > 0.0);
+    let o = patron(&["compare", run.to_str().unwrap(), eval.to_str().unwrap()]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("rmse (min)"), "{}", stdout(&o));
+
+    // A classification run does not compare with a regression.
+    let binary = train_on(
+        "flex",
+        "configs/repeat_purchase.toml",
+        &tmp.path().join("binary"),
+        &["train.epochs=1"],
+    );
+    let o = patron(&["compare", run.to_str().unwrap(), binary.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("one task"), "{}", stderr(&o));
+}
+
+/// A CSV of `rows` rows: x uniform, y = 3 x + noise (+ `shift`), a label column.
+fn linear(path: &Path, rows: usize, shift: f64) {
+    let mut text = String::from("x,noise,y\n");
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..rows {
+        let x = next() * 10.0;
+        let noise = next() - 0.5;
+        text.push_str(&format!(
+            "{x:.4},{noise:.4},{:.4}\n",
+            3.0 * x + noise + shift
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn config(dir: &Path, data: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[data]\npath = \"{}\"\ntarget = \"y\"\n{extra}\n[model]\nhidden = [32]\n[train]\nepochs = 30\nlearning_rate = 3e-3\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn auto_learns_a_many_valued_number_as_a_regression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("lin.csv");
+    linear(&data, 2000, 0.0);
+    let cfg = config(tmp.path(), &data, "");
+    let run = tmp.path().join("run");
+    let args = common::train_args("flex", cfg.to_str().unwrap(), &run, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = patron(&args);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("task: regression (data.task = \"auto\""),
+        "{}",
+        stderr(&o)
+    );
+    let report = json(&run.join("report.json"));
+    // y spans 0..30 with noise of std 0.29: a fitted line is far better than the mean.
+    assert!(report["metrics"]["r2"].as_f64().unwrap() > 0.97, "{report}");
+    assert!(
+        report["metrics"]["rmse"].as_f64().unwrap() < 1.5,
+        "{report}"
+    );
+    // Predictions read in the target's units.
+    let out = tmp.path().join("p.csv");
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let (header, rows) = csv(&out);
+    assert_eq!(header, ["row", "prediction"]);
+    let text = std::fs::read_to_string(&data).unwrap();
+    let truth: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let mae = rows
+        .iter()
+        .zip(&truth)
+        .map(|(r, y)| (r[1].parse::<f64>().unwrap() - y).abs())
+        .sum::<f64>()
+        / truth.len() as f64;
+    assert!(mae < 1.0, "{mae}");
+}
+
+#[test]
+fn a_log1p_target_predicts_its_mean_after_the_back_transform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("lin.csv");
+    linear(&data, 2000, 5.0);
+    let cfg = config(tmp.path(), &data, "target_transform = \"log1p\"");
+    let run = train_on("flex", cfg.to_str().unwrap(), &tmp.path().join("run"), &[]);
+    let report = json(&run.join("report.json"));
+    let m = &report["metrics"];
+    assert_eq!(report["target_transform"], "log1p");
+    let (predicted, actual) = (
+        m["mean_prediction"].as_f64().unwrap(),
+        m["mean_target"].as_f64().unwrap(),
+    );
+    assert!((predicted - actual).abs() < 0.05 * actual, "{m}");
+    assert!(m["r2"].as_f64().unwrap() > 0.95, "{m}");
+    let calibration = json(&run.join("calibration.json"));
+    assert!(
+        calibration["smearing"].as_f64().unwrap() > 0.99,
+        "{calibration}"
+    );
+}
+
+#[test]
+fn bad_regression_inputs_are_exit_2_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 40 varied rows with one bad value at row 3 (as numbered in the file's data rows).
+    let with = |bad: &str| {
+        let mut text = String::from("x,y\n");
+        for i in 0..40 {
+            let y = if i == 2 {
+                bad.to_string()
+            } else {
+                format!("{}.5", i % 7)
+            };
+            text.push_str(&format!("{i},{y}\n"));
+        }
+        text
+    };
+    let regression = "task = \"regression\"";
+    let cases: [(String, &str, &str, &[&str]); 5] = [
+        (with("n/a-ish"), regression, "\"n/a-ish\" at row 3", &[]),
+        (
+            with("-3.5"),
+            regression,
+            "train.loss = \"tweedie\"",
+            &["train.loss=\"tweedie\""],
+        ),
+        ("x,y\n1,2\n2,2\n3,2\n".into(), regression, "constant", &[]),
+        (
+            with("4"),
+            regression,
+            "train.early_stopping.metric",
+            &["train.early_stopping.metric=\"auc_roc\""],
+        ),
+        (
+            with("-2"),
+            "task = \"regression\"\ntarget_transform = \"log1p\"",
+            "above -1",
+            &[],
+        ),
+    ];
+    for (i, (data, extra, message, sets)) in cases.iter().enumerate() {
+        let path = tmp.path().join(format!("d{i}.csv"));
+        std::fs::write(&path, data).unwrap();
+        let cfg = config(tmp.path(), &path, extra);
+        let run = tmp.path().join(format!("run{i}"));
+        let args = common::train_args("flex", cfg.to_str().unwrap(), &run, sets);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = patron(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(message), "case {i}: {err}");
+        let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+        assert_eq!(errors, 1, "case {i}: {err}");
+        assert!(!err.contains("panicked"), "case {i}: {err}");
+        assert!(!run.exists(), "case {i} left a run directory");
+    }
+}
