@@ -236,7 +236,8 @@ pub struct TuneArgs {
     /// Seed of the draw of --trials.
     #[arg(long, value_name = "N", default_value_t = 42)]
     pub seed: u64,
-    /// Rank by this validation metric: auc_roc, auc_pr, log_loss, macro_f1 or accuracy
+    /// Rank by this validation metric: auc_roc, auc_pr, log_loss, macro_f1 or accuracy; for a
+    /// regression loss, rmse or mae
     /// (default: the config's train.early_stopping.metric).
     #[arg(long, value_name = "NAME", value_parser = parse_metric)]
     pub metric: Option<StopMetric>,

@@ -629,8 +629,8 @@ fn rank(trials: &[Trial], metric: StopMetric) -> Vec<Trial> {
     ranked
 }
 
-/// Columns of the leaderboard after the searched keys.
-const VALID_COLUMNS: [&str; 5] = [
+/// Columns of a classification leaderboard after the searched keys.
+const VALID_COLUMNS: &[&str] = &[
     "valid_loss",
     "valid_auc_roc",
     "valid_auc_pr",
@@ -638,8 +638,24 @@ const VALID_COLUMNS: [&str; 5] = [
     "valid_macro_f1",
 ];
 
+/// Columns of a regression leaderboard after the searched keys.
+const REGRESSION_COLUMNS: &[&str] = &["valid_loss", "valid_rmse", "valid_mae"];
+
+/// The validation columns the trials measured: a regression's, or a classifier's.
+fn valid_columns(trials: &[Trial]) -> &'static [&'static str] {
+    let regression = trials.iter().any(|t| match &t.result {
+        TrialResult::Trained { valid, .. } => valid.valid.contains_key("valid_rmse"),
+        TrialResult::Diverged(_) => false,
+    });
+    if regression {
+        REGRESSION_COLUMNS
+    } else {
+        VALID_COLUMNS
+    }
+}
+
 /// Each trial's cells, as [`header`] names them.
-fn rows(metric: StopMetric, ranked: &[Trial]) -> Vec<Vec<String>> {
+fn rows(metric: StopMetric, ranked: &[Trial], columns: &[&str]) -> Vec<Vec<String>> {
     ranked
         .iter()
         .enumerate()
@@ -655,15 +671,11 @@ fn rows(metric: StopMetric, ranked: &[Trial]) -> Vec<Vec<String>> {
                     row.push(format!("{:.6}", valid.metric(metric)));
                     row.push(best_epoch.to_string());
                     row.push(epochs.to_string());
-                    row.extend(
-                        VALID_COLUMNS
-                            .iter()
-                            .map(|&c| format!("{:.6}", valid.get(c))),
-                    );
+                    row.extend(columns.iter().map(|&c| format!("{:.6}", valid.get(c))));
                 }
                 TrialResult::Diverged(_) => {
                     row.push("diverged".into());
-                    row.extend(std::iter::repeat_n(String::new(), 2 + VALID_COLUMNS.len()));
+                    row.extend(std::iter::repeat_n(String::new(), 2 + columns.len()));
                 }
             }
             row.push(format!("{:.1}", t.seconds));
@@ -679,22 +691,23 @@ fn rows(metric: StopMetric, ranked: &[Trial]) -> Vec<Vec<String>> {
 
 /// The leaderboard's columns: rank, trial, the searched keys, the ranking metric, best
 /// epoch, epochs trained, the best epoch's validation metrics, seconds, run directory.
-fn header(request: &TuneRequest, metric: StopMetric) -> Vec<String> {
+fn header(request: &TuneRequest, metric: StopMetric, columns: &[&str]) -> Vec<String> {
     let mut header = vec!["rank".to_string(), "trial".to_string()];
     header.extend(request.search.iter().map(|a| a.key.clone()));
     header.push(format!("valid_{}", metric.name()));
     header.extend(["best_epoch".to_string(), "epochs".to_string()]);
-    header.extend(VALID_COLUMNS.iter().map(|c| c.to_string()));
+    header.extend(columns.iter().map(|c| c.to_string()));
     header.extend(["seconds".to_string(), "run_dir".to_string()]);
     header
 }
 
 fn markdown(request: &TuneRequest, metric: StopMetric, ranked: &[Trial]) -> String {
     let line = |cells: &[String]| format!("| {} |\n", cells.join(" | ").replace('\n', " "));
-    let header = header(request, metric);
+    let columns = valid_columns(ranked);
+    let header = header(request, metric, columns);
     let mut out = line(&header);
     out.push_str(&line(&vec!["---".to_string(); header.len()]));
-    for row in rows(metric, ranked) {
+    for row in rows(metric, ranked, columns) {
         out.push_str(&line(&row));
     }
     out
@@ -709,7 +722,9 @@ fn write_leaderboard(
 ) -> Result<()> {
     let ranked = rank(done, metric);
     let mut csv = String::new();
-    for row in std::iter::once(header(request, metric)).chain(rows(metric, &ranked)) {
+    let columns = valid_columns(&ranked);
+    let rows = rows(metric, &ranked, columns);
+    for row in std::iter::once(header(request, metric, columns)).chain(rows) {
         let cells: Vec<Cow<str>> = row.iter().map(|c| csv_field(c)).collect();
         csv.push_str(&cells.join(","));
         csv.push('\n');
