@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::config::{Config, TaskKind};
+use crate::config::{ClassWeight, Config, Loss, StopMetric, TargetTransform, TaskKind};
 use crate::data::preprocess::{missing_column, numeric_target, parse_number};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
@@ -122,6 +122,67 @@ pub fn fit_target(
         }
     );
     Ok((Target::Classes(labels), values, why))
+}
+
+/// Keys that do not apply to the target found are warned about; an early-stopping metric
+/// the task does not measure is an error naming the key.
+pub fn target_keys(config: &Config, target: &Target) -> Result<Vec<String>> {
+    let regression = *target == Target::Numeric;
+    let metric = config.train.early_stopping.metric;
+    let measured = match metric {
+        StopMetric::LogLoss | StopMetric::Loss => true,
+        StopMetric::Rmse | StopMetric::Mae => regression,
+        StopMetric::AucRoc | StopMetric::AucPr | StopMetric::MacroF1 | StopMetric::Accuracy => {
+            !regression
+        }
+    };
+    if !measured {
+        let (task, instead) = if regression {
+            ("regression", "\"loss\", \"rmse\" or \"mae\"")
+        } else {
+            (
+                "classification",
+                "\"log_loss\", \"auc_roc\", \"auc_pr\", \"macro_f1\" or \"accuracy\"",
+            )
+        };
+        return Err(PatronError::config(
+            "train.early_stopping.metric",
+            format!(
+                "is {:?}, which a {task} target does not have; use {instead}",
+                metric.name()
+            ),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if regression && config.train.class_weight != ClassWeight::None {
+        warnings.push(
+            "train.class_weight applies to classes only; a regression target ignores it".into(),
+        );
+    }
+    if !regression && config.train.loss != Loss::Mse {
+        warnings.push(format!(
+            "train.loss = {:?} applies to regression targets only; a classifier trains on cross-entropy",
+            config.train.loss.as_str()
+        ));
+    }
+    if !regression && config.data.target_transform != TargetTransform::None {
+        warnings.push("data.target_transform applies to regression targets only; ignored".into());
+    }
+    Ok(warnings)
+}
+
+/// Rows of each class, in the order of the labels (empty for a numeric target).
+pub fn class_rows(target: &Target, values: &[f32]) -> Vec<usize> {
+    match target {
+        Target::Classes(labels) => {
+            let mut rows = vec![0; labels.len()];
+            for &y in values {
+                rows[y as usize] += 1;
+            }
+            rows
+        }
+        Target::Numeric => Vec::new(),
+    }
 }
 
 /// The stratum of each row for a stratified split: its class, or for a numeric target

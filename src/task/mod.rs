@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::config::CalibrationMethod;
+use crate::config::{CalibrationMethod, ClassWeight};
 use crate::data::preprocess::{NumericTarget, Preprocessor};
 use crate::task::binary::{Binary, BinaryReport};
 use crate::task::calibration::Calibration;
@@ -66,6 +66,10 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     /// of `class`, or for a regression the prediction in the target's units.
     fn effect(&self, calibration: &Calibration, z: &[f64], class: usize) -> f64 {
         calibration.log_odds(z, class)
+    }
+    /// Per-row loss weights of training rows (`labels` as [`Task::targets`] reads them).
+    fn row_weights(&self, labels: &[f32], mode: ClassWeight) -> Vec<f32> {
+        class_weights(labels, mode, self.outputs())
     }
     /// Whether a reason's effect counts either way (a regression: a column can push the
     /// value up or down), rather than only toward the predicted class.
@@ -166,6 +170,26 @@ impl Decision {
         match self {
             Decision::Offsets(o) => o,
             Decision::Threshold(_) => &[],
+        }
+    }
+}
+
+/// Per-row loss weights, normalized to mean 1 over the training rows: `balanced` gives
+/// each class the same total weight (n / (k n_c)).
+fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> {
+    match mode {
+        ClassWeight::None => vec![1.0; labels.len()],
+        ClassWeight::Balanced => {
+            let n = labels.len() as f64;
+            let mut counts = vec![0usize; classes.max(2)];
+            for &y in labels {
+                counts[y as usize] += 1;
+            }
+            let k = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
+            labels
+                .iter()
+                .map(|&y| (n / (k * counts[y as usize].max(1) as f64)) as f32)
+                .collect()
         }
     }
 }
@@ -356,6 +380,29 @@ mod tests {
         // The argmax, until an offset favours class 2 on the close row.
         let offsets = Decision::Offsets(vec![0.0, 0.0, 0.1]);
         assert_eq!(three.decide(&probs, &offsets), [0, 2]);
+    }
+
+    #[test]
+    fn balanced_weights_equalize_classes() {
+        let y = [1.0, 0.0, 0.0, 0.0];
+        let w = class_weights(&y, ClassWeight::Balanced, 2);
+        assert_eq!(w, vec![2.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
+        let total: f32 = w.iter().sum();
+        assert!((total - 4.0).abs() < 1e-6);
+        // A regression weighs every row the same.
+        let target = NumericTarget {
+            transform: crate::config::TargetTransform::None,
+            loss: crate::config::Loss::Mse,
+            center: 0.0,
+            scale: 1.0,
+            huber_delta: 1.0,
+            tweedie_power: 1.5,
+        };
+        let regression = for_target(&[], Some(&target));
+        assert_eq!(
+            regression.row_weights(&[3.5, 0.0], ClassWeight::Balanced),
+            [1.0, 1.0]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CalibrationMethod, Config, Loss, TargetTransform};
+use crate::config::{CalibrationMethod, ClassWeight, Config, Loss, TargetTransform};
 use crate::data::preprocess::NumericTarget;
 use crate::error::{PatronError, Result};
 use crate::task::calibration::Calibration;
@@ -295,6 +295,10 @@ impl Task for Regression {
 
     fn effect(&self, calibration: &Calibration, z: &[f64], _class: usize) -> f64 {
         self.predict(z[0], calibration.smearing)
+    }
+
+    fn row_weights(&self, labels: &[f32], _mode: ClassWeight) -> Vec<f32> {
+        vec![1.0; labels.len()]
     }
 
     fn signed_effects(&self) -> bool {

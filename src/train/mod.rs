@@ -21,9 +21,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::config::{
-    ClassWeight, Config, Loss, Resolved, Schedule, StopMetric, TargetTransform, TrainConfig,
-};
+use crate::config::{Config, Resolved, Schedule, TrainConfig};
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
@@ -43,7 +41,7 @@ use crate::score::drift;
 use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
-use crate::task::labels::{Target, fit_target, strata};
+use crate::task::labels::{Target, class_rows, fit_target, strata, target_keys};
 use crate::task::regression::Regression;
 use crate::task::{self, Report, Task};
 
@@ -254,17 +252,11 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
     let table = read_data(&config, &path)?;
     let checked = check(&config, &table, &path, None)?;
     warnings.extend(checked.warnings);
-    let mut class_rows = vec![0; checked.pre.labels.len()];
-    if checked.pre.regression.is_none() {
-        for &y in &checked.labels {
-            class_rows[y as usize] += 1;
-        }
-    }
     Ok(Validation {
         data: path,
         rows: table.height(),
         config,
-        class_rows,
+        class_rows: checked.class_rows,
         task_note: checked.task_note,
         split: checked.split,
         pre: checked.pre,
@@ -276,6 +268,8 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
 struct Checked {
     /// What was chosen for `data.task`, in words.
     task_note: String,
+    /// Rows of each class (empty for a regression).
+    class_rows: Vec<usize>,
     pre: Preprocessor,
     split: Split,
     labels: Vec<f32>,
@@ -304,7 +298,8 @@ fn check(
 ) -> Result<Checked> {
     let (target, labels, task_note) = fit_target(table, config, path)?;
     let regression = target == Target::Numeric;
-    let mut warnings = target_warnings(config, regression)?;
+    let mut warnings = target_keys(config, &target)?;
+    let class_rows = class_rows(&target, &labels);
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let split = match &config.split.column {
         Some(column) => split_from_column(table, column, &read, path)?,
@@ -330,6 +325,7 @@ fn check(
     let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
     Ok(Checked {
         task_note,
+        class_rows,
         pre,
         split,
         labels,
@@ -390,56 +386,6 @@ fn evaluated_rows(split: &Split) -> &[usize] {
     } else {
         &split.test
     }
-}
-
-/// Keys that do not apply to the task found are warned about; an early-stopping metric
-/// the task does not measure is an error.
-fn target_warnings(config: &Config, regression: bool) -> Result<Vec<String>> {
-    let metric = config.train.early_stopping.metric;
-    let regression_metric = matches!(
-        metric,
-        StopMetric::LogLoss | StopMetric::Loss | StopMetric::Rmse | StopMetric::Mae
-    );
-    let classification_metric = !matches!(metric, StopMetric::Rmse | StopMetric::Mae);
-    if (regression && !regression_metric) || (!regression && !classification_metric) {
-        return Err(PatronError::config(
-            "train.early_stopping.metric",
-            format!(
-                "is {:?}, which a {} target does not have; use {}",
-                metric.name(),
-                if regression {
-                    "regression"
-                } else {
-                    "classification"
-                },
-                if regression {
-                    "\"loss\", \"rmse\" or \"mae\""
-                } else {
-                    "\"log_loss\", \"auc_roc\", \"auc_pr\", \"macro_f1\" or \"accuracy\""
-                }
-            ),
-        ));
-    }
-    let mut warnings = Vec::new();
-    if regression {
-        if config.train.class_weight != ClassWeight::None {
-            warnings.push(
-                "train.class_weight applies to classes only; a regression target ignores it".into(),
-            );
-        }
-    } else {
-        if config.train.loss != Loss::Mse {
-            warnings.push(format!(
-                "train.loss = {:?} applies to regression targets only; a classifier trains on cross-entropy",
-                config.train.loss.as_str()
-            ));
-        }
-        if config.data.target_transform != TargetTransform::None {
-            warnings
-                .push("data.target_transform applies to regression targets only; ignored".into());
-        }
-    }
-    Ok(warnings)
 }
 
 fn check_split(split: &Split, labels: &[f32], regression: bool, path: &Path) -> Result<()> {
@@ -598,26 +544,6 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
     }
 }
 
-/// Per-row loss weights, normalized to mean 1 over the training rows: `balanced` gives
-/// each class the same total weight (n / (k n_c)).
-fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> {
-    match mode {
-        ClassWeight::None => vec![1.0; labels.len()],
-        ClassWeight::Balanced => {
-            let n = labels.len() as f64;
-            let mut counts = vec![0usize; classes.max(2)];
-            for &y in labels {
-                counts[y as usize] += 1;
-            }
-            let k = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
-            labels
-                .iter()
-                .map(|&y| (n / (k * counts[y as usize].max(1) as f64)) as f32)
-                .collect()
-        }
-    }
-}
-
 /// One optimizer step on a batch: forward, the task's weighted loss, backward, AdamW.
 /// `targets` is `[batch, outputs]` as [`Task::targets`] encodes them. Returns the updated
 /// network, the batch loss (still on the autodiff device) and, for `text_bag`, the
@@ -750,11 +676,7 @@ impl<'a> TrainSet<'a> {
         let cfg = &p.config.train;
         let train_rows = &p.split.train;
         let train_y = select_labels(&p.labels, train_rows);
-        let weighting = match p.pre.regression {
-            Some(_) => ClassWeight::None,
-            None => cfg.class_weight,
-        };
-        let train_w = class_weights(&train_y, weighting, p.pre.labels.len());
+        let train_w = p.task.row_weights(&train_y, cfg.class_weight);
         let train_enc = p.encoded.subset(train_rows);
         let n = train_rows.len();
         let data = if spec.text.is_some() {
@@ -1214,14 +1136,5 @@ mod tests {
         };
         assert!((learning_rate(&one, 0, 100) - 4e-5).abs() < 1e-12);
         assert!((learning_rate(&one, 30, 100) - 1e-3).abs() < 1e-12);
-    }
-
-    #[test]
-    fn balanced_weights_equalize_classes() {
-        let y = [1.0, 0.0, 0.0, 0.0];
-        let w = class_weights(&y, ClassWeight::Balanced, 2);
-        assert_eq!(w, vec![2.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
-        let total: f32 = w.iter().sum();
-        assert!((total - 4.0).abs() < 1e-6);
     }
 }
