@@ -380,9 +380,12 @@ fn ids_per_text(config: &str, sets: &[&str]) -> f64 {
 
 /// A bank-shaped CSV of `rows` rows (the shipped file repeated).
 fn write_rows(path: &Path, rows: usize) {
-    let data =
-        std::fs::read_to_string(project_dir().join("datasets/bank_marketing_uci_bank_4521.csv"))
-            .expect("shipped bank data");
+    write_rows_of(path, rows, "datasets/bank_marketing_uci_bank_4521.csv");
+}
+
+/// A CSV of `rows` rows shaped like the shipped `dataset` (its rows repeated).
+fn write_rows_of(path: &Path, rows: usize, dataset: &str) {
+    let data = std::fs::read_to_string(project_dir().join(dataset)).expect("shipped data");
     let mut lines = data.lines();
     let header = lines.next().unwrap_or_default();
     let body: Vec<&str> = lines.collect();
@@ -560,7 +563,80 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
         gpu: false,
         extra: "\"rows\": 10".into(),
     });
+    end_to_end.extend(regression_cases(quick, tmp));
     end_to_end
+}
+
+/// The customer-value config (CDNOW, Tweedie loss) on flex: training rows/s over a fixed
+/// number of epochs, and `predict` rows/s with its peak memory on CDNOW-shaped rows.
+fn regression_cases(quick: bool, tmp: &Path) -> Vec<Case> {
+    let run_dir = tmp.join("regression");
+    let epochs = 5;
+    let epochs_set = format!("train.epochs={epochs}");
+    run(&[
+        "train",
+        "--config",
+        "configs/customer_value.toml",
+        "--backend",
+        "flex",
+        "--quiet",
+        "--output-dir",
+        path_str(&run_dir),
+        "--set",
+        &epochs_set,
+        "--set",
+        "train.early_stopping.patience=0",
+    ]);
+    let read = |name: &str| std::fs::read_to_string(run_dir.join(name)).expect("run file");
+    let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).expect("json");
+    let train_rows = manifest["rows"]["train"].as_f64().expect("train rows");
+    let metrics = read("metrics.csv");
+    let seconds_column = metrics
+        .lines()
+        .next()
+        .and_then(|h| h.split(',').position(|c| c == "seconds"))
+        .expect("a seconds column");
+    let seconds: f64 = metrics
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(seconds_column)?.parse::<f64>().ok())
+        .sum();
+    let mut cases = vec![Case {
+        case: "regression_train".into(),
+        unit: "rows/s",
+        patron: Some(train_rows * epochs as f64 / seconds),
+        reference: None,
+        gpu: false,
+        extra: format!(
+            "\"data\": \"CDNOW future_spend, Tweedie, {epochs} epochs of {train_rows} rows\""
+        ),
+    }];
+    let rows = if quick { 200_000 } else { 1_000_000 };
+    let big = tmp.join("cdnow_big.csv");
+    write_rows_of(&big, rows, "datasets/cdnow_customer_value_23570.csv");
+    let out = tmp.join("cdnow_out.csv");
+    let (secs, peak_rss_mb) = run(&[
+        "predict",
+        "--checkpoint",
+        path_str(&run_dir),
+        "--input",
+        path_str(&big),
+        "--output",
+        path_str(&out),
+    ]);
+    cases.push(Case {
+        case: if quick {
+            "regression_predict_200k".into()
+        } else {
+            "regression_predict_1m".into()
+        },
+        unit: "rows/s",
+        patron: Some(rows as f64 / secs),
+        reference: None,
+        gpu: false,
+        extra: format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
+    });
+    cases
 }
 
 /// What the PyTorch reference printed in each round: as users run it, and with
