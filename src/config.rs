@@ -400,6 +400,10 @@ pub struct ModelConfig {
     /// `text_transformer`: how token states become one vector.
     #[serde(default = "default_pooling")]
     pub pooling: Pooling,
+    /// Regression: quantiles of the target predicted beside it (e.g. `[0.1, 0.9]`, each
+    /// its own output trained with the pinball loss), written as `q10`, `q90`.
+    #[serde(default)]
+    pub quantiles: Vec<f64>,
 }
 
 /// How a Transformer's token states are pooled into one vector.
@@ -784,6 +788,7 @@ impl Default for ModelConfig {
             layers: default_layers(),
             heads: default_heads(),
             pooling: default_pooling(),
+            quantiles: Vec::new(),
         }
     }
 }
@@ -861,6 +866,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "layers",
             "heads",
             "pooling",
+            "quantiles",
         ],
     ),
     (
@@ -1247,6 +1253,15 @@ impl ModelConfig {
         if self.embedding_dim == 0 {
             return Err(("model.embedding_dim", "must be at least 1"));
         }
+        if self.quantiles.len() > 9
+            || self.quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0))
+            || self.quantiles.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err((
+                "model.quantiles",
+                "must be up to 9 increasing numbers strictly between 0 and 1 (e.g. [0.1, 0.9])",
+            ));
+        }
         if !(1..=64).contains(&self.ensemble) {
             return Err((
                 "model.ensemble",
@@ -1452,6 +1467,18 @@ mod tests {
         assert!(!err.to_string().contains('\n'));
         let err = Config::from_toml_str(MINIMAL, "t", &["model.dropout=1.5".into()]).unwrap_err();
         assert!(err.to_string().contains("model.dropout"), "{err}");
+        for bad in [
+            "model.quantiles=[0.9, 0.1]",
+            "model.quantiles=[0.0, 0.5]",
+            "train.tweedie_power=2.0",
+            "train.huber_delta=0",
+        ] {
+            let err = Config::from_toml_str(MINIMAL, "t", &[bad.into()]).unwrap_err();
+            let key = bad.split('=').next().unwrap();
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
+        let ok = Config::from_toml_str(MINIMAL, "t", &["model.quantiles=[0.1, 0.9]".into()]);
+        assert_eq!(ok.unwrap().model.quantiles, [0.1, 0.9]);
         let err = Config::from_toml_str("[data]\npath = \"x.csv\"\n", "t", &[]).unwrap_err();
         assert!(err.to_string().contains("data.target"), "{err}");
     }

@@ -337,3 +337,59 @@ fn bad_regression_inputs_are_exit_2_naming_the_problem() {
         assert!(!run.exists(), "case {i} left a run directory");
     }
 }
+
+#[test]
+fn quantile_heads_give_intervals_that_cover_their_share() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("lin.csv");
+    linear(&data, 3000, 0.0);
+    let cfg = config(tmp.path(), &data, "");
+    let run = train_on(
+        "flex",
+        cfg.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &["model.quantiles=[0.1, 0.9]"],
+    );
+    let report = json(&run.join("report.json"));
+    let i = &report["intervals"];
+    // 600 test rows: the 80 % interval holds 80 % of them, give or take sampling.
+    let coverage = i["coverage"].as_f64().unwrap();
+    assert!((0.7..0.9).contains(&coverage), "{i}");
+    let below: Vec<f64> = i["below"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!((0.03..0.17).contains(&below[0]), "{i}");
+    assert!((0.83..0.97).contains(&below[1]), "{i}");
+    let shifts = &json(&run.join("calibration.json"))["quantile_shifts"];
+    assert_eq!(shifts.as_array().unwrap().len(), 2);
+
+    let out = tmp.path().join("p.csv");
+    assert_ok(&patron(&[
+        "predict",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let (header, rows) = csv(&out);
+    assert_eq!(header, ["row", "prediction", "q10", "q90"]);
+    let mut width = 0.0;
+    for r in &rows {
+        let v: Vec<f64> = r[1..].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(v[1] <= v[2], "{r:?}");
+        width += v[2] - v[1];
+    }
+    // y spans 0..30; the interval is the model's error band, a few units wide at most.
+    let width = width / rows.len() as f64;
+    assert!(width > 0.5 && width < 4.0, "{width}");
+    // The interval columns' drift profile watches the prediction only.
+    let drift = tmp.path().join("drift");
+    assert_ok(&common::drift_on(&run, &data, &drift));
+    let report = json(&drift.join("drift.json"));
+    assert!(report["score"]["psi"].as_f64().unwrap() < 0.1, "{report}");
+}

@@ -138,7 +138,7 @@ pub struct Preprocessor {
 
 /// A regression target as the network learns it, fitted on the training rows: the
 /// transform, then (identity link) standardization or (log link) division by the mean.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumericTarget {
     /// Applied to the target before everything else, inverted at scoring.
     pub transform: TargetTransform,
@@ -153,6 +153,9 @@ pub struct NumericTarget {
     pub huber_delta: f64,
     /// Tweedie's variance power.
     pub tweedie_power: f64,
+    /// Quantiles predicted beside the value, increasing (each one more output).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<f64>,
 }
 
 /// How a text model reads its text: the columns (joined with a space) and the tokenizer.

@@ -740,8 +740,24 @@ pub fn render_regression(r: &RegressionReport, page: &ReportPage) -> Result<Stri
         let _ = write!(h, "<tr><td>{name}</td><td>{value}</td></tr>");
     }
     h.push_str("</table></section>\n");
-    h.push_str(&regression_charts(page)?);
-    h.push_str(&decile_table(r, page));
+    // Each row's scores are its prediction, then its quantiles.
+    let width = 1 + r.intervals.as_ref().map_or(0, |i| i.quantiles.len());
+    let predictions: Vec<f64> = page.probs.iter().step_by(width).copied().collect();
+    h.push_str(&regression_charts(&predictions, page.labels)?);
+    h.push_str(&decile_table(r, &predictions, page.labels));
+    if let Some(i) = &r.intervals {
+        h.push_str("<section id=\"intervals\"><h2>Prediction intervals</h2><table><tr><th>quantile</th><th>share of rows at or below it</th></tr>");
+        for (q, below) in i.quantiles.iter().zip(&i.below) {
+            let _ = write!(h, "<tr><td>{q}</td><td>{below:.4}</td></tr>");
+        }
+        let _ = writeln!(
+            h,
+            "</table><p class=\"note\">{:.1} % of the rows fall between the lowest and the highest predicted quantile (aimed at {:.1} %); the interval is {:.4} wide on average.</p></section>",
+            i.coverage * 100.0,
+            (i.quantiles[i.quantiles.len() - 1] - i.quantiles[0]) * 100.0,
+            i.mean_width
+        );
+    }
     h.push_str(&segments_html(
         &r.segments,
         "<th>value</th><th>rows</th><th>mean target</th><th>mean prediction</th><th>RMSE</th>",
@@ -783,8 +799,7 @@ fn by_prediction(predictions: &[f64]) -> Vec<usize> {
 
 /// Predicted against actual (means per bin, so it reads the same at 100k rows), the
 /// residuals per bin (mean and the 10th / 90th percentiles) and the value-gains curve.
-fn regression_charts(page: &ReportPage) -> Result<String> {
-    let (p, y) = (page.probs, page.labels);
+fn regression_charts(p: &[f64], y: &[f32]) -> Result<String> {
     let mut order = by_prediction(p);
     order.reverse();
     let n = order.len();
@@ -891,8 +906,8 @@ fn regression_charts(page: &ReportPage) -> Result<String> {
 
 /// Mean prediction, mean target and share of the total per tenth of the rows by
 /// prediction.
-fn decile_table(r: &RegressionReport, page: &ReportPage) -> String {
-    let means = decile_means(page.probs, page.labels);
+fn decile_table(r: &RegressionReport, predictions: &[f64], targets: &[f32]) -> String {
+    let means = decile_means(predictions, targets);
     let mut h = String::from(
         "<section id=\"deciles\"><h2>By decile of prediction</h2><table><tr><th>decile (highest first)</th><th>mean prediction</th><th>mean target</th><th>share of the total</th></tr>",
     );

@@ -100,6 +100,15 @@ impl RegressionReport {
             m.mean_target,
             share(m.top10_share)
         );
+        if let Some(i) = &self.intervals {
+            out.push_str(&format!(
+                "\nPrediction intervals: {:.1} % of the rows fall between the predicted quantiles {} and {} (mean width {:.4}).\n",
+                i.coverage * 100.0,
+                i.quantiles[0],
+                i.quantiles[i.quantiles.len() - 1],
+                i.mean_width
+            ));
+        }
         if let Some(shares) = &self.decile_share {
             out.push_str("\nShare of the total target per decile of prediction (highest first)\n\n| decile | share |\n|---|---|\n");
             for (d, s) in shares.iter().enumerate() {

@@ -217,8 +217,9 @@ pub fn profile(
             .collect()
     };
     let score = match task::for_run(pre).monitored() {
-        Monitored::Score => {
-            let values: Vec<Option<f64>> = scores.iter().map(|&s| Some(s)).collect();
+        Monitored::Score(per_row) => {
+            let values: Vec<Option<f64>> =
+                scores.iter().step_by(per_row).map(|&s| Some(s)).collect();
             Buckets::of_numbers("score", &values)
         }
         Monitored::Class(classes) => Buckets::of_indices("predicted class", predicted, classes),
@@ -336,8 +337,8 @@ impl<'a> DriftCounter<'a> {
             }
         }
         match self.monitored {
-            Monitored::Score => {
-                for &s in scores {
+            Monitored::Score(per_row) => {
+                for &s in scores.iter().step_by(per_row) {
                     self.profile.score.count_number(&mut self.score, Some(s));
                 }
             }
@@ -389,7 +390,7 @@ impl<'a> DriftCounter<'a> {
             .collect();
         features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
         let score_labels = match self.monitored {
-            Monitored::Score => range_labels(&self.profile.score.edges, Some, false),
+            Monitored::Score(_) => range_labels(&self.profile.score.edges, Some, false),
             Monitored::Class(_) => self.pre.labels.clone(),
         };
         DriftReport {

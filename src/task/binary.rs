@@ -135,7 +135,7 @@ impl Task for Binary {
     }
 
     fn monitored(&self) -> Monitored {
-        Monitored::Score
+        Monitored::Score(1)
     }
 
     fn logit_names(&self) -> Vec<String> {

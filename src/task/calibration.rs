@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::CalibrationMethod;
 
 /// Maps a model logit z to a probability sigmoid(a z + b).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// How it was fitted.
     pub method: CalibrationMethod,
@@ -18,6 +18,10 @@ pub struct Calibration {
     /// exp of the predicted ln(1 + y) (1, and not written, otherwise).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub smearing: f64,
+    /// A regression with `model.quantiles`: the shift added to each quantile head (on
+    /// the scaled target) so that its share of validation rows below it is its quantile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantile_shifts: Vec<f64>,
 }
 
 fn one() -> f64 {
@@ -46,6 +50,7 @@ impl Calibration {
             a: 1.0,
             b: 0.0,
             smearing: 1.0,
+            quantile_shifts: Vec::new(),
         }
     }
 
@@ -150,6 +155,7 @@ impl Calibration {
             a,
             b,
             smearing: 1.0,
+            quantile_shifts: Vec::new(),
         }
     }
 
@@ -203,6 +209,7 @@ impl Calibration {
             a,
             b: 0.0,
             smearing: 1.0,
+            quantile_shifts: Vec::new(),
         }
     }
 }
@@ -219,6 +226,7 @@ mod tests {
             a: 0.8,
             b: -0.3,
             smearing: 1.0,
+            quantile_shifts: Vec::new(),
         };
         for z in [-4.0, 0.0, 2.5] {
             let p = platt.apply(z);
@@ -230,6 +238,7 @@ mod tests {
             a: 0.5,
             b: 0.0,
             smearing: 1.0,
+            quantile_shifts: Vec::new(),
         };
         let z = [1.0, -2.0, 3.0];
         let p = softmax_rows(&[0.5, -1.0, 1.5], 3);

@@ -165,6 +165,9 @@ pub fn target_keys(config: &Config, target: &Target) -> Result<Vec<String>> {
             config.train.loss.as_str()
         ));
     }
+    if !regression && !config.model.quantiles.is_empty() {
+        warnings.push("model.quantiles applies to regression targets only; ignored".into());
+    }
     if !regression && config.data.target_transform != TargetTransform::None {
         warnings.push("data.target_transform applies to regression targets only; ignored".into());
     }

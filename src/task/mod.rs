@@ -108,7 +108,7 @@ pub trait Task: Send + Sync + std::fmt::Debug {
 /// are binary, more are multiclass).
 pub fn for_target(labels: &[String], numeric: Option<&NumericTarget>) -> Box<dyn Task> {
     match numeric {
-        Some(target) => Box::new(Regression::new(*target)),
+        Some(target) => Box::new(Regression::new(target.clone())),
         None if labels.len() <= 2 => Box::new(Binary::new(labels)),
         None => Box::new(Multiclass::new(labels)),
     }
@@ -131,8 +131,8 @@ pub enum OutputColumn {
 /// What `patron drift` watches of a task's outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Monitored {
-    /// The calibrated score, in deciles.
-    Score,
+    /// The calibrated score (the first of this many per row), in deciles.
+    Score(usize),
     /// The predicted class, one bucket for each of this many classes.
     Class(usize),
 }
@@ -397,6 +397,7 @@ mod tests {
             scale: 1.0,
             huber_delta: 1.0,
             tweedie_power: 1.5,
+            quantiles: Vec::new(),
         };
         let regression = for_target(&[], Some(&target));
         assert_eq!(

@@ -1,11 +1,13 @@
-//! A numeric target: one output per row, a squared-error, Huber, Poisson or Tweedie loss,
-//! predictions in the target's units, and the regression `report.json` (errors, rank
-//! correlation, and how much of the total target the top-scored rows hold).
+//! A numeric target: one output per row (plus one per `model.quantiles` entry, trained
+//! with the pinball loss), a squared-error, Huber, Poisson or Tweedie loss, predictions in
+//! the target's units, and the regression `report.json` (errors, rank correlation, how
+//! much of the total target the top-scored rows hold, and the intervals' coverage).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CalibrationMethod, ClassWeight, Config, Loss, TargetTransform};
@@ -108,7 +110,67 @@ impl Regression {
             scale,
             huber_delta: config.train.huber_delta,
             tweedie_power: config.train.tweedie_power,
+            quantiles: config.model.quantiles.clone(),
         })
+    }
+
+    /// Outputs per row: the value, then one per quantile.
+    fn width(&self) -> usize {
+        1 + self.target.quantiles.len()
+    }
+
+    /// The quantile heads' pinball loss of one row, on the scaled target.
+    fn host_pinball(&self, heads: &[f64], y: f64) -> f64 {
+        heads
+            .iter()
+            .zip(&self.target.quantiles)
+            .map(|(&q, &tau)| {
+                let d = y - q;
+                if d >= 0.0 { tau * d } else { (tau - 1.0) * d }
+            })
+            .sum()
+    }
+
+    /// A quantile head's output in the target's units: the scaled target is linear in
+    /// both links (a log link's heads are not exponentiated, so they can reach 0, and are
+    /// clipped there), and a monotone transform maps quantiles exactly, with no smearing.
+    fn quantile(&self, q: f64) -> f64 {
+        let NumericTarget { center, scale, .. } = self.target;
+        let t = if self.target.loss.log_link() {
+            (scale * q).max(0.0)
+        } else {
+            center + scale * q
+        };
+        match self.target.transform {
+            TargetTransform::None => t,
+            TargetTransform::Log1p => t.min(MAX_LOG).exp_m1(),
+        }
+    }
+
+    /// Each row's scores: the prediction, then its quantiles (each head shifted by its
+    /// `shifts` entry, if any) in increasing order (sorted, so they never cross).
+    fn scores(&self, logits: &[f64], smearing: f64, shifts: &[f64]) -> Vec<f64> {
+        let width = self.width();
+        let shift = |j: usize| shifts.get(j).copied().unwrap_or(0.0);
+        let mut out = Vec::with_capacity(logits.len());
+        for row in logits.chunks_exact(width) {
+            out.push(self.predict(row[0], smearing));
+            let start = out.len();
+            out.extend(
+                row[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &q)| self.quantile(q + shift(j))),
+            );
+            out[start..].sort_by(f64::total_cmp);
+        }
+        out
+    }
+
+    /// The column name of a quantile: `q10` for 0.1, `q97.5` for 0.975.
+    fn quantile_name(q: f64) -> String {
+        let percent = format!("{:.4}", q * 100.0);
+        format!("q{}", percent.trim_end_matches('0').trim_end_matches('.'))
     }
 
     /// The target as the network learns it.
@@ -159,8 +221,12 @@ impl Regression {
         }
     }
 
+    /// Each row's prediction (its first output).
     fn predictions(&self, logits: &[f64], smearing: f64) -> Vec<f64> {
-        logits.iter().map(|&z| self.predict(z, smearing)).collect()
+        logits
+            .chunks_exact(self.width())
+            .map(|row| self.predict(row[0], smearing))
+            .collect()
     }
 }
 
@@ -178,19 +244,38 @@ impl Task for Regression {
     }
 
     fn outputs(&self) -> usize {
-        1
+        self.width()
     }
 
     fn targets(&self, labels: &[f32]) -> Vec<f32> {
+        // The scaled target once per output: the value's and each quantile head's.
         labels
             .iter()
-            .map(|&y| self.scaled(f64::from(y)) as f32)
+            .flat_map(|&y| std::iter::repeat_n(self.scaled(f64::from(y)) as f32, self.width()))
             .collect()
     }
 
     fn loss(&self, logits: Tensor<2>, targets: Tensor<2>, weights: Tensor<1>) -> Tensor<1> {
         let rows = weights.dims()[0];
-        let (z, y) = (logits.reshape([rows]), targets.reshape([rows]));
+        let mut pinball: Option<Tensor<1>> = None;
+        for (j, &tau) in self.target.quantiles.iter().enumerate() {
+            let column = |t: &Tensor<2>| t.clone().slice([0..rows, j + 1..j + 2]).reshape([rows]);
+            let d = column(&targets) - column(&logits);
+            // tau * max(d, 0) + (1 - tau) * max(-d, 0).
+            let head = relu(d.clone()).mul_scalar(tau) + relu(d.neg()).mul_scalar(1.0 - tau);
+            pinball = Some(match pinball {
+                Some(sum) => sum + head,
+                None => head,
+            });
+        }
+        let (z, y) = if self.width() == 1 {
+            (logits.reshape([rows]), targets.reshape([rows]))
+        } else {
+            (
+                logits.slice([0..rows, 0..1]).reshape([rows]),
+                targets.slice([0..rows, 0..1]).reshape([rows]),
+            )
+        };
         let NumericTarget {
             huber_delta: delta,
             tweedie_power: p,
@@ -214,15 +299,22 @@ impl Task for Regression {
                 rise.div_scalar(p - 1.0) + z.mul_scalar(2.0 - p).exp().div_scalar(2.0 - p)
             }
         };
+        let per_row = match pinball {
+            Some(heads) => per_row + heads,
+            None => per_row,
+        };
         (per_row * weights).mean()
     }
 
     fn validate(&self, logits: &[f64], labels: &[f32]) -> ValidScores {
         let n = labels.len().max(1) as f64;
         let loss = logits
-            .iter()
+            .chunks_exact(self.width())
             .zip(labels)
-            .map(|(&z, &y)| self.host_loss(z, self.scaled(f64::from(y))))
+            .map(|(row, &y)| {
+                let y = self.scaled(f64::from(y));
+                self.host_loss(row[0], y) + self.host_pinball(&row[1..], y)
+            })
             .sum::<f64>()
             / n;
         let predictions = self.predictions(logits, 1.0);
@@ -264,25 +356,48 @@ impl Task for Regression {
             // Duan's smearing: exp of a predicted mean log is a median; the mean of the
             // exponentiated validation residuals scales it back to a mean.
             let residual = logits
-                .iter()
+                .chunks_exact(self.width())
                 .zip(labels)
-                .map(|(&z, &y)| {
-                    (f64::from(y).ln_1p() - self.transformed(z))
+                .map(|(row, &y)| {
+                    (f64::from(y).ln_1p() - self.transformed(row[0]))
                         .min(MAX_LOG)
                         .exp()
                 })
                 .sum::<f64>();
-            calibration.smearing = residual / logits.len() as f64;
+            calibration.smearing = residual / labels.len() as f64;
+        }
+        if !labels.is_empty() {
+            // Conformalized quantile regression (Romano et al., 2019), one side per head:
+            // a network that fits its training rows closely predicts quantiles that are
+            // too narrow on new rows; shifting each head by the matching quantile of its
+            // validation residuals restores its share.
+            let rows: Vec<&[f64]> = logits.chunks_exact(self.width()).collect();
+            calibration.quantile_shifts = self
+                .target
+                .quantiles
+                .iter()
+                .enumerate()
+                .map(|(j, &tau)| {
+                    let mut residuals: Vec<f64> = rows
+                        .iter()
+                        .zip(labels)
+                        .map(|(row, &y)| self.scaled(f64::from(y)) - row[1 + j])
+                        .collect();
+                    residuals.sort_by(f64::total_cmp);
+                    let at = (tau * residuals.len() as f64).ceil() as usize;
+                    residuals[at.clamp(1, residuals.len()) - 1]
+                })
+                .collect();
         }
         (calibration, Decision::Offsets(Vec::new()))
     }
 
     fn probabilities(&self, calibration: &Calibration, logits: &[f64]) -> Vec<f64> {
-        self.predictions(logits, calibration.smearing)
+        self.scores(logits, calibration.smearing, &calibration.quantile_shifts)
     }
 
     fn uncalibrated(&self, logits: &[f64]) -> Vec<f64> {
-        self.predictions(logits, 1.0)
+        self.scores(logits, 1.0, &[])
     }
 
     fn decide(&self, _probs: &[f64], _decision: &Decision) -> Vec<usize> {
@@ -290,7 +405,7 @@ impl Task for Regression {
     }
 
     fn probability_of(&self, probs: &[f64], row: usize, _class: usize) -> f64 {
-        probs[row]
+        probs[row * self.width()]
     }
 
     fn effect(&self, calibration: &Calibration, z: &[f64], _class: usize) -> f64 {
@@ -316,7 +431,16 @@ impl Task for Regression {
         evaluated_on: &str,
         segments: &[(String, Vec<String>)],
     ) -> Report {
-        let mut report = RegressionReport::new(scores.probs, scores.labels, evaluated_on);
+        let width = self.width();
+        let predictions: Vec<f64> = scores.probs.iter().step_by(width).copied().collect();
+        let mut report = RegressionReport::new(&predictions, scores.labels, evaluated_on);
+        if width > 1 {
+            report.intervals = Some(Intervals::measure(
+                &self.target.quantiles,
+                scores.probs,
+                scores.labels,
+            ));
+        }
         report.loss = self.target.loss.as_str().to_string();
         report.target_transform = match self.target.transform {
             TargetTransform::None => "none",
@@ -327,7 +451,7 @@ impl Task for Regression {
             let groups = group_rows(values)
                 .into_iter()
                 .map(|(value, rows)| {
-                    let p: Vec<f64> = rows.iter().map(|&i| scores.probs[i]).collect();
+                    let p: Vec<f64> = rows.iter().map(|&i| predictions[i]).collect();
                     let y: Vec<f32> = rows.iter().map(|&i| scores.labels[i]).collect();
                     RegressionSegment {
                         value,
@@ -344,15 +468,21 @@ impl Task for Regression {
     }
 
     fn logit_names(&self) -> Vec<String> {
-        vec!["output".into()]
+        let heads = self.target.quantiles.iter();
+        std::iter::once("output".to_string())
+            .chain(heads.map(|&q| format!("output_{}", Self::quantile_name(q))))
+            .collect()
     }
 
     fn output_columns(&self) -> Vec<OutputColumn> {
-        vec![OutputColumn::Score("prediction".into())]
+        let heads = self.target.quantiles.iter();
+        std::iter::once(OutputColumn::Score("prediction".into()))
+            .chain(heads.map(|&q| OutputColumn::Score(Self::quantile_name(q))))
+            .collect()
     }
 
     fn monitored(&self) -> Monitored {
-        Monitored::Score
+        Monitored::Score(self.width())
     }
 
     fn positive_label(&self) -> String {
@@ -502,11 +632,51 @@ pub struct RegressionReport {
     pub loss: String,
     /// The target transform (`none` or `log1p`).
     pub target_transform: String,
+    /// With `model.quantiles`: how often the evaluated rows fell below each predicted
+    /// quantile and inside the outermost two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Intervals>,
     /// Which rows were scored: `test`, `valid` (when no test split) or a file path.
     pub evaluated_on: String,
     /// Figures per value of each `report.segments` column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, Vec<RegressionSegment>>,
+}
+
+/// How the predicted quantiles held on the evaluated rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intervals {
+    /// The quantiles predicted (`model.quantiles`).
+    pub quantiles: Vec<f64>,
+    /// Share of rows at or below each predicted quantile (ideally the quantile itself).
+    pub below: Vec<f64>,
+    /// Share of rows between the lowest and the highest predicted quantile (ideally their
+    /// difference, 0.8 for `[0.1, 0.9]`).
+    pub coverage: f64,
+    /// Mean width of that interval, in the target's units.
+    pub mean_width: f64,
+}
+
+impl Intervals {
+    /// Measure `scores` (per row: the prediction, then each quantile) against `targets`.
+    pub fn measure(quantiles: &[f64], scores: &[f64], targets: &[f32]) -> Intervals {
+        let width = 1 + quantiles.len();
+        let n = targets.len().max(1) as f64;
+        let rows = || scores.chunks_exact(width).zip(targets);
+        let below = (0..quantiles.len())
+            .map(|j| rows().filter(|(s, y)| f64::from(**y) <= s[1 + j]).count() as f64 / n)
+            .collect();
+        let inside = rows()
+            .filter(|(s, y)| (s[1]..=s[width - 1]).contains(&f64::from(**y)))
+            .count();
+        let spread: f64 = rows().map(|(s, _)| s[width - 1] - s[1]).sum();
+        Intervals {
+            quantiles: quantiles.to_vec(),
+            below,
+            coverage: inside as f64 / n,
+            mean_width: spread / n,
+        }
+    }
 }
 
 /// The evaluated rows sharing one value of a segment column.
@@ -552,6 +722,7 @@ impl RegressionReport {
             decile_share,
             loss: String::new(),
             target_transform: String::new(),
+            intervals: None,
             evaluated_on: evaluated_on.to_string(),
             segments: BTreeMap::new(),
         }
@@ -571,6 +742,7 @@ mod tests {
             scale: 2.0,
             huber_delta: 1.0,
             tweedie_power: 1.5,
+            quantiles: Vec::new(),
         })
     }
 
@@ -619,6 +791,51 @@ mod tests {
             ..Calibration::identity()
         };
         assert!((t.probabilities(&cal, &[z])[0] - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantile_heads_train_on_the_pinball_loss_and_never_cross() {
+        let t = Regression::new(NumericTarget {
+            quantiles: vec![0.1, 0.9],
+            ..task(Loss::Mse, TargetTransform::None).target
+        });
+        assert_eq!(t.outputs(), 3);
+        assert_eq!(t.targets(&[12.0]), [1.0, 1.0, 1.0]);
+        assert_eq!(
+            t.output_columns(),
+            [
+                OutputColumn::Score("prediction".into()),
+                OutputColumn::Score("q10".into()),
+                OutputColumn::Score("q90".into())
+            ]
+        );
+        assert_eq!(Regression::quantile_name(0.975), "q97.5");
+        // Crossed heads come out sorted.
+        assert_eq!(t.uncalibrated(&[0.0, 1.0, -1.0]), [10.0, 8.0, 12.0]);
+        // Validation shifts each head to its share: targets 1..=10 (scaled -4.5..0),
+        // heads all at -2.5 (target 5); a tenth of the rows at or below -4.5 + shift.
+        let y: Vec<f32> = (1..=10).map(|v| v as f32).collect();
+        let logits: Vec<f64> = std::iter::repeat_n([0.0, -2.5, -2.5], 10)
+            .flatten()
+            .collect();
+        let (cal, _) = t.fit(CalibrationMethod::None, &logits, &y);
+        assert_eq!(cal.quantile_shifts, [-2.0, 2.0]);
+        assert_eq!(&t.probabilities(&cal, &logits)[..3], [10.0, 1.0, 9.0]);
+        // The device loss: the value's squared error plus each head's pinball loss.
+        let device = Device::flex().autodiff();
+        let z = [0.5f32, 0.0, 2.0];
+        let logits = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [1, 3]), &device);
+        let targets = Tensor::<2>::from_data(TensorData::new(vec![1.0f32; 3], [1, 3]), &device);
+        let w = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &device);
+        let got = f64::from(t.loss(logits, targets, w).into_scalar::<f32>());
+        // 0.5^2 + 0.1 * (1 - 0) + 0.1 * (2 - 1)
+        assert!((got - 0.45).abs() < 1e-6, "{got}");
+        assert!((t.host_pinball(&[0.0, 2.0], 1.0) - 0.2).abs() < 1e-12);
+        let i = Intervals::measure(&[0.1, 0.9], &[5.0, 1.0, 9.0, 5.0, 4.0, 6.0], &[2.0, 7.0]);
+        assert_eq!(
+            (i.below.clone(), i.coverage, i.mean_width),
+            (vec![0.0, 0.5], 0.5, 5.0)
+        );
     }
 
     #[test]
