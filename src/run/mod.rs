@@ -43,8 +43,11 @@ use crate::model::{ModelSpec, Network};
 use crate::task::calibration::Calibration;
 use crate::task::{self, Decision, Task};
 
-/// Version of the run-directory layout that this patron writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the run-directory layout that this patron writes. Version 3 records the
+/// task (`manifest.json`'s `task`, a regression's fitted target in `preprocess.json`,
+/// its smearing and quantile shifts in `calibration.json`), which a version-2 reader
+/// would misread as a classifier; version-2 runs have none of these and read as before.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
