@@ -161,6 +161,26 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
     assert_ok(&o);
     assert!(stdout(&o).contains("rmse (min)"), "{}", stdout(&o));
 
+    // export: the weights, with what turns the output into dollars.
+    let weights = tmp.path().join("m.safetensors");
+    assert_ok(&patron(&[
+        "export",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--format",
+        "safetensors",
+        "--output",
+        weights.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&weights).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let meta = &header["__metadata__"];
+    assert_eq!(meta["task"], "regression");
+    let target: serde_json::Value =
+        serde_json::from_str(meta["regression"].as_str().unwrap()).unwrap();
+    assert_eq!(target["loss"], "tweedie");
+
     // A classification run does not compare with a regression.
     let binary = train_on(
         "flex",

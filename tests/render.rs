@@ -122,6 +122,24 @@ fn multiclass_text_report_renders_in_headless_chromium() {
 }
 
 #[test]
+fn regression_report_renders_in_headless_chromium() {
+    check_run_renders(
+        "configs/customer_value.toml",
+        &["train.epochs=3", "model.quantiles=[0.1, 0.9]"],
+        &[
+            "Metrics",
+            "Predicted against actual",
+            "Value gains",
+            "By decile of prediction",
+            "Prediction intervals",
+            "What drives the score",
+            "Training",
+        ],
+        6,
+    );
+}
+
+#[test]
 fn drift_html_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
         eprintln!("skipping: no chromium found (apt-get install chromium)");

@@ -37,8 +37,9 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
     // Weights are only copied out, so the CPU device is enough whatever trained them.
     let run = load_run(run_dir, &Device::flex())?;
     let spec = &run.manifest.model;
-    let metadata = [
+    let mut metadata = vec![
         ("patron_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("task", run.task.name().to_string()),
         ("model_kind", run.manifest.model_kind.clone()),
         ("numeric_width", spec.numeric_width.to_string()),
         ("categorical_count", spec.categorical_count.to_string()),
@@ -52,6 +53,12 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
             run.manifest.threshold.unwrap_or(0.5).to_string(),
         ),
     ];
+    // A regression's outputs are in scaled units: how to turn them into the target's.
+    if let Some(target) = &run.preprocess.regression {
+        let json = serde_json::to_string(target)
+            .map_err(|e| PatronError::Internal(format!("writing metadata: {e}")))?;
+        metadata.push(("regression", json));
+    }
     let bytes = run.model.to_safetensors(&metadata)?;
     if output.is_dir() {
         return Err(PatronError::data(
