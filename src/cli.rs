@@ -136,6 +136,20 @@ Tensor names and the metadata written are listed in README.md.")]
 Run it first when a GPU is not picked up: it says which adapter wgpu finds on the pinned
 graphics API, whether it is a software one, and what --backend auto will use.")]
     Info(InfoArgs),
+    /// Serve runs over HTTP: POST rows, get the scores `predict` would write.
+    #[command(after_help = "Examples:
+  patron serve --checkpoint runs/churn
+  patron serve --checkpoint churn=runs/churn --checkpoint feedback=runs/feedback --bind 0.0.0.0:8080 \\
+      --token-file /etc/patron/token
+  curl -s localhost:8080/v1/models/churn/predict -d '{\"rows\": [{\"tenure\": 3, \"Contract\": \"Month-to-month\"}]}'
+  curl -s 'localhost:8080/v1/models/churn/predict?reasons=3' -H 'Content-Type: text/csv' --data-binary @customers.csv
+  curl -s localhost:8080/v1/models/feedback/predict -d '{\"texts\": [\"great phone\"]}'
+  kill -HUP <pid>     (reload the runs, verified; a damaged one is refused and the old keeps serving)
+
+Routes: POST /v1/models/NAME/predict[?reasons=K], GET /v1/models, /healthz, /readyz,
+/metrics (Prometheus), and POST /v1/admin/reload when a token is set. Errors are JSON
+{\"error\", \"row\", \"column\"}. The first stdout line is the address it listens on.")]
+    Serve(ServeArgs),
     /// Print the fully resolved config (every default filled in).
     #[command(after_help = "Examples:
   patron config --config configs/bank_propensity.toml
@@ -341,6 +355,34 @@ pub struct PredictArgs {
     pub run_on: RunOn,
 }
 
+/// `patron serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A run to serve, as NAME=DIR (or DIR, named by its folder); repeatable.
+    #[arg(long, value_name = "[NAME=]DIR", required = true, value_parser = patron::serve::parse_checkpoint)]
+    pub checkpoint: Vec<(String, PathBuf)>,
+    /// Address and port to listen on (port 0: any free port). Loopback unless told
+    /// otherwise.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Largest request body in bytes (413 past it).
+    #[arg(long, value_name = "B", default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+    /// Rows being scored or waiting, past which new requests get 503 with Retry-After.
+    #[arg(long, value_name = "Q", default_value_t = 1 << 20)]
+    pub max_queue_rows: usize,
+    /// Longest a request may wait for its scores, in seconds (then 503).
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// A file holding the bearer token every request must carry (Authorization: Bearer
+    /// TOKEN); also enables POST /v1/admin/reload.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
 /// What `predict --shard` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -409,6 +451,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tune(args) => run_tune(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Predict(args) => run_predict(args),
+        Command::Serve(args) => run_serve(args),
         Command::Drift(args) => run_drift(args),
         Command::Validate(args) => run_validate(args),
         Command::Report(args) => {
@@ -627,6 +670,44 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     println!("{} rows: {}", report.n(), headline(report));
     println!("{}", out.display());
     Ok(())
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| PatronError::io(path, e))?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                return Err(PatronError::data(
+                    path,
+                    "is empty; put the bearer token in it",
+                ));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(PatronError::Usage(
+            "--timeout must be a positive number of seconds".into(),
+        ));
+    }
+    // One backend for every run: the first run's kind picks it under auto.
+    let first = &args.checkpoint[0].1;
+    let backend = args.run_on.select_for_run(first)?;
+    let options = patron::serve::http::ServeOptions {
+        bind: args.bind,
+        max_body_bytes: args.max_body_bytes,
+        max_queue_rows: args.max_queue_rows,
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        token,
+    };
+    let names: Vec<&str> = args.checkpoint.iter().map(|(n, _)| n.as_str()).collect();
+    let names = names.join(", ");
+    patron::serve::http::serve(args.checkpoint, backend.device, options, |address| {
+        println!("http://{address}");
+        eprintln!("serving {names} on http://{address}");
+    })
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {

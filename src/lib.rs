@@ -14,6 +14,7 @@
 //! - [`score`]: scoring a loaded run: predict, drift, reasons, importance, explanations
 //! - [`report`]: report.json/md/html, charts, compare
 //! - [`train`]: the training loop, epoch checkpoints, `patron tune`
+//! - [`serve`]: `patron serve`, runs scored over HTTP
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod serve;
 pub mod task;
 pub mod train;
 

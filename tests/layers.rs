@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["score"],
     &["report"],
     &["train"],
+    &["serve"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -126,6 +126,17 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
     }
 }
 
+/// A whole CSV held in memory as a table, read exactly as a file would be (`name` names it
+/// in errors).
+pub fn table_from_csv(name: &Path, bytes: Vec<u8>, options: &ReadOptions) -> Result<Table> {
+    let reader = Box::new(std::io::Cursor::new(bytes));
+    let mut chunks = ChunkReader::from_csv(name, reader, options.clone(), usize::MAX)?;
+    match chunks.next_chunk()? {
+        Some(table) => Ok(table),
+        None => chunks.header_only(),
+    }
+}
+
 /// Fail early, with a clear message, for paths that are missing or not regular files.
 pub fn check_readable_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
@@ -341,6 +352,23 @@ impl ChunkReader {
         };
         Ok(ChunkReader {
             path: path.to_path_buf(),
+            options,
+            chunk_rows: chunk_rows.max(1),
+            source,
+            rows_read: 0,
+        })
+    }
+
+    /// Read CSV from `reader` (a request body, say), naming it `name` in errors.
+    pub fn from_csv(
+        name: &Path,
+        reader: Box<dyn BufRead + Send>,
+        options: ReadOptions,
+        chunk_rows: usize,
+    ) -> Result<ChunkReader> {
+        let source = csv_source(name, reader, options.delimiter)?;
+        Ok(ChunkReader {
+            path: name.to_path_buf(),
             options,
             chunk_rows: chunk_rows.max(1),
             source,

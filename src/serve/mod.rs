@@ -1,0 +1,414 @@
+//! `patron serve`: exported runs scored over HTTP ([`http`]). This module is the part
+//! that knows nothing of HTTP: which runs are served under which names ([`Registry`]),
+//! how a request body becomes a table read exactly as `predict` reads a CSV
+//! ([`request_table`]), and how scored rows become the answer's objects, with the columns
+//! `predict` writes ([`answer`]).
+
+pub mod http;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use serde_json::{Map, Value};
+
+use crate::data::{Table, table_from_csv};
+use crate::error::{PatronError, Result};
+use crate::run::{files, sha256_file};
+use crate::score::reasons::{Outcome, Reasons};
+use crate::score::session::Session;
+use crate::task::OutputColumn;
+
+/// What errors name as the source of a request's rows.
+pub const REQUEST: &str = "request";
+
+/// Most reasons a request may ask for per row.
+pub const MAX_REASONS: usize = 20;
+
+/// One served run.
+pub struct Model {
+    /// The name it is served under.
+    pub name: String,
+    /// Its run directory.
+    pub dir: PathBuf,
+    /// The verified run, ready to score.
+    pub session: Session,
+    /// SHA-256 of its `manifest.json`, which pins every other file's hash.
+    pub manifest_sha256: String,
+}
+
+/// The runs a server holds, by name.
+pub struct Registry {
+    /// Served runs by name.
+    pub models: BTreeMap<String, Arc<Model>>,
+}
+
+/// Parse `--checkpoint [NAME=]DIR`: a bare DIR is named by its folder name.
+pub fn parse_checkpoint(spec: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (name, dir) = match spec.split_once('=') {
+        Some((name, dir)) => (name.to_string(), PathBuf::from(dir)),
+        None => {
+            let dir = PathBuf::from(spec);
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, dir)
+        }
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if name.is_empty() || !name.chars().all(valid) {
+        return Err(format!(
+            "{spec:?}: a model name is letters, digits, '-', '_' or '.' (write NAME=DIR)"
+        ));
+    }
+    Ok((name, dir))
+}
+
+impl Registry {
+    /// Load and verify every run, as `predict` would; any damaged run or repeated name
+    /// is an error naming it, and nothing is served.
+    pub fn load(specs: &[(String, PathBuf)], device: &Device) -> Result<Registry> {
+        let mut models = BTreeMap::new();
+        for (name, dir) in specs {
+            if models.contains_key(name) {
+                return Err(PatronError::Usage(format!(
+                    "two --checkpoint arguments are named {name:?}; name them NAME=DIR"
+                )));
+            }
+            let session = Session::open(dir, device)?;
+            let manifest_sha256 = sha256_file(&dir.join(files::MANIFEST))?;
+            let model = Model {
+                name: name.clone(),
+                dir: dir.clone(),
+                session,
+                manifest_sha256,
+            };
+            models.insert(name.clone(), Arc::new(model));
+        }
+        Ok(Registry { models })
+    }
+
+    /// `GET /v1/models`: each model's name, kind, task, labels, input columns with their
+    /// types and manifest SHA-256.
+    pub fn describe(&self) -> Value {
+        let models: Vec<Value> = self
+            .models
+            .values()
+            .map(|m| {
+                let run = m.session.run();
+                let manifest = &run.manifest;
+                let inputs: Vec<Value> = manifest
+                    .features
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name, "type": f.kind}))
+                    .collect();
+                serde_json::json!({
+                    "name": m.name,
+                    "kind": manifest.model_kind,
+                    "task": run.task.name(),
+                    "labels": manifest.labels,
+                    "inputs": inputs,
+                    "id": run.preprocess.id,
+                    "manifest_sha256": m.manifest_sha256,
+                })
+            })
+            .collect();
+        serde_json::json!({ "models": models })
+    }
+}
+
+/// A request's body, by its content type.
+pub enum Body<'a> {
+    /// `{"rows": [...]}` or, for a text run, `{"texts": [...]}`.
+    Json(&'a [u8]),
+    /// A CSV with a header, in the run's delimiter.
+    Csv(&'a [u8]),
+}
+
+/// A request that cannot be scored: the message, and the row (from 0) and column when
+/// one is to blame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRequest {
+    /// What is wrong and what to do, in one line.
+    pub error: String,
+    /// The row of the request, from 0.
+    pub row: Option<usize>,
+    /// The column.
+    pub column: Option<String>,
+}
+
+impl BadRequest {
+    /// A bad request with no row or column to blame.
+    pub fn new(error: impl Into<String>) -> Self {
+        BadRequest {
+            error: error.into(),
+            row: None,
+            column: None,
+        }
+    }
+}
+
+impl From<PatronError> for BadRequest {
+    fn from(e: PatronError) -> Self {
+        BadRequest::new(e.to_string())
+    }
+}
+
+/// The rows of a request as the table `predict` would read from the same cells. JSON
+/// values become CSV cells (a string as it is, a number as its JSON text, a boolean as
+/// `true`/`false`, null as a missing cell), so a number sent for a categorical column is
+/// its text; a key missing from a row is a missing cell.
+pub fn request_table(model: &Model, body: Body) -> std::result::Result<Table, BadRequest> {
+    let pre = &model.session.run().preprocess;
+    let read = pre.read_options();
+    let csv = match body {
+        Body::Csv(bytes) => bytes.to_vec(),
+        Body::Json(bytes) => {
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|e| BadRequest::new(format!("the body is not valid JSON: {e}")))?;
+            let text_columns = pre.text.as_ref().map(|t| t.columns.as_slice());
+            json_to_csv(&value, text_columns, read.delimiter)?
+        }
+    };
+    Ok(table_from_csv(Path::new(REQUEST), csv, &read)?)
+}
+
+/// One CSV field, always quoted (quotes doubled).
+fn quoted(out: &mut Vec<u8>, cell: &str) {
+    out.push(b'"');
+    out.extend_from_slice(cell.replace('"', "\"\"").as_bytes());
+    out.push(b'"');
+}
+
+/// `{"rows": [{column: value}]}` (or `{"texts": [...]}` for a text run) as CSV.
+fn json_to_csv(
+    value: &Value,
+    text_columns: Option<&[String]>,
+    delimiter: u8,
+) -> std::result::Result<Vec<u8>, BadRequest> {
+    let object = value.as_object().ok_or_else(|| {
+        BadRequest::new(
+            "the body must be a JSON object with \"rows\" (or \"texts\" for a text run)",
+        )
+    })?;
+    let rows: Vec<Map<String, Value>> =
+        match (object.get("rows"), object.get("texts"), text_columns) {
+            (Some(Value::Array(rows)), None, _) => rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.as_object().cloned().ok_or_else(|| BadRequest {
+                        row: Some(i),
+                        ..BadRequest::new(format!("rows[{i}] is not an object of column: value"))
+                    })
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            (None, Some(Value::Array(texts)), Some(columns)) => texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| match t {
+                    Value::String(s) => {
+                        let mut row = Map::new();
+                        row.insert(columns[0].clone(), Value::String(s.clone()));
+                        Ok(row)
+                    }
+                    _ => Err(BadRequest {
+                        row: Some(i),
+                        ..BadRequest::new(format!("texts[{i}] is not a string"))
+                    }),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            (None, Some(_), None) => {
+                return Err(BadRequest::new(
+                    "\"texts\" is for a text run; send \"rows\" of column: value",
+                ));
+            }
+            _ => {
+                return Err(BadRequest::new(
+                    "the body must hold one array: \"rows\" (or \"texts\" for a text run)",
+                ));
+            }
+        };
+    if rows.is_empty() {
+        return Err(BadRequest::new("the request holds no rows"));
+    }
+    // Columns in the order they first appear.
+    let mut columns: Vec<&str> = Vec::new();
+    for row in &rows {
+        for key in row.keys() {
+            if !columns.contains(&key.as_str()) {
+                columns.push(key);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (j, c) in columns.iter().enumerate() {
+        if j > 0 {
+            out.push(delimiter);
+        }
+        quoted(&mut out, c);
+    }
+    out.push(b'\n');
+    for (i, row) in rows.iter().enumerate() {
+        for (j, c) in columns.iter().enumerate() {
+            if j > 0 {
+                out.push(delimiter);
+            }
+            let cell: Cow<str> = match row.get(*c) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) => Cow::from(s.as_str()),
+                Some(Value::Number(n)) => Cow::from(n.to_string()),
+                Some(Value::Bool(b)) => Cow::from(if *b { "true" } else { "false" }),
+                Some(_) => {
+                    return Err(BadRequest {
+                        row: Some(i),
+                        column: Some(c.to_string()),
+                        ..BadRequest::new(format!(
+                            "rows[{i}].{c} is an array or object; a cell is a string, number, boolean or null"
+                        ))
+                    });
+                }
+            };
+            quoted(&mut out, &cell);
+        }
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Score `table` and answer one object per row with the columns `predict` writes: the id
+/// (or `row`, the index in the request), the task's score columns and prediction, and
+/// `reasons` reasons (`reason_<i>`, `reason_<i>_effect`).
+pub fn answer(model: &Model, table: &Table, reasons: usize) -> Result<Value> {
+    let session = &model.session;
+    let run = session.run();
+    let pre = &run.preprocess;
+    let encoded = session.encode(table, 0, Path::new(REQUEST))?;
+    let scored = session.score_encoded(&encoded)?;
+    let ids = match &pre.id {
+        Some(column) => Some(table.cells(column).ok_or_else(|| {
+            PatronError::data(
+                Path::new(REQUEST),
+                format!("id column {column:?} not found; the run's config names it as data.id"),
+            )
+        })?),
+        None => None,
+    };
+    let explained = match reasons {
+        0 => Vec::new(),
+        k => {
+            let reasons = Reasons::new(pre, k);
+            let outcome = Outcome {
+                logits: &scored.logits,
+                outputs: run.manifest.model.outputs,
+                predicted: &scored.predicted,
+                calibration: &run.calibration,
+                task: run.task.as_ref(),
+            };
+            reasons
+                .of(session.scorer(), table, &encoded, &outcome)?
+                .into_iter()
+                .map(|r| r.map(|(name, effect)| (name.into_owned(), effect)))
+                .collect()
+        }
+    };
+    let per_row = if reasons == 0 {
+        0
+    } else {
+        explained.len() / encoded.rows.max(1)
+    };
+    let columns = run.task.output_columns();
+    let width = columns
+        .iter()
+        .filter(|c| matches!(c, OutputColumn::Score(_)))
+        .count();
+    let mut rows = Vec::with_capacity(encoded.rows);
+    for r in 0..encoded.rows {
+        let mut object = Map::new();
+        match (&pre.id, &ids) {
+            (Some(name), Some(ids)) => {
+                object.insert(name.clone(), Value::from(ids[r].unwrap_or("")));
+            }
+            _ => {
+                object.insert("row".into(), Value::from(r));
+            }
+        }
+        let mut j = 0;
+        for column in &columns {
+            match column {
+                OutputColumn::Prediction => {
+                    let label = scored
+                        .predicted
+                        .get(r)
+                        .and_then(|&c| pre.labels.get(c))
+                        .map_or("", String::as_str);
+                    object.insert("prediction".into(), Value::from(label));
+                }
+                OutputColumn::Score(name) => {
+                    object.insert(name.clone(), Value::from(scored.probs[r * width + j]));
+                    j += 1;
+                }
+            }
+        }
+        for i in 0..per_row {
+            let (name, effect) = match &explained[r * per_row + i] {
+                Some((name, effect)) => (Value::from(name.as_str()), Value::from(*effect)),
+                None => (Value::Null, Value::Null),
+            };
+            object.insert(format!("reason_{}", i + 1), name);
+            object.insert(format!("reason_{}_effect", i + 1), effect);
+        }
+        rows.push(Value::Object(object));
+    }
+    Ok(serde_json::json!({ "predictions": rows }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_are_named_by_folder_or_explicitly() {
+        assert_eq!(
+            parse_checkpoint("checkpoints/bank-1").unwrap(),
+            ("bank-1".to_string(), PathBuf::from("checkpoints/bank-1"))
+        );
+        assert_eq!(
+            parse_checkpoint("churn=runs/x").unwrap(),
+            ("churn".to_string(), PathBuf::from("runs/x"))
+        );
+        assert!(parse_checkpoint("a b=runs/x").is_err());
+    }
+
+    #[test]
+    fn json_rows_become_the_cells_a_csv_would_hold() {
+        let body: Value = serde_json::from_str(
+            r#"{"rows": [{"age": 41, "job": "admin", "vip": true}, {"job": "say \"hi\"", "age": null, "x": 1.5}]}"#,
+        )
+        .unwrap();
+        let csv = String::from_utf8(json_to_csv(&body, None, b',').unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "\"age\",\"job\",\"vip\",\"x\"\n\"41\",\"admin\",\"true\",\n,\"say \"\"hi\"\"\",,\"1.5\"\n"
+        );
+        let texts: Value = serde_json::from_str(r#"{"texts": ["great, really"]}"#).unwrap();
+        let columns = ["review".to_string()];
+        let csv = json_to_csv(&texts, Some(&columns), b';').unwrap();
+        assert_eq!(csv, b"\"review\"\n\"great, really\"\n");
+        let nested: Value = serde_json::from_str(r#"{"rows": [{"a": 1}, {"a": [1]}]}"#).unwrap();
+        let err = json_to_csv(&nested, None, b',').unwrap_err();
+        assert_eq!((err.row, err.column.as_deref()), (Some(1), Some("a")));
+        for bad in [
+            r#"[1]"#,
+            r#"{"rows": []}"#,
+            r#"{"texts": ["a"]}"#,
+            r#"{"rows": 3}"#,
+        ] {
+            let value: Value = serde_json::from_str(bad).unwrap();
+            assert!(json_to_csv(&value, None, b',').is_err(), "{bad}");
+        }
+    }
+}
