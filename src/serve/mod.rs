@@ -7,11 +7,13 @@
 pub mod http;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::data::{Table, table_from_csv};
@@ -167,84 +169,176 @@ pub fn request_table(model: &Model, body: Body) -> std::result::Result<Table, Ba
     let csv = match body {
         Body::Csv(bytes) => bytes.to_vec(),
         Body::Json(bytes) => {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| BadRequest::new(format!("the body is not valid JSON: {e}")))?;
             let text_columns = pre.text.as_ref().map(|t| t.columns.as_slice());
-            json_to_csv(&value, text_columns, read.delimiter)?
+            json_to_csv(bytes, text_columns, read.delimiter)?
         }
     };
     Ok(table_from_csv(Path::new(REQUEST), csv, &read)?)
 }
 
+/// A JSON value as a CSV cell: read straight from the body, without building a tree (a
+/// 1,000-row request parses several times faster than through `serde_json::Value`).
+enum Cell<'a> {
+    /// A string, unescaped.
+    Text(Cow<'a, str>),
+    /// A number or a boolean, as the CSV text of its value.
+    Plain(String),
+    /// null: a missing cell.
+    Missing,
+    /// An array or an object: not a cell.
+    Nested,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Cell<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Cells;
+        impl<'de> Visitor<'de> for Cells {
+            type Value = Cell<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Plain(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Plain(v.to_string()))
+            }
+            // The shortest text that reads back as the same number.
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Plain(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Plain(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Missing)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Cell<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Cell::Nested)
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Cell<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Cell::Nested)
+            }
+        }
+        d.deserialize_any(Cells)
+    }
+}
+
+/// One JSON object's entries in their order.
+struct RawRow<'a>(Vec<(Cow<'a, str>, Cell<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawRow<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = RawRow<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of column: value")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<RawRow<'de>, M::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<Cow<'de, str>, Cell<'de>>()? {
+                    entries.push(entry);
+                }
+                Ok(RawRow(entries))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// A request body: rows, or texts for a text run.
+#[derive(Deserialize)]
+struct RawBody<'a> {
+    #[serde(borrow, default)]
+    rows: Option<Vec<RawRow<'a>>>,
+    #[serde(borrow, default)]
+    texts: Option<Vec<Cow<'a, str>>>,
+}
+
 /// One CSV field, always quoted (quotes doubled).
 fn quoted(out: &mut Vec<u8>, cell: &str) {
     out.push(b'"');
-    out.extend_from_slice(cell.replace('"', "\"\"").as_bytes());
+    for part in cell.split('"').enumerate() {
+        if part.0 > 0 {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.extend_from_slice(part.1.as_bytes());
+    }
     out.push(b'"');
 }
 
 /// `{"rows": [{column: value}]}` (or `{"texts": [...]}` for a text run) as CSV.
 fn json_to_csv(
-    value: &Value,
+    bytes: &[u8],
     text_columns: Option<&[String]>,
     delimiter: u8,
 ) -> std::result::Result<Vec<u8>, BadRequest> {
-    let object = value.as_object().ok_or_else(|| {
-        BadRequest::new(
-            "the body must be a JSON object with \"rows\" (or \"texts\" for a text run)",
-        )
+    let body: RawBody = serde_json::from_slice(bytes).map_err(|e| {
+        BadRequest::new(format!(
+            "the body is not valid JSON of {{\"rows\": [{{column: value}}]}} (or {{\"texts\": [...]}} for a text run): {e}"
+        ))
     })?;
-    let rows: Vec<Map<String, Value>> =
-        match (object.get("rows"), object.get("texts"), text_columns) {
-            (Some(Value::Array(rows)), None, _) => rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    r.as_object().cloned().ok_or_else(|| BadRequest {
-                        row: Some(i),
-                        ..BadRequest::new(format!("rows[{i}] is not an object of column: value"))
-                    })
-                })
-                .collect::<std::result::Result<_, _>>()?,
-            (None, Some(Value::Array(texts)), Some(columns)) => texts
-                .iter()
-                .enumerate()
-                .map(|(i, t)| match t {
-                    Value::String(s) => {
-                        let mut row = Map::new();
-                        row.insert(columns[0].clone(), Value::String(s.clone()));
-                        Ok(row)
-                    }
-                    _ => Err(BadRequest {
-                        row: Some(i),
-                        ..BadRequest::new(format!("texts[{i}] is not a string"))
-                    }),
-                })
-                .collect::<std::result::Result<_, _>>()?,
-            (None, Some(_), None) => {
-                return Err(BadRequest::new(
-                    "\"texts\" is for a text run; send \"rows\" of column: value",
-                ));
+    let mut out = Vec::new();
+    let rows = match (body.rows, body.texts, text_columns) {
+        (Some(rows), None, _) => rows,
+        (None, Some(texts), Some(columns)) => {
+            if texts.is_empty() {
+                return Err(BadRequest::new("the request holds no rows"));
             }
-            _ => {
-                return Err(BadRequest::new(
-                    "the body must hold one array: \"rows\" (or \"texts\" for a text run)",
-                ));
+            quoted(&mut out, &columns[0]);
+            out.push(b'\n');
+            for text in texts {
+                quoted(&mut out, &text);
+                out.push(b'\n');
             }
-        };
+            return Ok(out);
+        }
+        (None, Some(_), None) => {
+            return Err(BadRequest::new(
+                "\"texts\" is for a text run; send \"rows\" of column: value",
+            ));
+        }
+        _ => {
+            return Err(BadRequest::new(
+                "the body must hold one array: \"rows\" (or \"texts\" for a text run)",
+            ));
+        }
+    };
     if rows.is_empty() {
         return Err(BadRequest::new("the request holds no rows"));
     }
     // Columns in the order they first appear.
     let mut columns: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for row in &rows {
-        for key in row.keys() {
-            if !columns.contains(&key.as_str()) {
+        for (key, _) in &row.0 {
+            if !index.contains_key(key.as_ref()) {
+                index.insert(key, columns.len());
                 columns.push(key);
             }
         }
     }
-    let mut out = Vec::new();
     for (j, c) in columns.iter().enumerate() {
         if j > 0 {
             out.push(delimiter);
@@ -252,27 +346,31 @@ fn json_to_csv(
         quoted(&mut out, c);
     }
     out.push(b'\n');
+    let mut cells: Vec<Option<&Cell>> = vec![None; columns.len()];
     for (i, row) in rows.iter().enumerate() {
-        for (j, c) in columns.iter().enumerate() {
+        cells.iter_mut().for_each(|c| *c = None);
+        for (key, value) in &row.0 {
+            cells[index[key.as_ref()]] = Some(value);
+        }
+        for (j, cell) in cells.iter().enumerate() {
             if j > 0 {
                 out.push(delimiter);
             }
-            let cell: Cow<str> = match row.get(*c) {
-                None | Some(Value::Null) => continue,
-                Some(Value::String(s)) => Cow::from(s.as_str()),
-                Some(Value::Number(n)) => Cow::from(n.to_string()),
-                Some(Value::Bool(b)) => Cow::from(if *b { "true" } else { "false" }),
-                Some(_) => {
+            match cell {
+                None | Some(Cell::Missing) => {}
+                Some(Cell::Text(s)) => quoted(&mut out, s),
+                Some(Cell::Plain(s)) => quoted(&mut out, s),
+                Some(Cell::Nested) => {
                     return Err(BadRequest {
                         row: Some(i),
-                        column: Some(c.to_string()),
+                        column: Some(columns[j].to_string()),
                         ..BadRequest::new(format!(
-                            "rows[{i}].{c} is an array or object; a cell is a string, number, boolean or null"
+                            "rows[{i}].{} is an array or object; a cell is a string, number, boolean or null",
+                            columns[j]
                         ))
                     });
                 }
-            };
-            quoted(&mut out, &cell);
+            }
         }
         out.push(b'\n');
     }
@@ -385,30 +483,27 @@ mod tests {
 
     #[test]
     fn json_rows_become_the_cells_a_csv_would_hold() {
-        let body: Value = serde_json::from_str(
-            r#"{"rows": [{"age": 41, "job": "admin", "vip": true}, {"job": "say \"hi\"", "age": null, "x": 1.5}]}"#,
-        )
-        .unwrap();
-        let csv = String::from_utf8(json_to_csv(&body, None, b',').unwrap()).unwrap();
+        let body = br#"{"rows": [{"age": 41, "job": "admin", "vip": true}, {"job": "say \"hi\"", "age": null, "x": 1.5e1}]}"#;
+        let csv = String::from_utf8(json_to_csv(body, None, b',').unwrap()).unwrap();
         assert_eq!(
             csv,
-            "\"age\",\"job\",\"vip\",\"x\"\n\"41\",\"admin\",\"true\",\n,\"say \"\"hi\"\"\",,\"1.5\"\n"
+            "\"age\",\"job\",\"vip\",\"x\"\n\"41\",\"admin\",\"true\",\n,\"say \"\"hi\"\"\",,\"15\"\n"
         );
-        let texts: Value = serde_json::from_str(r#"{"texts": ["great, really"]}"#).unwrap();
         let columns = ["review".to_string()];
-        let csv = json_to_csv(&texts, Some(&columns), b';').unwrap();
+        let csv = json_to_csv(br#"{"texts": ["great, really"]}"#, Some(&columns), b';').unwrap();
         assert_eq!(csv, b"\"review\"\n\"great, really\"\n");
-        let nested: Value = serde_json::from_str(r#"{"rows": [{"a": 1}, {"a": [1]}]}"#).unwrap();
-        let err = json_to_csv(&nested, None, b',').unwrap_err();
+        let err = json_to_csv(br#"{"rows": [{"a": 1}, {"a": [1]}]}"#, None, b',').unwrap_err();
         assert_eq!((err.row, err.column.as_deref()), (Some(1), Some("a")));
         for bad in [
-            r#"[1]"#,
-            r#"{"rows": []}"#,
-            r#"{"texts": ["a"]}"#,
-            r#"{"rows": 3}"#,
+            &br#"[1]"#[..],
+            br#"{"rows": []}"#,
+            br#"{"texts": ["a"]}"#,
+            br#"{"rows": 3}"#,
+            br#"{"rows": [1]}"#,
+            br#"{"rows": [{"a": 1}"#,
         ] {
-            let value: Value = serde_json::from_str(bad).unwrap();
-            assert!(json_to_csv(&value, None, b',').is_err(), "{bad}");
+            let shown = String::from_utf8_lossy(bad);
+            assert!(json_to_csv(bad, None, b',').is_err(), "{shown}");
         }
     }
 }
