@@ -564,7 +564,156 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
         extra: "\"rows\": 10".into(),
     });
     end_to_end.extend(regression_cases(quick, tmp));
+    end_to_end.extend(serve_cases(quick, &run_dir));
     end_to_end
+}
+
+/// One keep-alive HTTP/1.1 connection of the load client (loopback only).
+struct Connection {
+    stream: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Connection {
+    fn open(address: &str) -> Connection {
+        let stream = std::net::TcpStream::connect(address).expect("the server accepts");
+        stream.set_nodelay(true).expect("nodelay");
+        Connection {
+            stream: std::io::BufReader::new(stream),
+        }
+    }
+
+    /// POST `body` to `path` and read the whole answer; its status.
+    fn post(&mut self, path: &str, body: &[u8]) -> u16 {
+        use std::io::{BufRead, Read};
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes()).expect("request");
+        stream.write_all(body).expect("request body");
+        let (mut status, mut length) = (0, 0usize);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).expect("answer");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = l
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).expect("answer body");
+        status
+    }
+}
+
+/// `connections` clients each sending `body` back to back for `seconds`: requests/s and
+/// the 99th percentile latency in ms; a non-200 answer aborts the case.
+fn load(address: &str, body: &[u8], connections: usize, seconds: f64) -> (f64, f64) {
+    let path = "/v1/models/bank/predict";
+    let started = Instant::now();
+    let latencies: Vec<f64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..connections)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut connection = Connection::open(address);
+                    let mut times = Vec::new();
+                    while started.elapsed().as_secs_f64() < seconds {
+                        let sent = Instant::now();
+                        assert_eq!(connection.post(path, body), 200, "the server refused");
+                        times.push(sent.elapsed().as_secs_f64() * 1e3);
+                    }
+                    times
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client"))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p99 = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
+    (latencies.len() as f64 / elapsed, p99)
+}
+
+/// `patron serve` of the bank run on flex, loaded over loopback by this process's own
+/// bounded client (both on the same 2 cores): one-row requests from 32 keep-alive
+/// connections, and 1,000-row requests from 2.
+fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
+    use std::io::BufRead;
+    let spec = format!("bank={}", run_dir.display());
+    let mut child = Command::new(patron_exe())
+        .args(["serve", "--bind", "127.0.0.1:0", "--backend", "flex"])
+        .args(["--checkpoint", &spec])
+        .current_dir(project_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("patron serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the address");
+    let address = line.trim().trim_start_matches("http://").to_string();
+    let data =
+        std::fs::read_to_string(project_dir().join("datasets/bank_marketing_uci_bank_4521.csv"))
+            .expect("shipped bank data");
+    let mut lines = data.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<String> = lines
+        .take(1000)
+        .map(|l| {
+            let cells: Vec<String> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| match v.parse::<f64>() {
+                    Ok(_) => format!("{k:?}: {v}"),
+                    Err(_) => format!("{k:?}: {:?}", v.trim_matches('"')),
+                })
+                .collect();
+            format!("{{{}}}", cells.join(", "))
+        })
+        .collect();
+    let one = format!("{{\"rows\": [{}]}}", rows[0]);
+    let thousand = format!("{{\"rows\": [{}]}}", rows.join(", "));
+    let seconds = if quick { 3.0 } else { 10.0 };
+    let (rate, p99) = load(&address, one.as_bytes(), 32, seconds);
+    let (big_rate, big_p99) = load(&address, thousand.as_bytes(), 2, seconds);
+    let _ = child.kill();
+    let _ = child.wait();
+    vec![
+        Case {
+            case: "serve_1_row".into(),
+            unit: "requests/s",
+            patron: Some(rate),
+            reference: None,
+            gpu: false,
+            extra: format!("\"p99_ms\": {p99:.2}, \"connections\": 32, \"seconds\": {seconds}"),
+        },
+        Case {
+            case: "serve_1000_rows".into(),
+            unit: "rows/s",
+            patron: Some(big_rate * 1000.0),
+            reference: None,
+            gpu: false,
+            extra: format!("\"p99_ms\": {big_p99:.2}, \"connections\": 2, \"seconds\": {seconds}"),
+        },
+    ]
 }
 
 /// The customer-value config (CDNOW, Tweedie loss) on flex: training rows/s over a fixed
