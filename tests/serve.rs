@@ -276,6 +276,13 @@ fn a_tabular_run_answers_as_predict_does_and_errors_are_json() {
         ),
         (
             "/v1/models/bank/predict",
+            b"age,job\n".to_vec(),
+            &[("Content-Type", "text/csv")],
+            400,
+            "no rows",
+        ),
+        (
+            "/v1/models/bank/predict",
             vec![b' '; 300_000],
             &[],
             413,
@@ -293,10 +300,10 @@ fn a_tabular_run_answers_as_predict_does_and_errors_are_json() {
         );
     }
     let (_, metrics) = server.send("GET", "/metrics", &[], b"");
-    assert!(metrics.contains("patron_requests_total 8\n"), "{metrics}");
+    assert!(metrics.contains("patron_requests_total 9\n"), "{metrics}");
     assert!(metrics.contains("patron_rows_total 40\n"), "{metrics}");
     assert!(
-        metrics.contains("patron_errors_total{kind=\"bad_request\"} 4\n"),
+        metrics.contains("patron_errors_total{kind=\"bad_request\"} 5\n"),
         "{metrics}"
     );
 

@@ -173,7 +173,11 @@ pub fn request_table(model: &Model, body: Body) -> std::result::Result<Table, Ba
             json_to_csv(bytes, text_columns, read.delimiter)?
         }
     };
-    Ok(table_from_csv(Path::new(REQUEST), csv, &read)?)
+    let table = table_from_csv(Path::new(REQUEST), csv, &read)?;
+    if table.height() == 0 {
+        return Err(BadRequest::new("the request holds no rows"));
+    }
+    Ok(table)
 }
 
 /// A JSON value as a CSV cell: read straight from the body, without building a tree (a
