@@ -41,10 +41,6 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     /// The figure permutation importance watches fall, from logits: ROC AUC (the
     /// one-vs-rest mean for more classes), or minus the RMSE for a regression.
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
-    /// What [`Task::ranking`] measures, in words for reports.
-    fn ranking_name(&self) -> &'static str {
-        "ROC AUC"
-    }
     /// The `metrics.csv` column an epoch's progress line shows besides the loss.
     fn watched(&self) -> &'static str;
     /// Calibration and decision rule fitted on the validation logits.

@@ -337,10 +337,6 @@ impl Task for Regression {
         -errors(&self.predictions(logits, 1.0), labels).0
     }
 
-    fn ranking_name(&self) -> &'static str {
-        "RMSE"
-    }
-
     fn watched(&self) -> &'static str {
         "valid_rmse"
     }
