@@ -298,6 +298,9 @@ fn a_tabular_run_answers_as_predict_does_and_errors_are_json() {
             error["error"].as_str().unwrap().contains(message),
             "{path}: {text}"
         );
+        if message == "age" {
+            assert_eq!(error["column"], "age", "{text}");
+        }
     }
     let (_, metrics) = server.send("GET", "/metrics", &[], b"");
     assert!(metrics.contains("patron_requests_total 9\n"), "{metrics}");

@@ -177,6 +177,22 @@ pub fn request_table(model: &Model, body: Body) -> std::result::Result<Table, Ba
     if table.height() == 0 {
         return Err(BadRequest::new("the request holds no rows"));
     }
+    // Named here, so the error carries the column as a field too.
+    let inputs = pre
+        .features
+        .iter()
+        .map(|f| f.name())
+        .chain(pre.id.as_deref());
+    for column in inputs {
+        if !table.has_column(column) {
+            return Err(BadRequest {
+                column: Some(column.to_string()),
+                ..BadRequest::new(format!(
+                    "input column {column:?} is missing from the request; send it in every row (null for a missing value)"
+                ))
+            });
+        }
+    }
     Ok(table)
 }
 
