@@ -40,6 +40,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command is `serve`, which runs beside the compute pool, not on it.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -371,6 +378,13 @@ pub struct ServeArgs {
     /// Rows being scored or waiting, past which new requests get 503 with Retry-After.
     #[arg(long, value_name = "Q", default_value_t = 1 << 20)]
     pub max_queue_rows: usize,
+    /// Most rows gathered from concurrent requests into one scoring call.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch_rows: u64,
+    /// Longest the first request of a scoring call waits for others, in ms (0: it takes
+    /// only the requests already waiting, never waits).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub max_wait_ms: u64,
     /// Longest a request may wait for its scores, in seconds (then 503).
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub timeout: f64,
@@ -701,6 +715,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         max_queue_rows: args.max_queue_rows,
         timeout: std::time::Duration::from_secs_f64(args.timeout),
         token,
+        batching: patron::serve::Batching {
+            max_rows: usize::try_from(args.max_batch_rows).unwrap_or(usize::MAX),
+            max_wait: std::time::Duration::from_millis(args.max_wait_ms),
+        },
     };
     let names: Vec<&str> = args.checkpoint.iter().map(|(n, _)| n.as_str()).collect();
     let names = names.join(", ");

@@ -26,7 +26,14 @@ fn main() -> ExitCode {
     }));
     patron::backend::tune_allocator();
     let cli = cli::Cli::parse();
-    match std::panic::catch_unwind(|| patron::backend::on_compute_pool(|| cli::run(cli))) {
+    // A server's thread waits on its connections for its whole life: run on the compute
+    // pool, it would take a worker away from scoring.
+    let on_pool = !cli.serves();
+    let run = || match on_pool {
+        true => patron::backend::on_compute_pool(|| cli::run(cli)),
+        false => cli::run(cli),
+    };
+    match std::panic::catch_unwind(run) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");

@@ -409,6 +409,28 @@ fn main() {
 fn bench() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--serve-only") {
+        // Only the server cases, on a freshly trained bank run.
+        let tmp = std::env::temp_dir().join(format!("patron-bench-{}", std::process::id()));
+        let run_dir = tmp.join("run");
+        let epochs = "train.epochs=2";
+        let config = "configs/bank_propensity.toml";
+        let out = path_str(&run_dir);
+        run(&[
+            "train",
+            "--config",
+            config,
+            "--quiet",
+            "--output-dir",
+            out,
+            "--set",
+            epochs,
+        ]);
+        let cases = serve_cases(quick, &run_dir);
+        let _ = std::fs::remove_dir_all(&tmp);
+        print_results(&cases, &References::default());
+        return;
+    }
     // The in-process cases (tabular, fastText-style) and the reference take turns, so a
     // noisy neighbour on a shared machine slows both sides alike; each side's figure is
     // its median over the rounds.
@@ -660,6 +682,12 @@ fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
     let mut child = Command::new(patron_exe())
         .args(["serve", "--bind", "127.0.0.1:0", "--backend", "flex"])
         .args(["--checkpoint", &spec])
+        // Extra `patron serve` flags to measure (its batching, say).
+        .args(
+            std::env::var("PATRON_BENCH_SERVE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .current_dir(project_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -214,6 +214,28 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// The rows of `parts` one after another (parts of one preprocessing).
+    pub fn concat(parts: &[&Encoded]) -> Encoded {
+        let first = parts.first();
+        Encoded {
+            rows: parts.iter().map(|p| p.rows).sum(),
+            numeric_width: first.map_or(0, |p| p.numeric_width),
+            categorical_count: first.map_or(0, |p| p.categorical_count),
+            numeric: parts
+                .iter()
+                .flat_map(|p| p.numeric.iter().copied())
+                .collect(),
+            categorical: parts
+                .iter()
+                .flat_map(|p| p.categorical.iter().copied())
+                .collect(),
+            tokens: parts
+                .iter()
+                .flat_map(|p| p.tokens.iter().cloned())
+                .collect(),
+        }
+    }
+
     /// The given rows, in order.
     pub fn subset(&self, rows: &[usize]) -> Encoded {
         let (w, c) = (self.numeric_width, self.categorical_count);

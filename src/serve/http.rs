@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use burn::tensor::Device;
-use serde_json::Value;
 
 use crate::error::{PatronError, Result};
-use crate::serve::{BadRequest, Body, MAX_REASONS, Registry, answer, request_table};
+use crate::serve::{
+    BadRequest, Batching, Body, MAX_REASONS, Registry, answer, encode, request_table,
+};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// The bearer token requests must carry (`None`: no token, no admin routes).
     pub token: Option<String>,
+    /// How concurrent requests are gathered into one scoring call.
+    pub batching: Batching,
 }
 
 /// Upper bounds of the request-duration histogram, in seconds.
@@ -357,25 +360,46 @@ async fn predict_inner(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    let work = {
-        let model = model.clone();
-        move || -> std::result::Result<(Value, usize), (StatusCode, &'static str, BadRequest)> {
-            let body = if csv {
-                Body::Csv(&bytes)
-            } else {
-                Body::Json(&bytes)
-            };
-            let table = request_table(&model, body)
-                .map_err(|b| (StatusCode::BAD_REQUEST, "bad_request", b))?;
-            let rows = table.height();
-            let value = answer(&model, &table, reasons).map_err(|e| {
-                let (status, kind) = status_of(&e);
-                (status, kind, BadRequest::from(e))
-            })?;
-            Ok((value, rows))
-        }
+    type Failure = (StatusCode, &'static str, BadRequest);
+    let library = |e: PatronError| -> Failure {
+        let (status, kind) = status_of(&e);
+        (status, kind, BadRequest::from(e))
     };
-    let outcome = tokio::time::timeout(state.options.timeout, on_compute_pool(work)).await;
+    let lost = || -> Failure {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            BadRequest::new("scoring stopped before it answered"),
+        )
+    };
+    // Read and encode on the compute pool, score with the other waiting requests in one
+    // call, then build the answer (and its reasons) on the compute pool again.
+    let scoring = async {
+        let read = {
+            let model = model.clone();
+            on_compute_pool(move || -> std::result::Result<_, Failure> {
+                let body = if csv {
+                    Body::Csv(&bytes)
+                } else {
+                    Body::Json(&bytes)
+                };
+                let table = request_table(&model, body)
+                    .map_err(|b| (StatusCode::BAD_REQUEST, "bad_request", b))?;
+                let encoded = encode(&model, &table).map_err(library)?;
+                Ok((table, encoded))
+            })
+        };
+        let (table, encoded) = read.await.map_err(|_| lost())??;
+        let (encoded, logits) = model.batcher.submit(encoded).await.map_err(|_| lost())?;
+        let logits = logits.map_err(|e| library(PatronError::Internal(e)))?;
+        let rows = table.height();
+        let value = on_compute_pool(move || answer(&model, &table, &encoded, logits, reasons))
+            .await
+            .map_err(|_| lost())?
+            .map_err(library)?;
+        Ok::<_, Failure>((value, rows))
+    };
+    let outcome = tokio::time::timeout(state.options.timeout, scoring).await;
     state.queued_rows.fetch_sub(estimate, Ordering::SeqCst);
     match outcome {
         Err(_) => {
@@ -388,18 +412,11 @@ async fn predict_inner(
                 )),
             )
         }
-        Ok(Err(_)) => {
-            state.metrics.error("internal");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BadRequest::new("scoring stopped before it answered"),
-            )
-        }
-        Ok(Ok(Err((status, kind, bad)))) => {
+        Ok(Err((status, kind, bad))) => {
             state.metrics.error(kind);
             error(status, bad)
         }
-        Ok(Ok(Ok((value, rows)))) => {
+        Ok(Ok((value, rows))) => {
             state.metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
             state.metrics.batch_rows.observe(rows as f64);
             (StatusCode::OK, json_headers(), value.to_string()).into_response()
@@ -454,7 +471,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// keep serving and the error is returned.
 async fn reload(state: &AppState) -> Result<usize> {
     let (specs, device) = (state.specs.clone(), state.device.clone());
-    let loaded = on_compute_pool(move || Registry::load(&specs, &device))
+    let batching = state.options.batching;
+    let loaded = on_compute_pool(move || Registry::load(&specs, &device, batching))
         .await
         .map_err(|_| PatronError::Internal("reloading stopped before it finished".into()))??;
     let count = loaded.models.len();
@@ -502,7 +520,10 @@ pub fn serve(
     options: ServeOptions,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let registry = Registry::load(&specs, &device)?;
+    // Build the compute pool as every other command does (its stack size), before the
+    // first request uses it.
+    crate::backend::on_compute_pool(|| ());
+    let registry = Registry::load(&specs, &device, options.batching)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,13 +9,15 @@ pub mod http;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::data::preprocess::Encoded;
 use crate::data::{Table, table_from_csv};
 use crate::error::{PatronError, Result};
 use crate::run::{files, sha256_file};
@@ -36,9 +38,91 @@ pub struct Model {
     /// Its run directory.
     pub dir: PathBuf,
     /// The verified run, ready to score.
-    pub session: Session,
+    pub session: Arc<Session>,
     /// SHA-256 of its `manifest.json`, which pins every other file's hash.
     pub manifest_sha256: String,
+    /// Gathers concurrent requests into one scoring call.
+    pub batcher: Batcher,
+}
+
+/// How concurrent requests are gathered into one scoring call.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most rows in one call (a larger request is scored alone).
+    pub max_rows: usize,
+    /// Longest the first request of a call waits for others (zero: it takes only the
+    /// requests already waiting).
+    pub max_wait: Duration,
+}
+
+/// Rows a request's network outputs come back with.
+type Outputs = (Encoded, std::result::Result<Vec<f64>, String>);
+
+/// One request's rows waiting to be scored.
+struct Job {
+    encoded: Encoded,
+    reply: tokio::sync::oneshot::Sender<Outputs>,
+}
+
+/// A model's scoring thread: it takes the waiting requests, up to `max_rows` rows,
+/// scores them in one call on the compute pool and hands each its outputs. It stops
+/// when its model is dropped (a reload).
+pub struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    fn start(session: Arc<Session>, batching: Batching) -> Batcher {
+        let (jobs, waiting) = mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                let mut rows = first.encoded.rows;
+                let mut batch = vec![first];
+                let deadline = Instant::now() + batching.max_wait;
+                while rows < batching.max_rows {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let next = if left.is_zero() {
+                        waiting.try_recv().ok()
+                    } else {
+                        waiting.recv_timeout(left).ok()
+                    };
+                    let Some(job) = next else { break };
+                    rows += job.encoded.rows;
+                    batch.push(job);
+                }
+                score_batch(&session, batch);
+            }
+        });
+        Batcher { jobs }
+    }
+
+    /// Queue `encoded` for scoring; the receiver gets it back with its outputs.
+    pub fn submit(&self, encoded: Encoded) -> tokio::sync::oneshot::Receiver<Outputs> {
+        let (reply, outputs) = tokio::sync::oneshot::channel();
+        // A closed channel drops the reply, which the receiver sees as an error.
+        let _ = self.jobs.send(Job { encoded, reply });
+        outputs
+    }
+}
+
+/// Score the requests of one batch in one call (on the compute pool) and answer each.
+fn score_batch(session: &Session, batch: Vec<Job>) {
+    let outputs = session.run().manifest.model.outputs;
+    let logits = rayon::scope(|_| match batch.as_slice() {
+        [one] => session.scorer().logits(&one.encoded),
+        many => {
+            let parts: Vec<&Encoded> = many.iter().map(|j| &j.encoded).collect();
+            session.scorer().logits(&Encoded::concat(&parts))
+        }
+    })
+    .map_err(|e| e.to_string());
+    let mut start = 0;
+    for job in batch {
+        let n = job.encoded.rows * outputs;
+        let part = logits.as_ref().map(|z| z[start..start + n].to_vec());
+        start += n;
+        let _ = job.reply.send((job.encoded, part.map_err(Clone::clone)));
+    }
 }
 
 /// The runs a server holds, by name.
@@ -72,7 +156,11 @@ pub fn parse_checkpoint(spec: &str) -> std::result::Result<(String, PathBuf), St
 impl Registry {
     /// Load and verify every run, as `predict` would; any damaged run or repeated name
     /// is an error naming it, and nothing is served.
-    pub fn load(specs: &[(String, PathBuf)], device: &Device) -> Result<Registry> {
+    pub fn load(
+        specs: &[(String, PathBuf)],
+        device: &Device,
+        batching: Batching,
+    ) -> Result<Registry> {
         let mut models = BTreeMap::new();
         for (name, dir) in specs {
             if models.contains_key(name) {
@@ -80,11 +168,12 @@ impl Registry {
                     "two --checkpoint arguments are named {name:?}; name them NAME=DIR"
                 )));
             }
-            let session = Session::open(dir, device)?;
+            let session = Arc::new(Session::open(dir, device)?);
             let manifest_sha256 = sha256_file(&dir.join(files::MANIFEST))?;
             let model = Model {
                 name: name.clone(),
                 dir: dir.clone(),
+                batcher: Batcher::start(session.clone(), batching),
                 session,
                 manifest_sha256,
             };
@@ -397,15 +486,26 @@ fn json_to_csv(
     Ok(out)
 }
 
-/// Score `table` and answer one object per row with the columns `predict` writes: the id
-/// (or `row`, the index in the request), the task's score columns and prediction, and
-/// `reasons` reasons (`reason_<i>`, `reason_<i>_effect`).
-pub fn answer(model: &Model, table: &Table, reasons: usize) -> Result<Value> {
+/// The model inputs of a request's rows.
+pub fn encode(model: &Model, table: &Table) -> Result<Encoded> {
+    model.session.encode(table, 0, Path::new(REQUEST))
+}
+
+/// Answer one object per row of `table` (its `encoded` inputs gave `logits`) with the
+/// columns `predict` writes: the id (or `row`, the index in the request), the task's
+/// score columns and prediction, and `reasons` reasons (`reason_<i>`,
+/// `reason_<i>_effect`).
+pub fn answer(
+    model: &Model,
+    table: &Table,
+    encoded: &Encoded,
+    logits: Vec<f64>,
+    reasons: usize,
+) -> Result<Value> {
     let session = &model.session;
     let run = session.run();
     let pre = &run.preprocess;
-    let encoded = session.encode(table, 0, Path::new(REQUEST))?;
-    let scored = session.score_encoded(&encoded)?;
+    let scored = session.scored(logits);
     let ids = match &pre.id {
         Some(column) => Some(table.cells(column).ok_or_else(|| {
             PatronError::data(
@@ -427,7 +527,7 @@ pub fn answer(model: &Model, table: &Table, reasons: usize) -> Result<Value> {
                 task: run.task.as_ref(),
             };
             reasons
-                .of(session.scorer(), table, &encoded, &outcome)?
+                .of(session.scorer(), table, encoded, &outcome)?
                 .into_iter()
                 .map(|r| r.map(|(name, effect)| (name.into_owned(), effect)))
                 .collect()
