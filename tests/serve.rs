@@ -424,3 +424,72 @@ fn a_text_run_answers_texts_as_predict_reads_lines() {
     assert_eq!(status, 200, "{answer}");
     same_as_predict(&answer, &header, &rows);
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Run by hand (`cargo test --release --test serve -- --ignored`): 8 clients send one-row
+/// and 100-row requests for PATRON_SOAK_SECONDS (default 600); the server's resident
+/// memory after the first minute must not grow by more than a fifth.
+#[test]
+#[ignore]
+fn memory_stays_flat_under_a_long_load() {
+    let seconds: u64 = std::env::var("PATRON_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train_on(
+        "flex",
+        "configs/bank_propensity.toml",
+        &tmp.path().join("bank"),
+        &["train.epochs=2"],
+    );
+    let data = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/bank_marketing_uci_bank_4521.csv"),
+    )
+    .unwrap();
+    let rows = json_rows(&data, 100);
+    let one = serde_json::json!({ "rows": [rows[0].clone()] }).to_string();
+    let hundred = serde_json::json!({ "rows": rows }).to_string();
+    let server = Server::start(&["--checkpoint", &format!("bank={}", run.display())]);
+    let pid = server.child.id();
+    let started = std::time::Instant::now();
+    let stop = Duration::from_secs(seconds);
+    let requests = std::sync::atomic::AtomicU64::new(0);
+    let mut samples = Vec::new();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (server, body, requests) =
+                (&server, if t == 0 { &hundred } else { &one }, &requests);
+            scope.spawn(move || {
+                while started.elapsed() < stop {
+                    let (status, _) =
+                        server.send("POST", "/v1/models/bank/predict", &[], body.as_bytes());
+                    assert_eq!(status, 200);
+                    requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        while started.elapsed() < stop {
+            std::thread::sleep(Duration::from_secs(10).min(stop));
+            samples.push((started.elapsed().as_secs(), rss_kib(pid)));
+        }
+    });
+    let total = requests.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{total} requests in {seconds} s; RSS (s, KiB): {samples:?}");
+    let warm = samples
+        .iter()
+        .find(|(t, _)| *t >= 60.min(seconds / 2))
+        .map_or(samples[0].1, |s| s.1);
+    let last = samples.last().unwrap().1;
+    assert!(last * 5 <= warm * 6, "RSS grew from {warm} to {last} KiB");
+}
