@@ -12,7 +12,7 @@ use crate::score::importance::{FeatureImportance, REPEATS};
 use crate::task::binary::BinaryReport;
 use crate::task::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::task::multiclass::MulticlassReport;
-use crate::task::regression::{RegressionReport, decile_means};
+use crate::task::regression::{RegressionReport, by_prediction, decile_means};
 
 /// Bootstrap resamples behind the confidence intervals (seeded, so reports reproduce).
 const BOOTSTRAP_RESAMPLES: usize = 200;
@@ -788,13 +788,6 @@ pub fn render_regression(r: &RegressionReport, page: &ReportPage) -> Result<Stri
     )?);
     h.push_str("</body></html>\n");
     Ok(h)
-}
-
-/// Rows ordered by prediction, highest first (ties by row order).
-fn by_prediction(predictions: &[f64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..predictions.len()).collect();
-    order.sort_by(|&a, &b| predictions[b].total_cmp(&predictions[a]).then(a.cmp(&b)));
-    order
 }
 
 /// Predicted against actual (means per bin, so it reads the same at 100k rows), the

@@ -553,6 +553,14 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// Row indices ordered by prediction, highest first (ties by row order): the order of
+/// the decile figures and of the value-gains curve.
+pub fn by_prediction(predictions: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..predictions.len()).collect();
+    order.sort_by(|&a, &b| predictions[b].total_cmp(&predictions[a]).then(a.cmp(&b)));
+    order
+}
+
 /// The share of the total target held by each tenth of the rows ordered by prediction,
 /// highest predictions first (ties broken by row order); `None` when the total is not
 /// positive, where a share means nothing.
@@ -561,8 +569,7 @@ pub fn decile_shares(predictions: &[f64], targets: &[f32]) -> Option<Vec<f64>> {
     if total <= 0.0 || targets.is_empty() {
         return None;
     }
-    let mut order: Vec<usize> = (0..predictions.len()).collect();
-    order.sort_by(|&a, &b| predictions[b].total_cmp(&predictions[a]).then(a.cmp(&b)));
+    let order = by_prediction(predictions);
     let n = order.len();
     Some(
         (0..10)
@@ -577,8 +584,7 @@ pub fn decile_shares(predictions: &[f64], targets: &[f32]) -> Option<Vec<f64>> {
 /// Mean prediction and mean target in each tenth of the rows ordered by prediction,
 /// highest first: calibration for a regression.
 pub fn decile_means(predictions: &[f64], targets: &[f32]) -> Vec<(f64, f64)> {
-    let mut order: Vec<usize> = (0..predictions.len()).collect();
-    order.sort_by(|&a, &b| predictions[b].total_cmp(&predictions[a]).then(a.cmp(&b)));
+    let order = by_prediction(predictions);
     let n = order.len();
     (0..10)
         .map(|d| &order[d * n / 10..(d + 1) * n / 10])
