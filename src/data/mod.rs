@@ -115,13 +115,7 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
     match Format::of(path)? {
         // A CSV is read as one chunk of `predict`'s reader, so training, evaluation and
         // scoring skip the same blank lines and name a bad record by the same line.
-        Format::Csv => {
-            let mut reader = ChunkReader::open(path, options.clone(), usize::MAX)?;
-            match reader.next_chunk()? {
-                Some(table) => Ok(table),
-                None => reader.header_only(),
-            }
-        }
+        Format::Csv => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
         Format::Parquet => finish_table(path, read_parquet(path, None)?, options),
     }
 }
@@ -130,11 +124,7 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
 /// in errors).
 pub fn table_from_csv(name: &Path, bytes: Vec<u8>, options: &ReadOptions) -> Result<Table> {
     let reader = Box::new(std::io::Cursor::new(bytes));
-    let mut chunks = ChunkReader::from_csv(name, reader, options.clone(), usize::MAX)?;
-    match chunks.next_chunk()? {
-        Some(table) => Ok(table),
-        None => chunks.header_only(),
-    }
+    ChunkReader::from_csv(name, reader, options.clone(), usize::MAX)?.whole()
 }
 
 /// Fail early, with a clear message, for paths that are missing or not regular files.
@@ -389,6 +379,14 @@ impl ChunkReader {
                 done: false,
             },
             rows_read: 0,
+        }
+    }
+
+    /// Every remaining row as one table (a header alone gives a table with no rows).
+    fn whole(mut self) -> Result<Table> {
+        match self.next_chunk()? {
+            Some(table) => Ok(table),
+            None => self.header_only(),
         }
     }
 
