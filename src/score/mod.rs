@@ -424,7 +424,7 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
 }
 
 /// The run's id column of a chunk, missing cells empty.
-fn id_column(chunk: &Table, column: &str, input: &Path) -> Result<Vec<String>> {
+pub fn id_column(chunk: &Table, column: &str, input: &Path) -> Result<Vec<String>> {
     let cells = chunk.cells(column).ok_or_else(|| {
         PatronError::data(
             input,

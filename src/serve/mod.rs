@@ -21,6 +21,7 @@ use crate::data::preprocess::Encoded;
 use crate::data::{Table, table_from_csv};
 use crate::error::{PatronError, Result};
 use crate::run::{files, sha256_file};
+use crate::score::id_column;
 use crate::score::reasons::{Outcome, Reasons};
 use crate::score::session::Session;
 use crate::task::OutputColumn;
@@ -507,12 +508,7 @@ pub fn answer(
     let pre = &run.preprocess;
     let scored = session.scored(logits);
     let ids = match &pre.id {
-        Some(column) => Some(table.cells(column).ok_or_else(|| {
-            PatronError::data(
-                Path::new(REQUEST),
-                format!("id column {column:?} not found; the run's config names it as data.id"),
-            )
-        })?),
+        Some(column) => Some(id_column(table, column, Path::new(REQUEST))?),
         None => None,
     };
     let explained = match reasons {
@@ -548,7 +544,7 @@ pub fn answer(
         let mut object = Map::new();
         match (&pre.id, &ids) {
             (Some(name), Some(ids)) => {
-                object.insert(name.clone(), Value::from(ids[r].unwrap_or("")));
+                object.insert(name.clone(), Value::from(ids[r].as_str()));
             }
             _ => {
                 object.insert("row".into(), Value::from(r));
