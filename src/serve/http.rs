@@ -474,7 +474,9 @@ async fn reload(state: &AppState) -> Result<usize> {
     let batching = state.options.batching;
     let loaded = on_compute_pool(move || Registry::load(&specs, &device, batching))
         .await
-        .map_err(|_| PatronError::Internal("reloading stopped before it finished".into()))??;
+        .map_err(|_| PatronError::Internal("reloading stopped before it finished".into()))
+        .and_then(|loaded| loaded)
+        .inspect_err(|e| eprintln!("reload refused, the loaded runs keep serving: {e}"))?;
     let count = loaded.models.len();
     *state.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     Ok(count)
@@ -492,7 +494,6 @@ async fn admin_reload(State(state): State<AppState>, headers: HeaderMap) -> Resp
         )
             .into_response(),
         Err(e) => {
-            eprintln!("reload refused, the loaded runs keep serving: {e}");
             let (status, kind) = status_of(&e);
             state.metrics.error(kind);
             error(status, BadRequest::from(e))
@@ -571,9 +572,8 @@ async fn reload_on_hangup(state: AppState) {
         return;
     };
     while hangups.recv().await.is_some() {
-        match reload(&state).await {
-            Ok(count) => eprintln!("reloaded {count} runs"),
-            Err(e) => eprintln!("reload refused, the loaded runs keep serving: {e}"),
+        if let Ok(count) = reload(&state).await {
+            eprintln!("reloaded {count} runs");
         }
     }
 }
