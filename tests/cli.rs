@@ -210,18 +210,7 @@ fn train_predict_evaluate_round_trip() {
 
     // Export the weights as safetensors: names and shapes follow the model.
     let st = tmp.path().join("model.safetensors");
-    assert_ok(&patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "safetensors",
-        "--output",
-        st.to_str().unwrap(),
-    ]));
-    let bytes = std::fs::read(&st).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let header = common::export_header(&run, &st);
     let spec = &manifest["model"];
     let shape = |name: &str| header[name]["shape"].clone();
     let width = spec["numeric_width"].as_u64().unwrap()

@@ -6,21 +6,13 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, check_self_contained, check_svgs, json, patron, stderr, stdout, train_on};
+use common::{
+    assert_ok, check_self_contained, check_svgs, evaluate_on, export_header, json, patron,
+    predict_on, read_csv, stderr, stdout, train_on,
+};
 
 const CONFIG: &str = "configs/customer_value.toml";
 const DATA: &str = "datasets/cdnow_customer_value_23570.csv";
-
-/// Rows of a CSV as (header, rows of cells).
-fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().split(',').map(String::from).collect();
-    let rows = lines
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
-    (header, rows)
-}
 
 #[test]
 fn customer_value_trains_reports_and_scores_in_the_targets_units() {
@@ -94,19 +86,9 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
     // predict: the id and the prediction in dollars, never negative with a log link;
     // reasons are signed, the strongest by size first.
     let out = tmp.path().join("scores.csv");
-    let o = patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        DATA,
-        "--output",
-        out.to_str().unwrap(),
-        "--reasons",
-        "3",
-    ]);
+    let o = predict_on(&run, Path::new(DATA), &out, "flex", &["--reasons", "3"]);
     assert_ok(&o);
-    let (header, rows) = csv(&out);
+    let (header, rows) = read_csv(&out);
     assert_eq!(
         header,
         [
@@ -144,15 +126,7 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
 
     // evaluate on the whole file: the same metrics keys; compare lines it up with the run.
     let eval = tmp.path().join("eval");
-    let o = patron(&[
-        "evaluate",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        DATA,
-        "--output",
-        eval.to_str().unwrap(),
-    ]);
+    let o = evaluate_on(&run, Path::new(DATA), Some(&eval), "flex");
     assert_ok(&o);
     let evaluated = json(&eval.join("report.json"));
     assert_eq!(evaluated["n"], 23570);
@@ -162,19 +136,7 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
     assert!(stdout(&o).contains("rmse (min)"), "{}", stdout(&o));
 
     // export: the weights, with what turns the output into dollars.
-    let weights = tmp.path().join("m.safetensors");
-    assert_ok(&patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "safetensors",
-        "--output",
-        weights.to_str().unwrap(),
-    ]));
-    let bytes = std::fs::read(&weights).unwrap();
-    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let header = export_header(&run, &tmp.path().join("m.safetensors"));
     let meta = &header["__metadata__"];
     assert_eq!(meta["task"], "regression");
     let target: serde_json::Value =
@@ -252,16 +214,8 @@ fn auto_learns_a_many_valued_number_as_a_regression() {
     );
     // Predictions read in the target's units.
     let out = tmp.path().join("p.csv");
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
-    let (header, rows) = csv(&out);
+    assert_ok(&predict_on(&run, &data, &out, "flex", &[]));
+    let (header, rows) = read_csv(&out);
     assert_eq!(header, ["row", "prediction"]);
     let text = std::fs::read_to_string(&data).unwrap();
     let truth: Vec<f64> = text
@@ -387,16 +341,8 @@ fn quantile_heads_give_intervals_that_cover_their_share() {
     assert_eq!(shifts.as_array().unwrap().len(), 2);
 
     let out = tmp.path().join("p.csv");
-    assert_ok(&patron(&[
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
-    let (header, rows) = csv(&out);
+    assert_ok(&predict_on(&run, &data, &out, "flex", &[]));
+    let (header, rows) = read_csv(&out);
     assert_eq!(header, ["row", "prediction", "q10", "q90"]);
     let mut width = 0.0;
     for r in &rows {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_ok, patron, train_on};
+use common::{assert_ok, predict_on, read_csv, train_on};
 
 /// A running `patron serve` on a free loopback port, stopped when dropped.
 struct Server {
@@ -119,31 +119,11 @@ fn json_rows(csv: &str, n: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `patron predict` of a CSV file: its header and rows.
+/// `patron predict` of a CSV file on flex: its header and rows.
 fn predict_csv(run: &Path, input: &Path, extra: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
     let out = input.with_extension("scored.csv");
-    let mut args = vec![
-        "predict",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--backend",
-        "flex",
-    ];
-    args.extend(extra);
-    assert_ok(&patron(&args));
-    let text = std::fs::read_to_string(&out).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().split(',').map(String::from).collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect(),
-    )
+    assert_ok(&predict_on(run, input, &out, "flex", extra));
+    read_csv(&out)
 }
 
 /// Each answer object agrees with the predict row cell by cell (numbers to 1e-6).

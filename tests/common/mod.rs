@@ -231,3 +231,30 @@ pub fn drift_on(run: &Path, data: &Path, out: &Path) -> Output {
         "ndarray",
     ])
 }
+
+/// A CSV `patron` wrote (no quoted commas): its header and rows of cells.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// `patron export --format safetensors` of `run` into `output`, and the file's JSON header.
+pub fn export_header(run: &Path, output: &Path) -> serde_json::Value {
+    assert_ok(&patron(&[
+        "export",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--format",
+        "safetensors",
+        "--output",
+        output.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(output).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
