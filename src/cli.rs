@@ -327,12 +327,18 @@ pub struct PredictArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// CSV or Parquet file to score (`-`: CSV on stdin); with --shard, a file pattern
-    /// such as 'DIR/*.parquet' (quoted, so the shell leaves it alone).
+    /// CSV, Parquet or Arrow file to score (`-`: standard input, CSV unless
+    /// --input-format says otherwise); with --shard, a file pattern such as
+    /// 'DIR/*.parquet' (quoted, so the shell leaves it alone).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
-    /// Output .csv or .parquet (`-`: CSV on stdout); with --shard, a folder that gets one
-    /// output per input file, named by its stem.
+    /// Read the input as csv, parquet or arrow (an Arrow IPC stream or file) whatever its
+    /// name; standard input takes csv or arrow.
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<FileFormat>,
+    /// Output .csv, .parquet, .arrow (Arrow IPC file) or .arrows (Arrow IPC stream)
+    /// (`-`: standard output); with --shard, a folder that gets one output per input
+    /// file, named by its stem.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Score only the I-th of N shares of the files matching --input (every N-th in name
@@ -341,9 +347,11 @@ pub struct PredictArgs {
     /// own outputs.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
-    /// With --shard: write the outputs as csv or parquet (default: each input's format).
-    #[arg(long, value_name = "FORMAT", requires = "shard")]
-    pub output_format: Option<OutputFormat>,
+    /// Write csv, parquet or arrow: on standard output (csv or arrow, an Arrow IPC
+    /// stream), or with --shard (default: each input's format); a file output's extension
+    /// must agree.
+    #[arg(long, value_name = "FORMAT")]
+    pub output_format: Option<FileFormat>,
     /// Rows read and scored per chunk; memory grows with it, not with the file.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
@@ -397,13 +405,26 @@ pub struct ServeArgs {
     pub run_on: RunOn,
 }
 
-/// What `predict --shard` writes.
+/// What `predict` reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// CSV files.
+pub enum FileFormat {
+    /// CSV with a header row.
     Csv,
     /// Parquet files.
     Parquet,
+    /// Arrow IPC (a stream on standard input and output and in .arrows files; the file
+    /// format in .arrow files).
+    Arrow,
+}
+
+impl FileFormat {
+    fn format(self) -> Format {
+        match self {
+            FileFormat::Csv => Format::Csv,
+            FileFormat::Parquet => Format::Parquet,
+            FileFormat::Arrow => Format::Arrow,
+        }
+    }
 }
 
 /// `patron info`.
@@ -735,19 +756,16 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let request = score::PredictRequest {
         input: args.input,
+        input_format: args.input_format.map(FileFormat::format),
         output: args.output,
+        output_format: args.output_format.map(FileFormat::format),
         batch_size: batch,
         reasons: args.reasons,
         keep: args.keep,
     };
     if let Some(shard) = args.shard {
-        let format = args.output_format.map(|f| match f {
-            OutputFormat::Csv => Format::Csv,
-            OutputFormat::Parquet => Format::Parquet,
-        });
         let pattern = request.input.to_string_lossy().into_owned();
-        let summary =
-            shard::predict_shard(&session, &pattern, shard, &request.output, format, &request)?;
+        let summary = shard::predict_shard(&session, &pattern, shard, &request.output, &request)?;
         eprintln!(
             "shard {}/{}: scored {} rows in {} files ({})",
             shard.index,

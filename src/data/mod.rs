@@ -4,6 +4,7 @@
 //! training file and a scoring file chunk are parsed by exactly the same rules whatever
 //! polars would infer from the first rows of each.
 
+pub mod arrow;
 pub mod preprocess;
 pub mod split;
 pub mod text;
@@ -23,6 +24,9 @@ pub enum Format {
     Csv,
     /// Apache Parquet.
     Parquet,
+    /// Apache Arrow IPC: a stream (`.arrows`, standard input and output) or a file
+    /// (`.arrow`, `.feather`).
+    Arrow,
 }
 
 impl Format {
@@ -35,9 +39,10 @@ impl Format {
         match ext.as_deref() {
             Some("csv") | Some("txt") | Some("tsv") => Ok(Format::Csv),
             Some("parquet") | Some("pq") => Ok(Format::Parquet),
+            Some("arrow") | Some("arrows") | Some("feather") | Some("ipc") => Ok(Format::Arrow),
             _ => Err(PatronError::data(
                 path,
-                "unsupported file type: use a .csv or .parquet file",
+                "unsupported file type: use a .csv, .parquet or .arrow file",
             )),
         }
     }
@@ -75,10 +80,12 @@ impl ReadOptions {
     }
 }
 
-/// A loaded table: every column as nullable text.
+/// A loaded table: every column as nullable text, and as the input typed it where the
+/// input has types (Parquet, Arrow).
 #[derive(Debug)]
 pub struct Table {
     df: DataFrame,
+    typed: Option<DataFrame>,
 }
 
 impl Table {
@@ -101,6 +108,11 @@ impl Table {
         self.df.column(name).is_ok()
     }
 
+    /// A column as the input typed it (`None` for text input, or no such column).
+    pub fn typed_column(&self, name: &str) -> Option<&Column> {
+        self.typed.as_ref()?.column(name).ok()
+    }
+
     /// The raw cells of a column (`None` for a null cell).
     pub fn cells(&self, name: &str) -> Option<Vec<Option<&str>>> {
         let column = self.df.column(name).ok()?;
@@ -116,7 +128,11 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
         // A CSV is read as one chunk of `predict`'s reader, so training, evaluation and
         // scoring skip the same blank lines and name a bad record by the same line.
         Format::Csv => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
-        Format::Parquet => finish_table(path, read_parquet(path, None)?, options),
+        Format::Parquet => {
+            let df = to_text_columns(path, read_parquet(path, None)?)?;
+            finish_table(path, df, options)
+        }
+        Format::Arrow => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
     }
 }
 
@@ -136,7 +152,7 @@ pub fn check_readable_file(path: &Path) -> Result<()> {
         )),
         Ok(m) if m.is_dir() => Err(PatronError::data(
             path,
-            "is a directory; expected a .csv or .parquet file",
+            "is a directory; expected a .csv, .parquet or .arrow file",
         )),
         Ok(_) => Ok(()),
     }
@@ -160,7 +176,7 @@ fn finish_table(path: &Path, df: DataFrame, options: &ReadOptions) -> Result<Tab
             }
         }
     }
-    Ok(Table { df })
+    Ok(Table { df, typed: None })
 }
 
 fn describe_delimiter(c: char) -> &'static str {
@@ -260,13 +276,13 @@ fn check_header(path: &Path, bytes: &[u8], delimiter: u8) -> Result<()> {
     Ok(())
 }
 
+/// Rows of a Parquet file with the file's types.
 fn read_parquet(path: &Path, slice: Option<(usize, usize)>) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-    let df = ParquetReader::new(file)
+    ParquetReader::new(file)
         .with_slice(slice)
         .finish()
-        .map_err(|e| PatronError::data(path, polars_message(&e)))?;
-    to_text_columns(path, df)
+        .map_err(|e| PatronError::data(path, polars_message(&e)))
 }
 
 /// Cast every column to text so Parquet input follows the same typing rules as CSV.
@@ -308,7 +324,10 @@ enum ChunkSource {
     },
     Parquet {
         total: usize,
+        schema: Schema,
     },
+    /// Arrow record batches (a file, or a stream on standard input).
+    Arrow(Box<arrow::ArrowBatches>),
     /// One text per line (standard input of a text model).
     Lines {
         reader: Box<dyn BufRead + Send>,
@@ -318,14 +337,37 @@ enum ChunkSource {
 }
 
 impl ChunkReader {
-    /// Open a CSV or Parquet file (or standard input as CSV when `path` is `-`).
+    /// Open a CSV, Parquet or Arrow file by its extension (or standard input as CSV when
+    /// `path` is `-`).
     pub fn open(path: &Path, options: ReadOptions, chunk_rows: usize) -> Result<ChunkReader> {
+        Self::open_as(path, None, options, chunk_rows)
+    }
+
+    /// Open a file (or standard input, `-`) in `format`, or by its extension (CSV for
+    /// standard input) when `None`.
+    pub fn open_as(
+        path: &Path,
+        format: Option<Format>,
+        options: ReadOptions,
+        chunk_rows: usize,
+    ) -> Result<ChunkReader> {
         let source = if path == Path::new("-") {
-            let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(std::io::stdin()));
-            csv_source(path, reader, options.delimiter)?
+            match format.unwrap_or(Format::Csv) {
+                Format::Csv => {
+                    let reader: Box<dyn BufRead + Send> =
+                        Box::new(BufReader::new(std::io::stdin()));
+                    csv_source(path, reader, options.delimiter)?
+                }
+                Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
+                Format::Parquet => {
+                    return Err(PatronError::Usage(
+                        "Parquet cannot be read from standard input (it is read from its end); give a file, or send CSV or an Arrow stream".into(),
+                    ));
+                }
+            }
         } else {
             check_readable_file(path)?;
-            match Format::of(path)? {
+            match format.map_or_else(|| Format::of(path), Ok)? {
                 Format::Csv => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
                     let reader = Box::new(BufReader::with_capacity(1 << 20, file));
@@ -333,11 +375,14 @@ impl ChunkReader {
                 }
                 Format::Parquet => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-                    let total = ParquetReader::new(file)
-                        .num_rows()
-                        .map_err(|e| PatronError::data(path, polars_message(&e)))?;
-                    ChunkSource::Parquet { total }
+                    let mut reader = ParquetReader::new(file);
+                    let failed = |e: PolarsError| PatronError::data(path, polars_message(&e));
+                    let total = reader.num_rows().map_err(failed)?;
+                    let schema =
+                        Schema::from_arrow_schema(reader.schema().map_err(failed)?.as_ref());
+                    ChunkSource::Parquet { total, schema }
                 }
+                Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
             }
         };
         Ok(ChunkReader {
@@ -382,6 +427,15 @@ impl ChunkReader {
         }
     }
 
+    /// The columns and their types where the input has types (Parquet, Arrow).
+    pub fn typed_schema(&self) -> Option<Schema> {
+        match &self.source {
+            ChunkSource::Parquet { schema, .. } => Some(schema.clone()),
+            ChunkSource::Arrow(batches) => Some(batches.schema()),
+            ChunkSource::Csv { .. } | ChunkSource::Lines { .. } => None,
+        }
+    }
+
     /// Every remaining row as one table (a header alone gives a table with no rows).
     fn whole(mut self) -> Result<Table> {
         match self.next_chunk()? {
@@ -396,8 +450,10 @@ impl ChunkReader {
             ChunkSource::Csv { header, .. } => {
                 parse_csv_bytes(&self.path, header.clone(), self.options.delimiter)?
             }
+            ChunkSource::Arrow(batches) => DataFrame::empty_with_schema(&batches.schema()),
             _ => DataFrame::empty(),
         };
+        let df = to_text_columns(&self.path, df)?;
         finish_table(&self.path, df, &self.options)
     }
 
@@ -417,14 +473,21 @@ impl ChunkReader {
                 };
                 // Texts are taken as they are: no typing, no missing values.
                 self.rows_read += df.height();
-                return Ok(Some(Table { df }));
+                return Ok(Some(Table { df, typed: None }));
             }
-            ChunkSource::Parquet { total } => {
+            ChunkSource::Parquet { total, .. } => {
                 if first_row >= *total {
                     return Ok(None);
                 }
                 let n = self.chunk_rows.min(*total - first_row);
-                read_parquet(path, Some((first_row, n)))?
+                let typed = read_parquet(path, Some((first_row, n)))?;
+                return self.typed_chunk(typed).map(Some);
+            }
+            ChunkSource::Arrow(batches) => {
+                let Some(typed) = batches.next_frame(self.chunk_rows)? else {
+                    return Ok(None);
+                };
+                return self.typed_chunk(typed).map(Some);
             }
             ChunkSource::Csv {
                 reader,
@@ -450,6 +513,17 @@ impl ChunkReader {
         };
         self.rows_read += df.height();
         finish_table(&self.path, df, &self.options).map(Some)
+    }
+}
+
+impl ChunkReader {
+    /// A chunk of typed input: its text columns for the model, the typed ones kept.
+    fn typed_chunk(&mut self, typed: DataFrame) -> Result<Table> {
+        self.rows_read += typed.height();
+        let df = to_text_columns(&self.path, typed.clone())?;
+        let mut table = finish_table(&self.path, df, &self.options)?;
+        table.typed = Some(typed);
+        Ok(table)
     }
 }
 

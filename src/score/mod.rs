@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
-use crate::data::{ChunkReader, Table, segment_columns};
+use crate::data::{ChunkReader, Format, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
 use crate::model::{
@@ -334,10 +334,15 @@ impl Drop for ReadAhead {
 /// What `predict` reads and writes besides the run.
 #[derive(Debug, Clone)]
 pub struct PredictRequest {
-    /// CSV or Parquet to score (`-`: CSV on stdin, or one text per line for a text run).
+    /// CSV, Parquet or Arrow to score (`-`: CSV on stdin, or one text per line for a text
+    /// run, unless `input_format` says otherwise).
     pub input: std::path::PathBuf,
-    /// CSV or Parquet by extension (`-`: CSV on stdout).
+    /// The input's format, where not told by its extension (standard input).
+    pub input_format: Option<Format>,
+    /// CSV, Parquet or Arrow by extension (`-`: CSV on stdout unless `output_format`).
     pub output: std::path::PathBuf,
+    /// The output's format (standard output; a file's must match its extension).
+    pub output_format: Option<Format>,
     /// Rows read and scored at a time.
     pub batch_size: usize,
     /// Reasons per row (0: none); see [`Reasons`].
@@ -357,10 +362,13 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
     let pre = &run.preprocess;
     let reasons = (request.reasons > 0).then(|| Reasons::new(pre, request.reasons));
     let batch_size = request.batch_size;
-    let reader = match &pre.text {
-        Some(text) if input == Path::new("-") => ChunkReader::open_lines(&text.columns, batch_size),
-        _ => ChunkReader::open(input, pre.read_options(), batch_size)?,
+    let reader = match (&pre.text, request.input_format) {
+        (Some(text), None) if input == Path::new("-") => {
+            ChunkReader::open_lines(&text.columns, batch_size)
+        }
+        (_, format) => ChunkReader::open_as(input, format, pre.read_options(), batch_size)?,
     };
+    let input_schema = reader.typed_schema();
     let outputs = run.manifest.model.outputs;
     let layout = Layout {
         id: pre.id.clone(),
@@ -368,7 +376,12 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
         outputs: run.task.output_columns(),
         reasons: reasons.as_ref().map_or(0, Reasons::count),
     };
-    let mut writer = PredictionWriter::create(output, &layout)?;
+    let mut writer = PredictionWriter::create(
+        output,
+        request.output_format,
+        &layout,
+        input_schema.as_ref(),
+    )?;
     let mut summary = PredictSummary {
         rows: 0,
         class_counts: vec![0; pre.labels.len()],
@@ -393,6 +406,10 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
             .iter()
             .map(|column| kept_column(&chunk, column, input))
             .collect::<Result<_>>()?;
+        let typed = layout
+            .input_columns()
+            .map(|column| chunk.typed_column(column))
+            .collect();
         summary.rows += encoded.rows;
         for &c in &predicted {
             summary.class_counts[c] += 1;
@@ -414,6 +431,7 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
             offset,
             ids,
             kept,
+            typed,
             scores,
             labels: predicted.iter().map(|&c| pre.labels[c].as_str()).collect(),
             reasons,

@@ -1,6 +1,6 @@
 //! The predictions file `patron predict` writes: its columns, as CSV (a file or standard
-//! output) or Parquet, written chunk by chunk under a temporary name and renamed over the
-//! output only when complete.
+//! output), Parquet or Arrow (a file or standard output), written chunk by chunk under a
+//! temporary name and renamed over the output only when complete.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
+use polars_arrow::array::{Array, PrimitiveArray, Utf8Array};
+use polars_arrow::datatypes::ArrowDataType;
 
 use crate::data::Format;
+use crate::data::arrow::{ArrowTarget, ArrowWriter};
 use crate::error::{PatronError, Result};
 use crate::score::reasons::Reason;
 use crate::task::OutputColumn;
@@ -24,6 +27,9 @@ pub struct ScoredChunk<'a> {
     /// The kept input columns' values, one list per [`Layout::kept`] column (`None`: a
     /// missing cell).
     pub kept: Vec<Vec<Option<String>>>,
+    /// The id column (when the run names one) and then the kept columns as the input
+    /// typed them (Parquet and Arrow input; `None` for text), for Arrow output.
+    pub typed: Vec<Option<&'a Column>>,
     /// Probabilities: one per row for two classes, else one per class, row-major.
     pub scores: Vec<f64>,
     /// The predicted label of each row.
@@ -68,6 +74,45 @@ impl Layout {
         columns
     }
 
+    /// The id (when the run names one) and kept columns: the input columns copied out.
+    pub fn input_columns(&self) -> impl Iterator<Item = &str> {
+        self.id.iter().chain(&self.kept).map(String::as_str)
+    }
+
+    /// Column names and their Arrow types, in file order: the id and kept columns keep
+    /// their `input` type where it is a number, boolean, date or timestamp (else utf8),
+    /// `row` is int64, scores and effects float64, labels and reasons utf8.
+    pub fn arrow_columns(&self, input: Option<&Schema>) -> Vec<(String, ArrowDataType)> {
+        let kept_type = |name: &str| match input.and_then(|s| s.get(name)) {
+            Some(dtype)
+                if dtype.is_primitive_numeric()
+                    || matches!(
+                        dtype,
+                        DataType::Boolean | DataType::Date | DataType::Datetime(..)
+                    ) =>
+            {
+                dtype.to_arrow(CompatLevel::oldest())
+            }
+            _ => ArrowDataType::Utf8,
+        };
+        self.columns()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, dtype))| {
+                let arrow = if i == 0 && self.id.is_none() {
+                    ArrowDataType::Int64
+                } else if i <= self.kept.len() {
+                    kept_type(&name)
+                } else if dtype == DataType::String {
+                    ArrowDataType::Utf8
+                } else {
+                    ArrowDataType::Float64
+                };
+                (name, arrow)
+            })
+            .collect()
+    }
+
     /// Scores per row: the number of score columns.
     fn score_width(&self) -> usize {
         self.outputs
@@ -105,33 +150,81 @@ pub struct PredictionWriter {
     layout: Layout,
 }
 
-/// The open output: buffered CSV, or Parquet written one row group per chunk.
+/// The open output: buffered CSV, Parquet written one row group per chunk, or Arrow one
+/// record batch per chunk.
 enum Sink {
     Csv(BufWriter<Box<dyn Write>>),
     Parquet(Box<BatchedWriter<File>>),
+    Arrow(Box<ArrowWriter>),
 }
 
 impl PredictionWriter {
-    /// Start `output` (CSV or Parquet by extension; `-` is CSV on standard output) with
-    /// the columns of `layout`.
-    pub fn create(output: &Path, layout: &Layout) -> Result<PredictionWriter> {
+    /// Start `output` with the columns of `layout`, in `format` or else by its extension
+    /// (`-`: standard output, CSV unless told). `input` is the input's typed schema, where
+    /// it has one: Arrow output keeps the id and kept columns' types.
+    pub fn create(
+        output: &Path,
+        format: Option<Format>,
+        layout: &Layout,
+        input: Option<&Schema>,
+    ) -> Result<PredictionWriter> {
         layout.check(output)?;
         let to_stdout = output == Path::new("-");
         let format = if to_stdout {
-            Format::Csv
+            format.unwrap_or(Format::Csv)
         } else {
-            Format::of(output).map_err(|_| {
-                PatronError::data(output, "unsupported output type: use .csv or .parquet")
-            })?
+            let by_name = Format::of(output).map_err(|_| {
+                PatronError::data(
+                    output,
+                    "unsupported output type: use .csv, .parquet, .arrow or .arrows",
+                )
+            })?;
+            match format {
+                Some(told) if told != by_name => {
+                    return Err(PatronError::Usage(format!(
+                        "{}: --output-format {} does not match the file's extension; name the output .{}",
+                        output.display(),
+                        format_name(told),
+                        format_name(told)
+                    )));
+                }
+                _ => by_name,
+            }
         };
+        let arrow_columns = || layout.arrow_columns(input);
         let (sink, tmp) = if to_stdout {
             let stdout: Box<dyn Write> = Box::new(std::io::stdout());
-            (Sink::Csv(BufWriter::new(stdout)), None)
+            let sink = match format {
+                Format::Csv => Sink::Csv(BufWriter::new(stdout)),
+                Format::Arrow => Sink::Arrow(Box::new(
+                    ArrowWriter::create(ArrowTarget::Stream(stdout), arrow_columns())
+                        .map_err(|e| PatronError::data(output, e.to_string()))?,
+                )),
+                Format::Parquet => {
+                    return Err(PatronError::Usage(
+                        "Parquet cannot be written to standard output; give a .parquet file, or --output-format csv or arrow".into(),
+                    ));
+                }
+            };
+            (sink, None)
         } else {
             let tmp = temp_name(output);
             let file = File::create(&tmp).map_err(|e| PatronError::io(output, e))?;
             let sink = match format {
                 Format::Csv => Ok(Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file)))),
+                Format::Arrow => {
+                    let stream = output
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("arrows"));
+                    let target = if stream {
+                        ArrowTarget::Stream(Box::new(file))
+                    } else {
+                        ArrowTarget::File(file)
+                    };
+                    ArrowWriter::create(target, arrow_columns())
+                        .map(|w| Sink::Arrow(Box::new(w)))
+                        .map_err(|e| PatronError::data(output, e.to_string()))
+                }
                 Format::Parquet => ParquetWriter::new(file)
                     .batched(&Schema::from_iter(
                         layout
@@ -173,6 +266,7 @@ impl PredictionWriter {
             offset,
             ids,
             kept,
+            typed,
             scores,
             labels,
             reasons,
@@ -263,6 +357,53 @@ impl PredictionWriter {
                 w.write_batch(&df)
                     .map_err(|e| PatronError::data(&self.output, format!("cannot write: {e}")))
             }
+            Sink::Arrow(w) => {
+                let types: Vec<ArrowDataType> = w.types().cloned().collect();
+                let mut arrays: Vec<Box<dyn Array>> = Vec::with_capacity(types.len());
+                let mut types = types.iter();
+                let mut typed = typed.into_iter();
+                let mut next_type = || types.next().expect("one type per column");
+                let mut input = |text: &mut dyn Iterator<Item = Option<&str>>, dtype| {
+                    input_array(typed.next().flatten(), text, dtype, rows)
+                };
+                let id_type = next_type();
+                arrays.push(match &ids {
+                    Some(ids) => input(&mut ids.iter().map(|s| Some(s.as_str())), id_type)?,
+                    None => {
+                        let rows = (offset..offset + rows).map(|r| r as i64).collect();
+                        PrimitiveArray::<i64>::from_vec(rows).boxed()
+                    }
+                });
+                for column in &kept {
+                    arrays.push(input(
+                        &mut column.iter().map(|c| c.as_deref()),
+                        next_type(),
+                    )?);
+                }
+                let mut j = 0;
+                for column in &self.layout.outputs {
+                    next_type();
+                    arrays.push(match column {
+                        OutputColumn::Prediction => Utf8Array::<i32>::from_slice(&labels).boxed(),
+                        OutputColumn::Score(_) => {
+                            let p = scores.chunks_exact(width).map(|row| row[j]).collect();
+                            j += 1;
+                            PrimitiveArray::<f64>::from_vec(p).boxed()
+                        }
+                    });
+                }
+                for i in 0..per_row {
+                    let of_row = |r: usize| reasons[r * per_row + i].as_ref();
+                    let names: Vec<Option<&str>> =
+                        (0..rows).map(|r| of_row(r).map(|x| &*x.0)).collect();
+                    let effects: Vec<Option<f64>> =
+                        (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
+                    arrays.push(Utf8Array::<i32>::from(names).boxed());
+                    arrays.push(PrimitiveArray::<f64>::from(effects).boxed());
+                }
+                w.write(rows, arrays)
+                    .map_err(|e| PatronError::data(&self.output, e.to_string()))
+            }
         }
     }
 
@@ -274,6 +415,9 @@ impl PredictionWriter {
                 w.finish()
                     .map_err(|e| PatronError::data(&self.output, format!("cannot write: {e}")))?;
             }
+            Some(Sink::Arrow(w)) => w
+                .finish()
+                .map_err(|e| PatronError::data(&self.output, e.to_string()))?,
             None => {}
         }
         if let Some(tmp) = self.tmp.take() {
@@ -291,6 +435,50 @@ impl Drop for PredictionWriter {
         if let Some(tmp) = self.tmp.take() {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+}
+
+/// A copied input column as an Arrow array of `dtype`: its typed values where the output
+/// keeps its type, else its text.
+fn input_array(
+    typed: Option<&Column>,
+    text: &mut dyn Iterator<Item = Option<&str>>,
+    dtype: &ArrowDataType,
+    rows: usize,
+) -> Result<Box<dyn Array>> {
+    let array = match typed {
+        Some(column) if *dtype != ArrowDataType::Utf8 => {
+            let series = column
+                .as_materialized_series()
+                .cast(&DataType::from_arrow_dtype(dtype))
+                .map_err(|e| PatronError::Internal(format!("typing an Arrow column: {e}")))?
+                .rechunk();
+            series.to_arrow(0, CompatLevel::oldest())
+        }
+        Some(column) if column.dtype() == &DataType::String => {
+            let strings = column
+                .str()
+                .map_err(|e| PatronError::Internal(format!("reading a text column: {e}")))?;
+            Utf8Array::<i32>::from_iter(strings.iter()).boxed()
+        }
+        _ => Utf8Array::<i32>::from_iter(text).boxed(),
+    };
+    if array.dtype() != dtype || array.len() != rows {
+        return Err(PatronError::Internal(format!(
+            "an Arrow column came out as {:?} ({} rows), not {dtype:?} ({rows})",
+            array.dtype(),
+            array.len()
+        )));
+    }
+    Ok(array)
+}
+
+/// The name `--output-format` gives a format.
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+        Format::Arrow => "arrow",
     }
 }
 

@@ -85,7 +85,6 @@ pub fn predict_shard(
     pattern: &str,
     shard: Shard,
     out_dir: &Path,
-    format: Option<Format>,
     request: &PredictRequest,
 ) -> Result<ShardSummary> {
     let files = matching_files(pattern)?;
@@ -102,7 +101,7 @@ pub fn predict_shard(
         class_counts: vec![0; session.run().preprocess.labels.len()],
     };
     for input in shard.of(&files) {
-        let format = match format {
+        let format = match request.output_format {
             Some(format) => format,
             None => Format::of(input)?,
         };
@@ -110,6 +109,7 @@ pub fn predict_shard(
         let ext = match format {
             Format::Csv => "csv",
             Format::Parquet => "parquet",
+            Format::Arrow => "arrow",
         };
         let output = out_dir.join(format!("{stem}.{ext}"));
         if summary.files.iter().any(|(_, o)| *o == output) {
