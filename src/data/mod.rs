@@ -12,6 +12,7 @@ pub mod text;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use polars::prelude::*;
 
@@ -84,19 +85,35 @@ impl ReadOptions {
 /// input has types (Parquet, Arrow).
 #[derive(Debug)]
 pub struct Table {
+    /// The text columns; for typed input, all but its number columns.
     df: DataFrame,
+    /// Typed input as it came (Parquet, Arrow).
     typed: Option<DataFrame>,
+    /// The text of each typed number column, made when first asked for: a model reads
+    /// numbers as numbers ([`Table::numbers`]), so most are never needed as text.
+    number_text: Vec<(PlSmallStr, OnceLock<Column>)>,
 }
 
 impl Table {
+    /// A table of text columns.
+    fn text(df: DataFrame) -> Table {
+        Table {
+            df,
+            typed: None,
+            number_text: Vec::new(),
+        }
+    }
+
     /// Number of rows.
     pub fn height(&self) -> usize {
-        self.df.height()
+        self.typed.as_ref().unwrap_or(&self.df).height()
     }
 
     /// Column names in file order.
     pub fn column_names(&self) -> Vec<String> {
-        self.df
+        self.typed
+            .as_ref()
+            .unwrap_or(&self.df)
             .get_column_names()
             .iter()
             .map(|s| s.to_string())
@@ -105,7 +122,7 @@ impl Table {
 
     /// Whether a column exists.
     pub fn has_column(&self, name: &str) -> bool {
-        self.df.column(name).is_ok()
+        self.typed.as_ref().unwrap_or(&self.df).column(name).is_ok()
     }
 
     /// A column as the input typed it (`None` for text input, or no such column).
@@ -113,12 +130,38 @@ impl Table {
         self.typed.as_ref()?.column(name).ok()
     }
 
+    /// A typed number column's values, where the input typed it as integers or doubles
+    /// (the values its text would parse to); `None` for text and other types.
+    pub fn numbers(&self, name: &str) -> Option<Vec<Option<f64>>> {
+        let column = self.typed_column(name)?;
+        if !is_number(column.dtype()) {
+            return None;
+        }
+        let doubles = column.cast(&DataType::Float64).ok()?;
+        Some(doubles.f64().ok()?.iter().collect())
+    }
+
     /// The raw cells of a column (`None` for a null cell).
     pub fn cells(&self, name: &str) -> Option<Vec<Option<&str>>> {
-        let column = self.df.column(name).ok()?;
+        let column = match self.df.column(name) {
+            Ok(column) => column,
+            Err(_) => {
+                let (_, text) = self.number_text.iter().find(|(n, _)| n == name)?;
+                text.get_or_init(|| {
+                    let typed = self.typed_column(name).expect("a typed number column");
+                    typed.cast(&DataType::String).expect("numbers cast to text")
+                })
+            }
+        };
         let strings = column.str().ok()?;
         Some(strings.iter().collect())
     }
+}
+
+/// Types read as numbers without a round trip through text: integers and doubles (a
+/// float's shortest text parses to a different double than the float widened).
+fn is_number(dtype: &DataType) -> bool {
+    dtype.is_integer() || *dtype == DataType::Float64
 }
 
 /// Read a whole CSV or Parquet file as text columns.
@@ -176,7 +219,7 @@ fn finish_table(path: &Path, df: DataFrame, options: &ReadOptions) -> Result<Tab
             }
         }
     }
-    Ok(Table { df, typed: None })
+    Ok(Table::text(df))
 }
 
 fn describe_delimiter(c: char) -> &'static str {
@@ -473,7 +516,7 @@ impl ChunkReader {
                 };
                 // Texts are taken as they are: no typing, no missing values.
                 self.rows_read += df.height();
-                return Ok(Some(Table { df, typed: None }));
+                return Ok(Some(Table::text(df)));
             }
             ChunkSource::Parquet { total, .. } => {
                 if first_row >= *total {
@@ -517,13 +560,23 @@ impl ChunkReader {
 }
 
 impl ChunkReader {
-    /// A chunk of typed input: its text columns for the model, the typed ones kept.
+    /// A chunk of typed input: its columns as text, but for the number columns, which
+    /// are made text only if asked for; the typed columns kept.
     fn typed_chunk(&mut self, typed: DataFrame) -> Result<Table> {
         self.rows_read += typed.height();
-        let df = to_text_columns(&self.path, typed.clone())?;
-        let mut table = finish_table(&self.path, df, &self.options)?;
-        table.typed = Some(typed);
-        Ok(table)
+        let (numbers, others): (Vec<&Column>, Vec<&Column>) =
+            typed.columns().iter().partition(|c| is_number(c.dtype()));
+        let others = DataFrame::new(typed.height(), others.into_iter().cloned().collect())
+            .map_err(|e| PatronError::data(&self.path, polars_message(&e)))?;
+        let df = to_text_columns(&self.path, others)?;
+        Ok(Table {
+            df,
+            number_text: numbers
+                .iter()
+                .map(|c| (c.name().clone(), OnceLock::new()))
+                .collect(),
+            typed: Some(typed),
+        })
     }
 }
 

@@ -309,6 +309,17 @@ pub fn parse_number(v: &str) -> Option<f64> {
     v.parse::<f64>().ok()
 }
 
+/// A number column's cell that is not a finite number (`row`: 0-based in the input).
+fn not_finite(path: &Path, name: &str, row: usize, value: impl std::fmt::Debug) -> PatronError {
+    PatronError::data(
+        path,
+        format!(
+            "column {name:?} row {}: {value:?} is not a finite number; the model was trained on numbers here",
+            row + 1
+        ),
+    )
+}
+
 /// Which inferred type a column gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ColumnType {
@@ -682,9 +693,11 @@ impl Preprocessor {
         let mut cat_col = 0;
         let mut offset = 0i64;
         for feature in &self.features {
-            let cells = table
-                .cells(feature.name())
-                .ok_or_else(|| missing_column(path, "input", feature.name(), &columns))?;
+            let cells = || {
+                table
+                    .cells(feature.name())
+                    .ok_or_else(|| missing_column(path, "input", feature.name(), &columns))
+            };
             match feature {
                 Feature::Numeric {
                     name,
@@ -693,20 +706,24 @@ impl Preprocessor {
                     missing_indicator,
                     edges,
                 } => {
-                    for (r, cell) in cells.iter().enumerate() {
+                    if let Some(values) = table.numbers(name) {
+                        for (r, value) in values.into_iter().enumerate() {
+                            if let Some(x) = value.filter(|x| !x.is_finite()) {
+                                return Err(not_finite(path, name, row_offset + r, x));
+                            }
+                            let base = r * width + num_col;
+                            let out = &mut numeric[base..base + feature.numeric_inputs()];
+                            encode_number(value, *median, *scale, *missing_indicator, edges, out);
+                        }
+                        num_col += feature.numeric_inputs();
+                        continue;
+                    }
+                    for (r, cell) in cells()?.iter().enumerate() {
                         let value = match read.clean(*cell) {
                             None => None,
                             Some(v) => match parse_number(v) {
                                 Some(x) if x.is_finite() => Some(x),
-                                _ => {
-                                    return Err(PatronError::data(
-                                        path,
-                                        format!(
-                                            "column {name:?} row {}: {v:?} is not a finite number; the model was trained on numbers here",
-                                            row_offset + r + 1
-                                        ),
-                                    ));
-                                }
+                                _ => return Err(not_finite(path, name, row_offset + r, v)),
                             },
                         };
                         let base = r * width + num_col;
@@ -721,7 +738,7 @@ impl Preprocessor {
                         .enumerate()
                         .map(|(i, c)| (c.as_str(), i as i64 + 1))
                         .collect();
-                    for (r, cell) in cells.iter().enumerate() {
+                    for (r, cell) in cells()?.iter().enumerate() {
                         let idx = read
                             .clean(*cell)
                             .and_then(|v| index.get(v).copied())
