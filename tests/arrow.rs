@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::{assert_ok, predict_on, read_csv, stderr, train_on};
-use patron::data::arrow::{ArrowBatches, ArrowTarget, ArrowWriter};
+use patron::data::arrow::{ArrowBatches, ArrowTarget, write_frame};
 use polars::prelude::*;
 
 /// The shipped bank rows, typed as polars infers them.
@@ -48,40 +48,7 @@ fn to_stream(df: &DataFrame, batch: usize) -> Vec<u8> {
 
 /// Write `df` to `target` in record batches of `batch` rows.
 fn write_arrow(df: &DataFrame, batch: usize, target: ArrowTarget) {
-    let columns = df
-        .columns()
-        .iter()
-        .map(|c| {
-            let dtype = match c.dtype() {
-                DataType::String => polars_arrow::datatypes::ArrowDataType::Utf8,
-                other => other.to_arrow(CompatLevel::oldest()),
-            };
-            (c.name().to_string(), dtype)
-        })
-        .collect();
-    let mut writer = ArrowWriter::create(target, columns).unwrap();
-    let mut offset = 0;
-    while offset < df.height() {
-        let mut part = df.slice(offset as i64, batch);
-        part.rechunk_mut();
-        let arrays = part
-            .columns()
-            .iter()
-            .map(|c| {
-                let s = c.as_materialized_series();
-                match s.dtype() {
-                    DataType::String => {
-                        polars_arrow::array::Utf8Array::<i32>::from_iter(s.str().unwrap().iter())
-                            .boxed()
-                    }
-                    _ => s.to_arrow(0, CompatLevel::oldest()),
-                }
-            })
-            .collect();
-        writer.write(part.height(), arrays).unwrap();
-        offset += batch;
-    }
-    writer.finish().unwrap();
+    write_frame(df, batch, target).unwrap();
 }
 
 /// Every row of an Arrow stream or file.

@@ -11,6 +11,7 @@ use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use patron::backend::{BackendChoice, on_compute_pool, select, threads, tune_allocator};
 use patron::config::{Config, ModelKind, Pooling};
+use patron::data::arrow::ArrowTarget;
 use patron::data::preprocess::{Encoded, Preprocessor};
 use patron::data::split::split_rows;
 use patron::data::{ReadOptions, read_table};
@@ -560,6 +561,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
             extra,
         });
     }
+    end_to_end.push(arrow_case(&run_dir, &big, rows, tmp, case));
     let small = tmp.join("small.csv");
     write_rows(&small, 10);
     let small_out = tmp.join("small_out.csv");
@@ -588,6 +590,54 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     end_to_end.extend(regression_cases(quick, tmp));
     end_to_end.extend(serve_cases(quick, &run_dir));
     end_to_end
+}
+
+/// `predict` with Arrow IPC in and out (an `.arrows` stream file of 10,000-row batches,
+/// Spark's default) against CSV in and out, on the same rows, each the median of 3 runs.
+fn arrow_case(run_dir: &Path, csv: &Path, rows: usize, tmp: &Path, case: &str) -> Case {
+    let df = polars::prelude::CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(csv.to_path_buf()))
+        .and_then(polars::prelude::SerReader::finish)
+        .expect("the bench CSV reads");
+    let arrows = tmp.join("big.arrows");
+    let file = std::fs::File::create(&arrows).expect("temp file");
+    patron::data::arrow::write_frame(&df, 10_000, ArrowTarget::Stream(Box::new(file)))
+        .expect("the Arrow input writes");
+    drop(df);
+    let measure = |input: &Path, output: &Path| {
+        let runs: Vec<(f64, f64)> = (0..3)
+            .map(|_| {
+                run(&[
+                    "predict",
+                    "--checkpoint",
+                    path_str(run_dir),
+                    "--input",
+                    path_str(input),
+                    "--output",
+                    path_str(output),
+                ])
+            })
+            .collect();
+        let rss = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+        (
+            rows as f64 / median(runs.iter().map(|r| r.0).collect()),
+            rss,
+        )
+    };
+    let (csv_rate, _) = measure(csv, &tmp.join("out.csv"));
+    let (arrow_rate, rss) = measure(&arrows, &tmp.join("out.arrows"));
+    Case {
+        case: format!("{case}_arrow"),
+        unit: "rows/s",
+        patron: Some(arrow_rate),
+        reference: None,
+        gpu: false,
+        extra: format!(
+            "\"csv_rows_per_s\": {csv_rate:.0}, \"vs_csv\": {:.2}, \"peak_rss_mb\": {rss:.0}",
+            arrow_rate / csv_rate
+        ),
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection of the load client (loopback only).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use polars::prelude::*;
-use polars_arrow::array::Array;
+use polars_arrow::array::{Array, Utf8Array};
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, ArrowSchemaRef, Field as ArrowField};
 use polars_arrow::io::ipc::format::ipc::MessageRef;
 use polars_arrow::io::ipc::format::ipc::planus::ReadAsRoot;
@@ -78,7 +78,16 @@ impl ArrowBatches {
     /// `name` in errors.
     pub fn from_stream(name: &Path, reader: Box<dyn Read + Send>) -> Result<ArrowBatches> {
         let mut messages = MessageReader::new(reader);
-        let metadata = read_stream_metadata(&mut messages).map_err(|e| unreadable(name, &e))?;
+        let metadata = read_stream_metadata(&mut messages).map_err(|e| {
+            if messages.base + messages.message.len() as u64 == 0 {
+                PatronError::data(
+                    name,
+                    "is empty; expected an Arrow stream, which starts with its schema",
+                )
+            } else {
+                unreadable(name, &e)
+            }
+        })?;
         let schema = Arc::new(metadata.schema.clone());
         Ok(ArrowBatches {
             path: name.to_path_buf(),
@@ -387,6 +396,38 @@ impl ArrowWriter {
     }
 }
 
+/// Write `df` to `target` in record batches of `batch` rows, strings as utf8 (as pyarrow
+/// and Spark send them): how the benchmarks and tests make Arrow input.
+pub fn write_frame(df: &DataFrame, batch: usize, target: ArrowTarget) -> Result<()> {
+    let utf8 = |dtype: &DataType| match dtype {
+        DataType::String => ArrowDataType::Utf8,
+        other => other.to_arrow(CompatLevel::oldest()),
+    };
+    let columns = df
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), utf8(c.dtype())))
+        .collect();
+    let mut writer = ArrowWriter::create(target, columns)?;
+    for offset in (0..df.height()).step_by(batch.max(1)) {
+        let mut part = df.slice(offset as i64, batch);
+        part.rechunk_mut();
+        let arrays = part
+            .columns()
+            .iter()
+            .map(|c| {
+                let series = c.as_materialized_series();
+                match series.str() {
+                    Ok(strings) => Utf8Array::<i32>::from_iter(strings.iter()).boxed(),
+                    Err(_) => series.to_arrow(0, CompatLevel::oldest()),
+                }
+            })
+            .collect();
+        writer.write(part.height(), arrays)?;
+    }
+    writer.finish()
+}
+
 /// Write errors are told as I/O errors; the caller names the output.
 fn write_error(e: PolarsError) -> PatronError {
     PatronError::Internal(format!("writing Arrow: {e}"))
@@ -399,7 +440,7 @@ fn io_write_error(e: io::Error) -> PatronError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars_arrow::array::{PrimitiveArray, Utf8Array};
+    use polars_arrow::array::PrimitiveArray;
 
     /// A reader that cannot seek, as a pipe.
     struct Pipe(io::Cursor<Vec<u8>>);
