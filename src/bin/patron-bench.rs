@@ -562,6 +562,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
         });
     }
     end_to_end.push(arrow_case(&run_dir, &big, rows, tmp, case));
+    end_to_end.extend(spark_case(&run_dir, &big, tmp, case));
     let small = tmp.join("small.csv");
     write_rows(&small, 10);
     let small_out = tmp.join("small_out.csv");
@@ -638,6 +639,69 @@ fn arrow_case(run_dir: &Path, csv: &Path, rows: usize, tmp: &Path, case: &str) -
             arrow_rate / csv_rate
         ),
     }
+}
+
+/// The same rows as a Parquet file scored through Spark `local[2]` into Parquet
+/// (`integrations/spark/check_spark.py bench`), against plain `predict` of that file; `None`
+/// (with the reason) where python3 with pyspark or Java is missing.
+fn spark_case(run_dir: &Path, csv: &Path, tmp: &Path, case: &str) -> Option<Case> {
+    use polars::prelude::{CsvReadOptions, ParquetWriter, SerReader};
+    let ready = Command::new("python3")
+        .args(["-c", "import pyspark, pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("java")
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ready {
+        eprintln!("{case}_spark: not measured: python3 with pyspark and pyarrow, or java, missing");
+        return None;
+    }
+    let mut df = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(csv.to_path_buf()))
+        .and_then(SerReader::finish)
+        .expect("the bench CSV reads");
+    let parquet = tmp.join("big.parquet");
+    let file = std::fs::File::create(&parquet).expect("temp file");
+    ParquetWriter::new(file)
+        .finish(&mut df)
+        .expect("the Parquet input writes");
+    drop(df);
+    let work = tmp.join("spark");
+    std::fs::create_dir_all(&work).expect("temp dir");
+    let out = Command::new("python3")
+        .arg(project_dir().join("integrations/spark/check_spark.py"))
+        .args(["bench", path_str(&patron_exe()), path_str(run_dir)])
+        .args([path_str(&parquet), path_str(&work)])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rfind(|l| l.starts_with('{'));
+    let Some(figures) = line.and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok()) else {
+        let why = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{case}_spark: failed: {}", why.lines().last().unwrap_or(""));
+        return None;
+    };
+    let extra = [
+        "spark_cold_rows_per_s",
+        "identity_rows_per_s",
+        "plain_rows_per_s",
+        "vs_plain",
+    ]
+    .iter()
+    .map(|k| format!("\"{k}\": {}", figures[k]))
+    .collect::<Vec<_>>()
+    .join(", ");
+    Some(Case {
+        case: format!("{case}_spark_local2"),
+        unit: "rows/s",
+        patron: figures["spark_rows_per_s"].as_f64(),
+        reference: None,
+        gpu: false,
+        extra,
+    })
 }
 
 /// One keep-alive HTTP/1.1 connection of the load client (loopback only).
