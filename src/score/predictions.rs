@@ -358,31 +358,33 @@ impl PredictionWriter {
                     .map_err(|e| PatronError::data(&self.output, format!("cannot write: {e}")))
             }
             Sink::Arrow(w) => {
-                let types: Vec<ArrowDataType> = w.types().cloned().collect();
-                let mut arrays: Vec<Box<dyn Array>> = Vec::with_capacity(types.len());
-                let mut types = types.iter();
+                // The id/row column, then the kept ones: their types were fixed with the
+                // schema.
+                let types: Vec<ArrowDataType> = w.types().take(1 + kept.len()).cloned().collect();
                 let mut typed = typed.into_iter();
-                let mut next_type = || types.next().expect("one type per column");
-                let mut input = |text: &mut dyn Iterator<Item = Option<&str>>, dtype| {
-                    input_array(typed.next().flatten(), text, dtype, rows)
-                };
-                let id_type = next_type();
+                let mut arrays: Vec<Box<dyn Array>> = Vec::with_capacity(types.len());
                 arrays.push(match &ids {
-                    Some(ids) => input(&mut ids.iter().map(|s| Some(s.as_str())), id_type)?,
+                    Some(ids) => input_array(
+                        typed.next().flatten(),
+                        &mut ids.iter().map(|s| Some(s.as_str())),
+                        &types[0],
+                        rows,
+                    )?,
                     None => {
                         let rows = (offset..offset + rows).map(|r| r as i64).collect();
                         PrimitiveArray::<i64>::from_vec(rows).boxed()
                     }
                 });
-                for column in &kept {
-                    arrays.push(input(
+                for (column, dtype) in kept.iter().zip(&types[1..]) {
+                    arrays.push(input_array(
+                        typed.next().flatten(),
                         &mut column.iter().map(|c| c.as_deref()),
-                        next_type(),
+                        dtype,
+                        rows,
                     )?);
                 }
                 let mut j = 0;
                 for column in &self.layout.outputs {
-                    next_type();
                     arrays.push(match column {
                         OutputColumn::Prediction => Utf8Array::<i32>::from_slice(&labels).boxed(),
                         OutputColumn::Score(_) => {
@@ -497,5 +499,61 @@ pub(crate) fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
         s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrow_columns_keep_plain_input_types_and_type_the_task_columns() {
+        let layout = Layout {
+            id: None,
+            kept: vec!["age".into(), "signup".into(), "city".into(), "tags".into()],
+            outputs: vec![
+                OutputColumn::Prediction,
+                OutputColumn::Score("p_gold".into()),
+                OutputColumn::Score("p_silver".into()),
+            ],
+            reasons: 1,
+        };
+        let input = Schema::from_iter([
+            Field::new("age".into(), DataType::Int32),
+            Field::new("signup".into(), DataType::Date),
+            Field::new("city".into(), DataType::String),
+            Field::new("tags".into(), DataType::Binary),
+        ]);
+        let columns = layout.arrow_columns(Some(&input));
+        let expected = [
+            ("row", ArrowDataType::Int64),
+            ("age", ArrowDataType::Int32),
+            ("signup", ArrowDataType::Date32),
+            ("city", ArrowDataType::Utf8),
+            ("tags", ArrowDataType::Utf8),
+            ("prediction", ArrowDataType::Utf8),
+            ("p_gold", ArrowDataType::Float64),
+            ("p_silver", ArrowDataType::Float64),
+            ("reason_1", ArrowDataType::Utf8),
+            ("reason_1_effect", ArrowDataType::Float64),
+        ];
+        let got: Vec<(&str, &ArrowDataType)> =
+            columns.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let want: Vec<(&str, &ArrowDataType)> = expected.iter().map(|(n, t)| (*n, t)).collect();
+        assert_eq!(got, want);
+
+        // Text input: an id column is utf8; a regression's prediction is float64.
+        let regression = Layout {
+            id: Some("customer".into()),
+            kept: vec![],
+            outputs: vec![OutputColumn::Score("prediction".into())],
+            reasons: 0,
+        };
+        let types: Vec<ArrowDataType> = regression
+            .arrow_columns(None)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(types, [ArrowDataType::Utf8, ArrowDataType::Float64]);
     }
 }
