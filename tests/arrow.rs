@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use common::{assert_ok, predict_on, read_csv, stderr, train_on};
@@ -62,26 +62,9 @@ fn read_arrow(name: &Path, bytes: Vec<u8>) -> DataFrame {
     all
 }
 
-/// `patron predict` of `run` with `input` on standard input.
+/// `patron predict` of `run` on flex with `input` on standard input.
 fn predict_pipe(run: &Path, input: &[u8], extra: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
-        .args(["predict", "--checkpoint", run.to_str().unwrap()])
-        .args(["--input", "-", "--output", "-", "--backend", "flex"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // Written from another thread, as a real producer would: patron writes while it reads.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    common::predict_pipe(run, input, "flex", extra)
 }
 
 fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {

@@ -341,11 +341,7 @@ impl PredictionWriter {
                     }
                 }
                 for i in 0..per_row {
-                    let of_row = |r: usize| reasons[r * per_row + i].as_ref();
-                    let names: Vec<Option<&str>> =
-                        (0..rows).map(|r| of_row(r).map(|x| &*x.0)).collect();
-                    let effects: Vec<Option<f64>> =
-                        (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
+                    let (names, effects) = reason_columns(&reasons, per_row, i);
                     columns.push(Column::new(PlSmallStr::EMPTY, names));
                     columns.push(Column::new(PlSmallStr::EMPTY, effects));
                 }
@@ -395,11 +391,7 @@ impl PredictionWriter {
                     });
                 }
                 for i in 0..per_row {
-                    let of_row = |r: usize| reasons[r * per_row + i].as_ref();
-                    let names: Vec<Option<&str>> =
-                        (0..rows).map(|r| of_row(r).map(|x| &*x.0)).collect();
-                    let effects: Vec<Option<f64>> =
-                        (0..rows).map(|r| of_row(r).map(|x| x.1)).collect();
+                    let (names, effects) = reason_columns(&reasons, per_row, i);
                     arrays.push(Utf8Array::<i32>::from(names).boxed());
                     arrays.push(PrimitiveArray::<f64>::from(effects).boxed());
                 }
@@ -438,6 +430,24 @@ impl Drop for PredictionWriter {
             let _ = std::fs::remove_file(tmp);
         }
     }
+}
+
+/// The `i`-th reason of every row as two columns: the input column (or word) and its
+/// effect (`None` where a row has fewer reasons).
+fn reason_columns<'a>(
+    reasons: &'a [Reason],
+    per_row: usize,
+    i: usize,
+) -> (Vec<Option<&'a str>>, Vec<Option<f64>>) {
+    reasons
+        .iter()
+        .skip(i)
+        .step_by(per_row)
+        .map(|reason| match reason {
+            Some((name, effect)) => (Some(&**name), Some(*effect)),
+            None => (None, None),
+        })
+        .unzip()
 }
 
 /// A copied input column as an Arrow array of `dtype`: its typed values where the output

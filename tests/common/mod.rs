@@ -204,17 +204,31 @@ pub fn read_parquet(path: &Path) -> (polars::prelude::DataFrame, Vec<String>) {
 /// `patron predict --input - --output -` of a text run on ndarray, with `input` on standard
 /// input and `extra` arguments.
 pub fn predict_stdin(run: &Path, input: &[u8], extra: &[&str]) -> Output {
+    predict_pipe(run, input, "ndarray", extra)
+}
+
+/// `patron predict --input - --output -` on `backend`, with `input` written to standard
+/// input from another thread (as a real producer writes while patron answers) and `extra`
+/// arguments.
+pub fn predict_pipe(run: &Path, input: &[u8], backend: &str, extra: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
         .args(["predict", "--checkpoint", run.to_str().unwrap()])
-        .args(["--input", "-", "--output", "-", "--backend", "ndarray"])
+        .args(["--input", "-", "--output", "-", "--backend", backend])
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // patron may stop reading early (an error): a broken pipe is its answer.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
 
 /// `patron drift` of `run` on `data` on ndarray, writing into `out`.
