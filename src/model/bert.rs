@@ -1,0 +1,460 @@
+//! `text_encoder`: a pretrained BERT-family encoder (BERT, MiniLM) read from a Hugging
+//! Face model directory (`config.json`, `model.safetensors`), pooled ([CLS] through BERT's
+//! pooler, or the mean of the real tokens) under a dropout and a linear classifier.
+//!
+//! The module's field names are the Hugging Face keys (`encoder.layer.N.attention...`), so
+//! loading needs three renames only; like `transformers`' BERT it is post-norm, with exact
+//! GELU, LayerNorm's epsilon from `config.json` and padded keys masked out.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::activation::{gelu, softmax, tanh};
+use burn::tensor::{Bool, Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{PatronError, Result};
+use crate::model::dropout;
+
+/// The shape of a BERT encoder, as `config.json` gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertShape {
+    /// Token vocabulary.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Positions the model knows.
+    pub max_position_embeddings: usize,
+    /// Token types (segments).
+    pub type_vocab_size: usize,
+    /// LayerNorm's epsilon.
+    pub layer_norm_eps: f64,
+    /// Dropout of hidden states, the default of `model.dropout`.
+    pub hidden_dropout_prob: f64,
+    /// Dropout of attention probabilities.
+    pub attention_probs_dropout_prob: f64,
+}
+
+impl BertShape {
+    /// The shape in `config.json` of a model directory; another architecture, another
+    /// activation or a shape that does not add up is an error naming the file.
+    pub fn read(dir: &Path) -> Result<BertShape> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            PatronError::data(
+                &path,
+                format!("cannot be read ({e}); a model directory needs it"),
+            )
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| PatronError::data(&path, format!("is not valid JSON: {e}")))?;
+        let model_type = value["model_type"].as_str().unwrap_or("");
+        if model_type != "bert" {
+            return Err(PatronError::data(
+                &path,
+                format!(
+                    "model_type is {model_type:?}; text_encoder reads BERT-family models (model_type \"bert\": BERT, MiniLM, bert-base-chinese)"
+                ),
+            ));
+        }
+        let act = value["hidden_act"].as_str().unwrap_or("gelu");
+        if act != "gelu" {
+            return Err(PatronError::data(
+                &path,
+                format!("hidden_act is {act:?}; only \"gelu\" is supported"),
+            ));
+        }
+        if value["position_embedding_type"]
+            .as_str()
+            .is_some_and(|p| p != "absolute")
+        {
+            return Err(PatronError::data(
+                &path,
+                "position_embedding_type is not \"absolute\"; only absolute positions are supported",
+            ));
+        }
+        let shape: BertShape = serde_json::from_value(value)
+            .map_err(|e| PatronError::data(&path, format!("is not a BERT config: {e}")))?;
+        if shape.num_attention_heads == 0
+            || !shape.hidden_size.is_multiple_of(shape.num_attention_heads)
+        {
+            return Err(PatronError::data(
+                &path,
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    shape.hidden_size, shape.num_attention_heads
+                ),
+            ));
+        }
+        Ok(shape)
+    }
+}
+
+/// Word, position and token-type embeddings, summed and normalized.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+}
+
+/// Query, key and value projections of one layer.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+}
+
+/// The projection after attention, added to its input and normalized.
+#[derive(Module, Debug)]
+pub struct AddNorm {
+    dense: Linear,
+    layer_norm: LayerNorm,
+}
+
+/// Attention of one layer.
+#[derive(Module, Debug)]
+pub struct Attention {
+    self_attn: SelfAttention,
+    output: AddNorm,
+}
+
+/// The feed-forward widening of one layer.
+#[derive(Module, Debug)]
+pub struct Intermediate {
+    dense: Linear,
+}
+
+/// One post-norm encoder layer.
+#[derive(Module, Debug)]
+pub struct Layer {
+    attention: Attention,
+    intermediate: Intermediate,
+    output: AddNorm,
+}
+
+/// The stack of layers.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    layer: Vec<Layer>,
+}
+
+/// BERT's pooler: the [CLS] state through a dense layer and tanh.
+#[derive(Module, Debug)]
+pub struct Pooler {
+    dense: Linear,
+}
+
+/// Check that the weights in `dir` load into an encoder of `shape` (before a run directory
+/// is made, so bad weights leave nothing behind); returns their SHA-256.
+pub fn check_pretrained(dir: &Path, shape: &BertShape) -> Result<String> {
+    Bert::init(shape, 1, 0.0, true, &Device::flex()).load_pretrained(dir)
+}
+
+/// A BERT encoder with a classifier.
+#[derive(Module, Debug)]
+pub struct Bert {
+    embeddings: Embeddings,
+    encoder: Encoder,
+    pooler: Pooler,
+    classifier: Linear,
+    dropout: Dropout,
+    attention_dropout: Dropout,
+    heads: usize,
+    cls_pooling: bool,
+}
+
+impl Bert {
+    /// A freshly initialized encoder of `shape` with a classifier of `outputs` logits.
+    pub fn init(
+        shape: &BertShape,
+        outputs: usize,
+        dropout: f64,
+        cls_pooling: bool,
+        device: &Device,
+    ) -> Bert {
+        let h = shape.hidden_size;
+        let norm = || {
+            LayerNormConfig::new(h)
+                .with_epsilon(shape.layer_norm_eps)
+                .init(device)
+        };
+        let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
+        let layer = || Layer {
+            attention: Attention {
+                self_attn: SelfAttention {
+                    query: linear(h, h),
+                    key: linear(h, h),
+                    value: linear(h, h),
+                },
+                output: AddNorm {
+                    dense: linear(h, h),
+                    layer_norm: norm(),
+                },
+            },
+            intermediate: Intermediate {
+                dense: linear(h, shape.intermediate_size),
+            },
+            output: AddNorm {
+                dense: linear(shape.intermediate_size, h),
+                layer_norm: norm(),
+            },
+        };
+        Bert {
+            embeddings: Embeddings {
+                word_embeddings: EmbeddingConfig::new(shape.vocab_size, h).init(device),
+                position_embeddings: EmbeddingConfig::new(shape.max_position_embeddings, h)
+                    .init(device),
+                token_type_embeddings: EmbeddingConfig::new(shape.type_vocab_size.max(1), h)
+                    .init(device),
+                layer_norm: norm(),
+            },
+            encoder: Encoder {
+                layer: (0..shape.num_hidden_layers).map(|_| layer()).collect(),
+            },
+            pooler: Pooler {
+                dense: linear(h, h),
+            },
+            classifier: linear(h, outputs),
+            dropout: DropoutConfig::new(dropout).init(),
+            attention_dropout: DropoutConfig::new(shape.attention_probs_dropout_prob).init(),
+            heads: shape.num_attention_heads,
+            cls_pooling,
+        }
+    }
+
+    /// The encoder's last hidden states `[batch, length, hidden]` of padded ids
+    /// `[batch, length]`; `pad` marks the padding (true), which no token attends to.
+    pub fn encode(&self, ids: Tensor<2, Int>, pad: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, length] = ids.dims();
+        let device = ids.device();
+        let positions = Tensor::<1, Int>::arange(0..length as i64, &device)
+            .reshape([1, length])
+            .repeat_dim(0, batch);
+        let types = Tensor::<2, Int>::zeros([batch, length], &device);
+        let e = &self.embeddings;
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(types);
+        let mut x = dropout::apply(&self.dropout, e.layer_norm.forward(x));
+        // [batch, 1, 1, length]: every query of every head ignores the padded keys.
+        let mask = pad.reshape([batch, 1, 1, length]);
+        for layer in &self.encoder.layer {
+            x = self.layer(layer, x, mask.clone());
+        }
+        x
+    }
+
+    fn layer(&self, layer: &Layer, x: Tensor<3>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let [batch, length, hidden] = x.dims();
+        let (heads, width) = (self.heads, hidden / self.heads);
+        let split = |t: Tensor<3>| t.reshape([batch, length, heads, width]).swap_dims(1, 2);
+        let a = &layer.attention.self_attn;
+        let q = split(a.query.forward(x.clone()));
+        let k = split(a.key.forward(x.clone()));
+        let v = split(a.value.forward(x.clone()));
+        let scores = q.matmul(k.swap_dims(2, 3)) / (width as f64).sqrt();
+        let scores = scores.mask_fill(mask.expand([batch, heads, length, length]), f32::MIN);
+        let probs = dropout::apply(&self.attention_dropout, softmax(scores, 3));
+        let context = probs
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, length, hidden]);
+        let out = &layer.attention.output;
+        let attended = out
+            .layer_norm
+            .forward(dropout::apply(&self.dropout, out.dense.forward(context)) + x);
+        let widened = gelu(layer.intermediate.dense.forward(attended.clone()));
+        let out = &layer.output;
+        out.layer_norm
+            .forward(dropout::apply(&self.dropout, out.dense.forward(widened)) + attended)
+    }
+
+    /// The pooled representation `[batch, hidden]` of hidden states: BERT's pooler over
+    /// [CLS], or the mean of the real tokens' states.
+    pub fn pool(&self, x: Tensor<3>, pad: Tensor<2, Bool>) -> Tensor<2> {
+        let [batch, _, hidden] = x.dims();
+        if self.cls_pooling {
+            let cls = x.narrow(1, 0, 1).reshape([batch, hidden]);
+            tanh(self.pooler.dense.forward(cls))
+        } else {
+            let keep = pad.bool_not().float().unsqueeze_dim::<3>(2);
+            let count = keep.clone().sum_dim(1).reshape([batch, 1]).clamp_min(1.0);
+            (x * keep).sum_dim(1).reshape([batch, hidden]) / count
+        }
+    }
+
+    /// Logits `[batch, outputs]` of padded ids `[batch, length]` (`pad_id` pads).
+    pub fn forward(&self, ids: Tensor<2, Int>, pad_id: u32) -> Tensor<2> {
+        let pad = ids.clone().equal_elem(pad_id as i64);
+        let states = self.encode(ids, pad.clone());
+        let pooled = self.pool(states, pad);
+        self.classifier
+            .forward(dropout::apply(&self.dropout, pooled))
+    }
+
+    /// Load the pretrained weights of `model.safetensors` in `dir` (f16 and bf16 cast to
+    /// f32); the classifier (and a missing pooler) keep their fresh weights. Returns the
+    /// file's SHA-256.
+    pub fn load_pretrained(&mut self, dir: &Path) -> Result<String> {
+        let path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&path).map_err(|e| {
+            PatronError::data(
+                &path,
+                format!(
+                    "cannot be read ({e}); a model directory needs its weights as model.safetensors"
+                ),
+            )
+        })?;
+        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        let remap = KeyRemapper::from_patterns(vec![
+            (r"^bert\.", ""),
+            (r"\.LayerNorm\.", ".layer_norm."),
+            (r"\.attention\.self\.", ".attention.self_attn."),
+        ])
+        .expect("valid patterns");
+        let mut store = SafetensorsStore::from_bytes(Some(bytes))
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(remap)
+            .allow_partial(true)
+            .validate(true);
+        let applied = self
+            .load_from(&mut store)
+            .map_err(|e| PatronError::data(&path, format!("does not fit config.json: {e}")))?;
+        let missing: Vec<&String> = applied
+            .missing
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|k| !k.starts_with("classifier.") && !k.starts_with("pooler."))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(PatronError::data(
+                &path,
+                format!(
+                    "has no weights for {first} (and {} more); is it a BERT model of config.json's shape?",
+                    missing.len() - 1
+                ),
+            ));
+        }
+        if let Some(error) = applied.errors.first() {
+            return Err(PatronError::data(
+                &path,
+                format!("does not fit config.json: {error}"),
+            ));
+        }
+        Ok(sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::hf_tokenizer::PretrainedTokenizer;
+    use crate::model::padded_ids;
+
+    /// The tiny random BERT of tests/fixtures (scripts/make_bert_fixture.py) gives the hidden
+    /// states and pooled outputs of PyTorch + transformers within 1e-4.
+    #[test]
+    fn matches_transformers_on_the_tiny_fixture() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_bert");
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
+        let device = Device::flex();
+        let shape = BertShape::read(&dir).unwrap();
+        let mut bert = Bert::init(&shape, 2, 0.0, true, &device);
+        let sha = bert.load_pretrained(&dir).unwrap();
+        assert_eq!(sha.len(), 64);
+        let tokenizer = PretrainedTokenizer::from_dir(&dir, 24).unwrap();
+        let batch: Vec<Vec<u32>> = expected["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ids| {
+                ids.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_u64().unwrap() as u32)
+                    .collect()
+            })
+            .collect();
+        let texts = expected["texts"].as_array().unwrap();
+        for (ids, text) in batch.iter().zip(texts) {
+            assert_eq!(&tokenizer.encode(text.as_str().unwrap()), ids);
+        }
+        let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        let ids = padded_ids(&refs, &device);
+        let pad = ids.clone().equal_elem(0);
+        let states = bert.encode(ids, pad.clone());
+        let pooled = bert.pool(states.clone(), pad);
+        let states: Vec<f32> = states.into_data().try_to_vec::<f32>().unwrap();
+        let want: Vec<f32> = expected["last_hidden_state"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.as_array().unwrap().iter())
+            .flat_map(|r| r.as_array().unwrap().iter())
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(states.len(), want.len());
+        let worst = states
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "hidden states differ by {worst}");
+        let pooled: Vec<f32> = pooled.into_data().try_to_vec::<f32>().unwrap();
+        let want: Vec<f32> = expected["pooler_output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter())
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let worst = pooled
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "pooled outputs differ by {worst}");
+    }
+
+    #[test]
+    fn other_architectures_and_bad_shapes_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"model_type": "gpt2"}"#).unwrap();
+        let e = BertShape::read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("config.json") && e.contains("gpt2"), "{e}");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_bert");
+        let mut shape = BertShape::read(&fixture).unwrap();
+        // A config that says 3 layers where the weights have 2.
+        shape.num_hidden_layers = 3;
+        let mut bert = Bert::init(&shape, 2, 0.0, true, &Device::flex());
+        let e = bert.load_pretrained(&fixture).unwrap_err().to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("encoder.layer.2"),
+            "{e}"
+        );
+        // A hidden size that does not match the weights.
+        let mut shape = BertShape::read(&fixture).unwrap();
+        shape.intermediate_size = 48;
+        let mut bert = Bert::init(&shape, 2, 0.0, true, &Device::flex());
+        let e = bert.load_pretrained(&fixture).unwrap_err().to_string();
+        assert!(e.contains("model.safetensors"), "{e}");
+    }
+}
