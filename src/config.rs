@@ -235,6 +235,9 @@ pub enum ModelKind {
     TextBag,
     /// A small Transformer encoder over a subword vocabulary learned from the training split.
     TextTransformer,
+    /// A pretrained BERT-family encoder (`model.pretrained`: a Hugging Face model
+    /// directory), fine-tuned with a classifier.
+    TextEncoder,
 }
 
 impl ModelKind {
@@ -244,6 +247,7 @@ impl ModelKind {
             ModelKind::TabularMlp => "tabular_mlp",
             ModelKind::TextBag => "text_bag",
             ModelKind::TextTransformer => "text_transformer",
+            ModelKind::TextEncoder => "text_encoder",
         }
     }
 
@@ -254,10 +258,11 @@ impl ModelKind {
 
     /// Every kind: adding one is a variant here with its name, defaults, unused keys and
     /// placement under `auto`, and its network in `model/` (ARCHITECTURE.md).
-    pub const ALL: [ModelKind; 3] = [
+    pub const ALL: [ModelKind; 4] = [
         ModelKind::TabularMlp,
         ModelKind::TextBag,
         ModelKind::TextTransformer,
+        ModelKind::TextEncoder,
     ];
 
     /// The kind named `name` in a config.
@@ -289,6 +294,20 @@ impl ModelKind {
                 ("train", "warmup", "0.1"),
                 ("train", "weight_decay", "0.01"),
             ],
+            // The recipe of the PyTorch + transformers reference (issue #18): 3 epochs,
+            // 5e-5, batch 32, 128 tokens, warmup 10 % then linear decay to zero.
+            ModelKind::TextEncoder => &[
+                ("model", "hidden", "[]"),
+                ("model", "dropout", "0.1"),
+                ("model", "max_length", "128"),
+                ("model", "pooling", "\"cls\""),
+                ("train", "epochs", "3"),
+                ("train", "batch_size", "32"),
+                ("train", "learning_rate", "5e-5"),
+                ("train", "warmup", "0.1"),
+                ("train", "schedule", "\"linear\""),
+                ("train", "weight_decay", "0.01"),
+            ],
             ModelKind::TabularMlp => &[],
         }
     }
@@ -315,6 +334,7 @@ impl ModelKind {
     pub fn unused_keys(self) -> &'static [&'static str] {
         match self {
             ModelKind::TabularMlp => &[
+                "model.pretrained",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -326,6 +346,7 @@ impl ModelKind {
                 "model.pooling",
             ],
             ModelKind::TextBag => &[
+                "model.pretrained",
                 "model.ensemble",
                 "data.categorical",
                 "data.numeric",
@@ -337,6 +358,7 @@ impl ModelKind {
                 "model.pooling",
             ],
             ModelKind::TextTransformer => &[
+                "model.pretrained",
                 "model.ensemble",
                 "data.categorical",
                 "data.numeric",
@@ -346,6 +368,22 @@ impl ModelKind {
                 "model.word_ngrams",
                 "model.char_ngram_min",
                 "model.char_ngram_max",
+            ],
+            // The encoder's shape and vocabulary come from the model directory.
+            ModelKind::TextEncoder => &[
+                "model.ensemble",
+                "data.categorical",
+                "data.numeric",
+                "data.max_categories",
+                "data.numeric_bins",
+                "model.buckets",
+                "model.word_ngrams",
+                "model.char_ngram_min",
+                "model.char_ngram_max",
+                "model.embedding_dim",
+                "model.vocab_size",
+                "model.layers",
+                "model.heads",
             ],
         }
     }
@@ -397,9 +435,13 @@ pub struct ModelConfig {
     /// `text_transformer`: attention heads (must divide `embedding_dim`).
     #[serde(default = "default_heads")]
     pub heads: usize,
-    /// `text_transformer`: how token states become one vector.
+    /// `text_transformer`, `text_encoder`: how token states become one vector.
     #[serde(default = "default_pooling")]
     pub pooling: Pooling,
+    /// `text_encoder`: the Hugging Face model directory to start from (`config.json`,
+    /// `model.safetensors`, and `tokenizer.json` or `vocab.txt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
     /// Regression: quantiles of the target predicted beside it (e.g. `[0.1, 0.9]`, each
     /// its own output trained with the pinball loss), written as `q10`, `q90`.
     #[serde(default)]
@@ -520,6 +562,9 @@ pub enum Schedule {
     OneCycle,
     /// A constant rate after warmup.
     Constant,
+    /// Linear warmup, then linear decay to zero at the last step (the fine-tuning
+    /// schedule of BERT and of `transformers`' Trainer).
+    Linear,
 }
 
 /// How validation scores are turned into calibrated probabilities.
@@ -788,6 +833,7 @@ impl Default for ModelConfig {
             layers: default_layers(),
             heads: default_heads(),
             pooling: default_pooling(),
+            pretrained: None,
             quantiles: Vec::new(),
         }
     }
@@ -866,6 +912,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "layers",
             "heads",
             "pooling",
+            "pretrained",
             "quantiles",
         ],
     ),
@@ -1281,13 +1328,20 @@ impl ModelConfig {
         } else if has_text {
             return Err((
                 "data.text",
-                "is only read by text models: set model.kind = \"text_bag\" or \"text_transformer\" (or leave model.kind out), or remove it",
+                "is only read by text models: set model.kind = \"text_bag\", \"text_transformer\" or \"text_encoder\" (or leave model.kind out), or remove it",
             ));
         }
         match self.kind {
             ModelKind::TextBag => self.check_bag(),
             ModelKind::TextTransformer => self.check_transformer(),
-            ModelKind::TabularMlp => Ok(()),
+            ModelKind::TextEncoder if self.pretrained.is_none() => Err((
+                "model.pretrained",
+                "is required for text_encoder: the Hugging Face model directory to fine-tune (e.g. \"models/all-MiniLM-L6-v2\", fetched by scripts/fetch_minilm.sh)",
+            )),
+            ModelKind::TextEncoder if self.max_length < 2 => {
+                Err(("model.max_length", "must be at least 2 ([CLS] and [SEP])"))
+            }
+            ModelKind::TextEncoder | ModelKind::TabularMlp => Ok(()),
         }
     }
 

@@ -15,7 +15,16 @@ fn every_shipped_config_validates() {
         .collect();
     configs.sort();
     assert!(configs.len() >= 6, "{configs:?}");
+    let minilm = dir.join("../models/all-MiniLM-L6-v2/model.safetensors");
     for config in configs {
+        let text = std::fs::read_to_string(&config).unwrap();
+        if text.contains("models/all-MiniLM-L6-v2") && !minilm.is_file() {
+            println!(
+                "skipped {}: the pretrained model is absent (scripts/fetch_minilm.sh fetches it)",
+                config.display()
+            );
+            continue;
+        }
         let o = patron(&["validate", "--config", config.to_str().unwrap()]);
         assert_ok(&o);
         assert!(stdout(&o).contains("split: train"), "{}", stdout(&o));

@@ -137,6 +137,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
             layers: 1,
             heads: 1,
             pooling: Pooling::Mean,
+            pretrained: None,
         }),
     };
     let mut model = spec.init(&ad);

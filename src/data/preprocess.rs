@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Loss, ModelKind, TargetTransform};
+use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
@@ -175,6 +176,8 @@ pub enum Tokenizer {
     HashedNgrams(BagFeatures),
     /// A learned subword vocabulary (`text_transformer`).
     Subwords(SubwordVocab),
+    /// A pretrained encoder's own tokenizer (`text_encoder`).
+    Pretrained(Box<PretrainedTokenizer>),
 }
 
 impl Tokenizer {
@@ -184,15 +187,24 @@ impl Tokenizer {
         match self {
             Tokenizer::HashedNgrams(b) => b.max_length,
             Tokenizer::Subwords(v) => v.max_length,
+            Tokenizer::Pretrained(t) => t.max_length(),
         }
     }
 
-    /// Ids of one normalized text.
-    pub fn ids(&self, normalized: &str) -> Vec<u32> {
+    /// Ids of one text, normalized by patron (a pretrained tokenizer normalizes as it
+    /// was trained to, so it is given the text as written: see [`Tokenizer::normalizes`]).
+    pub fn ids(&self, text: &str) -> Vec<u32> {
         match self {
-            Tokenizer::HashedNgrams(b) => b.ids(normalized),
-            Tokenizer::Subwords(v) => v.encode(normalized),
+            Tokenizer::HashedNgrams(b) => b.ids(text),
+            Tokenizer::Subwords(v) => v.encode(text),
+            Tokenizer::Pretrained(t) => t.encode(text),
         }
+    }
+
+    /// Whether the tokenizer brings its own normalization (lower-casing, accents): a
+    /// cased pretrained model must see the text as written.
+    pub fn normalizes(&self) -> bool {
+        matches!(self, Tokenizer::Pretrained(_))
     }
 }
 
@@ -401,10 +413,12 @@ fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded
     let rows: Vec<usize> = (0..table.height()).collect();
     // Tokenizing (normalization, n-grams, hashing) is most of a text chunk's preparation
     // and each text is independent: spread over the compute pool.
-    let tokens = joined_texts(table, &text.columns, &rows)
-        .par_iter()
-        .map(|t| text.tokenizer.ids(t))
-        .collect();
+    let texts = if text.tokenizer.normalizes() {
+        raw_texts(table, &text.columns, &rows)
+    } else {
+        joined_texts(table, &text.columns, &rows)
+    };
+    let tokens = texts.par_iter().map(|t| text.tokenizer.ids(t)).collect();
     Ok(Encoded {
         rows: table.height(),
         tokens,
@@ -469,6 +483,12 @@ fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<Text
         ));
     }
     let tokenizer = match m.kind {
+        ModelKind::TextEncoder => {
+            let dir = m.pretrained.as_deref().ok_or_else(|| {
+                PatronError::config("model.pretrained", "is required for text_encoder")
+            })?;
+            Tokenizer::Pretrained(Box::new(PretrainedTokenizer::from_dir(dir, m.max_length)?))
+        }
         ModelKind::TextTransformer => {
             let texts = joined_texts(table, &d.text, train_rows);
             Tokenizer::Subwords(SubwordVocab::fit(

@@ -1,8 +1,10 @@
-//! The networks: the tabular MLP, the fastText-style `text_bag` and the small
-//! `text_transformer`, behind one [`Network`] type the training loop and scoring share.
+//! The networks: the tabular MLP, the fastText-style `text_bag`, the small
+//! `text_transformer` and the pretrained `text_encoder` (BERT), behind one [`Network`] type
+//! the training loop and scoring share.
 //!
 //! One model type serves every backend; the `Device` it is built on decides where it runs.
 
+pub mod bert;
 pub mod dropout;
 pub mod host_mlp;
 pub mod sparse;
@@ -25,6 +27,7 @@ pub use transformer::{TextTransformer, padded_ids};
 
 use crate::config::{ModelConfig, ModelKind, Pooling};
 use crate::data::preprocess::{Preprocessor, Tokenizer};
+use crate::data::text::special;
 use crate::error::{PatronError, Result};
 
 /// Everything needed to rebuild the network before loading weights (saved in the manifest).
@@ -78,25 +81,60 @@ pub struct TextSpec {
     pub heads: usize,
     /// Transformer pooling.
     pub pooling: Pooling,
+    /// `text_encoder`: where it started from and what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<Pretrained>,
+}
+
+/// The pretrained encoder a `text_encoder` run started from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pretrained {
+    /// The model directory (`model.pretrained`), as given.
+    pub dir: std::path::PathBuf,
+    /// SHA-256 of its `model.safetensors`.
+    pub sha256: String,
+    /// The encoder's shape from its `config.json`.
+    pub shape: bert::BertShape,
 }
 
 impl ModelSpec {
     /// The spec for a fitted preprocessing, a model config and the `outputs` (logits per
-    /// row) the task needs.
-    pub fn new(pre: &Preprocessor, config: &ModelConfig, outputs: usize) -> Self {
+    /// row) the task needs; a `text_encoder` reads its model directory's shape and hashes
+    /// its weights.
+    pub fn new(pre: &Preprocessor, config: &ModelConfig, outputs: usize) -> Result<Self> {
+        let pretrained = match (&config.pretrained, config.kind) {
+            (Some(dir), ModelKind::TextEncoder) => {
+                let shape = bert::BertShape::read(dir)?;
+                Some(Pretrained {
+                    dir: dir.clone(),
+                    sha256: bert::check_pretrained(dir, &shape)?,
+                    shape,
+                })
+            }
+            _ => None,
+        };
         let text = pre.text.as_ref().map(|t| TextSpec {
             kind: config.kind,
-            vocab: match &t.tokenizer {
-                Tokenizer::HashedNgrams(b) => b.buckets,
-                Tokenizer::Subwords(v) => v.size(),
+            vocab: match (&t.tokenizer, &pretrained) {
+                (_, Some(p)) => p.shape.vocab_size,
+                (Tokenizer::HashedNgrams(b), _) => b.buckets,
+                (Tokenizer::Subwords(v), _) => v.size(),
+                (Tokenizer::Pretrained(_), None) => 0,
             },
-            dim: config.embedding_dim,
+            dim: pretrained
+                .as_ref()
+                .map_or(config.embedding_dim, |p| p.shape.hidden_size),
             max_length: config.max_length,
-            layers: config.layers,
-            heads: config.heads,
+            layers: pretrained
+                .as_ref()
+                .map_or(config.layers, |p| p.shape.num_hidden_layers),
+            heads: pretrained
+                .as_ref()
+                .map_or(config.heads, |p| p.shape.num_attention_heads),
             pooling: config.pooling,
+            pretrained,
         });
-        ModelSpec {
+        Ok(ModelSpec {
             numeric_width: pre.numeric_width(),
             categorical_count: pre.categorical_count(),
             embedding_rows: pre.embedding_rows(),
@@ -106,7 +144,7 @@ impl ModelSpec {
             ensemble: if text.is_some() { 1 } else { config.ensemble },
             outputs,
             text,
-        }
+        })
     }
 
     /// Width of the first layer's input.
@@ -122,8 +160,38 @@ impl ModelSpec {
             Some(t) if t.kind == ModelKind::TextTransformer => {
                 Network::Transformer(transformer::init(self, t, device))
             }
+            Some(TextSpec {
+                pretrained: Some(p),
+                pooling,
+                ..
+            }) => Network::Encoder(bert::Bert::init(
+                &p.shape,
+                self.outputs,
+                self.dropout,
+                *pooling == Pooling::Cls,
+                device,
+            )),
             Some(t) => Network::Bag(text_bag::init(self, t, device)),
         }
+    }
+
+    /// A network to start training: [`ModelSpec::init`], with a `text_encoder`'s
+    /// pretrained weights loaded (their hash must still be the one the spec recorded).
+    pub fn init_pretrained(&self, device: &Device) -> Result<Network> {
+        let mut network = self.init(device);
+        if let (Network::Encoder(bert), Some(p)) = (
+            &mut network,
+            self.text.as_ref().and_then(|t| t.pretrained.as_ref()),
+        ) {
+            let sha256 = bert.load_pretrained(&p.dir)?;
+            if sha256 != p.sha256 {
+                return Err(PatronError::data(
+                    p.dir.join("model.safetensors"),
+                    "changed since this run started; start a new run",
+                ));
+            }
+        }
+        Ok(network)
     }
 
     /// A network of this shape on `device` with the weights of burnpack `bytes` (read
@@ -140,6 +208,7 @@ impl ModelSpec {
             Network::Transformer(m) => {
                 Network::Transformer(m.try_load_record(record).map_err(bad)?)
             }
+            Network::Encoder(m) => Network::Encoder(m.try_load_record(record).map_err(bad)?),
         })
     }
 
@@ -166,6 +235,8 @@ pub enum Network {
     Bag(TextBag),
     /// The Transformer encoder.
     Transformer(TextTransformer),
+    /// The pretrained BERT encoder.
+    Encoder(bert::Bert),
 }
 
 impl Network {
@@ -184,6 +255,7 @@ impl Network {
             Network::Tabular(m) => bytes(m),
             Network::Bag(m) => bytes(m),
             Network::Transformer(m) => bytes(m),
+            Network::Encoder(m) => bytes(m),
         }
     }
 
@@ -198,6 +270,7 @@ impl Network {
             Network::Tabular(m) => m.save_into(&mut store),
             Network::Bag(m) => m.save_into(&mut store),
             Network::Transformer(m) => m.save_into(&mut store),
+            Network::Encoder(m) => m.save_into(&mut store),
         };
         saved.map_err(|e| PatronError::Internal(format!("encoding safetensors: {e}")))?;
         store
@@ -210,7 +283,7 @@ impl Network {
         match self {
             Network::Tabular(_) => InputKind::Tabular,
             Network::Bag(_) => InputKind::Bags,
-            Network::Transformer(_) => InputKind::Tokens,
+            Network::Transformer(_) | Network::Encoder(_) => InputKind::Tokens,
         }
     }
 
@@ -233,6 +306,7 @@ impl Network {
             (Network::Tabular(m), Inputs::Tabular(x)) => m.forward(x),
             (Network::Bag(m), Inputs::Bags(x)) => m.forward(x),
             (Network::Transformer(m), Inputs::Tokens(x)) => m.forward(x),
+            (Network::Encoder(m), Inputs::Tokens(x)) => m.forward(x, special::PAD),
             _ => unreachable!("inputs are built from the same spec as the network"),
         }
     }

@@ -95,7 +95,7 @@ impl<'a> Scorer<'a> {
                     .to_host()?
                     .map(|(mlp, embedding)| HostHead::Tabular { mlp, embedding }),
                 Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
-                Network::Transformer(_) => None,
+                Network::Transformer(_) | Network::Encoder(_) => None,
             }
         } else {
             None
@@ -666,6 +666,7 @@ mod tests {
             layers: 1,
             heads: 1,
             pooling: Pooling::Mean,
+            pretrained: None,
         };
         let spec = spec(Some(text), vec![6], 1);
         let (burn, host) = both_ways(&spec, &encoded);

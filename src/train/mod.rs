@@ -129,7 +129,7 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
         Some(dir) => dir.clone(),
         None => default_run_dir(&resolved.path, ""),
     };
-    let mut manifest = initial_manifest(&prepared, backend);
+    let mut manifest = initial_manifest(&prepared, backend)?;
     create_run_dir(&run_dir, request.force, |staging| {
         write_atomic(
             &staging.join(files::CONFIG),
@@ -468,8 +468,8 @@ fn create_run_dir(dir: &Path, force: bool, write: impl FnOnce(&Path) -> Result<(
     result
 }
 
-fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
-    Manifest {
+fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
+    Ok(Manifest {
         format_version: run::FORMAT_VERSION,
         patron_version: env!("CARGO_PKG_VERSION").into(),
         status: RunStatus::Training,
@@ -509,9 +509,9 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Manifest {
         best_epoch: None,
         epochs_run: 0,
         training_seconds: 0.0,
-        model: ModelSpec::new(&p.pre, &p.config.model, p.task.outputs()),
+        model: ModelSpec::new(&p.pre, &p.config.model, p.task.outputs())?,
         files: Default::default(),
-    }
+    })
 }
 
 /// The learning rate at `step` of `total` steps.
@@ -531,14 +531,18 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
                 cosine(peak, peak / 1e4, (s - warm) / (total - warm).max(1.0))
             }
         }
-        Schedule::Cosine | Schedule::Constant => {
+        Schedule::Cosine | Schedule::Constant | Schedule::Linear => {
             let warm = (cfg.warmup * total).round();
             if s < warm {
                 peak * (s + 1.0) / warm
-            } else if cfg.schedule == Schedule::Constant {
-                peak
             } else {
-                cosine(peak, peak * 0.01, (s - warm) / (total - warm).max(1.0))
+                let progress = (s - warm) / (total - warm).max(1.0);
+                match cfg.schedule {
+                    Schedule::Constant => peak,
+                    // transformers' get_linear_schedule_with_warmup: to zero at the end.
+                    Schedule::Linear => peak * (1.0 - progress).max(0.0),
+                    _ => cosine(peak, peak * 0.01, progress),
+                }
             }
         }
     }
@@ -728,7 +732,7 @@ impl Training {
         }
         let ad = backend.device.clone().autodiff();
         ad.seed(cfg.seed);
-        let model = spec.init(&ad);
+        let model = spec.init_pretrained(&ad)?;
         Ok(Training {
             sparse: host_table(&model)?,
             model,

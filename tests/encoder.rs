@@ -1,0 +1,252 @@
+//! `text_encoder`: a pretrained BERT read from a Hugging Face model directory. The real
+//! all-MiniLM-L6-v2 (fetched by scripts/fetch_minilm.sh; skipped with the reason where it is
+//! absent) tokenizes and encodes as Python `tokenizers` and PyTorch + `transformers` do; the
+//! tiny random BERT of tests/fixtures fine-tunes end to end through the command line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor};
+use common::*;
+use patron::data::hf_tokenizer::PretrainedTokenizer;
+use patron::model::bert::{Bert, BertShape};
+use patron::model::padded_ids;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter())
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn to_vec(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// all-MiniLM-L6-v2: token ids of 54 texts equal Python `tokenizers`' (truncated to 128),
+/// and the pooled outputs of 8 of them ([CLS] through the pooler, and the mean of the real
+/// tokens) equal PyTorch + `transformers` within 1e-4.
+#[test]
+fn minilm_matches_python_tokenizers_and_transformers() {
+    let dir = root().join("models/all-MiniLM-L6-v2");
+    if !dir.join("model.safetensors").is_file() {
+        println!(
+            "skipped: {} is absent (scripts/fetch_minilm.sh fetches it)",
+            dir.display()
+        );
+        return;
+    }
+    let expected = json(&root().join("tests/fixtures/minilm_expected.json"));
+    let max_length = expected["max_length"].as_u64().unwrap() as usize;
+    let tokenizer = PretrainedTokenizer::from_dir(&dir, max_length).unwrap();
+    let texts = expected["texts"].as_array().unwrap();
+    assert!(texts.len() >= 50);
+    for (text, ids) in texts.iter().zip(expected["ids"].as_array().unwrap()) {
+        let want: Vec<u32> = ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tokenizer.encode(text.as_str().unwrap()), want, "{text}");
+    }
+
+    let device = Device::flex();
+    let shape = BertShape::read(&dir).unwrap();
+    assert_eq!((shape.hidden_size, shape.num_hidden_layers), (384, 6));
+    let batch: Vec<Vec<u32>> = texts[..8]
+        .iter()
+        .map(|t| tokenizer.encode(t.as_str().unwrap()))
+        .collect();
+    let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+    for (cls, key) in [(true, "pooler_output"), (false, "mean_pooled")] {
+        let mut bert = Bert::init(&shape, 2, 0.0, cls, &device);
+        let sha = bert.load_pretrained(&dir).unwrap();
+        assert_eq!(sha.len(), 64);
+        let ids = padded_ids(&refs, &device);
+        let pad = ids.clone().equal_elem(0);
+        let pooled = bert.pool(bert.encode(ids, pad.clone()), pad);
+        let gap = worst(&to_vec(pooled), &floats(&expected[key]));
+        assert!(gap < 1e-4, "{key} differs from transformers by {gap}");
+    }
+}
+
+/// Reviews made of words the tiny fixture's vocabulary knows, labelled by their words.
+fn tiny_reviews(dir: &Path, rows: usize) -> PathBuf {
+    let good = ["great", "excellent", "love", "good", "fast"];
+    let bad = ["terrible", "bad", "broke", "never", "meh"];
+    let filler = ["the", "product", "delivery", "service", "quality", "price"];
+    let mut out = String::from("review,label\n");
+    let mut state = 7u64;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n
+    };
+    for r in 0..rows {
+        let positive = r % 2 == 0;
+        let words = if positive { &good } else { &bad };
+        let mut text = Vec::new();
+        for _ in 0..(3 + next(5)) {
+            text.push(filler[next(filler.len())]);
+        }
+        text.insert(next(text.len() + 1), words[next(words.len())]);
+        let label = if positive { "positive" } else { "negative" };
+        out.push_str(&format!("{},{label}\n", text.join(" ")));
+    }
+    let path = dir.join("reviews.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn tiny_bert_fine_tunes_predicts_and_evaluates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 600);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntext = \"review\"\ntarget = \"label\"\npositive = \"positive\"\n\
+             [model]\nkind = \"text_encoder\"\npretrained = {:?}\nmax_length = 24\n\
+             [train]\nepochs = 8\nlearning_rate = 2e-3\n",
+            data.display(),
+            root().join("tests/fixtures/tiny_bert").display()
+        ),
+    )
+    .unwrap();
+    let run = train_on(
+        "flex",
+        config.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["model_kind"], "text_encoder");
+    let pretrained = &manifest["model"]["text"]["pretrained"];
+    assert_eq!(pretrained["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(pretrained["shape"]["hidden_size"], 32);
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(resolved.contains("schedule = \"linear\""), "{resolved}");
+    assert!(resolved.contains("pooling = \"cls\""), "{resolved}");
+    // The tokenizer travels in the run: scoring needs nothing from the model directory.
+    let pre = json(&run.join("preprocess.json"));
+    assert_eq!(pre["text"]["tokenizer"]["kind"], "pretrained");
+    assert_eq!(pre["text"]["tokenizer"]["max_length"], 24);
+    let report = json(&run.join("report.json"));
+    let auc = report["metrics"]["auc_roc"].as_f64().unwrap();
+    assert!(auc > 0.9, "the sentiment word decides the label: AUC {auc}");
+
+    // A copy of the run without the fixture directory beside it still scores.
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&run, &moved).unwrap();
+    let out = tmp.path().join("p.csv");
+    assert_ok(&predict_on(&moved, &data, &out, "flex", &[]));
+    let (header, rows) = read_csv(&out);
+    assert_eq!(header, ["row", "score", "prediction"]);
+    assert_eq!(rows.len(), 600);
+    let right = rows
+        .iter()
+        .enumerate()
+        .filter(|(r, row)| (row[2] == "positive") == (r % 2 == 0))
+        .count();
+    assert!(right > 540, "{right} of 600 right");
+    let o = predict_pipe(&moved, b"great product\nterrible delivery\n", "flex", &[]);
+    assert_ok(&o);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert!(
+        lines[1].ends_with("positive") && lines[2].ends_with("negative"),
+        "{lines:?}"
+    );
+    assert_ok(&evaluate_on(
+        &moved,
+        &data,
+        Some(&tmp.path().join("eval")),
+        "flex",
+    ));
+}
+
+#[test]
+fn bad_pretrained_directories_exit_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 40);
+    let train = |pretrained: &Path| {
+        let config = tmp.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[data]\npath = {:?}\ntext = \"review\"\ntarget = \"label\"\n\
+                 [model]\nkind = \"text_encoder\"\npretrained = {:?}\n[train]\nepochs = 1\n",
+                data.display(),
+                pretrained.display()
+            ),
+        )
+        .unwrap();
+        let args = train_args(
+            "flex",
+            config.to_str().unwrap(),
+            &tmp.path().join("run"),
+            &[],
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        patron(&args)
+    };
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    let fixture = root().join("tests/fixtures/tiny_bert");
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(file), broken.join(file)).unwrap();
+    }
+    // Another architecture.
+    let config = std::fs::read_to_string(fixture.join("config.json")).unwrap();
+    std::fs::write(
+        broken.join("config.json"),
+        config.replace("\"bert\"", "\"gpt2\""),
+    )
+    .unwrap();
+    let o = train(&broken);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!tmp.path().join("run").exists(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("config.json") && stderr(&o).contains("gpt2"),
+        "{}",
+        stderr(&o)
+    );
+    // A shape that does not match the weights.
+    std::fs::write(
+        broken.join("config.json"),
+        config.replace("\"intermediate_size\": 64", "\"intermediate_size\": 48"),
+    )
+    .unwrap();
+    let o = train(&broken);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!tmp.path().join("run").exists(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model.safetensors"), "{}", stderr(&o));
+    // No weights.
+    std::fs::write(broken.join("config.json"), &config).unwrap();
+    std::fs::remove_file(broken.join("model.safetensors")).unwrap();
+    let o = train(&broken);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!tmp.path().join("run").exists(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model.safetensors"), "{}", stderr(&o));
+    // No directory at all.
+    let o = train(&tmp.path().join("nowhere"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!tmp.path().join("run").exists());
+}
