@@ -1544,6 +1544,7 @@ mod tests {
         c.data.id = Some("id".into());
         c.split.column = Some("fold".into());
         c.split.export = Some("split.csv".into());
+        c.model.pretrained = Some("models/bert".into());
         let table: toml::Table = c.to_toml().parse().unwrap();
         fn walk(t: &toml::Table, path: &str) {
             let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));
