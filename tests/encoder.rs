@@ -182,6 +182,49 @@ fn tiny_bert_fine_tunes_predicts_and_evaluates() {
     ));
 }
 
+/// On wgpu (lavapipe in CI; skipped without an adapter) the encoder trains, and the same
+/// weights score as on flex within 1e-4.
+#[test]
+fn tiny_bert_on_wgpu_scores_as_on_flex() {
+    if !adapter_found() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Small: lavapipe runs attention slowly, and what is checked is the forward's agreement.
+    let data = tiny_reviews(tmp.path(), 64);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntext = \"review\"\ntarget = \"label\"\npositive = \"positive\"\n\
+             [model]\nkind = \"text_encoder\"\npretrained = {:?}\nmax_length = 24\n\
+             [train]\nepochs = 2\nlearning_rate = 2e-3\n",
+            data.display(),
+            root().join("tests/fixtures/tiny_bert").display()
+        ),
+    )
+    .unwrap();
+    let run = train_on(
+        "wgpu",
+        config.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &[],
+    );
+    let on = |backend: &str| {
+        let out = tmp.path().join(format!("{backend}.csv"));
+        assert_ok(&predict_on(&run, &data, &out, backend, &[]));
+        scores(&out)
+    };
+    let (gpu, cpu) = (on("wgpu"), on("flex"));
+    assert_eq!(gpu.len(), 64);
+    let worst = gpu
+        .iter()
+        .zip(&cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "wgpu and flex scores differ by {worst}");
+}
+
 #[test]
 fn bad_pretrained_directories_exit_2_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();

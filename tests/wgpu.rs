@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, evaluate_on, json, patron, predict_on, scores, stdout, train_on};
+use common::{adapter_found, assert_ok, evaluate_on, json, predict_on, scores, train_on};
 
 const BANK: &str = "configs/bank_propensity.toml";
 /// A small network and few epochs: a software adapter is slow, and what is checked here
@@ -16,33 +16,6 @@ const SMALL: [&str; 3] = [
     "model.hidden=[32]",
     "train.early_stopping.patience=0",
 ];
-
-/// Whether wgpu finds an adapter; prints why not when it does not.
-fn adapter_found() -> bool {
-    let o = patron(&["info"]);
-    assert_ok(&o);
-    let info = stdout(&o);
-    let found = info
-        .lines()
-        .any(|l| l.starts_with("wgpu adapter") && !l.contains(": none"));
-    if found {
-        // The adapter picked is among those listed, with its kind and driver.
-        let picked = info
-            .lines()
-            .find_map(|l| l.strip_prefix("wgpu adapter (Vulkan): "))
-            .and_then(|rest| rest.rsplit_once(" (").map(|(name, _)| name.to_string()));
-        let listed = picked.as_deref().is_some_and(|name| {
-            info.lines()
-                .any(|l| l.starts_with(&format!("  {name}: ")) && l.contains(", driver "))
-        });
-        assert!(listed, "{info}");
-    } else {
-        eprintln!(
-            "skipping wgpu tests: no wgpu adapter found (install mesa-vulkan-drivers and libvulkan1 for a software one)\n{info}"
-        );
-    }
-    found
-}
 
 fn predict(run: &Path, input: &str, out: &Path, backend: &str) -> Vec<f64> {
     assert_ok(&predict_on(run, Path::new(input), out, backend, &[]));

@@ -272,3 +272,30 @@ pub fn export_header(run: &Path, output: &Path) -> serde_json::Value {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     serde_json::from_slice(&bytes[8..8 + n]).unwrap()
 }
+
+/// Whether wgpu finds an adapter; prints why not when it does not.
+pub fn adapter_found() -> bool {
+    let o = patron(&["info"]);
+    assert_ok(&o);
+    let info = stdout(&o);
+    let found = info
+        .lines()
+        .any(|l| l.starts_with("wgpu adapter") && !l.contains(": none"));
+    if found {
+        // The adapter picked is among those listed, with its kind and driver.
+        let picked = info
+            .lines()
+            .find_map(|l| l.strip_prefix("wgpu adapter (Vulkan): "))
+            .and_then(|rest| rest.rsplit_once(" (").map(|(name, _)| name.to_string()));
+        let listed = picked.as_deref().is_some_and(|name| {
+            info.lines()
+                .any(|l| l.starts_with(&format!("  {name}: ")) && l.contains(", driver "))
+        });
+        assert!(listed, "{info}");
+    } else {
+        eprintln!(
+            "skipping wgpu tests: no wgpu adapter found (install mesa-vulkan-drivers and libvulkan1 for a software one)\n{info}"
+        );
+    }
+    found
+}
