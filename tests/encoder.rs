@@ -115,22 +115,28 @@ fn tiny_reviews(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
-#[test]
-fn tiny_bert_fine_tunes_predicts_and_evaluates() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tiny_reviews(tmp.path(), 600);
-    let config = tmp.path().join("config.toml");
+/// A config fine-tuning the tiny fixture BERT on `data` for `epochs`, written into `dir`.
+fn tiny_config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[data]\npath = {:?}\ntext = \"review\"\ntarget = \"label\"\npositive = \"positive\"\n\
              [model]\nkind = \"text_encoder\"\npretrained = {:?}\nmax_length = 24\n\
-             [train]\nepochs = 8\nlearning_rate = 2e-3\n",
+             [train]\nepochs = {epochs}\nlearning_rate = 2e-3\n",
             data.display(),
             root().join("tests/fixtures/tiny_bert").display()
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn tiny_bert_fine_tunes_predicts_and_evaluates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 600);
+    let config = tiny_config(tmp.path(), &data, 8);
     let run = train_on(
         "flex",
         config.to_str().unwrap(),
@@ -192,18 +198,7 @@ fn tiny_bert_on_wgpu_scores_as_on_flex() {
     let tmp = tempfile::tempdir().unwrap();
     // Small: lavapipe runs attention slowly, and what is checked is the forward's agreement.
     let data = tiny_reviews(tmp.path(), 64);
-    let config = tmp.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\npath = {:?}\ntext = \"review\"\ntarget = \"label\"\npositive = \"positive\"\n\
-             [model]\nkind = \"text_encoder\"\npretrained = {:?}\nmax_length = 24\n\
-             [train]\nepochs = 2\nlearning_rate = 2e-3\n",
-            data.display(),
-            root().join("tests/fixtures/tiny_bert").display()
-        ),
-    )
-    .unwrap();
+    let config = tiny_config(tmp.path(), &data, 1);
     let run = train_on(
         "wgpu",
         config.to_str().unwrap(),
