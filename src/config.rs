@@ -335,6 +335,7 @@ impl ModelKind {
         match self {
             ModelKind::TabularMlp => &[
                 "model.pretrained",
+                "model.freeze_layers",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -347,6 +348,7 @@ impl ModelKind {
             ],
             ModelKind::TextBag => &[
                 "model.pretrained",
+                "model.freeze_layers",
                 "model.ensemble",
                 "data.categorical",
                 "data.numeric",
@@ -359,6 +361,7 @@ impl ModelKind {
             ],
             ModelKind::TextTransformer => &[
                 "model.pretrained",
+                "model.freeze_layers",
                 "model.ensemble",
                 "data.categorical",
                 "data.numeric",
@@ -442,6 +445,10 @@ pub struct ModelConfig {
     /// `model.safetensors`, and `tokenizer.json` or `vocab.txt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
+    /// `text_encoder`: keep the embeddings and the first N encoder layers as pretrained
+    /// (0: fine-tune everything).
+    #[serde(default)]
+    pub freeze_layers: usize,
     /// Regression: quantiles of the target predicted beside it (e.g. `[0.1, 0.9]`, each
     /// its own output trained with the pinball loss), written as `q10`, `q90`.
     #[serde(default)]
@@ -834,6 +841,7 @@ impl Default for ModelConfig {
             heads: default_heads(),
             pooling: default_pooling(),
             pretrained: None,
+            freeze_layers: 0,
             quantiles: Vec::new(),
         }
     }
@@ -913,6 +921,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "heads",
             "pooling",
             "pretrained",
+            "freeze_layers",
             "quantiles",
         ],
     ),

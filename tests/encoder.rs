@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use common::*;
 use patron::data::hf_tokenizer::PretrainedTokenizer;
 use patron::model::bert::{Bert, BertShape};
-use patron::model::padded_ids;
+use patron::model::{Network, padded_ids};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -186,6 +186,58 @@ fn tiny_bert_fine_tunes_predicts_and_evaluates() {
         Some(&tmp.path().join("eval")),
         "flex",
     ));
+}
+
+/// `model.freeze_layers = 2` (all of the tiny BERT's layers): the embeddings and layers come
+/// out of training exactly as pretrained, while the classifier learns.
+#[test]
+fn frozen_layers_keep_their_pretrained_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 200);
+    let config = tiny_config(tmp.path(), &data, 2);
+    let run = train_on(
+        "flex",
+        config.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &["model.freeze_layers=2"],
+    );
+    let device = Device::flex();
+    let manifest = patron::run::read_manifest(&run).unwrap();
+    assert_eq!(manifest.model.text.as_ref().unwrap().freeze_layers, 2);
+    let weights = run.join("model.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    let Network::Encoder(trained) = manifest.model.load(&device, bytes, &weights).unwrap() else {
+        panic!("a text_encoder run loads as an encoder");
+    };
+    let fixture = root().join("tests/fixtures/tiny_bert");
+    let shape = BertShape::read(&fixture).unwrap();
+    let mut pretrained = Bert::init(&shape, 1, 0.0, true, &device);
+    pretrained.load_pretrained(&fixture).unwrap();
+    let tokenizer = PretrainedTokenizer::from_dir(&fixture, 24).unwrap();
+    let texts = [
+        tokenizer.encode("great product"),
+        tokenizer.encode("terrible delivery, never again"),
+    ];
+    let refs: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
+    let ids = padded_ids(&refs, &device);
+    let pad = ids.clone().equal_elem(0);
+    let states = |bert: &Bert| {
+        let x = bert.encode(ids.clone(), pad.clone());
+        let [b, l, h] = x.dims();
+        to_vec(x.reshape([b * l, h]))
+    };
+    assert_eq!(states(&trained), states(&pretrained));
+    // Freezing more layers than the model has is a config error.
+    let args = train_args(
+        "flex",
+        config.to_str().unwrap(),
+        &tmp.path().join("run2"),
+        &["model.freeze_layers=3"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = patron(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model.freeze_layers"), "{}", stderr(&o));
 }
 
 /// On wgpu (lavapipe in CI; skipped without an adapter) the encoder trains, and the same

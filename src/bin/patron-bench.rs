@@ -138,6 +138,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
             heads: 1,
             pooling: Pooling::Mean,
             pretrained: None,
+            freeze_layers: 0,
         }),
     };
     let mut model = spec.init(&ad);

@@ -237,6 +237,19 @@ impl Bert {
         }
     }
 
+    /// The encoder with its embeddings and first `layers` layers kept out of training.
+    pub fn freeze(mut self, layers: usize) -> Bert {
+        self.embeddings = self.embeddings.no_grad();
+        self.encoder.layer = self
+            .encoder
+            .layer
+            .into_iter()
+            .enumerate()
+            .map(|(i, layer)| if i < layers { layer.no_grad() } else { layer })
+            .collect();
+        self
+    }
+
     /// The encoder's last hidden states `[batch, length, hidden]` of padded ids
     /// `[batch, length]`; `pad` marks the padding (true), which no token attends to.
     pub fn encode(&self, ids: Tensor<2, Int>, pad: Tensor<2, Bool>) -> Tensor<3> {

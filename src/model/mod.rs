@@ -84,6 +84,13 @@ pub struct TextSpec {
     /// `text_encoder`: where it started from and what it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<Pretrained>,
+    /// `text_encoder`: the embeddings and this many first layers are not trained.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub freeze_layers: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The pretrained encoder a `text_encoder` run started from.
@@ -105,6 +112,15 @@ impl ModelSpec {
         let pretrained = match (&config.pretrained, config.kind) {
             (Some(dir), ModelKind::TextEncoder) => {
                 let shape = bert::BertShape::read(dir)?;
+                if config.freeze_layers > shape.num_hidden_layers {
+                    return Err(PatronError::config(
+                        "model.freeze_layers",
+                        format!(
+                            "is {}, but the model has {} layers",
+                            config.freeze_layers, shape.num_hidden_layers
+                        ),
+                    ));
+                }
                 Some(Pretrained {
                     dir: dir.clone(),
                     sha256: bert::check_pretrained(dir, &shape)?,
@@ -133,6 +149,7 @@ impl ModelSpec {
                 .map_or(config.heads, |p| p.shape.num_attention_heads),
             pooling: config.pooling,
             pretrained,
+            freeze_layers: config.freeze_layers,
         });
         Ok(ModelSpec {
             numeric_width: pre.numeric_width(),
@@ -191,7 +208,18 @@ impl ModelSpec {
                 ));
             }
         }
-        Ok(network)
+        Ok(self.frozen(network))
+    }
+
+    /// `network` with the layers `model.freeze_layers` keeps out of training marked so
+    /// (after any loading, which may reset the marks).
+    fn frozen(&self, network: Network) -> Network {
+        match (network, &self.text) {
+            (Network::Encoder(bert), Some(t)) if t.freeze_layers > 0 => {
+                Network::Encoder(bert.freeze(t.freeze_layers))
+            }
+            (network, _) => network,
+        }
     }
 
     /// A network of this shape on `device` with the weights of burnpack `bytes` (read
@@ -208,7 +236,9 @@ impl ModelSpec {
             Network::Transformer(m) => {
                 Network::Transformer(m.try_load_record(record).map_err(bad)?)
             }
-            Network::Encoder(m) => Network::Encoder(m.try_load_record(record).map_err(bad)?),
+            Network::Encoder(m) => {
+                self.frozen(Network::Encoder(m.try_load_record(record).map_err(bad)?))
+            }
         })
     }
 

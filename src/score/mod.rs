@@ -667,6 +667,7 @@ mod tests {
             heads: 1,
             pooling: Pooling::Mean,
             pretrained: None,
+            freeze_layers: 0,
         };
         let spec = spec(Some(text), vec![6], 1);
         let (burn, host) = both_ways(&spec, &encoded);
