@@ -307,6 +307,7 @@ impl ModelKind {
                 ("train", "warmup", "0.1"),
                 ("train", "schedule", "\"linear\""),
                 ("train", "weight_decay", "0.01"),
+                ("train", "max_grad_norm", "1.0"),
             ],
             ModelKind::TabularMlp => &[],
         }
@@ -629,6 +630,10 @@ pub struct TrainConfig {
     /// The Tweedie variance power, in (1, 2): near 1 Poisson-like, near 2 Gamma-like.
     #[serde(default = "default_tweedie_power")]
     pub tweedie_power: f64,
+    /// Scale each step's gradients so their global L2 norm is at most this (PyTorch's
+    /// `clip_grad_norm_`); 0 turns it off.
+    #[serde(default)]
+    pub max_grad_norm: f64,
 }
 
 fn default_delimiter() -> String {
@@ -872,6 +877,7 @@ impl Default for TrainConfig {
             loss: Loss::default(),
             huber_delta: default_huber_delta(),
             tweedie_power: default_tweedie_power(),
+            max_grad_norm: 0.0,
         }
     }
 }
@@ -941,6 +947,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "loss",
             "huber_delta",
             "tweedie_power",
+            "max_grad_norm",
         ],
     ),
     ("train.early_stopping", &["metric", "patience"]),
@@ -1400,6 +1407,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.warmup) {
             return Err(("train.warmup", "must be a fraction in [0, 1)"));
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
+            return Err(("train.max_grad_norm", "must be zero (off) or positive"));
         }
         if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {
             return Err(("train.huber_delta", "must be a positive number"));

@@ -105,7 +105,7 @@ fn tabular_train(device: &Device, steps: usize, runs: usize) -> f64 {
     let task = Binary::new(&["no".into(), "yes".into()]);
     let step = |i: usize| {
         let (x, y, w) = pool[i % pool.len()].clone();
-        let (next, loss, _) = train_step(model.clone(), &mut optim, &task, x, y, w, 1e-3);
+        let (next, loss, _) = train_step(model.clone(), &mut optim, &task, x, y, w, 1e-3, 0.0);
         model = next;
         loss
     };

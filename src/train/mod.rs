@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -562,6 +562,7 @@ pub fn train_step(
     targets: Tensor<2>,
     weights: Tensor<1>,
     lr: f64,
+    max_grad_norm: f64,
 ) -> (Network, Tensor<1>, Option<Tensor<2>>) {
     let leaf = match &inputs {
         Inputs::Bags(bags) => Some(bags.clone()),
@@ -587,8 +588,47 @@ pub fn train_step(
     let loss = task.loss(z, targets, weights);
     let mut grads = loss.backward();
     let bag_grad = leaf.and_then(|t| t.grad_remove(&mut grads));
-    let grads = GradientsParams::from_grads(grads, &model);
+    let mut grads = GradientsParams::from_grads(grads, &model);
+    if max_grad_norm > 0.0 {
+        clip_global_norm(&mut grads, &model, max_grad_norm);
+    }
     (optim.step(lr, model, grads), loss, bag_grad)
+}
+
+/// Scale `grads` so their global L2 norm over every parameter of `model` is at most
+/// `max_norm`, as PyTorch's `clip_grad_norm_` does (Burn's own clipping is per parameter).
+/// Returns the norm before clipping.
+pub fn clip_global_norm(grads: &mut GradientsParams, model: &Network, max_norm: f64) -> f64 {
+    struct SumSquares<'a> {
+        grads: &'a GradientsParams,
+        total: f64,
+    }
+    impl ModuleVisitor for SumSquares<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.total += g.square().sum().into_scalar::<f32>() as f64;
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f32,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut sum = SumSquares { grads, total: 0.0 };
+    model.visit(&mut sum);
+    let norm = sum.total.sqrt();
+    if norm > max_norm {
+        let factor = (max_norm / (norm + 1e-6)) as f32;
+        model.visit(&mut Scale { grads, factor });
+    }
+    norm
 }
 
 /// One `text_bag` step: the batch's bags, summed on the host from the table, enter
@@ -609,8 +649,16 @@ pub fn text_bag_step(
     let bags = bags(&table.weights, table.dim, docs);
     let bags = Tensor::<2>::from_data(TensorData::new(bags, [docs.len(), table.dim]), device)
         .require_grad();
-    let (model, loss, grad) =
-        train_step(model, optim, task, Inputs::Bags(bags), targets, weights, lr);
+    let (model, loss, grad) = train_step(
+        model,
+        optim,
+        task,
+        Inputs::Bags(bags),
+        targets,
+        weights,
+        lr,
+        0.0,
+    );
     let grad = grad
         .ok_or_else(|| PatronError::Internal("the bags got no gradient".into()))?
         .into_data()
@@ -801,6 +849,7 @@ impl Training {
                         targets,
                         weights,
                         lr,
+                        cfg.max_grad_norm,
                     );
                     (model, loss)
                 }
@@ -1136,9 +1185,49 @@ mod tests {
         assert!(lrs[99] >= 1e-5 && lrs[99] < 2e-5);
         let one = TrainConfig {
             schedule: Schedule::OneCycle,
-            ..cfg
+            ..cfg.clone()
         };
         assert!((learning_rate(&one, 0, 100) - 4e-5).abs() < 1e-12);
         assert!((learning_rate(&one, 30, 100) - 1e-3).abs() < 1e-12);
+        let linear = TrainConfig {
+            schedule: Schedule::Linear,
+            ..cfg
+        };
+        assert!((learning_rate(&linear, 9, 100) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(&linear, 55, 100) - 5e-4).abs() < 1e-12);
+        assert!(learning_rate(&linear, 99, 100) < 2e-5);
+    }
+
+    #[test]
+    fn clipping_brings_the_global_norm_down_to_the_limit() {
+        let device = Device::flex().autodiff();
+        let spec = ModelSpec {
+            numeric_width: 3,
+            categorical_count: 0,
+            embedding_rows: 0,
+            embedding_dim: 1,
+            hidden: vec![8],
+            dropout: 0.0,
+            ensemble: 1,
+            outputs: 1,
+            text: None,
+        };
+        let model = spec.init(&device);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![3f32, -2.0, 5.0, 1.0, 4.0, -6.0], [2, 3]),
+            &device,
+        );
+        let inputs = Inputs::Tabular(TabularInputs {
+            numeric: Some(x),
+            categorical: None,
+        });
+        let loss = (model.forward(inputs) * 100.0).sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let before = clip_global_norm(&mut grads, &model, 0.5);
+        assert!(before > 0.5, "the test needs a large gradient: {before}");
+        let after = clip_global_norm(&mut grads, &model, f64::MAX);
+        assert!((after - 0.5).abs() < 1e-3, "{after}");
+        // Under the limit nothing changes.
+        assert!((clip_global_norm(&mut grads, &model, 1.0) - after).abs() < 1e-9);
     }
 }
