@@ -296,9 +296,9 @@ impl ModelKind {
             ],
             // The recipe of the PyTorch + transformers reference (issue #18): 3 epochs,
             // 5e-5, batch 32, 128 tokens, warmup 10 % then linear decay to zero.
+            // model.dropout: see `pretrained_dropout`.
             ModelKind::TextEncoder => &[
                 ("model", "hidden", "[]"),
-                ("model", "dropout", "0.1"),
                 ("model", "max_length", "128"),
                 ("model", "pooling", "\"cls\""),
                 ("train", "epochs", "3"),
@@ -750,6 +750,13 @@ fn fill_text_defaults(table: &mut toml::Table) {
     let Some(kind) = kind.filter(|k| k.is_text()) else {
         return;
     };
+    if kind == ModelKind::TextEncoder
+        && let Some(toml::Value::Table(model)) = table.get_mut("model")
+        && !model.contains_key("dropout")
+    {
+        let dropout = pretrained_dropout(model.get("pretrained").and_then(|p| p.as_str()));
+        model.insert("dropout".into(), toml::Value::Float(dropout));
+    }
     let defaults = kind.defaults();
     for (section, key, value) in defaults {
         if let toml::Value::Table(t) = table
@@ -774,6 +781,17 @@ fn fill_text_defaults(table: &mut toml::Table) {
         }
     }
 }
+/// A `text_encoder`'s dropout when `model.dropout` is unset: the `hidden_dropout_prob` of
+/// its pretrained `config.json`, as `BertForSequenceClassification` takes it, else BERT's
+/// 0.1 (a missing or bad `config.json` is reported when the model is built).
+fn pretrained_dropout(dir: Option<&str>) -> f64 {
+    dir.and_then(|d| std::fs::read(Path::new(d).join("config.json")).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("hidden_dropout_prob")?.as_f64())
+        .filter(|p| (0.0..1.0).contains(p))
+        .unwrap_or(0.1)
+}
+
 // Validation log loss moves smoothly where AUC on a few hundred rows jumps around, so it
 // picks the best epoch more reliably (measured on the shipped configs, see README).
 fn default_stop_metric() -> StopMetric {
@@ -1554,6 +1572,27 @@ mod tests {
         assert_eq!(ok.unwrap().model.quantiles, [0.1, 0.9]);
         let err = Config::from_toml_str("[data]\npath = \"x.csv\"\n", "t", &[]).unwrap_err();
         assert!(err.to_string().contains("data.target"), "{err}");
+    }
+
+    #[test]
+    fn encoder_dropout_defaults_to_the_pretrained_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"hidden_dropout_prob": 0.25}"#,
+        )
+        .unwrap();
+        let toml = format!(
+            "[data]\npath = \"x.csv\"\ntarget = \"y\"\ntext = \"t\"\n[model]\nkind = \"text_encoder\"\npretrained = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let c = Config::from_toml_str(&toml, "t", &[]).unwrap();
+        assert_eq!(c.model.dropout, 0.25);
+        let set = Config::from_toml_str(&toml, "t", &["model.dropout=0.05".into()]).unwrap();
+        assert_eq!(set.model.dropout, 0.05);
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let c = Config::from_toml_str(&toml, "t", &[]).unwrap();
+        assert_eq!(c.model.dropout, 0.1);
     }
 
     #[test]
