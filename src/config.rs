@@ -330,12 +330,14 @@ impl ModelKind {
         }
     }
 
-    /// The `[data]` and `[model]` keys this kind does not read (text models read only
+    /// The keys this kind does not read (text models read only
     /// their text columns, so none of the tabular typing keys).
     pub fn unused_keys(self) -> &'static [&'static str] {
         match self {
             ModelKind::TabularMlp => &[
                 "model.pretrained",
+                "train.head_learning_rate",
+                "train.layer_decay",
                 "model.freeze_layers",
                 "model.buckets",
                 "model.word_ngrams",
@@ -348,7 +350,10 @@ impl ModelKind {
                 "model.pooling",
             ],
             ModelKind::TextBag => &[
+                "train.accumulate",
                 "model.pretrained",
+                "train.head_learning_rate",
+                "train.layer_decay",
                 "model.freeze_layers",
                 "model.ensemble",
                 "data.categorical",
@@ -362,6 +367,8 @@ impl ModelKind {
             ],
             ModelKind::TextTransformer => &[
                 "model.pretrained",
+                "train.head_learning_rate",
+                "train.layer_decay",
                 "model.freeze_layers",
                 "model.ensemble",
                 "data.categorical",
@@ -634,6 +641,26 @@ pub struct TrainConfig {
     /// `clip_grad_norm_`); 0 turns it off.
     #[serde(default)]
     pub max_grad_norm: f64,
+    /// `text_encoder`: the peak learning rate of the pooler and the classifier (unset:
+    /// `learning_rate`); the schedule scales it as it scales `learning_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_learning_rate: Option<f64>,
+    /// `text_encoder`: layer-wise learning-rate decay. The top encoder layer trains at
+    /// `learning_rate`, each layer below at this times the one above, the embeddings one
+    /// step below the first layer; 1.0 is off.
+    #[serde(default = "default_layer_decay")]
+    pub layer_decay: f64,
+    /// Gradients of this many batches are summed (weighted by their rows) before each
+    /// optimizer step; the schedule counts optimizer steps.
+    #[serde(default = "default_accumulate")]
+    pub accumulate: usize,
+}
+
+fn default_layer_decay() -> f64 {
+    1.0
+}
+fn default_accumulate() -> usize {
+    1
 }
 
 fn default_delimiter() -> String {
@@ -896,6 +923,9 @@ impl Default for TrainConfig {
             huber_delta: default_huber_delta(),
             tweedie_power: default_tweedie_power(),
             max_grad_norm: 0.0,
+            head_learning_rate: None,
+            layer_decay: default_layer_decay(),
+            accumulate: default_accumulate(),
         }
     }
 }
@@ -966,6 +996,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "huber_delta",
             "tweedie_power",
             "max_grad_norm",
+            "head_learning_rate",
+            "layer_decay",
+            "accumulate",
         ],
     ),
     ("train.early_stopping", &["metric", "patience"]),
@@ -1428,6 +1461,18 @@ impl TrainConfig {
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return Err(("train.max_grad_norm", "must be zero (off) or positive"));
+        }
+        if self
+            .head_learning_rate
+            .is_some_and(|lr| !(lr.is_finite() && lr > 0.0))
+        {
+            return Err(("train.head_learning_rate", "must be positive"));
+        }
+        if !(self.layer_decay > 0.0 && self.layer_decay <= 1.0) {
+            return Err(("train.layer_decay", "must be in (0, 1]"));
+        }
+        if self.accumulate == 0 {
+            return Err(("train.accumulate", "must be at least 1"));
         }
         if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {
             return Err(("train.huber_delta", "must be a positive number"));

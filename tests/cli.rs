@@ -1161,3 +1161,37 @@ fn info_names_a_missing_vulkan_loader() {
     assert!(out.contains("adapters listed on Vulkan: none"), "{out}");
     assert!(out.contains("--backend auto uses: flex"), "{out}");
 }
+
+/// The valid_loss column of a run's metrics.csv.
+fn valid_losses(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "valid_loss").unwrap();
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// `train.accumulate = 2` with batches of 64 steps as batches of 128 do (same rows per
+/// step, the gradients summed by the rows' share), and unlike plain batches of 64.
+#[test]
+fn accumulated_batches_step_as_one_larger_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let common = ["train.epochs=3", "model.dropout=0", "model.hidden=[32]"];
+    let run = |name: &str, extra: &[&str]| {
+        let sets: Vec<&str> = common.iter().chain(extra).copied().collect();
+        valid_losses(&train(TELCO, &tmp.path().join(name), &sets))
+    };
+    let large = run("large", &["train.batch_size=128"]);
+    let accumulated = run("acc", &["train.batch_size=64", "train.accumulate=2"]);
+    let small = run("small", &["train.batch_size=64"]);
+    assert_eq!(large.len(), 3);
+    for (a, b) in large.iter().zip(&accumulated) {
+        assert!((a - b).abs() < 1e-4, "{large:?} vs {accumulated:?}");
+    }
+    assert!(
+        (large[2] - small[2]).abs() > 1e-3,
+        "batches of 64 without accumulation train differently: {large:?} vs {small:?}"
+    );
+}

@@ -105,6 +105,12 @@ pub struct Pretrained {
 }
 
 impl ModelSpec {
+    /// A `text_encoder`'s number of encoder layers; `None` for other kinds.
+    pub fn encoder_layers(&self) -> Option<usize> {
+        let pretrained = self.text.as_ref()?.pretrained.as_ref()?;
+        Some(pretrained.shape.num_hidden_layers)
+    }
+
     /// The spec for a fitted preprocessing, a model config and the `outputs` (logits per
     /// row) the task needs; a `text_encoder` reads its model directory's shape and hashes
     /// its weights.

@@ -14,14 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::config::{Config, Resolved, Schedule, TrainConfig};
+use crate::config::{Config, ModelKind, Resolved, Schedule, TrainConfig};
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
@@ -46,6 +47,7 @@ use crate::task::regression::Regression;
 use crate::task::{self, Report, Task};
 
 mod epoch_checkpoint;
+mod groups;
 
 use epoch_checkpoint::{EpochWriter, LoopState, Saved};
 
@@ -549,10 +551,10 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
 }
 
 /// One optimizer step on a batch: forward, the task's weighted loss, backward, AdamW.
-/// `targets` is `[batch, outputs]` as [`Task::targets`] encodes them. Returns the updated
-/// network, the batch loss (still on the autodiff device) and, for `text_bag`, the
-/// gradient of the loss with respect to the batch's bags, which the sparse table update
-/// needs.
+/// `targets` is `[batch, outputs]` as [`Task::targets`] encodes them; `lr` is one rate, or
+/// a rate per parameter group. Returns the updated network, the batch loss (still on the
+/// autodiff device) and, for `text_bag`, the gradient of the loss with respect to the
+/// batch's bags, which the sparse table update needs.
 #[allow(clippy::too_many_arguments)] // one batch's parts
 pub fn train_step(
     model: Network,
@@ -561,9 +563,27 @@ pub fn train_step(
     inputs: Inputs,
     targets: Tensor<2>,
     weights: Tensor<1>,
-    lr: f64,
+    lr: impl Into<ModuleLearningRate>,
     max_grad_norm: f64,
 ) -> (Network, Tensor<1>, Option<Tensor<2>>) {
+    let (grads, loss, bag_grad) = gradients(&model, task, inputs, targets, weights, 1.0);
+    (
+        apply_gradients(model, optim, grads, lr, max_grad_norm),
+        loss,
+        bag_grad,
+    )
+}
+
+/// The gradients of one batch's loss times `scale` (a batch's share of the rows of an
+/// accumulated step), with the unscaled loss and `text_bag`'s bag gradient.
+pub fn gradients(
+    model: &Network,
+    task: &dyn Task,
+    inputs: Inputs,
+    targets: Tensor<2>,
+    weights: Tensor<1>,
+    scale: f32,
+) -> (GradientsParams, Tensor<1>, Option<Tensor<2>>) {
     let leaf = match &inputs {
         Inputs::Bags(bags) => Some(bags.clone()),
         _ => None,
@@ -586,13 +606,27 @@ pub fn train_step(
         (targets, weights)
     };
     let loss = task.loss(z, targets, weights);
-    let mut grads = loss.backward();
+    let mut grads = if scale == 1.0 {
+        loss.backward()
+    } else {
+        loss.clone().mul_scalar(scale).backward()
+    };
     let bag_grad = leaf.and_then(|t| t.grad_remove(&mut grads));
-    let mut grads = GradientsParams::from_grads(grads, &model);
+    (GradientsParams::from_grads(grads, model), loss, bag_grad)
+}
+
+/// Clip `grads` to `max_grad_norm` (0: off) and take one AdamW step at `lr`.
+pub fn apply_gradients(
+    model: Network,
+    optim: &mut ModuleOptimizer,
+    mut grads: GradientsParams,
+    lr: impl Into<ModuleLearningRate>,
+    max_grad_norm: f64,
+) -> Network {
     if max_grad_norm > 0.0 {
         clip_global_norm(&mut grads, &model, max_grad_norm);
     }
-    (optim.step(lr, model, grads), loss, bag_grad)
+    optim.step(lr, model, grads)
 }
 
 /// Scale `grads` so their global L2 norm over every parameter of `model` is at most
@@ -721,6 +755,12 @@ struct TrainSet<'a> {
     /// Class weight of every training row.
     weights: Tensor<1>,
     rows: usize,
+    /// Batches are bucketed by length (a `text_encoder`, whose batches pad to their
+    /// longest text; the other kinds keep their measured batch order).
+    bucketed: bool,
+    /// Batches per optimizer step: `train.accumulate`, except for `text_bag`, whose
+    /// sparse table steps with every batch.
+    accumulate: usize,
 }
 
 impl<'a> TrainSet<'a> {
@@ -748,6 +788,11 @@ impl<'a> TrainSet<'a> {
             targets,
             weights,
             rows: n,
+            bucketed: spec.encoder_layers().is_some(),
+            accumulate: match &spec.text {
+                Some(t) if t.kind == ModelKind::TextBag => 1,
+                _ => cfg.accumulate,
+            },
         }
     }
 }
@@ -772,9 +817,7 @@ impl Training {
         backend: &Backend,
         resume_from: Option<&Saved>,
     ) -> Result<Training> {
-        let optim = AdamWConfig::new()
-            .with_weight_decay(cfg.weight_decay as f32)
-            .init();
+        let optim = groups::optimizer(cfg, spec);
         if let Some(saved) = resume_from {
             return epoch_checkpoint::restore(saved, spec, optim, backend);
         }
@@ -791,28 +834,38 @@ impl Training {
     }
 
     /// One pass over the training rows in the epoch's shuffled order, in batches of
-    /// `batch`. Returns the mean training loss and the last learning rate.
+    /// `batch`, an optimizer step every `train.accumulate` batches. Returns the mean
+    /// training loss and the last learning rate.
+    #[allow(clippy::too_many_arguments)] // the epoch's parts
     fn epoch(
         &mut self,
         set: &TrainSet,
         cfg: &TrainConfig,
         batch: usize,
         total_steps: usize,
+        rates: &groups::LearningRates,
         ad: &Device,
         progress: &Progress,
     ) -> Result<(f64, f64)> {
         let (n, epoch) = (set.rows, self.state.epochs_done);
-        let batches = n.div_ceil(batch);
         ad.seed(epoch_seed(cfg.seed, epoch));
         crate::model::dropout::reseed(epoch_seed(cfg.seed, epoch));
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
-        progress.epoch_start(batches);
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch));
+        let lengths = match &set.data {
+            TrainData::Text(tokens) if set.bucketed => Some(tokens.as_slice()),
+            _ => None,
+        };
+        let batches = batch_order(n, batch, lengths, &mut rng);
+        let accumulate = set.accumulate;
+        progress.epoch_start(batches.len());
         let plain = ad.clone().without_autodiff();
         let mut loss_sum = Tensor::<1>::zeros([1], &plain);
         let mut lr = 0.0;
-        for b in 0..batches {
-            let rows = &order[b * batch..((b + 1) * batch).min(n)];
+        let mut pending = GradientsAccumulator::<Network>::new();
+        for (b, rows) in batches.iter().enumerate() {
+            let first = b - b % accumulate;
+            let last = (first + accumulate).min(batches.len());
+            let step_rows: usize = batches[first..last].iter().map(Vec::len).sum();
             let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
             let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), ad);
             lr = learning_rate(cfg, self.state.step, total_steps);
@@ -822,52 +875,82 @@ impl Training {
             };
             let targets = set.targets.clone().select(0, index.clone());
             let weights = set.weights.clone().select(0, index.clone());
-            let model = self.model.clone();
-            let loss;
-            (self.model, loss) = match (&set.data, &mut self.sparse) {
-                (TrainData::Text(_), Some(table)) => text_bag_step(
-                    model,
-                    &mut self.optim,
-                    set.task,
-                    table,
-                    &docs,
-                    targets,
-                    weights,
-                    lr,
-                    ad,
-                )?,
+            let loss = match (&set.data, &mut self.sparse) {
+                (TrainData::Text(_), Some(table)) => {
+                    let loss;
+                    (self.model, loss) = text_bag_step(
+                        self.model.clone(),
+                        &mut self.optim,
+                        set.task,
+                        table,
+                        &docs,
+                        targets,
+                        weights,
+                        lr,
+                        ad,
+                    )?;
+                    self.state.step += 1;
+                    loss
+                }
                 (data, _) => {
                     let inputs = match data {
                         TrainData::Tabular(t) => Inputs::Tabular(t.select(&index)),
                         TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, ad)),
                     };
-                    let (model, loss, _) = train_step(
-                        model,
-                        &mut self.optim,
-                        set.task,
-                        inputs,
-                        targets,
-                        weights,
-                        lr,
-                        cfg.max_grad_norm,
-                    );
-                    (model, loss)
+                    let share = rows.len() as f32 / step_rows as f32;
+                    let (grads, loss, _) =
+                        gradients(&self.model, set.task, inputs, targets, weights, share);
+                    pending.accumulate(&self.model, grads);
+                    if b + 1 == last {
+                        self.model = apply_gradients(
+                            self.model.clone(),
+                            &mut self.optim,
+                            pending.grads(),
+                            rates.at(lr),
+                            cfg.max_grad_norm,
+                        );
+                        self.state.step += 1;
+                    }
+                    loss
                 }
             };
-            self.state.step += 1;
             loss_sum = loss_sum
                 + loss
                     .detach()
                     .without_autodiff()
                     .mul_scalar(rows.len() as f32);
-            if b % 16 == 15 || b + 1 == batches {
-                let seen = ((b + 1) * batch).min(n) as f64;
-                let mean = loss_sum.clone().into_scalar::<f32>() as f64 / seen;
+            if b % 16 == 15 || b + 1 == batches.len() {
+                let seen: usize = batches[..=b].iter().map(Vec::len).sum();
+                let mean = loss_sum.clone().into_scalar::<f32>() as f64 / seen as f64;
                 progress.batch(b + 1, Some(mean));
             }
         }
         Ok((loss_sum.into_scalar::<f32>() as f64 / n as f64, lr))
     }
+}
+
+/// An epoch's batches of the rows `0..n` in `rng`'s shuffled order. With `lengths`
+/// (token lists), batches are bucketed by length as Hugging Face's `group_by_length`
+/// does: each run of 50 batches of the shuffled order is sorted longest first and cut
+/// into batches, and the batches are shuffled, so a batch pads little and each epoch
+/// still sees the rows in a new order.
+fn batch_order(
+    n: usize,
+    batch: usize,
+    lengths: Option<&[Vec<u32>]>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(rng);
+    let Some(lengths) = lengths else {
+        return order.chunks(batch).map(<[usize]>::to_vec).collect();
+    };
+    for run in order.chunks_mut(batch * 50) {
+        run.sort_by_key(|&r| std::cmp::Reverse(lengths[r].len()));
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch).map(<[usize]>::to_vec).collect();
+    batches.shuffle(rng);
+    batches
 }
 
 /// Train the epochs left (all of them, or those after `resume_from`), checkpointing each,
@@ -912,7 +995,8 @@ fn fit_epochs(
     let mut t = Training::start(spec, cfg, backend, resume_from.as_ref())?;
 
     let batch = cfg.batch_size.min(set.rows).max(1);
-    let total_steps = set.rows.div_ceil(batch) * cfg.epochs;
+    let total_steps = set.rows.div_ceil(batch).div_ceil(set.accumulate) * cfg.epochs;
+    let rates = groups::LearningRates::new(cfg, spec);
     let stop = cfg.early_stopping.clone();
     progress.start(t.state.epochs_done, cfg.epochs);
 
@@ -923,7 +1007,7 @@ fn fit_epochs(
         }
         let epoch = t.state.epochs_done;
         let started = Instant::now();
-        let (train_loss, lr) = t.epoch(&set, cfg, batch, total_steps, &ad, progress)?;
+        let (train_loss, lr) = t.epoch(&set, cfg, batch, total_steps, &rates, &ad, progress)?;
         t.model = with_host_table(t.model, &t.sparse, &ad);
         let valid_model = t.model.valid();
         let host = t.sparse.as_ref().map(|t| t.weights.as_slice());
@@ -1196,6 +1280,41 @@ mod tests {
         assert!((learning_rate(&linear, 9, 100) - 1e-3).abs() < 1e-12);
         assert!((learning_rate(&linear, 55, 100) - 5e-4).abs() < 1e-12);
         assert!(learning_rate(&linear, 99, 100) < 2e-5);
+    }
+
+    #[test]
+    fn bucketed_batches_hold_texts_of_like_length_and_every_row_once() {
+        let lengths: Vec<Vec<u32>> = (0..1000u32)
+            .map(|i| vec![0; (i * 7919 % 120) as usize + 1])
+            .collect();
+        let plain = batch_order(1000, 8, None, &mut ChaCha8Rng::seed_from_u64(3));
+        let bucketed = batch_order(1000, 8, Some(&lengths), &mut ChaCha8Rng::seed_from_u64(3));
+        // Without lengths: the shuffled order cut into batches, as before bucketing.
+        let mut order: Vec<usize> = (0..1000).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(plain.concat(), order);
+        let mut seen = bucketed.concat();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        assert_eq!(bucketed.len(), 125);
+        let padding = |batches: &[Vec<usize>]| -> usize {
+            batches
+                .iter()
+                .map(|b| {
+                    let lens: Vec<usize> = b.iter().map(|&r| lengths[r].len()).collect();
+                    lens.iter().max().unwrap() * b.len() - lens.iter().sum::<usize>()
+                })
+                .sum()
+        };
+        assert!(
+            padding(&bucketed) * 5 < padding(&plain),
+            "{} vs {}",
+            padding(&bucketed),
+            padding(&plain)
+        );
+        // The batches come in a shuffled order, not longest first.
+        let longest: Vec<usize> = bucketed.iter().map(|b| lengths[b[0]].len()).collect();
+        assert!(longest.windows(2).any(|w| w[0] < w[1]));
     }
 
     #[test]
