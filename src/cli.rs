@@ -129,9 +129,12 @@ Labels are not needed.")]
   patron compare runs/a runs/b --output comparison.md
   patron compare runs/a runs/b --output comparison.csv")]
     Compare(CompareArgs),
-    /// Write a run's weights in a format other stacks read (safetensors).
+    /// Write a run's weights in a format other stacks read (safetensors, a Hugging Face
+    /// model directory).
     #[command(after_help = "Examples:
   patron export --checkpoint runs/churn --format safetensors --output churn.safetensors
+  patron export --checkpoint runs/sentiment --format hf --output hf/sentiment
+      (a text_encoder run as a BertForSequenceClassification directory for transformers)
 
 Tensor names and the metadata written are listed in README.md.")]
     Export(ExportArgs),
@@ -463,8 +466,9 @@ pub struct ExportArgs {
     /// The export format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The file to write.
-    #[arg(long, value_name = "FILE")]
+    /// The file to write (`hf`: the directory to create; an existing non-empty one is
+    /// refused).
+    #[arg(long, value_name = "PATH")]
     pub output: PathBuf,
 }
 

@@ -223,6 +223,20 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(shape("layers.1.weight"), serde_json::json!([256, 128]));
     assert_eq!(shape("output.weight"), serde_json::json!([128, 1]));
     assert_eq!(header["__metadata__"]["positive"], "Yes");
+    // A Hugging Face directory is for text_encoder runs only: exit 2, nothing written.
+    let hf = tmp.path().join("hf");
+    let o = patron(&[
+        "export",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--format",
+        "hf",
+        "--output",
+        hf.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("text_encoder"), "{}", stderr(&o));
+    assert!(!hf.exists());
 }
 
 /// report.html holds every section, each chart is well-formed SVG with labelled axes, and

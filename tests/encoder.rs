@@ -186,6 +186,99 @@ fn tiny_bert_fine_tunes_predicts_and_evaluates() {
         Some(&tmp.path().join("eval")),
         "flex",
     ));
+
+    // Exported for `transformers`: a BertForSequenceClassification directory.
+    let hf = tmp.path().join("hf");
+    let export = || {
+        patron(&[
+            "export",
+            "--checkpoint",
+            moved.to_str().unwrap(),
+            "--format",
+            "hf",
+            "--output",
+            hf.to_str().unwrap(),
+        ])
+    };
+    assert_ok(&export());
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(hf.join(file).is_file(), "{file}");
+    }
+    let config = json(&hf.join("config.json"));
+    assert_eq!(config["num_labels"], 2);
+    assert_eq!(config["id2label"]["1"], "positive");
+    assert_eq!(config["id2label"]["0"], "negative");
+    assert_eq!(config["patron"]["pooling"], "cls");
+    assert_eq!(config["num_hidden_layers"], 2);
+    let o = export();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not an empty directory"),
+        "{}",
+        stderr(&o)
+    );
+    check_hf_logits(&moved, &hf, tmp.path());
+}
+
+/// The exported directory gives patron's logits within 1e-4 in PyTorch + `transformers`
+/// (scripts/check_hf_export.py; skipped with the reason where Python, torch or
+/// transformers is missing).
+fn check_hf_logits(run: &Path, hf: &Path, tmp: &Path) {
+    let texts = [
+        "great product",
+        "terrible delivery, never again",
+        "the price the quality the service the delivery the product the price the quality \
+         the service the delivery the product is great",
+        "zebra quantum",
+    ];
+    let device = Device::flex();
+    let manifest = patron::run::read_manifest(run).unwrap();
+    let weights = run.join("model.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    let Network::Encoder(bert) = manifest.model.load(&device, bytes, &weights).unwrap() else {
+        panic!("a text_encoder run loads as an encoder");
+    };
+    let tokenizer =
+        PretrainedTokenizer::from_dir(&root().join("tests/fixtures/tiny_bert"), 24).unwrap();
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t)).collect();
+    assert!(ids[2].len() == 24, "one text is truncated");
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let z = to_vec(bert.forward(padded_ids(&refs, &device), 0));
+    let logits: Vec<[f32; 2]> = z.iter().map(|&z| [0.0, z]).collect();
+    let expected = tmp.join("expected_logits.json");
+    std::fs::write(
+        &expected,
+        serde_json::json!({"texts": texts, "logits": logits}).to_string(),
+    )
+    .unwrap();
+    let script = root().join("scripts/check_hf_export.py");
+    let out = match std::process::Command::new("python3")
+        .arg(&script)
+        .arg(hf)
+        .arg(&expected)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped the transformers check of the export: no python3 ({e})");
+            return;
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => eprintln!("{said}"),
+        Some(3) => eprintln!("skipped the transformers check of the export: {said}"),
+        _ => panic!("transformers disagrees with patron's logits: {said}"),
+    }
 }
 
 /// `model.freeze_layers = 2` (all of the tiny BERT's layers): the embeddings and layers come
@@ -339,4 +432,44 @@ fn bad_pretrained_directories_exit_2_naming_the_file() {
     let o = train(&tmp.path().join("nowhere"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!tmp.path().join("run").exists());
+}
+
+/// A tiny-BERT run stopped after its first epoch (as Ctrl-C stops it) and resumed ends
+/// exactly as the run that was never stopped, with parameter groups (head learning rate,
+/// layer-wise decay, no weight decay on biases and LayerNorm) and accumulated batches in
+/// the optimizer state it carries over.
+#[test]
+fn interrupted_tiny_bert_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 240);
+    let config = tiny_config(tmp.path(), &data, 3);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "batch_size = 16\naccumulate = 2\nhead_learning_rate = 5e-3\nlayer_decay = 0.8\n\
+         early_stopping = { metric = \"macro_f1\", patience = 0 }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let backend = patron::backend::select(patron::backend::BackendChoice::Flex).unwrap();
+    let train = |dir: &str, stop: bool, resume: bool| {
+        let dir = tmp.path().join(dir);
+        let request = patron::train::TrainRequest {
+            config: (!resume).then(|| patron::config::Config::resolve(&config, &[]).unwrap()),
+            output_dir: Some(dir.clone()),
+            resume: resume.then_some(dir),
+            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(stop)),
+            ..patron::train::TrainRequest::default()
+        };
+        patron::train::train(&request, &backend, &patron::progress::Progress::new(true)).map(|_| ())
+    };
+    train("whole", false, false).unwrap();
+    let err = train("split", true, false).unwrap_err();
+    assert_eq!(err.exit_code(), 130, "{err}");
+    train("split", false, true).unwrap();
+    let whole = metrics_without_seconds(&tmp.path().join("whole"));
+    assert_eq!(whole.len(), 4, "a header and three epochs: {whole:?}");
+    assert_eq!(whole, metrics_without_seconds(&tmp.path().join("split")));
+    let report = |dir: &str| std::fs::read(tmp.path().join(dir).join("report.json")).unwrap();
+    assert!(report("whole") == report("split"), "the reports differ");
+    let resolved = std::fs::read_to_string(tmp.path().join("whole/config.toml")).unwrap();
+    assert!(resolved.contains("layer_decay = 0.8"), "{resolved}");
 }

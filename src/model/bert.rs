@@ -8,12 +8,14 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::activation::{gelu, softmax, tanh};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -370,6 +372,47 @@ impl Bert {
             ));
         }
         Ok(sha256)
+    }
+
+    /// The weights as a Hugging Face `BertForSequenceClassification` `model.safetensors`:
+    /// PyTorch's names (`bert.` prefix, `LayerNorm`, `attention.self`) and layouts (linear
+    /// weights `[out, in]`). A binary task's one logit `z` becomes the two logits `(0, z)`,
+    /// whose softmax is sigmoid(z).
+    pub fn to_hf_safetensors(&self, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+        let mut bert = self.clone();
+        let [hidden, outputs] = bert.classifier.weight.val().dims();
+        if outputs == 1 {
+            let weight = bert.classifier.weight.val();
+            let zeros = weight.zeros_like();
+            let bias = match &bert.classifier.bias {
+                Some(b) => b.val(),
+                None => Tensor::zeros([1], &weight.device()),
+            };
+            bert.classifier = Linear {
+                weight: Param::from_tensor(Tensor::cat(vec![zeros, weight], 1)),
+                bias: Some(Param::from_tensor(Tensor::cat(
+                    vec![bias.zeros_like(), bias],
+                    0,
+                ))),
+            };
+            debug_assert_eq!(bert.classifier.weight.val().dims(), [hidden, 2]);
+        }
+        let remap = KeyRemapper::from_patterns(vec![
+            (r"^(embeddings|encoder|pooler)\.", "bert.$1."),
+            (r"\.layer_norm\.", ".LayerNorm."),
+            (r"\.attention\.self_attn\.", ".attention.self."),
+        ])
+        .expect("valid patterns");
+        let mut store = SafetensorsStore::from_bytes(None)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .remap(remap);
+        for (key, value) in metadata {
+            store = store.metadata(*key, value.clone());
+        }
+        let fail = |e: String| PatronError::Internal(format!("encoding safetensors: {e}"));
+        bert.save_into(&mut store)
+            .map_err(|e| fail(e.to_string()))?;
+        store.get_bytes().map_err(|e| fail(e.to_string()))
     }
 }
 

@@ -11,12 +11,22 @@
 //! `positions`, `encoder.layers.{i}.*`, `norm`, `output`).
 //! The file's metadata carries what a server needs around the network: the input layout,
 //! the calibration and the decision threshold.
+//!
+//! `--format hf` writes a `text_encoder` run as a Hugging Face
+//! `BertForSequenceClassification` directory (`config.json`, `model.safetensors`,
+//! `tokenizer.json`, `tokenizer_config.json`) that `transformers` loads as it is.
 
 use std::path::Path;
 
 use burn::tensor::Device;
 
+use serde_json::json;
+
+use crate::config::Pooling;
+use crate::data::hf_tokenizer::PretrainedTokenizer;
+use crate::data::preprocess::Tokenizer;
 use crate::error::{PatronError, Result};
+use crate::model::{Network, Pretrained};
 use crate::run::{load_run, write_atomic};
 
 /// Export formats.
@@ -24,12 +34,15 @@ use crate::run::{load_run, write_atomic};
 pub enum ExportFormat {
     /// Hugging Face safetensors.
     Safetensors,
+    /// A Hugging Face `BertForSequenceClassification` directory (`text_encoder` runs).
+    Hf,
 }
 
 /// Write the best weights of the run in `run_dir` to `output`.
 pub fn export(run_dir: &Path, format: ExportFormat, output: &Path) -> Result<()> {
     match format {
         ExportFormat::Safetensors => export_safetensors(run_dir, output),
+        ExportFormat::Hf => export_hf(run_dir, output),
     }
 }
 
@@ -67,4 +80,161 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
         ));
     }
     write_atomic(output, &bytes)
+}
+
+/// The run as a `transformers` model directory `output` (created; an existing non-empty
+/// one is refused). Written in a hidden sibling and renamed, so a failure leaves no half
+/// directory.
+fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
+    let run = load_run(run_dir, &Device::flex())?;
+    let spec = &run.manifest.model;
+    let (Network::Encoder(bert), Some(text)) = (&run.model, &spec.text) else {
+        return Err(PatronError::data(
+            run_dir,
+            format!(
+                "is a {} run; --format hf exports text_encoder runs (use --format safetensors)",
+                run.manifest.model_kind
+            ),
+        ));
+    };
+    let (Some(pretrained), Some(Tokenizer::Pretrained(tokenizer))) = (
+        &text.pretrained,
+        run.preprocess.text.as_ref().map(|t| &t.tokenizer),
+    ) else {
+        return Err(PatronError::checkpoint(
+            run_dir.join("manifest.json"),
+            "a text_encoder run without its pretrained shape or tokenizer: damaged run",
+        ));
+    };
+    if output.exists() {
+        let empty = std::fs::read_dir(output)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(PatronError::data(
+                output,
+                "exists and is not an empty directory; give a new directory for --output",
+            ));
+        }
+    }
+    let cls = text.pooling == Pooling::Cls;
+    let config = hf_config(&run, pretrained, tokenizer, cls);
+    let tokenizer_config = json!({
+        "tokenizer_class": "BertTokenizer",
+        "model_max_length": tokenizer.max_length(),
+    });
+    let weights = bert.to_hf_safetensors(&[("format", "pt".to_string())])?;
+    let files: [(&str, Vec<u8>); 4] = [
+        ("config.json", pretty(&config)?),
+        ("model.safetensors", weights),
+        ("tokenizer.json", tokenizer.json().as_bytes().to_vec()),
+        ("tokenizer_config.json", pretty(&tokenizer_config)?),
+    ];
+    let name = output
+        .file_name()
+        .ok_or_else(|| PatronError::data(output, "names no directory"))?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        std::fs::create_dir_all(&staging)?;
+        for (file, bytes) in &files {
+            std::fs::write(staging.join(file), bytes)?;
+            std::fs::File::open(staging.join(file))?.sync_all()?;
+        }
+        if output.exists() {
+            std::fs::remove_dir(output)?;
+        }
+        std::fs::rename(&staging, output)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        PatronError::io(output, e)
+    })
+}
+
+/// `config.json` of the exported model: the encoder's shape, the labels in logit order,
+/// and under `patron` what `transformers` does not model (calibration, decision rule,
+/// pooling).
+fn hf_config(
+    run: &crate::run::LoadedRun,
+    pretrained: &Pretrained,
+    tokenizer: &PretrainedTokenizer,
+    cls: bool,
+) -> serde_json::Value {
+    let shape = &pretrained.shape;
+    let m = &run.manifest;
+    let labels: Vec<String> = match run.task.name() {
+        // Two logits (0, z): index 1 is the positive class.
+        "binary" => {
+            let negative = m.labels.iter().find(|l| **l != m.positive);
+            vec![negative.cloned().unwrap_or_default(), m.positive.clone()]
+        }
+        "regression" => vec![m.labels.first().cloned().unwrap_or_else(|| "value".into())],
+        _ => m.labels.clone(),
+    };
+    let id2label: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), json!(l)))
+        .collect();
+    let label2id: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), json!(i)))
+        .collect();
+    let mut patron = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "task": run.task.name(),
+        "pooling": if cls { "cls" } else { "mean" },
+        "calibration": run.calibration,
+        "threshold": m.threshold,
+        "class_offsets": m.class_offsets,
+        "pretrained_sha256": pretrained.sha256,
+    });
+    if !cls {
+        patron["note"] = json!(
+            "trained with mean pooling over the real tokens; BertForSequenceClassification pools [CLS] through the pooler, so its logits differ from patron's: pool the encoder's last hidden states yourself and apply `classifier`"
+        );
+    }
+    if let Some(target) = &run.preprocess.regression {
+        patron["regression"] = json!(target);
+    }
+    json!({
+        "architectures": ["BertForSequenceClassification"],
+        "model_type": "bert",
+        "vocab_size": shape.vocab_size,
+        "hidden_size": shape.hidden_size,
+        "num_hidden_layers": shape.num_hidden_layers,
+        "num_attention_heads": shape.num_attention_heads,
+        "intermediate_size": shape.intermediate_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": shape.hidden_dropout_prob,
+        "attention_probs_dropout_prob": shape.attention_probs_dropout_prob,
+        "max_position_embeddings": shape.max_position_embeddings,
+        "type_vocab_size": shape.type_vocab_size,
+        "layer_norm_eps": shape.layer_norm_eps,
+        "pad_token_id": tokenizer.pad_id(),
+        "position_embedding_type": "absolute",
+        "problem_type": if run.task.name() == "regression" {
+            "regression"
+        } else {
+            "single_label_classification"
+        },
+        "num_labels": labels.len(),
+        "id2label": id2label,
+        "label2id": label2id,
+        "patron": patron,
+    })
+}
+
+fn pretty(value: &serde_json::Value) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value)
+        .map_err(|e| PatronError::Internal(format!("writing JSON: {e}")))
 }
