@@ -78,7 +78,7 @@ fn minilm_matches_python_tokenizers_and_transformers() {
         let mut bert = Bert::init(&shape, 2, 0.0, cls, &device);
         let sha = bert.load_pretrained(&dir).unwrap();
         assert_eq!(sha.len(), 64);
-        let ids = padded_ids(&refs, &device);
+        let ids = padded_ids(&refs, 0, &device);
         let pad = ids.clone().equal_elem(0);
         let pooled = bert.pool(bert.encode(ids, pad.clone()), pad);
         let gap = worst(&to_vec(pooled), &floats(&expected[key]));
@@ -248,7 +248,7 @@ fn check_hf_logits(run: &Path, hf: &Path, tmp: &Path) {
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t)).collect();
     assert!(ids[2].len() == 24, "one text is truncated");
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let z = to_vec(bert.forward(padded_ids(&refs, &device), 0));
+    let z = to_vec(bert.forward(padded_ids(&refs, tokenizer.pad_id(), &device)));
     let logits: Vec<[f32; 2]> = z.iter().map(|&z| [0.0, z]).collect();
     let expected = tmp.join("expected_logits.json");
     std::fs::write(
@@ -312,7 +312,7 @@ fn frozen_layers_keep_their_pretrained_weights() {
         tokenizer.encode("terrible delivery, never again"),
     ];
     let refs: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
-    let ids = padded_ids(&refs, &device);
+    let ids = padded_ids(&refs, 0, &device);
     let pad = ids.clone().equal_elem(0);
     let states = |bert: &Bert| {
         let x = bert.encode(ids.clone(), pad.clone());

@@ -139,6 +139,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
             pooling: Pooling::Mean,
             pretrained: None,
             freeze_layers: 0,
+            pad_id: 0,
         }),
     };
     let mut model = spec.init(&ad);

@@ -178,6 +178,8 @@ pub struct Bert {
     attention_dropout: Dropout,
     heads: usize,
     cls_pooling: bool,
+    /// The id that pads a batch (its tokenizer's `[PAD]`).
+    pad_id: usize,
 }
 
 impl Bert {
@@ -236,7 +238,14 @@ impl Bert {
             attention_dropout: DropoutConfig::new(shape.attention_probs_dropout_prob).init(),
             heads: shape.num_attention_heads,
             cls_pooling,
+            pad_id: 0,
         }
+    }
+
+    /// The encoder with `pad_id` as the id that pads (0 unless set).
+    pub fn with_pad_id(mut self, pad_id: u32) -> Bert {
+        self.pad_id = pad_id as usize;
+        self
     }
 
     /// The encoder with its embeddings and first `layers` layers kept out of training.
@@ -313,9 +322,9 @@ impl Bert {
         }
     }
 
-    /// Logits `[batch, outputs]` of padded ids `[batch, length]` (`pad_id` pads).
-    pub fn forward(&self, ids: Tensor<2, Int>, pad_id: u32) -> Tensor<2> {
-        let pad = ids.clone().equal_elem(pad_id as i64);
+    /// Logits `[batch, outputs]` of padded ids `[batch, length]`.
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<2> {
+        let pad = ids.clone().equal_elem(self.pad_id as i64);
         let states = self.encode(ids, pad.clone());
         let pooled = self.pool(states, pad);
         self.classifier
@@ -453,7 +462,7 @@ mod tests {
             assert_eq!(&tokenizer.encode(text.as_str().unwrap()), ids);
         }
         let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
-        let ids = padded_ids(&refs, &device);
+        let ids = padded_ids(&refs, 0, &device);
         let pad = ids.clone().equal_elem(0);
         let states = bert.encode(ids, pad.clone());
         let pooled = bert.pool(states.clone(), pad);
@@ -487,6 +496,27 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(worst < 1e-4, "pooled outputs differ by {worst}");
+    }
+
+    /// Padding with the tokenizer's pad id is masked whatever the id: a batch padded with 7
+    /// by an encoder told 7 pads scores as one padded with 0 by the default encoder.
+    #[test]
+    fn the_pad_id_masks_whatever_its_value() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_bert");
+        let device = Device::flex();
+        let shape = BertShape::read(&dir).unwrap();
+        let mut bert = Bert::init(&shape, 2, 0.0, true, &device);
+        bert.load_pretrained(&dir).unwrap();
+        let docs: [&[u32]; 2] = [&[2, 11, 12, 3], &[2, 13, 3]];
+        let logits = |bert: &Bert, pad: u32| -> Vec<f32> {
+            let z = bert.forward(padded_ids(&docs, pad, &device));
+            z.into_data().try_to_vec::<f32>().unwrap()
+        };
+        let zero = logits(&bert, 0);
+        let seven = bert.clone().with_pad_id(7);
+        assert_eq!(logits(&seven, 7), zero);
+        // Told nothing, 7 is a token like any other and the short text changes.
+        assert_ne!(logits(&bert, 7), zero);
     }
 
     #[test]

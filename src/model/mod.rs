@@ -87,6 +87,14 @@ pub struct TextSpec {
     /// `text_encoder`: the embeddings and this many first layers are not trained.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub freeze_layers: usize,
+    /// The id that pads a batch: a `text_encoder` tokenizer's `[PAD]`, else 0 (absent in
+    /// older manifests, whose models all pad with 0).
+    #[serde(default, skip_serializing_if = "is_zero_id")]
+    pub pad_id: u32,
+}
+
+fn is_zero_id(id: &u32) -> bool {
+    *id == 0
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -105,6 +113,11 @@ pub struct Pretrained {
 }
 
 impl ModelSpec {
+    /// The id that pads a batch of token ids.
+    pub fn pad_id(&self) -> u32 {
+        self.text.as_ref().map_or(special::PAD, |t| t.pad_id)
+    }
+
     /// A `text_encoder`'s number of encoder layers; `None` for other kinds.
     pub fn encoder_layers(&self) -> Option<usize> {
         let pretrained = self.text.as_ref()?.pretrained.as_ref()?;
@@ -156,6 +169,10 @@ impl ModelSpec {
             pooling: config.pooling,
             pretrained,
             freeze_layers: config.freeze_layers,
+            pad_id: match &t.tokenizer {
+                Tokenizer::Pretrained(p) => p.pad_id(),
+                _ => special::PAD,
+            },
         });
         Ok(ModelSpec {
             numeric_width: pre.numeric_width(),
@@ -186,14 +203,18 @@ impl ModelSpec {
             Some(TextSpec {
                 pretrained: Some(p),
                 pooling,
+                pad_id,
                 ..
-            }) => Network::Encoder(bert::Bert::init(
-                &p.shape,
-                self.outputs,
-                self.dropout,
-                *pooling == Pooling::Cls,
-                device,
-            )),
+            }) => Network::Encoder(
+                bert::Bert::init(
+                    &p.shape,
+                    self.outputs,
+                    self.dropout,
+                    *pooling == Pooling::Cls,
+                    device,
+                )
+                .with_pad_id(*pad_id),
+            ),
             Some(t) => Network::Bag(text_bag::init(self, t, device)),
         }
     }
@@ -342,7 +363,7 @@ impl Network {
             (Network::Tabular(m), Inputs::Tabular(x)) => m.forward(x),
             (Network::Bag(m), Inputs::Bags(x)) => m.forward(x),
             (Network::Transformer(m), Inputs::Tokens(x)) => m.forward(x),
-            (Network::Encoder(m), Inputs::Tokens(x)) => m.forward(x, special::PAD),
+            (Network::Encoder(m), Inputs::Tokens(x)) => m.forward(x),
             _ => unreachable!("inputs are built from the same spec as the network"),
         }
     }

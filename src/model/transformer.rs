@@ -73,10 +73,11 @@ pub(super) fn init(spec: &ModelSpec, t: &TextSpec, device: &Device) -> TextTrans
     }
 }
 
-/// Padded ids `[rows, longest]` of token lists, for the Transformer (ids already include CLS).
-pub fn padded_ids(tokens: &[&[u32]], device: &Device) -> Tensor<2, Int> {
+/// Padded ids `[rows, longest]` of token lists (ids already include CLS), `pad` filling
+/// the rest ([`crate::model::ModelSpec::pad_id`]).
+pub fn padded_ids(tokens: &[&[u32]], pad: u32, device: &Device) -> Tensor<2, Int> {
     let longest = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
-    let mut ids = vec![special::PAD as i64; tokens.len() * longest];
+    let mut ids = vec![pad as i64; tokens.len() * longest];
     for (r, t) in tokens.iter().enumerate() {
         for (c, &id) in t.iter().enumerate() {
             ids[r * longest + c] = id as i64;

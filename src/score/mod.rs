@@ -173,7 +173,7 @@ impl<'a> Scorer<'a> {
                         .iter()
                         .map(|&r| encoded.tokens[r].as_slice())
                         .collect();
-                    let ids = padded_ids(&docs, device);
+                    let ids = padded_ids(&docs, self.spec.pad_id(), device);
                     put(chunk, self.network.forward(Inputs::Tokens(ids)))?;
                 }
             }
@@ -668,6 +668,7 @@ mod tests {
             pooling: Pooling::Mean,
             pretrained: None,
             freeze_layers: 0,
+            pad_id: 0,
         };
         let spec = spec(Some(text), vec![6], 1);
         let (burn, host) = both_ways(&spec, &encoded);

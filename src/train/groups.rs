@@ -128,6 +128,7 @@ mod tests {
                     shape,
                 }),
                 freeze_layers: 0,
+                pad_id: 0,
             }),
         };
         let network = spec.init(&burn::tensor::Device::flex());

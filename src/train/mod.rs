@@ -761,6 +761,8 @@ struct TrainSet<'a> {
     /// Batches per optimizer step: `train.accumulate`, except for `text_bag`, whose
     /// sparse table steps with every batch.
     accumulate: usize,
+    /// The id that pads a batch of token ids.
+    pad_id: u32,
 }
 
 impl<'a> TrainSet<'a> {
@@ -789,6 +791,7 @@ impl<'a> TrainSet<'a> {
             weights,
             rows: n,
             bucketed: spec.encoder_layers().is_some(),
+            pad_id: spec.pad_id(),
             accumulate: match &spec.text {
                 Some(t) if t.kind == ModelKind::TextBag => 1,
                 _ => cfg.accumulate,
@@ -895,7 +898,7 @@ impl Training {
                 (data, _) => {
                     let inputs = match data {
                         TrainData::Tabular(t) => Inputs::Tabular(t.select(&index)),
-                        TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, ad)),
+                        TrainData::Text(_) => Inputs::Tokens(padded_ids(&docs, set.pad_id, ad)),
                     };
                     let share = rows.len() as f32 / step_rows as f32;
                     let (grads, loss, _) =
