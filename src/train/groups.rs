@@ -18,18 +18,22 @@ fn group(pattern: &str) -> ParamGroup {
     ParamGroup::from_regex(pattern).expect("the group patterns are valid regexes")
 }
 
-/// AdamW with `train.weight_decay`; a `text_encoder`'s biases and LayerNorm weights decay
-/// not at all.
+/// AdamW with `train.weight_decay`. A `text_encoder` takes PyTorch's epsilon (1e-8, where
+/// Burn's default is 1e-5), as the reference fine-tune does, and its biases and LayerNorm
+/// weights decay not at all.
 pub fn optimizer(cfg: &TrainConfig, spec: &ModelSpec) -> ModuleOptimizer {
-    let optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init();
-    if spec.encoder_layers().is_some() && cfg.weight_decay > 0.0 {
-        optim.with_group(
-            group(NO_DECAY),
-            AdamWConfig::new().with_weight_decay(0.0).build(),
-            None,
-        )
+    let encoder = spec.encoder_layers().is_some();
+    let adamw = |decay: f64| {
+        let config = AdamWConfig::new().with_weight_decay(decay as f32);
+        if encoder {
+            config.with_epsilon(1e-8)
+        } else {
+            config
+        }
+    };
+    let optim = adamw(cfg.weight_decay).init();
+    if encoder && cfg.weight_decay > 0.0 {
+        optim.with_group(group(NO_DECAY), adamw(0.0).build(), None)
     } else {
         optim
     }
