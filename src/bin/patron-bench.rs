@@ -430,7 +430,8 @@ fn bench() {
             "--set",
             epochs,
         ]);
-        let cases = serve_cases(quick, &run_dir);
+        let mut cases = serve_cases(quick, &run_dir);
+        cases.extend(serve_encoder_cases(quick, &tmp));
         let _ = std::fs::remove_dir_all(&tmp);
         print_results(&cases, &References::default());
         return;
@@ -593,6 +594,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     });
     end_to_end.extend(regression_cases(quick, tmp));
     end_to_end.extend(serve_cases(quick, &run_dir));
+    end_to_end.extend(serve_encoder_cases(quick, tmp));
     end_to_end
 }
 
@@ -758,10 +760,12 @@ impl Connection {
     }
 }
 
-/// `connections` clients each sending `body` back to back for `seconds`: requests/s and
-/// the 99th percentile latency in ms; a non-200 answer aborts the case.
-fn load(address: &str, body: &[u8], connections: usize, seconds: f64) -> (f64, f64) {
-    let path = "/v1/models/bank/predict";
+/// `connections` clients each sending `body` to the served run `model` back to back for
+/// `seconds`: requests/s and the 99th percentile latency in ms; a non-200 answer aborts
+/// the case.
+fn load(address: &str, model: &str, body: &[u8], connections: usize, seconds: f64) -> (f64, f64) {
+    let path = format!("/v1/models/{model}/predict");
+    let path = path.as_str();
     let started = Instant::now();
     let latencies: Vec<f64> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..connections)
@@ -790,12 +794,11 @@ fn load(address: &str, body: &[u8], connections: usize, seconds: f64) -> (f64, f
     (latencies.len() as f64 / elapsed, p99)
 }
 
-/// `patron serve` of the bank run on flex, loaded over loopback by this process's own
-/// bounded client (both on the same 2 cores): one-row requests from 32 keep-alive
-/// connections, and 1,000-row requests from 2.
-fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
+/// `patron serve` of the run in `run_dir` as `name` on flex: the child and the address it
+/// listens on.
+fn start_server(name: &str, run_dir: &Path) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let spec = format!("bank={}", run_dir.display());
+    let spec = format!("{name}={}", run_dir.display());
     let mut child = Command::new(patron_exe())
         .args(["serve", "--bind", "127.0.0.1:0", "--backend", "flex"])
         .args(["--checkpoint", &spec])
@@ -815,6 +818,74 @@ fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
         .read_line(&mut line)
         .expect("the address");
     let address = line.trim().trim_start_matches("http://").to_string();
+    (child, address)
+}
+
+/// `patron serve` of a MiniLM `text_encoder` run (one epoch on 160 UCI sentences; the
+/// weights are what matters for latency, not their quality): one short text per request
+/// from 8 keep-alive connections. Skipped with the reason when scripts/fetch_minilm.sh has
+/// not fetched the model.
+fn serve_encoder_cases(quick: bool, tmp: &Path) -> Vec<Case> {
+    let model = project_dir().join("models/all-MiniLM-L6-v2");
+    if !model.join("model.safetensors").is_file() {
+        eprintln!(
+            "serve_encoder_1_text skipped: no {} (scripts/fetch_minilm.sh)",
+            model.display()
+        );
+        return Vec::new();
+    }
+    std::fs::create_dir_all(tmp).expect("temp dir");
+    let data = std::fs::read_to_string(
+        project_dir().join("datasets/uci_sentiment_labelled_sentences_3000.csv"),
+    )
+    .expect("shipped UCI data");
+    let slice: Vec<&str> = data.lines().take(161).collect();
+    let csv = tmp.join("uci160.csv");
+    std::fs::write(&csv, slice.join("\n") + "\n").expect("temp file");
+    let config = tmp.join("encoder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\npositive = \"positive\"\n\
+             drop = [\"source\", \"class\"]\n[model]\nkind = \"text_encoder\"\npretrained = {:?}\n\
+             [train]\nepochs = 1\n",
+            path_str(&csv),
+            path_str(&model)
+        ),
+    )
+    .expect("temp file");
+    let run_dir = tmp.join("encoder");
+    run(&[
+        "train",
+        "--config",
+        path_str(&config),
+        "--backend",
+        "flex",
+        "--quiet",
+        "--output-dir",
+        path_str(&run_dir),
+    ]);
+    let (mut child, address) = start_server("sentiment", &run_dir);
+    let body = br#"{"rows": [{"text": "The battery died after two days, very disappointed."}]}"#;
+    let seconds = if quick { 3.0 } else { 10.0 };
+    let (rate, p99) = load(&address, "sentiment", body, 8, seconds);
+    let _ = child.kill();
+    let _ = child.wait();
+    vec![Case {
+        case: "serve_encoder_1_text".into(),
+        unit: "requests/s",
+        patron: Some(rate),
+        reference: None,
+        gpu: false,
+        extra: format!("\"p99_ms\": {p99:.2}, \"connections\": 8, \"seconds\": {seconds}"),
+    }]
+}
+
+/// `patron serve` of the bank run on flex, loaded over loopback by this process's own
+/// bounded client (both on the same 2 cores): one-row requests from 32 keep-alive
+/// connections, and 1,000-row requests from 2.
+fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
+    let (mut child, address) = start_server("bank", run_dir);
     let data =
         std::fs::read_to_string(project_dir().join("datasets/bank_marketing_uci_bank_4521.csv"))
             .expect("shipped bank data");
@@ -837,8 +908,8 @@ fn serve_cases(quick: bool, run_dir: &Path) -> Vec<Case> {
     let one = format!("{{\"rows\": [{}]}}", rows[0]);
     let thousand = format!("{{\"rows\": [{}]}}", rows.join(", "));
     let seconds = if quick { 3.0 } else { 10.0 };
-    let (rate, p99) = load(&address, one.as_bytes(), 32, seconds);
-    let (big_rate, big_p99) = load(&address, thousand.as_bytes(), 2, seconds);
+    let (rate, p99) = load(&address, "bank", one.as_bytes(), 32, seconds);
+    let (big_rate, big_p99) = load(&address, "bank", thousand.as_bytes(), 2, seconds);
     let _ = child.kill();
     let _ = child.wait();
     vec![
