@@ -6,6 +6,7 @@ use burn::module::ParamGroup;
 use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 
+use super::fused_adamw::FusedAdamW;
 use crate::config::TrainConfig;
 use crate::model::ModelSpec;
 
@@ -18,22 +19,18 @@ fn group(pattern: &str) -> ParamGroup {
     ParamGroup::from_regex(pattern).expect("the group patterns are valid regexes")
 }
 
-/// AdamW with `train.weight_decay`. A `text_encoder` takes PyTorch's epsilon (1e-8, where
-/// Burn's default is 1e-5), as the reference fine-tune does, and its biases and LayerNorm
-/// weights decay not at all.
+/// AdamW with `train.weight_decay`. A `text_encoder` takes the fused AdamW of
+/// [`FusedAdamW`] with PyTorch's epsilon (1e-8, where Burn's default is 1e-5), as the
+/// reference fine-tune does, and its biases and LayerNorm weights decay not at all.
 pub fn optimizer(cfg: &TrainConfig, spec: &ModelSpec) -> ModuleOptimizer {
-    let encoder = spec.encoder_layers().is_some();
-    let adamw = |decay: f64| {
-        let config = AdamWConfig::new().with_weight_decay(decay as f32);
-        if encoder {
-            config.with_epsilon(1e-8)
-        } else {
-            config
-        }
-    };
-    let optim = adamw(cfg.weight_decay).init();
-    if encoder && cfg.weight_decay > 0.0 {
-        optim.with_group(group(NO_DECAY), adamw(0.0).build(), None)
+    if spec.encoder_layers().is_none() {
+        return AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init();
+    }
+    let optim = ModuleOptimizer::from(FusedAdamW::new(1e-8, cfg.weight_decay as f32));
+    if cfg.weight_decay > 0.0 {
+        optim.with_group(group(NO_DECAY), FusedAdamW::new(1e-8, 0.0), None)
     } else {
         optim
     }

@@ -47,6 +47,7 @@ use crate::task::regression::Regression;
 use crate::task::{self, Report, Task};
 
 mod epoch_checkpoint;
+mod fused_adamw;
 mod groups;
 
 use epoch_checkpoint::{EpochWriter, LoopState, Saved};
