@@ -39,6 +39,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--extra-test",
+        help="a CSV with the same text and target columns, never trained on: both models "
+        "are scored on it too (a review set the model has not seen)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -121,6 +126,23 @@ def main() -> int:
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     pred = predict(np.flatnonzero(te))
+    extra = {}
+    if args.extra_test:
+        ex = pd.read_csv(args.extra_test, keep_default_na=False)
+        ex_texts = ex[args.text].astype(str).to_numpy()
+        ex_y = np.array([labels.index(v) for v in ex[args.target].astype(str)])
+        base = len(ids)
+        ids.extend(tok.encode(t).ids for t in ex_texts)
+        ex_pred = predict(np.arange(base, base + len(ex_texts)))
+        ex_lr = best[1].predict(vec.transform(np.char.lower(ex_texts.astype(str))))
+        extra = {"extra_test": {
+            "file": args.extra_test,
+            "rows": len(ex_texts),
+            "torch_accuracy": round(accuracy_score(ex_y, ex_pred), 4),
+            "torch_macro_f1": round(f1_score(ex_y, ex_pred, average="macro"), 4),
+            "tfidf_lr_accuracy": round(accuracy_score(ex_y, ex_lr), 4),
+            "tfidf_lr_macro_f1": round(f1_score(ex_y, ex_lr, average="macro"), 4),
+        }}
     print(json.dumps({
         "rows": {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())},
         "torch_accuracy": round(accuracy_score(y[te], pred), 4),
@@ -130,6 +152,7 @@ def main() -> int:
         "seconds_per_epoch": round(sum(seconds) / len(seconds), 1),
         "train_tokens_per_s": round(tokens / sum(seconds)),
         "threads": args.threads,
+        **extra,
     }))
     return 0
 
