@@ -53,32 +53,41 @@ impl Optimizer for FusedAdamW {
         if device != Device::flex() || tensor.dtype() != DType::F32 || grad.dtype() != DType::F32 {
             return self.fallback.step(lr, tensor, grad, state);
         }
+        // The buffers are updated in place: `into_data` hands over a tensor's own buffer
+        // when nothing else holds it, and `from_data` takes it back, so a step allocates
+        // nothing for a parameter but its first moments.
         let shape = tensor.shape();
-        let floats = |t: Tensor<D>| -> Vec<f32> {
-            t.into_data()
-                .try_into_vec::<f32>()
-                .expect("an f32 tensor reads as f32")
-        };
-        let mut param = floats(tensor);
-        let grad = floats(grad);
+        let grad = grad.into_data();
+        let mut param = tensor.into_data();
         let (time, mut m, mut v) = match state {
             Some(s) => (
                 s.momentum.time + 1,
-                floats(s.momentum.moment_1),
-                floats(s.momentum.moment_2),
+                s.momentum.moment_1.into_data(),
+                s.momentum.moment_2.into_data(),
             ),
-            None => (1, vec![0.0; grad.len()], vec![0.0; grad.len()]),
+            None => {
+                let zeros = || TensorData::new(vec![0f32; shape.num_elements()], shape.clone());
+                (1, zeros(), zeros())
+            }
         };
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
         let correct_1 = 1.0 - b1.powi(time as i32);
         let correct_2 = 1.0 - b2.powi(time as i32);
         let decay = (1.0 - lr * self.weight_decay as f64) as f32;
         let lr = lr as f32;
-        param
-            .par_chunks_mut(CHUNK)
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
-            .zip(grad.par_chunks(CHUNK))
+        let slices = (
+            param.as_mut_slice::<f32>(),
+            m.as_mut_slice::<f32>(),
+            v.as_mut_slice::<f32>(),
+            grad.as_slice::<f32>(),
+        );
+        let (Ok(p), Ok(m_), Ok(v_), Ok(g)) = slices else {
+            unreachable!("f32 tensors checked above read as f32 slices");
+        };
+        p.par_chunks_mut(CHUNK)
+            .zip(m_.par_chunks_mut(CHUNK))
+            .zip(v_.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
             .for_each(|(((p, m), v), g)| {
                 for i in 0..p.len() {
                     let g = g[i];
@@ -88,16 +97,16 @@ impl Optimizer for FusedAdamW {
                     p[i] = p[i] * decay - lr * step;
                 }
             });
-        let tensor = |values: Vec<f32>| {
-            Tensor::<D>::from_data(TensorData::new(values, shape.clone()), &device)
-        };
         let momentum = AdaptiveMomentumState {
             time,
-            moment_1: tensor(m),
-            moment_2: tensor(v),
+            moment_1: Tensor::from_data(m, &device),
+            moment_2: Tensor::from_data(v, &device),
             max_moment_2: None,
         };
-        (tensor(param), Some(AdamWState { momentum }))
+        (
+            Tensor::from_data(param, &device),
+            Some(AdamWState { momentum }),
+        )
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {

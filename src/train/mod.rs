@@ -839,10 +839,12 @@ impl Training {
 
     /// One pass over the training rows in the epoch's shuffled order, in batches of
     /// `batch`, an optimizer step every `train.accumulate` batches. Returns the mean
-    /// training loss and the last learning rate.
+    /// training loss and the last learning rate. Takes the training by value so each
+    /// step owns the weights it replaces (shared buffers would be copied by the fused
+    /// optimizer), and gives it back.
     #[allow(clippy::too_many_arguments)] // the epoch's parts
     fn epoch(
-        &mut self,
+        mut self,
         set: &TrainSet,
         cfg: &TrainConfig,
         batch: usize,
@@ -850,7 +852,7 @@ impl Training {
         rates: &groups::LearningRates,
         ad: &Device,
         progress: &Progress,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<(Training, f64, f64)> {
         let (n, epoch) = (set.rows, self.state.epochs_done);
         ad.seed(epoch_seed(cfg.seed, epoch));
         crate::model::dropout::reseed(epoch_seed(cfg.seed, epoch));
@@ -883,7 +885,7 @@ impl Training {
                 (TrainData::Text(_), Some(table)) => {
                     let loss;
                     (self.model, loss) = text_bag_step(
-                        self.model.clone(),
+                        self.model,
                         &mut self.optim,
                         set.task,
                         table,
@@ -907,7 +909,7 @@ impl Training {
                     pending.accumulate(&self.model, grads);
                     if b + 1 == last {
                         self.model = apply_gradients(
-                            self.model.clone(),
+                            self.model,
                             &mut self.optim,
                             pending.grads(),
                             rates.at(lr),
@@ -929,7 +931,8 @@ impl Training {
                 progress.batch(b + 1, Some(mean));
             }
         }
-        Ok((loss_sum.into_scalar::<f32>() as f64 / n as f64, lr))
+        let loss = loss_sum.into_scalar::<f32>() as f64 / n as f64;
+        Ok((self, loss, lr))
     }
 }
 
@@ -1011,7 +1014,9 @@ fn fit_epochs(
         }
         let epoch = t.state.epochs_done;
         let started = Instant::now();
-        let (train_loss, lr) = t.epoch(&set, cfg, batch, total_steps, &rates, &ad, progress)?;
+        let train_loss;
+        let lr;
+        (t, train_loss, lr) = t.epoch(&set, cfg, batch, total_steps, &rates, &ad, progress)?;
         t.model = with_host_table(t.model, &t.sparse, &ad);
         let valid_model = t.model.valid();
         let host = t.sparse.as_ref().map(|t| t.weights.as_slice());
@@ -1073,6 +1078,7 @@ fn fit_epochs(
         state.seconds += row.seconds;
         state.history.push(row);
         state.epochs_done += 1;
+        crate::backend::release_free_memory();
         writer.save(
             run_dir,
             &t.state,
