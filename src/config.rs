@@ -1648,6 +1648,7 @@ mod tests {
         c.split.column = Some("fold".into());
         c.split.export = Some("split.csv".into());
         c.model.pretrained = Some("models/bert".into());
+        c.train.head_learning_rate = Some(1e-3);
         let table: toml::Table = c.to_toml().parse().unwrap();
         fn walk(t: &toml::Table, path: &str) {
             let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));
