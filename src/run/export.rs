@@ -27,7 +27,7 @@ use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::preprocess::Tokenizer;
 use crate::error::{PatronError, Result};
 use crate::model::{Network, Pretrained};
-use crate::run::{load_run, write_atomic};
+use crate::run::{FileGroup, is_empty_dir, load_run, publish_dir, write_atomic};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,8 +83,7 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
 }
 
 /// The run as a `transformers` model directory `output` (created; an existing non-empty
-/// one is refused). Written in a hidden sibling and renamed, so a failure leaves no half
-/// directory.
+/// one is refused), published whole by [`publish_dir`].
 fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
     let run = load_run(run_dir, &Device::flex())?;
     let spec = &run.manifest.model;
@@ -106,16 +105,12 @@ fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
             "a text_encoder run without its pretrained shape or tokenizer: damaged run",
         ));
     };
-    if output.exists() {
-        let empty = std::fs::read_dir(output)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !empty {
-            return Err(PatronError::data(
-                output,
-                "exists and is not an empty directory; give a new directory for --output",
-            ));
-        }
+    let exists = output.exists();
+    if exists && !is_empty_dir(output)? {
+        return Err(PatronError::data(
+            output,
+            "exists and is not an empty directory; give a new directory for --output",
+        ));
     }
     let cls = text.pooling == Pooling::Cls;
     let config = hf_config(&run, pretrained, tokenizer, cls);
@@ -130,32 +125,12 @@ fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
         ("tokenizer.json", tokenizer.json().as_bytes().to_vec()),
         ("tokenizer_config.json", pretty(&tokenizer_config)?),
     ];
-    let name = output
-        .file_name()
-        .ok_or_else(|| PatronError::data(output, "names no directory"))?;
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let staging = parent.join(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        std::fs::create_dir_all(&staging)?;
+    publish_dir(output, exists, |staging| {
+        let mut group = FileGroup::create(staging)?;
         for (file, bytes) in &files {
-            std::fs::write(staging.join(file), bytes)?;
-            std::fs::File::open(staging.join(file))?.sync_all()?;
+            group.write(file, bytes)?;
         }
-        if output.exists() {
-            std::fs::remove_dir(output)?;
-        }
-        std::fs::rename(&staging, output)
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_dir_all(&staging);
-        PatronError::io(output, e)
+        group.sync().map(|_| ())
     })
 }
 

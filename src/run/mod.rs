@@ -241,6 +241,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `dir` is a folder with nothing in it.
+pub fn is_empty_dir(dir: &Path) -> Result<bool> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| PatronError::io(dir, e))?;
+    Ok(entries.next().is_none())
+}
+
+/// Build the folder `dir` with `write`, which fills a hidden sibling, then rename it into
+/// place (removing the old `dir` first when `replace`), so a failure leaves no half
+/// folder behind.
+pub fn publish_dir(
+    dir: &Path,
+    replace: bool,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| PatronError::io(&parent, e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).map_err(|e| PatronError::io(&staging, e))?;
+    let result = write(&staging).and_then(|()| {
+        if replace {
+            std::fs::remove_dir_all(dir).map_err(|e| PatronError::io(dir, e))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| PatronError::io(dir, e))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
 /// New files written into a folder that nothing references yet, then flushed to disk
 /// together: one journal commit for the group instead of one per file (a text model's
 /// epoch checkpoint is tens of MB, and per-file syncs cost more than the epoch's writes).

@@ -424,51 +424,22 @@ pub(crate) fn default_run_dir(config_path: &Path, kind: &str) -> PathBuf {
 /// directory or one that `--resume` can load. An existing non-empty directory is never
 /// overwritten, except a patron run directory with `force`.
 fn create_run_dir(dir: &Path, force: bool, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let mut replace = false;
-    if dir.exists() {
-        let empty = dir.is_dir()
-            && std::fs::read_dir(dir)
-                .map_err(|e| PatronError::io(dir, e))?
-                .next()
-                .is_none();
-        if !empty {
-            let is_run = dir.join(files::MANIFEST).is_file();
-            if !(force && is_run) {
-                let hint = if force {
-                    "it is not a patron run directory, so --force does not replace it"
-                } else {
-                    "choose a new --output-dir, continue it with --resume, or replace it with --force"
-                };
-                return Err(PatronError::Usage(format!(
-                    "{}: already exists; {hint}",
-                    dir.display()
-                )));
-            }
+    let exists = dir.exists();
+    if exists && !run::is_empty_dir(dir)? {
+        let is_run = dir.join(files::MANIFEST).is_file();
+        if !(force && is_run) {
+            let hint = if force {
+                "it is not a patron run directory, so --force does not replace it"
+            } else {
+                "choose a new --output-dir, continue it with --resume, or replace it with --force"
+            };
+            return Err(PatronError::Usage(format!(
+                "{}: already exists; {hint}",
+                dir.display()
+            )));
         }
-        replace = true;
     }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| PatronError::io(&parent, e))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
-    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(|e| PatronError::io(&staging, e))?;
-    let result = write(&staging).and_then(|()| {
-        if replace {
-            std::fs::remove_dir_all(dir).map_err(|e| PatronError::io(dir, e))?;
-        }
-        std::fs::rename(&staging, dir).map_err(|e| PatronError::io(dir, e))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
+    run::publish_dir(dir, exists, write)
 }
 
 fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
