@@ -839,6 +839,7 @@ impl Training {
         let mut loss_sum = Tensor::<1>::zeros([1], &plain);
         let mut lr = 0.0;
         let mut pending = GradientsAccumulator::<Network>::new();
+        let mut seen = 0;
         for (b, rows) in batches.iter().enumerate() {
             let first = b - b % accumulate;
             let last = (first + accumulate).min(batches.len());
@@ -896,8 +897,8 @@ impl Training {
                     .detach()
                     .without_autodiff()
                     .mul_scalar(rows.len() as f32);
+            seen += rows.len();
             if b % 16 == 15 || b + 1 == batches.len() {
-                let seen: usize = batches[..=b].iter().map(Vec::len).sum();
                 let mean = loss_sum.clone().into_scalar::<f32>() as f64 / seen as f64;
                 progress.batch(b + 1, Some(mean));
             }
@@ -1049,7 +1050,11 @@ fn fit_epochs(
         state.seconds += row.seconds;
         state.history.push(row);
         state.epochs_done += 1;
-        crate::backend::release_free_memory();
+        if spec.encoder_layers().is_some() {
+            // Only an encoder's steps leave hundreds of MB free in the heap; trimming a
+            // small model's heap each epoch would only fault the pages back in.
+            crate::backend::release_free_memory();
+        }
         writer.save(
             run_dir,
             &t.state,
