@@ -419,7 +419,7 @@ async fn predict_inner(
         Ok(Ok((value, rows))) => {
             state.metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
             state.metrics.batch_rows.observe(rows as f64);
-            (StatusCode::OK, json_headers(), value.to_string()).into_response()
+            (StatusCode::OK, json_headers(), value).into_response()
         }
     }
 }
