@@ -18,7 +18,7 @@ use burn::tensor::Device;
 
 use crate::error::{PatronError, Result};
 use crate::serve::{
-    BadRequest, Batching, Body, MAX_REASONS, Registry, answer, encode, request_table,
+    BadRequest, Batching, Body, MAX_REASONS, Registry, answer, encode, request_table, row_estimate,
 };
 
 /// How the server runs.
@@ -344,7 +344,7 @@ async fn predict_inner(
         }
     };
     // Rows are counted once the body is read: a cheap upper bound before parsing.
-    let estimate = bytes.iter().filter(|&&b| b == b'\n').count().max(1);
+    let estimate = row_estimate(&bytes, csv);
     let queued = state.queued_rows.fetch_add(estimate, Ordering::SeqCst);
     // An empty queue takes any request (its size is bounded by --max-body-bytes), so
     // one larger than the queue limit is not refused forever.
