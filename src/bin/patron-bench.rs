@@ -419,19 +419,40 @@ fn bench() {
         let run_dir = tmp.join("run");
         let epochs = "train.epochs=2";
         let config = "configs/bank_propensity.toml";
-        let out = path_str(&run_dir);
+        let out_dir = path_str(&run_dir);
         run(&[
             "train",
             "--config",
             config,
             "--quiet",
             "--output-dir",
-            out,
+            out_dir,
             "--set",
             epochs,
         ]);
         let mut cases = serve_cases(quick, &run_dir);
         cases.extend(serve_encoder_cases(quick, &tmp));
+        // Batch `predict` of the same run, the yardstick of the 1,000-row requests.
+        let big = tmp.join("big.csv");
+        write_rows(&big, 200_000);
+        let out = tmp.join("out.csv");
+        let (secs, peak_rss_mb) = run(&[
+            "predict",
+            "--checkpoint",
+            out_dir,
+            "--input",
+            path_str(&big),
+            "--output",
+            path_str(&out),
+        ]);
+        cases.push(Case {
+            case: "predict_200k".into(),
+            unit: "rows/s",
+            patron: Some(200_000.0 / secs),
+            reference: None,
+            gpu: false,
+            extra: format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
+        });
         let _ = std::fs::remove_dir_all(&tmp);
         print_results(&cases, &References::default());
         return;
