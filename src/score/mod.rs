@@ -34,7 +34,7 @@ const EVALUATE_CHUNK_ROWS: usize = 65_536;
 pub const SCORE_BATCH: usize = 4096;
 /// Texts per forward pass of the Transformer (attention memory grows with the square of
 /// the length).
-const TRANSFORMER_BATCH: usize = 64;
+const TRANSFORMER_BATCH: usize = 32;
 
 /// A network ready to score on a device: `text_bag`'s table is copied to the host once,
 /// since bags are summed there, and on the flex CPU backend the MLP heads run as the fused
