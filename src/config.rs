@@ -356,6 +356,9 @@ impl ModelKind {
                 "train.layer_decay",
                 "model.freeze_layers",
                 "model.ensemble",
+                "model.numeric_embedding",
+                "model.numeric_embedding_dim",
+                "model.numeric_frequency_scale",
                 "data.categorical",
                 "data.numeric",
                 "data.max_categories",
@@ -371,6 +374,9 @@ impl ModelKind {
                 "train.layer_decay",
                 "model.freeze_layers",
                 "model.ensemble",
+                "model.numeric_embedding",
+                "model.numeric_embedding_dim",
+                "model.numeric_frequency_scale",
                 "data.categorical",
                 "data.numeric",
                 "data.max_categories",
@@ -383,6 +389,9 @@ impl ModelKind {
             // The encoder's shape and vocabulary come from the model directory.
             ModelKind::TextEncoder => &[
                 "model.ensemble",
+                "model.numeric_embedding",
+                "model.numeric_embedding_dim",
+                "model.numeric_frequency_scale",
                 "data.categorical",
                 "data.numeric",
                 "data.max_categories",
@@ -418,6 +427,18 @@ pub struct ModelConfig {
     /// averaged at scoring); 1 is a plain MLP.
     #[serde(default = "default_ensemble")]
     pub ensemble: usize,
+    /// `tabular_mlp`: a learned embedding of each numeric column beside its encoded
+    /// inputs (`periodic`: PLR, Gorishniy et al. 2022; `ple_linear`: its piecewise-linear
+    /// encoding through a learned projection), or none.
+    #[serde(default)]
+    pub numeric_embedding: NumericEmbedding,
+    /// `tabular_mlp`: width of each numeric column's learned embedding.
+    #[serde(default = "default_numeric_embedding_dim")]
+    pub numeric_embedding_dim: usize,
+    /// `tabular_mlp`, `periodic`: standard deviation of the initial frequencies (of the
+    /// standardized values), the embedding's most sensitive setting.
+    #[serde(default = "default_numeric_frequency_scale")]
+    pub numeric_frequency_scale: f64,
     /// Width of each categorical column's embedding; for text models, the width of the
     /// token embeddings (and of the Transformer).
     #[serde(default = "default_embedding_dim")]
@@ -461,6 +482,21 @@ pub struct ModelConfig {
     /// its own output trained with the pinball loss), written as `q10`, `q90`.
     #[serde(default)]
     pub quantiles: Vec<f64>,
+}
+
+/// A learned embedding of numeric values for the tabular MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumericEmbedding {
+    /// The encoded inputs alone (value, missing indicator, piecewise-linear bins).
+    #[default]
+    None,
+    /// Periodic features of each value, `sin`/`cos` of learned frequencies, through a
+    /// per-column linear layer and ReLU (PLR).
+    Periodic,
+    /// Each column's encoded inputs (value, missing indicator, piecewise-linear bins)
+    /// through its own linear layer and ReLU.
+    PleLinear,
 }
 
 /// How a Transformer's token states are pooled into one vector.
@@ -702,6 +738,12 @@ fn default_dropout() -> f64 {
 fn default_ensemble() -> usize {
     1
 }
+fn default_numeric_embedding_dim() -> usize {
+    16
+}
+fn default_numeric_frequency_scale() -> f64 {
+    0.1
+}
 fn default_embedding_dim() -> usize {
     16
 }
@@ -880,6 +922,9 @@ impl Default for ModelConfig {
             hidden: default_hidden(),
             dropout: default_dropout(),
             ensemble: default_ensemble(),
+            numeric_embedding: NumericEmbedding::None,
+            numeric_embedding_dim: default_numeric_embedding_dim(),
+            numeric_frequency_scale: default_numeric_frequency_scale(),
             embedding_dim: default_embedding_dim(),
             buckets: default_buckets(),
             word_ngrams: default_word_ngrams(),
@@ -964,6 +1009,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "hidden",
             "dropout",
             "ensemble",
+            "numeric_embedding",
+            "numeric_embedding_dim",
+            "numeric_frequency_scale",
             "embedding_dim",
             "buckets",
             "word_ngrams",
@@ -1376,6 +1424,15 @@ impl ModelConfig {
                 "must be up to 9 increasing numbers strictly between 0 and 1 (e.g. [0.1, 0.9])",
             ));
         }
+        if !(1..=256).contains(&self.numeric_embedding_dim) {
+            return Err(("model.numeric_embedding_dim", "must be from 1 to 256"));
+        }
+        if !(self.numeric_frequency_scale > 0.0 && self.numeric_frequency_scale <= 100.0) {
+            return Err((
+                "model.numeric_frequency_scale",
+                "must be above 0 and at most 100 (0.01-1 suits standardized values)",
+            ));
+        }
         if !(1..=64).contains(&self.ensemble) {
             return Err((
                 "model.ensemble",
@@ -1608,6 +1665,9 @@ mod tests {
             "model.quantiles=[0.0, 0.5]",
             "train.tweedie_power=2.0",
             "train.huber_delta=0",
+            "model.numeric_embedding_dim=0",
+            "model.numeric_frequency_scale=0",
+            "model.numeric_embedding=\"fourier\"",
         ] {
             let err = Config::from_toml_str(MINIMAL, "t", &[bad.into()]).unwrap_err();
             let key = bad.split('=').next().unwrap();

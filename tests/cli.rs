@@ -1209,3 +1209,39 @@ fn accumulated_batches_step_as_one_larger_batch() {
         "batches of 64 without accumulation train differently: {large:?} vs {small:?}"
     );
 }
+
+/// Both numeric embeddings train on telco to a useful model, are recorded in the manifest,
+/// and `predict` scores with them (the same scores on flex and ndarray within 1e-5).
+#[test]
+fn numeric_embeddings_train_and_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["periodic", "ple_linear"] {
+        let set = format!("model.numeric_embedding=\"{kind}\"");
+        let run = train(TELCO, &tmp.path().join(kind), &["train.epochs=4", &set]);
+        let manifest = json(&run.join("manifest.json"));
+        assert_eq!(
+            manifest["model"]["numeric_embedding"]["kind"], kind,
+            "{manifest}"
+        );
+        let auc = json(&run.join("report.json"))["metrics"]["auc_roc"]
+            .as_f64()
+            .unwrap();
+        assert!(auc > 0.78, "{kind}: test AUC {auc}");
+        let mut scored = Vec::new();
+        for backend in ["ndarray", "flex"] {
+            let out = tmp.path().join(format!("{kind}-{backend}.csv"));
+            assert_ok(&predict_on(
+                &run,
+                Path::new("datasets/telco_customer_churn_ibm_7043.csv"),
+                &out,
+                backend,
+                &[],
+            ));
+            scored.push(common::scores(&out));
+        }
+        assert_eq!(scored[0].len(), 7043);
+        for (a, b) in scored[0].iter().zip(&scored[1]) {
+            assert!((a - b).abs() < 1e-5, "{kind}: {a} vs {b}");
+        }
+    }
+}

@@ -51,6 +51,7 @@ fn spec() -> ModelSpec {
         hidden: vec![256, 128],
         dropout: 0.0,
         ensemble: 1,
+        numeric_embedding: None,
         outputs: 1,
         text: None,
     }
@@ -128,6 +129,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
         hidden: vec![],
         dropout: 0.0,
         ensemble: 1,
+        numeric_embedding: None,
         outputs: 2,
         text: Some(TextSpec {
             kind: ModelKind::TextBag,

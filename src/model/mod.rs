@@ -25,8 +25,8 @@ pub use tabular::{TabularInputs, TabularMlp};
 pub use text_bag::{TextBag, bag_weight, bags, bags_into};
 pub use transformer::{TextTransformer, padded_ids};
 
-use crate::config::{ModelConfig, ModelKind, Pooling};
-use crate::data::preprocess::{Preprocessor, Tokenizer};
+use crate::config::{ModelConfig, ModelKind, NumericEmbedding, Pooling};
+use crate::data::preprocess::{Preprocessor, Slot, Tokenizer};
 use crate::data::text::special;
 use crate::error::{PatronError, Result};
 
@@ -51,6 +51,9 @@ pub struct ModelSpec {
     /// Logits out: 1 for two classes, otherwise one per class.
     #[serde(default = "one")]
     pub outputs: usize,
+    /// The tabular MLP's learned embedding of numeric columns, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numeric_embedding: Option<NumericEmbeddingSpec>,
     /// The text network's shape (text models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextSpec>,
@@ -63,6 +66,45 @@ fn one() -> usize {
 fn is_one(n: &usize) -> bool {
     *n == 1
 }
+
+/// Shape of the tabular MLP's learned embedding of numeric columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NumericEmbeddingSpec {
+    /// PLR: periodic features of each value through a per-column linear layer.
+    Periodic {
+        /// Where each numeric column's standardized value sits in the dense inputs.
+        columns: Vec<usize>,
+        /// Learned frequencies per column.
+        frequencies: usize,
+        /// Width of each column's embedding.
+        dim: usize,
+        /// Standard deviation of the initial frequencies.
+        scale: f64,
+    },
+    /// Each column's encoded inputs through a per-column linear layer.
+    PleLinear {
+        /// First dense input of each numeric column.
+        starts: Vec<usize>,
+        /// Dense inputs of each numeric column (value, missing indicator, bins).
+        lens: Vec<usize>,
+        /// Width of each column's embedding.
+        dim: usize,
+    },
+}
+
+impl NumericEmbeddingSpec {
+    /// Width of the embedding of all columns.
+    pub fn width(&self) -> usize {
+        match self {
+            NumericEmbeddingSpec::Periodic { columns, dim, .. } => columns.len() * dim,
+            NumericEmbeddingSpec::PleLinear { starts, dim, .. } => starts.len() * dim,
+        }
+    }
+}
+
+/// Learned frequencies of each column's periodic embedding.
+const PERIODIC_FREQUENCIES: usize = 16;
 
 /// Shape of a text network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +216,29 @@ impl ModelSpec {
                 _ => special::PAD,
             },
         });
+        // Each numeric feature's dense inputs, its standardized value first.
+        let (starts, lens): (Vec<usize>, Vec<usize>) = pre
+            .slots()
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Numeric { start, len } => Some((start, len)),
+                Slot::Categorical { .. } => None,
+            })
+            .unzip();
+        let dim = config.numeric_embedding_dim;
+        let numeric_embedding = match config.numeric_embedding {
+            _ if text.is_some() || starts.is_empty() => None,
+            NumericEmbedding::None => None,
+            NumericEmbedding::Periodic => Some(NumericEmbeddingSpec::Periodic {
+                columns: starts,
+                frequencies: PERIODIC_FREQUENCIES,
+                dim,
+                scale: config.numeric_frequency_scale,
+            }),
+            NumericEmbedding::PleLinear => {
+                Some(NumericEmbeddingSpec::PleLinear { starts, lens, dim })
+            }
+        };
         Ok(ModelSpec {
             numeric_width: pre.numeric_width(),
             categorical_count: pre.categorical_count(),
@@ -183,13 +248,15 @@ impl ModelSpec {
             dropout: config.dropout,
             ensemble: if text.is_some() { 1 } else { config.ensemble },
             outputs,
+            numeric_embedding,
             text,
         })
     }
 
     /// Width of the first layer's input.
     pub fn input_width(&self) -> usize {
-        self.numeric_width + self.categorical_count * self.embedding_dim
+        let embedded = self.numeric_embedding.as_ref().map_or(0, |e| e.width());
+        self.numeric_width + embedded + self.categorical_count * self.embedding_dim
     }
 
     /// A freshly initialized network on `device` (seed the device first for

@@ -589,6 +589,7 @@ mod tests {
             hidden,
             dropout: 0.2,
             ensemble: 1,
+            numeric_embedding: None,
             outputs,
             text,
         }

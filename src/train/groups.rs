@@ -114,6 +114,7 @@ mod tests {
             hidden: Vec::new(),
             dropout: 0.0,
             ensemble: 1,
+            numeric_embedding: None,
             outputs: 2,
             text: Some(TextSpec {
                 kind: ModelKind::TextEncoder,

@@ -1314,6 +1314,7 @@ mod tests {
             hidden: vec![8],
             dropout: 0.0,
             ensemble: 1,
+            numeric_embedding: None,
             outputs: 1,
             text: None,
         };
