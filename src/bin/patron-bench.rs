@@ -421,14 +421,13 @@ fn bench() {
         let run_dir = tmp.join("run");
         let epochs = "train.epochs=2";
         let config = "configs/bank_propensity.toml";
-        let out_dir = path_str(&run_dir);
         run(&[
             "train",
             "--config",
             config,
             "--quiet",
             "--output-dir",
-            out_dir,
+            path_str(&run_dir),
             "--set",
             epochs,
         ]);
@@ -438,23 +437,8 @@ fn bench() {
         let big = tmp.join("big.csv");
         write_rows(&big, 200_000);
         let out = tmp.join("out.csv");
-        let (secs, peak_rss_mb) = run(&[
-            "predict",
-            "--checkpoint",
-            out_dir,
-            "--input",
-            path_str(&big),
-            "--output",
-            path_str(&out),
-        ]);
-        cases.push(Case {
-            case: "predict_200k".into(),
-            unit: "rows/s",
-            patron: Some(200_000.0 / secs),
-            reference: None,
-            gpu: false,
-            extra: format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
-        });
+        let case = "predict_200k";
+        cases.push(predict_case(&run_dir, &big, 200_000, &out, case, "auto"));
         let _ = std::fs::remove_dir_all(&tmp);
         print_results(&cases, &References::default());
         return;
@@ -532,6 +516,51 @@ fn backends_arg(args: &[String]) -> Result<Vec<(&'static str, BackendChoice)>, S
     Ok(backends)
 }
 
+/// `patron predict` of the run in `run_dir` on `big` (`rows` rows) into `out` on
+/// `backend`: rows/s and peak RSS as `case` (`case/backend` for a GPU), or no figure with
+/// the reason on stderr when it fails.
+fn predict_case(
+    run_dir: &Path,
+    big: &Path,
+    rows: usize,
+    out: &Path,
+    case: &str,
+    backend: &str,
+) -> Case {
+    let predicted = try_run(&[
+        "predict",
+        "--checkpoint",
+        path_str(run_dir),
+        "--input",
+        path_str(big),
+        "--output",
+        path_str(out),
+        "--backend",
+        backend,
+    ]);
+    let (patron, extra) = match predicted {
+        Ok((secs, peak_rss_mb)) => (
+            Some(rows as f64 / secs),
+            format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
+        ),
+        Err(e) => {
+            eprintln!("{case}/{backend}: not measured: {e}");
+            (None, "\"peak_rss_mb\": null".into())
+        }
+    };
+    Case {
+        case: match backend {
+            "auto" => case.into(),
+            gpu => format!("{case}/{gpu}"),
+        },
+        unit: "rows/s",
+        patron,
+        reference: None,
+        gpu: backend != "auto",
+        extra,
+    }
+}
+
 /// `predict` on a large file (rows/s, peak RSS) and on a 10-row one (cold start), as
 /// users run it (`--backend auto`), and on each of `gpus` (`predict_*/wgpu`).
 fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
@@ -555,38 +584,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     let out = tmp.join("out.csv");
     let case = if quick { "predict_200k" } else { "predict_1m" };
     for backend in std::iter::once("auto").chain(gpus.iter().copied()) {
-        let predicted = try_run(&[
-            "predict",
-            "--checkpoint",
-            path_str(&run_dir),
-            "--input",
-            path_str(&big),
-            "--output",
-            path_str(&out),
-            "--backend",
-            backend,
-        ]);
-        let (patron, extra) = match predicted {
-            Ok((secs, peak_rss_mb)) => (
-                Some(rows as f64 / secs),
-                format!("\"peak_rss_mb\": {peak_rss_mb:.0}"),
-            ),
-            Err(e) => {
-                eprintln!("{case}/{backend}: not measured: {e}");
-                (None, "\"peak_rss_mb\": null".into())
-            }
-        };
-        end_to_end.push(Case {
-            case: match backend {
-                "auto" => case.into(),
-                gpu => format!("{case}/{gpu}"),
-            },
-            unit: "rows/s",
-            patron,
-            reference: None,
-            gpu: backend != "auto",
-            extra,
-        });
+        end_to_end.push(predict_case(&run_dir, &big, rows, &out, case, backend));
     }
     end_to_end.push(arrow_case(&run_dir, &big, rows, tmp, case));
     end_to_end.extend(spark_case(&run_dir, &big, tmp, case));
