@@ -201,7 +201,7 @@ fn host_gelu(x: Tensor<3>) -> Tensor<3> {
     };
     values.par_chunks_mut(1 << 14).for_each(|chunk| {
         for v in chunk {
-            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+            *v *= normal_cdf(*v);
         }
     });
     Tensor::from_data(data, &device)
@@ -228,7 +228,7 @@ fn host_gelu_trained(x: Tensor<3>) -> Tensor<3> {
         .for_each(|((g, r), x)| {
             for i in 0..x.len() {
                 let v = x[i];
-                let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                let cdf = normal_cdf(v);
                 let pdf = (-0.5 * v * v).exp() * FRAC_1_SQRT_2PI;
                 g[i] = cdf + v * pdf;
                 r[i] = v * cdf - v * g[i];
@@ -239,6 +239,12 @@ fn host_gelu_trained(x: Tensor<3>) -> Tensor<3> {
     let constant =
         |values: Vec<f32>| Tensor::<3>::from_data(TensorData::new(values, shape.clone()), &device);
     x * constant(g) + constant(r)
+}
+
+/// The standard normal distribution function, `(1 + erf(x / sqrt 2)) / 2`: GELU is
+/// `x` times it.
+fn normal_cdf(x: f32) -> f32 {
+    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// `1 / sqrt(2 pi)`, the standard normal density at 0.
