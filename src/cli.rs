@@ -513,8 +513,9 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Export(args) => {
-            export::export(&args.checkpoint, args.format, &args.output)?;
-            println!("{}", args.output.display());
+            for written in export::export(&args.checkpoint, args.format, &args.output)? {
+                println!("{}", written.display());
+            }
             Ok(())
         }
         Command::Info(args) => {

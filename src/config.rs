@@ -222,6 +222,11 @@ pub struct SplitConfig {
     /// the predictions), for the same purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// k-fold cross-validation: the rows outside the test split are cut into this many
+    /// folds (stratified like the split), one model is trained per fold, early-stopped on
+    /// it, and the run scores with the ensemble of them. `valid` is then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 /// Which model family to train.
@@ -911,6 +916,7 @@ impl Default for SplitConfig {
             stratify: true,
             column: None,
             export: None,
+            folds: None,
         }
     }
 }
@@ -1000,7 +1006,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     (
         "split",
-        &["test", "valid", "seed", "stratify", "column", "export"],
+        &[
+            "test", "valid", "seed", "stratify", "column", "export", "folds",
+        ],
     ),
     (
         "model",
@@ -1245,6 +1253,13 @@ impl Config {
             .map_err(|e: toml::de::Error| PatronError::config(file, type_error(&text, &e)))?;
         let config = unchecked.check(file)?;
         let kind = config.model.kind;
+        let valid_set = table
+            .get("split")
+            .and_then(|v| v.as_table())
+            .is_some_and(|t| t.contains_key("valid"));
+        let folds_note = (valid_set && config.split.folds.is_some()).then(|| {
+            "`split.valid` is set but split.folds is too: each fold validates its own model, so split.valid is ignored".to_string()
+        });
         let warnings = set
             .iter()
             .filter(|key| kind.unused_keys().contains(&key.as_str()))
@@ -1254,6 +1269,7 @@ impl Config {
                     kind.as_str()
                 )
             })
+            .chain(folds_note)
             .collect();
         Ok((config, warnings))
     }
@@ -1391,6 +1407,12 @@ impl SplitConfig {
             return Err((
                 "split",
                 "fractions must be in [0, 1) with test + valid below 0.9",
+            ));
+        }
+        if self.folds.is_some_and(|k| !(2..=20).contains(&k)) {
+            return Err((
+                "split.folds",
+                "must be from 2 to 20 (5 is usual); leave it out for one model",
             ));
         }
         if self.valid <= 0.0 {
@@ -1707,6 +1729,7 @@ mod tests {
         c.data.id = Some("id".into());
         c.split.column = Some("fold".into());
         c.split.export = Some("split.csv".into());
+        c.split.folds = Some(5);
         c.model.pretrained = Some("models/bert".into());
         c.train.head_learning_rate = Some(1e-3);
         let table: toml::Table = c.to_toml().parse().unwrap();

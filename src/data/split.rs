@@ -20,6 +20,75 @@ pub struct Split {
     pub valid: Vec<usize>,
     /// Held-out rows for the final report.
     pub test: Vec<usize>,
+    /// k-fold cross-validation (`split.folds`): the rows of `train`, cut into folds (each
+    /// sorted); `valid` is then empty. Empty without cross-validation.
+    pub folds: Vec<Vec<usize>>,
+}
+
+impl Split {
+    /// Fold `k`'s view (from 0): the other folds train, fold `k` validates; the test rows
+    /// stay.
+    pub fn fold(&self, k: usize) -> Split {
+        let held = &self.folds[k];
+        Split {
+            train: self
+                .train
+                .iter()
+                .copied()
+                .filter(|r| held.binary_search(r).is_err())
+                .collect(),
+            valid: held.clone(),
+            test: self.test.clone(),
+            folds: Vec::new(),
+        }
+    }
+
+    /// The fold (from 0) of every row of `train`, in `train`'s order.
+    pub fn fold_of_train_rows(&self) -> Vec<usize> {
+        self.train
+            .iter()
+            .map(|r| {
+                self.folds
+                    .iter()
+                    .position(|f| f.binary_search(r).is_ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+/// The split for k-fold cross-validation: the training and validation rows of `split`
+/// together, dealt into `k` folds stratum by stratum after a shuffle seeded by `seed`, so
+/// each fold keeps the class balance (or the spread of a numeric target's quantile bins).
+pub fn with_folds(split: Split, strata: &[usize], k: usize, seed: u64) -> Split {
+    let mut pool: Vec<usize> = split.train.iter().chain(&split.valid).copied().collect();
+    pool.sort_unstable();
+    let count = pool.iter().map(|&r| strata[r] + 1).max().unwrap_or(1);
+    let mut groups = vec![Vec::new(); count];
+    for &r in &pool {
+        groups[strata[r]].push(r);
+    }
+    // A seed of its own, so the folds do not repeat the split's shuffle.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_F01D);
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for mut rows in groups {
+        rows.shuffle(&mut rng);
+        // Dealt on from where the last stratum stopped, so fold sizes differ by one at most.
+        for r in rows {
+            folds[next % k].push(r);
+            next += 1;
+        }
+    }
+    for fold in &mut folds {
+        fold.sort_unstable();
+    }
+    Split {
+        train: pool,
+        valid: Vec::new(),
+        test: split.test,
+        folds,
+    }
 }
 
 /// Split rows by their strata (a class index, or a quantile bin of a numeric target).
@@ -40,6 +109,7 @@ pub fn split_rows(strata: &[usize], config: &SplitConfig) -> Split {
         train: Vec::new(),
         valid: Vec::new(),
         test: Vec::new(),
+        folds: Vec::new(),
     };
     for mut rows in groups {
         rows.shuffle(&mut rng);
@@ -75,6 +145,7 @@ pub fn split_from_column(
         train: Vec::new(),
         valid: Vec::new(),
         test: Vec::new(),
+        folds: Vec::new(),
     };
     for (r, cell) in cells.iter().enumerate() {
         let value = read.clean(*cell).unwrap_or("");
@@ -97,7 +168,8 @@ pub fn split_from_column(
     Ok(split)
 }
 
-/// `row,split` lines of a split (rows from 0, in file order), for `split.export`.
+/// `row,split` lines of a split (rows from 0, in file order), for `split.export`; with
+/// folds, a third column `fold` gives each training row's fold (from 1; empty for test).
 pub fn split_csv(split: &Split) -> String {
     let rows = split.train.len() + split.valid.len() + split.test.len();
     let mut names = vec![""; rows];
@@ -110,9 +182,24 @@ pub fn split_csv(split: &Split) -> String {
             names[r] = name;
         }
     }
-    let mut out = String::from("row,split\n");
+    let mut folds = vec![String::new(); rows];
+    for (k, fold) in split.folds.iter().enumerate() {
+        for &r in fold {
+            folds[r] = (k + 1).to_string();
+        }
+    }
+    let cv = !split.folds.is_empty();
+    let mut out = String::from(if cv {
+        "row,split,fold\n"
+    } else {
+        "row,split\n"
+    });
     for (r, name) in names.iter().enumerate() {
-        out.push_str(&format!("{r},{name}\n"));
+        if cv {
+            out.push_str(&format!("{r},{name},{}\n", folds[r]));
+        } else {
+            out.push_str(&format!("{r},{name}\n"));
+        }
     }
     out
 }
@@ -164,5 +251,39 @@ mod tests {
         assert!(err.to_string().contains("\"\" at row 2"), "{err}");
         let err = split_from_column(&t, "folds", &read, &p).unwrap_err();
         assert!(err.to_string().contains("split.column"), "{err}");
+    }
+
+    #[test]
+    fn folds_partition_the_non_test_rows_keeping_the_balance() {
+        let labels: Vec<usize> = (0..1000).map(|i| usize::from(i % 10 == 0)).collect();
+        let s = with_folds(split_rows(&labels, &SplitConfig::default()), &labels, 5, 1);
+        assert_eq!(s.test.len(), 200);
+        assert!(s.valid.is_empty());
+        assert_eq!(s.train.len(), 800);
+        let mut all = s.folds.concat();
+        all.sort_unstable();
+        assert_eq!(all, s.train, "every training row in exactly one fold");
+        for fold in &s.folds {
+            assert_eq!(fold.len(), 160);
+            assert_eq!(fold.iter().filter(|&&r| labels[r] == 1).count(), 16);
+        }
+        let view = s.fold(2);
+        assert_eq!(view.valid, s.folds[2]);
+        assert_eq!(view.train.len(), 640);
+        assert!(
+            view.train
+                .iter()
+                .all(|r| s.folds[2].binary_search(r).is_err())
+        );
+        let of = s.fold_of_train_rows();
+        assert!(
+            s.train
+                .iter()
+                .zip(&of)
+                .all(|(r, &k)| s.folds[k].contains(r))
+        );
+        assert!(split_csv(&s).starts_with("row,split,fold\n"));
+        let other = with_folds(split_rows(&labels, &SplitConfig::default()), &labels, 5, 2);
+        assert_ne!(s.folds, other.folds, "the seed draws the folds");
     }
 }

@@ -9,6 +9,7 @@ use crate::run::history::EpochRow;
 use crate::score::drift::{DriftReport, MAJOR_FROM, STABLE_BELOW};
 use crate::score::explain::TextExplanations;
 use crate::score::importance::{FeatureImportance, REPEATS};
+use crate::task::CrossValidation;
 use crate::task::binary::BinaryReport;
 use crate::task::metrics::{ECE_BINS, deciles, pr_points, reliability, roc_points};
 use crate::task::multiclass::MulticlassReport;
@@ -87,6 +88,7 @@ pub fn render_multiclass(r: &MulticlassReport, page: &ReportPage) -> Result<Stri
     h.push_str(&multiclass_metrics_section(r, page));
     h.push_str(&per_class_sections(r)?);
     h.push_str(&multiclass_segments_section(r));
+    h.push_str(&cv_section(r.cv.as_ref()));
     h.push_str(&importance_section(
         page.importance,
         "drop in validation ROC AUC",
@@ -199,6 +201,40 @@ fn multiclass_segments_section(r: &MulticlassReport) -> String {
     )
 }
 
+/// A cross-validated run's figures per fold with their mean and spread (empty for one
+/// model).
+fn cv_section(cv: Option<&CrossValidation>) -> String {
+    let Some(cv) = cv else {
+        return String::new();
+    };
+    let mut h = String::from(
+        "<section id=\"cv\"><h2>Cross-validation</h2><table><tr><th>metric</th><th>mean</th><th>std</th>",
+    );
+    for k in 1..=cv.folds {
+        let _ = write!(h, "<th>fold {k}</th>");
+    }
+    h.push_str("</tr>");
+    for (name, f) in &cv.metrics {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td>",
+            escape(name),
+            f.mean,
+            f.std
+        );
+        for v in &f.per_fold {
+            let _ = write!(h, "<td>{v:.4}</td>");
+        }
+        h.push_str("</tr>");
+    }
+    let _ = writeln!(
+        h,
+        "</table><p class=\"note\">Each fold's model at its best epoch, on the fold it did not train on. The run scores with the ensemble of the {} fold models (their probabilities averaged); calibration and the decision threshold are fitted on every training row's out-of-fold score (oof_predictions.csv).</p></section>",
+        cv.folds
+    );
+    h
+}
+
 /// The segments section of either page: a table per column, `header` then one `row` per
 /// value, then `note` (empty without `report.segments`).
 fn segments_html<S>(
@@ -288,6 +324,7 @@ pub fn render(r: &BinaryReport, page: &ReportPage) -> Result<String> {
     h.push_str(&charts_sections(r, page)?);
     h.push_str(&confusion_section(r));
     h.push_str(&segments_section(r));
+    h.push_str(&cv_section(r.cv.as_ref()));
     h.push_str(&importance_section(
         page.importance,
         "drop in validation ROC AUC",
@@ -773,6 +810,7 @@ pub fn render_regression(r: &RegressionReport, page: &ReportPage) -> Result<Stri
         },
         "Where the mean prediction is far from the mean target, the model is biased for that segment.",
     ));
+    h.push_str(&cv_section(r.cv.as_ref()));
     h.push_str(&importance_section(
         page.importance,
         "rise in validation RMSE",

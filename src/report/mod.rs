@@ -14,10 +14,10 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::report::html::ReportPage;
 use crate::run::{files, write_atomic, write_json};
-use crate::task::Report;
 use crate::task::binary::BinaryReport;
 use crate::task::multiclass::MulticlassReport;
 use crate::task::regression::RegressionReport;
+use crate::task::{CrossValidation, Report};
 
 impl MulticlassReport {
     /// A short markdown summary.
@@ -53,6 +53,7 @@ impl MulticlassReport {
             }
             out.push('\n');
         }
+        out.push_str(&cv_markdown(self.cv.as_ref()));
         out
     }
 
@@ -72,6 +73,29 @@ impl Report {
             Report::Regression(r) => r.write(dir, page),
         }
     }
+}
+
+/// A cross-validated run's per-fold table (empty for one model).
+fn cv_markdown(cv: Option<&CrossValidation>) -> String {
+    let Some(cv) = cv else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\nCross-validation ({} folds; each fold model at its best epoch, on its own fold)\n\n| metric | mean | std |",
+        cv.folds
+    );
+    for k in 1..=cv.folds {
+        out.push_str(&format!(" fold {k} |"));
+    }
+    out.push_str(&format!("\n|---|---|---|{}\n", "---|".repeat(cv.folds)));
+    for (name, f) in &cv.metrics {
+        out.push_str(&format!("| {name} | {:.4} | {:.4} |", f.mean, f.std));
+        for v in &f.per_fold {
+            out.push_str(&format!(" {v:.4} |"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Write `report.json`, `report.md` and `report.html` into `dir`.
@@ -115,6 +139,7 @@ impl RegressionReport {
                 out.push_str(&format!("| {} | {s:.4} |\n", d + 1));
             }
         }
+        out.push_str(&cv_markdown(self.cv.as_ref()));
         out
     }
 
@@ -151,11 +176,17 @@ impl BinaryReport {
             out.push_str(&format!("| {name} | {value:.4} |\n"));
         }
         out.push_str(&format!(
-            "\nDecision threshold on the calibrated score: {:.4} (F1-best on the validation split).\n\n\
+            "\nDecision threshold on the calibrated score: {:.4} (F1-best on the {}).\n\n\
              | | predicted negative | predicted positive |\n|---|---|---|\n\
              | actual negative | {tn} | {fp} |\n| actual positive | {fn_} | {tp} |\n",
-            m.threshold
+            m.threshold,
+            if self.cv.is_some() {
+                "out-of-fold scores"
+            } else {
+                "validation split"
+            }
         ));
+        out.push_str(&cv_markdown(self.cv.as_ref()));
         out
     }
 

@@ -16,7 +16,7 @@
 //! `BertForSequenceClassification` directory (`config.json`, `model.safetensors`,
 //! `tokenizer.json`, `tokenizer_config.json`) that `transformers` loads as it is.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
@@ -27,7 +27,7 @@ use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::preprocess::Tokenizer;
 use crate::error::{PatronError, Result};
 use crate::model::{Network, Pretrained};
-use crate::run::{FileGroup, is_empty_dir, load_run, publish_dir, write_atomic};
+use crate::run::{FileGroup, LoadedRun, is_empty_dir, load_run, publish_dir, write_atomic};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,15 +38,16 @@ pub enum ExportFormat {
     Hf,
 }
 
-/// Write the best weights of the run in `run_dir` to `output`.
-pub fn export(run_dir: &Path, format: ExportFormat, output: &Path) -> Result<()> {
+/// Write the best weights of the run in `run_dir` to `output`; returns what was written
+/// (`output`, or a cross-validated run's file per fold model).
+pub fn export(run_dir: &Path, format: ExportFormat, output: &Path) -> Result<Vec<PathBuf>> {
     match format {
         ExportFormat::Safetensors => export_safetensors(run_dir, output),
-        ExportFormat::Hf => export_hf(run_dir, output),
+        ExportFormat::Hf => export_hf(run_dir, output).map(|()| vec![output.to_path_buf()]),
     }
 }
 
-fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
+fn export_safetensors(run_dir: &Path, output: &Path) -> Result<Vec<PathBuf>> {
     // Weights are only copied out, so the CPU device is enough whatever trained them.
     let run = load_run(run_dir, &Device::flex())?;
     let spec = &run.manifest.model;
@@ -72,14 +73,44 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
             .map_err(|e| PatronError::Internal(format!("writing metadata: {e}")))?;
         metadata.push(("regression", json));
     }
-    let bytes = run.model.to_safetensors(&metadata)?;
     if output.is_dir() {
         return Err(PatronError::data(
             output,
             "is a directory; --output takes a file name such as model.safetensors",
         ));
     }
-    write_atomic(output, &bytes)
+    let [model] = run.models.as_slice() else {
+        return export_members(&run, output, metadata);
+    };
+    write_atomic(output, &model.to_safetensors(&metadata)?)?;
+    Ok(vec![output.to_path_buf()])
+}
+
+/// A cross-validated run's fold models, one file each (`NAME.fold-<k>.EXT` beside
+/// `output`), whose metadata names the member and the rule that pools them.
+fn export_members(
+    run: &LoadedRun,
+    output: &Path,
+    metadata: Vec<(&str, String)>,
+) -> Result<Vec<PathBuf>> {
+    let count = run.models.len();
+    let stem = output
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let ext = output
+        .extension()
+        .map_or("safetensors".into(), |s| s.to_string_lossy().into_owned());
+    let mut written = Vec::with_capacity(count);
+    for (k, model) in run.models.iter().enumerate() {
+        let mut meta = metadata.clone();
+        meta.push(("ensemble_members", count.to_string()));
+        meta.push(("ensemble_member", (k + 1).to_string()));
+        meta.push(("ensemble_rule", run.task.pool().rule().to_string()));
+        let path = output.with_file_name(format!("{stem}.fold-{}.{ext}", k + 1));
+        write_atomic(&path, &model.to_safetensors(&meta)?)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// The run as a `transformers` model directory `output` (created; an existing non-empty
@@ -87,7 +118,16 @@ fn export_safetensors(run_dir: &Path, output: &Path) -> Result<()> {
 fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
     let run = load_run(run_dir, &Device::flex())?;
     let spec = &run.manifest.model;
-    let (Network::Encoder(bert), Some(text)) = (&run.model, &spec.text) else {
+    if run.models.len() > 1 {
+        return Err(PatronError::data(
+            run_dir,
+            format!(
+                "is a cross-validated run of {} fold models; --format hf writes one model (use --format safetensors: one file per fold model)",
+                run.models.len()
+            ),
+        ));
+    }
+    let (Some(Network::Encoder(bert)), Some(text)) = (run.models.first(), &spec.text) else {
         return Err(PatronError::data(
             run_dir,
             format!(

@@ -47,7 +47,9 @@ use crate::task::{self, Decision, Task};
 /// task (`manifest.json`'s `task`, a regression's fitted target in `preprocess.json`,
 /// its smearing and quantile shifts in `calibration.json`), which a version-2 reader
 /// would misread as a classifier; version-2 runs have none of these and read as before.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4 may hold a k-fold ensemble (`manifest.json`'s `folds`, `fold-<k>/` folders,
+/// `oof_predictions.csv`), which an older reader would not find its `model.bpk` in.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
@@ -85,6 +87,24 @@ pub mod files {
     pub const TRAIN_STATE: &str = "train_state";
     /// SHA-256 of each file of a folder `evaluate` or `drift` wrote.
     pub const CHECKSUMS: &str = "checksums.json";
+    /// A cross-validated run: each training row's out-of-fold score.
+    pub const OOF_PREDICTIONS: &str = "oof_predictions.csv";
+
+    /// A cross-validated run's folder of fold `k` (from 1): its model's weights, its
+    /// per-epoch metrics and, while training, its epoch checkpoints.
+    pub fn fold_dir(k: usize) -> String {
+        format!("fold-{k}")
+    }
+
+    /// The best weights of fold `k`'s model (from 1).
+    pub fn fold_model(k: usize) -> String {
+        format!("fold-{k}/{MODEL}")
+    }
+
+    /// The per-epoch metrics of fold `k`'s model (from 1).
+    pub fn fold_metrics(k: usize) -> String {
+        format!("fold-{k}/{METRICS}")
+    }
 }
 
 /// Whether a run has finished.
@@ -174,12 +194,24 @@ pub struct Manifest {
     pub training_seconds: f64,
     /// Network shape, to rebuild it before loading weights.
     pub model: ModelSpec,
+    /// k-fold cross-validation: the run's model is the ensemble of this many fold
+    /// models, `fold-<k>/model.bpk` (absent for one model, `model.bpk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
     /// SHA-256 of each exported file, checked on load.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
 
 impl Manifest {
+    /// The weights files of the run's model: `model.bpk`, or each fold model's.
+    pub fn model_files(&self) -> Vec<String> {
+        match self.folds {
+            Some(k) => (1..=k).map(files::fold_model).collect(),
+            None => vec![files::MODEL.to_string()],
+        }
+    }
+
     /// The decision rule the run recorded when it completed.
     pub fn decision(&self) -> Decision {
         Decision::recorded(self.threshold, self.class_offsets.as_deref())
@@ -407,8 +439,9 @@ pub struct LoadedRun {
     pub preprocess: Preprocessor,
     /// Fitted calibration.
     pub calibration: Calibration,
-    /// The best weights, on the scoring device.
-    pub model: Network,
+    /// The best weights, on the scoring device: one network, or a cross-validated run's
+    /// fold models, whose pooled scores are the run's.
+    pub models: Vec<Network>,
     /// What the run predicts, from its labels.
     pub task: Box<dyn Task>,
     /// Its decision rule (threshold or class offsets).
@@ -619,10 +652,14 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     )?;
     let preprocess: Preprocessor = parse_verified(dir, &manifest, files::PREPROCESS)?;
     let calibration: Calibration = parse_verified(dir, &manifest, files::CALIBRATION)?;
-    let weights = read_verified(dir, &manifest, files::MODEL)?;
-    let model = manifest
-        .model
-        .load(device, weights, &dir.join(files::MODEL))?;
+    let models = manifest
+        .model_files()
+        .iter()
+        .map(|name| {
+            let weights = read_verified(dir, &manifest, name)?;
+            manifest.model.load(device, weights, &dir.join(name))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
         task: task::for_run(&preprocess),
@@ -631,6 +668,6 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
         config,
         preprocess,
         calibration,
-        model,
+        models,
     })
 }

@@ -26,6 +26,7 @@ use crate::score::drift::{DriftCounter, DriftReport, Profile};
 use crate::score::predictions::{Layout, PredictionWriter, ScoredChunk};
 use crate::score::reasons::{Outcome, Reasons};
 use crate::score::session::{Evaluation, Scored, Session};
+use crate::task::Pool;
 
 /// Rows `evaluate` reads at a time.
 const EVALUATE_CHUNK_ROWS: usize = 65_536;
@@ -38,15 +39,22 @@ const TRANSFORMER_BATCH: usize = 32;
 
 /// A network ready to score on a device: `text_bag`'s table is copied to the host once,
 /// since bags are summed there, and on the flex CPU backend the MLP heads run as the fused
-/// host forward of [`HostMlp`].
+/// host forward of [`HostMlp`]. A cross-validated run's scorer holds each fold model and
+/// pools their logits by the task's rule ([`Pool`]).
 ///
 /// It holds its own handles to the network's weights, so a scorer with its own table is
 /// `Scorer<'static>`; training's borrows the host table it keeps updating.
 pub struct Scorer<'a> {
-    network: Network,
+    members: Vec<Member<'a>>,
+    pool: Pool,
     spec: ModelSpec,
-    table: Option<std::borrow::Cow<'a, [f32]>>,
     device: Device,
+}
+
+/// One network of a scorer.
+struct Member<'a> {
+    network: Network,
+    table: Option<std::borrow::Cow<'a, [f32]>>,
     host: Option<HostHead>,
 }
 
@@ -61,29 +69,38 @@ enum HostHead {
 impl Scorer<'static> {
     /// A scorer of a loaded network on `device` (no autodiff).
     pub fn new(network: &Network, spec: &ModelSpec, device: &Device) -> Result<Self> {
-        let table = match network {
-            Network::Bag(bag) => Some(std::borrow::Cow::Owned(bag.host_table()?)),
-            _ => None,
-        };
-        Self::build(network, spec, table, device)
+        Self::ensemble(std::slice::from_ref(network), spec, Pool::Mean, device)
+    }
+
+    /// A scorer of an ensemble's networks (one: a plain scorer) pooled by `pool`.
+    pub fn ensemble(
+        networks: &[Network],
+        spec: &ModelSpec,
+        pool: Pool,
+        device: &Device,
+    ) -> Result<Self> {
+        let members = networks
+            .iter()
+            .map(|network| {
+                let table = match network {
+                    Network::Bag(bag) => Some(std::borrow::Cow::Owned(bag.host_table()?)),
+                    _ => None,
+                };
+                Member::build(network, table, device)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Scorer {
+            members,
+            pool,
+            spec: spec.clone(),
+            device: device.clone(),
+        })
     }
 }
 
-impl<'a> Scorer<'a> {
-    /// A scorer of a network whose bag table is already on the host (training).
-    pub fn with_table(
-        network: &Network,
-        spec: &ModelSpec,
-        table: Option<&'a [f32]>,
-        device: &Device,
-    ) -> Result<Self> {
-        let table = table.map(std::borrow::Cow::Borrowed);
-        Self::build(network, spec, table, device)
-    }
-
+impl<'a> Member<'a> {
     fn build(
         network: &Network,
-        spec: &ModelSpec,
         table: Option<std::borrow::Cow<'a, [f32]>>,
         device: &Device,
     ) -> Result<Self> {
@@ -100,26 +117,56 @@ impl<'a> Scorer<'a> {
         } else {
             None
         };
-        Ok(Scorer {
+        Ok(Member {
             network: network.clone(),
-            spec: spec.clone(),
             table,
-            device: device.clone(),
             host,
+        })
+    }
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer of a network whose bag table is already on the host (training).
+    pub fn with_table(
+        network: &Network,
+        spec: &ModelSpec,
+        table: Option<&'a [f32]>,
+        device: &Device,
+    ) -> Result<Self> {
+        let table = table.map(std::borrow::Cow::Borrowed);
+        Ok(Scorer {
+            members: vec![Member::build(network, table, device)?],
+            pool: Pool::Mean,
+            spec: spec.clone(),
+            device: device.clone(),
         })
     }
 
     /// Whether the MLP head runs as the fused host forward.
     #[cfg(test)]
     fn on_host(&self) -> bool {
-        self.host.is_some()
+        self.members.iter().all(|m| m.host.is_some())
     }
 
-    /// Logits of encoded rows, `[rows * outputs]` row-major.
+    /// Logits of encoded rows, `[rows * outputs]` row-major: an ensemble's pooled.
     pub fn logits(&self, encoded: &Encoded) -> Result<Vec<f64>> {
-        if let Some(host) = &self.host {
-            return Ok(self.host_logits(host, encoded));
+        if let [one] = self.members.as_slice() {
+            return self.member_logits(one, encoded);
         }
+        let each = self
+            .members
+            .iter()
+            .map(|m| self.member_logits(m, encoded))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.pool.combine(&each))
+    }
+
+    /// The logits of one member.
+    fn member_logits(&self, member: &Member, encoded: &Encoded) -> Result<Vec<f64>> {
+        if let Some(host) = &member.host {
+            return Ok(self.host_logits(member, host, encoded));
+        }
+        let network = &member.network;
         let device = &self.device;
         let outputs = self.spec.outputs;
         let mut out = vec![0f64; encoded.rows * outputs];
@@ -137,19 +184,17 @@ impl<'a> Scorer<'a> {
         };
         // By what the network reads: a new kind that reads token ids is batched as the
         // Transformer is.
-        match self.network.input_kind() {
+        match network.input_kind() {
             InputKind::Tabular => {
                 let inputs = TabularInputs::from_encoded(encoded, &self.spec, device);
                 for start in (0..encoded.rows).step_by(SCORE_BATCH) {
                     let end = (start + SCORE_BATCH).min(encoded.rows);
-                    let z = self
-                        .network
-                        .forward(Inputs::Tabular(inputs.slice(start, end)));
+                    let z = network.forward(Inputs::Tabular(inputs.slice(start, end)));
                     put(&(start..end).collect::<Vec<_>>(), z)?;
                 }
             }
             InputKind::Bags => {
-                let table = self.table.as_deref().unwrap_or(&[]);
+                let table = member.table.as_deref().unwrap_or(&[]);
                 let dim = self.spec.text.as_ref().map_or(1, |t| t.dim);
                 let rows: Vec<usize> = (0..encoded.rows).collect();
                 for chunk in rows.chunks(SCORE_BATCH) {
@@ -161,7 +206,7 @@ impl<'a> Scorer<'a> {
                         TensorData::new(bags(table, dim, &docs), [docs.len(), dim]),
                         device,
                     );
-                    put(chunk, self.network.forward(Inputs::Bags(bags)))?;
+                    put(chunk, network.forward(Inputs::Bags(bags)))?;
                 }
             }
             InputKind::Tokens => {
@@ -174,7 +219,7 @@ impl<'a> Scorer<'a> {
                         .map(|&r| encoded.tokens[r].as_slice())
                         .collect();
                     let ids = padded_ids(&docs, self.spec.pad_id(), device);
-                    put(chunk, self.network.forward(Inputs::Tokens(ids)))?;
+                    put(chunk, network.forward(Inputs::Tokens(ids)))?;
                 }
             }
         }
@@ -184,19 +229,23 @@ impl<'a> Scorer<'a> {
 
 impl Scorer<'_> {
     /// The fused host forward of a tabular network, its category embeddings
-    /// (`[rows * dim]`) and `dim`, when scoring runs on the host (flex).
+    /// (`[rows * dim]`) and `dim`, when scoring runs on the host (flex) and the scorer
+    /// holds one network.
     pub fn tabular_host(&self) -> Option<(&HostMlp, &[f32], usize)> {
-        match &self.host {
-            Some(HostHead::Tabular { mlp, embedding }) => {
-                Some((mlp, embedding.as_slice(), self.spec.embedding_dim))
-            }
+        match self.members.as_slice() {
+            [
+                Member {
+                    host: Some(HostHead::Tabular { mlp, embedding }),
+                    ..
+                },
+            ] => Some((mlp, embedding.as_slice(), self.spec.embedding_dim)),
             _ => None,
         }
     }
 
-    /// [`Scorer::logits`] through the fused host forward: each tile's inputs are assembled
+    /// A member's logits through the fused host forward: each tile's inputs are assembled
     /// (numeric values and category embeddings, or bags) right before it runs.
-    fn host_logits(&self, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
+    fn host_logits(&self, member: &Member, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
         let z = match host {
             HostHead::Tabular { mlp, embedding } => {
                 let dim = self.spec.embedding_dim;
@@ -205,7 +254,7 @@ impl Scorer<'_> {
                 })
             }
             HostHead::Bag(mlp) => {
-                let table = self.table.as_deref().unwrap_or(&[]);
+                let table = member.table.as_deref().unwrap_or(&[]);
                 let dim = mlp.inputs();
                 mlp.logits(encoded.rows, |range, buf| {
                     let docs: Vec<&[u32]> =
@@ -618,6 +667,54 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(worst < 1e-5, "largest difference {worst}");
         assert!(a.iter().any(|&z| z.abs() > 0.05), "logits all near zero");
+    }
+
+    #[test]
+    fn an_ensemble_scores_its_members_pooled() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let rows = 50;
+        let encoded = Encoded {
+            rows,
+            numeric_width: 5,
+            categorical_count: 3,
+            numeric: (0..rows * 5)
+                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+                .collect(),
+            categorical: (0..rows * 3).map(|_| rng.random_range(0..20)).collect(),
+            tokens: Vec::new(),
+        };
+        let spec = spec(None, vec![8], 3);
+        let device = Device::flex();
+        let members: Vec<Network> = (0..3)
+            .map(|seed| {
+                device.seed(seed);
+                spec.init(&device)
+            })
+            .collect();
+        let each: Vec<Vec<f64>> = members
+            .iter()
+            .map(|m| {
+                Scorer::new(m, &spec, &device)
+                    .unwrap()
+                    .logits(&encoded)
+                    .unwrap()
+            })
+            .collect();
+        assert_ne!(each[0], each[1], "the members differ");
+        let pool = Pool::Softmax(3);
+        let ensemble = Scorer::ensemble(&members, &spec, pool, &device).unwrap();
+        assert!(
+            ensemble.tabular_host().is_none(),
+            "reasons probe the pooled scores"
+        );
+        let pooled = ensemble.logits(&encoded).unwrap();
+        assert_eq!(pooled, pool.combine(&each));
+        let one = Scorer::ensemble(&members[..1], &spec, pool, &device).unwrap();
+        assert_eq!(
+            one.logits(&encoded).unwrap(),
+            each[0],
+            "one member is not pooled"
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub struct Evaluation {
 impl Session {
     /// A session of `run` on `device` (no autodiff).
     pub fn new(run: LoadedRun, device: &Device) -> Result<Session> {
-        let scorer = Scorer::new(&run.model, &run.manifest.model, device)?;
+        let scorer = Scorer::ensemble(&run.models, &run.manifest.model, run.task.pool(), device)?;
         Ok(Session { run, scorer })
     }
 

@@ -14,8 +14,8 @@ use crate::task::metrics::{
     log_loss,
 };
 use crate::task::{
-    CLASSIFICATION_HISTORY, Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores,
-    classification_scores, group_rows,
+    CLASSIFICATION_HISTORY, CrossValidation, Decision, Monitored, OutputColumn, Pool, Report,
+    Scores, Task, ValidScores, classification_scores, group_rows,
 };
 
 /// The binary task; the second label is the positive class.
@@ -98,6 +98,10 @@ impl Task for Binary {
 
     fn uncalibrated(&self, logits: &[f64]) -> Vec<f64> {
         logits.iter().map(|&z| sigmoid(z)).collect()
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Sigmoid
     }
 
     fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize> {
@@ -190,6 +194,9 @@ pub struct BinaryReport {
     /// Metrics per value of each `report.segments` column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, Vec<Segment>>,
+    /// k-fold cross-validation's per-fold figures (a cross-validated run's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CrossValidation>,
 }
 
 /// The evaluated rows sharing one value of a segment column.
@@ -226,6 +233,7 @@ impl BinaryReport {
             evaluated_on: evaluated_on.to_string(),
             n_positive: labels.iter().filter(|&&y| y > 0.5).count(),
             segments: BTreeMap::new(),
+            cv: None,
         }
     }
 

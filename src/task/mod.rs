@@ -54,6 +54,8 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn probabilities(&self, calibration: &Calibration, logits: &[f64]) -> Vec<f64>;
     /// Probabilities before calibration, shaped as [`Task::probabilities`].
     fn uncalibrated(&self, logits: &[f64]) -> Vec<f64>;
+    /// How a cross-validated ensemble's members' logits make the run's logits.
+    fn pool(&self) -> Pool;
     /// The predicted class of each row of `probs`.
     fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize>;
     /// The probability of `class` for `row` of `probs`.
@@ -190,6 +192,121 @@ fn class_weights(labels: &[f32], mode: ClassWeight, classes: usize) -> Vec<f32> 
     }
 }
 
+/// How an ensemble's members' logits make one set of logits: a classification averages
+/// its members' probabilities (before calibration, which is fitted on the pooled logits'
+/// scale) and returns the logits of that mean; a regression averages the network outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// One logit per row: the logit of the mean sigmoid.
+    Sigmoid,
+    /// `k` logits per row: the log of the mean softmax (its softmax is the mean).
+    Softmax(usize),
+    /// The mean of each output.
+    Mean,
+}
+
+impl Pool {
+    /// The rule in words, for exported metadata.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Pool::Sigmoid => "logit of the mean of the members' sigmoid(logit)",
+            Pool::Softmax(_) => "log of the mean of the members' softmax(logits)",
+            Pool::Mean => "mean of the members' outputs",
+        }
+    }
+
+    /// The pooled logits of `members` (each `[rows * outputs]`, the same shape).
+    pub fn combine(self, members: &[Vec<f64>]) -> Vec<f64> {
+        let Some(first) = members.first() else {
+            return Vec::new();
+        };
+        let n = members.len() as f64;
+        match self {
+            Pool::Mean => (0..first.len())
+                .map(|i| members.iter().map(|m| m[i]).sum::<f64>() / n)
+                .collect(),
+            Pool::Sigmoid => (0..first.len())
+                .map(|i| {
+                    let p = members
+                        .iter()
+                        .map(|m| calibration::sigmoid(m[i]))
+                        .sum::<f64>()
+                        / n;
+                    let p = p.clamp(1e-15, 1.0 - 1e-15);
+                    (p / (1.0 - p)).ln()
+                })
+                .collect(),
+            Pool::Softmax(k) => {
+                let mut out = vec![0f64; first.len()];
+                for m in members {
+                    for (dst, row) in out.chunks_exact_mut(k).zip(m.chunks_exact(k)) {
+                        let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let sum: f64 = row.iter().map(|z| (z - top).exp()).sum();
+                        for (d, z) in dst.iter_mut().zip(row) {
+                            *d += (z - top).exp() / sum / n;
+                        }
+                    }
+                }
+                out.iter().map(|p| p.max(1e-300).ln()).collect()
+            }
+        }
+    }
+}
+
+/// The cross-validated figures of a k-fold run: each fold model's validation metrics at
+/// its best epoch, by their name without `valid_` (`auc_roc`, `loss`, `rmse`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    /// Folds (models in the ensemble).
+    pub folds: usize,
+    /// Each metric's mean, standard deviation (over folds, n - 1) and value per fold.
+    pub metrics: BTreeMap<String, FoldFigures>,
+}
+
+/// One metric over the folds of a cross-validated run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldFigures {
+    /// Mean over folds.
+    pub mean: f64,
+    /// Sample standard deviation over folds.
+    pub std: f64,
+    /// The value of each fold, fold 1 first.
+    pub per_fold: Vec<f64>,
+}
+
+impl CrossValidation {
+    /// The figures of folds whose best epochs scored `per_fold` (validation metrics by
+    /// their `metrics.csv` column names).
+    pub fn new(per_fold: &[ValidScores]) -> CrossValidation {
+        let mut metrics = BTreeMap::new();
+        if let Some(first) = per_fold.first() {
+            for name in first.keys() {
+                let values: Vec<f64> = per_fold
+                    .iter()
+                    .map(|v| v.get(name).copied().unwrap_or(f64::NAN))
+                    .collect();
+                let n = values.len() as f64;
+                let mean = values.iter().sum::<f64>() / n;
+                let var =
+                    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+                let short = name.strip_prefix("valid_").unwrap_or(name).to_string();
+                metrics.insert(
+                    short,
+                    FoldFigures {
+                        mean,
+                        std: var.sqrt(),
+                        per_fold: values,
+                    },
+                );
+            }
+        }
+        CrossValidation {
+            folds: per_fold.len(),
+            metrics,
+        }
+    }
+}
+
 /// Validation figures of one epoch, by their `metrics.csv` column name.
 pub type ValidScores = BTreeMap<String, f64>;
 
@@ -252,14 +369,39 @@ pub struct Scores<'a> {
 }
 
 impl Report {
-    /// Take the segment figures of `old`, a report of the same task (`patron report`
-    /// rebuilds a report without the rows' segment values).
+    /// Take the segment and cross-validation figures of `old`, a report of the same task
+    /// (`patron report` rebuilds a report without the rows' segment values or the folds).
     pub fn keep_segments(&mut self, old: Report) {
         match (self, old) {
-            (Report::Binary(new), Report::Binary(old)) => new.segments = old.segments,
-            (Report::Multiclass(new), Report::Multiclass(old)) => new.segments = old.segments,
-            (Report::Regression(new), Report::Regression(old)) => new.segments = old.segments,
+            (Report::Binary(new), Report::Binary(old)) => {
+                (new.segments, new.cv) = (old.segments, old.cv)
+            }
+            (Report::Multiclass(new), Report::Multiclass(old)) => {
+                (new.segments, new.cv) = (old.segments, old.cv)
+            }
+            (Report::Regression(new), Report::Regression(old)) => {
+                (new.segments, new.cv) = (old.segments, old.cv)
+            }
             _ => {}
+        }
+    }
+
+    /// Record a cross-validated run's per-fold figures.
+    pub fn set_cv(&mut self, cv: CrossValidation) {
+        let slot = match self {
+            Report::Binary(r) => &mut r.cv,
+            Report::Multiclass(r) => &mut r.cv,
+            Report::Regression(r) => &mut r.cv,
+        };
+        *slot = Some(cv);
+    }
+
+    /// A cross-validated run's per-fold figures.
+    pub fn cv(&self) -> Option<&CrossValidation> {
+        match self {
+            Report::Binary(r) => r.cv.as_ref(),
+            Report::Multiclass(r) => r.cv.as_ref(),
+            Report::Regression(r) => r.cv.as_ref(),
         }
     }
 
@@ -400,6 +542,50 @@ mod tests {
             regression.row_weights(&[3.5, 0.0], ClassWeight::Balanced),
             [1.0, 1.0]
         );
+    }
+
+    #[test]
+    fn pooling_averages_the_members_probabilities() {
+        let sigmoid = calibration::sigmoid;
+        // Two rows; member probabilities 0.5 / 0.75 and 0.1 / 0.3.
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let members = vec![vec![0.0, logit(0.1)], vec![logit(0.75), logit(0.3)]];
+        let z = Pool::Sigmoid.combine(&members);
+        assert!((sigmoid(z[0]) - 0.625).abs() < 1e-12, "{z:?}");
+        assert!((sigmoid(z[1]) - 0.2).abs() < 1e-12, "{z:?}");
+        // Three classes, one row: the softmax of the pooled logits is the mean softmax.
+        let a = vec![2.0, 0.0, -1.0];
+        let b = vec![-1.0, 1.0, 3.0];
+        let softmax = |z: &[f64]| {
+            let s: f64 = z.iter().map(|v| v.exp()).sum();
+            z.iter().map(|v| v.exp() / s).collect::<Vec<f64>>()
+        };
+        let pooled = softmax(&Pool::Softmax(3).combine(&[a.clone(), b.clone()]));
+        let (pa, pb) = (softmax(&a), softmax(&b));
+        for j in 0..3 {
+            assert!((pooled[j] - (pa[j] + pb[j]) / 2.0).abs() < 1e-12);
+        }
+        assert_eq!(
+            Pool::Mean.combine(&[vec![1.0, 4.0], vec![3.0, -2.0]]),
+            [2.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn cross_validation_figures_are_each_metrics_mean_and_spread() {
+        let fold = |auc: f64, loss: f64| -> ValidScores {
+            [("valid_auc_roc", auc), ("valid_loss", loss)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        };
+        let cv = CrossValidation::new(&[fold(0.7, 0.3), fold(0.8, 0.5), fold(0.9, 0.4)]);
+        assert_eq!(cv.folds, 3);
+        let auc = &cv.metrics["auc_roc"];
+        assert!((auc.mean - 0.8).abs() < 1e-12);
+        assert!((auc.std - 0.1).abs() < 1e-12, "sample std: {}", auc.std);
+        assert_eq!(auc.per_fold, [0.7, 0.8, 0.9]);
+        assert!((cv.metrics["loss"].mean - 0.4).abs() < 1e-12);
     }
 
     #[test]

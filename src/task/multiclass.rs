@@ -15,8 +15,8 @@ use crate::task::metrics::{
     fit_class_offsets, one_vs_rest, per_class, softmax_rows,
 };
 use crate::task::{
-    CLASSIFICATION_HISTORY, Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores,
-    classification_scores, group_rows,
+    CLASSIFICATION_HISTORY, CrossValidation, Decision, Monitored, OutputColumn, Pool, Report,
+    Scores, Task, ValidScores, classification_scores, group_rows,
 };
 
 /// The multiclass task over its labels, sorted by name.
@@ -108,6 +108,10 @@ impl Task for Multiclass {
 
     fn uncalibrated(&self, logits: &[f64]) -> Vec<f64> {
         softmax_rows(logits, self.k())
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Softmax(self.k())
     }
 
     fn decide(&self, probs: &[f64], decision: &Decision) -> Vec<usize> {
@@ -212,6 +216,9 @@ pub struct MulticlassReport {
     /// Metrics per value of each `report.segments` column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, Vec<ClassSegment>>,
+    /// k-fold cross-validation's per-fold figures (a cross-validated run's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CrossValidation>,
 }
 
 /// The evaluated rows sharing one value of a segment column, in a multiclass report.
@@ -246,6 +253,7 @@ impl MulticlassReport {
             metrics: MulticlassMetrics::compute(probs, labels, k, offsets),
             class_offsets: offsets.to_vec(),
             segments: BTreeMap::new(),
+            cv: None,
             per_class: classes.iter().cloned().zip(per_class(&matrix)).collect(),
             confusion_matrix: matrix,
             evaluated_on: evaluated_on.to_string(),

@@ -15,7 +15,8 @@ use crate::data::preprocess::NumericTarget;
 use crate::error::{PatronError, Result};
 use crate::task::calibration::Calibration;
 use crate::task::{
-    Decision, Monitored, OutputColumn, Report, Scores, Task, ValidScores, group_rows,
+    CrossValidation, Decision, Monitored, OutputColumn, Pool, Report, Scores, Task, ValidScores,
+    group_rows,
 };
 
 /// The `metrics.csv` columns of a regression run.
@@ -396,6 +397,10 @@ impl Task for Regression {
         self.scores(logits, 1.0, &[])
     }
 
+    fn pool(&self) -> Pool {
+        Pool::Mean
+    }
+
     fn decide(&self, _probs: &[f64], _decision: &Decision) -> Vec<usize> {
         Vec::new()
     }
@@ -643,6 +648,9 @@ pub struct RegressionReport {
     /// Figures per value of each `report.segments` column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, Vec<RegressionSegment>>,
+    /// k-fold cross-validation's per-fold figures (a cross-validated run's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CrossValidation>,
 }
 
 /// How the predicted quantiles held on the evaluated rows.
@@ -727,6 +735,7 @@ impl RegressionReport {
             intervals: None,
             evaluated_on: evaluated_on.to_string(),
             segments: BTreeMap::new(),
+            cv: None,
         }
     }
 }

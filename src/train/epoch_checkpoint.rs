@@ -254,3 +254,67 @@ impl Drop for EpochWriter {
         let _ = self.finish();
     }
 }
+
+/// A finished fold of a cross-validated run: its best weights' checksum (they are in
+/// `fold-<k>/model.bpk`) and its loop state, so `--resume` skips it.
+#[derive(Debug, Serialize, Deserialize)]
+struct FoldDone {
+    model_checksum: String,
+    state: LoopState,
+}
+
+/// `train_state/fold-<k>.toml`, which marks fold `k` (from 1) finished.
+fn fold_marker(run_dir: &Path, k: usize) -> PathBuf {
+    run_dir
+        .join(files::TRAIN_STATE)
+        .join(format!("fold-{k}.toml"))
+}
+
+/// Save fold `k`'s (from 1) best weights into its folder, then mark the fold finished
+/// and drop its epoch checkpoints.
+pub(super) fn save_fold(run_dir: &Path, k: usize, best: &Network, state: &LoopState) -> Result<()> {
+    let bytes = best.to_bytes()?;
+    write_atomic(&run_dir.join(files::fold_model(k)), &bytes)?;
+    let done = FoldDone {
+        model_checksum: run::xxh3_hex(&bytes),
+        state: state.clone(),
+    };
+    let text = toml::to_string(&done)
+        .map_err(|e| PatronError::Internal(format!("serializing training state: {e}")))?;
+    let marker = fold_marker(run_dir, k);
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| PatronError::io(dir, e))?;
+    }
+    write_atomic(&marker, text.as_bytes())?;
+    let _ = std::fs::remove_dir_all(run_dir.join(files::fold_dir(k)).join(files::TRAIN_STATE));
+    Ok(())
+}
+
+/// Fold `k`'s (from 1) best weights on the scoring device and loop state, if it finished.
+pub(super) fn finished_fold(
+    run_dir: &Path,
+    k: usize,
+    spec: &ModelSpec,
+    backend: &Backend,
+) -> Result<Option<(Network, LoopState)>> {
+    let marker = fold_marker(run_dir, k);
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let bytes = run::read_bounded(&marker, run::MAX_METADATA_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| PatronError::checkpoint(&marker, "is not UTF-8: damaged training state"))?;
+    let done: FoldDone = toml::from_str(&text).map_err(|e| {
+        PatronError::checkpoint(&marker, format!("damaged training state: {}", e.message()))
+    })?;
+    let name = files::fold_model(k);
+    let weights = run::read_checked_by(
+        run_dir,
+        &name,
+        &done.model_checksum,
+        &marker.display().to_string(),
+        Checksum::Xxh3,
+    )?;
+    let model = spec.load(&backend.device, weights, &run_dir.join(&name))?;
+    Ok(Some((model, done.state)))
+}

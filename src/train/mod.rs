@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::config::{Config, ModelKind, Resolved, Schedule, TrainConfig};
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
-use crate::data::split::{Split, split_csv, split_from_column, split_rows};
+use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
@@ -44,7 +44,7 @@ use crate::score::session::Session;
 use crate::task::calibration::Calibration;
 use crate::task::labels::{Target, class_rows, fit_target, strata, target_keys};
 use crate::task::regression::Regression;
-use crate::task::{self, Report, Task};
+use crate::task::{self, CrossValidation, Report, Task};
 
 mod epoch_checkpoint;
 mod fused_adamw;
@@ -304,9 +304,14 @@ fn check(
     let mut warnings = target_keys(config, &target)?;
     let class_rows = class_rows(&target, &labels);
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let strata = strata(&target, &labels);
     let split = match &config.split.column {
         Some(column) => split_from_column(table, column, &read, path)?,
-        None => split_rows(&strata(&target, &labels), &config.split),
+        None => split_rows(&strata, &config.split),
+    };
+    let split = match config.split.folds {
+        Some(k) => with_folds(split, &strata, k, config.split.seed),
+        None => split,
     };
     check_split(&split, &labels, regression, path)?;
     let pre = match saved {
@@ -382,27 +387,44 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     })
 }
 
-/// The rows the final report scores: the test split, or validation when there is none.
+/// The rows the final report scores: the test split, or without one the validation rows
+/// (a cross-validated run's training rows, by their out-of-fold scores).
 fn evaluated_rows(split: &Split) -> &[usize] {
-    if split.test.is_empty() {
+    if !split.test.is_empty() {
+        &split.test
+    } else if split.folds.is_empty() {
         &split.valid
     } else {
-        &split.test
+        &split.train
     }
 }
 
 fn check_split(split: &Split, labels: &[f32], regression: bool, path: &Path) -> Result<()> {
-    for (name, rows) in [("training", &split.train), ("validation", &split.valid)] {
-        let first = rows.first().map(|&r| labels[r]);
-        if rows.iter().all(|&r| Some(labels[r]) == first) {
-            return Err(PatronError::data(
-                path,
-                format!(
-                    "the {name} split ({} rows) holds only one {}; use more data or change split.valid / split.test",
-                    rows.len(),
-                    if regression { "target value" } else { "class" }
-                ),
-            ));
+    let views: Vec<(String, Split)> = if split.folds.is_empty() {
+        vec![(String::new(), split.clone())]
+    } else {
+        (0..split.folds.len())
+            .map(|k| (format!("fold {}'s ", k + 1), split.fold(k)))
+            .collect()
+    };
+    for (prefix, view) in &views {
+        for (name, rows) in [("training", &view.train), ("validation", &view.valid)] {
+            let first = rows.first().map(|&r| labels[r]);
+            if rows.iter().all(|&r| Some(labels[r]) == first) {
+                let fix = if split.folds.is_empty() {
+                    "split.valid / split.test"
+                } else {
+                    "split.folds / split.test"
+                };
+                return Err(PatronError::data(
+                    path,
+                    format!(
+                        "{prefix}the {name} split ({} rows) holds only one {}; use more data or change {fix}",
+                        rows.len(),
+                        if regression { "target value" } else { "class" }
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -484,6 +506,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
         epochs_run: 0,
         training_seconds: 0.0,
         model: ModelSpec::new(&p.pre, &p.config.model, p.task.outputs())?,
+        folds: p.config.split.folds,
         files: Default::default(),
     })
 }
@@ -738,9 +761,13 @@ struct TrainSet<'a> {
 }
 
 impl<'a> TrainSet<'a> {
-    fn new(p: &'a Prepared, spec: &ModelSpec, ad: &Device) -> TrainSet<'a> {
-        let cfg = &p.config.train;
-        let train_rows = &p.split.train;
+    fn new(
+        p: &'a Prepared,
+        train_rows: &[usize],
+        cfg: &TrainConfig,
+        spec: &ModelSpec,
+        ad: &Device,
+    ) -> TrainSet<'a> {
         let train_y = select_labels(&p.labels, train_rows);
         let train_w = p.task.row_weights(&train_y, cfg.class_weight);
         let train_enc = p.encoded.subset(train_rows);
@@ -933,7 +960,8 @@ fn batch_order(
 }
 
 /// Train the epochs left (all of them, or those after `resume_from`), checkpointing each,
-/// then calibrate, report and export the best weights.
+/// then calibrate, report and export the best weights. A cross-validated run trains its
+/// fold models one after another, each resumable, then exports their ensemble.
 fn run_loop(
     run_dir: &Path,
     p: Prepared,
@@ -943,34 +971,117 @@ fn run_loop(
     progress: &Progress,
     stop_flag: &AtomicBool,
 ) -> Result<TrainOutcome> {
-    let (best, state) = fit_epochs(
-        run_dir,
-        &p,
-        &manifest.model,
-        resume_from,
-        backend,
-        progress,
-        stop_flag,
-    )?;
-    finish(run_dir, &p, manifest, &best, &state, &backend.device)
+    let members = if p.split.folds.is_empty() {
+        let place = Place {
+            run_dir,
+            state_dir: run_dir,
+        };
+        let cfg = &p.config.train;
+        vec![fit_epochs(
+            place,
+            &p,
+            &p.split,
+            cfg,
+            &manifest.model,
+            resume_from,
+            backend,
+            progress,
+            stop_flag,
+        )?]
+    } else {
+        fit_folds(run_dir, &p, &manifest.model, backend, progress, stop_flag)?
+    };
+    finish(run_dir, &p, manifest, members, &backend.device)
+}
+
+/// Where an epoch loop writes: the run directory (named in messages) and the folder of
+/// its epoch checkpoints and `metrics.csv` (the run's, or a fold's).
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    run_dir: &'a Path,
+    state_dir: &'a Path,
+}
+
+/// A cross-validated run's fold models, trained one after another on the other folds and
+/// early-stopped on their own (fold `k` from 0 seeded `train.seed + k`). A fold that
+/// finished is read back (resume); one that was interrupted resumes from its checkpoint.
+fn fit_folds(
+    run_dir: &Path,
+    p: &Prepared,
+    spec: &ModelSpec,
+    backend: &Backend,
+    progress: &Progress,
+    stop_flag: &AtomicBool,
+) -> Result<Vec<(Network, LoopState)>> {
+    let count = p.split.folds.len();
+    let mut members = Vec::with_capacity(count);
+    // Whether a fold finished in this session: a stop then ends the run before the next.
+    let mut trained = false;
+    for k in 0..count {
+        if let Some(done) = epoch_checkpoint::finished_fold(run_dir, k + 1, spec, backend)? {
+            members.push(done);
+            continue;
+        }
+        if trained && stop_flag.load(Ordering::SeqCst) {
+            return Err(PatronError::Interrupted(format!(
+                "interrupted after fold {k} of {count}; the finished folds are saved: continue with `patron train --resume {}`",
+                run_dir.display()
+            )));
+        }
+        let state_dir = run_dir.join(files::fold_dir(k + 1));
+        std::fs::create_dir_all(&state_dir).map_err(|e| PatronError::io(&state_dir, e))?;
+        progress.line(&format!(
+            "fold {}/{count}: {} training rows, {} validation rows",
+            k + 1,
+            p.split.train.len() - p.split.folds[k].len(),
+            p.split.folds[k].len()
+        ));
+        let cfg = TrainConfig {
+            seed: p.config.train.seed.wrapping_add(k as u64),
+            ..p.config.train.clone()
+        };
+        let place = Place {
+            run_dir,
+            state_dir: &state_dir,
+        };
+        let resumed = epoch_checkpoint::latest(&state_dir)?;
+        let (best, state) = fit_epochs(
+            place,
+            p,
+            &p.split.fold(k),
+            &cfg,
+            spec,
+            resumed,
+            backend,
+            progress,
+            stop_flag,
+        )?;
+        epoch_checkpoint::save_fold(run_dir, k + 1, &best, &state)?;
+        members.push((best, state));
+        trained = true;
+    }
+    Ok(members)
 }
 
 /// The epoch loop with early stopping: returns the best weights and the final loop state.
+#[allow(clippy::too_many_arguments)] // the loop's parts
 fn fit_epochs(
-    run_dir: &Path,
+    place: Place,
     p: &Prepared,
+    split: &Split,
+    cfg: &TrainConfig,
     spec: &ModelSpec,
     resume_from: Option<Saved>,
     backend: &Backend,
     progress: &Progress,
     stop_flag: &AtomicBool,
 ) -> Result<(Network, LoopState)> {
-    let cfg = &p.config.train;
+    let run_dir = place.run_dir;
     let plain = backend.device.clone();
     let ad = backend.device.clone().autodiff();
-    let set = TrainSet::new(p, spec, &ad);
-    let valid_enc = p.encoded.subset(&p.split.valid);
-    let valid_y = select_labels(&p.labels, &p.split.valid);
+    let set = TrainSet::new(p, &split.train, cfg, spec, &ad);
+    let valid_enc = p.encoded.subset(&split.valid);
+    let valid_y = select_labels(&p.labels, &split.valid);
     let mut t = Training::start(spec, cfg, backend, resume_from.as_ref())?;
 
     let batch = cfg.batch_size.min(set.rows).max(1);
@@ -1056,7 +1167,7 @@ fn fit_epochs(
             crate::backend::release_free_memory();
         }
         writer.save(
-            run_dir,
+            place.state_dir,
             &t.state,
             &t.model,
             t.best.as_ref().expect("set on the first epoch"),
@@ -1082,38 +1193,50 @@ fn fit_epochs(
 }
 
 /// After the loop: calibrate and pick the decision threshold (or class offsets) on
-/// validation, score the evaluated split, explain text models, then export the run.
+/// validation (a cross-validated run: on every training row's out-of-fold score), score
+/// the evaluated split, explain text models, then export the run. `members` holds the best
+/// weights and loop state of the one model, or of each fold model.
 fn finish(
     run_dir: &Path,
     p: &Prepared,
     mut manifest: Manifest,
-    best: &Network,
-    state: &LoopState,
+    members: Vec<(Network, LoopState)>,
     plain: &Device,
 ) -> Result<TrainOutcome> {
     let cfg = &p.config.train;
     let task = p.task.as_ref();
+    let cv = !p.split.folds.is_empty();
+    let (models, states): (Vec<Network>, Vec<LoopState>) = members.into_iter().unzip();
     // The run as `patron evaluate` loads it, scored through the same session; its
-    // calibration and decision are fitted on validation below.
+    // calibration and decision are fitted below.
     let run = LoadedRun {
         dir: run_dir.to_path_buf(),
         manifest: manifest.clone(),
         config: p.config.clone(),
         preprocess: p.pre.clone(),
         calibration: Calibration::identity(),
-        model: best.clone(),
+        models,
         task: task::for_run(&p.pre),
         decision: manifest.decision(),
     };
     let session = Session::new(run, plain)?;
-    let valid_enc = p.encoded.subset(&p.split.valid);
-    let valid_y = select_labels(&p.labels, &p.split.valid);
-    let valid_z = session.scorer().logits(&valid_enc)?;
-    let eval_rows = evaluated_rows(&p.split);
-    let evaluated_on = if p.split.test.is_empty() {
-        "valid"
+    let spec = &manifest.model;
+    // The rows calibration and the decision are fitted on, with their logits.
+    let (fit_rows, fit_z) = if cv {
+        (
+            &p.split.train,
+            out_of_fold(p, &session.run().models, spec, plain)?,
+        )
     } else {
-        "test"
+        let z = session.scorer().logits(&p.encoded.subset(&p.split.valid))?;
+        (&p.split.valid, z)
+    };
+    let fit_y = select_labels(&p.labels, fit_rows);
+    let eval_rows = evaluated_rows(&p.split);
+    let evaluated_on = match (p.split.test.is_empty(), cv) {
+        (false, _) => "test",
+        (true, false) => "valid",
+        (true, true) => "out_of_fold",
     };
     let test_enc = p.encoded.subset(eval_rows);
     let test_y = select_labels(&p.labels, eval_rows);
@@ -1128,16 +1251,29 @@ fn finish(
         })
         .collect();
     let importance = if manifest.model.text.is_none() {
-        let scorer = session.scorer();
-        permutation_importance(scorer, task, &p.pre, &valid_enc, &valid_y, cfg.seed)?
+        // Scored on rows the model never trained on: validation, or the first fold by
+        // its own model.
+        let first;
+        let (scorer, rows) = if cv {
+            first = Scorer::new(&session.run().models[0], spec, plain)?;
+            (&first, &p.split.folds[0])
+        } else {
+            (session.scorer(), &p.split.valid)
+        };
+        let (enc, y) = (p.encoded.subset(rows), select_labels(&p.labels, rows));
+        permutation_importance(scorer, task, &p.pre, &enc, &y, cfg.seed)?
     } else {
         Vec::new()
     };
-    // Calibrate and fit the decision (threshold or class offsets) on validation.
-    let (calibration, decision) = task.fit(cfg.calibration, &valid_z, &valid_y);
+    // Calibrate and fit the decision (threshold or class offsets).
+    let (calibration, decision) = task.fit(cfg.calibration, &fit_z, &fit_y);
     let session = session.calibrated(calibration, decision.clone());
-    let test_z = session.scorer().logits(&test_enc)?;
-    let evaluation = session.evaluation(
+    let test_z = if cv && p.split.test.is_empty() {
+        fit_z.clone()
+    } else {
+        session.scorer().logits(&test_enc)?
+    };
+    let mut evaluation = session.evaluation(
         &test_z,
         test_y,
         evaluated_on.to_string(),
@@ -1146,14 +1282,35 @@ fn finish(
     )?;
 
     manifest.set_decision(&decision);
-    manifest.best_epoch = Some(state.best_epoch);
-    manifest.epochs_run = state.epochs_done;
-    manifest.training_seconds = state.seconds;
+    manifest.epochs_run = states.iter().map(|s| s.epochs_done).sum();
+    manifest.training_seconds = states.iter().map(|s| s.seconds).sum();
+    let best_rows = states
+        .iter()
+        .map(|state| {
+            state
+                .history
+                .iter()
+                .find(|row| row.epoch == state.best_epoch)
+                .cloned()
+                .ok_or_else(|| PatronError::Internal("the best epoch has no metrics".into()))
+        })
+        .collect::<Result<Vec<EpochRow>>>()?;
+    let (best_epoch, best) = if cv {
+        let per_fold: Vec<_> = best_rows.iter().map(|row| row.valid.clone()).collect();
+        evaluation.report.set_cv(CrossValidation::new(&per_fold));
+        mean_row(&best_rows)
+    } else {
+        manifest.best_epoch = Some(states[0].best_epoch);
+        (states[0].best_epoch, best_rows[0].clone())
+    };
     let e = &evaluation;
+    // A cross-validated run's charts show its first fold's epochs; every fold's are in
+    // its folder.
+    let history = &states[0].history;
     let mut page = run_page(
         run_dir,
         &manifest,
-        &state.history,
+        history,
         &importance,
         &e.probs,
         &e.raw,
@@ -1164,6 +1321,10 @@ fn finish(
     let held_out = task.decide(&e.probs, &decision);
     let profile = drift::profile(&p.pre, &p.encoded, &p.split.train, &e.probs, &held_out);
     write_json(&run_dir.join(files::PROFILE), &profile)?;
+    if cv {
+        let text = oof_csv(p, session.run(), &fit_z);
+        write_atomic(&run_dir.join(files::OOF_PREDICTIONS), text.as_bytes())?;
+    }
     export(
         run_dir,
         &mut manifest,
@@ -1175,15 +1336,90 @@ fn finish(
     Ok(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
         report: evaluation.report.clone(),
-        best_epoch: state.best_epoch,
-        epochs_run: state.epochs_done,
-        best: state
-            .history
-            .iter()
-            .find(|row| row.epoch == state.best_epoch)
-            .cloned()
-            .ok_or_else(|| PatronError::Internal("the best epoch has no metrics".into()))?,
+        best_epoch,
+        epochs_run: manifest.epochs_run,
+        best,
     })
+}
+
+/// Each training row's logits from the fold model that did not train on it, in the
+/// order of `split.train`.
+fn out_of_fold(
+    p: &Prepared,
+    models: &[Network],
+    spec: &ModelSpec,
+    plain: &Device,
+) -> Result<Vec<f64>> {
+    let outputs = spec.outputs;
+    let mut z = vec![0f64; p.split.train.len() * outputs];
+    for (fold, model) in p.split.folds.iter().zip(models) {
+        let fold_z = Scorer::new(model, spec, plain)?.logits(&p.encoded.subset(fold))?;
+        for (row, values) in fold.iter().zip(fold_z.chunks_exact(outputs)) {
+            let at =
+                p.split.train.binary_search(row).map_err(|_| {
+                    PatronError::Internal("a fold row is not a training row".into())
+                })?;
+            z[at * outputs..(at + 1) * outputs].copy_from_slice(values);
+        }
+    }
+    Ok(z)
+}
+
+/// `oof_predictions.csv`: each training row (from 0, as in the data file), its fold (from
+/// 1), its label and its out-of-fold scores in `predict`'s score columns (calibrated).
+fn oof_csv(p: &Prepared, run: &LoadedRun, oof_z: &[f64]) -> String {
+    let task = run.task.as_ref();
+    let names: Vec<String> = task
+        .output_columns()
+        .into_iter()
+        .filter_map(|c| match c {
+            task::OutputColumn::Score(name) => Some(name),
+            task::OutputColumn::Prediction => None,
+        })
+        .collect();
+    let width = names.len().max(1);
+    let probs = task.probabilities(&run.calibration, oof_z);
+    let fold_of = p.split.fold_of_train_rows();
+    let mut out = format!("row,fold,label,{}\n", names.join(","));
+    for (i, &row) in p.split.train.iter().enumerate() {
+        let y = p.labels[row];
+        let label = match p.pre.labels.get(y as usize) {
+            Some(name) if !p.pre.labels.is_empty() => crate::score::predictions::csv_field(name),
+            _ => y.to_string().into(),
+        };
+        out.push_str(&format!("{row},{},{label}", fold_of[i] + 1));
+        for v in &probs[i * width..(i + 1) * width] {
+            out.push_str(&format!(",{v:.6}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The mean of the fold models' best-epoch rows (the epoch rounded), by which `patron
+/// tune` ranks a cross-validated trial.
+fn mean_row(rows: &[EpochRow]) -> (usize, EpochRow) {
+    let n = rows.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&EpochRow) -> f64| rows.iter().map(f).sum::<f64>() / n;
+    let epoch = mean(&|r| r.epoch as f64).round() as usize;
+    let valid = rows
+        .first()
+        .map(|first| {
+            first
+                .valid
+                .keys()
+                .map(|k| (k.clone(), mean(&|r| r.get(k))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let row = EpochRow {
+        epoch,
+        lr: mean(&|r| r.lr),
+        train_loss: mean(&|r| r.train_loss),
+        seconds: rows.iter().map(|r| r.seconds).sum(),
+        valid,
+    };
+    (epoch, row)
 }
 
 /// Write the exported checkpoint files, then mark the manifest complete (the commit point).
@@ -1197,8 +1433,11 @@ fn export(
 ) -> Result<()> {
     let loaded = session.run();
     let (calibration, columns) = (&loaded.calibration, loaded.task.history_columns());
-    let weights = loaded.model.to_bytes()?;
-    write_atomic(&run_dir.join(files::MODEL), &weights)?;
+    let model_files = manifest.model_files();
+    if let [one] = loaded.models.as_slice() {
+        write_atomic(&run_dir.join(files::MODEL), &one.to_bytes()?)?;
+    }
+    // A fold model's weights were written when its fold finished.
     // Rewritten from the state: a kill between an epoch's checkpoint and its metrics line
     // must not leave the exported metrics one epoch short.
     write_atomic(
@@ -1230,6 +1469,14 @@ fn export(
     if page.explanations.is_some() {
         exported.push(files::EXPLANATIONS);
     }
+    let fold_metrics: Vec<String> = (1..=manifest.folds.unwrap_or(0))
+        .map(files::fold_metrics)
+        .collect();
+    if manifest.folds.is_some() {
+        exported.retain(|&name| name != files::MODEL);
+        exported.push(files::OOF_PREDICTIONS);
+    }
+    exported.extend(model_files.iter().chain(&fold_metrics).map(String::as_str));
     run::record_hashes(run_dir, manifest, &exported)?;
     write_json(&run_dir.join(files::MANIFEST), manifest)?;
     // The resumable state is not part of the exported checkpoint.
