@@ -49,42 +49,45 @@ impl Dense {
     /// `dst [m, outputs] = bias + lhs [m, inputs] x weight`, single-threaded (tiles are the
     /// unit of parallelism).
     fn apply(&self, lhs: &[f32], dst: &mut [f32]) {
-        let m = lhs.len() / self.inputs;
-        assert_eq!(
-            lhs.len(),
-            m * self.inputs,
-            "input rows of {} values",
-            self.inputs
-        );
+        self.apply_prefix(lhs, self.inputs, dst);
+    }
+
+    /// `dst [m, outputs] = bias + lhs [m, k] x weight[..k]`: the layer with only its first
+    /// `k` inputs given (the others count as zero).
+    fn apply_prefix(&self, lhs: &[f32], k: usize, dst: &mut [f32]) {
+        assert!(k <= self.inputs, "at most {} inputs", self.inputs);
+        let m = dst.len() / self.outputs;
         assert_eq!(
             dst.len(),
             m * self.outputs,
             "output rows of {} values",
             self.outputs
         );
+        assert_eq!(lhs.len(), m * k, "input rows of {k} values");
         assert_eq!(self.weight.len(), self.inputs * self.outputs);
-        if m == 0 {
-            return;
-        }
         for row in dst.chunks_exact_mut(self.outputs) {
             row.copy_from_slice(&self.bias);
         }
-        let (k, n) = (self.inputs as isize, self.outputs as isize);
+        if m == 0 || k == 0 {
+            return;
+        }
+        let n = self.outputs as isize;
         // SAFETY: the asserts above bound every element gemm reads or writes: dst is m x n
-        // with row stride n, lhs m x k with row stride k, weight k x n with row stride n, all
-        // with unit column stride, and the three slices do not overlap (one is &mut).
+        // with row stride n, lhs m x k with row stride k, the first k rows of weight k x n
+        // with row stride n, all with unit column stride, and the three slices do not
+        // overlap (one is &mut).
         unsafe {
             gemm::gemm(
                 m,
                 self.outputs,
-                self.inputs,
+                k,
                 dst.as_mut_ptr(),
                 1,
                 n,
                 true,
                 lhs.as_ptr(),
                 1,
-                k,
+                k as isize,
                 self.weight.as_ptr(),
                 1,
                 n,
@@ -148,6 +151,13 @@ impl HostMlp {
     pub fn first_weights(&self, i: usize) -> &[f32] {
         let width = self.first_width();
         &self.layers[0].weight[i * width..(i + 1) * width]
+    }
+
+    /// The first layer's outputs before activation of rows given only their first `k`
+    /// inputs (`prefix`, `[n * k]`) into `dst` (`[n * first_width]`): the bias plus those
+    /// inputs' share, to which the caller adds the rest's.
+    pub fn first_of_prefix(&self, prefix: &[f32], k: usize, dst: &mut [f32]) {
+        self.layers[0].apply_prefix(prefix, k, dst);
     }
 
     /// The first layer's outputs before their activation (`[rows * first_width]`), with

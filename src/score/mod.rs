@@ -60,8 +60,14 @@ struct Member<'a> {
 
 /// What scoring runs on the host instead of through Burn.
 enum HostHead {
-    /// The tabular MLP with its category embeddings (`[rows * dim]`).
-    Tabular { mlp: HostMlp, embedding: Vec<f32> },
+    /// The tabular MLP with its category embeddings (`[rows * dim]`) and, once folded
+    /// ([`Scorer::fold_categories`]), each embedding row's share of the first layer
+    /// (`[rows * first_width]`).
+    Tabular {
+        mlp: HostMlp,
+        embedding: Vec<f32>,
+        folded: Option<Vec<f32>>,
+    },
     /// The head of `text_bag` (the bags are summed on the host anyway).
     Bag(HostMlp),
 }
@@ -98,6 +104,48 @@ impl Scorer<'static> {
     }
 }
 
+impl Scorer<'_> {
+    /// Fold each tabular member's category embeddings into its first layer, given where
+    /// each categorical column's rows of the embedding table start (`offsets`, as
+    /// `Preprocessor::category_offsets` gives them): a category's share of the first
+    /// layer is then one precomputed row added, not its embedding times the weights. On
+    /// the bank model that is 144 of the first layer's 210 inputs (BENCHMARKS.md).
+    pub fn fold_categories(mut self, offsets: &[i64]) -> Self {
+        let (numeric, dim, rows) = (
+            self.spec.numeric_width,
+            self.spec.embedding_dim,
+            self.spec.embedding_rows,
+        );
+        if offsets.len() != self.spec.categorical_count {
+            return self;
+        }
+        for member in &mut self.members {
+            let Some(HostHead::Tabular {
+                mlp,
+                embedding,
+                folded,
+            }) = &mut member.host
+            else {
+                continue;
+            };
+            let width = mlp.first_width();
+            let mut shares = vec![0f32; rows * width];
+            for (j, &start) in offsets.iter().enumerate() {
+                let end = offsets.get(j + 1).map_or(rows, |&e| e as usize);
+                for i in (start as usize)..end.min(rows) {
+                    let share = &mut shares[i * width..(i + 1) * width];
+                    for (d, &e) in embedding[i * dim..(i + 1) * dim].iter().enumerate() {
+                        let weights = mlp.first_weights(numeric + j * dim + d);
+                        share.iter_mut().zip(weights).for_each(|(s, w)| *s += e * w);
+                    }
+                }
+            }
+            *folded = Some(shares);
+        }
+        self
+    }
+}
+
 impl<'a> Member<'a> {
     fn build(
         network: &Network,
@@ -108,9 +156,11 @@ impl<'a> Member<'a> {
         // forward is tested against), and wgpu keeps the work on the GPU.
         let host = if *device == Device::flex() {
             match network {
-                Network::Tabular(m) => m
-                    .to_host()?
-                    .map(|(mlp, embedding)| HostHead::Tabular { mlp, embedding }),
+                Network::Tabular(m) => m.to_host()?.map(|(mlp, embedding)| HostHead::Tabular {
+                    mlp,
+                    embedding,
+                    folded: None,
+                }),
                 Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
                 Network::Transformer(_) | Network::Encoder(_) => None,
             }
@@ -235,7 +285,7 @@ impl Scorer<'_> {
         match self.members.as_slice() {
             [
                 Member {
-                    host: Some(HostHead::Tabular { mlp, embedding }),
+                    host: Some(HostHead::Tabular { mlp, embedding, .. }),
                     ..
                 },
             ] => Some((mlp, embedding.as_slice(), self.spec.embedding_dim)),
@@ -246,8 +296,28 @@ impl Scorer<'_> {
     /// A member's logits through the fused host forward: each tile's inputs are assembled
     /// (numeric values and category embeddings, or bags) right before it runs.
     fn host_logits(&self, member: &Member, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
+        // Each row's categories are its embedding rows: the fold's tables cover them.
         let z = match host {
-            HostHead::Tabular { mlp, embedding } => {
+            HostHead::Tabular {
+                mlp,
+                folded: Some(folded),
+                ..
+            } => {
+                let (k, count, width) = (
+                    encoded.numeric_width,
+                    encoded.categorical_count,
+                    mlp.first_width(),
+                );
+                mlp.logits_after_first(encoded.rows, |range, buf| {
+                    let numeric = &encoded.numeric[range.start * k..range.end * k];
+                    mlp.first_of_prefix(numeric, k, buf);
+                    for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
+                        let rows = &encoded.categorical[r * count..(r + 1) * count];
+                        add_shares(dst, folded, rows, width);
+                    }
+                })
+            }
+            HostHead::Tabular { mlp, embedding, .. } => {
                 let dim = self.spec.embedding_dim;
                 mlp.logits(encoded.rows, |range, buf| {
                     tabular_inputs(encoded, embedding, dim, range, buf)
@@ -264,6 +334,54 @@ impl Scorer<'_> {
             }
         };
         z.into_iter().map(f64::from).collect()
+    }
+}
+
+/// Add the folded first-layer shares of a row's category `rows` (of `folded`, `width`
+/// values each) to `dst`. A lane block at a time, summed in registers and stored once:
+/// adding one share after another stored the row once per category and took a fifth of
+/// scoring an ensemble. With AVX2 (checked at run time; the build targets plain x86-64)
+/// the same loop runs on 8-float registers.
+fn add_shares(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { add_shares_avx2(dst, folded, rows, width) };
+        return;
+    }
+    add_shares_portable(dst, folded, rows, width);
+}
+
+/// [`add_shares`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_shares_avx2(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
+    add_shares_portable(dst, folded, rows, width);
+}
+
+/// The loop of [`add_shares`], inlined into each CPU's version.
+#[inline(always)]
+fn add_shares_portable(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
+    const LANES: usize = 16;
+    let blocks = width / LANES;
+    for b in 0..blocks {
+        let at = b * LANES;
+        let mut acc = [0f32; LANES];
+        acc.copy_from_slice(&dst[at..at + LANES]);
+        for &i in rows {
+            let from = i as usize * width + at;
+            let share: &[f32; LANES] = folded[from..from + LANES].try_into().expect("a lane block");
+            for (a, s) in acc.iter_mut().zip(share) {
+                *a += s;
+            }
+        }
+        dst[at..at + LANES].copy_from_slice(&acc);
+    }
+    for at in blocks * LANES..width {
+        dst[at] += rows
+            .iter()
+            .map(|&i| folded[i as usize * width + at])
+            .sum::<f32>();
     }
 }
 
@@ -667,6 +785,54 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(worst < 1e-5, "largest difference {worst}");
         assert!(a.iter().any(|&z| z.abs() > 0.05), "logits all near zero");
+    }
+
+    #[test]
+    fn folded_categories_score_as_the_embeddings_do() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let rows = 600;
+        // Three categorical columns owning embedding rows 0..7, 7..13 and 13..20.
+        let offsets = [0i64, 7, 13];
+        let ends = [7i64, 13, 20];
+        let encoded = Encoded {
+            rows,
+            numeric_width: 5,
+            categorical_count: 3,
+            numeric: (0..rows * 5)
+                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+                .collect(),
+            categorical: (0..rows * 3)
+                .map(|i| rng.random_range(offsets[i % 3]..ends[i % 3]))
+                .collect(),
+            tokens: Vec::new(),
+        };
+        let spec = spec(None, vec![16, 8], 3);
+        let device = Device::flex();
+        device.seed(6);
+        let network = spec.init(&device);
+        let plain = Scorer::new(&network, &spec, &device).unwrap();
+        let folded = Scorer::new(&network, &spec, &device)
+            .unwrap()
+            .fold_categories(&offsets);
+        assert!(matches!(
+            folded.members[0].host,
+            Some(HostHead::Tabular {
+                folded: Some(_),
+                ..
+            })
+        ));
+        assert_close(
+            &plain.logits(&encoded).unwrap(),
+            &folded.logits(&encoded).unwrap(),
+        );
+        // Offsets that do not match the columns leave the scorer as it was.
+        let unchanged = Scorer::new(&network, &spec, &device)
+            .unwrap()
+            .fold_categories(&[0, 7]);
+        assert!(matches!(
+            unchanged.members[0].host,
+            Some(HostHead::Tabular { folded: None, .. })
+        ));
     }
 
     #[test]

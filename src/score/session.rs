@@ -55,7 +55,8 @@ pub struct Evaluation {
 impl Session {
     /// A session of `run` on `device` (no autodiff).
     pub fn new(run: LoadedRun, device: &Device) -> Result<Session> {
-        let scorer = Scorer::ensemble(&run.models, &run.manifest.model, run.task.pool(), device)?;
+        let scorer = Scorer::ensemble(&run.models, &run.manifest.model, run.task.pool(), device)?
+            .fold_categories(&run.preprocess.category_offsets());
         Ok(Session { run, scorer })
     }
 
