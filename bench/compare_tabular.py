@@ -37,8 +37,8 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print("| config | seed | patron | LightGBM | logistic regression |")
-    print("|---|---|---|---|---|")
+    print("| config | seed | patron | LightGBM | logistic regression | patron ECE (uncalibrated) |")
+    print("|---|---|---|---|---|---|")
     for config in args.configs:
         rows = []
         for seed in seeds:
@@ -61,13 +61,15 @@ def main() -> int:
                      "--drop", ",".join(data.get("drop", [])), "--id", data.get("id", "")],
                     cwd=ROOT, check=True, capture_output=True, text=True)
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
-                row = (report["metrics"]["auc_roc"], ref["lightgbm_auc"], ref["logreg_auc"])
+                m = report["metrics"]
+                row = (m["auc_roc"], ref["lightgbm_auc"], ref["logreg_auc"], m["ece"],
+                       m["ece_uncalibrated"])
                 rows.append(row)
-                print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} |",
-                      flush=True)
-        means = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
+                print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} "
+                      f"| {row[3]:.4f} ({row[4]:.4f}) |", flush=True)
+        means = [sum(r[i] for r in rows) / len(rows) for i in range(5)]
         print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
-              f"**{means[2]:.4f}** |", flush=True)
+              f"**{means[2]:.4f}** | {means[3]:.4f} ({means[4]:.4f}) |", flush=True)
     return 0
 
 

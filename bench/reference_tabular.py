@@ -2,8 +2,9 @@
 """The tabular references on exactly patron's rows: LightGBM and logistic regression.
 
 Reads a data CSV and the split a patron run drew (`split.export`, `row,split`), fits both
-on the train rows (LightGBM early-stopped on the valid rows), and prints one JSON line with
-each one's test ROC AUC. `bench/compare_tabular` runs it beside `patron train` over split
+on the train rows (LightGBM early-stopped on the valid rows; on a k-fold split, one
+LightGBM per fold early-stopped on it, their probabilities averaged, as patron does), and
+prints one JSON line with each one's test ROC AUC. `bench/compare_tabular` runs it beside `patron train` over split
 seeds. Needs pandas, scikit-learn and lightgbm (PyPI).
 """
 
@@ -66,20 +67,34 @@ def main() -> int:
     x_gb = x.copy()
     for c in categorical:
         x_gb[c] = x_gb[c].astype("category")
-    model = lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.05, verbose=-1, random_state=0)
-    model.fit(
-        x_gb[tr],
-        y[tr],
-        eval_set=[(x_gb[va], y[va])],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
-    )
-    gb_auc = roc_auc_score(y[te], model.predict_proba(x_gb[te])[:, 1])
+    def lightgbm(fit_rows, stop_rows):
+        model = lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.05, verbose=-1, random_state=0)
+        model.fit(
+            x_gb[fit_rows],
+            y[fit_rows],
+            eval_set=[(x_gb[stop_rows], y[stop_rows])],
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+        )
+        return model
+
+    if "fold" in split.columns:
+        # patron's k-fold split: as patron does, one model per fold, early-stopped on it,
+        # their probabilities averaged.
+        fold = split["fold"].to_numpy()
+        models = [lightgbm(tr & (fold != k), tr & (fold == k)) for k in sorted(set(fold[tr]))]
+        probs = np.mean([m.predict_proba(x_gb[te])[:, 1] for m in models], axis=0)
+        trees = int(np.mean([m.best_iteration_ or m.n_estimators for m in models]))
+    else:
+        model = lightgbm(tr, va)
+        probs = model.predict_proba(x_gb[te])[:, 1]
+        trees = int(model.best_iteration_ or model.n_estimators)
+    gb_auc = roc_auc_score(y[te], probs)
     print(
         json.dumps(
             {
                 "lightgbm_auc": round(float(gb_auc), 4),
                 "logreg_auc": round(float(lr_auc), 4),
-                "lightgbm_trees": int(model.best_iteration_ or model.n_estimators),
+                "lightgbm_trees": trees,
                 "rows": {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())},
             }
         )

@@ -586,6 +586,24 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     for backend in std::iter::once("auto").chain(gpus.iter().copied()) {
         end_to_end.push(predict_case(&run_dir, &big, rows, &out, case, backend));
     }
+    // The same rows scored by a 5-fold ensemble (`split.folds = 5`): five MLPs per row.
+    let cv_dir = tmp.join("run_cv5");
+    run(&[
+        "train",
+        "--config",
+        "configs/bank_propensity.toml",
+        "--backend",
+        "flex",
+        "--quiet",
+        "--output-dir",
+        path_str(&cv_dir),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "split.folds=5",
+    ]);
+    let cv_case = format!("{case}_cv5");
+    end_to_end.push(predict_case(&cv_dir, &big, rows, &out, &cv_case, "auto"));
     end_to_end.push(arrow_case(&run_dir, &big, rows, tmp, case));
     end_to_end.extend(spark_case(&run_dir, &big, tmp, case));
     let small = tmp.join("small.csv");
