@@ -1380,7 +1380,11 @@ fn oof_csv(p: &Prepared, run: &LoadedRun, oof_z: &[f64]) -> String {
     let width = names.len().max(1);
     let probs = task.probabilities(&run.calibration, oof_z);
     let fold_of = p.split.fold_of_train_rows();
-    let mut out = format!("row,fold,label,{}\n", names.join(","));
+    let header: Vec<_> = names
+        .iter()
+        .map(|n| crate::score::predictions::csv_field(n))
+        .collect();
+    let mut out = format!("row,fold,label,{}\n", header.join(","));
     for (i, &row) in p.split.train.iter().enumerate() {
         let y = p.labels[row];
         let label = match p.pre.labels.get(y as usize) {
@@ -1416,7 +1420,7 @@ fn mean_row(rows: &[EpochRow]) -> (usize, EpochRow) {
         epoch,
         lr: mean(&|r| r.lr),
         train_loss: mean(&|r| r.train_loss),
-        seconds: rows.iter().map(|r| r.seconds).sum(),
+        seconds: mean(&|r| r.seconds),
         valid,
     };
     (epoch, row)
