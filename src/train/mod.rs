@@ -1085,7 +1085,18 @@ fn fit_epochs(
     let mut t = Training::start(spec, cfg, backend, resume_from.as_ref())?;
 
     let batch = cfg.batch_size.min(set.rows).max(1);
-    let total_steps = set.rows.div_ceil(batch).div_ceil(set.accumulate) * cfg.epochs;
+    let steps_per_epoch = set.rows.div_ceil(batch).div_ceil(set.accumulate);
+    let cfg = &TrainConfig {
+        epochs: cfg.epochs.max(cfg.min_steps.div_ceil(steps_per_epoch)),
+        ..cfg.clone()
+    };
+    if cfg.epochs > p.config.train.epochs && resume_from.is_none() {
+        progress.line(&format!(
+            "training up to {} epochs: train.min_steps = {} at {steps_per_epoch} steps per epoch",
+            cfg.epochs, cfg.min_steps
+        ));
+    }
+    let total_steps = steps_per_epoch * cfg.epochs;
     let rates = groups::LearningRates::new(cfg, spec);
     let stop = cfg.early_stopping.clone();
     progress.start(t.state.epochs_done, cfg.epochs);
