@@ -698,7 +698,8 @@ pub struct TrainConfig {
     pub accumulate: usize,
     /// Train at least this many optimizer steps: `epochs` is raised to reach them on a
     /// small training split (early stopping still ends the run). `text_bag` defaults to
-    /// 3000: on 2,100 training texts its 10 epochs were 660 steps and underfit.
+    /// 3000 unless the config sets `epochs`: on 2,100 training texts its 10 epochs were
+    /// 660 steps and underfit.
     #[serde(default)]
     pub min_steps: usize,
 }
@@ -837,8 +838,14 @@ fn fill_text_defaults(table: &mut toml::Table) {
         let dropout = pretrained_dropout(model.get("pretrained").and_then(|p| p.as_str()));
         model.insert("dropout".into(), toml::Value::Float(dropout));
     }
+    // A config that names its epochs gets that many at most: the step floor is for the
+    // default epoch count.
+    let epochs_set = table.get("train").and_then(|t| t.get("epochs")).is_some();
     let defaults = kind.defaults();
     for (section, key, value) in defaults {
+        if epochs_set && (*section, *key) == ("train", "min_steps") {
+            continue;
+        }
         if let toml::Value::Table(t) = table
             .entry(section.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -1728,6 +1735,21 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         let c = Config::from_toml_str(&toml, "t", &[]).unwrap();
         assert_eq!(c.model.dropout, 0.1);
+    }
+
+    #[test]
+    fn the_step_floor_is_text_bags_unless_the_config_names_its_epochs() {
+        let text = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::from_toml_str(MINIMAL, "t", &sets).unwrap().train
+        };
+        assert_eq!(text(&[]).min_steps, 0, "tabular: off");
+        let bag = text(&["data.text=\"t\""]);
+        assert_eq!((bag.epochs, bag.min_steps), (10, 3000));
+        let named = text(&["data.text=\"t\"", "train.epochs=2"]);
+        assert_eq!((named.epochs, named.min_steps), (2, 0));
+        let both = text(&["data.text=\"t\"", "train.epochs=2", "train.min_steps=50"]);
+        assert_eq!(both.min_steps, 50);
     }
 
     #[test]
