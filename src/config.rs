@@ -285,7 +285,7 @@ impl ModelKind {
                 ("model", "hidden", "[]"),
                 ("model", "dropout", "0.0"),
                 ("train", "epochs", "10"),
-                ("train", "min_steps", "3000"),
+                ("train", "min_steps", "5000"),
                 ("train", "batch_size", "32"),
                 ("train", "learning_rate", "5e-4"),
                 ("train", "weight_decay", "0.0"),
@@ -698,7 +698,7 @@ pub struct TrainConfig {
     pub accumulate: usize,
     /// Train at least this many optimizer steps: `epochs` is raised to reach them on a
     /// small training split (early stopping still ends the run). `text_bag` defaults to
-    /// 3000 unless the config sets `epochs`: on 2,100 training texts its 10 epochs were
+    /// 5000 unless the config sets `epochs`: on 2,100 training texts its 10 epochs were
     /// 660 steps and underfit.
     #[serde(default)]
     pub min_steps: usize,
@@ -1745,7 +1745,7 @@ mod tests {
         };
         assert_eq!(text(&[]).min_steps, 0, "tabular: off");
         let bag = text(&["data.text=\"t\""]);
-        assert_eq!((bag.epochs, bag.min_steps), (10, 3000));
+        assert_eq!((bag.epochs, bag.min_steps), (10, 5000));
         let named = text(&["data.text=\"t\"", "train.epochs=2"]);
         assert_eq!((named.epochs, named.min_steps), (2, 0));
         let both = text(&["data.text=\"t\"", "train.epochs=2", "train.min_steps=50"]);
