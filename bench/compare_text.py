@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""patron's default text model against TF-IDF + logistic regression on the same rows.
+
+For each split seed: `patron train` of a config that sets only `data.*` (the text kind and
+everything else left to the built-in defaults) with `split.seed=N` and `split.export`, then
+TF-IDF (word 1-2-grams, or characters 1-2 with --chars for Chinese; min_df 2, sublinear tf)
++ logistic regression with C chosen on the same validation rows, fitted on the same train
+rows. Prints each seed's test accuracy and the means. Usage:
+
+    bench/compare_text.py --data datasets/uci_sentiment_labelled_sentences_3000.csv \\
+        --text text --target label [--seeds 1,2,3,4,5] [--chars] [--set KEY=VALUE ...]
+
+PATRON names the binary (default: the release build under CARGO_TARGET_DIR or target/).
+Needs pandas and scikit-learn.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def patron_binary() -> str:
+    if os.environ.get("PATRON"):
+        return os.environ["PATRON"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(Path(target) / "release" / "patron")
+
+
+def reference(texts, y, part, chars: bool) -> float:
+    tr, va, te = part == "train", part == "valid", part == "test"
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                          analyzer="char_wb" if chars else "word")
+    x_tr = vec.fit_transform(texts[tr])
+    best = None
+    for c in [0.5, 1, 2, 4, 8, 16]:
+        model = LogisticRegression(C=c, max_iter=2000).fit(x_tr, y[tr])
+        acc = accuracy_score(y[va], model.predict(vec.transform(texts[va])))
+        if best is None or acc > best[0]:
+            best = (acc, model)
+    return accuracy_score(y[te], best[1].predict(vec.transform(texts[te])))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--seeds", default="1,2,3,4,5")
+    p.add_argument("--chars", action="store_true", help="character n-grams for the reference")
+    p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
+    args = p.parse_args()
+    data = Path(args.data).resolve()
+    df = pd.read_csv(data)
+    texts = df[args.text].astype(str).str.lower().to_numpy()
+    y = df[args.target].astype(str).to_numpy()
+    rows = []
+    print("| data | seed | patron | TF-IDF + LR |")
+    print("|---|---|---|---|")
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            config, split = Path(tmp) / "c.toml", Path(tmp) / "split.csv"
+            config.write_text(
+                f"[data]\npath = {json.dumps(str(data))}\ntext = {json.dumps(args.text)}\n"
+                f"target = {json.dumps(args.target)}\n[split]\nseed = {seed}\n"
+                f"export = {json.dumps(str(split))}\n")
+            cmd = [patron_binary(), "train", "--config", str(config), "--quiet",
+                   "--output-dir", str(Path(tmp) / "run")]
+            for s in args.set:
+                cmd += ["--set", s]
+            subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+            report = json.loads((Path(tmp) / "run" / "report.json").read_text())
+            part = pd.read_csv(split)["split"].to_numpy()
+            row = (report["metrics"]["accuracy"], reference(texts, y, part, args.chars))
+            rows.append(row)
+            print(f"| {data.stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} |", flush=True)
+    means = [sum(r[i] for r in rows) / len(rows) for i in range(2)]
+    print(f"| {data.stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
