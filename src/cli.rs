@@ -856,6 +856,14 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
         v.split.valid.len(),
         v.split.test.len()
     );
+    if !v.split.folds.is_empty() {
+        let sizes: Vec<String> = v.split.folds.iter().map(|f| f.len().to_string()).collect();
+        println!(
+            "folds: {} of the training rows ({} rows each), one model per fold",
+            sizes.len(),
+            sizes.join(", ")
+        );
+    }
     if let Some(text) = &pre.text {
         for column in &text.columns {
             println!("  text         {column}");

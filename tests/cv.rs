@@ -178,7 +178,18 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
 }
 
 #[test]
-fn a_fold_count_out_of_range_is_refused_naming_the_key() {
+fn validate_shows_the_folds_and_a_count_out_of_range_is_refused() {
+    let o = patron(&["validate", "--config", BANK, "--set", "split.folds=3"]);
+    assert_ok(&o);
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("split: train 3617, valid 0, test 904"),
+        "{out}"
+    );
+    assert!(
+        out.contains("folds: 3 of the training rows (1206, 1206, 1205 rows each)"),
+        "{out}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let o = patron(&[
         "train",
