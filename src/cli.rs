@@ -576,13 +576,21 @@ fn run_train(args: TrainArgs) -> Result<()> {
         Report::Binary(r) => format!(" (uncalibrated {:.4})", r.metrics.ece_uncalibrated),
         Report::Multiclass(_) | Report::Regression(_) => String::new(),
     };
+    let epochs = match outcome.report.cv() {
+        Some(cv) => format!(
+            "{} folds, mean best epoch {}, {} epochs in all",
+            cv.folds, outcome.best_epoch, outcome.epochs_run
+        ),
+        None => format!(
+            "best epoch {} of {}",
+            outcome.best_epoch, outcome.epochs_run
+        ),
+    };
     println!(
-        "{} ({} rows): {}{uncalibrated}; best epoch {} of {}",
+        "{} ({} rows): {}{uncalibrated}; {epochs}",
         outcome.report.evaluated_on(),
         outcome.report.n(),
         headline(&outcome.report),
-        outcome.best_epoch,
-        outcome.epochs_run
     );
     println!("{}", outcome.run_dir.display());
     Ok(())
