@@ -270,11 +270,23 @@ fn fold_marker(run_dir: &Path, k: usize) -> PathBuf {
         .join(format!("fold-{k}.toml"))
 }
 
-/// Save fold `k`'s (from 1) best weights into its folder, then mark the fold finished
-/// and drop its epoch checkpoints.
-pub(super) fn save_fold(run_dir: &Path, k: usize, best: &Network, state: &LoopState) -> Result<()> {
+/// Save fold `k`'s (from 1) best weights and metrics (`columns`) into its folder, then
+/// mark the fold finished and drop its epoch checkpoints.
+pub(super) fn save_fold(
+    run_dir: &Path,
+    k: usize,
+    best: &Network,
+    state: &LoopState,
+    columns: &[&str],
+) -> Result<()> {
     let bytes = best.to_bytes()?;
     write_atomic(&run_dir.join(files::fold_model(k)), &bytes)?;
+    // Rewritten from the state, as the run's own at export: a kill between the last
+    // epoch's checkpoint and its metrics line must not leave them one epoch short.
+    write_atomic(
+        &run_dir.join(files::fold_metrics(k)),
+        metrics_csv(&state.history, columns).as_bytes(),
+    )?;
     let done = FoldDone {
         model_checksum: run::xxh3_hex(&bytes),
         state: state.clone(),

@@ -1056,7 +1056,8 @@ fn fit_folds(
             progress,
             stop_flag,
         )?;
-        epoch_checkpoint::save_fold(run_dir, k + 1, &best, &state)?;
+        let columns = p.task.history_columns();
+        epoch_checkpoint::save_fold(run_dir, k + 1, &best, &state, columns)?;
         members.push((best, state));
         trained = true;
     }
@@ -1472,7 +1473,6 @@ fn export(
         files::CONFIG,
         files::PREPROCESS,
         files::CALIBRATION,
-        files::MODEL,
         files::METRICS,
         files::IMPORTANCE,
         files::PREDICTIONS,
@@ -1488,7 +1488,6 @@ fn export(
         .map(files::fold_metrics)
         .collect();
     if manifest.folds.is_some() {
-        exported.retain(|&name| name != files::MODEL);
         exported.push(files::OOF_PREDICTIONS);
     }
     exported.extend(model_files.iter().chain(&fold_metrics).map(String::as_str));
