@@ -16,26 +16,17 @@ Needs pandas and scikit-learn.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def patron_binary() -> str:
-    if os.environ.get("PATRON"):
-        return os.environ["PATRON"]
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    return str(Path(target) / "release" / "patron")
+from compare_tabular import ROOT, patron_binary
 
 
 def reference(texts, y, part, chars: bool) -> float:

@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, json, patron, predict_on, scores, stderr, train_on};
+use common::{
+    assert_ok, json, metrics_without_seconds, patron, predict_on, scores, stderr, train_on,
+};
 
 const BANK: &str = "configs/bank_propensity.toml";
 
@@ -247,21 +249,11 @@ fn a_cross_validated_run_resumes_across_folds_to_the_uninterrupted_result() {
         let read = |run: &Path| std::fs::read_to_string(run.join(name)).unwrap();
         assert!(read(&whole) == read(&split), "{name} differs");
     }
-    let without_seconds = |run: &Path, k: usize| -> Vec<String> {
-        std::fs::read_to_string(run.join(format!("fold-{k}/metrics.csv")))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut fields: Vec<&str> = l.split(',').collect();
-                fields.remove(5);
-                fields.join(",")
-            })
-            .collect()
-    };
     for k in 1..=2 {
+        let fold = format!("fold-{k}");
         assert_eq!(
-            without_seconds(&whole, k),
-            without_seconds(&split, k),
+            metrics_without_seconds(&whole.join(&fold)),
+            metrics_without_seconds(&split.join(&fold)),
             "fold {k}"
         );
     }

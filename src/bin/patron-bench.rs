@@ -565,19 +565,27 @@ fn predict_case(
 /// users run it (`--backend auto`), and on each of `gpus` (`predict_*/wgpu`).
 fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     let mut end_to_end = Vec::new();
+    // Two epochs of the bank config on flex into `dir`, with `set` (`--set` overrides).
+    let train_bank = |dir: &Path, set: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--config",
+            "configs/bank_propensity.toml",
+            "--backend",
+            "flex",
+            "--quiet",
+            "--output-dir",
+            path_str(dir),
+            "--set",
+            "train.epochs=2",
+        ];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        run(&args);
+    };
     let run_dir = tmp.join("run");
-    run(&[
-        "train",
-        "--config",
-        "configs/bank_propensity.toml",
-        "--backend",
-        "flex",
-        "--quiet",
-        "--output-dir",
-        path_str(&run_dir),
-        "--set",
-        "train.epochs=2",
-    ]);
+    train_bank(&run_dir, &[]);
     let rows = if quick { 200_000 } else { 1_000_000 };
     let big = tmp.join("big.csv");
     write_rows(&big, rows);
@@ -588,20 +596,7 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     }
     // The same rows scored by a 5-fold ensemble (`split.folds = 5`): five MLPs per row.
     let cv_dir = tmp.join("run_cv5");
-    run(&[
-        "train",
-        "--config",
-        "configs/bank_propensity.toml",
-        "--backend",
-        "flex",
-        "--quiet",
-        "--output-dir",
-        path_str(&cv_dir),
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "split.folds=5",
-    ]);
+    train_bank(&cv_dir, &["split.folds=5"]);
     let cv_case = format!("{case}_cv5");
     end_to_end.push(predict_case(&cv_dir, &big, rows, &out, &cv_case, "auto"));
     end_to_end.push(arrow_case(&run_dir, &big, rows, tmp, case));

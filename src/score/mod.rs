@@ -762,6 +762,28 @@ mod tests {
         }
     }
 
+    /// `rows` random tabular rows of 5 numbers and 3 categories, column `j`'s category
+    /// drawn from `categories(j)`.
+    fn random_rows(
+        seed: u64,
+        rows: usize,
+        categories: impl Fn(usize) -> std::ops::Range<i64>,
+    ) -> Encoded {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Encoded {
+            rows,
+            numeric_width: 5,
+            categorical_count: 3,
+            numeric: (0..rows * 5)
+                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+                .collect(),
+            categorical: (0..rows * 3)
+                .map(|i| rng.random_range(categories(i % 3)))
+                .collect(),
+            tokens: Vec::new(),
+        }
+    }
+
     /// Logits of the same network through Burn's forward on ndarray and through the host
     /// forward on flex.
     fn both_ways(spec: &ModelSpec, encoded: &Encoded) -> (Vec<f64>, Vec<f64>) {
@@ -789,23 +811,10 @@ mod tests {
 
     #[test]
     fn folded_categories_score_as_the_embeddings_do() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let rows = 600;
         // Three categorical columns owning embedding rows 0..7, 7..13 and 13..20.
         let offsets = [0i64, 7, 13];
         let ends = [7i64, 13, 20];
-        let encoded = Encoded {
-            rows,
-            numeric_width: 5,
-            categorical_count: 3,
-            numeric: (0..rows * 5)
-                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
-                .collect(),
-            categorical: (0..rows * 3)
-                .map(|i| rng.random_range(offsets[i % 3]..ends[i % 3]))
-                .collect(),
-            tokens: Vec::new(),
-        };
+        let encoded = random_rows(5, 600, |j| offsets[j]..ends[j]);
         let spec = spec(None, vec![16, 8], 3);
         let device = Device::flex();
         device.seed(6);
@@ -837,18 +846,7 @@ mod tests {
 
     #[test]
     fn an_ensemble_scores_its_members_pooled() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let rows = 50;
-        let encoded = Encoded {
-            rows,
-            numeric_width: 5,
-            categorical_count: 3,
-            numeric: (0..rows * 5)
-                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
-                .collect(),
-            categorical: (0..rows * 3).map(|_| rng.random_range(0..20)).collect(),
-            tokens: Vec::new(),
-        };
+        let encoded = random_rows(4, 50, |_| 0..20);
         let spec = spec(None, vec![8], 3);
         let device = Device::flex();
         let members: Vec<Network> = (0..3)
@@ -885,18 +883,8 @@ mod tests {
 
     #[test]
     fn tabular_host_forward_matches_burn_with_categories_and_classes() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let rows = 700;
-        let encoded = Encoded {
-            rows,
-            numeric_width: 5,
-            categorical_count: 3,
-            numeric: (0..rows * 5)
-                .map(|_| rng.random::<f32>() * 4.0 - 2.0)
-                .collect(),
-            categorical: (0..rows * 3).map(|_| rng.random_range(0..20)).collect(),
-            tokens: Vec::new(),
-        };
+        let encoded = random_rows(1, rows, |_| 0..20);
         let spec = spec(None, vec![16, 8], 3);
         let (burn, host) = both_ways(&spec, &encoded);
         assert_eq!(burn.len(), rows * 3);
