@@ -229,7 +229,7 @@ fn cv_section(cv: Option<&CrossValidation>) -> String {
     }
     let _ = writeln!(
         h,
-        "</table><p class=\"note\">Each fold's model at its best epoch, on the fold it did not train on. The run scores with the ensemble of the {} fold models (their probabilities averaged); calibration and the decision threshold are fitted on every training row's out-of-fold score (oof_predictions.csv).</p></section>",
+        "</table><p class=\"note\">Each fold's model at its best epoch, on the fold it did not train on. The run scores with the ensemble of the {} fold models (their probabilities averaged; a regression's predictions); calibration and the decision threshold are fitted on every training row's out-of-fold score (oof_predictions.csv).</p></section>",
         cv.folds
     );
     h
