@@ -334,22 +334,12 @@ fn text_epoch(
     sets: &[&str],
     dir: &Path,
 ) -> Result<(f64, f64), String> {
-    let mut args = vec![
-        "train",
-        "--config",
+    try_run(&train_args(
         config,
-        "--backend",
         backend,
-        "--quiet",
-        "--output-dir",
-        path_str(dir),
-        "--set",
-        "train.epochs=1",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    try_run(&args)?;
+        dir,
+        &[&["train.epochs=1"], sets].concat(),
+    ))?;
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("run file");
     let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).expect("json");
     let config: toml::Table = read("config.toml").parse().expect("toml");
@@ -404,6 +394,30 @@ fn write_rows_of(path: &Path, rows: usize, dataset: &str) {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
+}
+
+/// `patron train` arguments: `config` on `backend` into `dir`, quiet, with `--set` for each
+/// of `sets`.
+fn train_args<'a>(
+    config: &'a str,
+    backend: &'a str,
+    dir: &'a Path,
+    sets: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--backend",
+        backend,
+        "--quiet",
+        "--output-dir",
+        path_str(dir),
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args
 }
 
 fn main() {
@@ -567,22 +581,13 @@ fn end_to_end_cases(quick: bool, tmp: &Path, gpus: &[&str]) -> Vec<Case> {
     let mut end_to_end = Vec::new();
     // Two epochs of the bank config on flex into `dir`, with `set` (`--set` overrides).
     let train_bank = |dir: &Path, set: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--config",
+        let sets = [&["train.epochs=2"], set].concat();
+        run(&train_args(
             "configs/bank_propensity.toml",
-            "--backend",
             "flex",
-            "--quiet",
-            "--output-dir",
-            path_str(dir),
-            "--set",
-            "train.epochs=2",
-        ];
-        for s in set {
-            args.extend(["--set", s]);
-        }
-        run(&args);
+            dir,
+            &sets,
+        ));
     };
     let run_dir = tmp.join("run");
     train_bank(&run_dir, &[]);
@@ -889,16 +894,7 @@ fn serve_encoder_cases(quick: bool, tmp: &Path) -> Vec<Case> {
     )
     .expect("temp file");
     let run_dir = tmp.join("encoder");
-    run(&[
-        "train",
-        "--config",
-        path_str(&config),
-        "--backend",
-        "flex",
-        "--quiet",
-        "--output-dir",
-        path_str(&run_dir),
-    ]);
+    run(&train_args(path_str(&config), "flex", &run_dir, &[]));
     let (mut child, address) = start_server("sentiment", &run_dir);
     let body = br#"{"rows": [{"text": "The battery died after two days, very disappointed."}]}"#;
     let seconds = if quick { 3.0 } else { 10.0 };
@@ -972,20 +968,12 @@ fn regression_cases(quick: bool, tmp: &Path) -> Vec<Case> {
     let run_dir = tmp.join("regression");
     let epochs = 5;
     let epochs_set = format!("train.epochs={epochs}");
-    run(&[
-        "train",
-        "--config",
+    run(&train_args(
         "configs/customer_value.toml",
-        "--backend",
         "flex",
-        "--quiet",
-        "--output-dir",
-        path_str(&run_dir),
-        "--set",
-        &epochs_set,
-        "--set",
-        "train.early_stopping.patience=0",
-    ]);
+        &run_dir,
+        &[&epochs_set, "train.early_stopping.patience=0"],
+    ));
     let read = |name: &str| std::fs::read_to_string(run_dir.join(name)).expect("run file");
     let manifest: serde_json::Value = serde_json::from_str(&read("manifest.json")).expect("json");
     let train_rows = manifest["rows"]["train"].as_f64().expect("train rows");
