@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_ok, json, metrics_without_seconds, patron, predict_on, scores, stderr, train_on,
+    assert_ok, json, metrics_without_seconds, patron, predict_on, safetensors_header, scores,
+    stderr, train_on,
 };
 
 const BANK: &str = "configs/bank_propensity.toml";
@@ -158,9 +159,7 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
     assert_eq!(common::stdout(&exported).lines().count(), 3);
     for k in 1..=3 {
         let path = tmp.path().join(format!("m.fold-{k}.safetensors"));
-        let bytes = std::fs::read(&path).unwrap();
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let header = safetensors_header(&path);
         let meta = &header["__metadata__"];
         assert_eq!(meta["ensemble_members"], "3");
         assert_eq!(meta["ensemble_member"], k.to_string());

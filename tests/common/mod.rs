@@ -268,7 +268,12 @@ pub fn export_header(run: &Path, output: &Path) -> serde_json::Value {
         "--output",
         output.to_str().unwrap(),
     ]));
-    let bytes = std::fs::read(output).unwrap();
+    safetensors_header(output)
+}
+
+/// The JSON header of a safetensors file.
+pub fn safetensors_header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     serde_json::from_slice(&bytes[8..8 + n]).unwrap()
 }
