@@ -201,18 +201,23 @@ impl<'a> Scorer<'a> {
     /// Logits of encoded rows, `[rows * outputs]` row-major: an ensemble's pooled.
     pub fn logits(&self, encoded: &Encoded) -> Result<Vec<f64>> {
         if let [one] = self.members.as_slice() {
-            return self.member_logits(one, encoded);
+            return self.logits_of(one, encoded);
         }
         let each = self
             .members
             .iter()
-            .map(|m| self.member_logits(m, encoded))
+            .map(|m| self.logits_of(m, encoded))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.pool.combine(&each))
     }
 
+    /// The logits of member `k` (from 0) alone: a cross-validated run's fold model `k`.
+    pub fn member_logits(&self, k: usize, encoded: &Encoded) -> Result<Vec<f64>> {
+        self.logits_of(&self.members[k], encoded)
+    }
+
     /// The logits of one member.
-    fn member_logits(&self, member: &Member, encoded: &Encoded) -> Result<Vec<f64>> {
+    fn logits_of(&self, member: &Member, encoded: &Encoded) -> Result<Vec<f64>> {
         if let Some(host) = &member.host {
             return Ok(self.host_logits(member, host, encoded));
         }
@@ -873,6 +878,7 @@ mod tests {
         );
         let pooled = ensemble.logits(&encoded).unwrap();
         assert_eq!(pooled, pool.combine(&each));
+        assert_eq!(ensemble.member_logits(1, &encoded).unwrap(), each[1]);
         let one = Scorer::ensemble(&members[..1], &spec, pool, &device).unwrap();
         assert_eq!(
             one.logits(&encoded).unwrap(),

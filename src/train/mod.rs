@@ -8,6 +8,7 @@
 
 pub mod tune;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -400,11 +401,11 @@ fn evaluated_rows(split: &Split) -> &[usize] {
 }
 
 fn check_split(split: &Split, labels: &[f32], regression: bool, path: &Path) -> Result<()> {
-    let views: Vec<(String, Split)> = if split.folds.is_empty() {
-        vec![(String::new(), split.clone())]
+    let views: Vec<(String, Cow<Split>)> = if split.folds.is_empty() {
+        vec![(String::new(), Cow::Borrowed(split))]
     } else {
         (0..split.folds.len())
-            .map(|k| (format!("fold {}'s ", k + 1), split.fold(k)))
+            .map(|k| (format!("fold {}'s ", k + 1), Cow::Owned(split.fold(k))))
             .collect()
     };
     for (prefix, view) in &views {
@@ -1235,10 +1236,7 @@ fn finish(
     let spec = &manifest.model;
     // The rows calibration and the decision are fitted on, with their logits.
     let (fit_rows, fit_z) = if cv {
-        (
-            &p.split.train,
-            out_of_fold(p, &session.run().models, spec, plain)?,
-        )
+        (&p.split.train, out_of_fold(p, session.scorer())?)
     } else {
         let z = session.scorer().logits(&p.encoded.subset(&p.split.valid))?;
         (&p.split.valid, z)
@@ -1354,18 +1352,13 @@ fn finish(
     })
 }
 
-/// Each training row's logits from the fold model that did not train on it, in the
-/// order of `split.train`.
-fn out_of_fold(
-    p: &Prepared,
-    models: &[Network],
-    spec: &ModelSpec,
-    plain: &Device,
-) -> Result<Vec<f64>> {
-    let outputs = spec.outputs;
+/// Each training row's logits from the fold model that did not train on it (the
+/// `scorer`'s member of that fold), in the order of `split.train`.
+fn out_of_fold(p: &Prepared, scorer: &Scorer) -> Result<Vec<f64>> {
+    let outputs = p.task.outputs();
     let mut z = vec![0f64; p.split.train.len() * outputs];
-    for (fold, model) in p.split.folds.iter().zip(models) {
-        let fold_z = Scorer::new(model, spec, plain)?.logits(&p.encoded.subset(fold))?;
+    for (k, fold) in p.split.folds.iter().enumerate() {
+        let fold_z = scorer.member_logits(k, &p.encoded.subset(fold))?;
         for (row, values) in fold.iter().zip(fold_z.chunks_exact(outputs)) {
             let at =
                 p.split.train.binary_search(row).map_err(|_| {
