@@ -123,6 +123,22 @@ pub struct DataConfig {
     /// (0 or 1: the standardized value only).
     #[serde(default = "default_numeric_bins")]
     pub numeric_bins: usize,
+    /// Where the bin edges of `numeric_bins` fall: at quantiles of the column, or at the
+    /// split points of a small tree grown on the column against the target.
+    #[serde(default)]
+    pub binning: Binning,
+}
+
+/// `data.binning`: how the piecewise-linear encoding places a number's bin edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binning {
+    /// At `numeric_bins` quantiles of the training values.
+    #[default]
+    Quantile,
+    /// At the split points of a tree of at most `numeric_bins` leaves fitted to the
+    /// training target (Gorishniy et al., 2022): edges where the target changes.
+    Target,
 }
 
 /// `data.task`: what kind of target the run predicts.
@@ -369,6 +385,7 @@ impl ModelKind {
                 "data.numeric",
                 "data.max_categories",
                 "data.numeric_bins",
+                "data.binning",
                 "model.vocab_size",
                 "model.layers",
                 "model.heads",
@@ -387,6 +404,7 @@ impl ModelKind {
                 "data.numeric",
                 "data.max_categories",
                 "data.numeric_bins",
+                "data.binning",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -402,6 +420,7 @@ impl ModelKind {
                 "data.numeric",
                 "data.max_categories",
                 "data.numeric_bins",
+                "data.binning",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -1016,6 +1035,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "missing_values",
             "max_categories",
             "numeric_bins",
+            "binning",
         ],
     ),
     (

@@ -1245,3 +1245,45 @@ fn numeric_embeddings_train_and_score() {
         }
     }
 }
+
+/// `data.binning = "target"` places telco's bin edges by a tree on the churn label: fewer
+/// edges than the 16 quantile bins, inside each column's range, and the run predicts with
+/// them.
+#[test]
+fn target_binning_places_edges_by_the_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = train(
+        TELCO,
+        &tmp.path().join("run"),
+        &["train.epochs=3", "data.binning=\"target\""],
+    );
+    let pre = json(&run.join("preprocess.json"));
+    let tenure = pre["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tenure")
+        .unwrap();
+    let edges: Vec<f64> = tenure["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .collect();
+    // Tenure drives churn: the tree splits it, but into fewer, uneven bins than quantiles.
+    assert!((3..17).contains(&edges.len()), "{edges:?}");
+    assert!(edges.windows(2).all(|w| w[0] < w[1]), "{edges:?}");
+    assert!(
+        edges[0] >= 0.0 && edges[edges.len() - 1] <= 72.0,
+        "{edges:?}"
+    );
+    let out = tmp.path().join("scored.csv");
+    assert_ok(&predict_on(
+        &run,
+        Path::new("datasets/telco_customer_churn_ibm_7043.csv"),
+        &out,
+        "flex",
+        &[],
+    ));
+    assert_eq!(common::scores(&out).len(), 7043);
+}

@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use patron::config::Config;
+use patron::data::binning::BinTarget;
 use patron::data::preprocess::Preprocessor;
 use patron::data::{ChunkReader, ReadOptions, read_table};
 use patron::run::read_manifest;
 use patron::score::drift::{self, DriftCounter, Profile};
-use patron::task::labels::fit_labels;
+use patron::task::labels::{fit_labels, target_values};
 
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
@@ -111,7 +112,14 @@ fn mutated_csv_files_never_panic() {
                 continue;
             };
             let train_rows: Vec<usize> = (0..table.height()).collect();
-            if let Ok((pre, _)) = Preprocessor::fit(&table, &train_rows, labels, &config, &path) {
+            let values = target_values(&table, &config, &labels);
+            let target = BinTarget {
+                values: &values,
+                classes: labels.len(),
+            };
+            if let Ok((pre, _)) =
+                Preprocessor::fit(&table, &train_rows, labels, target, &config, &path)
+            {
                 let encoded = pre.transform(&table, 0, &path).unwrap();
                 assert_eq!(encoded.rows, table.height());
                 assert!(encoded.numeric.iter().all(|x| x.is_finite()));
@@ -158,7 +166,12 @@ fn mutated_drift_profiles_never_panic() {
     let table = read_table(&data, &ReadOptions::new(b',', &["NA".into()])).unwrap();
     let labels = fit_labels(&table, &config, &data).unwrap();
     let rows: Vec<usize> = (0..60).collect();
-    let (pre, _) = Preprocessor::fit(&table, &rows, labels, &config, &data).unwrap();
+    let values = target_values(&table, &config, &labels);
+    let target = BinTarget {
+        values: &values,
+        classes: labels.len(),
+    };
+    let (pre, _) = Preprocessor::fit(&table, &rows, labels, target, &config, &data).unwrap();
     let encoded = pre.transform(&table, 0, &data).unwrap();
     let scores: Vec<f64> = (0..60).map(|i| f64::from(i) / 60.0).collect();
     let predicted: Vec<usize> = (0..60).map(|i| i % 2).collect();

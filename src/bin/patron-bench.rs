@@ -12,6 +12,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use patron::backend::{BackendChoice, on_compute_pool, select, threads, tune_allocator};
 use patron::config::{Config, ModelKind, Pooling};
 use patron::data::arrow::ArrowTarget;
+use patron::data::binning::BinTarget;
 use patron::data::preprocess::{Encoded, Preprocessor};
 use patron::data::split::split_rows;
 use patron::data::{ReadOptions, read_table};
@@ -368,7 +369,12 @@ fn ids_per_text(config: &str, sets: &[&str]) -> f64 {
     let labels = target_values(&table, &config, &classes);
     let strata: Vec<usize> = labels.iter().map(|&y| y as usize).collect();
     let split = split_rows(&strata, &config.split);
-    let (pre, _) = Preprocessor::fit(&table, &split.train, classes, &config, &path).expect("fit");
+    let target = BinTarget {
+        values: &labels,
+        classes: classes.len(),
+    };
+    let (pre, _) =
+        Preprocessor::fit(&table, &split.train, classes, target, &config, &path).expect("fit");
     let encoded = pre.transform(&table, 0, &path).expect("transform");
     let ids: usize = split.train.iter().map(|&r| encoded.tokens[r].len()).sum();
     ids as f64 / split.train.len().max(1) as f64

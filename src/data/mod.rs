@@ -5,6 +5,7 @@
 //! polars would infer from the first rows of each.
 
 pub mod arrow;
+pub mod binning;
 pub mod hf_tokenizer;
 pub mod preprocess;
 pub mod split;

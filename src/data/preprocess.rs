@@ -9,7 +9,8 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Loss, ModelKind, TargetTransform};
+use crate::config::{Binning, Config, Loss, ModelKind, TargetTransform};
+use crate::data::binning::{BinTarget, quantile, quantile_edges, tree_edges};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
@@ -401,7 +402,6 @@ fn infer_type(
     Ok(ColumnType::Categorical)
 }
 
-/// Quantile by linear interpolation of a sorted slice.
 /// The token ids of every row's texts (joined across the text columns).
 fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded> {
     let columns = table.column_names();
@@ -431,6 +431,7 @@ fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded
 fn fit_features(
     table: &Table,
     train_rows: &[usize],
+    target: BinTarget,
     config: &Config,
     path: &Path,
     notes: &mut FitNotes,
@@ -445,11 +446,15 @@ fn fit_features(
         }
         let cells = table.cells(name).unwrap_or_default();
         let feature = match infer_type(path, name, &cells, &read, config)? {
-            ColumnType::Numeric => fit_numeric(
-                name,
-                train_rows.iter().map(|&r| read.clean(cells[r])),
-                d.numeric_bins,
-            ),
+            ColumnType::Numeric => {
+                let values = train_rows.iter().map(|&r| {
+                    (
+                        read.clean(cells[r]).and_then(parse_number),
+                        target.values[r],
+                    )
+                });
+                fit_numeric(name, values, d.binning, target.classes, d.numeric_bins)
+            }
             ColumnType::Categorical => fit_categorical(
                 name,
                 train_rows.iter().map(|&r| read.clean(cells[r])),
@@ -511,24 +516,16 @@ fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<Text
     })
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 impl Preprocessor {
     /// Type every column on the whole table, then fit statistics on `train_rows` only.
     /// `labels` come from the task's target encoding (`task::labels::fit_labels`), called
-    /// first because the split needs them.
+    /// first because the split needs them; `target` holds every row's encoded target, which
+    /// `data.binning = "target"` places the numeric bin edges by.
     pub fn fit(
         table: &Table,
         train_rows: &[usize],
         labels: Vec<String>,
+        target: BinTarget,
         config: &Config,
         path: &Path,
     ) -> Result<(Preprocessor, FitNotes)> {
@@ -561,7 +558,7 @@ impl Preprocessor {
         let (features, text) = if config.model.kind.is_text() {
             (Vec::new(), Some(fit_text(table, train_rows, config)?))
         } else {
-            let features = fit_features(table, train_rows, config, path, &mut notes)?;
+            let features = fit_features(table, train_rows, target, config, path, &mut notes)?;
             (features, None)
         };
         Ok((
@@ -929,19 +926,24 @@ fn squash(z: f64) -> f64 {
     (s.min(HARD_CLIP)).copysign(z)
 }
 
-fn fit_numeric<'a>(
+/// A numeric column's scaling and bin edges, from its training rows' values paired with
+/// their targets (`None`: missing).
+fn fit_numeric(
     name: &str,
-    values: impl Iterator<Item = Option<&'a str>>,
+    values: impl Iterator<Item = (Option<f64>, f32)>,
+    binning: Binning,
+    classes: usize,
     bins: usize,
 ) -> Feature {
-    let mut xs = Vec::new();
+    let mut pairs = Vec::new();
     let mut missing = false;
-    for v in values {
-        match v.and_then(parse_number) {
-            Some(x) => xs.push(x),
+    for (x, y) in values {
+        match x {
+            Some(x) => pairs.push((x, y)),
             None => missing = true,
         }
     }
+    let mut xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     xs.sort_by(|a, b| a.total_cmp(b));
     let median = quantile(&xs, 0.5);
     let iqr = quantile(&xs, 0.75) - quantile(&xs, 0.25);
@@ -954,18 +956,10 @@ fn fit_numeric<'a>(
     if !(scale.is_finite() && scale > 1e-12) {
         scale = 1.0;
     }
-    let mut edges: Vec<f64> = Vec::new();
-    if bins >= 2 {
-        for i in 0..=bins {
-            let q = quantile(&xs, i as f64 / bins as f64);
-            if edges.last().is_none_or(|&last| q > last) {
-                edges.push(q);
-            }
-        }
-    }
-    if edges.len() < 2 {
-        edges.clear();
-    }
+    let edges = match binning {
+        Binning::Quantile => quantile_edges(&xs, bins),
+        Binning::Target => tree_edges(&mut pairs, classes, bins),
+    };
     Feature::Numeric {
         name: name.to_string(),
         median: if median.is_finite() { median } else { 0.0 },
@@ -1004,7 +998,18 @@ fn fit_categorical<'a>(
 mod tests {
     use super::*;
     use crate::data::test_table as table;
-    use crate::task::labels::fit_labels;
+    use crate::task::labels::{fit_labels, target_values};
+
+    /// Fit on `rows` with the config's labels and every row's target.
+    fn fit(t: &Table, rows: &[usize], c: &Config, p: &Path) -> Result<(Preprocessor, FitNotes)> {
+        let labels = fit_labels(t, c, p)?;
+        let values = target_values(t, c, &labels);
+        let target = BinTarget {
+            values: &values,
+            classes: labels.len(),
+        };
+        Preprocessor::fit(t, rows, labels, target, c, p)
+    }
 
     #[test]
     fn column_hints_suggest_near_names_only() {
@@ -1030,8 +1035,7 @@ mod tests {
         let (_d, p, t) = table("x,c,y\n1,a,no\n2,b,yes\n3,a,no\n4, ,no\n1000,z,yes\nNA,a,no\n");
         // Row 4 (x=1000, c=z) is not a training row.
         let c = config("");
-        let labels = fit_labels(&t, &c, &p).unwrap();
-        let (pre, _) = Preprocessor::fit(&t, &[0, 1, 2, 3, 5], labels, &c, &p).unwrap();
+        let (pre, _) = fit(&t, &[0, 1, 2, 3, 5], &c, &p).unwrap();
         assert_eq!(pre.labels, vec!["no", "yes"]);
         match &pre.features[0] {
             Feature::Numeric {
@@ -1089,9 +1093,8 @@ mod tests {
             &[],
         )
         .unwrap();
-        let labels = fit_labels(&t, &c, &p).unwrap();
         let rows: Vec<usize> = (0..40).collect();
-        let (pre, _) = Preprocessor::fit(&t, &rows, labels, &c, &p).unwrap();
+        let (pre, _) = fit(&t, &rows, &c, &p).unwrap();
         // x: value, missing indicator, 4 bins.
         assert_eq!(
             pre.slots(),
@@ -1124,8 +1127,7 @@ mod tests {
         text.push_str("oops,a\n");
         let (_d, p, t) = table(&text);
         let c = config("");
-        let labels = fit_labels(&t, &c, &p).unwrap();
-        let err = Preprocessor::fit(&t, &[0, 1], labels, &c, &p).unwrap_err();
+        let err = fit(&t, &[0, 1], &c, &p).unwrap_err();
         assert!(err.to_string().contains("row 31"), "{err}");
         assert!(err.to_string().contains("\"x\""), "{err}");
 
@@ -1139,23 +1141,44 @@ mod tests {
 
         let (_d, p, t) = table("x,y\n1,a\n2,b\n");
         let c = config("id = \"ident\"");
-        let err =
-            Preprocessor::fit(&t, &[0, 1], fit_labels(&t, &c, &p).unwrap(), &c, &p).unwrap_err();
+        let err = fit(&t, &[0, 1], &c, &p).unwrap_err();
         assert!(err.to_string().contains("\"ident\" not found"), "{err}");
     }
 
     #[test]
     fn piecewise_linear_bins_follow_training_quantiles() {
-        let values: Vec<String> = (0..=100).map(|i| i.to_string()).collect();
-        let f = fit_numeric("x", values.iter().map(|v| Some(v.as_str())), 4);
+        let values = (0..=100).map(|i| (Some(f64::from(i)), 0.0));
+        let f = fit_numeric("x", values, Binning::Quantile, 2, 4);
         let Feature::Numeric { edges, .. } = &f else {
             panic!("{f:?}")
         };
         assert_eq!(edges, &[0.0, 25.0, 50.0, 75.0, 100.0]);
         assert_eq!(f.numeric_inputs(), 1 + 4);
         // A constant column gets no bins.
-        let c = fit_numeric("c", std::iter::repeat_n(Some("7"), 10), 4);
+        let c = fit_numeric(
+            "c",
+            std::iter::repeat_n((Some(7.0), 0.0), 10),
+            Binning::Quantile,
+            2,
+            4,
+        );
         assert_eq!(c.numeric_inputs(), 1);
+        // Target-aware bins put the one edge where the class changes; a missing value
+        // still gets its indicator and stays out of the tree.
+        let stepped = (0..=100)
+            .map(|i| (Some(f64::from(i)), f32::from(u8::from(i > 70))))
+            .chain([(None, 1.0)]);
+        let t = fit_numeric("t", stepped, Binning::Target, 2, 4);
+        let Feature::Numeric {
+            edges,
+            missing_indicator,
+            ..
+        } = &t
+        else {
+            panic!("{t:?}")
+        };
+        assert_eq!(edges, &[0.0, 70.5, 100.0]);
+        assert!(missing_indicator);
         let pre = Preprocessor {
             version: PREPROCESS_VERSION,
             target: "y".into(),

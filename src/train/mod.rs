@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
 use crate::config::{Config, ModelKind, Resolved, Schedule, TrainConfig};
+use crate::data::binning::BinTarget;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
@@ -322,7 +323,12 @@ fn check(
                 Target::Classes(classes) => classes,
                 Target::Numeric => Vec::new(),
             };
-            let (mut pre, notes) = Preprocessor::fit(table, &split.train, classes, config, path)?;
+            let target = BinTarget {
+                values: &labels,
+                classes: classes.len(),
+            };
+            let (mut pre, notes) =
+                Preprocessor::fit(table, &split.train, classes, target, config, path)?;
             if regression {
                 pre.regression = Some(Regression::fit_target(&labels, &split.train, config, path)?);
             }

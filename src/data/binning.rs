@@ -1,0 +1,247 @@
+//! Bin edges of the piecewise-linear encoding of a numeric column: quantiles of the
+//! column, or the split points of a small regression tree grown on the column against the
+//! target (Gorishniy et al., NeurIPS 2022, "target-aware" bins), which put edges where the
+//! target changes instead of where the rows happen to be dense.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// The target values of the training rows a tree is grown against.
+#[derive(Debug, Clone, Copy)]
+pub struct BinTarget<'a> {
+    /// One value per row of the table: a class index, or a number for regression.
+    pub values: &'a [f32],
+    /// Number of classes; 0 for a numeric target.
+    pub classes: usize,
+}
+
+/// Fewest training rows a tree bin may hold: enough that an edge is not one row's noise.
+const MAX_MIN_LEAF: usize = 64;
+const MIN_MIN_LEAF: usize = 16;
+/// A split must remove this share of a standardized target's squared error per row
+/// (scikit-learn's `min_impurity_decrease`, as the paper's reference code sets it).
+const MIN_GAIN_PER_ROW: f64 = 1e-4;
+
+/// Edges at `bins` quantiles of sorted values, duplicates removed; empty when fewer than
+/// two distinct edges remain or `bins < 2`.
+pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
+    let mut edges: Vec<f64> = Vec::new();
+    if bins >= 2 {
+        for i in 0..=bins {
+            let q = quantile(sorted, i as f64 / bins as f64);
+            if edges.last().is_none_or(|&last| q > last) {
+                edges.push(q);
+            }
+        }
+    }
+    if edges.len() < 2 {
+        edges.clear();
+    }
+    edges
+}
+
+/// Quantile by linear interpolation of a sorted slice (0 when empty).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Edges from a tree of at most `bins` leaves grown best-first on `(value, target)` pairs:
+/// the column's minimum, the split points (midway between neighbouring values), its
+/// maximum. Empty when no split pays (the column then enters as its scaled value only).
+pub fn tree_edges(pairs: &mut [(f64, f32)], classes: usize, bins: usize) -> Vec<f64> {
+    let n = pairs.len();
+    if bins < 2 || n < 2 {
+        return Vec::new();
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let dims = prefix_sums(pairs, classes);
+    let min_leaf = (n / (2 * bins)).clamp(MIN_MIN_LEAF, MAX_MIN_LEAF);
+    let min_gain = MIN_GAIN_PER_ROW * n as f64;
+    let mut leaves = 1;
+    let mut heap = BinaryHeap::new();
+    let mut cuts = Vec::new();
+    heap.extend(best_split(&xs, &dims, 0, n, min_leaf));
+    while leaves < bins {
+        let Some(split) = heap.pop() else { break };
+        if split.gain < min_gain {
+            break;
+        }
+        cuts.push((xs[split.at - 1] + xs[split.at]) / 2.0);
+        leaves += 1;
+        heap.extend(best_split(&xs, &dims, split.lo, split.at, min_leaf));
+        heap.extend(best_split(&xs, &dims, split.at, split.hi, min_leaf));
+    }
+    if cuts.is_empty() {
+        return Vec::new();
+    }
+    cuts.sort_by(f64::total_cmp);
+    let mut edges = Vec::with_capacity(cuts.len() + 2);
+    edges.push(xs[0]);
+    edges.extend(cuts);
+    edges.push(xs[n - 1]);
+    edges
+}
+
+/// Prefix sums of the target's dimensions over the sorted rows (`sums[d][i]`: rows
+/// `0..i`): a class indicator per class (one for two classes), or the standardized number.
+fn prefix_sums(pairs: &[(f64, f32)], classes: usize) -> Vec<Vec<f64>> {
+    let encode: Box<dyn Fn(f32, usize) -> f64> = match classes {
+        0 => {
+            let n = pairs.len() as f64;
+            let mean = pairs.iter().map(|p| f64::from(p.1)).sum::<f64>() / n;
+            let var = pairs
+                .iter()
+                .map(|p| (f64::from(p.1) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+            Box::new(move |y, _| (f64::from(y) - mean) / sd)
+        }
+        2 => Box::new(|y, _| f64::from(u8::from(y as usize == 1))),
+        _ => Box::new(|y, d| f64::from(u8::from(y as usize == d))),
+    };
+    let dims = if classes > 2 { classes } else { 1 };
+    (0..dims)
+        .map(|d| {
+            let mut sums = Vec::with_capacity(pairs.len() + 1);
+            let mut acc = 0.0;
+            sums.push(acc);
+            for p in pairs {
+                acc += encode(p.1, d);
+                sums.push(acc);
+            }
+            sums
+        })
+        .collect()
+}
+
+/// A candidate split of the sorted rows `lo..hi` at `at` and the squared error it removes.
+struct Split {
+    gain: f64,
+    lo: usize,
+    at: usize,
+    hi: usize,
+}
+
+impl PartialEq for Split {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Split {}
+impl PartialOrd for Split {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Split {
+    /// Larger gain first; ties go to the leftmost split, so the edges are deterministic.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.gain
+            .total_cmp(&other.gain)
+            .then(other.lo.cmp(&self.lo))
+            .then(other.at.cmp(&self.at))
+    }
+}
+
+/// The split of rows `lo..hi` (between two different values, each side at least
+/// `min_leaf` rows) that removes the most squared error, if any.
+fn best_split(
+    xs: &[f64],
+    sums: &[Vec<f64>],
+    lo: usize,
+    hi: usize,
+    min_leaf: usize,
+) -> Option<Split> {
+    if hi - lo < 2 * min_leaf {
+        return None;
+    }
+    let sum = |d: &Vec<f64>, a: usize, b: usize| d[b] - d[a];
+    let whole: f64 = sums
+        .iter()
+        .map(|d| sum(d, lo, hi).powi(2) / (hi - lo) as f64)
+        .sum();
+    let mut best: Option<Split> = None;
+    for at in lo + min_leaf..=hi - min_leaf {
+        if xs[at - 1] == xs[at] {
+            continue;
+        }
+        let (nl, nr) = ((at - lo) as f64, (hi - at) as f64);
+        let gain = sums
+            .iter()
+            .map(|d| sum(d, lo, at).powi(2) / nl + sum(d, at, hi).powi(2) / nr)
+            .sum::<f64>()
+            - whole;
+        if best.as_ref().is_none_or(|b| gain > b.gain) {
+            best = Some(Split { gain, lo, at, hi });
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_edges_drop_repeats() {
+        let xs: Vec<f64> = (0..100).map(|i| f64::from(i / 80)).collect();
+        assert_eq!(quantile_edges(&xs, 4), vec![0.0, 1.0]);
+        assert!(quantile_edges(&[3.0; 10], 4).is_empty());
+        let even: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert_eq!(quantile_edges(&even, 4), vec![0.0, 25.0, 50.0, 75.0, 100.0]);
+    }
+
+    #[test]
+    fn tree_edges_fall_where_the_target_changes() {
+        // The positive rate jumps at 30 and at 70 and is flat elsewhere: the tree's two
+        // edges sit at those steps, not at the quartiles.
+        let mut pairs: Vec<(f64, f32)> = (0..1000)
+            .map(|i| {
+                let x = f64::from(i) / 10.0;
+                let rate = if x < 30.0 {
+                    0.1
+                } else if x < 70.0 {
+                    0.6
+                } else {
+                    0.2
+                };
+                // A deterministic pattern with that share of positives.
+                let y = f32::from(u8::from((i * 7919 % 100) as f64 / 100.0 < rate));
+                (x, y)
+            })
+            .collect();
+        let edges = tree_edges(&mut pairs, 2, 3);
+        assert_eq!(edges.len(), 4, "{edges:?}");
+        assert_eq!(edges[0], 0.0);
+        assert!((edges[1] - 29.95).abs() < 0.5, "{edges:?}");
+        assert!((edges[2] - 69.95).abs() < 0.5, "{edges:?}");
+        assert_eq!(edges[3], 99.9);
+        // A target unrelated to the value gives no edges; a regression target is standardized.
+        let mut flat: Vec<(f64, f32)> = (0..1000).map(|i| (f64::from(i), 5.0)).collect();
+        assert!(tree_edges(&mut flat, 0, 8).is_empty());
+        let mut step: Vec<(f64, f32)> = (0..1000)
+            .map(|i| (f64::from(i), if i < 400 { 1e6 } else { 3e6 }))
+            .collect();
+        assert_eq!(tree_edges(&mut step, 0, 2), vec![0.0, 399.5, 999.0]);
+    }
+
+    #[test]
+    fn multiclass_trees_split_on_any_class() {
+        // Classes 0 and 1 alternate below 500 and class 2 fills the rest: the mean class
+        // index would also step there, so the test uses the one-hot dimensions' view that
+        // no split inside the alternating half pays.
+        let mut pairs: Vec<(f64, f32)> = (0..1000)
+            .map(|i| (f64::from(i), if i >= 500 { 2.0 } else { (i % 2) as f32 }))
+            .collect();
+        assert_eq!(tree_edges(&mut pairs, 3, 2), vec![0.0, 499.5, 999.0]);
+        assert_eq!(tree_edges(&mut pairs, 3, 4), vec![0.0, 499.5, 999.0]);
+    }
+}
