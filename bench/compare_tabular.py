@@ -3,7 +3,8 @@
 
 For each config and seed: `patron train --set split.seed=N --set split.export=...`, then
 `bench/reference_tabular.py` on the rows that run drew; prints a markdown table with the
-test ROC AUC of each and the means. Usage:
+test ROC AUC of each and the means, and patron's and LightGBM's positives among the top-scored
+fifth of the test rows. Usage:
 
     bench/compare_tabular.py configs/bank_propensity.toml configs/telco_churn.toml [--seeds 1,2,3,4,5]
 
@@ -11,6 +12,7 @@ PATRON names the binary (default: the release build under CARGO_TARGET_DIR or ta
 """
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -29,6 +31,14 @@ def patron_binary() -> str:
     return str(Path(target) / "release" / "patron")
 
 
+def top_fifth_positives(predictions: Path) -> int:
+    """Positives among the fifth of a run's test rows with the highest scores."""
+    with predictions.open() as f:
+        rows = [(float(r["logit"]), int(r["label"])) for r in csv.DictReader(f)]
+    rows.sort(key=lambda r: -r[0])
+    return sum(label for _, label in rows[: round(0.2 * len(rows))])
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("configs", nargs="+")
@@ -37,8 +47,9 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print("| config | seed | patron | LightGBM | logistic regression | patron ECE (uncalibrated) |")
-    print("|---|---|---|---|---|---|")
+    print("| config | seed | patron | LightGBM | logistic regression | patron ECE (uncalibrated) "
+          "| top fifth's positives, patron / LightGBM |")
+    print("|---|---|---|---|---|---|---|")
     for config in args.configs:
         rows = []
         for seed in seeds:
@@ -63,13 +74,15 @@ def main() -> int:
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
                 m = report["metrics"]
                 row = (m["auc_roc"], ref["lightgbm_auc"], ref["logreg_auc"], m["ece"],
-                       m["ece_uncalibrated"])
+                       m["ece_uncalibrated"], top_fifth_positives(run / "test_predictions.csv"),
+                       ref["lightgbm_top_fifth_positives"])
                 rows.append(row)
                 print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} "
-                      f"| {row[3]:.4f} ({row[4]:.4f}) |", flush=True)
-        means = [sum(r[i] for r in rows) / len(rows) for i in range(5)]
+                      f"| {row[3]:.4f} ({row[4]:.4f}) | {row[5]} / {row[6]} |", flush=True)
+        means = [sum(r[i] for r in rows) / len(rows) for i in range(7)]
         print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
-              f"**{means[2]:.4f}** | {means[3]:.4f} ({means[4]:.4f}) |", flush=True)
+              f"**{means[2]:.4f}** | {means[3]:.4f} ({means[4]:.4f}) | {means[5]:.1f} / {means[6]:.1f} |",
+              flush=True)
     return 0
 
 
