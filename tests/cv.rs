@@ -175,7 +175,11 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
         tmp.path().join("hf").to_str().unwrap(),
     ]);
     assert_eq!(hf.status.code(), Some(2));
-    assert!(stderr(&hf).contains("cross-validated"), "{}", stderr(&hf));
+    assert!(
+        stderr(&hf).contains("exports text_encoder runs"),
+        "{}",
+        stderr(&hf)
+    );
 }
 
 #[test]

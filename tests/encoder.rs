@@ -222,13 +222,49 @@ fn tiny_bert_fine_tunes_predicts_and_evaluates() {
         "{}",
         stderr(&o)
     );
-    check_hf_logits(&moved, &hf, tmp.path());
+    check_hf_logits(&moved, "model.bpk", &hf, tmp.path());
 }
 
-/// The exported directory gives patron's logits within 1e-4 in PyTorch + `transformers`
-/// (scripts/check_hf_export.py; skipped with the reason where Python, torch or
-/// transformers is missing).
-fn check_hf_logits(run: &Path, hf: &Path, tmp: &Path) {
+/// A 2-fold run exports one `transformers` directory per fold model beside `ensemble.json`;
+/// each gives its own fold model's logits.
+#[test]
+fn a_cross_validated_encoder_exports_one_hf_directory_per_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path(), 120);
+    let config = tiny_config(tmp.path(), &data, 1);
+    let run = train_on(
+        "flex",
+        config.to_str().unwrap(),
+        &tmp.path().join("run"),
+        &["split.folds=2"],
+    );
+    let hf = tmp.path().join("hf");
+    assert_ok(&patron(&[
+        "export",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--format",
+        "hf",
+        "--output",
+        hf.to_str().unwrap(),
+    ]));
+    let ensemble = json(&hf.join("ensemble.json"));
+    assert_eq!(ensemble["members"], serde_json::json!(["fold-1", "fold-2"]));
+    assert!(ensemble["rule"].as_str().unwrap().contains("mean"));
+    for k in 1..=2 {
+        let member = hf.join(format!("fold-{k}"));
+        let config = json(&member.join("config.json"));
+        assert_eq!(config["patron"]["ensemble"]["member"], k);
+        assert_eq!(config["patron"]["ensemble"]["members"], 2);
+        assert!(member.join("tokenizer.json").is_file());
+        check_hf_logits(&run, &format!("fold-{k}/model.bpk"), &member, tmp.path());
+    }
+}
+
+/// The exported directory gives the logits of the run's weights file `weights` (relative
+/// to the run) within 1e-4 in PyTorch + `transformers` (scripts/check_hf_export.py;
+/// skipped with the reason where Python, torch or transformers is missing).
+fn check_hf_logits(run: &Path, weights: &str, hf: &Path, tmp: &Path) {
     let texts = [
         "great product",
         "terrible delivery, never again",
@@ -238,7 +274,7 @@ fn check_hf_logits(run: &Path, hf: &Path, tmp: &Path) {
     ];
     let device = Device::flex();
     let manifest = patron::run::read_manifest(run).unwrap();
-    let weights = run.join("model.bpk");
+    let weights = run.join(weights);
     let bytes = std::fs::read(&weights).unwrap();
     let Network::Encoder(bert) = manifest.model.load(&device, bytes, &weights).unwrap() else {
         panic!("a text_encoder run loads as an encoder");

@@ -14,7 +14,9 @@
 //!
 //! `--format hf` writes a `text_encoder` run as a Hugging Face
 //! `BertForSequenceClassification` directory (`config.json`, `model.safetensors`,
-//! `tokenizer.json`, `tokenizer_config.json`) that `transformers` loads as it is.
+//! `tokenizer.json`, `tokenizer_config.json`) that `transformers` loads as it is; a
+//! cross-validated run as one such directory per fold model (`fold-<k>/`) beside
+//! `ensemble.json`, which names them and the rule that pools their logits.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +36,8 @@ use crate::run::{FileGroup, LoadedRun, is_empty_dir, load_run, publish_dir, writ
 pub enum ExportFormat {
     /// Hugging Face safetensors.
     Safetensors,
-    /// A Hugging Face `BertForSequenceClassification` directory (`text_encoder` runs).
+    /// A Hugging Face `BertForSequenceClassification` directory (`text_encoder` runs; one
+    /// per fold model of a cross-validated run).
     Hf,
 }
 
@@ -114,20 +117,21 @@ fn export_members(
 }
 
 /// The run as a `transformers` model directory `output` (created; an existing non-empty
-/// one is refused), published whole by [`publish_dir`].
+/// one is refused), published whole by [`publish_dir`]. A cross-validated run writes one
+/// such directory per fold model (`fold-<k>/`) and `ensemble.json`, the rule that pools
+/// them.
 fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
     let run = load_run(run_dir, &Device::flex())?;
     let spec = &run.manifest.model;
-    if run.models.len() > 1 {
-        return Err(PatronError::data(
-            run_dir,
-            format!(
-                "is a cross-validated run of {} fold models; --format hf writes one model (use --format safetensors: one file per fold model)",
-                run.models.len()
-            ),
-        ));
-    }
-    let (Some(Network::Encoder(bert)), Some(text)) = (run.models.first(), &spec.text) else {
+    let encoders: Option<Vec<_>> = run
+        .models
+        .iter()
+        .map(|m| match m {
+            Network::Encoder(bert) => Some(bert),
+            _ => None,
+        })
+        .collect();
+    let (Some(text), Some(encoders)) = (&spec.text, encoders) else {
         return Err(PatronError::data(
             run_dir,
             format!(
@@ -153,24 +157,53 @@ fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
         ));
     }
     let cls = text.pooling == Pooling::Cls;
-    let config = hf_config(&run, pretrained, tokenizer, cls);
-    let tokenizer_config = json!({
+    let tokenizer_config = pretty(&json!({
         "tokenizer_class": "BertTokenizer",
         "model_max_length": tokenizer.max_length(),
+    }))?;
+    let members = encoders.len();
+    let rule = run.task.pool().rule();
+    // (folder inside `output`, its files); one folder, `output` itself, for one model.
+    let mut dirs: Vec<(String, Vec<(&str, Vec<u8>)>)> = Vec::with_capacity(members);
+    for (k, bert) in encoders.iter().enumerate() {
+        let mut config = hf_config(&run, pretrained, tokenizer, cls);
+        let folder = if members > 1 {
+            config["patron"]["ensemble"] =
+                json!({"members": members, "member": k + 1, "rule": rule});
+            format!("fold-{}", k + 1)
+        } else {
+            String::new()
+        };
+        let weights = bert.to_hf_safetensors(&[("format", "pt".to_string())])?;
+        let files = vec![
+            ("config.json", pretty(&config)?),
+            ("model.safetensors", weights),
+            ("tokenizer.json", tokenizer.json().as_bytes().to_vec()),
+            ("tokenizer_config.json", tokenizer_config.clone()),
+        ];
+        dirs.push((folder, files));
+    }
+    let ensemble = (members > 1).then(|| {
+        json!({
+            "members": dirs.iter().map(|(folder, _)| folder.as_str()).collect::<Vec<_>>(),
+            "rule": rule,
+            "note": "pool the members' logits by this rule; the calibration and threshold in each member's config.json (\"patron\") apply to the pooled score",
+        })
     });
-    let weights = bert.to_hf_safetensors(&[("format", "pt".to_string())])?;
-    let files: [(&str, Vec<u8>); 4] = [
-        ("config.json", pretty(&config)?),
-        ("model.safetensors", weights),
-        ("tokenizer.json", tokenizer.json().as_bytes().to_vec()),
-        ("tokenizer_config.json", pretty(&tokenizer_config)?),
-    ];
     publish_dir(output, exists, |staging| {
-        let mut group = FileGroup::create(staging)?;
-        for (file, bytes) in &files {
-            group.write(file, bytes)?;
+        if let Some(ensemble) = &ensemble {
+            let mut group = FileGroup::create(staging)?;
+            group.write("ensemble.json", &pretty(ensemble)?)?;
+            group.sync()?;
         }
-        group.sync().map(|_| ())
+        for (folder, files) in &dirs {
+            let mut group = FileGroup::create(&staging.join(folder))?;
+            for (file, bytes) in files {
+                group.write(file, bytes)?;
+            }
+            group.sync()?;
+        }
+        Ok(())
     })
 }
 
