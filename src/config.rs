@@ -616,6 +616,10 @@ pub struct EarlyStopping {
     /// Epochs without improvement before stopping (0 disables early stopping).
     #[serde(default = "default_patience")]
     pub patience: usize,
+    /// The metric is a text kind's default rather than the config's: a target that turns
+    /// out to be numeric watches `rmse` instead of a classification metric.
+    #[serde(skip)]
+    pub metric_defaulted: bool,
 }
 
 /// How the loss weighs the classes.
@@ -825,7 +829,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
 /// The model kind a config gets when it names a text column and no `model.kind`.
 pub const DEFAULT_TEXT_KIND: ModelKind = ModelKind::TextBag;
 
-fn fill_text_defaults(table: &mut toml::Table) {
+/// Fill a text kind's defaults into keys the config leaves out; true when that includes
+/// the early-stopping metric.
+fn fill_text_defaults(table: &mut toml::Table) -> bool {
     let has_text = table
         .get("data")
         .and_then(|d| d.get("text"))
@@ -848,7 +854,7 @@ fn fill_text_defaults(table: &mut toml::Table) {
         .and_then(|k| k.as_str())
         .and_then(ModelKind::from_name);
     let Some(kind) = kind.filter(|k| k.is_text()) else {
-        return;
+        return false;
     };
     if kind == ModelKind::TextEncoder
         && let Some(toml::Value::Table(model)) = table.get_mut("model")
@@ -874,18 +880,27 @@ fn fill_text_defaults(table: &mut toml::Table) {
         }
     }
     // Early stopping watches macro-F1 on text (balanced sentiment data; log loss rewards
-    // overconfident epochs less reliably there).
+    // overconfident epochs less reliably there), RMSE on a regression.
+    let regression = table
+        .get("data")
+        .and_then(|d| d.get("task"))
+        .and_then(|t| t.as_str())
+        == Some("regression");
+    let mut defaulted = false;
     if let Some(toml::Value::Table(train)) = table.get_mut("train") {
         let stop = train
             .entry("early_stopping".to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(stop) = stop {
-            stop.entry("metric".to_string())
-                .or_insert_with(|| toml::Value::String("macro_f1".into()));
+            stop.entry("metric".to_string()).or_insert_with(|| {
+                defaulted = true;
+                toml::Value::String(if regression { "rmse" } else { "macro_f1" }.into())
+            });
             stop.entry("patience".to_string())
                 .or_insert(toml::Value::Integer(3));
         }
     }
+    defaulted
 }
 /// A `text_encoder`'s dropout when `model.dropout` is unset: the `hidden_dropout_prob` of
 /// its pretrained `config.json`, as `BertForSequenceClassification` takes it, else BERT's
@@ -985,6 +1000,7 @@ impl Default for EarlyStopping {
         EarlyStopping {
             metric: default_stop_metric(),
             patience: default_patience(),
+            metric_defaulted: false,
         }
     }
 }
@@ -1266,7 +1282,7 @@ impl Config {
             .filter_map(|section| Some((section, table.get(*section)?.as_table()?)))
             .flat_map(|(section, keys)| keys.keys().map(move |k| join(section, k)))
             .collect();
-        fill_text_defaults(&mut table);
+        let metric_defaulted = fill_text_defaults(&mut table);
         for required in ["data.path", "data.target"] {
             let (section, key) = required.split_once('.').unwrap_or_default();
             let present = table
@@ -1286,7 +1302,8 @@ impl Config {
             .map_err(|e| PatronError::Internal(format!("re-serializing config: {e}")))?;
         let unchecked: Unchecked = toml::from_str(&text)
             .map_err(|e: toml::de::Error| PatronError::config(file, type_error(&text, &e)))?;
-        let config = unchecked.check(file)?;
+        let mut config = unchecked.check(file)?;
+        config.train.early_stopping.metric_defaulted = metric_defaulted;
         let kind = config.model.kind;
         let valid_set = table
             .get("split")
@@ -1770,6 +1787,40 @@ mod tests {
         assert_eq!((named.epochs, named.min_steps), (2, 0));
         let both = text(&["data.text=\"t\"", "train.epochs=2", "train.min_steps=50"]);
         assert_eq!(both.min_steps, 50);
+    }
+
+    #[test]
+    fn text_kinds_stop_on_macro_f1_or_rmse_and_say_when_it_was_their_default() {
+        let stop = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::from_toml_str(MINIMAL, "t", &sets)
+                .unwrap()
+                .train
+                .early_stopping
+        };
+        let tabular = stop(&[]);
+        assert_eq!(
+            (tabular.metric, tabular.metric_defaulted),
+            (StopMetric::LogLoss, false)
+        );
+        let bag = stop(&["data.text=\"t\""]);
+        assert_eq!(
+            (bag.metric, bag.metric_defaulted),
+            (StopMetric::MacroF1, true)
+        );
+        let score = stop(&["data.text=\"t\"", "data.task=\"regression\""]);
+        assert_eq!(
+            (score.metric, score.metric_defaulted),
+            (StopMetric::Rmse, true)
+        );
+        let named = stop(&[
+            "data.text=\"t\"",
+            "train.early_stopping.metric=\"accuracy\"",
+        ]);
+        assert_eq!(
+            (named.metric, named.metric_defaulted),
+            (StopMetric::Accuracy, false)
+        );
     }
 
     #[test]

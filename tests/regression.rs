@@ -359,3 +359,79 @@ fn quantile_heads_give_intervals_that_cover_their_share() {
     let report = json(&drift.join("drift.json"));
     assert!(report["score"]["psi"].as_f64().unwrap() < 0.1, "{report}");
 }
+
+/// A text config that sets only `data.*` on a numeric score (VADER's `mean_sentiment`,
+/// `data.task` left at "auto") trains the default text model as a regression: the text
+/// kinds' default early-stopping metric, macro-F1, becomes RMSE, which the saved config
+/// shows, a resume with the same config accepts and `tune` ranks by.
+#[test]
+fn a_text_config_of_data_keys_only_learns_a_numeric_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string("datasets/vader_human_rated_snippets_23703.csv").unwrap();
+    let mut lines = source.lines();
+    let mut slice = format!("{}\n", lines.next().unwrap());
+    for line in lines.step_by(20) {
+        slice.push_str(line);
+        slice.push('\n');
+    }
+    let data = tmp.path().join("vader.csv");
+    std::fs::write(&data, slice).unwrap();
+    let config = tmp.path().join("score.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"mean_sentiment\"\ndrop = [\"source\", \"id\", \"label3\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = train_on("flex", config, &tmp.path().join("run"), &["train.epochs=2"]);
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(saved.contains("metric = \"rmse\""), "{saved}");
+    assert!(saved.contains("kind = \"text_bag\""), "{saved}");
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "regression");
+    assert!(
+        report["metrics"]["rmse"].as_f64().unwrap() < 2.5,
+        "{report}"
+    );
+
+    // Stopped after its first epoch and resumed with the same config: that config
+    // resolves to the saved one (rmse), so the resume is accepted.
+    let dir = tmp.path().join("stopped");
+    let backend = patron::backend::select(patron::backend::BackendChoice::Ndarray).unwrap();
+    let request = |stop: bool, resume: bool| patron::train::TrainRequest {
+        config: Some(
+            patron::config::Config::resolve(Path::new(config), &["train.epochs=2".into()]).unwrap(),
+        ),
+        output_dir: Some(dir.clone()),
+        resume: resume.then(|| dir.clone()),
+        stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(stop)),
+        ..patron::train::TrainRequest::default()
+    };
+    let quiet = patron::progress::Progress::new(true);
+    let stopped = patron::train::train(&request(true, false), &backend, &quiet).unwrap_err();
+    assert_eq!(stopped.exit_code(), 130, "{stopped}");
+    patron::train::train(&request(false, true), &backend, &quiet).unwrap();
+    assert_eq!(json(&dir.join("report.json"))["task"], "regression");
+
+    let search = tmp.path().join("search");
+    assert_ok(&patron(&[
+        "tune",
+        "--config",
+        config,
+        "--quiet",
+        "--output-dir",
+        search.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--search",
+        "train.learning_rate=5e-4|2e-3",
+    ]));
+    let board = std::fs::read_to_string(search.join("leaderboard.csv")).unwrap();
+    assert!(
+        board.lines().next().unwrap().contains("valid_rmse"),
+        "{board}"
+    );
+}

@@ -124,19 +124,34 @@ pub fn fit_target(
     Ok((Target::Classes(labels), values, why))
 }
 
-/// Keys that do not apply to the target found are warned about; an early-stopping metric
-/// the task does not measure is an error naming the key.
-pub fn target_keys(config: &Config, target: &Target) -> Result<Vec<String>> {
-    let regression = *target == Target::Numeric;
-    let metric = config.train.early_stopping.metric;
-    let measured = match metric {
+/// The early-stopping metric a run on `target` watches: the config's, except that a text
+/// kind's default classification metric becomes `rmse` on a numeric target.
+pub fn stop_metric(config: &Config, target: &Target) -> StopMetric {
+    let stop = &config.train.early_stopping;
+    if *target == Target::Numeric && stop.metric_defaulted && !measures(stop.metric, true) {
+        StopMetric::Rmse
+    } else {
+        stop.metric
+    }
+}
+
+/// Whether a task (regression or not) measures `metric`.
+fn measures(metric: StopMetric, regression: bool) -> bool {
+    match metric {
         StopMetric::LogLoss | StopMetric::Loss => true,
         StopMetric::Rmse | StopMetric::Mae => regression,
         StopMetric::AucRoc | StopMetric::AucPr | StopMetric::MacroF1 | StopMetric::Accuracy => {
             !regression
         }
-    };
-    if !measured {
+    }
+}
+
+/// Keys that do not apply to the target found are warned about; an early-stopping metric
+/// the task does not measure is an error naming the key.
+pub fn target_keys(config: &Config, target: &Target) -> Result<Vec<String>> {
+    let regression = *target == Target::Numeric;
+    let metric = stop_metric(config, target);
+    if !measures(metric, regression) {
         let (task, instead) = if regression {
             ("regression", "\"loss\", \"rmse\" or \"mae\"")
         } else {

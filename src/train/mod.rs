@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::config::{Config, ModelKind, Resolved, Schedule, TrainConfig};
+use crate::config::{Config, ModelKind, Resolved, Schedule, StopMetric, TrainConfig};
 use crate::data::binning::BinTarget;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
@@ -44,7 +44,7 @@ use crate::score::drift;
 use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
-use crate::task::labels::{Target, class_rows, fit_target, strata, target_keys};
+use crate::task::labels::{Target, class_rows, fit_target, stop_metric, strata, target_keys};
 use crate::task::regression::Regression;
 use crate::task::{self, CrossValidation, Report, Task};
 
@@ -197,6 +197,15 @@ fn resume(
         )?),
         None => None,
     };
+    // A text kind's defaulted metric was resolved against the data when the run started
+    // (`stop_metric`): the saved config holds the result.
+    let requested = requested.map(|mut c| {
+        if c.train.early_stopping.metric_defaulted {
+            c.train.early_stopping.metric = saved.train.early_stopping.metric;
+            c.train.early_stopping.metric_defaulted = saved.train.early_stopping.metric_defaulted;
+        }
+        c
+    });
     if let Some(requested) = requested
         && requested != saved
     {
@@ -252,10 +261,11 @@ pub struct Validation {
 /// label, split, fit and apply the preprocessing, find the segment columns) and report
 /// what it found, without writing anything.
 pub fn validate(resolved: &Resolved) -> Result<Validation> {
-    let (config, mut warnings) = (resolved.config.clone(), resolved.warnings.clone());
+    let (mut config, mut warnings) = (resolved.config.clone(), resolved.warnings.clone());
     let path = config.data_path();
     let table = read_data(&config, &path)?;
     let checked = check(&config, &table, &path, None)?;
+    config.train.early_stopping.metric = checked.stop_metric;
     warnings.extend(checked.warnings);
     Ok(Validation {
         data: path,
@@ -273,6 +283,8 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
 struct Checked {
     /// What was chosen for `data.task`, in words.
     task_note: String,
+    /// The early-stopping metric for the target found ([`stop_metric`]).
+    stop_metric: StopMetric,
     /// Rows of each class (empty for a regression).
     class_rows: Vec<usize>,
     pre: Preprocessor,
@@ -304,6 +316,7 @@ fn check(
     let (target, labels, task_note) = fit_target(table, config, path)?;
     let regression = target == Target::Numeric;
     let mut warnings = target_keys(config, &target)?;
+    let stop_metric = stop_metric(config, &target);
     let class_rows = class_rows(&target, &labels);
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let strata = strata(&target, &labels);
@@ -340,6 +353,7 @@ fn check(
     let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
     Ok(Checked {
         task_note,
+        stop_metric,
         class_rows,
         pre,
         split,
@@ -367,6 +381,8 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         None => None,
     };
     let checked = check(&config, &table, &path, saved)?;
+    let mut config = config;
+    config.train.early_stopping.metric = checked.stop_metric;
     let eval_texts = match &checked.pre.text {
         Some(t) => raw_texts(&table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),

@@ -255,9 +255,25 @@ pub fn tune(request: &TuneRequest, backend: &Backend, progress: &Progress) -> Re
         .iter()
         .map(|values| Config::resolve(&request.config, &trial_overrides(request, values)))
         .collect::<Result<Vec<Resolved>>>()?;
+    // A text kind's defaulted metric depends on the target the data holds (rmse for a
+    // number): the first trial's checks say which.
+    let resolved = match configs.first() {
+        Some(first)
+            if request.metric.is_none() && first.config.train.early_stopping.metric_defaulted =>
+        {
+            Some(train::validate(first)?.config.train.early_stopping.metric)
+        }
+        _ => None,
+    };
     let watched: Vec<StopMetric> = configs
         .iter()
-        .map(|r| r.config.train.early_stopping.metric)
+        .map(|r| {
+            let stop = &r.config.train.early_stopping;
+            match resolved {
+                Some(metric) if stop.metric_defaulted => metric,
+                _ => stop.metric,
+            }
+        })
         .collect();
     let metric = match request.metric {
         Some(metric) => metric,
