@@ -116,6 +116,9 @@ fn export_members(
     Ok(written)
 }
 
+/// A directory's files: name and bytes.
+type Files = Vec<(&'static str, Vec<u8>)>;
+
 /// The run as a `transformers` model directory `output` (created; an existing non-empty
 /// one is refused), published whole by [`publish_dir`]. A cross-validated run writes one
 /// such directory per fold model (`fold-<k>/`) and `ensemble.json`, the rule that pools
@@ -163,8 +166,8 @@ fn export_hf(run_dir: &Path, output: &Path) -> Result<()> {
     }))?;
     let members = encoders.len();
     let rule = run.task.pool().rule();
-    // (folder inside `output`, its files); one folder, `output` itself, for one model.
-    let mut dirs: Vec<(String, Vec<(&str, Vec<u8>)>)> = Vec::with_capacity(members);
+    // One folder per member, `output` itself ("") for a single model.
+    let mut dirs: Vec<(String, Files)> = Vec::with_capacity(members);
     for (k, bert) in encoders.iter().enumerate() {
         let mut config = hf_config(&run, pretrained, tokenizer, cls);
         let folder = if members > 1 {
