@@ -39,9 +39,10 @@ pub enum Feature {
         scale: f64,
         /// Whether an extra 0/1 input marks missing values (the column had some in training).
         missing_indicator: bool,
-        /// Quantile bin edges of the piecewise-linear encoding (empty: none). Each of the
-        /// `edges.len() - 1` bins adds an input that rises from 0 to 1 across its bin, which
-        /// lets the MLP model non-monotone effects the way tree ensembles do.
+        /// Bin edges of the piecewise-linear encoding (empty: none), at quantiles or at a
+        /// tree's splits on the target (`data.binning`). Each of the `edges.len() - 1`
+        /// bins adds an input that rises from 0 to 1 across its bin, which lets the MLP
+        /// model non-monotone effects the way tree ensembles do.
         #[serde(default)]
         edges: Vec<f64>,
     },
