@@ -134,7 +134,10 @@ Labels are not needed.")]
     #[command(after_help = "Examples:
   patron export --checkpoint runs/churn --format safetensors --output churn.safetensors
   patron export --checkpoint runs/sentiment --format hf --output hf/sentiment
-      (a text_encoder run as a BertForSequenceClassification directory for transformers)
+      (a text_encoder run as a BertForSequenceClassification directory for transformers;
+      a cross-validated run as hf/sentiment/fold-<k>/ per fold model and ensemble.json)
+  patron export --checkpoint runs/churn-cv --format safetensors --output churn.safetensors
+      (a cross-validated run: churn.fold-<k>.safetensors, one per fold model)
 
 Tensor names and the metadata written are listed in README.md.")]
     Export(ExportArgs),
