@@ -225,15 +225,7 @@ fn train_predict_evaluate_round_trip() {
     assert_eq!(header["__metadata__"]["positive"], "Yes");
     // A Hugging Face directory is for text_encoder runs only: exit 2, nothing written.
     let hf = tmp.path().join("hf");
-    let o = patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "hf",
-        "--output",
-        hf.to_str().unwrap(),
-    ]);
+    let o = common::export(&run, "hf", &hf);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("text_encoder"), "{}", stderr(&o));
     assert!(!hf.exists());

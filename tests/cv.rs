@@ -146,15 +146,7 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
     assert!(worst < 1e-5, "flex and ndarray differ by {worst}");
 
     // One safetensors file per fold model, naming the member and the pooling rule.
-    let exported = patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "safetensors",
-        "--output",
-        tmp.path().join("m.safetensors").to_str().unwrap(),
-    ]);
+    let exported = common::export(&run, "safetensors", &tmp.path().join("m.safetensors"));
     assert_ok(&exported);
     assert_eq!(common::stdout(&exported).lines().count(), 3);
     for k in 1..=3 {
@@ -165,15 +157,7 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
         assert_eq!(meta["ensemble_member"], k.to_string());
         assert!(meta["ensemble_rule"].as_str().unwrap().contains("mean"));
     }
-    let hf = patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "hf",
-        "--output",
-        tmp.path().join("hf").to_str().unwrap(),
-    ]);
+    let hf = common::export(&run, "hf", &tmp.path().join("hf"));
     assert_eq!(hf.status.code(), Some(2));
     assert!(
         stderr(&hf).contains("exports text_encoder runs"),

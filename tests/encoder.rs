@@ -189,17 +189,7 @@ fn tiny_bert_fine_tunes_predicts_and_evaluates() {
 
     // Exported for `transformers`: a BertForSequenceClassification directory.
     let hf = tmp.path().join("hf");
-    let export = || {
-        patron(&[
-            "export",
-            "--checkpoint",
-            moved.to_str().unwrap(),
-            "--format",
-            "hf",
-            "--output",
-            hf.to_str().unwrap(),
-        ])
-    };
+    let export = || common::export(&moved, "hf", &hf);
     assert_ok(&export());
     for file in [
         "config.json",
@@ -239,15 +229,7 @@ fn a_cross_validated_encoder_exports_one_hf_directory_per_fold() {
         &["split.folds=2"],
     );
     let hf = tmp.path().join("hf");
-    assert_ok(&patron(&[
-        "export",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--format",
-        "hf",
-        "--output",
-        hf.to_str().unwrap(),
-    ]));
+    assert_ok(&common::export(&run, "hf", &hf));
     let ensemble = json(&hf.join("ensemble.json"));
     assert_eq!(ensemble["members"], serde_json::json!(["fold-1", "fold-2"]));
     assert!(ensemble["rule"].as_str().unwrap().contains("mean"));

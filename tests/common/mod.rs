@@ -257,17 +257,22 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-/// `patron export --format safetensors` of `run` into `output`, and the file's JSON header.
-pub fn export_header(run: &Path, output: &Path) -> serde_json::Value {
-    assert_ok(&patron(&[
+/// `patron export --format FORMAT` of `run` into `output`.
+pub fn export(run: &Path, format: &str, output: &Path) -> Output {
+    patron(&[
         "export",
         "--checkpoint",
         run.to_str().unwrap(),
         "--format",
-        "safetensors",
+        format,
         "--output",
         output.to_str().unwrap(),
-    ]));
+    ])
+}
+
+/// `patron export --format safetensors` of `run` into `output`, and the file's JSON header.
+pub fn export_header(run: &Path, output: &Path) -> serde_json::Value {
+    assert_ok(&export(run, "safetensors", output));
     safetensors_header(output)
 }
 
