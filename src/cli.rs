@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, Parser, Subcommand};
 
 use patron::backend::{self, BackendChoice};
-use patron::config::{Config, ModelKind, StopMetric};
+use patron::config::{Config, ModelKind, StopMetric, TaskKind};
 use patron::data::Format;
 use patron::data::preprocess::Feature;
 use patron::error::{PatronError, Result};
@@ -527,6 +527,12 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Config(args) => {
             let config = Config::load(&args.config, &args.overrides)?;
+            // Printed without reading the data, so whether "auto" finds a number is open.
+            if config.train.early_stopping.metric_defaulted && config.data.task == TaskKind::Auto {
+                println!(
+                    "# train.early_stopping.metric: a text kind's default; a numeric target that data.task = \"auto\" finds to be a regression watches \"rmse\" instead"
+                );
+            }
             print!("{}", config.to_toml());
             Ok(())
         }

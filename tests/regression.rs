@@ -386,6 +386,15 @@ fn a_text_config_of_data_keys_only_learns_a_numeric_score() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
+    // Without reading the data, `patron config` can only say what a number would change.
+    let o = patron(&["config", "--config", config]);
+    assert_ok(&o);
+    let resolved = stdout(&o);
+    assert!(
+        resolved.starts_with("# train.early_stopping.metric"),
+        "{resolved}"
+    );
+    assert!(resolved.contains("metric = \"macro_f1\""), "{resolved}");
     let run = train_on("flex", config, &tmp.path().join("run"), &["train.epochs=2"]);
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(saved.contains("metric = \"rmse\""), "{saved}");
