@@ -10,6 +10,11 @@ rows. Prints each seed's test accuracy and the means. Usage:
     bench/compare_text.py --data datasets/uci_sentiment_labelled_sentences_3000.csv \\
         --text text --target label [--seeds 1,2,3,4,5] [--chars] [--set KEY=VALUE ...]
 
+--query keeps the rows a pandas query selects and --sample N then draws N of them (seed 0),
+written to a temporary CSV both sides read: the README's VADER sets are
+    --query "label3 != 'neutral'" --sample 10000            (positive vs negative, 10,000)
+    --query "source == 'movie_review_snippets' and label3 != 'neutral'"
+
 PATRON names the binary (default: the release build under CARGO_TARGET_DIR or target/).
 Needs pandas and scikit-learn.
 """
@@ -51,8 +56,24 @@ def main() -> int:
     p.add_argument("--seeds", default="1,2,3,4,5")
     p.add_argument("--chars", action="store_true", help="character n-grams for the reference")
     p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
+    p.add_argument("--query", help="keep the rows this pandas query selects")
+    p.add_argument("--sample", type=int, help="then draw this many of them (seed 0)")
     args = p.parse_args()
     data = Path(args.data).resolve()
+    with tempfile.TemporaryDirectory() as subset_dir:
+        if args.query or args.sample:
+            rows = pd.read_csv(data, keep_default_na=False)
+            if args.query:
+                rows = rows.query(args.query)
+            if args.sample:
+                rows = rows.sample(args.sample, random_state=0)
+            data = Path(subset_dir) / data.name
+            rows.to_csv(data, index=False)
+        return compare(args, data)
+
+
+def compare(args, data: Path) -> int:
+    """Both sides on every seed of `data`; prints the table."""
     df = pd.read_csv(data)
     texts = df[args.text].astype(str).str.lower().to_numpy()
     y = df[args.target].astype(str).to_numpy()
