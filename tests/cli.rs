@@ -60,12 +60,7 @@ fn train_predict_evaluate_round_trip() {
             .iter()
             .all(|f| f["name"] != "customerID")
     );
-    let total = manifest["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "TotalCharges")
-        .unwrap();
+    let total = common::named(&manifest["features"], "TotalCharges");
     assert_eq!(
         total["kind"], "numeric",
         "blank cells do not make TotalCharges text"
@@ -923,12 +918,7 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
         "{err}"
     );
     let pre = json(&tmp.path().join("run/preprocess.json"));
-    let code = pre["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "code")
-        .unwrap();
+    let code = common::named(&pre["features"], "code");
     assert_eq!(code["categories"].as_array().unwrap().len(), 100);
 }
 
@@ -1250,18 +1240,7 @@ fn target_binning_places_edges_by_the_label() {
         &["train.epochs=3", "data.binning=\"target\""],
     );
     let pre = json(&run.join("preprocess.json"));
-    let tenure = pre["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "tenure")
-        .unwrap();
-    let edges: Vec<f64> = tenure["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_f64().unwrap())
-        .collect();
+    let edges = common::numbers(&common::named(&pre["features"], "tenure")["edges"]);
     // Tenure drives churn: the tree splits it, but into fewer, uneven bins than quantiles.
     assert!((3..17).contains(&edges.len()), "{edges:?}");
     assert!(edges.windows(2).all(|w| w[0] < w[1]), "{edges:?}");

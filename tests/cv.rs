@@ -71,12 +71,7 @@ fn a_cross_validated_run_scores_with_its_fold_ensemble() {
     assert_eq!(report["evaluated_on"], "test");
     assert_eq!(report["cv"]["folds"], 3);
     let auc_cv = &report["cv"]["metrics"]["auc_roc"];
-    let per_fold: Vec<f64> = auc_cv["per_fold"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let per_fold = common::numbers(&auc_cv["per_fold"]);
     assert_eq!(per_fold.len(), 3);
     assert!(per_fold.iter().all(|&a| a > 0.6 && a < 1.0), "{per_fold:?}");
     let mean = per_fold.iter().sum::<f64>() / 3.0;

@@ -43,12 +43,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
         .len();
     assert_eq!(profile["features"].as_array().unwrap().len(), features);
     for column in profile["features"].as_array().unwrap() {
-        let shares: f64 = column["shares"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_f64().unwrap())
-            .sum();
+        let shares: f64 = common::numbers(&column["shares"]).iter().sum();
         assert!((shares - 1.0).abs() < 1e-9, "{column}");
     }
 
@@ -107,12 +102,7 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
     assert!(all[2..].iter().all(|(_, psi, _)| *psi < 0.1), "{all:?}");
     // Buckets in the column's own units: ages in years, categories by name.
     let report = json(&moved.join("drift.json"));
-    let age_column = report["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "age")
-        .unwrap();
+    let age_column = common::named(&report["features"], "age");
     let buckets = age_column["buckets"].as_array().unwrap();
     assert_eq!(buckets.last().unwrap(), "missing");
     let first: f64 = buckets[0].as_str().unwrap()[3..].parse().unwrap();

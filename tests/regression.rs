@@ -47,12 +47,7 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
     // Far better than predicting the mean (R^2 0), and the top tenth holds a big share.
     assert!(m["r2"].as_f64().unwrap() > 0.15, "{m}");
     assert!(m["top10_share"].as_f64().unwrap() > 0.4, "{m}");
-    let shares: Vec<f64> = report["decile_share"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let shares = common::numbers(&report["decile_share"]);
     assert_eq!(shares.len(), 10);
     assert!(
         (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
@@ -329,12 +324,7 @@ fn quantile_heads_give_intervals_that_cover_their_share() {
     // 600 test rows: the 80 % interval holds 80 % of them, give or take sampling.
     let coverage = i["coverage"].as_f64().unwrap();
     assert!((0.7..0.9).contains(&coverage), "{i}");
-    let below: Vec<f64> = i["below"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let below = common::numbers(&i["below"]);
     assert!((0.03..0.17).contains(&below[0]), "{i}");
     assert!((0.83..0.97).contains(&below[1]), "{i}");
     let shifts = &json(&run.join("calibration.json"))["quantile_shifts"];

@@ -184,12 +184,7 @@ fn text_transformer_english_multiclass_end_to_end() {
     let pre = json(&run.join("preprocess.json"));
     assert_eq!(pre["text"]["tokenizer"]["kind"], "subwords");
 
-    let offsets: Vec<f64> = json(&run.join("manifest.json"))["class_offsets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let offsets = common::numbers(&json(&run.join("manifest.json"))["class_offsets"]);
     assert_eq!(offsets.len(), 3);
     assert_eq!(report["class_offsets"].as_array().unwrap().len(), 3);
 

@@ -41,6 +41,24 @@ pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The numbers of a JSON array.
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// The entry of a JSON list of objects whose `name` is `name`.
+pub fn named<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no {name:?} in {list}"))
+}
+
 /// `patron train` arguments: `config` with `--set` overrides into `dir` on `backend`, quiet.
 pub fn train_args(backend: &str, config: &str, dir: &Path, sets: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
