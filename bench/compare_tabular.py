@@ -31,12 +31,18 @@ def patron_binary() -> str:
     return str(Path(target) / "release" / "patron")
 
 
-def top_fifth_positives(predictions: Path) -> int:
-    """Positives among the fifth of a run's test rows with the highest scores."""
+def top_fifth_positives(scores, labels) -> int:
+    """Positives (labels 1) among the fifth of the rows with the highest scores; ties keep
+    row order. `bench/reference_tabular.py` counts LightGBM's with it too."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return sum(int(labels[i]) for i in order[: round(0.2 * len(scores))])
+
+
+def run_top_fifth_positives(predictions: Path) -> int:
+    """[`top_fifth_positives`] of a run's `test_predictions.csv`."""
     with predictions.open() as f:
         rows = [(float(r["logit"]), int(r["label"])) for r in csv.DictReader(f)]
-    rows.sort(key=lambda r: -r[0])
-    return sum(label for _, label in rows[: round(0.2 * len(rows))])
+    return top_fifth_positives([r[0] for r in rows], [r[1] for r in rows])
 
 
 def main() -> int:
@@ -74,7 +80,7 @@ def main() -> int:
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
                 m = report["metrics"]
                 row = (m["auc_roc"], ref["lightgbm_auc"], ref["logreg_auc"], m["ece"],
-                       m["ece_uncalibrated"], top_fifth_positives(run / "test_predictions.csv"),
+                       m["ece_uncalibrated"], run_top_fifth_positives(run / "test_predictions.csv"),
                        ref["lightgbm_top_fifth_positives"])
                 rows.append(row)
                 print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} "

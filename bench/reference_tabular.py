@@ -22,6 +22,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from compare_tabular import top_fifth_positives
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
@@ -90,13 +92,12 @@ def main() -> int:
         probs = model.predict_proba(x_gb[te])[:, 1]
         trees = int(model.best_iteration_ or model.n_estimators)
     gb_auc = roc_auc_score(y[te], probs)
-    top = np.argsort(-probs, kind="stable")[: round(0.2 * len(probs))]
     print(
         json.dumps(
             {
                 "lightgbm_auc": round(float(gb_auc), 4),
                 "logreg_auc": round(float(lr_auc), 4),
-                "lightgbm_top_fifth_positives": int(y[te][top].sum()),
+                "lightgbm_top_fifth_positives": top_fifth_positives(probs, y[te]),
                 "lightgbm_trees": trees,
                 "rows": {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())},
             }
