@@ -51,15 +51,19 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// Edges from a tree of at most `bins` leaves grown best-first on `(value, target)` pairs:
-/// the column's minimum, the split points (midway between neighbouring values), its
-/// maximum. Empty when no split pays (the column then enters as its scaled value only).
-pub fn tree_edges(pairs: &mut [(f64, f32)], classes: usize, bins: usize) -> Vec<f64> {
+/// Edges from a tree of at most `bins` leaves grown best-first on `(value, target)` pairs
+/// sorted by value: the column's minimum, the split points (midway between neighbouring
+/// values), its maximum. Empty when no split pays (the column then enters as its scaled
+/// value only).
+pub fn tree_edges(pairs: &[(f64, f32)], classes: usize, bins: usize) -> Vec<f64> {
     let n = pairs.len();
     if bins < 2 || n < 2 {
         return Vec::new();
     }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    debug_assert!(
+        pairs.is_sorted_by(|a, b| a.0 <= b.0),
+        "pairs sorted by value"
+    );
     let xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let dims = prefix_sums(pairs, classes);
     let min_leaf = (n / (2 * bins)).clamp(MIN_MIN_LEAF, MAX_MIN_LEAF);
@@ -203,7 +207,7 @@ mod tests {
     fn tree_edges_fall_where_the_target_changes() {
         // The positive rate jumps at 30 and at 70 and is flat elsewhere: the tree's two
         // edges sit at those steps, not at the quartiles.
-        let mut pairs: Vec<(f64, f32)> = (0..1000)
+        let pairs: Vec<(f64, f32)> = (0..1000)
             .map(|i| {
                 let x = f64::from(i) / 10.0;
                 let rate = if x < 30.0 {
@@ -218,19 +222,19 @@ mod tests {
                 (x, y)
             })
             .collect();
-        let edges = tree_edges(&mut pairs, 2, 3);
+        let edges = tree_edges(&pairs, 2, 3);
         assert_eq!(edges.len(), 4, "{edges:?}");
         assert_eq!(edges[0], 0.0);
         assert!((edges[1] - 29.95).abs() < 0.5, "{edges:?}");
         assert!((edges[2] - 69.95).abs() < 0.5, "{edges:?}");
         assert_eq!(edges[3], 99.9);
         // A target unrelated to the value gives no edges; a regression target is standardized.
-        let mut flat: Vec<(f64, f32)> = (0..1000).map(|i| (f64::from(i), 5.0)).collect();
-        assert!(tree_edges(&mut flat, 0, 8).is_empty());
-        let mut step: Vec<(f64, f32)> = (0..1000)
+        let flat: Vec<(f64, f32)> = (0..1000).map(|i| (f64::from(i), 5.0)).collect();
+        assert!(tree_edges(&flat, 0, 8).is_empty());
+        let step: Vec<(f64, f32)> = (0..1000)
             .map(|i| (f64::from(i), if i < 400 { 1e6 } else { 3e6 }))
             .collect();
-        assert_eq!(tree_edges(&mut step, 0, 2), vec![0.0, 399.5, 999.0]);
+        assert_eq!(tree_edges(&step, 0, 2), vec![0.0, 399.5, 999.0]);
     }
 
     #[test]
@@ -238,10 +242,10 @@ mod tests {
         // Classes 0 and 1 alternate below 500 and class 2 fills the rest: the mean class
         // index would also step there, so the test uses the one-hot dimensions' view that
         // no split inside the alternating half pays.
-        let mut pairs: Vec<(f64, f32)> = (0..1000)
+        let pairs: Vec<(f64, f32)> = (0..1000)
             .map(|i| (f64::from(i), if i >= 500 { 2.0 } else { (i % 2) as f32 }))
             .collect();
-        assert_eq!(tree_edges(&mut pairs, 3, 2), vec![0.0, 499.5, 999.0]);
-        assert_eq!(tree_edges(&mut pairs, 3, 4), vec![0.0, 499.5, 999.0]);
+        assert_eq!(tree_edges(&pairs, 3, 2), vec![0.0, 499.5, 999.0]);
+        assert_eq!(tree_edges(&pairs, 3, 4), vec![0.0, 499.5, 999.0]);
     }
 }

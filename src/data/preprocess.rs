@@ -944,8 +944,9 @@ fn fit_numeric(
             None => missing = true,
         }
     }
-    let mut xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-    xs.sort_by(|a, b| a.total_cmp(b));
+    // Sorted once: the quantiles and a target tree both read the values in order.
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let median = quantile(&xs, 0.5);
     let iqr = quantile(&xs, 0.75) - quantile(&xs, 0.25);
     let mut scale = iqr / 1.349;
@@ -959,7 +960,7 @@ fn fit_numeric(
     }
     let edges = match binning {
         Binning::Quantile => quantile_edges(&xs, bins),
-        Binning::Target => tree_edges(&mut pairs, classes, bins),
+        Binning::Target => tree_edges(&pairs, classes, bins),
     };
     Feature::Numeric {
         name: name.to_string(),
