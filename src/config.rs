@@ -365,6 +365,7 @@ impl ModelKind {
                 "model.word_ngrams",
                 "model.char_ngram_min",
                 "model.char_ngram_max",
+                "model.char_ngram_once",
                 "model.max_length",
                 "model.vocab_size",
                 "model.layers",
@@ -409,6 +410,7 @@ impl ModelKind {
                 "model.word_ngrams",
                 "model.char_ngram_min",
                 "model.char_ngram_max",
+                "model.char_ngram_once",
             ],
             // The encoder's shape and vocabulary come from the model directory.
             ModelKind::TextEncoder => &[
@@ -425,6 +427,7 @@ impl ModelKind {
                 "model.word_ngrams",
                 "model.char_ngram_min",
                 "model.char_ngram_max",
+                "model.char_ngram_once",
                 "model.embedding_dim",
                 "model.vocab_size",
                 "model.layers",
@@ -480,6 +483,10 @@ pub struct ModelConfig {
     /// `text_bag`: longest character n-gram of a word.
     #[serde(default = "default_char_ngram_max")]
     pub char_ngram_max: usize,
+    /// `text_bag`: each distinct character n-gram counts once per text (words keep their
+    /// repeats); helps long reviews, not short snippets (README, "Results").
+    #[serde(default)]
+    pub char_ngram_once: bool,
     /// Text models: tokens kept per text (longer texts are truncated).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -983,6 +990,7 @@ impl Default for ModelConfig {
             word_ngrams: default_word_ngrams(),
             char_ngram_min: default_char_ngram_min(),
             char_ngram_max: default_char_ngram_max(),
+            char_ngram_once: false,
             max_length: default_max_length(),
             vocab_size: default_vocab_size(),
             layers: default_layers(),
@@ -1075,6 +1083,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "word_ngrams",
             "char_ngram_min",
             "char_ngram_max",
+            "char_ngram_once",
             "max_length",
             "vocab_size",
             "layers",

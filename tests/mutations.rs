@@ -223,6 +223,7 @@ fn mutated_texts_never_panic_and_ids_stay_in_range() {
         char_ngram_min: 2,
         char_ngram_max: 6,
         max_length: 64,
+        once: true,
     };
     let mut rng = Rng(4);
     let mut texts = Vec::new();

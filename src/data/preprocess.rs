@@ -509,6 +509,7 @@ fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<Text
             char_ngram_min: m.char_ngram_min,
             char_ngram_max: m.char_ngram_max,
             max_length: m.max_length,
+            once: m.char_ngram_once,
         }),
     };
     Ok(TextPreprocess {

@@ -5,7 +5,7 @@
 //! Everything a run needs to tokenize again is saved in `preprocess.json`; nothing is
 //! fetched at run time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -187,6 +187,12 @@ pub struct BagFeatures {
     pub char_ngram_max: usize,
     /// Base units kept per text; longer texts are truncated.
     pub max_length: usize,
+    /// Each character n-gram counted once per text (`model.char_ngram_once`; words and
+    /// word n-grams keep their repeats): a long review's many words share prefixes and
+    /// suffixes, whose rows otherwise outweigh the words that carry its sentiment. Absent
+    /// (false) in runs of format 4 and older.
+    #[serde(default)]
+    pub once: bool,
 }
 
 impl BagFeatures {
@@ -199,15 +205,16 @@ impl BagFeatures {
         units.truncate(self.max_length);
         let buckets = self.buckets.max(1) as u64;
         let mut out = Vec::with_capacity(units.len() * 6);
-        let mut push = |h: u64| out.push((h % buckets) as u32);
+        let row = |h: u64| (h % buckets) as u32;
         for u in &units {
-            push(fnv1a(b'u', &[u]));
+            out.push(row(fnv1a(b'u', &[u])));
         }
         for n in 2..=self.word_ngrams {
             for w in units.windows(n) {
-                push(fnv1a(b'0' + n as u8, w));
+                out.push(row(fnv1a(b'0' + n as u8, w)));
             }
         }
+        let words = out.len();
         if self.char_ngram_min > 0 {
             let mut padded = String::new();
             for u in &units {
@@ -230,7 +237,7 @@ impl BagFeatures {
                     for start in 0..=len - n {
                         let gram = &padded[bounds[start]..bounds[start + n]];
                         if gram.len() < padded.len() {
-                            push(fnv1a(b'c', &[gram]));
+                            out.push(row(fnv1a(b'c', &[gram])));
                         }
                     }
                 }
@@ -238,6 +245,19 @@ impl BagFeatures {
         }
         // The capacity guessed above is often several times the ids (CJK text has no
         // character n-grams): a chunk of 65,536 reviews held ~100 MB of it.
+        if self.once {
+            // First occurrences, in text order: a text without repeats keeps its ids as
+            // they were.
+            let mut seen = HashSet::with_capacity(out.len() - words);
+            let mut kept = words;
+            for i in words..out.len() {
+                if seen.insert(out[i]) {
+                    out[kept] = out[i];
+                    kept += 1;
+                }
+            }
+            out.truncate(kept);
+        }
         out.shrink_to_fit();
         out
     }
@@ -521,6 +541,7 @@ mod tests {
             char_ngram_min: 3,
             char_ngram_max: 5,
             max_length: 100,
+            once: false,
         }
     }
 
@@ -552,6 +573,30 @@ mod tests {
             ..bag()
         };
         assert_eq!(b.ids("a b c d e f").len(), 3 + 2);
+    }
+
+    #[test]
+    fn once_counts_each_character_ngram_once() {
+        let b = bag();
+        let once = BagFeatures {
+            once: true,
+            ..bag()
+        };
+        // "good good": 2 units, 1 pair and twice the 9 character n-grams of "good"; with
+        // `once` the words keep their repeats and the character n-grams count once.
+        assert_eq!(b.ids("good good").len(), 2 + 1 + 2 * 9);
+        let ids = once.ids("good good");
+        assert_eq!(ids.len(), 2 + 1 + 9);
+        assert_eq!(ids[..3], b.ids("good good")[..3]);
+        let distinct: std::collections::HashSet<u32> = b.ids("good good").into_iter().collect();
+        assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            distinct.len()
+        );
+        // Shared suffixes of different words count once too; a text without repeats keeps
+        // its ids in their order.
+        assert!(once.ids("running jumping").len() < b.ids("running jumping").len());
+        assert_eq!(once.ids("not good"), b.ids("not good"));
     }
 
     #[test]

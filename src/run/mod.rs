@@ -49,7 +49,10 @@ use crate::task::{self, Decision, Task};
 /// would misread as a classifier; version-2 runs have none of these and read as before.
 /// Version 4 may hold a k-fold ensemble (`manifest.json`'s `folds`, `fold-<k>/` folders,
 /// `oof_predictions.csv`), which an older reader would not find its `model.bpk` in.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5 may count a `text_bag`'s character n-grams once per text (`preprocess.json`'s
+/// `once`, `model.char_ngram_once`), which an older reader would ignore and so score
+/// differently.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
