@@ -798,7 +798,7 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
     let manifest = std::fs::read_to_string(foreign.join("manifest.json")).unwrap();
     std::fs::write(
         foreign.join("manifest.json"),
-        manifest.replace("\"format_version\": 5", "\"format_version\": 7"),
+        manifest.replace("\"format_version\": 6", "\"format_version\": 7"),
     )
     .unwrap();
     bad(

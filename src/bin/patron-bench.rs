@@ -143,6 +143,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
             pretrained: None,
             freeze_layers: 0,
             pad_id: 0,
+            bag: Default::default(),
         }),
     };
     let mut model = spec.init(&ad);
@@ -182,6 +183,7 @@ fn fasttext_train(device: &Device, steps: usize, runs: usize) -> Result<f64, Str
             &task,
             &mut table,
             &refs,
+            Default::default(),
             y.clone(),
             w.clone(),
             5e-3,

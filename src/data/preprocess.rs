@@ -510,6 +510,7 @@ fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<Text
             char_ngram_max: m.char_ngram_max,
             max_length: m.max_length,
             once: m.char_ngram_once,
+            char_weight: Some(m.char_ngram_weight as f32),
         }),
     };
     Ok(TextPreprocess {

@@ -193,12 +193,79 @@ pub struct BagFeatures {
     /// (false) in runs of format 4 and older.
     #[serde(default)]
     pub once: bool,
+    /// Weight of the character n-gram block (`model.char_ngram_weight`): see
+    /// [`BagWeights`]. Absent (`None`) in runs of format 5 and older, whose ids all share
+    /// one length normalization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_weight: Option<f32>,
+}
+
+/// Marks the id of a character n-gram when a bag weighs its blocks apart
+/// ([`BagWeights`]); the table row is the id without it ([`bag_row`]). Free, since a table
+/// has at most 2^24 rows.
+pub const CHAR_TAG: u32 = 1 << 31;
+
+/// The embedding-table row of a bag id.
+pub fn bag_row(id: u32) -> usize {
+    (id & !CHAR_TAG) as usize
+}
+
+/// 1 / sqrt(n): the length normalization TF-IDF's L2 norm gives `n` equal weights. Against
+/// a plain mean it keeps the many n-grams of a long text from washing each other out;
+/// measured on the shipped feedback configs it lowered test log loss (Chinese 0.39 ->
+/// 0.35, VADER 0.74 -> 0.73) and lifted VADER macro-F1 by about 0.01 (README).
+fn length_weight(n: usize) -> f32 {
+    1.0 / (n.max(1) as f32).sqrt()
+}
+
+/// How the ids of one text share its bag (`text_bag` sums their rows times these shares).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BagWeights {
+    /// `None`: every id `1 / sqrt(n)` of the text's `n` ids. `Some(w)`: the words with
+    /// their n-grams `1 / sqrt(words)` each, and each character n-gram (tagged with
+    /// [`CHAR_TAG`]) `w / sqrt(chars)`, never more than a word. Normalized together, a long
+    /// review's hundreds of character n-grams (shared prefixes and suffixes of different
+    /// words) outweigh the words that carry its opinion; the cap keeps the few character
+    /// n-grams of an English word in a Chinese text from outweighing its characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_weight: Option<f32>,
+}
+
+impl BagWeights {
+    /// The share of each word id and of each character n-gram id of `ids` (one text).
+    pub fn shares(self, ids: &[u32]) -> (f32, f32) {
+        match self.char_weight {
+            None => {
+                let w = length_weight(ids.len());
+                (w, w)
+            }
+            Some(weight) => {
+                let chars = ids.iter().filter(|&&id| id & CHAR_TAG != 0).count();
+                let words = ids.len() - chars;
+                let word = length_weight(words);
+                let char = weight * length_weight(chars);
+                (word, if words > 0 { char.min(word) } else { char })
+            }
+        }
+    }
+
+    /// The share of `id` given [`BagWeights::shares`] of its text.
+    pub fn share_of(id: u32, (word, char): (f32, f32)) -> f32 {
+        if id & CHAR_TAG != 0 { char } else { word }
+    }
 }
 
 impl BagFeatures {
-    /// Embedding-table rows of a normalized text: its units, word n-grams, CJK bigrams and
-    /// the character n-grams of each word (with `<` `>` marking the word's edges, so
-    /// prefixes and suffixes are told apart). Unseen or misspelled words still share most
+    /// How this text's ids share a bag.
+    pub fn weights(&self) -> BagWeights {
+        BagWeights {
+            char_weight: self.char_weight,
+        }
+    }
+
+    /// Ids of a normalized text (table rows, [`bag_row`]): its units, word n-grams, CJK
+    /// bigrams and the character n-grams of each word (with `<` `>` marking the word's
+    /// edges, so prefixes and suffixes are told apart). Unseen or misspelled words still share most
     /// of their character n-grams with known ones.
     pub fn ids(&self, text: &str) -> Vec<u32> {
         let mut units = units(text);
@@ -257,6 +324,9 @@ impl BagFeatures {
                 }
             }
             out.truncate(kept);
+        }
+        if self.char_weight.is_some() {
+            out[words..].iter_mut().for_each(|id| *id |= CHAR_TAG);
         }
         out.shrink_to_fit();
         out
@@ -542,6 +612,7 @@ mod tests {
             char_ngram_max: 5,
             max_length: 100,
             once: false,
+            char_weight: None,
         }
     }
 
@@ -597,6 +668,73 @@ mod tests {
         // its ids in their order.
         assert!(once.ids("running jumping").len() < b.ids("running jumping").len());
         assert_eq!(once.ids("not good"), b.ids("not good"));
+    }
+
+    #[test]
+    fn blocks_weigh_words_and_character_ngrams_apart() {
+        let joint = bag();
+        let blocks = BagFeatures {
+            char_weight: Some(0.5),
+            ..bag()
+        };
+        // Same rows, the character n-grams tagged: "not good" is 3 word ids and 14
+        // character n-gram ids.
+        let (a, b) = (joint.ids("not good"), blocks.ids("not good"));
+        assert_eq!(
+            a.iter().map(|&i| bag_row(i)).collect::<Vec<_>>(),
+            b.iter().map(|&i| bag_row(i)).collect::<Vec<_>>()
+        );
+        assert!(a.iter().all(|&i| i & CHAR_TAG == 0));
+        assert_eq!(b.iter().filter(|&&i| i & CHAR_TAG != 0).count(), 14);
+        assert!(b[..3].iter().all(|&i| i & CHAR_TAG == 0));
+        // Normalized together, every id gets 1/sqrt(17); apart, the words 1/sqrt(3) and
+        // the character n-grams 0.5/sqrt(14).
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-6;
+        let (w, c) = joint.weights().shares(&a);
+        assert!(close(w, 1.0 / 17f32.sqrt()) && close(c, w));
+        let (w, c) = blocks.weights().shares(&b);
+        assert!(
+            close(w, 1.0 / 3f32.sqrt()) && close(c, 0.5 / 14f32.sqrt()),
+            "{w} {c}"
+        );
+        assert_eq!(BagWeights::share_of(b[0], (w, c)), w);
+        assert_eq!(BagWeights::share_of(b[5], (w, c)), c);
+        // A short English word in a Chinese text: 6 units and 5 pairs, and the 2 character
+        // n-grams of "<ok>" would get 0.5/sqrt(2) each, more than a character's
+        // 1/sqrt(11); the cap holds them to a word's share.
+        let mixed = blocks.ids("这本书很好 ok");
+        let (w, c) = blocks.weights().shares(&mixed);
+        assert_eq!(mixed.iter().filter(|&&i| i & CHAR_TAG != 0).count(), 2);
+        assert!(close(w, 1.0 / 11f32.sqrt()) && close(c, w), "{w} {c}");
+        // Character n-grams alone (no words: not produced by `ids`, but shares must
+        // still be finite).
+        let (_, c) =
+            blocks
+                .weights()
+                .shares(&[CHAR_TAG | 1, CHAR_TAG | 2, CHAR_TAG | 3, CHAR_TAG | 4]);
+        assert!(close(c, 0.25));
+    }
+
+    #[test]
+    fn runs_before_format_6_keep_one_normalization() {
+        // A format-5 run's features have no `char_weight`: untagged ids, every id the
+        // same share, as that run was trained.
+        let old: BagFeatures = serde_json::from_str(
+            r#"{"buckets": 64, "word_ngrams": 2, "char_ngram_min": 3, "char_ngram_max": 5, "max_length": 10}"#,
+        )
+        .unwrap();
+        assert_eq!(old.char_weight, None);
+        let ids = old.ids("not good");
+        assert!(ids.iter().all(|&i| i & CHAR_TAG == 0));
+        let (w, c) = old.weights().shares(&ids);
+        assert_eq!((w, c), (1.0 / 17f32.sqrt(), 1.0 / 17f32.sqrt()));
+        let new = BagFeatures {
+            char_weight: Some(0.5),
+            ..old
+        };
+        let back: BagFeatures =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]

@@ -22,12 +22,12 @@ use burn::tensor::{Bytes, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use tabular::{TabularInputs, TabularMlp};
-pub use text_bag::{TextBag, bag_weight, bags, bags_into};
+pub use text_bag::{TextBag, bags, bags_into};
 pub use transformer::{TextTransformer, padded_ids};
 
 use crate::config::{ModelConfig, ModelKind, NumericEmbedding, Pooling};
 use crate::data::preprocess::{Preprocessor, Slot, Tokenizer};
-use crate::data::text::special;
+use crate::data::text::{BagWeights, special};
 use crate::error::{PatronError, Result};
 
 /// Everything needed to rebuild the network before loading weights (saved in the manifest).
@@ -133,10 +133,18 @@ pub struct TextSpec {
     /// older manifests, whose models all pad with 0).
     #[serde(default, skip_serializing_if = "is_zero_id")]
     pub pad_id: u32,
+    /// `text_bag`: how a text's ids share its bag (its `BagFeatures`' weights; absent in
+    /// older manifests, whose bags normalize all ids together).
+    #[serde(default, skip_serializing_if = "is_joint")]
+    pub bag: BagWeights,
 }
 
 fn is_zero_id(id: &u32) -> bool {
     *id == 0
+}
+
+fn is_joint(weights: &BagWeights) -> bool {
+    *weights == BagWeights::default()
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -214,6 +222,10 @@ impl ModelSpec {
             pad_id: match &t.tokenizer {
                 Tokenizer::Pretrained(p) => p.pad_id(),
                 _ => special::PAD,
+            },
+            bag: match &t.tokenizer {
+                Tokenizer::HashedNgrams(b) => b.weights(),
+                _ => BagWeights::default(),
             },
         });
         // Each numeric feature's dense inputs, its standardized value first.

@@ -10,8 +10,8 @@
 
 use rayon::prelude::*;
 
+use crate::data::text::{BagWeights, bag_row};
 use crate::error::{PatronError, Result};
-use crate::model::bag_weight;
 
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
@@ -54,8 +54,8 @@ impl SparseTable {
     }
 
     /// One lazy Adam step: `bag_grads` is the loss gradient `[texts * dim]` with respect to
-    /// each text's bag; each id of a text receives its share (`bag_weight` of the text).
-    pub fn step(&mut self, tokens: &[&[u32]], bag_grads: &[f32], lr: f64) {
+    /// each text's bag; each id of a text receives its share in the bag (`weights`).
+    pub fn step(&mut self, tokens: &[&[u32]], bag_grads: &[f32], weights: BagWeights, lr: f64) {
         let dim = self.dim;
         let rows = self.weights.len() / dim;
         if self.slot_of.len() != rows {
@@ -68,13 +68,15 @@ impl SparseTable {
                 continue;
             }
             let g = &bag_grads[r * dim..(r + 1) * dim];
-            let share = bag_weight(ids.len());
+            let shares = weights.shares(ids);
             for &id in ids.iter() {
-                let mut slot = self.slot_of[id as usize] as usize;
+                let share = BagWeights::share_of(id, shares);
+                let row = bag_row(id);
+                let mut slot = self.slot_of[row] as usize;
                 if slot == NO_SLOT as usize {
                     slot = self.touched.len();
-                    self.slot_of[id as usize] = slot as u32;
-                    self.touched.push(id);
+                    self.slot_of[row] = slot as u32;
+                    self.touched.push(row as u32);
                     self.grad.resize((slot + 1) * dim, 0.0);
                 }
                 let acc = &mut self.grad[slot * dim..(slot + 1) * dim];
@@ -272,12 +274,13 @@ fn prefetch_span(start: *const f32, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::text::CHAR_TAG;
 
     #[test]
     fn updates_only_touched_rows() {
         let mut t = SparseTable::new(vec![0.5; 4 * 2], 2);
         let docs: [&[u32]; 2] = [&[1, 1, 3], &[]];
-        t.step(&docs, &[1.0, -1.0, 9.0, 9.0], 0.1);
+        t.step(&docs, &[1.0, -1.0, 9.0, 9.0], BagWeights::default(), 0.1);
         // Untouched rows 0 and 2 keep their values.
         assert_eq!(&t.weights[0..2], &[0.5, 0.5]);
         assert_eq!(&t.weights[4..6], &[0.5, 0.5]);
@@ -290,16 +293,23 @@ mod tests {
     #[test]
     fn parallel_update_of_many_rows_matches_a_plain_lazy_adam() {
         // Enough distinct rows for several tasks of the parallel update, ids repeated
-        // within and across texts.
+        // within and across texts; a third of them tagged as character n-grams, whose
+        // block weighs apart, and whose rows the untagged ids share.
         let (rows, dim) = (5_000usize, 4usize);
         let start: Vec<f32> = (0..rows * dim)
             .map(|i| (i % 97) as f32 / 97.0 - 0.5)
             .collect();
         let mut table = SparseTable::new(start.clone(), dim);
+        let weights = BagWeights {
+            char_weight: Some(0.5),
+        };
         let texts: Vec<Vec<u32>> = (0..40u32)
             .map(|t| {
                 (0..60u32)
-                    .map(|j| (t * 7_919 + j * 131 + j * j) % rows as u32)
+                    .map(|j| {
+                        let row = (t * 7_919 + j * 131 + j * j) % rows as u32;
+                        if j % 3 == 0 { row | CHAR_TAG } else { row }
+                    })
                     .collect()
             })
             .collect();
@@ -314,9 +324,13 @@ mod tests {
         for step in 1..=2 {
             let mut acc = std::collections::BTreeMap::<u32, Vec<f32>>::new();
             for (r, ids) in docs.iter().enumerate() {
-                let share = bag_weight(ids.len());
+                let (word, char) = weights.shares(ids);
+                assert!(word != char);
                 for &id in ids.iter() {
-                    let a = acc.entry(id).or_insert_with(|| vec![0.0; dim]);
+                    let share = if id & CHAR_TAG == 0 { word } else { char };
+                    let a = acc
+                        .entry(bag_row(id) as u32)
+                        .or_insert_with(|| vec![0.0; dim]);
                     for (a, &g) in a.iter_mut().zip(&grads[r * dim..(r + 1) * dim]) {
                         *a += g * share;
                     }
@@ -331,7 +345,7 @@ mod tests {
                     w[i] -= 0.01 * (m[i] / c1) / ((v[i] / c2).sqrt() + EPS);
                 }
             }
-            table.step(&docs, &grads, 0.01);
+            table.step(&docs, &grads, weights, 0.01);
             assert!(acc.len() > 4 * UPDATE_CHUNK, "{} rows touched", acc.len());
         }
         assert_eq!(table.weights, w);
@@ -341,12 +355,12 @@ mod tests {
     #[test]
     fn state_round_trips() {
         let mut t = SparseTable::new(vec![0.0; 6], 3);
-        t.step(&[&[0, 1]], &[1.0, 2.0, 3.0], 0.01);
+        t.step(&[&[0, 1]], &[1.0, 2.0, 3.0], BagWeights::default(), 0.01);
         let bytes = t.state_bytes();
         let mut u = SparseTable::new(t.weights.clone(), 3);
         u.load_state(&bytes).unwrap();
-        t.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);
-        u.step(&[&[1]], &[1.0, 1.0, 1.0], 0.01);
+        t.step(&[&[1]], &[1.0, 1.0, 1.0], BagWeights::default(), 0.01);
+        u.step(&[&[1]], &[1.0, 1.0, 1.0], BagWeights::default(), 0.01);
         assert_eq!(t.weights, u.weights);
         assert!(u.load_state(&bytes[..10]).is_err());
     }

@@ -51,8 +51,10 @@ use crate::task::{self, Decision, Task};
 /// `oof_predictions.csv`), which an older reader would not find its `model.bpk` in.
 /// Version 5 may count a `text_bag`'s character n-grams once per text (`preprocess.json`'s
 /// `once`, `model.char_ngram_once`), which an older reader would ignore and so score
-/// differently.
-pub const FORMAT_VERSION: u32 = 5;
+/// differently. Version 6 weighs a `text_bag`'s character n-grams as a block apart from its
+/// words (`preprocess.json`'s `char_weight`, the manifest model's `bag`, tagged ids), which
+/// an older reader would read as table rows out of range.
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.

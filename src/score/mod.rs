@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
+use crate::data::text::BagWeights;
 use crate::data::{ChunkReader, Format, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
@@ -250,7 +251,11 @@ impl<'a> Scorer<'a> {
             }
             InputKind::Bags => {
                 let table = member.table.as_deref().unwrap_or(&[]);
-                let dim = self.spec.text.as_ref().map_or(1, |t| t.dim);
+                let (dim, shares) = self
+                    .spec
+                    .text
+                    .as_ref()
+                    .map_or((1, BagWeights::default()), |t| (t.dim, t.bag));
                 let rows: Vec<usize> = (0..encoded.rows).collect();
                 for chunk in rows.chunks(SCORE_BATCH) {
                     let docs: Vec<&[u32]> = chunk
@@ -258,7 +263,7 @@ impl<'a> Scorer<'a> {
                         .map(|&r| encoded.tokens[r].as_slice())
                         .collect();
                     let bags = Tensor::<2>::from_data(
-                        TensorData::new(bags(table, dim, &docs), [docs.len(), dim]),
+                        TensorData::new(bags(table, dim, &docs, shares), [docs.len(), dim]),
                         device,
                     );
                     put(chunk, network.forward(Inputs::Bags(bags)))?;
@@ -331,10 +336,15 @@ impl Scorer<'_> {
             HostHead::Bag(mlp) => {
                 let table = member.table.as_deref().unwrap_or(&[]);
                 let dim = mlp.inputs();
+                let shares = self
+                    .spec
+                    .text
+                    .as_ref()
+                    .map_or_else(BagWeights::default, |t| t.bag);
                 mlp.logits(encoded.rows, |range, buf| {
                     let docs: Vec<&[u32]> =
                         encoded.tokens[range].iter().map(Vec::as_slice).collect();
-                    bags_into(table, dim, &docs, buf);
+                    bags_into(table, dim, &docs, shares, buf);
                 })
             }
         };
@@ -927,6 +937,7 @@ mod tests {
             pretrained: None,
             freeze_layers: 0,
             pad_id: 0,
+            bag: BagWeights::default(),
         };
         let spec = spec(Some(text), vec![6], 1);
         let (burn, host) = both_ways(&spec, &encoded);

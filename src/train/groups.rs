@@ -131,6 +131,7 @@ mod tests {
                 }),
                 freeze_layers: 0,
                 pad_id: 0,
+                bag: Default::default(),
             }),
         };
         let network = spec.init(&burn::tensor::Device::flex());

@@ -27,6 +27,7 @@ use crate::config::{Config, ModelKind, Resolved, Schedule, StopMetric, TrainConf
 use crate::data::binning::BinTarget;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
+use crate::data::text::BagWeights;
 use crate::data::{ReadOptions, Table, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
@@ -693,12 +694,13 @@ pub fn text_bag_step(
     task: &dyn Task,
     table: &mut SparseTable,
     docs: &[&[u32]],
+    shares: BagWeights,
     targets: Tensor<2>,
     weights: Tensor<1>,
     lr: f64,
     device: &Device,
 ) -> Result<(Network, Tensor<1>)> {
-    let bags = bags(&table.weights, table.dim, docs);
+    let bags = bags(&table.weights, table.dim, docs, shares);
     let bags = Tensor::<2>::from_data(TensorData::new(bags, [docs.len(), table.dim]), device)
         .require_grad();
     let (model, loss, grad) = train_step(
@@ -716,7 +718,7 @@ pub fn text_bag_step(
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| PatronError::Internal(format!("reading gradients: {e:?}")))?;
-    table.step(docs, &grad, lr);
+    table.step(docs, &grad, shares, lr);
     Ok((model, loss))
 }
 
@@ -781,6 +783,8 @@ struct TrainSet<'a> {
     accumulate: usize,
     /// The id that pads a batch of token ids.
     pad_id: u32,
+    /// How a `text_bag` text's ids share its bag.
+    bag: BagWeights,
 }
 
 impl<'a> TrainSet<'a> {
@@ -814,6 +818,10 @@ impl<'a> TrainSet<'a> {
             rows: n,
             bucketed: spec.encoder_layers().is_some(),
             pad_id: spec.pad_id(),
+            bag: spec
+                .text
+                .as_ref()
+                .map_or_else(BagWeights::default, |t| t.bag),
             accumulate: match &spec.text {
                 Some(t) if t.kind == ModelKind::TextBag => 1,
                 _ => cfg.accumulate,
@@ -912,6 +920,7 @@ impl Training {
                         set.task,
                         table,
                         &docs,
+                        set.bag,
                         targets,
                         weights,
                         lr,
@@ -1121,6 +1130,10 @@ fn fit_epochs(
         ));
     }
     let total_steps = steps_per_epoch * cfg.epochs;
+    // Patience counts from the end of the warmup: while the rate still rises, scores at
+    // the default threshold jump around on a small split (an untrained epoch 1 once stayed
+    // best and ended a run at epoch 4, at the majority class's accuracy).
+    let warm_steps = (cfg.warmup * total_steps as f64).round() as usize;
     let rates = groups::LearningRates::new(cfg, spec);
     let stop = cfg.early_stopping.clone();
     progress.start(t.state.epochs_done, cfg.epochs);
@@ -1178,7 +1191,7 @@ fn fit_epochs(
             state.best_epoch = epoch + 1;
             state.bad_epochs = 0;
             t.best = Some(valid_model);
-        } else {
+        } else if (epoch + 1) * steps_per_epoch > warm_steps {
             state.bad_epochs += 1;
         }
         let watched = p.task.watched();
