@@ -1777,6 +1777,16 @@ mod tests {
             let key = bad.split('=').next().unwrap();
             assert!(err.to_string().contains(key), "{bad}: {err}");
         }
+        let text = "[data]\npath = \"x.csv\"\ntarget = \"y\"\ntext = \"t\"\n";
+        for bad in ["model.char_ngram_weight=0", "model.char_ngram_weight=11"] {
+            let err = Config::from_toml_str(text, "t", &[bad.into()]).unwrap_err();
+            assert!(
+                err.to_string().contains("model.char_ngram_weight"),
+                "{bad}: {err}"
+            );
+        }
+        let ok = Config::from_toml_str(text, "t", &[]).unwrap();
+        assert_eq!(ok.model.char_ngram_weight, 0.5);
         let ok = Config::from_toml_str(MINIMAL, "t", &["model.quantiles=[0.1, 0.9]".into()]);
         assert_eq!(ok.unwrap().model.quantiles, [0.1, 0.9]);
         let err = Config::from_toml_str("[data]\npath = \"x.csv\"\n", "t", &[]).unwrap_err();
