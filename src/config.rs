@@ -734,8 +734,7 @@ pub struct TrainConfig {
     #[serde(default = "default_accumulate")]
     pub accumulate: usize,
     /// Train at least this many optimizer steps: `epochs` is raised to reach them on a
-    /// small training split, and early stopping waits for them (the best epoch is still
-    /// the one kept). `text_bag` defaults to
+    /// small training split (early stopping still ends the run). `text_bag` defaults to
     /// 5000 unless the config sets `epochs`: on 2,100 training texts its 10 epochs were
     /// 660 steps and underfit.
     #[serde(default)]

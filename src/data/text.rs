@@ -265,8 +265,8 @@ impl BagFeatures {
 
     /// Ids of a normalized text (table rows, [`bag_row`]): its units, word n-grams, CJK
     /// bigrams and the character n-grams of each word (with `<` `>` marking the word's
-    /// edges, so prefixes and suffixes are told apart). Unseen or misspelled words still share most
-    /// of their character n-grams with known ones.
+    /// edges, so prefixes and suffixes are told apart). Unseen or misspelled words still
+    /// share most of their character n-grams with known ones.
     pub fn ids(&self, text: &str) -> Vec<u32> {
         let mut units = units(text);
         units.truncate(self.max_length);

@@ -12,8 +12,9 @@ use crate::model::sparse::{PREFETCH_AHEAD, prefetch_row};
 use crate::model::{ModelSpec, TextSpec, run_head};
 
 /// fastText-style classifier: the length-normalized sum of the hashed n-gram embeddings of
-/// a text ([`bags`], weighted by `data::text::BagWeights`), then a linear (or small MLP) head. The table is trained outside autodiff with sparse updates
-/// (see `sparse`); it is a parameter so it is saved and loaded with the head.
+/// a text ([`bags`], weighted by `data::text::BagWeights`), then a linear (or small MLP)
+/// head. The table is trained outside autodiff with sparse updates (see `sparse`); it is a
+/// parameter so it is saved and loaded with the head.
 #[derive(Module, Debug)]
 pub struct TextBag {
     /// `[buckets, dim]` n-gram embeddings.
