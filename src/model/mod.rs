@@ -168,6 +168,14 @@ impl ModelSpec {
         self.text.as_ref().map_or(special::PAD, |t| t.pad_id)
     }
 
+    /// How a `text_bag` text's ids share its bag (the default for other kinds, which
+    /// have no bags).
+    pub fn bag_weights(&self) -> BagWeights {
+        self.text
+            .as_ref()
+            .map_or_else(BagWeights::default, |t| t.bag)
+    }
+
     /// A `text_encoder`'s number of encoder layers; `None` for other kinds.
     pub fn encoder_layers(&self) -> Option<usize> {
         let pretrained = self.text.as_ref()?.pretrained.as_ref()?;

@@ -15,7 +15,6 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
-use crate::data::text::BagWeights;
 use crate::data::{ChunkReader, Format, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::HostMlp;
@@ -251,11 +250,8 @@ impl<'a> Scorer<'a> {
             }
             InputKind::Bags => {
                 let table = member.table.as_deref().unwrap_or(&[]);
-                let (dim, shares) = self
-                    .spec
-                    .text
-                    .as_ref()
-                    .map_or((1, BagWeights::default()), |t| (t.dim, t.bag));
+                let dim = self.spec.text.as_ref().map_or(1, |t| t.dim);
+                let shares = self.spec.bag_weights();
                 let rows: Vec<usize> = (0..encoded.rows).collect();
                 for chunk in rows.chunks(SCORE_BATCH) {
                     let docs: Vec<&[u32]> = chunk
@@ -336,11 +332,7 @@ impl Scorer<'_> {
             HostHead::Bag(mlp) => {
                 let table = member.table.as_deref().unwrap_or(&[]);
                 let dim = mlp.inputs();
-                let shares = self
-                    .spec
-                    .text
-                    .as_ref()
-                    .map_or_else(BagWeights::default, |t| t.bag);
+                let shares = self.spec.bag_weights();
                 mlp.logits(encoded.rows, |range, buf| {
                     let docs: Vec<&[u32]> =
                         encoded.tokens[range].iter().map(Vec::as_slice).collect();
@@ -937,7 +929,7 @@ mod tests {
             pretrained: None,
             freeze_layers: 0,
             pad_id: 0,
-            bag: BagWeights::default(),
+            bag: Default::default(),
         };
         let spec = spec(Some(text), vec![6], 1);
         let (burn, host) = both_ways(&spec, &encoded);

@@ -818,10 +818,7 @@ impl<'a> TrainSet<'a> {
             rows: n,
             bucketed: spec.encoder_layers().is_some(),
             pad_id: spec.pad_id(),
-            bag: spec
-                .text
-                .as_ref()
-                .map_or_else(BagWeights::default, |t| t.bag),
+            bag: spec.bag_weights(),
             accumulate: match &spec.text {
                 Some(t) if t.kind == ModelKind::TextBag => 1,
                 _ => cfg.accumulate,
