@@ -535,17 +535,26 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
     })
 }
 
+/// Steps of `total` (at least 1) over which the schedule's rate rises: one-cycle's first
+/// 30 %, else `train.warmup` of them.
+fn warmup_steps(cfg: &TrainConfig, total: f64) -> f64 {
+    match cfg.schedule {
+        Schedule::OneCycle => (0.3 * total).max(1.0),
+        Schedule::Cosine | Schedule::Constant | Schedule::Linear => (cfg.warmup * total).round(),
+    }
+}
+
 /// The learning rate at `step` of `total` steps.
 pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
     let peak = cfg.learning_rate;
     let total = total.max(1) as f64;
     let s = step as f64;
+    let warm = warmup_steps(cfg, total);
     let cosine = |from: f64, to: f64, progress: f64| {
         to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
     };
     match cfg.schedule {
         Schedule::OneCycle => {
-            let warm = (0.3 * total).max(1.0);
             if s < warm {
                 peak / 25.0 + (peak - peak / 25.0) * s / warm
             } else {
@@ -553,7 +562,6 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
             }
         }
         Schedule::Cosine | Schedule::Constant | Schedule::Linear => {
-            let warm = (cfg.warmup * total).round();
             if s < warm {
                 peak * (s + 1.0) / warm
             } else {
@@ -1130,7 +1138,7 @@ fn fit_epochs(
     // Patience counts from the end of the warmup: while the rate still rises, scores at
     // the default threshold jump around on a small split (an untrained epoch 1 once stayed
     // best and ended a run at epoch 4, at the majority class's accuracy).
-    let warm_steps = (cfg.warmup * total_steps as f64).round() as usize;
+    let warm_steps = warmup_steps(cfg, total_steps.max(1) as f64);
     let rates = groups::LearningRates::new(cfg, spec);
     let stop = cfg.early_stopping.clone();
     progress.start(t.state.epochs_done, cfg.epochs);
@@ -1188,7 +1196,7 @@ fn fit_epochs(
             state.best_epoch = epoch + 1;
             state.bad_epochs = 0;
             t.best = Some(valid_model);
-        } else if (epoch + 1) * steps_per_epoch > warm_steps {
+        } else if ((epoch + 1) * steps_per_epoch) as f64 > warm_steps {
             state.bad_epochs += 1;
         }
         let watched = p.task.watched();
