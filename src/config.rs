@@ -127,6 +127,11 @@ pub struct DataConfig {
     /// split points of a small tree grown on the column against the target.
     #[serde(default)]
     pub binning: Binning,
+    /// With quantile bins: a number with at most this many distinct training values,
+    /// whose repeated values merged its bins and left at least `numeric_bins` of them
+    /// inside the bins, gets a 0/1 input for each value (0: none).
+    #[serde(default = "default_exact_values")]
+    pub exact_values: usize,
 }
 
 /// `data.binning`: how the piecewise-linear encoding places a number's bin edges.
@@ -388,6 +393,7 @@ impl ModelKind {
                 "data.max_categories",
                 "data.numeric_bins",
                 "data.binning",
+                "data.exact_values",
                 "model.vocab_size",
                 "model.layers",
                 "model.heads",
@@ -407,6 +413,7 @@ impl ModelKind {
                 "data.max_categories",
                 "data.numeric_bins",
                 "data.binning",
+                "data.exact_values",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -425,6 +432,7 @@ impl ModelKind {
                 "data.max_categories",
                 "data.numeric_bins",
                 "data.binning",
+                "data.exact_values",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -760,6 +768,10 @@ fn default_missing_values() -> Vec<String> {
 fn default_max_categories() -> usize {
     1000
 }
+fn default_exact_values() -> usize {
+    256
+}
+
 fn default_numeric_bins() -> usize {
     16
 }
@@ -1073,6 +1085,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "max_categories",
             "numeric_bins",
             "binning",
+            "exact_values",
         ],
     ),
     (

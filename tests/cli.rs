@@ -798,12 +798,12 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
     let manifest = std::fs::read_to_string(foreign.join("manifest.json")).unwrap();
     std::fs::write(
         foreign.join("manifest.json"),
-        manifest.replace("\"format_version\": 6", "\"format_version\": 7"),
+        manifest.replace("\"format_version\": 7", "\"format_version\": 8"),
     )
     .unwrap();
     bad(
         predict(&foreign, data, &out),
-        "run format version 7 is not supported",
+        "run format version 8 is not supported",
     );
     // A huge (sparse) file is refused before it is read into memory.
     let huge = copy("huge");

@@ -40,6 +40,26 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
     edges
 }
 
+/// The values of a number that get a 0/1 input each beside its bins, in ascending order:
+/// all its distinct values where repeated values merged the quantile edges (fewer than
+/// `bins` bins), at least `bins` distinct values fall between the edges, and there are at
+/// most `most` distinct values; else none. A zero-inflated amount (a capital gain: 0 for
+/// 92 % of the rows, a hundred distinct amounts above) gets two bins, within which specific
+/// amounts mean different things; the flags let the MLP tell them apart as a tree's splits
+/// do. A column with more distinct values is closer to continuous, and its flags would
+/// each see a few rows.
+pub fn exact_values(sorted: &[f64], edges: &[f64], bins: usize, most: usize) -> Vec<f64> {
+    if most == 0 || bins < 2 || edges.len() > bins {
+        return Vec::new();
+    }
+    let values: Vec<f64> = sorted.chunk_by(|a, b| a == b).map(|run| run[0]).collect();
+    let inside = values.iter().filter(|v| !edges.contains(v)).count();
+    if inside < bins || values.len() > most {
+        return Vec::new();
+    }
+    values
+}
+
 /// Quantile by linear interpolation of a sorted slice (0 when empty).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -193,6 +213,28 @@ fn best_split(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_values_only_where_ties_hide_many_values() {
+        // 0 for 80 rows, then 20 distinct amounts (two of them twice): 2 bins of 4 asked.
+        let mut xs = vec![0.0; 80];
+        xs.extend((1..=20).map(f64::from));
+        xs.extend([5.0, 7.0]);
+        xs.sort_by(f64::total_cmp);
+        let edges = quantile_edges(&xs, 4);
+        assert_eq!(edges, vec![0.0, 20.0]);
+        let all: Vec<f64> = (0..=20).map(f64::from).collect();
+        assert_eq!(exact_values(&xs, &edges, 4, 21), all);
+        // More distinct values than flags allowed: a continuous column, left to its bins.
+        assert!(exact_values(&xs, &edges, 4, 20).is_empty());
+        assert!(exact_values(&xs, &edges, 4, 0).is_empty());
+        // Fewer distinct values between the edges than bins: the bins already tell them apart.
+        let few: Vec<f64> = [0.0; 80].into_iter().chain([1.0, 2.0, 3.0]).collect();
+        assert!(exact_values(&few, &quantile_edges(&few, 4), 4, 8).is_empty());
+        // No edge merged: quantile bins as they are.
+        let even: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert!(exact_values(&even, &quantile_edges(&even, 4), 4, 8).is_empty());
+    }
 
     #[test]
     fn quantile_edges_drop_repeats() {

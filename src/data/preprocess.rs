@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Binning, Config, Loss, ModelKind, TargetTransform};
-use crate::data::binning::{BinTarget, quantile, quantile_edges, tree_edges};
+use crate::data::binning::{BinTarget, exact_values, quantile, quantile_edges, tree_edges};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
@@ -45,6 +45,10 @@ pub enum Feature {
         /// model non-monotone effects the way tree ensembles do.
         #[serde(default)]
         edges: Vec<f64>,
+        /// Training values that each add a 0/1 input, set when the row's value is exactly
+        /// that (`data.exact_values`; empty in runs of format 6 and older).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        points: Vec<f64>,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -62,8 +66,9 @@ impl Feature {
             Feature::Numeric {
                 missing_indicator,
                 edges,
+                points,
                 ..
-            } => 1 + usize::from(*missing_indicator) + edges.len().saturating_sub(1),
+            } => 1 + usize::from(*missing_indicator) + edges.len().saturating_sub(1) + points.len(),
             Feature::Categorical { .. } => 0,
         }
     }
@@ -454,7 +459,14 @@ fn fit_features(
                         target.values[r],
                     )
                 });
-                fit_numeric(name, values, d.binning, target.classes, d.numeric_bins)
+                fit_numeric(
+                    name,
+                    values,
+                    d.binning,
+                    target.classes,
+                    d.numeric_bins,
+                    d.exact_values,
+                )
             }
             ColumnType::Categorical => fit_categorical(
                 name,
@@ -667,6 +679,7 @@ impl Preprocessor {
                     scale,
                     missing_indicator,
                     edges,
+                    points,
                     ..
                 } => {
                     let len = feature.numeric_inputs();
@@ -677,6 +690,7 @@ impl Preprocessor {
                         *scale,
                         *missing_indicator,
                         edges,
+                        points,
                         out,
                     );
                     start += len;
@@ -725,6 +739,7 @@ impl Preprocessor {
                     scale,
                     missing_indicator,
                     edges,
+                    points,
                 } => {
                     if let Some(values) = table.numbers(name) {
                         for (r, value) in values.into_iter().enumerate() {
@@ -733,7 +748,15 @@ impl Preprocessor {
                             }
                             let base = r * width + num_col;
                             let out = &mut numeric[base..base + feature.numeric_inputs()];
-                            encode_number(value, *median, *scale, *missing_indicator, edges, out);
+                            encode_number(
+                                value,
+                                *median,
+                                *scale,
+                                *missing_indicator,
+                                edges,
+                                points,
+                                out,
+                            );
                         }
                         num_col += feature.numeric_inputs();
                         continue;
@@ -748,7 +771,15 @@ impl Preprocessor {
                         };
                         let base = r * width + num_col;
                         let out = &mut numeric[base..base + feature.numeric_inputs()];
-                        encode_number(value, *median, *scale, *missing_indicator, edges, out);
+                        encode_number(
+                            value,
+                            *median,
+                            *scale,
+                            *missing_indicator,
+                            edges,
+                            points,
+                            out,
+                        );
                     }
                     num_col += feature.numeric_inputs();
                 }
@@ -905,6 +936,7 @@ fn encode_number(
     scale: f64,
     missing_indicator: bool,
     edges: &[f64],
+    points: &[f64],
     out: &mut [f32],
 ) {
     out[0] = value.map_or(0.0, |x| squash((x - median) / scale) as f32);
@@ -912,10 +944,14 @@ fn encode_number(
         out[1] = if value.is_none() { 1.0 } else { 0.0 };
     }
     let bins = &mut out[1 + usize::from(missing_indicator)..];
+    let (bins, flags) = bins.split_at_mut(edges.len().saturating_sub(1));
     for (bin, pair) in bins.iter_mut().zip(edges.windows(2)) {
         *bin = value.map_or(0.0, |x| {
             ((x - pair[0]) / (pair[1] - pair[0])).clamp(0.0, 1.0) as f32
         });
+    }
+    for (flag, &p) in flags.iter_mut().zip(points) {
+        *flag = if value == Some(p) { 1.0 } else { 0.0 };
     }
 }
 
@@ -929,14 +965,15 @@ fn squash(z: f64) -> f64 {
     (s.min(HARD_CLIP)).copysign(z)
 }
 
-/// A numeric column's scaling and bin edges, from its training rows' values paired with
-/// their targets (`None`: missing).
+/// A numeric column's scaling, bin edges and exact-value flags (at most `exact`), from its
+/// training rows' values paired with their targets (`None`: missing).
 fn fit_numeric(
     name: &str,
     values: impl Iterator<Item = (Option<f64>, f32)>,
     binning: Binning,
     classes: usize,
     bins: usize,
+    exact: usize,
 ) -> Feature {
     let mut pairs = Vec::new();
     let mut missing = false;
@@ -964,12 +1001,17 @@ fn fit_numeric(
         Binning::Quantile => quantile_edges(&xs, bins),
         Binning::Target => tree_edges(&pairs, classes, bins),
     };
+    let points = match binning {
+        Binning::Quantile => exact_values(&xs, &edges, bins, exact),
+        Binning::Target => Vec::new(),
+    };
     Feature::Numeric {
         name: name.to_string(),
         median: if median.is_finite() { median } else { 0.0 },
         scale,
         missing_indicator: missing,
         edges,
+        points,
     }
 }
 
@@ -1152,7 +1194,7 @@ mod tests {
     #[test]
     fn piecewise_linear_bins_follow_training_quantiles() {
         let values = (0..=100).map(|i| (Some(f64::from(i)), 0.0));
-        let f = fit_numeric("x", values, Binning::Quantile, 2, 4);
+        let f = fit_numeric("x", values, Binning::Quantile, 2, 4, 0);
         let Feature::Numeric { edges, .. } = &f else {
             panic!("{f:?}")
         };
@@ -1165,6 +1207,7 @@ mod tests {
             Binning::Quantile,
             2,
             4,
+            8,
         );
         assert_eq!(c.numeric_inputs(), 1);
         // Target-aware bins put the one edge where the class changes; a missing value
@@ -1172,7 +1215,7 @@ mod tests {
         let stepped = (0..=100)
             .map(|i| (Some(f64::from(i)), f32::from(u8::from(i > 70))))
             .chain([(None, 1.0)]);
-        let t = fit_numeric("t", stepped, Binning::Target, 2, 4);
+        let t = fit_numeric("t", stepped, Binning::Target, 2, 4, 0);
         let Feature::Numeric {
             edges,
             missing_indicator,
@@ -1203,12 +1246,59 @@ mod tests {
     }
 
     #[test]
+    fn exact_values_of_a_zero_inflated_number_get_flags() {
+        // 0 in 90 rows, then 20 distinct amounts: 4 quantile bins merge into one.
+        let values = std::iter::repeat_n(0.0, 90)
+            .chain((1..=20).map(|i| f64::from(i) * 100.0))
+            .map(|x| (Some(x), 0.0))
+            .chain([(None, 0.0)]);
+        let f = fit_numeric("gain", values, Binning::Quantile, 2, 4, 21);
+        let Feature::Numeric {
+            edges,
+            points,
+            median,
+            scale,
+            ..
+        } = &f
+        else {
+            panic!("{f:?}")
+        };
+        assert_eq!(edges, &[0.0, 2000.0]);
+        assert_eq!(points.len(), 21, "every distinct value: {points:?}");
+        // Scaled value, missing indicator, one bin, 21 flags.
+        assert_eq!(f.numeric_inputs(), 1 + 1 + 1 + 21);
+        let mut out = [9f32; 24];
+        encode_number(Some(200.0), *median, *scale, true, edges, points, &mut out);
+        assert_eq!(&out[1..6], &[0.0, 0.1, 0.0, 0.0, 1.0]);
+        assert_eq!(out.iter().filter(|&&x| x == 1.0).count(), 1);
+        encode_number(Some(250.0), *median, *scale, true, edges, points, &mut out);
+        assert!(
+            out[3..].iter().all(|&x| x == 0.0),
+            "a value between flags sets none"
+        );
+        encode_number(None, *median, *scale, true, edges, points, &mut out);
+        assert_eq!(out[1], 1.0);
+        assert!(out[2..].iter().all(|&x| x == 0.0));
+        // Target-aware edges, or `exact_values = 0`, add none.
+        let again = |binning, exact| {
+            let values = std::iter::repeat_n(0.0, 90)
+                .chain((1..=20).map(f64::from))
+                .map(|x| (Some(x), 0.0));
+            fit_numeric("gain", values, binning, 2, 4, exact).numeric_inputs()
+        };
+        assert_eq!(again(Binning::Quantile, 64), 2 + 21);
+        assert_eq!(again(Binning::Quantile, 0), 2);
+        assert!(again(Binning::Target, 64) <= 1 + 4);
+    }
+
+    #[test]
     fn unscale_inverts_the_encoding_of_a_number() {
         let f = Feature::Numeric {
             name: "x".into(),
             median: 10.0,
             scale: 4.0,
             missing_indicator: false,
+            points: Vec::new(),
             edges: Vec::new(),
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {

@@ -53,8 +53,10 @@ use crate::task::{self, Decision, Task};
 /// `once`, `model.char_ngram_once`), which an older reader would ignore and so score
 /// differently. Version 6 weighs a `text_bag`'s character n-grams as a block apart from its
 /// words (`preprocess.json`'s `char_weight`, the manifest model's `bag`, tagged ids), which
-/// an older reader would read as table rows out of range.
-pub const FORMAT_VERSION: u32 = 6;
+/// an older reader would read as table rows out of range. Version 7 may flag a number's
+/// exact training values (`preprocess.json`'s `points`, `data.exact_values`), which an
+/// older reader would ignore and so feed the model fewer inputs than it has.
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
