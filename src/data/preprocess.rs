@@ -648,6 +648,18 @@ impl Preprocessor {
             .collect()
     }
 
+    /// Positions in the numeric input of the exact-value flags (`data.exact_values`).
+    pub fn flag_inputs(&self) -> Vec<usize> {
+        let mut at = Vec::new();
+        for (feature, slot) in self.features.iter().zip(self.slots()) {
+            if let (Feature::Numeric { points, .. }, Slot::Numeric { start, len }) = (feature, slot)
+            {
+                at.extend(start + len - points.len()..start + len);
+            }
+        }
+        at
+    }
+
     /// Where each categorical column's indices start in the shared embedding table (its
     /// index 0, missing or unseen, is there).
     pub fn category_offsets(&self) -> Vec<i64> {
@@ -1116,6 +1128,33 @@ mod tests {
             pre.encode_target(&t, 0, &p).unwrap(),
             vec![0., 1., 0., 0., 1., 0.]
         );
+    }
+
+    #[test]
+    fn flag_inputs_are_where_a_numbers_exact_values_are_encoded() {
+        // g: 0 in 31 rows, then 1..9 (4 bins asked, 1 left); h: no repeats, no flags.
+        let mut text = String::from("g,h,y\n");
+        for i in 0..40 {
+            text.push_str(&format!("{},{i},{}\n", i.max(30) - 30, i % 2));
+        }
+        let (_d, p, t) = table(&text);
+        let config = |extra: &str| {
+            let text =
+                format!("[data]\npath = \"t.csv\"\ntarget = \"y\"\nnumeric_bins = 4\n{extra}");
+            Config::from_toml_str(&text, "t", &[]).unwrap()
+        };
+        let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &config(""), &p).unwrap();
+        // g: value, 1 bin, 10 flags (0..9); h: value, 4 bins.
+        assert_eq!(pre.numeric_width(), 12 + 5);
+        assert_eq!(pre.flag_inputs(), (2..12).collect::<Vec<_>>());
+        let e = pre.transform(&t, 0, &p).unwrap();
+        // Row 35 holds g = 5: the flag of value 5 is input 2 + 5.
+        let row = &e.numeric[35 * 17..35 * 17 + 12];
+        let set: Vec<usize> = (2..12).filter(|&i| row[i] == 1.0).collect();
+        assert_eq!(set, [7]);
+        let c = config("exact_values = 0\n");
+        let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &c, &p).unwrap();
+        assert!(pre.flag_inputs().is_empty());
     }
 
     #[test]

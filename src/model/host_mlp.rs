@@ -102,6 +102,24 @@ impl Dense {
     }
 }
 
+/// The first layer of a [`HostMlp`] over some of its inputs only, for rows whose other
+/// inputs are mostly zero and cheaper added one by one (a number's exact-value flags).
+pub struct FirstLayerPart {
+    dense: Dense,
+    keep: Vec<usize>,
+}
+
+impl FirstLayerPart {
+    /// `dst [n, first_width] = bias + the kept inputs of rows [n, width] x their weights`.
+    pub fn apply(&self, rows: &[f32], width: usize, dst: &mut [f32]) {
+        let mut lhs = Vec::with_capacity(rows.len() / width.max(1) * self.keep.len());
+        for row in rows.chunks_exact(width) {
+            lhs.extend(self.keep.iter().map(|&i| row[i]));
+        }
+        self.dense.apply(&lhs, dst);
+    }
+}
+
 /// Hidden layers (ReLU after each) and the output layer of a network, copied to the host.
 pub struct HostMlp {
     layers: Vec<Dense>,
@@ -151,6 +169,24 @@ impl HostMlp {
     pub fn first_weights(&self, i: usize) -> &[f32] {
         let width = self.first_width();
         &self.layers[0].weight[i * width..(i + 1) * width]
+    }
+
+    /// The first layer over the inputs `keep` only (the others count as zero).
+    pub fn first_part(&self, keep: Vec<usize>) -> FirstLayerPart {
+        let first = &self.layers[0];
+        let mut weight = Vec::with_capacity(keep.len() * first.outputs);
+        for &i in &keep {
+            weight.extend_from_slice(self.first_weights(i));
+        }
+        FirstLayerPart {
+            dense: Dense {
+                weight,
+                bias: first.bias.clone(),
+                inputs: keep.len(),
+                outputs: first.outputs,
+            },
+            keep,
+        }
     }
 
     /// The first layer's outputs before activation of rows given only their first `k`

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
 use crate::data::{ChunkReader, Format, Table, segment_columns};
 use crate::error::{PatronError, Result};
-use crate::model::host_mlp::HostMlp;
+use crate::model::host_mlp::{FirstLayerPart, HostMlp};
 use crate::model::{
     InputKind, Inputs, ModelSpec, Network, TabularInputs, bags, bags_into, padded_ids,
 };
@@ -67,6 +67,9 @@ enum HostHead {
         mlp: HostMlp,
         embedding: Vec<f32>,
         folded: Option<Vec<f32>>,
+        /// Once [`Scorer::fold_flags`] ran: the first layer over the numeric inputs that
+        /// are not flags, and the flags' positions, each added by its weights where set.
+        flags: Option<(FirstLayerPart, Vec<usize>)>,
     },
     /// The head of `text_bag` (the bags are summed on the host anyway).
     Bag(HostMlp),
@@ -124,6 +127,7 @@ impl Scorer<'_> {
                 mlp,
                 embedding,
                 folded,
+                ..
             }) = &mut member.host
             else {
                 continue;
@@ -144,6 +148,24 @@ impl Scorer<'_> {
         }
         self
     }
+
+    /// Leave the numeric inputs at `flags` (as `Preprocessor::flag_inputs` gives them: 0/1,
+    /// one set at most per column) out of each tabular member's first-layer product and
+    /// add the weights of those set instead: the bank config's 55 flags would otherwise
+    /// nearly double the product's inputs.
+    pub fn fold_flags(mut self, flags: &[usize]) -> Self {
+        let numeric = self.spec.numeric_width;
+        if flags.is_empty() || flags.iter().any(|&i| i >= numeric) {
+            return self;
+        }
+        for member in &mut self.members {
+            if let Some(HostHead::Tabular { mlp, flags: f, .. }) = &mut member.host {
+                let keep = (0..numeric).filter(|i| !flags.contains(i)).collect();
+                *f = Some((mlp.first_part(keep), flags.to_vec()));
+            }
+        }
+        self
+    }
 }
 
 impl<'a> Member<'a> {
@@ -160,6 +182,7 @@ impl<'a> Member<'a> {
                     mlp,
                     embedding,
                     folded: None,
+                    flags: None,
                 }),
                 Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
                 Network::Transformer(_) | Network::Encoder(_) => None,
@@ -307,6 +330,7 @@ impl Scorer<'_> {
             HostHead::Tabular {
                 mlp,
                 folded: Some(folded),
+                flags,
                 ..
             } => {
                 let (k, count, width) = (
@@ -316,8 +340,20 @@ impl Scorer<'_> {
                 );
                 mlp.logits_after_first(encoded.rows, |range, buf| {
                     let numeric = &encoded.numeric[range.start * k..range.end * k];
-                    mlp.first_of_prefix(numeric, k, buf);
+                    match flags {
+                        Some((part, _)) => part.apply(numeric, k, buf),
+                        None => mlp.first_of_prefix(numeric, k, buf),
+                    }
                     for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
+                        if let Some((_, at)) = flags {
+                            let row = &encoded.numeric[r * k..(r + 1) * k];
+                            for &i in at.iter().filter(|&&i| row[i] != 0.0) {
+                                let x = row[i];
+                                dst.iter_mut()
+                                    .zip(mlp.first_weights(i))
+                                    .for_each(|(d, w)| *d += x * w);
+                            }
+                        }
                         let rows = &encoded.categorical[r * count..(r + 1) * count];
                         add_shares(dst, folded, rows, width);
                     }
@@ -841,6 +877,21 @@ mod tests {
             &plain.logits(&encoded).unwrap(),
             &folded.logits(&encoded).unwrap(),
         );
+        // Numeric inputs 1 and 3 taken out of the product and added where non-zero: the
+        // same logits (the rows' values there are any number, not only flags).
+        let flagged = Scorer::new(&network, &spec, &device)
+            .unwrap()
+            .fold_categories(&offsets)
+            .fold_flags(&[1, 3]);
+        assert!(matches!(
+            flagged.members[0].host,
+            Some(HostHead::Tabular { flags: Some(_), .. })
+        ));
+        let mut sparse = encoded.clone();
+        sparse.numeric.iter_mut().step_by(3).for_each(|x| *x = 0.0);
+        for rows in [&encoded, &sparse] {
+            assert_close(&plain.logits(rows).unwrap(), &flagged.logits(rows).unwrap());
+        }
         // Offsets that do not match the columns leave the scorer as it was.
         let unchanged = Scorer::new(&network, &spec, &device)
             .unwrap()

@@ -56,7 +56,8 @@ impl Session {
     /// A session of `run` on `device` (no autodiff).
     pub fn new(run: LoadedRun, device: &Device) -> Result<Session> {
         let scorer = Scorer::ensemble(&run.models, &run.manifest.model, run.task.pool(), device)?
-            .fold_categories(&run.preprocess.category_offsets());
+            .fold_categories(&run.preprocess.category_offsets())
+            .fold_flags(&run.preprocess.flag_inputs());
         Ok(Session { run, scorer })
     }
 
