@@ -3,6 +3,7 @@
 //! index for categories. Saved in the run as `preprocess.json` so scoring applies the
 //! exact same transform.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -962,8 +963,12 @@ fn encode_number(
             ((x - pair[0]) / (pair[1] - pair[0])).clamp(0.0, 1.0) as f32
         });
     }
-    for (flag, &p) in flags.iter_mut().zip(points) {
-        *flag = if value == Some(p) { 1.0 } else { 0.0 };
+    // Points are sorted and the value finite: one search instead of a compare per flag
+    // (`partial_cmp`, so -0 finds 0 as `==` does).
+    flags.fill(0.0);
+    let search = |x: f64| points.binary_search_by(|p| p.partial_cmp(&x).unwrap_or(Ordering::Less));
+    if let Some(i) = value.and_then(|x| search(x).ok()) {
+        flags[i] = 1.0;
     }
 }
 

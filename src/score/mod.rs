@@ -344,9 +344,9 @@ impl Scorer<'_> {
                         Some((part, _)) => part.apply(numeric, k, buf),
                         None => mlp.first_of_prefix(numeric, k, buf),
                     }
-                    for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
+                    let rows = range.zip(buf.chunks_exact_mut(width));
+                    for ((r, dst), row) in rows.zip(numeric.chunks_exact(k)) {
                         if let Some((_, at)) = flags {
-                            let row = &encoded.numeric[r * k..(r + 1) * k];
                             for &i in at.iter().filter(|&&i| row[i] != 0.0) {
                                 let x = row[i];
                                 dst.iter_mut()
