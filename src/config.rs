@@ -310,6 +310,7 @@ impl ModelKind {
                 ("train", "batch_size", "32"),
                 ("train", "learning_rate", "5e-4"),
                 ("train", "weight_decay", "0.0"),
+                ("train", "threshold", "0.5"),
             ],
             ModelKind::TextTransformer => &[
                 ("model", "embedding_dim", "64"),
@@ -320,6 +321,7 @@ impl ModelKind {
                 ("train", "learning_rate", "2e-3"),
                 ("train", "warmup", "0.1"),
                 ("train", "weight_decay", "0.01"),
+                ("train", "threshold", "0.5"),
             ],
             // The recipe of the PyTorch + transformers reference (issue #18): 3 epochs,
             // 5e-5, batch 32, 128 tokens, warmup 10 % then linear decay to zero.
@@ -335,6 +337,7 @@ impl ModelKind {
                 ("train", "schedule", "\"linear\""),
                 ("train", "weight_decay", "0.01"),
                 ("train", "max_grad_norm", "1.0"),
+                ("train", "threshold", "0.5"),
             ],
             ModelKind::TabularMlp => &[],
         }
@@ -681,6 +684,60 @@ pub enum CalibrationMethod {
     None,
 }
 
+/// How a classifier's calibrated probabilities become its predicted class
+/// (`train.threshold`): `"f1"` or a number between 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// Fitted on the validation split: the cut with the best F1 of the positive class
+    /// (binary), class offsets for the best macro-F1 (multiclass).
+    F1,
+    /// The positive class at or above this calibrated probability (binary); a multiclass
+    /// run takes its most probable class.
+    At(f64),
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Threshold::F1 => s.serialize_str("f1"),
+            Threshold::At(t) => s.serialize_f64(*t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        const EXPECTED: &str = "\"f1\" or a number between 0 and 1";
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Threshold;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Threshold, E> {
+                match v {
+                    "f1" => Ok(Threshold::F1),
+                    _ => Err(E::custom(format!("is {v:?}; expected {EXPECTED}"))),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Threshold, E> {
+                if v > 0.0 && v < 1.0 {
+                    Ok(Threshold::At(v))
+                } else {
+                    Err(E::custom(format!("is {v}; expected {EXPECTED}")))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Threshold, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Threshold, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// `[train]`: optimization.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -715,6 +772,9 @@ pub struct TrainConfig {
     /// Probability calibration fitted on the validation split.
     #[serde(default = "default_calibration")]
     pub calibration: CalibrationMethod,
+    /// How calibrated probabilities become a predicted class.
+    #[serde(default = "default_threshold")]
+    pub threshold: Threshold,
     /// The loss of a regression target.
     #[serde(default)]
     pub loss: Loss,
@@ -975,6 +1035,9 @@ fn default_schedule() -> Schedule {
 fn default_warmup() -> f64 {
     0.05
 }
+fn default_threshold() -> Threshold {
+    Threshold::F1
+}
 fn default_calibration() -> CalibrationMethod {
     CalibrationMethod::Platt
 }
@@ -1051,6 +1114,7 @@ impl Default for TrainConfig {
             schedule: default_schedule(),
             warmup: default_warmup(),
             calibration: default_calibration(),
+            threshold: default_threshold(),
             loss: Loss::default(),
             huber_delta: default_huber_delta(),
             tweedie_power: default_tweedie_power(),
@@ -1134,6 +1198,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "schedule",
             "warmup",
             "calibration",
+            "threshold",
             "loss",
             "huber_delta",
             "tweedie_power",
@@ -1701,6 +1766,31 @@ mod tests {
     }
 
     #[test]
+    fn threshold_is_f1_or_a_probability_strictly_between_0_and_1() {
+        let read = |v: &str| Config::from_toml_str(MINIMAL, "t", &[format!("train.threshold={v}")]);
+        assert_eq!(
+            Config::from_toml_str(MINIMAL, "t", &[])
+                .unwrap()
+                .train
+                .threshold,
+            Threshold::F1
+        );
+        assert_eq!(read("\"f1\"").unwrap().train.threshold, Threshold::F1);
+        assert_eq!(read("0.3").unwrap().train.threshold, Threshold::At(0.3));
+        for bad in ["\"accuracy\"", "1", "0", "1.5", "-0.2", "true"] {
+            let err = read(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("train.threshold")
+                    && err.contains("\"f1\" or a number between 0 and 1"),
+                "{bad}: {err}"
+            );
+        }
+        // The resolved config writes it back as it reads it.
+        let c = read("0.3").unwrap();
+        assert_eq!(Config::from_toml_str(&c.to_toml(), "t", &[]).unwrap(), c);
+    }
+
+    #[test]
     fn a_text_column_without_a_kind_gets_the_default_text_model() {
         let text = MINIMAL;
         let c = Config::from_toml_str(text, "t", &["data.text=\"review\"".into()]).unwrap();
@@ -1717,6 +1807,7 @@ mod tests {
         .unwrap();
         assert_eq!(c, written);
         assert_eq!(c.model.embedding_dim, 32);
+        assert_eq!(c.train.threshold, Threshold::At(0.5));
         // A kind that is written stays; no text column, no change.
         let c = Config::from_toml_str(
             text,

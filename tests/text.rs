@@ -96,6 +96,15 @@ fn text_bag_chinese_binary_end_to_end() {
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.lines().next().unwrap(), "row,score,prediction");
     assert_eq!(written.lines().count() - 1, rows);
+    // Text kinds decide at the calibrated probability 0.5 (`train.threshold`'s text
+    // default), not at a cut fitted for F1.
+    assert_eq!(manifest["threshold"], 0.5);
+    for line in written.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let score: f64 = cells[1].parse().unwrap();
+        let want = if score >= 0.5 { "positive" } else { "negative" };
+        assert_eq!(cells[2], want, "{line}");
+    }
 
     // Predict from stdin: one text per line, empty and emoji-only texts included.
     let o = predict_stdin(

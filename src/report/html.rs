@@ -380,7 +380,7 @@ fn metrics_section(r: &BinaryReport, page: &ReportPage) -> String {
     }
     let _ = writeln!(
         h,
-        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Decision threshold {:.4} on the calibrated score, chosen for the best F1 on the validation split.</p></section>",
+        "</table><p class=\"note\">Intervals: {BOOTSTRAP_RESAMPLES} bootstrap resamples of the evaluated rows (seed {BOOTSTRAP_SEED}). Decision threshold {:.4} on the calibrated score (<code>train.threshold</code>: fitted for the best F1 on the validation split, or the fixed cut the config sets).</p></section>",
         m.threshold
     );
     h

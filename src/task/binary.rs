@@ -1,5 +1,6 @@
 //! Two classes: one logit per row, binary cross-entropy, Platt scaling, a decision
-//! threshold chosen for the best validation F1, and the binary `report.json`.
+//! threshold (fitted for the best validation F1, or fixed by `train.threshold`), and the
+//! binary `report.json`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 use serde::{Deserialize, Serialize};
 
-use crate::config::CalibrationMethod;
+use crate::config::{CalibrationMethod, Threshold};
 use crate::task::calibration::{Calibration, sigmoid};
 use crate::task::metrics::{
     BinaryMetrics, Confusion, MulticlassMetrics, auc_roc, average_precision, best_f1_threshold,
@@ -83,12 +84,15 @@ impl Task for Binary {
     fn fit(
         &self,
         method: CalibrationMethod,
+        threshold: Threshold,
         logits: &[f64],
         labels: &[f32],
     ) -> (Calibration, Decision) {
         let calibration = Calibration::fit(method, logits, labels);
-        let probs = self.probabilities(&calibration, logits);
-        let threshold = best_f1_threshold(&probs, labels).0;
+        let threshold = match threshold {
+            Threshold::F1 => best_f1_threshold(&self.probabilities(&calibration, logits), labels).0,
+            Threshold::At(t) => t,
+        };
         (calibration, Decision::Threshold(threshold))
     }
 
@@ -326,5 +330,20 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    #[test]
+    fn the_threshold_is_fitted_for_f1_or_fixed() {
+        let t = Binary::new(&["no".into(), "yes".into()]);
+        // Admitting down to 0.4 catches all three positives with one false positive
+        // (F1 6/7): the best F1 cut sits below 0.5, where a fixed 0.5 keeps one positive.
+        let p = [0.9, 0.6, 0.45, 0.4, 0.3, 0.1];
+        let z: Vec<f64> = p.iter().map(|&p: &f64| (p / (1.0 - p)).ln()).collect();
+        let y = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+        let (_, d) = t.fit(CalibrationMethod::None, Threshold::F1, &z, &y);
+        assert!((d.threshold() - 0.4).abs() < 1e-9, "{d:?}");
+        let (_, d) = t.fit(CalibrationMethod::None, Threshold::At(0.5), &z, &y);
+        assert_eq!(d, Decision::Threshold(0.5));
+        assert_eq!(t.decide(&p, &d), vec![1, 1, 0, 0, 0, 0]);
     }
 }

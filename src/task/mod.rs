@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CalibrationMethod, ClassWeight};
+use crate::config::{CalibrationMethod, ClassWeight, Threshold};
 use crate::data::preprocess::{NumericTarget, Preprocessor};
 use crate::task::binary::{Binary, BinaryReport};
 use crate::task::calibration::Calibration;
@@ -43,10 +43,11 @@ pub trait Task: Send + Sync + std::fmt::Debug {
     fn ranking(&self, logits: &[f64], labels: &[f32]) -> f64;
     /// The `metrics.csv` column an epoch's progress line shows besides the loss.
     fn watched(&self) -> &'static str;
-    /// Calibration and decision rule fitted on the validation logits.
+    /// Calibration and decision rule (`threshold`'s) fitted on the validation logits.
     fn fit(
         &self,
         method: CalibrationMethod,
+        threshold: Threshold,
         logits: &[f64],
         labels: &[f32],
     ) -> (Calibration, Decision);

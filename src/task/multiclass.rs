@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
-use crate::config::CalibrationMethod;
+use crate::config::{CalibrationMethod, Threshold};
 use crate::task::calibration::Calibration;
 use crate::task::metrics::{
     ClassMetrics, MulticlassMetrics, auc_roc, average_precision, confusion_matrix, decide,
@@ -90,12 +90,17 @@ impl Task for Multiclass {
     fn fit(
         &self,
         method: CalibrationMethod,
+        threshold: Threshold,
         logits: &[f64],
         labels: &[f32],
     ) -> (Calibration, Decision) {
         let calibration = Calibration::fit_softmax(method, logits, labels, self.k());
-        let probs = self.probabilities(&calibration, logits);
-        let offsets = fit_class_offsets(&probs, labels, self.k());
+        let offsets = match threshold {
+            Threshold::F1 => {
+                fit_class_offsets(&self.probabilities(&calibration, logits), labels, self.k())
+            }
+            Threshold::At(_) => vec![0.0; self.k()],
+        };
         (calibration, Decision::Offsets(offsets))
     }
 

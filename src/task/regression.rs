@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CalibrationMethod, ClassWeight, Config, Loss, TargetTransform};
+use crate::config::{CalibrationMethod, ClassWeight, Config, Loss, TargetTransform, Threshold};
 use crate::data::preprocess::NumericTarget;
 use crate::error::{PatronError, Result};
 use crate::task::calibration::Calibration;
@@ -345,6 +345,7 @@ impl Task for Regression {
     fn fit(
         &self,
         _method: CalibrationMethod,
+        _threshold: Threshold,
         logits: &[f64],
         labels: &[f32],
     ) -> (Calibration, Decision) {
@@ -829,7 +830,7 @@ mod tests {
         let logits: Vec<f64> = std::iter::repeat_n([0.0, -2.5, -2.5], 10)
             .flatten()
             .collect();
-        let (cal, _) = t.fit(CalibrationMethod::None, &logits, &y);
+        let (cal, _) = t.fit(CalibrationMethod::None, Threshold::F1, &logits, &y);
         assert_eq!(cal.quantile_shifts, [-2.0, 2.0]);
         assert_eq!(&t.probabilities(&cal, &logits)[..3], [10.0, 1.0, 9.0]);
         // The device loss: the value's squared error plus each head's pinball loss.
@@ -856,7 +857,7 @@ mod tests {
         let y: Vec<f32> = [0.0f64, 1.0, 3.0, 7.0].iter().map(|&v| v as f32).collect();
         let mean_log = y.iter().map(|&v| f64::from(v).ln_1p()).sum::<f64>() / 4.0;
         let z = vec![(mean_log - 10.0) / 2.0; 4];
-        let (cal, _) = t.fit(CalibrationMethod::None, &z, &y);
+        let (cal, _) = t.fit(CalibrationMethod::None, Threshold::F1, &z, &y);
         let p = t.probabilities(&cal, &z);
         assert!((p[0] - 2.75).abs() < 1e-9, "{p:?}");
         assert!(t.uncalibrated(&z)[0] < 2.0);

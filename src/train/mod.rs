@@ -1316,7 +1316,7 @@ fn finish(
         Vec::new()
     };
     // Calibrate and fit the decision (threshold or class offsets).
-    let (calibration, decision) = task.fit(cfg.calibration, &fit_z, &fit_y);
+    let (calibration, decision) = task.fit(cfg.calibration, cfg.threshold, &fit_z, &fit_y);
     let session = session.calibrated(calibration, decision.clone());
     let test_z = if cv && p.split.test.is_empty() {
         fit_z.clone()
