@@ -34,7 +34,8 @@ from sklearn.metrics import accuracy_score
 from compare_tabular import ROOT, patron_binary
 
 
-def reference(texts, y, part, chars: bool) -> float:
+def reference(texts, y, part, chars: bool, test=None) -> float:
+    """TF-IDF + LR's test accuracy: on the split's test rows, or on `test` (texts, labels)."""
     tr, va, te = part == "train", part == "valid", part == "test"
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                           analyzer="char_wb" if chars else "word")
@@ -45,7 +46,8 @@ def reference(texts, y, part, chars: bool) -> float:
         acc = accuracy_score(y[va], model.predict(vec.transform(texts[va])))
         if best is None or acc > best[0]:
             best = (acc, model)
-    return accuracy_score(y[te], best[1].predict(vec.transform(texts[te])))
+    test_texts, test_y = test if test is not None else (texts[te], y[te])
+    return accuracy_score(test_y, best[1].predict(vec.transform(test_texts)))
 
 
 def main() -> int:
@@ -58,6 +60,8 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
     p.add_argument("--query", help="keep the rows this pandas query selects")
     p.add_argument("--sample", type=int, help="then draw this many of them (seed 0)")
+    p.add_argument("--test-file", help="a separate labelled file both are scored on (patron "
+                   "through `predict`) instead of the test split, which then goes unused")
     args = p.parse_args()
     data = Path(args.data).resolve()
     with tempfile.TemporaryDirectory() as subset_dir:
@@ -77,6 +81,11 @@ def compare(args, data: Path) -> int:
     df = pd.read_csv(data)
     texts = df[args.text].astype(str).str.lower().to_numpy()
     y = df[args.target].astype(str).to_numpy()
+    test = None
+    if args.test_file:
+        t = pd.read_csv(args.test_file)
+        test = (t[args.text].astype(str).str.lower().to_numpy(),
+                t[args.target].astype(str).to_numpy())
     rows = []
     print("| data | seed | patron | TF-IDF + LR |")
     print("|---|---|---|---|")
@@ -94,7 +103,15 @@ def compare(args, data: Path) -> int:
             subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
             report = json.loads((Path(tmp) / "run" / "report.json").read_text())
             part = pd.read_csv(split)["split"].to_numpy()
-            row = (report["metrics"]["accuracy"], reference(texts, y, part, args.chars))
+            accuracy = report["metrics"]["accuracy"]
+            if test is not None:
+                out = Path(tmp) / "scored.csv"
+                subprocess.run([patron_binary(), "predict", "--checkpoint", str(Path(tmp) / "run"),
+                                "--input", args.test_file, "--output", str(out)],
+                               cwd=ROOT, check=True, capture_output=True)
+                predicted = pd.read_csv(out, keep_default_na=False)["prediction"].astype(str)
+                accuracy = float((predicted.to_numpy() == test[1]).mean())
+            row = (accuracy, reference(texts, y, part, args.chars, test))
             rows.append(row)
             print(f"| {data.stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} |", flush=True)
     means = [sum(r[i] for r in rows) / len(rows) for i in range(2)]

@@ -33,6 +33,8 @@ def main() -> int:
     p.add_argument("--positive", required=True)
     p.add_argument("--drop", default="", help="comma-separated columns left out")
     p.add_argument("--id", default="", help="an id column, left out")
+    p.add_argument("--test-file", help="score this file's rows as the test rows instead of "
+                   "the split's (which then stay unused, as patron's do)")
     args = p.parse_args()
 
     df = pd.read_csv(args.data, keep_default_na=True)
@@ -40,6 +42,13 @@ def main() -> int:
     if len(split) != len(df) or (split["row"].to_numpy() != np.arange(len(df))).any():
         print(f"{args.split} does not number {args.data}'s rows", file=sys.stderr)
         return 2
+    if args.test_file:
+        test = pd.read_csv(args.test_file, keep_default_na=True)
+        df = pd.concat([df, test], ignore_index=True)
+        split = pd.concat(
+            [split.replace({"split": {"test": "unused"}}),
+             pd.DataFrame({"row": np.arange(len(test)), "split": "test"})],
+            ignore_index=True)
     y = (df[args.target].astype(str) == args.positive).astype(int).to_numpy()
     drop = [c for c in args.drop.split(",") if c] + [c for c in [args.id] if c]
     x = df.drop(columns=[args.target] + drop)
