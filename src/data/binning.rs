@@ -40,24 +40,35 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
     edges
 }
 
-/// The values of a number that get a 0/1 input each beside its bins, in ascending order:
-/// all its distinct values where repeated values merged the quantile edges (fewer than
-/// `bins` bins), at least `bins` distinct values fall between the edges, and there are at
-/// most `most` distinct values; else none. A zero-inflated amount (a capital gain: 0 for
-/// 92 % of the rows, a hundred distinct amounts above) gets two bins, within which specific
-/// amounts mean different things; the flags let the MLP tell them apart as a tree's splits
-/// do. A column with more distinct values is closer to continuous, and its flags would
-/// each see a few rows.
+/// The values of a number that get a 0/1 input each beside its bins, in ascending order,
+/// or none. Two kinds of column get them (at most `most` distinct values either way):
+/// - where repeated values merged the quantile edges (fewer than `bins` bins) and at least
+///   `bins` distinct values fall between the edges: a zero-inflated amount (a capital gain:
+///   0 for 92 % of the rows, a hundred distinct amounts above) gets two bins, within which
+///   specific amounts mean different things;
+/// - whole numbers with more distinct values than `bins` but at most twice as many (a day of
+///   the month, a code, a small count): each bin spans two or three values whose effects
+///   need not lie on a line (a campaign's calling days).
+///
+/// The flags let the MLP tell such values apart as a tree's splits do. A column with more
+/// distinct values is closer to continuous, and its flags would each see a few rows.
 pub fn exact_values(sorted: &[f64], edges: &[f64], bins: usize, most: usize) -> Vec<f64> {
-    if most == 0 || bins < 2 || edges.len() > bins {
+    if most == 0 || bins < 2 {
         return Vec::new();
     }
     let values: Vec<f64> = sorted.chunk_by(|a, b| a == b).map(|run| run[0]).collect();
-    let inside = values.iter().filter(|v| !edges.contains(v)).count();
-    if inside < bins || values.len() > most {
+    if values.len() > most {
         return Vec::new();
     }
-    values
+    let merged =
+        edges.len() <= bins && values.iter().filter(|v| !edges.contains(v)).count() >= bins;
+    let small_integers =
+        (bins + 1..=2 * bins).contains(&values.len()) && values.iter().all(|v| v.fract() == 0.0);
+    if merged || small_integers {
+        values
+    } else {
+        Vec::new()
+    }
 }
 
 /// Quantile by linear interpolation of a sorted slice (0 when empty).
@@ -234,6 +245,26 @@ mod tests {
         // No edge merged: quantile bins as they are.
         let even: Vec<f64> = (0..=100).map(f64::from).collect();
         assert!(exact_values(&even, &quantile_edges(&even, 4), 4, 8).is_empty());
+    }
+
+    #[test]
+    fn exact_values_for_whole_numbers_with_up_to_twice_as_many_values_as_bins() {
+        // Days of the month, each on 10 rows: 16 bins span about two days each.
+        let days: Vec<f64> = (1..=31).flat_map(|d| [f64::from(d); 10]).collect();
+        let edges = quantile_edges(&days, 16);
+        assert_eq!(edges.len(), 17, "no edge merged: {edges:?}");
+        let all: Vec<f64> = (1..=31).map(f64::from).collect();
+        assert_eq!(exact_values(&days, &edges, 16, 256), all);
+        // Still within `most`.
+        assert!(exact_values(&days, &edges, 16, 30).is_empty());
+        // Not whole numbers: a measurement, left to its bins.
+        let halves: Vec<f64> = days.iter().map(|d| d + 0.5).collect();
+        assert!(exact_values(&halves, &quantile_edges(&halves, 16), 16, 256).is_empty());
+        // More than twice as many values as bins, or no more than the bins: none.
+        let many: Vec<f64> = (1..=33).flat_map(|d| [f64::from(d); 10]).collect();
+        assert!(exact_values(&many, &quantile_edges(&many, 16), 16, 256).is_empty());
+        let few: Vec<f64> = (1..=16).flat_map(|d| [f64::from(d); 10]).collect();
+        assert!(exact_values(&few, &quantile_edges(&few, 16), 16, 256).is_empty());
     }
 
     #[test]
