@@ -110,13 +110,15 @@ pub struct FirstLayerPart {
 }
 
 impl FirstLayerPart {
-    /// `dst [n, first_width] = bias + the kept inputs of rows [n, width] x their weights`.
-    pub fn apply(&self, rows: &[f32], width: usize, dst: &mut [f32]) {
-        let mut lhs = Vec::with_capacity(rows.len() / width.max(1) * self.keep.len());
-        for row in rows.chunks_exact(width) {
-            lhs.extend(self.keep.iter().map(|&i| row[i]));
-        }
-        self.dense.apply(&lhs, dst);
+    /// The inputs it reads, in the order [`FirstLayerPart::apply`] takes them.
+    pub fn keep(&self) -> &[usize] {
+        &self.keep
+    }
+
+    /// `dst [n, first_width] = bias + kept [n, keep.len()] x their weights`: rows of the
+    /// kept inputs only, gathered by the caller (once for all members of an ensemble).
+    pub fn apply(&self, kept: &[f32], dst: &mut [f32]) {
+        self.dense.apply(kept, dst);
     }
 }
 
@@ -169,6 +171,12 @@ impl HostMlp {
     pub fn first_weights(&self, i: usize) -> &[f32] {
         let width = self.first_width();
         &self.layers[0].weight[i * width..(i + 1) * width]
+    }
+
+    /// The first layer's weights, `[inputs * first_width]`: input `i`'s are row `i`, as
+    /// [`HostMlp::first_weights`] gives them.
+    pub fn first_weight_rows(&self) -> &[f32] {
+        &self.layers[0].weight
     }
 
     /// The first layer over the inputs `keep` only (the others count as zero).

@@ -8,6 +8,7 @@ pub mod reasons;
 pub mod session;
 pub mod shard;
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
@@ -68,8 +69,10 @@ enum HostHead {
         embedding: Vec<f32>,
         folded: Option<Vec<f32>>,
         /// Once [`Scorer::fold_flags`] ran: the first layer over the numeric inputs that
-        /// are not flags, and the flags' positions, each added by its weights where set.
-        flags: Option<(FirstLayerPart, Vec<usize>)>,
+        /// are not flags, the flags' positions as runs of neighbours (a column's), and the
+        /// row of `folded` where their weights start (flag `j` of the runs at `base + j`),
+        /// added where set as category shares are.
+        flags: Option<(FirstLayerPart, Vec<Range<usize>>, i64)>,
     },
     /// The head of `text_bag` (the bags are summed on the host anyway).
     Bag(HostMlp),
@@ -151,17 +154,29 @@ impl Scorer<'_> {
 
     /// Leave the numeric inputs at `flags` (as `Preprocessor::flag_inputs` gives them: 0/1,
     /// one set at most per column) out of each tabular member's first-layer product and
-    /// add the weights of those set instead: the bank config's 55 flags would otherwise
-    /// nearly double the product's inputs.
+    /// add the weights of those set instead, in the same pass as its category shares (their
+    /// weights join the folded table): the bank config's 86 flags would otherwise more than
+    /// double the product's inputs. Needs [`Scorer::fold_categories`] first.
     pub fn fold_flags(mut self, flags: &[usize]) -> Self {
         let numeric = self.spec.numeric_width;
         if flags.is_empty() || flags.iter().any(|&i| i >= numeric) {
             return self;
         }
+        let runs = runs(flags);
         for member in &mut self.members {
-            if let Some(HostHead::Tabular { mlp, flags: f, .. }) = &mut member.host {
+            if let Some(HostHead::Tabular {
+                mlp,
+                folded: Some(folded),
+                flags: f,
+                ..
+            }) = &mut member.host
+            {
+                let base = (folded.len() / mlp.first_width()) as i64;
+                for i in runs.iter().flat_map(|run| run.clone()) {
+                    folded.extend_from_slice(mlp.first_weights(i));
+                }
                 let keep = (0..numeric).filter(|i| !flags.contains(i)).collect();
-                *f = Some((mlp.first_part(keep), flags.to_vec()));
+                *f = Some((mlp.first_part(keep), runs.clone(), base));
             }
         }
         self
@@ -224,25 +239,33 @@ impl<'a> Scorer<'a> {
     /// Logits of encoded rows, `[rows * outputs]` row-major: an ensemble's pooled.
     pub fn logits(&self, encoded: &Encoded) -> Result<Vec<f64>> {
         if let [one] = self.members.as_slice() {
-            return self.logits_of(one, encoded);
+            return self.logits_of(one, encoded, None);
         }
+        // The members share their preprocessing, so their flag positions: what they read
+        // around the flags is prepared once.
+        let prepared = self.members.iter().find_map(|m| FlagInputs::of(m, encoded));
         let each = self
             .members
             .iter()
-            .map(|m| self.logits_of(m, encoded))
+            .map(|m| self.logits_of(m, encoded, prepared.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.pool.combine(&each))
     }
 
     /// The logits of member `k` (from 0) alone: a cross-validated run's fold model `k`.
     pub fn member_logits(&self, k: usize, encoded: &Encoded) -> Result<Vec<f64>> {
-        self.logits_of(&self.members[k], encoded)
+        self.logits_of(&self.members[k], encoded, None)
     }
 
-    /// The logits of one member.
-    fn logits_of(&self, member: &Member, encoded: &Encoded) -> Result<Vec<f64>> {
+    /// The logits of one member (`prepared`: its flag inputs, if already gathered).
+    fn logits_of(
+        &self,
+        member: &Member,
+        encoded: &Encoded,
+        prepared: Option<&FlagInputs>,
+    ) -> Result<Vec<f64>> {
         if let Some(host) = &member.host {
-            return Ok(self.host_logits(member, host, encoded));
+            return Ok(self.host_logits(member, host, encoded, prepared));
         }
         let network = &member.network;
         let device = &self.device;
@@ -324,7 +347,13 @@ impl Scorer<'_> {
 
     /// A member's logits through the fused host forward: each tile's inputs are assembled
     /// (numeric values and category embeddings, or bags) right before it runs.
-    fn host_logits(&self, member: &Member, host: &HostHead, encoded: &Encoded) -> Vec<f64> {
+    fn host_logits(
+        &self,
+        member: &Member,
+        host: &HostHead,
+        encoded: &Encoded,
+        prepared: Option<&FlagInputs>,
+    ) -> Vec<f64> {
         // Each row's categories are its embedding rows: the fold's tables cover them.
         let z = match host {
             HostHead::Tabular {
@@ -338,24 +367,48 @@ impl Scorer<'_> {
                     encoded.categorical_count,
                     mlp.first_width(),
                 );
-                mlp.logits_after_first(encoded.rows, |range, buf| {
-                    let numeric = &encoded.numeric[range.start * k..range.end * k];
-                    match flags {
-                        Some((part, _)) => part.apply(numeric, k, buf),
-                        None => mlp.first_of_prefix(numeric, k, buf),
+                let local;
+                let inputs = match (flags, prepared) {
+                    (Some(_), Some(prepared)) => Some(prepared),
+                    (Some((part, runs, _)), None) => {
+                        local = FlagInputs::new(encoded, part.keep(), runs);
+                        Some(&local)
                     }
-                    let rows = range.zip(buf.chunks_exact_mut(width));
-                    for ((r, dst), row) in rows.zip(numeric.chunks_exact(k)) {
-                        if let Some((_, at)) = flags {
-                            for &i in at.iter().filter(|&&i| row[i] != 0.0) {
-                                let x = row[i];
-                                dst.iter_mut()
-                                    .zip(mlp.first_weights(i))
-                                    .for_each(|(d, w)| *d += x * w);
-                            }
+                    (None, _) => None,
+                };
+                let base = flags.as_ref().map_or(0, |f| f.2);
+                mlp.logits_after_first(encoded.rows, |range, buf| {
+                    match (flags, inputs) {
+                        (Some((part, ..)), Some(inputs)) => {
+                            let w = inputs.width;
+                            part.apply(&inputs.kept[range.start * w..range.end * w], buf)
                         }
-                        let rows = &encoded.categorical[r * count..(r + 1) * count];
-                        add_shares(dst, folded, rows, width);
+                        _ => mlp.first_of_prefix(
+                            &encoded.numeric[range.start * k..range.end * k],
+                            k,
+                            buf,
+                        ),
+                    }
+                    let mut shares: Vec<i64> = Vec::new();
+                    for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
+                        let categories = &encoded.categorical[r * count..(r + 1) * count];
+                        let Some(inputs) = inputs else {
+                            add_shares(dst, folded, categories, width);
+                            continue;
+                        };
+                        // A row's set flags (value 1, as encoding writes them) are shares of
+                        // the folded table too, added with its categories in one pass.
+                        let ones = &inputs.ones[inputs.ones_at[r]..inputs.ones_at[r + 1]];
+                        shares.clear();
+                        shares.extend_from_slice(categories);
+                        shares.extend(ones.iter().map(|&j| base + j));
+                        add_shares(dst, folded, &shares, width);
+                        // Values other than 0 and 1 (never written by encoding).
+                        for &(i, x) in &inputs.other[inputs.other_at[r]..inputs.other_at[r + 1]] {
+                            dst.iter_mut()
+                                .zip(mlp.first_weights(i))
+                                .for_each(|(d, w)| *d += x * w);
+                        }
                     }
                 })
             }
@@ -377,6 +430,97 @@ impl Scorer<'_> {
             }
         };
         z.into_iter().map(f64::from).collect()
+    }
+}
+
+/// What the flag-folded members of a batch read, gathered once for all of them: the
+/// numeric inputs that are not flags (`[rows * width]`), and each row's set flags as their
+/// number among the flags (row `r`'s at `ones[ones_at[r]..ones_at[r + 1]]`), other values
+/// by position with the value.
+struct FlagInputs {
+    kept: Vec<f32>,
+    width: usize,
+    ones: Vec<i64>,
+    ones_at: Vec<usize>,
+    other: Vec<(usize, f32)>,
+    other_at: Vec<usize>,
+}
+
+impl FlagInputs {
+    /// The inputs of `encoded` a member with folded flags reads (`None` for another member).
+    fn of(member: &Member, encoded: &Encoded) -> Option<FlagInputs> {
+        match &member.host {
+            Some(HostHead::Tabular {
+                folded: Some(_),
+                flags: Some((part, runs, _)),
+                ..
+            }) => Some(FlagInputs::new(encoded, part.keep(), runs)),
+            _ => None,
+        }
+    }
+
+    fn new(encoded: &Encoded, keep: &[usize], runs: &[Range<usize>]) -> FlagInputs {
+        let k = encoded.numeric_width;
+        let mut inputs = FlagInputs {
+            kept: Vec::with_capacity(encoded.rows * keep.len()),
+            width: keep.len(),
+            ones: Vec::with_capacity(encoded.rows * runs.len()),
+            ones_at: Vec::with_capacity(encoded.rows + 1),
+            other: Vec::new(),
+            other_at: Vec::with_capacity(encoded.rows + 1),
+        };
+        inputs.ones_at.push(0);
+        inputs.other_at.push(0);
+        for row in encoded.numeric.chunks_exact(k.max(1)).take(encoded.rows) {
+            inputs.kept.extend(keep.iter().map(|&i| row[i]));
+            set_flags(row, runs, &mut inputs.ones, &mut inputs.other);
+            inputs.ones_at.push(inputs.ones.len());
+            inputs.other_at.push(inputs.other.len());
+        }
+        inputs
+    }
+}
+
+/// Sorted positions as runs of neighbours.
+fn runs(positions: &[usize]) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for &i in positions {
+        match runs.last_mut() {
+            Some(run) if run.end == i => run.end += 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}
+
+/// The non-zero inputs of `row` inside `runs`: the number among the runs' positions of
+/// each that holds 1 appended to `ones`, others' positions with their values to `other`.
+/// Each block of 16 is tested at once (vectorized), and only a block with a non-zero value
+/// is walked: a column's flags have one set at most, at a random place, so testing them one
+/// by one cost a branch miss a column and a compare a flag.
+fn set_flags(
+    row: &[f32],
+    runs: &[Range<usize>],
+    ones: &mut Vec<i64>,
+    other: &mut Vec<(usize, f32)>,
+) {
+    const BLOCK: usize = 16;
+    let mut first = 0;
+    for run in runs {
+        for (b, block) in row[run.clone()].chunks(BLOCK).enumerate() {
+            if !block.iter().fold(false, |any, &x| any | (x != 0.0)) {
+                continue;
+            }
+            for (j, &x) in block.iter().enumerate() {
+                let at = b * BLOCK + j;
+                if x == 1.0 {
+                    ones.push((first + at) as i64);
+                } else if x != 0.0 {
+                    other.push((run.start + at, x));
+                }
+            }
+        }
+        first += run.len();
     }
 }
 
@@ -889,7 +1033,10 @@ mod tests {
         ));
         let mut sparse = encoded.clone();
         sparse.numeric.iter_mut().step_by(3).for_each(|x| *x = 0.0);
-        for rows in [&encoded, &sparse] {
+        // Ones, as flags are encoded, take the shares' path.
+        let mut ones = encoded.clone();
+        ones.numeric.iter_mut().step_by(2).for_each(|x| *x = 1.0);
+        for rows in [&encoded, &sparse, &ones] {
             assert_close(&plain.logits(rows).unwrap(), &flagged.logits(rows).unwrap());
         }
         // Offsets that do not match the columns leave the scorer as it was.
