@@ -367,23 +367,25 @@ impl Scorer<'_> {
                     encoded.categorical_count,
                     mlp.first_width(),
                 );
+                // With folded flags: the first layer's part without them, what the rows
+                // read around them (gathered here unless the ensemble did), and where
+                // their weights start in `folded`.
                 let local;
-                let inputs = match (flags, prepared) {
-                    (Some(_), Some(prepared)) => Some(prepared),
-                    (Some((part, runs, _)), None) => {
+                let flagged = match (flags, prepared) {
+                    (Some((part, _, base)), Some(inputs)) => Some((part, inputs, *base)),
+                    (Some((part, runs, base)), None) => {
                         local = FlagInputs::new(encoded, part.keep(), runs);
-                        Some(&local)
+                        Some((part, &local, *base))
                     }
                     (None, _) => None,
                 };
-                let base = flags.as_ref().map_or(0, |f| f.2);
                 mlp.logits_after_first(encoded.rows, |range, buf| {
-                    match (flags, inputs) {
-                        (Some((part, ..)), Some(inputs)) => {
+                    match flagged {
+                        Some((part, inputs, _)) => {
                             let w = inputs.width;
                             part.apply(&inputs.kept[range.start * w..range.end * w], buf)
                         }
-                        _ => mlp.first_of_prefix(
+                        None => mlp.first_of_prefix(
                             &encoded.numeric[range.start * k..range.end * k],
                             k,
                             buf,
@@ -392,7 +394,7 @@ impl Scorer<'_> {
                     let mut shares: Vec<i64> = Vec::new();
                     for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
                         let categories = &encoded.categorical[r * count..(r + 1) * count];
-                        let Some(inputs) = inputs else {
+                        let Some((_, inputs, base)) = flagged else {
                             add_shares(dst, folded, categories, width);
                             continue;
                         };
