@@ -16,10 +16,8 @@ set -euo pipefail
 dir="$(realpath -m "${1:-/tmp/coil}")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$dir"
-if ! Rscript -e 'library(kernlab)' >/dev/null 2>&1; then
-  apt-get update -qq
-  apt-get install -y -qq r-base-core r-cran-kernlab >/dev/null
-fi
+source "$(dirname "$0")/r_package.sh"
+need_r_package kernlab
 Rscript - "$dir" <<'R'
 library(kernlab)
 data(ticdata)

@@ -9,10 +9,8 @@
 set -euo pipefail
 dir="$(realpath -m "${1:-/tmp/modeldata}")"
 mkdir -p "$dir"
-if ! Rscript -e 'library(modeldata)' >/dev/null 2>&1; then
-  apt-get update -qq
-  apt-get install -y -qq r-base-core r-cran-modeldata >/dev/null
-fi
+source "$(dirname "$0")/r_package.sh"
+need_r_package modeldata
 Rscript - "$dir" <<'R'
 library(modeldata)
 dir <- commandArgs(trailingOnly = TRUE)[1]
