@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -99,6 +100,15 @@ impl Feature {
             Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
         }
     }
+}
+
+/// A run of a row's numeric inputs with a known pattern ([`Preprocessor::sparse_inputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputRun {
+    /// A number's bins: leading 1s, at most one fraction, then 0s.
+    Bins(Range<usize>),
+    /// A number's exact-value flags: one 1 at most.
+    Flags(Range<usize>),
 }
 
 /// Where one feature's inputs sit in an encoded row.
@@ -649,16 +659,34 @@ impl Preprocessor {
             .collect()
     }
 
-    /// Positions in the numeric input of the exact-value flags (`data.exact_values`).
-    pub fn flag_inputs(&self) -> Vec<usize> {
-        let mut at = Vec::new();
+    /// The runs of numeric inputs that hold a pattern of 0s and 1s: each number's bins
+    /// (a thermometer: 1 up to the value's bin, its fraction there, 0 above) and its
+    /// exact-value flags (`data.exact_values`; one set at most), in input order. Scoring
+    /// adds their first-layer weights where they are set instead of multiplying zeros.
+    pub fn sparse_inputs(&self) -> Vec<InputRun> {
+        let mut runs = Vec::new();
         for (feature, slot) in self.features.iter().zip(self.slots()) {
-            if let (Feature::Numeric { points, .. }, Slot::Numeric { start, len }) = (feature, slot)
+            if let (
+                Feature::Numeric {
+                    missing_indicator,
+                    edges,
+                    points,
+                    ..
+                },
+                Slot::Numeric { start, .. },
+            ) = (feature, slot)
             {
-                at.extend(start + len - points.len()..start + len);
+                let bins = start + 1 + usize::from(*missing_indicator);
+                let flags = bins + edges.len().saturating_sub(1);
+                if flags > bins {
+                    runs.push(InputRun::Bins(bins..flags));
+                }
+                if !points.is_empty() {
+                    runs.push(InputRun::Flags(flags..flags + points.len()));
+                }
             }
         }
-        at
+        runs
     }
 
     /// Where each categorical column's indices start in the shared embedding table (its
@@ -1136,7 +1164,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_inputs_are_where_a_numbers_exact_values_are_encoded() {
+    fn sparse_inputs_are_where_a_numbers_bins_and_exact_values_are_encoded() {
         // g: 0 in 31 rows, then 1..9 (4 bins asked, 1 left); h: no repeats, no flags.
         let mut text = String::from("g,h,y\n");
         for i in 0..40 {
@@ -1151,15 +1179,31 @@ mod tests {
         let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &config(""), &p).unwrap();
         // g: value, 1 bin, 10 flags (0..9); h: value, 4 bins.
         assert_eq!(pre.numeric_width(), 12 + 5);
-        assert_eq!(pre.flag_inputs(), (2..12).collect::<Vec<_>>());
+        assert_eq!(
+            pre.sparse_inputs(),
+            [
+                InputRun::Bins(1..2),
+                InputRun::Flags(2..12),
+                InputRun::Bins(13..17)
+            ]
+        );
         let e = pre.transform(&t, 0, &p).unwrap();
         // Row 35 holds g = 5: the flag of value 5 is input 2 + 5.
         let row = &e.numeric[35 * 17..35 * 17 + 12];
         let set: Vec<usize> = (2..12).filter(|&i| row[i] == 1.0).collect();
         assert_eq!(set, [7]);
+        // h's bins are a thermometer: 1s, at most one fraction, then 0s.
+        for row in e.numeric.chunks_exact(17) {
+            let bins = &row[13..17];
+            let ones = bins.iter().take_while(|&&v| v == 1.0).count();
+            assert!(bins[ones..].iter().skip(1).all(|&v| v == 0.0), "{bins:?}");
+        }
         let c = config("exact_values = 0\n");
         let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &c, &p).unwrap();
-        assert!(pre.flag_inputs().is_empty());
+        assert_eq!(
+            pre.sparse_inputs(),
+            [InputRun::Bins(1..2), InputRun::Bins(3..7)]
+        );
     }
 
     #[test]

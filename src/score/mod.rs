@@ -8,14 +8,13 @@ pub mod reasons;
 pub mod session;
 pub mod shard;
 
-use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::data::preprocess::{Encoded, Preprocessor, missing_column, raw_texts};
+use crate::data::preprocess::{Encoded, InputRun, Preprocessor, missing_column, raw_texts};
 use crate::data::{ChunkReader, Format, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::{FirstLayerPart, HostMlp};
@@ -68,11 +67,10 @@ enum HostHead {
         mlp: HostMlp,
         embedding: Vec<f32>,
         folded: Option<Vec<f32>>,
-        /// Once [`Scorer::fold_flags`] ran: the first layer over the numeric inputs that
-        /// are not flags, the flags' positions as runs of neighbours (a column's), and the
-        /// row of `folded` where their weights start (flag `j` of the runs at `base + j`),
-        /// added where set as category shares are.
-        flags: Option<(FirstLayerPart, Vec<Range<usize>>, i64)>,
+        /// Once [`Scorer::fold_sparse`] ran: the first layer over the numeric inputs
+        /// outside the runs, the runs, and the row of `folded` where their weights start
+        /// (added where set as category shares are; [`sparse_inputs`] numbers them).
+        sparse: Option<(FirstLayerPart, Vec<InputRun>, i64)>,
     },
     /// The head of `text_bag` (the bags are summed on the host anyway).
     Bag(HostMlp),
@@ -152,31 +150,51 @@ impl Scorer<'_> {
         self
     }
 
-    /// Leave the numeric inputs at `flags` (as `Preprocessor::flag_inputs` gives them: 0/1,
-    /// one set at most per column) out of each tabular member's first-layer product and
-    /// add the weights of those set instead, in the same pass as its category shares (their
-    /// weights join the folded table): the bank config's 86 flags would otherwise more than
-    /// double the product's inputs. Needs [`Scorer::fold_categories`] first.
-    pub fn fold_flags(mut self, flags: &[usize]) -> Self {
+    /// Leave the numeric inputs of `runs` (as `Preprocessor::sparse_inputs` gives them: bins
+    /// and exact-value flags) out of each tabular member's first-layer product and add the
+    /// weights of those set instead, in the same pass as its category shares (their weights
+    /// join the folded table). A row's bins are mostly 1s and 0s: the leading 1s are one
+    /// precomputed sum of their weights, the fraction one weighted row. On the bank config
+    /// that leaves 6 of the 152 numeric inputs to the product. Needs
+    /// [`Scorer::fold_categories`] first.
+    pub fn fold_sparse(mut self, runs: &[InputRun]) -> Self {
         let numeric = self.spec.numeric_width;
-        if flags.is_empty() || flags.iter().any(|&i| i >= numeric) {
+        let span = |run: &InputRun| match run {
+            InputRun::Bins(r) | InputRun::Flags(r) => r.clone(),
+        };
+        if runs.is_empty() || runs.iter().any(|run| span(run).end > numeric) {
             return self;
         }
-        let runs = runs(flags);
         for member in &mut self.members {
             if let Some(HostHead::Tabular {
                 mlp,
                 folded: Some(folded),
-                flags: f,
+                sparse,
                 ..
             }) = &mut member.host
             {
-                let base = (folded.len() / mlp.first_width()) as i64;
-                for i in runs.iter().flat_map(|run| run.clone()) {
-                    folded.extend_from_slice(mlp.first_weights(i));
+                let width = mlp.first_width();
+                let base = (folded.len() / width) as i64;
+                for run in runs {
+                    if let InputRun::Bins(r) = run {
+                        // Row b - 1: the sum of the first b bins' weights (in f64, so the
+                        // sum of 16 rows is as exact as the product's).
+                        let mut sum = vec![0f64; width];
+                        for i in r.clone() {
+                            sum.iter_mut()
+                                .zip(mlp.first_weights(i))
+                                .for_each(|(s, &w)| *s += f64::from(w));
+                            folded.extend(sum.iter().map(|&s| s as f32));
+                        }
+                    }
+                    for i in span(run) {
+                        folded.extend_from_slice(mlp.first_weights(i));
+                    }
                 }
-                let keep = (0..numeric).filter(|i| !flags.contains(i)).collect();
-                *f = Some((mlp.first_part(keep), runs.clone(), base));
+                let keep = (0..numeric)
+                    .filter(|i| !runs.iter().any(|run| span(run).contains(i)))
+                    .collect();
+                *sparse = Some((mlp.first_part(keep), runs.to_vec(), base));
             }
         }
         self
@@ -197,7 +215,7 @@ impl<'a> Member<'a> {
                     mlp,
                     embedding,
                     folded: None,
-                    flags: None,
+                    sparse: None,
                 }),
                 Network::Bag(m) => Some(HostHead::Bag(m.host_head()?)),
                 Network::Transformer(_) | Network::Encoder(_) => None,
@@ -241,9 +259,12 @@ impl<'a> Scorer<'a> {
         if let [one] = self.members.as_slice() {
             return self.logits_of(one, encoded, None);
         }
-        // The members share their preprocessing, so their flag positions: what they read
-        // around the flags is prepared once.
-        let prepared = self.members.iter().find_map(|m| FlagInputs::of(m, encoded));
+        // The members share their preprocessing, so their runs: what they read around the
+        // runs is prepared once.
+        let prepared = self
+            .members
+            .iter()
+            .find_map(|m| SparseInputs::of(m, encoded));
         let each = self
             .members
             .iter()
@@ -257,12 +278,12 @@ impl<'a> Scorer<'a> {
         self.logits_of(&self.members[k], encoded, None)
     }
 
-    /// The logits of one member (`prepared`: its flag inputs, if already gathered).
+    /// The logits of one member (`prepared`: its sparse inputs, if already gathered).
     fn logits_of(
         &self,
         member: &Member,
         encoded: &Encoded,
-        prepared: Option<&FlagInputs>,
+        prepared: Option<&SparseInputs>,
     ) -> Result<Vec<f64>> {
         if let Some(host) = &member.host {
             return Ok(self.host_logits(member, host, encoded, prepared));
@@ -352,14 +373,14 @@ impl Scorer<'_> {
         member: &Member,
         host: &HostHead,
         encoded: &Encoded,
-        prepared: Option<&FlagInputs>,
+        prepared: Option<&SparseInputs>,
     ) -> Vec<f64> {
         // Each row's categories are its embedding rows: the fold's tables cover them.
         let z = match host {
             HostHead::Tabular {
                 mlp,
                 folded: Some(folded),
-                flags,
+                sparse,
                 ..
             } => {
                 let (k, count, width) = (
@@ -367,20 +388,20 @@ impl Scorer<'_> {
                     encoded.categorical_count,
                     mlp.first_width(),
                 );
-                // With folded flags: the first layer's part without them, what the rows
-                // read around them (gathered here unless the ensemble did), and where
-                // their weights start in `folded`.
+                // With folded runs: the first layer's part without them, what the rows read
+                // (gathered here unless the ensemble did), and where their weights start in
+                // `folded`.
                 let local;
-                let flagged = match (flags, prepared) {
+                let folded_runs = match (sparse, prepared) {
                     (Some((part, _, base)), Some(inputs)) => Some((part, inputs, *base)),
                     (Some((part, runs, base)), None) => {
-                        local = FlagInputs::new(encoded, part.keep(), runs);
+                        local = SparseInputs::new(encoded, part.keep(), runs);
                         Some((part, &local, *base))
                     }
                     (None, _) => None,
                 };
                 mlp.logits_after_first(encoded.rows, |range, buf| {
-                    match flagged {
+                    match folded_runs {
                         Some((part, inputs, _)) => {
                             let w = inputs.width;
                             part.apply(&inputs.kept[range.start * w..range.end * w], buf)
@@ -391,26 +412,23 @@ impl Scorer<'_> {
                             buf,
                         ),
                     }
-                    let mut shares: Vec<i64> = Vec::new();
+                    let (mut shares, mut scaled): (Vec<i64>, Vec<(i64, f32)>) = Default::default();
                     for (r, dst) in range.zip(buf.chunks_exact_mut(width)) {
                         let categories = &encoded.categorical[r * count..(r + 1) * count];
-                        let Some((_, inputs, base)) = flagged else {
-                            add_shares(dst, folded, categories, width);
+                        let Some((_, inputs, base)) = folded_runs else {
+                            add_shares(dst, folded, categories, &[], width);
                             continue;
                         };
-                        // A row's set flags (value 1, as encoding writes them) are shares of
-                        // the folded table too, added with its categories in one pass.
+                        // A row's set runs are shares of the folded table too, added with
+                        // its categories in one pass.
                         let ones = &inputs.ones[inputs.ones_at[r]..inputs.ones_at[r + 1]];
                         shares.clear();
                         shares.extend_from_slice(categories);
                         shares.extend(ones.iter().map(|&j| base + j));
-                        add_shares(dst, folded, &shares, width);
-                        // Values other than 0 and 1 (never written by encoding).
-                        for &(i, x) in &inputs.other[inputs.other_at[r]..inputs.other_at[r + 1]] {
-                            dst.iter_mut()
-                                .zip(mlp.first_weights(i))
-                                .for_each(|(d, w)| *d += x * w);
-                        }
+                        let other = &inputs.other[inputs.other_at[r]..inputs.other_at[r + 1]];
+                        scaled.clear();
+                        scaled.extend(other.iter().map(|&(j, x)| (base + j, x)));
+                        add_shares(dst, folded, &shares, &scaled, width);
                     }
                 })
             }
@@ -435,47 +453,47 @@ impl Scorer<'_> {
     }
 }
 
-/// What the flag-folded members of a batch read, gathered once for all of them: the
-/// numeric inputs that are not flags (`[rows * width]`), and each row's set flags as their
-/// number among the flags (row `r`'s at `ones[ones_at[r]..ones_at[r + 1]]`), other values
-/// by position with the value.
-struct FlagInputs {
+/// What the members with folded runs read of a batch, gathered once for all of them: the
+/// numeric inputs outside the runs (`[rows * width]`), and each row's shares of the runs'
+/// rows of the folded table, numbered from their first: whole ones (row `r`'s at
+/// `ones[ones_at[r]..ones_at[r + 1]]`) and weighted ones (`other`, likewise).
+struct SparseInputs {
     kept: Vec<f32>,
     width: usize,
     ones: Vec<i64>,
     ones_at: Vec<usize>,
-    other: Vec<(usize, f32)>,
+    other: Vec<(i64, f32)>,
     other_at: Vec<usize>,
 }
 
-impl FlagInputs {
-    /// The inputs of `encoded` a member with folded flags reads (`None` for another member).
-    fn of(member: &Member, encoded: &Encoded) -> Option<FlagInputs> {
+impl SparseInputs {
+    /// The inputs of `encoded` a member with folded runs reads (`None` for another member).
+    fn of(member: &Member, encoded: &Encoded) -> Option<SparseInputs> {
         match &member.host {
             Some(HostHead::Tabular {
                 folded: Some(_),
-                flags: Some((part, runs, _)),
+                sparse: Some((part, runs, _)),
                 ..
-            }) => Some(FlagInputs::new(encoded, part.keep(), runs)),
+            }) => Some(SparseInputs::new(encoded, part.keep(), runs)),
             _ => None,
         }
     }
 
-    fn new(encoded: &Encoded, keep: &[usize], runs: &[Range<usize>]) -> FlagInputs {
+    fn new(encoded: &Encoded, keep: &[usize], runs: &[InputRun]) -> SparseInputs {
         let k = encoded.numeric_width;
-        let mut inputs = FlagInputs {
+        let mut inputs = SparseInputs {
             kept: Vec::with_capacity(encoded.rows * keep.len()),
             width: keep.len(),
             ones: Vec::with_capacity(encoded.rows * runs.len()),
             ones_at: Vec::with_capacity(encoded.rows + 1),
-            other: Vec::new(),
+            other: Vec::with_capacity(encoded.rows * runs.len()),
             other_at: Vec::with_capacity(encoded.rows + 1),
         };
         inputs.ones_at.push(0);
         inputs.other_at.push(0);
         for row in encoded.numeric.chunks_exact(k.max(1)).take(encoded.rows) {
             inputs.kept.extend(keep.iter().map(|&i| row[i]));
-            set_flags(row, runs, &mut inputs.ones, &mut inputs.other);
+            sparse_inputs(row, runs, &mut inputs.ones, &mut inputs.other);
             inputs.ones_at.push(inputs.ones.len());
             inputs.other_at.push(inputs.other.len());
         }
@@ -483,95 +501,149 @@ impl FlagInputs {
     }
 }
 
-/// Sorted positions as runs of neighbours.
-fn runs(positions: &[usize]) -> Vec<Range<usize>> {
-    let mut runs: Vec<Range<usize>> = Vec::new();
-    for &i in positions {
-        match runs.last_mut() {
-            Some(run) if run.end == i => run.end += 1,
-            _ => runs.push(i..i + 1),
-        }
-    }
-    runs
-}
-
-/// The non-zero inputs of `row` inside `runs`: the number among the runs' positions of
-/// each that holds 1 appended to `ones`, others' positions with their values to `other`.
-/// Each block of 16 is tested at once (vectorized), and only a block with a non-zero value
-/// is walked: a column's flags have one set at most, at a random place, so testing them one
-/// by one cost a branch miss a column and a compare a flag.
-fn set_flags(
-    row: &[f32],
-    runs: &[Range<usize>],
-    ones: &mut Vec<i64>,
-    other: &mut Vec<(usize, f32)>,
-) {
+/// The shares of `row`'s `runs` in the folded table's rows of the runs (numbered from
+/// their first; [`Scorer::fold_sparse`] lays them out): whole ones appended to `ones`,
+/// weighted ones with their weight to `other`.
+/// - Flags (a run's weight rows): each 1 is its row. Each block of 16 is tested at once
+///   (vectorized) and only a block with a non-zero value is walked: a column's flags have
+///   one set at most, at a random place, so testing them one by one cost a branch miss a
+///   column and a compare a flag.
+/// - Bins (the sums of their first 1, 2, ... weight rows, then the weight rows): the
+///   leading 1s are one sum, any other value its weight row times the value.
+fn sparse_inputs(row: &[f32], runs: &[InputRun], ones: &mut Vec<i64>, other: &mut Vec<(i64, f32)>) {
     const BLOCK: usize = 16;
     let mut first = 0;
     for run in runs {
-        for (b, block) in row[run.clone()].chunks(BLOCK).enumerate() {
-            if !block.iter().fold(false, |any, &x| any | (x != 0.0)) {
-                continue;
-            }
-            for (j, &x) in block.iter().enumerate() {
-                let at = b * BLOCK + j;
-                if x == 1.0 {
-                    ones.push((first + at) as i64);
-                } else if x != 0.0 {
-                    other.push((run.start + at, x));
+        match run {
+            InputRun::Flags(r) => {
+                for (b, block) in row[r.clone()].chunks(BLOCK).enumerate() {
+                    if !block.iter().fold(false, |any, &x| any | (x != 0.0)) {
+                        continue;
+                    }
+                    for (j, &x) in block.iter().enumerate() {
+                        let at = (first + b * BLOCK + j) as i64;
+                        if x == 1.0 {
+                            ones.push(at);
+                        } else if x != 0.0 {
+                            other.push((at, x));
+                        }
+                    }
                 }
+                first += r.len();
+            }
+            InputRun::Bins(r) => {
+                let bins = &row[r.clone()];
+                let lead = bins.iter().take_while(|&&x| x == 1.0).count();
+                if lead > 0 {
+                    ones.push((first + lead - 1) as i64);
+                }
+                for (j, &x) in bins.iter().enumerate().skip(lead) {
+                    if x != 0.0 {
+                        other.push(((first + r.len() + j) as i64, x));
+                    }
+                }
+                first += 2 * r.len();
             }
         }
-        first += run.len();
     }
 }
 
 /// Add the folded first-layer shares of a row's category `rows` (of `folded`, `width`
-/// values each) to `dst`. A lane block at a time, summed in registers and stored once:
-/// adding one share after another stored the row once per category and took a fifth of
-/// scoring an ensemble. With AVX2 (checked at run time; the build targets plain x86-64)
-/// the same loop runs on 8-float registers.
-fn add_shares(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
+/// values each) and its `scaled` rows times their weights to `dst`. A lane block at a time,
+/// summed in registers and stored once: adding one share after another stored the row once
+/// per category and took a fifth of scoring an ensemble. The build targets plain x86-64;
+/// where the CPU has them (checked at run time) the loop runs on AVX-512's 32 registers,
+/// 128 lanes at a time (each share read as 512 contiguous bytes), or on AVX2's.
+fn add_shares(dst: &mut [f32], folded: &[f32], rows: &[i64], scaled: &[(i64, f32)], width: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { add_shares_avx2(dst, folded, rows, width) };
-        return;
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            unsafe { add_shares_avx512(dst, folded, rows, scaled, width) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { add_shares_avx2(dst, folded, rows, scaled, width) };
+            return;
+        }
     }
-    add_shares_portable(dst, folded, rows, width);
+    add_lanes::<16>(dst, folded, rows, scaled, width, 0);
+}
+
+/// [`add_shares`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_shares_avx512(
+    dst: &mut [f32],
+    folded: &[f32],
+    rows: &[i64],
+    scaled: &[(i64, f32)],
+    width: usize,
+) {
+    let done = add_lanes::<128>(dst, folded, rows, scaled, width, 0);
+    add_lanes::<16>(dst, folded, rows, scaled, width, done);
 }
 
 /// [`add_shares`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn add_shares_avx2(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
-    add_shares_portable(dst, folded, rows, width);
+fn add_shares_avx2(
+    dst: &mut [f32],
+    folded: &[f32],
+    rows: &[i64],
+    scaled: &[(i64, f32)],
+    width: usize,
+) {
+    add_lanes::<16>(dst, folded, rows, scaled, width, 0);
 }
 
-/// The loop of [`add_shares`], inlined into each CPU's version.
+/// The loop of [`add_shares`] from lane `from` on, `LANES` at a time, inlined into each
+/// CPU's version; the last `width % LANES` lanes are left when `LANES > 16`, and done one
+/// by one otherwise. Returns where it stopped.
 #[inline(always)]
-fn add_shares_portable(dst: &mut [f32], folded: &[f32], rows: &[i64], width: usize) {
-    const LANES: usize = 16;
-    let blocks = width / LANES;
-    for b in 0..blocks {
-        let at = b * LANES;
+fn add_lanes<const LANES: usize>(
+    dst: &mut [f32],
+    folded: &[f32],
+    rows: &[i64],
+    scaled: &[(i64, f32)],
+    width: usize,
+    from: usize,
+) -> usize {
+    let lanes = |i: i64, at: usize| -> &[f32; LANES] {
+        let start = i as usize * width + at;
+        folded[start..start + LANES]
+            .try_into()
+            .expect("a lane block")
+    };
+    let end = from + (width - from) / LANES * LANES;
+    for at in (from..end).step_by(LANES) {
         let mut acc = [0f32; LANES];
         acc.copy_from_slice(&dst[at..at + LANES]);
         for &i in rows {
-            let from = i as usize * width + at;
-            let share: &[f32; LANES] = folded[from..from + LANES].try_into().expect("a lane block");
-            for (a, s) in acc.iter_mut().zip(share) {
+            for (a, s) in acc.iter_mut().zip(lanes(i, at)) {
                 *a += s;
+            }
+        }
+        for &(i, x) in scaled {
+            for (a, s) in acc.iter_mut().zip(lanes(i, at)) {
+                *a += x * s;
             }
         }
         dst[at..at + LANES].copy_from_slice(&acc);
     }
-    for at in blocks * LANES..width {
-        dst[at] += rows
-            .iter()
-            .map(|&i| folded[i as usize * width + at])
-            .sum::<f32>();
+    if LANES > 16 {
+        return end;
     }
+    for at in end..width {
+        let whole: f32 = rows.iter().map(|&i| folded[i as usize * width + at]).sum();
+        let weighted: f32 = scaled
+            .iter()
+            .map(|&(i, x)| x * folded[i as usize * width + at])
+            .sum();
+        dst[at] += whole + weighted;
+    }
+    width
 }
 
 /// Write the host network's inputs of the rows `range` of `encoded` into `buf`: each row's
@@ -1023,24 +1095,53 @@ mod tests {
             &plain.logits(&encoded).unwrap(),
             &folded.logits(&encoded).unwrap(),
         );
-        // Numeric inputs 1 and 3 taken out of the product and added where non-zero: the
-        // same logits (the rows' values there are any number, not only flags).
-        let flagged = Scorer::new(&network, &spec, &device)
+        // Numeric input 1 as flags and 2..5 as bins taken out of the product and added
+        // where non-zero: the same logits (the rows' values there are any number, not
+        // only the patterns encoding writes).
+        let runs = [InputRun::Flags(1..2), InputRun::Bins(2..5)];
+        let folded_runs = Scorer::new(&network, &spec, &device)
             .unwrap()
             .fold_categories(&offsets)
-            .fold_flags(&[1, 3]);
+            .fold_sparse(&runs);
         assert!(matches!(
-            flagged.members[0].host,
-            Some(HostHead::Tabular { flags: Some(_), .. })
+            folded_runs.members[0].host,
+            Some(HostHead::Tabular {
+                sparse: Some(_),
+                ..
+            })
         ));
         let mut sparse = encoded.clone();
         sparse.numeric.iter_mut().step_by(3).for_each(|x| *x = 0.0);
         // Ones, as flags are encoded, take the shares' path.
         let mut ones = encoded.clone();
         ones.numeric.iter_mut().step_by(2).for_each(|x| *x = 1.0);
-        for rows in [&encoded, &sparse, &ones] {
-            assert_close(&plain.logits(rows).unwrap(), &flagged.logits(rows).unwrap());
+        // Bins as encoding writes them: 0 to 3 leading 1s, then a fraction, then 0s.
+        let mut thermometer = encoded.clone();
+        for (r, row) in thermometer.numeric.chunks_exact_mut(5).enumerate() {
+            let lead = r % 4;
+            for (j, bin) in row[2..5].iter_mut().enumerate() {
+                *bin = match j.cmp(&lead) {
+                    std::cmp::Ordering::Less => 1.0,
+                    std::cmp::Ordering::Equal => (r % 7) as f32 / 7.0,
+                    std::cmp::Ordering::Greater => 0.0,
+                };
+            }
         }
+        for rows in [&encoded, &sparse, &ones, &thermometer] {
+            assert_close(
+                &plain.logits(rows).unwrap(),
+                &folded_runs.logits(rows).unwrap(),
+            );
+        }
+        // Runs past the numeric inputs leave the scorer as it was.
+        let past = Scorer::new(&network, &spec, &device)
+            .unwrap()
+            .fold_categories(&offsets)
+            .fold_sparse(&[InputRun::Bins(3..6)]);
+        assert!(matches!(
+            past.members[0].host,
+            Some(HostHead::Tabular { sparse: None, .. })
+        ));
         // Offsets that do not match the columns leave the scorer as it was.
         let unchanged = Scorer::new(&network, &spec, &device)
             .unwrap()
@@ -1049,6 +1150,32 @@ mod tests {
             unchanged.members[0].host,
             Some(HostHead::Tabular { folded: None, .. })
         ));
+    }
+
+    #[test]
+    fn shares_add_up_at_every_width() {
+        // 128-lane blocks, 16-lane blocks and single lanes: 200 = 128 + 4 * 16 + 8.
+        for width in [8, 16, 200, 256] {
+            let table: Vec<f32> = (0..6 * width)
+                .map(|i| ((i * 29 % 17) as f32 - 8.0) / 8.0)
+                .collect();
+            let (rows, scaled) = ([4i64, 1, 4], [(2i64, 0.25f32), (5, -1.5)]);
+            let mut dst: Vec<f32> = (0..width).map(|i| i as f32 / 10.0).collect();
+            let expected: Vec<f32> = (0..width)
+                .map(|j| {
+                    let whole: f32 = rows.iter().map(|&i| table[i as usize * width + j]).sum();
+                    let weighted: f32 = scaled
+                        .iter()
+                        .map(|&(i, x)| x * table[i as usize * width + j])
+                        .sum();
+                    dst[j] + whole + weighted
+                })
+                .collect();
+            add_shares(&mut dst, &table, &rows, &scaled, width);
+            for (got, want) in dst.iter().zip(&expected) {
+                assert!((got - want).abs() < 1e-5, "width {width}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Session {
     pub fn new(run: LoadedRun, device: &Device) -> Result<Session> {
         let scorer = Scorer::ensemble(&run.models, &run.manifest.model, run.task.pool(), device)?
             .fold_categories(&run.preprocess.category_offsets())
-            .fold_flags(&run.preprocess.flag_inputs());
+            .fold_sparse(&run.preprocess.sparse_inputs());
         Ok(Session { run, scorer })
     }
 
