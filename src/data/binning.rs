@@ -40,6 +40,37 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
     edges
 }
 
+/// Share of the rows the most frequent value must hold for [`point_mass_edges`] to bin the
+/// other values apart (about a third: then it took a third of the bins, collapsed into
+/// one; 0.33 as measured, so a column at 33.4 % in one split is not left out in another).
+const POINT_MASS_SHARE: f64 = 0.33;
+
+/// The edges a number's bins get (`quantile` are its [`quantile_edges`]): those, unless
+/// its most frequent value holds at least 33 % of the rows and more than `bins` other
+/// values remain (a zero-inflated amount, a count that is mostly 0 or 1, "days since the
+/// last call" that is -1 for most customers). Then they are the quantiles of the other
+/// values plus the frequent value itself, so the rest get every bin instead of the few the
+/// point mass left them. Measured on eleven tables (README "Results"): bank +0.0015,
+/// Adult +0.0008, CDNOW +0.0012, lending +0.0033, none below -0.0001.
+pub fn point_mass_edges(sorted: &[f64], quantile: Vec<f64>, bins: usize) -> Vec<f64> {
+    if quantile.is_empty() || quantile.len() > bins {
+        return quantile;
+    }
+    let Some(mass) = sorted.chunk_by(|a, b| a == b).max_by_key(|run| run.len()) else {
+        return quantile;
+    };
+    let (value, share) = (mass[0], mass.len() as f64 / sorted.len() as f64);
+    let rest: Vec<f64> = sorted.iter().copied().filter(|&x| x != value).collect();
+    if share < POINT_MASS_SHARE || rest.chunk_by(|a, b| a == b).count() <= bins {
+        return quantile;
+    }
+    let mut edges = quantile_edges(&rest, bins);
+    edges.push(value);
+    edges.sort_by(f64::total_cmp);
+    edges.dedup();
+    edges
+}
+
 /// The values of a number that get a 0/1 input each beside its bins, in ascending order,
 /// or none. Two kinds of column get them (at most `most` distinct values either way):
 /// - where repeated values merged the quantile edges (fewer than `bins` bins) and at least
@@ -224,6 +255,30 @@ fn best_split(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_point_mass_leaves_every_bin_to_the_other_values() {
+        // -1 for 80 % of the rows, 40 other values: quantiles give 4 edges, the rule 17.
+        let mut xs: Vec<f64> = vec![-1.0; 800];
+        xs.extend((0..200).map(|i| f64::from(i % 40) * 3.0 + 1.0));
+        xs.sort_by(f64::total_cmp);
+        let quantile = quantile_edges(&xs, 16);
+        assert!(quantile.len() <= 5, "{quantile:?}");
+        let edges = point_mass_edges(&xs, quantile, 16);
+        assert_eq!(edges.len(), 18, "{edges:?}");
+        assert_eq!((edges[0], edges[1], edges[17]), (-1.0, 1.0, 118.0));
+        // A mode of a quarter of the rows, or few other values: the quantiles stay.
+        let mut quarter: Vec<f64> = vec![0.0; 250];
+        quarter.extend((1..=750).map(f64::from));
+        quarter.sort_by(f64::total_cmp);
+        let q = quantile_edges(&quarter, 16);
+        assert_eq!(point_mass_edges(&quarter, q.clone(), 16), q);
+        let mut few: Vec<f64> = vec![0.0; 800];
+        few.extend((0..200).map(|i| f64::from(i % 10) + 1.0));
+        few.sort_by(f64::total_cmp);
+        let q = quantile_edges(&few, 16);
+        assert_eq!(point_mass_edges(&few, q.clone(), 16), q);
+    }
 
     #[test]
     fn exact_values_only_where_ties_hide_many_values() {

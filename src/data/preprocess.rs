@@ -12,7 +12,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Binning, Config, Loss, ModelKind, TargetTransform};
-use crate::data::binning::{BinTarget, exact_values, quantile, quantile_edges, tree_edges};
+use crate::data::binning::{
+    BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, tree_edges,
+};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
@@ -1042,13 +1044,14 @@ fn fit_numeric(
     if !(scale.is_finite() && scale > 1e-12) {
         scale = 1.0;
     }
-    let edges = match binning {
-        Binning::Quantile => quantile_edges(&xs, bins),
-        Binning::Target => tree_edges(&pairs, classes, bins),
-    };
-    let points = match binning {
-        Binning::Quantile => exact_values(&xs, &edges, bins, exact),
-        Binning::Target => Vec::new(),
+    // The flags are chosen by the quantiles, before a point mass moves the edges.
+    let (edges, points) = match binning {
+        Binning::Quantile => {
+            let quantile = quantile_edges(&xs, bins);
+            let points = exact_values(&xs, &quantile, bins, exact);
+            (point_mass_edges(&xs, quantile, bins), points)
+        }
+        Binning::Target => (tree_edges(&pairs, classes, bins), Vec::new()),
     };
     Feature::Numeric {
         name: name.to_string(),
@@ -1165,7 +1168,8 @@ mod tests {
 
     #[test]
     fn sparse_inputs_are_where_a_numbers_bins_and_exact_values_are_encoded() {
-        // g: 0 in 31 rows, then 1..9 (4 bins asked, 1 left); h: no repeats, no flags.
+        // g: 0 in 31 rows, then 1..9 (4 bins asked: the quantiles leave 1, the point mass
+        // rule 5, the 0 and four over 1..9); h: no repeats, no flags.
         let mut text = String::from("g,h,y\n");
         for i in 0..40 {
             text.push_str(&format!("{},{i},{}\n", i.max(30) - 30, i % 2));
@@ -1177,32 +1181,33 @@ mod tests {
             Config::from_toml_str(&text, "t", &[]).unwrap()
         };
         let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &config(""), &p).unwrap();
-        // g: value, 1 bin, 10 flags (0..9); h: value, 4 bins.
-        assert_eq!(pre.numeric_width(), 12 + 5);
+        // g: value, 5 bins, 10 flags (0..9); h: value, 4 bins.
+        assert_eq!(pre.numeric_width(), 16 + 5);
         assert_eq!(
             pre.sparse_inputs(),
             [
-                InputRun::Bins(1..2),
-                InputRun::Flags(2..12),
-                InputRun::Bins(13..17)
+                InputRun::Bins(1..6),
+                InputRun::Flags(6..16),
+                InputRun::Bins(17..21)
             ]
         );
         let e = pre.transform(&t, 0, &p).unwrap();
-        // Row 35 holds g = 5: the flag of value 5 is input 2 + 5.
-        let row = &e.numeric[35 * 17..35 * 17 + 12];
-        let set: Vec<usize> = (2..12).filter(|&i| row[i] == 1.0).collect();
-        assert_eq!(set, [7]);
-        // h's bins are a thermometer: 1s, at most one fraction, then 0s.
-        for row in e.numeric.chunks_exact(17) {
-            let bins = &row[13..17];
-            let ones = bins.iter().take_while(|&&v| v == 1.0).count();
-            assert!(bins[ones..].iter().skip(1).all(|&v| v == 0.0), "{bins:?}");
+        // Row 35 holds g = 5: the flag of value 5 is input 6 + 5.
+        let row = &e.numeric[35 * 21..35 * 21 + 16];
+        let set: Vec<usize> = (6..16).filter(|&i| row[i] == 1.0).collect();
+        assert_eq!(set, [11]);
+        // Bins are a thermometer: 1s, at most one fraction, then 0s.
+        for row in e.numeric.chunks_exact(21) {
+            for bins in [&row[1..6], &row[17..21]] {
+                let ones = bins.iter().take_while(|&&v| v == 1.0).count();
+                assert!(bins[ones..].iter().skip(1).all(|&v| v == 0.0), "{bins:?}");
+            }
         }
         let c = config("exact_values = 0\n");
         let (pre, _) = fit(&t, &(0..40).collect::<Vec<_>>(), &c, &p).unwrap();
         assert_eq!(
             pre.sparse_inputs(),
-            [InputRun::Bins(1..2), InputRun::Bins(3..7)]
+            [InputRun::Bins(1..6), InputRun::Bins(7..11)]
         );
     }
 
@@ -1335,7 +1340,8 @@ mod tests {
 
     #[test]
     fn exact_values_of_a_zero_inflated_number_get_flags() {
-        // 0 in 90 rows, then 20 distinct amounts: 4 quantile bins merge into one.
+        // 0 in 90 rows, then 20 distinct amounts: 4 quantile bins merge into one, so the
+        // point mass rule bins the amounts apart (0, then quantiles of 100..2000).
         let values = std::iter::repeat_n(0.0, 90)
             .chain((1..=20).map(|i| f64::from(i) * 100.0))
             .map(|x| (Some(x), 0.0))
@@ -1351,17 +1357,19 @@ mod tests {
         else {
             panic!("{f:?}")
         };
-        assert_eq!(edges, &[0.0, 2000.0]);
+        assert_eq!(edges, &[0.0, 100.0, 575.0, 1050.0, 1525.0, 2000.0]);
         assert_eq!(points.len(), 21, "every distinct value: {points:?}");
-        // Scaled value, missing indicator, one bin, 21 flags.
-        assert_eq!(f.numeric_inputs(), 1 + 1 + 1 + 21);
-        let mut out = [9f32; 24];
+        // Scaled value, missing indicator, five bins, 21 flags.
+        assert_eq!(f.numeric_inputs(), 1 + 1 + 5 + 21);
+        let mut out = [9f32; 28];
         encode_number(Some(200.0), *median, *scale, true, edges, points, &mut out);
-        assert_eq!(&out[1..6], &[0.0, 0.1, 0.0, 0.0, 1.0]);
-        assert_eq!(out.iter().filter(|&&x| x == 1.0).count(), 1);
+        assert_eq!(&out[1..3], &[0.0, 1.0]);
+        assert!((out[3] - 100.0 / 475.0).abs() < 1e-6);
+        assert_eq!(&out[4..10], &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(out.iter().filter(|&&x| x == 1.0).count(), 2);
         encode_number(Some(250.0), *median, *scale, true, edges, points, &mut out);
         assert!(
-            out[3..].iter().all(|&x| x == 0.0),
+            out[7..].iter().all(|&x| x == 0.0),
             "a value between flags sets none"
         );
         encode_number(None, *median, *scale, true, edges, points, &mut out);
@@ -1374,8 +1382,8 @@ mod tests {
                 .map(|x| (Some(x), 0.0));
             fit_numeric("gain", values, binning, 2, 4, exact).numeric_inputs()
         };
-        assert_eq!(again(Binning::Quantile, 64), 2 + 21);
-        assert_eq!(again(Binning::Quantile, 0), 2);
+        assert_eq!(again(Binning::Quantile, 64), 1 + 5 + 21);
+        assert_eq!(again(Binning::Quantile, 0), 1 + 5);
         assert!(again(Binning::Target, 64) <= 1 + 4);
     }
 
