@@ -258,7 +258,8 @@ mod tests {
 
     #[test]
     fn a_point_mass_leaves_every_bin_to_the_other_values() {
-        // -1 for 80 % of the rows, 40 other values: quantiles give 4 edges, the rule 17.
+        // -1 for 80 % of the rows, 40 other values: quantiles give at most 5 edges, the rule
+        // 18 (-1, then 17 over the other values).
         let mut xs: Vec<f64> = vec![-1.0; 800];
         xs.extend((0..200).map(|i| f64::from(i % 40) * 3.0 + 1.0));
         xs.sort_by(f64::total_cmp);
