@@ -69,7 +69,7 @@ enum HostHead {
         folded: Option<Vec<f32>>,
         /// Once [`Scorer::fold_sparse`] ran: the first layer over the numeric inputs
         /// outside the runs, the runs, and the row of `folded` where their weights start
-        /// (added where set as category shares are; [`sparse_inputs`] numbers them).
+        /// (added where set as category shares are; [`run_shares`] numbers them).
         sparse: Option<(FirstLayerPart, Vec<InputRun>, i64)>,
     },
     /// The head of `text_bag` (the bags are summed on the host anyway).
@@ -493,7 +493,7 @@ impl SparseInputs {
         inputs.other_at.push(0);
         for row in encoded.numeric.chunks_exact(k.max(1)).take(encoded.rows) {
             inputs.kept.extend(keep.iter().map(|&i| row[i]));
-            sparse_inputs(row, runs, &mut inputs.ones, &mut inputs.other);
+            run_shares(row, runs, &mut inputs.ones, &mut inputs.other);
             inputs.ones_at.push(inputs.ones.len());
             inputs.other_at.push(inputs.other.len());
         }
@@ -510,7 +510,7 @@ impl SparseInputs {
 ///   column and a compare a flag.
 /// - Bins (the sums of their first 1, 2, ... weight rows, then the weight rows): the
 ///   leading 1s are one sum, any other value its weight row times the value.
-fn sparse_inputs(row: &[f32], runs: &[InputRun], ones: &mut Vec<i64>, other: &mut Vec<(i64, f32)>) {
+fn run_shares(row: &[f32], runs: &[InputRun], ones: &mut Vec<i64>, other: &mut Vec<(i64, f32)>) {
     const BLOCK: usize = 16;
     let mut first = 0;
     for run in runs {
