@@ -900,9 +900,12 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
     }
     std::fs::write(&data, text).unwrap();
     let path = format!("data.path={}", data.display());
+    // Listed as categorical: a different code in every row is otherwise left out as an
+    // identifier (the next test).
     let sets = [
         path.as_str(),
         "data.drop=[]",
+        "data.categorical=[\"code\"]",
         "data.max_categories=100",
         "report.segments=[]",
         "train.epochs=1",
@@ -920,6 +923,48 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
     let pre = json(&tmp.path().join("run/preprocess.json"));
     let code = common::named(&pre["features"], "code");
     assert_eq!(code["categories"].as_array().unwrap().len(), 100);
+}
+
+#[test]
+fn an_identifier_column_is_left_out_and_need_not_be_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("customers.csv");
+    let mut text = String::from("customer,plan,amount,y\n");
+    for i in 0..600 {
+        let y = if (i * 7) % 10 < 3 { "yes" } else { "no" };
+        text.push_str(&format!("K-{i:04},p{},{},{y}\n", i % 4, i % 53));
+    }
+    std::fs::write(&data, text).unwrap();
+    let path = format!("data.path={}", data.display());
+    let sets = [
+        path.as_str(),
+        "data.drop=[]",
+        "report.segments=[]",
+        "train.epochs=1",
+    ];
+    let run = tmp.path().join("run");
+    let args = train_args("ndarray", BANK, &run, &sets);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: column \"customer\" has 420 distinct values in 420 training rows, like an identifier"),
+        "{err}"
+    );
+    let pre = json(&run.join("preprocess.json"));
+    let names: Vec<&str> = pre["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["plan", "amount"]);
+    // New customers are scored without the column.
+    let input = tmp.path().join("new.csv");
+    std::fs::write(&input, "plan,amount\np1,7\np3,40\n").unwrap();
+    let out = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
 }
 
 #[test]

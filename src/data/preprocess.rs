@@ -481,19 +481,21 @@ fn fit_features(
                     d.exact_values,
                 )
             }
-            ColumnType::Categorical => fit_categorical(
-                name,
-                train_rows.iter().map(|&r| read.clean(cells[r])),
-                d.max_categories,
-                notes,
-            ),
+            ColumnType::Categorical => {
+                let values = train_rows.iter().map(|&r| read.clean(cells[r]));
+                let forced = d.categorical.contains(name);
+                match fit_categorical(name, values, d.max_categories, forced, notes) {
+                    Some(feature) => feature,
+                    None => continue,
+                }
+            }
         };
         features.push(feature);
     }
     if features.is_empty() {
         return Err(PatronError::config(
             "data",
-            "no feature columns are left after removing the target, id and data.drop",
+            "no feature columns are left after removing the target, id, data.drop and identifier-like columns; list a column in data.categorical to use it",
         ));
     }
     Ok(features)
@@ -1063,15 +1065,39 @@ fn fit_numeric(
     }
 }
 
+/// Present training values from which a column of (almost) all different values is read as
+/// an identifier: a small table's few distinct names are still categories.
+const IDENTIFIER_MIN_ROWS: usize = 20;
+
+/// Share of distinct values among a column's present training values from which it is an
+/// identifier (a customer id, an e-mail, free text): at test time nearly every value is
+/// unseen, and in training each embedding row is fitted to one row's label.
+const IDENTIFIER_DISTINCT_SHARE: f64 = 0.95;
+
+/// The categories of a column on its training `values`, or `None` (with a warning) for a
+/// column that looks like an identifier, unless `forced` (listed in `data.categorical`).
 fn fit_categorical<'a>(
     name: &str,
     values: impl Iterator<Item = Option<&'a str>>,
     max_categories: usize,
+    forced: bool,
     notes: &mut FitNotes,
-) -> Feature {
+) -> Option<Feature> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut present = 0usize;
     for v in values.flatten() {
         *counts.entry(v).or_default() += 1;
+        present += 1;
+    }
+    if !forced
+        && present >= IDENTIFIER_MIN_ROWS
+        && counts.len() as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64
+    {
+        notes.warnings.push(format!(
+            "column {name:?} has {} distinct values in {present} training rows, like an identifier or free text: it is not a feature (set data.id to carry it into predictions, data.text for a text model, or list it in data.categorical to use it)",
+            counts.len()
+        ));
+        return None;
     }
     let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
     categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -1082,10 +1108,10 @@ fn fit_categorical<'a>(
         ));
         categories.truncate(max_categories);
     }
-    Feature::Categorical {
+    Some(Feature::Categorical {
         name: name.to_string(),
         categories: categories.into_iter().map(|(c, _)| c.to_string()).collect(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -1164,6 +1190,36 @@ mod tests {
             pre.encode_target(&t, 0, &p).unwrap(),
             vec![0., 1., 0., 0., 1., 0.]
         );
+    }
+
+    #[test]
+    fn a_column_of_different_words_in_every_row_is_not_a_feature_unless_listed() {
+        // 40 rows: `id` is different in 39 of them (97.5 %), `plan` has three values.
+        let mut text = String::from("id,plan,x,y\n");
+        for i in 0..40 {
+            let id = if i == 1 { 0 } else { i };
+            text += &format!("c{id},p{},{i},{}\n", i % 3, i % 2);
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..40).collect();
+        let names = |pre: &Preprocessor| -> Vec<String> {
+            pre.features.iter().map(|f| f.name().to_string()).collect()
+        };
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["plan", "x"]);
+        assert_eq!(notes.warnings.len(), 1, "{:?}", notes.warnings);
+        assert!(notes.warnings[0].contains("\"id\" has 39 distinct values in 40 training rows"));
+        let listed = config("categorical = [\"id\"]");
+        let (pre, notes) = fit(&t, &rows, &listed, &p).unwrap();
+        assert_eq!(names(&pre), ["id", "plan", "x"]);
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+        // Below 20 rows distinct names are still categories; with only identifiers left
+        // the error says which columns were removed and how to keep one.
+        let (pre, _) = fit(&t, &rows[..19], &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["id", "plan", "x"]);
+        let only_id = config("drop = [\"plan\", \"x\"]");
+        let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
+        assert!(e.contains("identifier-like columns"), "{e}");
     }
 
     #[test]
