@@ -891,9 +891,15 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
             Feature::Numeric {
                 name,
                 missing_indicator,
+                date,
                 ..
             } => println!(
-                "  numeric      {name}{}",
+                "  {}{name}{}",
+                if *date {
+                    "date (days)  "
+                } else {
+                    "numeric      "
+                },
                 if *missing_indicator {
                     " (has missing values)"
                 } else {

@@ -926,13 +926,14 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
 }
 
 #[test]
-fn an_identifier_column_is_left_out_and_need_not_be_scored() {
+fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("customers.csv");
-    let mut text = String::from("customer,plan,amount,y\n");
+    let mut text = String::from("customer,plan,amount,signup,y\n");
     for i in 0..600 {
         let y = if (i * 7) % 10 < 3 { "yes" } else { "no" };
-        text.push_str(&format!("K-{i:04},p{},{},{y}\n", i % 4, i % 53));
+        let signup = format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1);
+        text.push_str(&format!("K-{i:04},p{},{},{signup},{y}\n", i % 4, i % 53));
     }
     std::fs::write(&data, text).unwrap();
     let path = format!("data.path={}", data.display());
@@ -958,10 +959,21 @@ fn an_identifier_column_is_left_out_and_need_not_be_scored() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["plan", "amount"]);
-    // New customers are scored without the column.
+    assert_eq!(names, ["plan", "amount", "signup"]);
+    assert_eq!(common::named(&pre["features"], "signup")["date"], true);
+    let manifest = json(&run.join("manifest.json"));
+    let text = manifest.to_string();
+    assert!(
+        text.contains(r#"{"kind":"date","name":"signup"}"#),
+        "{text}"
+    );
+    // New customers are scored without the identifier, a later date included.
     let input = tmp.path().join("new.csv");
-    std::fs::write(&input, "plan,amount\np1,7\np3,40\n").unwrap();
+    std::fs::write(
+        &input,
+        "plan,amount,signup\np1,7,2025-01-15\np3,40,2024-06-01T09:30\n",
+    )
+    .unwrap();
     let out = tmp.path().join("out.csv");
     assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);

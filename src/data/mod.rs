@@ -6,6 +6,7 @@
 
 pub mod arrow;
 pub mod binning;
+pub mod dates;
 pub mod hf_tokenizer;
 pub mod preprocess;
 pub mod split;

@@ -15,6 +15,7 @@ use crate::config::{Binning, Config, Loss, ModelKind, TargetTransform};
 use crate::data::binning::{
     BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, tree_edges,
 };
+use crate::data::dates::parse_date;
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
@@ -53,6 +54,9 @@ pub enum Feature {
         /// that (`data.exact_values`; empty in runs of format 6 and older).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         points: Vec<f64>,
+        /// The column holds dates ([`parse_date`]): its value is the days since 1970-01-01.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        date: bool,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -101,6 +105,11 @@ impl Feature {
         match self {
             Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
         }
+    }
+
+    /// Whether the column holds dates (read as days since 1970-01-01).
+    pub fn is_date(&self) -> bool {
+        matches!(self, Feature::Numeric { date: true, .. })
     }
 }
 
@@ -352,10 +361,23 @@ fn not_finite(path: &Path, name: &str, row: usize, value: impl std::fmt::Debug) 
     )
 }
 
+/// A date column's cell that is not a date (`row`: 0-based in the input).
+fn not_a_date(path: &Path, name: &str, row: usize, value: &str) -> PatronError {
+    PatronError::data(
+        path,
+        format!(
+            "column {name:?} row {}: {value:?} is not a date (YYYY-MM-DD, optionally with a time); the model was trained on dates here",
+            row + 1
+        ),
+    )
+}
+
 /// Which inferred type a column gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ColumnType {
     Numeric,
+    /// Every present value is a date ([`parse_date`]).
+    Date,
     Categorical,
 }
 
@@ -397,6 +419,10 @@ fn infer_type(
     }
     if numeric == present && present > 0 {
         return Ok(ColumnType::Numeric);
+    }
+    let date = |c: &Option<&str>| read.clean(*c).is_none_or(|v| parse_date(v).is_some());
+    if numeric == 0 && present > 0 && cells.iter().all(date) {
+        return Ok(ColumnType::Date);
     }
     let (row, text) = first_text.unwrap_or((0, ""));
     if forced_numeric {
@@ -465,21 +491,24 @@ fn fit_features(
         }
         let cells = table.cells(name).unwrap_or_default();
         let feature = match infer_type(path, name, &cells, &read, config)? {
-            ColumnType::Numeric => {
-                let values = train_rows.iter().map(|&r| {
-                    (
-                        read.clean(cells[r]).and_then(parse_number),
-                        target.values[r],
-                    )
-                });
-                fit_numeric(
+            kind @ (ColumnType::Numeric | ColumnType::Date) => {
+                let date = kind == ColumnType::Date;
+                let parse = if date { parse_date } else { parse_number };
+                let values = train_rows
+                    .iter()
+                    .map(|&r| (read.clean(cells[r]).and_then(parse), target.values[r]));
+                let mut feature = fit_numeric(
                     name,
                     values,
                     d.binning,
                     target.classes,
                     d.numeric_bins,
                     d.exact_values,
-                )
+                );
+                if let Feature::Numeric { date: is_date, .. } = &mut feature {
+                    *is_date = date;
+                }
+                feature
             }
             ColumnType::Categorical => {
                 let values = train_rows.iter().map(|&r| read.clean(cells[r]));
@@ -785,8 +814,10 @@ impl Preprocessor {
                     missing_indicator,
                     edges,
                     points,
+                    date,
                 } => {
-                    if let Some(values) = table.numbers(name) {
+                    // A date column's cells are never numbers a reader typed as such.
+                    if let Some(values) = table.numbers(name).filter(|_| !date) {
                         for (r, value) in values.into_iter().enumerate() {
                             if let Some(x) = value.filter(|x| !x.is_finite()) {
                                 return Err(not_finite(path, name, row_offset + r, x));
@@ -809,6 +840,10 @@ impl Preprocessor {
                     for (r, cell) in cells()?.iter().enumerate() {
                         let value = match read.clean(*cell) {
                             None => None,
+                            Some(v) if *date => match parse_date(v) {
+                                Some(x) => Some(x),
+                                None => return Err(not_a_date(path, name, row_offset + r, v)),
+                            },
                             Some(v) => match parse_number(v) {
                                 Some(x) if x.is_finite() => Some(x),
                                 _ => return Err(not_finite(path, name, row_offset + r, v)),
@@ -1062,6 +1097,7 @@ fn fit_numeric(
         missing_indicator: missing,
         edges,
         points,
+        date: false,
     }
 }
 
@@ -1220,6 +1256,54 @@ mod tests {
         let only_id = config("drop = [\"plan\", \"x\"]");
         let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
         assert!(e.contains("identifier-like columns"), "{e}");
+    }
+
+    #[test]
+    fn a_column_of_dates_is_a_number_of_days() {
+        // `d`: dates (one blank, two with a time); `w`: dates and a word, a category.
+        let mut text = String::from("d,w,y\n");
+        for i in 0..30 {
+            let d = match i {
+                3 => String::new(),
+                4 => "2024-01-05T12:00:00Z".into(),
+                5 => "2024/01/06 06:00".into(),
+                _ => format!("2024-01-{:02}", i + 1),
+            };
+            let w = if i == 7 {
+                "soon".into()
+            } else {
+                format!("2024-02-{:02}", i % 5 + 1)
+            };
+            text += &format!("{d},{w},{}\n", i % 2);
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..30).collect();
+        let (pre, _) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert!(pre.features[0].is_date());
+        assert!(matches!(pre.features[1], Feature::Categorical { .. }));
+        let Feature::Numeric { median, .. } = &pre.features[0] else {
+            panic!("{:?}", pre.features[0]);
+        };
+        // 29 days of January 2024 (the 4th blank; day 19,723 is the 1st): the 15th is the
+        // 16th of January.
+        assert_eq!(*median, 19_738.0);
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let w = pre.numeric_width();
+        let back = |r: usize| {
+            pre.features[0]
+                .unscale(f64::from(e.numeric[r * w]))
+                .unwrap()
+        };
+        assert!((back(4) - 19_727.5).abs() < 1e-3, "{}", back(4));
+        assert!((back(5) - 19_728.25).abs() < 1e-3, "{}", back(5));
+        assert!((back(0) - 19_723.0).abs() < 1e-3, "{}", back(0));
+        // At scoring, a cell that is not a date names the column and the row.
+        let (_d2, p2, bad) = table("d,w,y\n2024-03-01,x,0\n2024-02-30,x,1\n");
+        let err = pre.transform(&bad, 0, &p2).unwrap_err().to_string();
+        assert!(
+            err.contains("column \"d\" row 2: \"2024-02-30\" is not a date"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1452,6 +1536,7 @@ mod tests {
             missing_indicator: false,
             points: Vec::new(),
             edges: Vec::new(),
+            date: false,
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {
             let z = squash((x - 10.0) / 4.0);

@@ -151,7 +151,7 @@ pub struct SplitRows {
 pub struct SchemaColumn {
     /// Column name.
     pub name: String,
-    /// `numeric` or `categorical`.
+    /// `numeric`, `date`, `categorical` or `text`.
     pub kind: String,
 }
 

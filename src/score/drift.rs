@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::dates::format_day;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, Slot};
 use crate::task::{self, Monitored};
 
@@ -381,16 +382,24 @@ impl<'a> DriftCounter<'a> {
                             .chain(categories.iter().cloned())
                             .collect()
                     }
-                    Some(feature) => range_labels(&b.edges, |z| feature.unscale(z), true),
+                    Some(feature) => {
+                        let show = |x| match feature.is_date() {
+                            true => format_day(x),
+                            false => significant(x),
+                        };
+                        range_labels(&b.edges, |z| feature.unscale(z).map(show), true)
+                    }
                     // A text run's tokens per text.
-                    None => range_labels(&b.edges, Some, false),
+                    None => range_labels(&b.edges, |z| Some(significant(z)), false),
                 };
                 drift(b, c, labels)
             })
             .collect();
         features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
         let score_labels = match self.monitored {
-            Monitored::Score(_) => range_labels(&self.profile.score.edges, Some, false),
+            Monitored::Score(_) => {
+                range_labels(&self.profile.score.edges, |z| Some(significant(z)), false)
+            }
             Monitored::Class(_) => self.pre.labels.clone(),
         };
         DriftReport {
@@ -402,10 +411,11 @@ impl<'a> DriftCounter<'a> {
     }
 }
 
-/// Labels of number buckets: "<= e" for each edge (in raw units by `raw`; a clipped edge
-/// reads "...") then "> last edge", and "missing" when the buckets have one.
-fn range_labels(edges: &[f64], raw: impl Fn(f64) -> Option<f64>, missing: bool) -> Vec<String> {
-    let show = |e: f64| raw(e).map_or_else(|| "...".to_string(), significant);
+/// Labels of number buckets: "<= e" for each edge (written in raw units by `raw`, a date as
+/// its day; a clipped edge reads "...") then "> last edge", and "missing" when the buckets
+/// have one.
+fn range_labels(edges: &[f64], raw: impl Fn(f64) -> Option<String>, missing: bool) -> Vec<String> {
+    let show = |e: f64| raw(e).unwrap_or_else(|| "...".to_string());
     let mut labels: Vec<String> = edges.iter().map(|&e| format!("<= {}", show(e))).collect();
     labels.push(match edges.last() {
         Some(&e) => format!("> {}", show(e)),

@@ -510,6 +510,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
             .map(|f| SchemaColumn {
                 name: f.name().to_string(),
                 kind: match f {
+                    Feature::Numeric { date: true, .. } => "date".into(),
                     Feature::Numeric { .. } => "numeric".into(),
                     Feature::Categorical { .. } => "categorical".into(),
                 },
