@@ -395,6 +395,7 @@ fn infer_type(
     let forced_numeric = config.data.numeric.iter().any(|c| c == name);
     let mut present = 0usize;
     let mut numeric = 0usize;
+    let mut dates = 0usize;
     let mut first_text: Option<(usize, &str)> = None;
     for (row, cell) in cells.iter().enumerate() {
         let Some(v) = read.clean(*cell) else { continue };
@@ -411,6 +412,7 @@ fn infer_type(
                 ));
             }
             None => {
+                dates += usize::from(parse_date(v).is_some());
                 if first_text.is_none() {
                     first_text = Some((row, v));
                 }
@@ -420,8 +422,7 @@ fn infer_type(
     if numeric == present && present > 0 {
         return Ok(ColumnType::Numeric);
     }
-    let date = |c: &Option<&str>| read.clean(*c).is_none_or(|v| parse_date(v).is_some());
-    if numeric == 0 && present > 0 && cells.iter().all(date) {
+    if dates == present && present > 0 {
         return Ok(ColumnType::Date);
     }
     let (row, text) = first_text.unwrap_or((0, ""));
@@ -840,10 +841,10 @@ impl Preprocessor {
                     for (r, cell) in cells()?.iter().enumerate() {
                         let value = match read.clean(*cell) {
                             None => None,
-                            Some(v) if *date => match parse_date(v) {
-                                Some(x) => Some(x),
-                                None => return Err(not_a_date(path, name, row_offset + r, v)),
-                            },
+                            Some(v) if *date => Some(
+                                parse_date(v)
+                                    .ok_or_else(|| not_a_date(path, name, row_offset + r, v))?,
+                            ),
                             Some(v) => match parse_number(v) {
                                 Some(x) if x.is_finite() => Some(x),
                                 _ => return Err(not_finite(path, name, row_offset + r, v)),
@@ -1120,11 +1121,10 @@ fn fit_categorical<'a>(
     notes: &mut FitNotes,
 ) -> Option<Feature> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    let mut present = 0usize;
     for v in values.flatten() {
         *counts.entry(v).or_default() += 1;
-        present += 1;
     }
+    let present: usize = counts.values().sum();
     if !forced
         && present >= IDENTIFIER_MIN_ROWS
         && counts.len() as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64

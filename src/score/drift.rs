@@ -383,9 +383,12 @@ impl<'a> DriftCounter<'a> {
                             .collect()
                     }
                     Some(feature) => {
-                        let show = |x| match feature.is_date() {
-                            true => format_day(x),
-                            false => significant(x),
+                        let show = |x| {
+                            if feature.is_date() {
+                                format_day(x)
+                            } else {
+                                significant(x)
+                            }
                         };
                         range_labels(&b.edges, |z| feature.unscale(z).map(show), true)
                     }
