@@ -980,6 +980,65 @@ fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
 }
 
 #[test]
+fn a_semicolon_file_with_unlabelled_rows_trains_and_a_tab_file_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("customers.csv");
+    let mut text = String::from("plan;amount;y\n");
+    for i in 0..400 {
+        let y = match i % 10 {
+            _ if i % 40 == 5 => "",
+            0..3 => "yes",
+            _ => "no",
+        };
+        text.push_str(&format!("p{};{};{y}\n", i % 4, (i * 7) % 53));
+    }
+    std::fs::write(&data, text).unwrap();
+    let path = format!("data.path={}", data.display());
+    let export = tmp.path().join("split.csv");
+    let export_set = format!("split.export={}", export.display());
+    let sets = [
+        path.as_str(),
+        export_set.as_str(),
+        "data.drop=[]",
+        "report.segments=[]",
+        "train.epochs=1",
+    ];
+    let run = tmp.path().join("run");
+    let args = train_args("ndarray", BANK, &run, &sets);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: {} is semicolon separated, not \",\" as data.delimiter says",
+            data.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: target column \"y\" is blank on 10 of 400 rows (the first is row 6); they are left out"),
+        "{err}"
+    );
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["dataset"]["rows"], 400);
+    let splits = manifest["rows"].as_object().unwrap();
+    let counted: u64 = splits.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(counted, 390, "{manifest}");
+    // The exported split names the file's rows: the unlabelled ones are absent.
+    let (_, rows) = common::read_csv(&export);
+    let numbers: Vec<usize> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(numbers.len(), 390);
+    assert!(!numbers.contains(&5) && !numbers.contains(&45));
+    assert_eq!(numbers.last(), Some(&399));
+    // A tab separated file scores without data.delimiter.
+    let input = tmp.path().join("new.tsv");
+    std::fs::write(&input, "plan\tamount\np1\t7\np3\t40\n").unwrap();
+    let out = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+}
+
+#[test]
 fn compare_marks_the_best_run() {
     let tmp = tempfile::tempdir().unwrap();
     let a = train(BANK, &tmp.path().join("a"), &["train.epochs=1"]);

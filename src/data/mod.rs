@@ -95,6 +95,9 @@ pub struct Table {
     /// The text of each typed number column, made when first asked for: a model reads
     /// numbers as numbers ([`Table::numbers`]), so most are never needed as text.
     number_text: Vec<(PlSmallStr, OnceLock<Column>)>,
+    /// The separator a CSV was read with where its header showed another than the
+    /// configured one ([`sniff_delimiter`]).
+    sniffed_delimiter: Option<u8>,
 }
 
 impl Table {
@@ -104,12 +107,38 @@ impl Table {
             df,
             typed: None,
             number_text: Vec::new(),
+            sniffed_delimiter: None,
         }
     }
 
     /// Number of rows.
     pub fn height(&self) -> usize {
         self.typed.as_ref().unwrap_or(&self.df).height()
+    }
+
+    /// The separator this CSV was read with when its header showed that the configured
+    /// one was wrong (a note for the user), else `None`.
+    pub fn sniffed_delimiter(&self) -> Option<u8> {
+        self.sniffed_delimiter
+    }
+
+    /// The table of only `rows` (0-based, in the order given), typed columns kept typed.
+    pub fn take_rows(&self, path: &Path, rows: &[usize]) -> Result<Table> {
+        let indices = IdxCa::from_vec("rows".into(), rows.iter().map(|&r| r as IdxSize).collect());
+        let take = |df: &DataFrame| {
+            df.take(&indices)
+                .map_err(|e| PatronError::data(path, polars_message(&e)))
+        };
+        Ok(Table {
+            df: take(&self.df)?,
+            typed: self.typed.as_ref().map(take).transpose()?,
+            number_text: self
+                .number_text
+                .iter()
+                .map(|(name, _)| (name.clone(), OnceLock::new()))
+                .collect(),
+            sniffed_delimiter: self.sniffed_delimiter,
+        })
     }
 
     /// Column names in file order.
@@ -176,7 +205,7 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
         Format::Csv => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
         Format::Parquet => {
             let df = to_text_columns(path, read_parquet(path, None)?)?;
-            finish_table(path, df, options)
+            Ok(Table::text(df))
         }
         Format::Arrow => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
     }
@@ -217,33 +246,32 @@ pub fn check_readable_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Wrap a parsed frame, catching a wrong delimiter (one column whose name holds another).
-fn finish_table(path: &Path, df: DataFrame, options: &ReadOptions) -> Result<Table> {
-    if df.width() == 1 {
-        // One column whose name holds a likely separator means the delimiter is wrong.
-        let name = df.get_column_names()[0].to_string();
-        for candidate in [';', ',', '\t', '|'] {
-            if candidate as u8 != options.delimiter && name.contains(candidate) {
-                return Err(PatronError::data(
-                    path,
-                    format!(
-                        "found a single column named {name:?}: the file looks {} separated; set data.delimiter = {:?}",
-                        describe_delimiter(candidate),
-                        candidate.to_string()
-                    ),
-                ));
-            }
-        }
+/// The separator of a CSV whose `header` the configured `delimiter` leaves as one
+/// column while another common separator cuts it into several (the most fields wins):
+/// a table patron trains on or scores always has more than one column, so such a file
+/// can only mean that separator (the UCI bank files use `;`, a `.tsv` tabs). `None`
+/// when the configured one is right or nothing else fits.
+fn sniff_delimiter(header: &[u8], delimiter: u8) -> Option<u8> {
+    if scan_fields(header, delimiter).0 > 1 {
+        return None;
     }
-    Ok(Table::text(df))
+    [b',', b';', b'\t', b'|']
+        .into_iter()
+        .filter(|&c| c != delimiter)
+        .map(|c| (scan_fields(header, c).0, c))
+        .filter(|&(fields, _)| fields > 1)
+        .max_by_key(|&(fields, _)| fields)
+        .map(|(_, c)| c)
 }
 
-fn describe_delimiter(c: char) -> &'static str {
+/// How a separator is named in a message.
+pub fn describe_delimiter(c: u8) -> &'static str {
     match c {
-        ';' => "semicolon",
-        ',' => "comma",
-        '\t' => "tab",
-        _ => "pipe",
+        b';' => "semicolon",
+        b',' => "comma",
+        b'\t' => "tab",
+        b'|' => "pipe",
+        _ => "custom",
     }
 }
 
@@ -370,6 +398,9 @@ pub struct ChunkReader {
     source: ChunkSource,
     /// Rows returned so far (the 0-based index of the next chunk's first row).
     pub rows_read: usize,
+    /// The separator found in a CSV header where the configured one was wrong
+    /// (`options.delimiter` then holds it).
+    sniffed_delimiter: Option<u8>,
 }
 
 enum ChunkSource {
@@ -407,16 +438,18 @@ impl ChunkReader {
     pub fn open_as(
         path: &Path,
         format: Option<Format>,
-        options: ReadOptions,
+        mut options: ReadOptions,
         chunk_rows: usize,
     ) -> Result<ChunkReader> {
+        let mut sniffed = None;
+        let mut csv = |path: &Path, reader: Box<dyn BufRead + Send>| {
+            let (source, found) = csv_source(path, reader, options.delimiter)?;
+            sniffed = found;
+            Ok::<_, PatronError>(source)
+        };
         let source = if path == Path::new("-") {
             match format.unwrap_or(Format::Csv) {
-                Format::Csv => {
-                    let reader: Box<dyn BufRead + Send> =
-                        Box::new(BufReader::new(std::io::stdin()));
-                    csv_source(path, reader, options.delimiter)?
-                }
+                Format::Csv => csv(path, Box::new(BufReader::new(std::io::stdin())))?,
                 Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
                 Format::Parquet => {
                     return Err(PatronError::Usage(
@@ -429,8 +462,7 @@ impl ChunkReader {
             match format.map_or_else(|| Format::of(path), Ok)? {
                 Format::Csv => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-                    let reader = Box::new(BufReader::with_capacity(1 << 20, file));
-                    csv_source(path, reader, options.delimiter)?
+                    csv(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
                 }
                 Format::Parquet => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
@@ -444,12 +476,16 @@ impl ChunkReader {
                 Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
             }
         };
+        if let Some(found) = sniffed {
+            options.delimiter = found;
+        }
         Ok(ChunkReader {
             path: path.to_path_buf(),
             options,
             chunk_rows: chunk_rows.max(1),
             source,
             rows_read: 0,
+            sniffed_delimiter: sniffed,
         })
     }
 
@@ -457,16 +493,18 @@ impl ChunkReader {
     pub fn from_csv(
         name: &Path,
         reader: Box<dyn BufRead + Send>,
-        options: ReadOptions,
+        mut options: ReadOptions,
         chunk_rows: usize,
     ) -> Result<ChunkReader> {
-        let source = csv_source(name, reader, options.delimiter)?;
+        let (source, sniffed) = csv_source(name, reader, options.delimiter)?;
+        options.delimiter = sniffed.unwrap_or(options.delimiter);
         Ok(ChunkReader {
             path: name.to_path_buf(),
             options,
             chunk_rows: chunk_rows.max(1),
             source,
             rows_read: 0,
+            sniffed_delimiter: sniffed,
         })
     }
 
@@ -483,6 +521,7 @@ impl ChunkReader {
                 done: false,
             },
             rows_read: 0,
+            sniffed_delimiter: None,
         }
     }
 
@@ -497,10 +536,12 @@ impl ChunkReader {
 
     /// Every remaining row as one table (a header alone gives a table with no rows).
     fn whole(mut self) -> Result<Table> {
-        match self.next_chunk()? {
-            Some(table) => Ok(table),
-            None => self.header_only(),
-        }
+        let mut table = match self.next_chunk()? {
+            Some(table) => table,
+            None => self.header_only()?,
+        };
+        table.sniffed_delimiter = self.sniffed_delimiter;
+        Ok(table)
     }
 
     /// The table of a CSV with a header and no data rows (empty for other sources).
@@ -513,7 +554,7 @@ impl ChunkReader {
             _ => DataFrame::empty(),
         };
         let df = to_text_columns(&self.path, df)?;
-        finish_table(&self.path, df, &self.options)
+        Ok(Table::text(df))
     }
 
     /// The next chunk, or `None` at the end of the file.
@@ -571,7 +612,7 @@ impl ChunkReader {
             }
         };
         self.rows_read += df.height();
-        finish_table(&self.path, df, &self.options).map(Some)
+        Ok(Some(Table::text(df)))
     }
 }
 
@@ -592,6 +633,7 @@ impl ChunkReader {
                 .map(|c| (c.name().clone(), OnceLock::new()))
                 .collect(),
             typed: Some(typed),
+            sniffed_delimiter: None,
         })
     }
 }
@@ -712,7 +754,7 @@ fn csv_source(
     path: &Path,
     mut reader: Box<dyn BufRead + Send>,
     delimiter: u8,
-) -> Result<ChunkSource> {
+) -> Result<(ChunkSource, Option<u8>)> {
     let mut header = Vec::new();
     read_record(reader.as_mut(), &mut header).map_err(|e| PatronError::io(path, e))?;
     if header.starts_with(b"\xEF\xBB\xBF") {
@@ -727,16 +769,18 @@ fn csv_source(
     if let Err(e) = std::str::from_utf8(&header) {
         return Err(not_utf8(path, 1 + newlines(&header[..e.valid_up_to()])));
     }
-    check_header(path, &header, delimiter)?;
+    let sniffed = sniff_delimiter(&header, delimiter);
+    check_header(path, &header, sniffed.unwrap_or(delimiter))?;
     if !header.ends_with(b"\n") {
         header.push(b'\n');
     }
-    Ok(ChunkSource::Csv {
+    let source = ChunkSource::Csv {
         lines: newlines(&header),
         reader,
         header,
         done: false,
-    })
+    };
+    Ok((source, sniffed))
 }
 
 /// Append one CSV record (one line, or several when a quoted field holds newlines) to `out`.
@@ -855,6 +899,28 @@ mod tests {
     }
 
     #[test]
+    fn a_header_the_delimiter_leaves_whole_picks_the_separator() {
+        assert_eq!(sniff_delimiter(b"a,b;c\n", b','), None);
+        assert_eq!(sniff_delimiter(b"a;b;c\n", b','), Some(b';'));
+        assert_eq!(sniff_delimiter(b"a\tb\tc\r\n", b','), Some(b'\t'));
+        assert_eq!(sniff_delimiter(b"a,b,c\n", b';'), Some(b','));
+        // The most fields wins; a separator inside quotes does not count.
+        assert_eq!(sniff_delimiter(b"\"a;b\"|c|d\n", b','), Some(b'|'));
+        assert_eq!(sniff_delimiter(b"just one\n", b','), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "s.csv", b"x;note\n1,5;\"a; b\"\n2;\n");
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.sniffed_delimiter(), Some(b';'));
+        assert_eq!(t.cells("x").unwrap(), [Some("1,5"), Some("2")]);
+        assert_eq!(t.cells("note").unwrap(), [Some("a; b"), None]);
+        let t = read_table(&p, &ReadOptions::new(b';', &[])).unwrap();
+        assert_eq!(t.sniffed_delimiter(), None);
+        let kept = t.take_rows(&p, &[1]).unwrap();
+        assert_eq!(kept.cells("x").unwrap(), [Some("2")]);
+    }
+
+    #[test]
     fn chunk_errors_name_the_line_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         // Lines: 1 header, 2-4 rows (3 blank), 5 a quoted field over two lines, 7 bad.
@@ -891,11 +957,8 @@ mod tests {
     }
 
     #[test]
-    fn detects_wrong_delimiter_and_empty_files() {
+    fn detects_empty_files_and_repeated_names() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "b.csv", b"age;job;y\n30;admin;no\n");
-        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
-        assert!(err.to_string().contains("data.delimiter = \";\""), "{err}");
         let p = write(dir.path(), "e.csv", b"");
         let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");

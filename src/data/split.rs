@@ -170,7 +170,9 @@ pub fn split_from_column(
 
 /// `row,split` lines of a split (rows from 0, in file order), for `split.export`; with
 /// folds, a third column `fold` gives each training row's fold (from 1; empty for test).
-pub fn split_csv(split: &Split) -> String {
+/// `file_rows` maps the split's rows to the file's where some were left out (they are
+/// then absent).
+pub fn split_csv(split: &Split, file_rows: Option<&[usize]>) -> String {
     let rows = split.train.len() + split.valid.len() + split.test.len();
     let mut names = vec![""; rows];
     for (part, name) in [
@@ -195,10 +197,11 @@ pub fn split_csv(split: &Split) -> String {
         "row,split\n"
     });
     for (r, name) in names.iter().enumerate() {
+        let row = file_rows.map_or(r, |f| f[r]);
         if cv {
-            out.push_str(&format!("{r},{name},{}\n", folds[r]));
+            out.push_str(&format!("{row},{name},{}\n", folds[r]));
         } else {
-            out.push_str(&format!("{r},{name}\n"));
+            out.push_str(&format!("{row},{name}\n"));
         }
     }
     out
@@ -239,8 +242,13 @@ mod tests {
         );
         let s = split_from_column(&t, "fold", &read, &p).unwrap();
         assert_eq!(
-            split_csv(&s),
+            split_csv(&s, None),
             "row,split\n0,train\n1,test\n2,valid\n3,train\n4,test\n"
+        );
+        // Rows left out of the table (a blank target) are absent, the others keep theirs.
+        assert_eq!(
+            split_csv(&s, Some(&[0, 2, 3, 6, 7])),
+            "row,split\n0,train\n2,test\n3,valid\n6,train\n7,test\n"
         );
 
         let (_d, p, t) = crate::data::test_table("x,fold\n1,train\n2,dev\n");
@@ -282,7 +290,7 @@ mod tests {
                 .zip(&of)
                 .all(|(r, &k)| s.folds[k].contains(r))
         );
-        assert!(split_csv(&s).starts_with("row,split,fold\n"));
+        assert!(split_csv(&s, None).starts_with("row,split,fold\n"));
         let other = with_folds(split_rows(&labels, &SplitConfig::default()), &labels, 5, 2);
         assert_ne!(s.folds, other.folds, "the seed draws the folds");
     }

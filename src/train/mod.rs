@@ -28,7 +28,7 @@ use crate::data::binning::BinTarget;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
 use crate::data::text::BagWeights;
-use crate::data::{ReadOptions, Table, read_table, segment_columns};
+use crate::data::{ReadOptions, Table, describe_delimiter, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
@@ -107,6 +107,8 @@ struct Prepared {
     /// Raw texts of the evaluated rows (the test split, or validation without one), for
     /// the explanations; empty for tabular runs.
     eval_texts: Vec<String>,
+    /// Each row's 0-based row in the data file, where rows without a target were left out.
+    file_rows: Option<Vec<usize>>,
 }
 
 /// Train (or resume) a run and export it. Runs in one process are reproducible only one
@@ -149,7 +151,10 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     progress.line(&format!("run directory: {}", run_dir.display()));
     // Once the run exists: a refused run writes nothing.
     if let Some(export) = &prepared.config.split.export {
-        write_atomic(Path::new(export), split_csv(&prepared.split).as_bytes())?;
+        write_atomic(
+            Path::new(export),
+            split_csv(&prepared.split, prepared.file_rows.as_deref()).as_bytes(),
+        )?;
     }
     run_loop(
         &run_dir,
@@ -264,13 +269,14 @@ pub struct Validation {
 pub fn validate(resolved: &Resolved) -> Result<Validation> {
     let (mut config, mut warnings) = (resolved.config.clone(), resolved.warnings.clone());
     let path = config.data_path();
-    let table = read_data(&config, &path)?;
-    let checked = check(&config, &table, &path, None)?;
+    let data = read_data(&config, &path)?;
+    let checked = check(&config, &data.table, &path, None)?;
     config.train.early_stopping.metric = checked.stop_metric;
+    warnings.extend(data.warnings);
     warnings.extend(checked.warnings);
     Ok(Validation {
         data: path,
-        rows: table.height(),
+        rows: data.file_height,
         config,
         class_rows: checked.class_rows,
         task_note: checked.task_note,
@@ -296,14 +302,79 @@ struct Checked {
     segments: Vec<(String, Vec<String>)>,
 }
 
-/// Read the config's data file, which must have at least one data row.
-fn read_data(config: &Config, path: &Path) -> Result<Table> {
+/// The data file as training reads it: without the rows whose target is blank.
+struct Data {
+    /// The rows with a target.
+    table: Table,
+    /// Each kept row's 0-based row in the file, where some were left out.
+    file_rows: Option<Vec<usize>>,
+    /// Data rows in the file.
+    file_height: usize,
+    /// What reading found that the user should hear (a sniffed separator, rows left out).
+    warnings: Vec<String>,
+}
+
+/// Read the config's data file, which must have at least one data row. Rows whose target
+/// is blank (or a `data.missing_values` token) are left out with a warning: nothing can be
+/// learned from them or judged on them, and Ludwig and AutoGluon drop them the same way.
+fn read_data(config: &Config, path: &Path) -> Result<Data> {
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let table = read_table(path, &read)?;
-    if table.height() == 0 {
+    let file_height = table.height();
+    if file_height == 0 {
         return Err(PatronError::data(path, "has no data rows (only a header)"));
     }
-    Ok(table)
+    let mut warnings = Vec::new();
+    if let Some(found) = table.sniffed_delimiter() {
+        warnings.push(format!(
+            "{} is {} separated, not {:?} as data.delimiter says: read it that way (set data.delimiter = {:?} to say so)",
+            path.display(),
+            describe_delimiter(found),
+            config.data.delimiter,
+            (found as char).to_string()
+        ));
+    }
+    let target = &config.data.target;
+    // A missing target column is `fit_target`'s error, with the columns there are.
+    let Some(cells) = table.cells(target) else {
+        return Ok(Data {
+            table,
+            file_rows: None,
+            file_height,
+            warnings,
+        });
+    };
+    let kept: Vec<usize> = (0..file_height)
+        .filter(|&r| read.clean(cells[r]).is_some())
+        .collect();
+    if kept.len() == file_height {
+        return Ok(Data {
+            table,
+            file_rows: None,
+            file_height,
+            warnings,
+        });
+    }
+    if kept.is_empty() {
+        return Err(PatronError::data(
+            path,
+            format!(
+                "target column {target:?} is blank on every row; fill it, or set data.target to the column that holds the label"
+            ),
+        ));
+    }
+    let first = (0..file_height).find(|r| kept.binary_search(r).is_err());
+    warnings.push(format!(
+        "target column {target:?} is blank on {} of {file_height} rows (the first is row {}); they are left out of training, validation and test",
+        file_height - kept.len(),
+        first.map_or(0, |r| r + 1)
+    ));
+    Ok(Data {
+        table: table.take_rows(path, &kept)?,
+        file_rows: Some(kept),
+        file_height,
+        warnings,
+    })
 }
 
 /// Label and split the rows, fit the preprocessing (or take the saved one when resuming),
@@ -369,7 +440,7 @@ fn check(
 /// what the run directory needs besides: the data file's hash and the evaluated texts.
 fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result<Prepared> {
     let path = config.data_path();
-    let table = read_data(&config, &path)?;
+    let data = read_data(&config, &path)?;
     let sha256 = run::sha256_file(&path)?;
     let saved = match resumed {
         Some((manifest, _)) if manifest.dataset.sha256 != sha256 => {
@@ -381,11 +452,11 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         Some((_, pre)) => Some(pre),
         None => None,
     };
-    let checked = check(&config, &table, &path, saved)?;
+    let checked = check(&config, &data.table, &path, saved)?;
     let mut config = config;
     config.train.early_stopping.metric = checked.stop_metric;
     let eval_texts = match &checked.pre.text {
-        Some(t) => raw_texts(&table, &t.columns, evaluated_rows(&checked.split)),
+        Some(t) => raw_texts(&data.table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),
     };
     let dataset = DatasetInfo {
@@ -394,7 +465,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
             .display()
             .to_string(),
         sha256,
-        rows: table.height(),
+        rows: data.file_height,
     };
     Ok(Prepared {
         config,
@@ -405,9 +476,10 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         labels: checked.labels,
         encoded: checked.encoded,
         dataset,
-        warnings: checked.warnings,
+        warnings: data.warnings.into_iter().chain(checked.warnings).collect(),
         segments: checked.segments,
         eval_texts,
+        file_rows: data.file_rows,
     })
 }
 
@@ -1437,7 +1509,8 @@ fn oof_csv(p: &Prepared, run: &LoadedRun, oof_z: &[f64]) -> String {
             Some(name) if !p.pre.labels.is_empty() => crate::score::predictions::csv_field(name),
             _ => y.to_string().into(),
         };
-        out.push_str(&format!("{row},{},{label}", fold_of[i] + 1));
+        let file_row = p.file_rows.as_ref().map_or(row, |f| f[row]);
+        out.push_str(&format!("{file_row},{},{label}", fold_of[i] + 1));
         for v in &probs[i * width..(i + 1) * width] {
             out.push_str(&format!(",{v:.6}"));
         }
