@@ -721,7 +721,16 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
-    let evaluation = score::evaluate(&session, &args.data)?;
+    let (evaluation, unlabelled) = score::evaluate(&session, &args.data)?;
+    if let Some(first) = unlabelled.first {
+        eprintln!(
+            "warning: target column {:?} is blank on {} row{} of {} (the first is row {first}); left out of the evaluation",
+            session.run().preprocess.target,
+            unlabelled.rows,
+            if unlabelled.rows == 1 { "" } else { "s" },
+            args.data.display()
+        );
+    }
     evaluation::write(session.run(), &evaluation, &backend.description, &out)?;
     let report = &evaluation.report;
     println!("{} rows: {}", report.n(), headline(report));

@@ -1036,6 +1036,17 @@ fn a_semicolon_file_with_unlabelled_rows_trains_and_a_tab_file_scores() {
     let out = tmp.path().join("out.csv");
     assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+    // evaluate leaves an unlabelled row out the same way.
+    let labelled = tmp.path().join("labelled.csv");
+    std::fs::write(&labelled, "plan;amount;y\np1;7;yes\np2;8;\np3;9;no\n").unwrap();
+    let o = evaluate_on(&run, &labelled, Some(&tmp.path().join("eval")), "ndarray");
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("warning: target column \"y\" is blank on 1 row of"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).starts_with("2 rows: "), "{}", stdout(&o));
 }
 
 #[test]

@@ -122,6 +122,17 @@ impl Table {
         self.sniffed_delimiter
     }
 
+    /// The rows (0-based) where `column` holds a value under `read`, or `None` when the
+    /// table has no such column.
+    pub fn present_rows(&self, column: &str, read: &ReadOptions) -> Option<Vec<usize>> {
+        let cells = self.cells(column)?;
+        Some(
+            (0..cells.len())
+                .filter(|&r| read.clean(cells[r]).is_some())
+                .collect(),
+        )
+    }
+
     /// The table of only `rows` (0-based, in the order given), typed columns kept typed.
     pub fn take_rows(&self, path: &Path, rows: &[usize]) -> Result<Table> {
         let indices = IdxCa::from_vec("rows".into(), rows.iter().map(|&r| r as IdxSize).collect());
@@ -916,6 +927,11 @@ mod tests {
         assert_eq!(t.cells("note").unwrap(), [Some("a; b"), None]);
         let t = read_table(&p, &ReadOptions::new(b';', &[])).unwrap();
         assert_eq!(t.sniffed_delimiter(), None);
+        assert_eq!(
+            t.present_rows("note", &ReadOptions::new(b';', &[])),
+            Some(vec![0])
+        );
+        assert_eq!(t.present_rows("nope", &ReadOptions::new(b';', &[])), None);
         let kept = t.take_rows(&p, &[1]).unwrap();
         assert_eq!(kept.cells("x").unwrap(), [Some("2")]);
     }

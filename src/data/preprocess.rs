@@ -892,42 +892,42 @@ impl Preprocessor {
         })
     }
 
-    /// The class index of each row (a regression target: its value); missing or unknown
-    /// labels and non-numbers are errors naming the row (`row_offset` numbers them when
-    /// the table is one chunk of a larger file).
-    pub fn encode_target(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Vec<f32>> {
+    /// The class index of each row (a regression target: its value), `None` where the
+    /// target is blank; unknown labels and non-numbers are errors naming the row
+    /// (`row_offset` numbers them when the table is one chunk of a larger file).
+    pub fn encode_target(
+        &self,
+        table: &Table,
+        row_offset: usize,
+        path: &Path,
+    ) -> Result<Vec<Option<f32>>> {
         let read = self.read_options();
         let columns = table.column_names();
         let cells = table
             .cells(&self.target)
             .ok_or_else(|| missing_column(path, "target", &self.target, &columns))?;
-        if self.regression.is_some() {
-            return numeric_target(&cells, &read, &self.target, row_offset, path);
-        }
         cells
             .iter()
             .enumerate()
-            .map(|(r, cell)| match read.clean(*cell) {
-                None => Err(PatronError::data(
-                    path,
-                    format!(
-                        "target column {:?} is missing at row {}; fill or drop rows without a label",
-                        self.target,
-                        row_offset + r + 1
-                    ),
-                )),
-                Some(v) => match self.labels.iter().position(|l| l == v) {
-                    Some(i) => Ok(i as f32),
+            .map(|(r, cell)| {
+                let row = row_offset + r + 1;
+                let Some(v) = read.clean(*cell) else {
+                    return Ok(None);
+                };
+                if self.regression.is_some() {
+                    return target_number(v, &self.target, row, path).map(Some);
+                }
+                match self.labels.iter().position(|l| l == v) {
+                    Some(i) => Ok(Some(i as f32)),
                     None => Err(PatronError::data(
                         path,
                         format!(
-                            "target column {:?} row {} holds {v:?}, a label the model never saw (known: {}); drop those rows or retrain with them",
+                            "target column {:?} row {row} holds {v:?}, a label the model never saw (known: {}); drop those rows or retrain with them",
                             self.target,
-                            row_offset + r + 1,
                             quoted_list(&self.labels)
                         ),
                     )),
-                },
+                }
             })
             .collect()
     }
@@ -954,18 +954,23 @@ pub fn numeric_target(
                         "target column {target:?} is missing at row {row}; fill or drop rows without a value"
                     ),
                 )),
-                Some(v) => match parse_number(v) {
-                    Some(x) if x.is_finite() && x.abs() < f64::from(f32::MAX) => Ok(x as f32),
-                    _ => Err(PatronError::data(
-                        path,
-                        format!(
-                            "target column {target:?} holds {v:?} at row {row}, not a number; a regression target must be numeric (set data.task = \"binary\" or \"multiclass\" for labels)"
-                        ),
-                    )),
-                },
+                Some(v) => target_number(v, target, row, path),
             }
         })
         .collect()
+}
+
+/// A numeric target's present cell `v` at `row` as a number.
+fn target_number(v: &str, target: &str, row: usize, path: &Path) -> Result<f32> {
+    match parse_number(v) {
+        Some(x) if x.is_finite() && x.abs() < f64::from(f32::MAX) => Ok(x as f32),
+        _ => Err(PatronError::data(
+            path,
+            format!(
+                "target column {target:?} holds {v:?} at row {row}, not a number; a regression target must be numeric (set data.task = \"binary\" or \"multiclass\" for labels)"
+            ),
+        )),
+    }
 }
 
 /// The normalized texts of `rows` (see [`raw_texts`]).
@@ -1224,7 +1229,7 @@ mod tests {
         assert_eq!(e.categorical, vec![1, 2, 1, 0, 0, 1]);
         assert_eq!(
             pre.encode_target(&t, 0, &p).unwrap(),
-            vec![0., 1., 0., 0., 1., 0.]
+            [0., 1., 0., 0., 1., 0.].map(Some)
         );
     }
 

@@ -954,8 +954,18 @@ pub fn drift(session: &Session, data: &Path) -> Result<DriftReport> {
     Ok(report)
 }
 
-/// Score a labelled file with a run, read in chunks like `predict`.
-pub fn evaluate(session: &Session, data: &Path) -> Result<Evaluation> {
+/// Rows of a labelled file that `evaluate` left out because their target is blank.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unlabelled {
+    /// How many.
+    pub rows: usize,
+    /// The first one's row in the file (from 1).
+    pub first: Option<usize>,
+}
+
+/// Score a labelled file with a run, read in chunks like `predict`. Rows whose target is
+/// blank are scored but left out of the evaluation, as training leaves them out.
+pub fn evaluate(session: &Session, data: &Path) -> Result<(Evaluation, Unlabelled)> {
     let run = session.run();
     let pre = &run.preprocess;
     // Read and scored in chunks like `predict`, so memory stays flat in the file's size:
@@ -963,14 +973,30 @@ pub fn evaluate(session: &Session, data: &Path) -> Result<Evaluation> {
     let reader = ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?;
     let (mut z, mut labels, mut texts) = (Vec::new(), Vec::new(), Vec::new());
     let mut segments: Vec<(String, Vec<String>)> = Vec::new();
+    let mut unlabelled = Unlabelled::default();
     for next in ReadAhead::start(reader, pre, data) {
         let (offset, chunk, encoded) = next?;
-        labels.extend(pre.encode_target(&chunk, offset, data)?);
+        let targets = pre.encode_target(&chunk, offset, data)?;
         let encoded = match encoded {
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, data)?,
         };
-        z.extend(session.scorer().logits(&encoded)?);
+        let chunk_z = session.scorer().logits(&encoded)?;
+        let width = chunk_z.len() / targets.len().max(1);
+        let mut kept = Vec::with_capacity(targets.len());
+        for (r, target) in targets.iter().enumerate() {
+            match target {
+                Some(y) => {
+                    kept.push(r);
+                    labels.push(*y);
+                    z.extend_from_slice(&chunk_z[r * width..(r + 1) * width]);
+                }
+                None => {
+                    unlabelled.rows += 1;
+                    unlabelled.first.get_or_insert(offset + r + 1);
+                }
+            }
+        }
         let values = segment_columns(
             &chunk,
             &run.config.report.segments,
@@ -978,27 +1004,38 @@ pub fn evaluate(session: &Session, data: &Path) -> Result<Evaluation> {
             data,
             false,
         )?;
+        let values = values
+            .into_iter()
+            .map(|(name, all)| (name, kept.iter().map(|&r| all[r].clone()).collect()));
         if segments.is_empty() {
-            segments = values;
+            segments = values.collect();
         } else {
             for ((_, all), (_, more)) in segments.iter_mut().zip(values) {
                 all.extend(more);
             }
         }
         if let Some(text) = &pre.text {
-            let rows: Vec<usize> = (0..chunk.height()).collect();
-            texts.extend(raw_texts(&chunk, &text.columns, &rows));
+            texts.extend(raw_texts(&chunk, &text.columns, &kept));
         }
     }
     if labels.is_empty() {
-        return Err(PatronError::data(data, "has no data rows (only a header)"));
+        let why = if unlabelled.rows > 0 {
+            format!(
+                "target column {:?} is blank on every row; evaluate needs labelled rows",
+                pre.target
+            )
+        } else {
+            "has no data rows (only a header)".to_string()
+        };
+        return Err(PatronError::data(data, why));
     }
     let evaluated = if data == Path::new("-") {
         "standard input".to_string()
     } else {
         data.display().to_string()
     };
-    session.evaluation(&z, labels, evaluated, segments, &texts)
+    let evaluation = session.evaluation(&z, labels, evaluated, segments, &texts)?;
+    Ok((evaluation, unlabelled))
 }
 
 #[cfg(test)]

@@ -336,17 +336,9 @@ fn read_data(config: &Config, path: &Path) -> Result<Data> {
     }
     let target = &config.data.target;
     // A missing target column is `fit_target`'s error, with the columns there are.
-    let Some(cells) = table.cells(target) else {
-        return Ok(Data {
-            table,
-            file_rows: None,
-            file_height,
-            warnings,
-        });
-    };
-    let kept: Vec<usize> = (0..file_height)
-        .filter(|&r| read.clean(cells[r]).is_some())
-        .collect();
+    let kept = table
+        .present_rows(target, &read)
+        .unwrap_or_else(|| (0..file_height).collect());
     if kept.len() == file_height {
         return Ok(Data {
             table,
