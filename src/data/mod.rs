@@ -294,12 +294,20 @@ fn parse_csv_bytes(path: &Path, bytes: Vec<u8>, delimiter: u8) -> Result<DataFra
         .with_infer_schema_length(Some(0))
         .with_raise_if_empty(false)
         .map_parse_options(|p| p.with_separator(delimiter));
-    options
+    let failed = |e: PolarsError| PatronError::data(path, polars_message(&e));
+    // Each record was checked as it was read (`next_records`), so what polars still
+    // refuses is said in its words.
+    let mut df = options
         .into_reader_with_file_handle(Cursor::new(&bytes[..]))
         .finish()
-        // Each record was checked as it was read (`next_records`), so what polars still
-        // refuses is said in its words.
-        .map_err(|e| PatronError::data(path, polars_message(&e)))
+        .map_err(failed)?;
+    // "age, job, y" names "job", as `check_header` found no two names the same that way.
+    let names = df.get_column_names_owned();
+    if names.iter().any(|n| n.trim() != n.as_str()) {
+        let trimmed: Vec<&str> = names.iter().map(|n| n.trim()).collect();
+        df.set_column_names(&trimmed).map_err(failed)?;
+    }
+    Ok(df)
 }
 
 /// A record starting on `line` must close its quotes and hold no more fields than the
@@ -907,6 +915,9 @@ mod tests {
         let x = t.cells("x").unwrap();
         assert_eq!(x[0], Some(" 2.5"));
         assert_eq!(t.cells("note").unwrap()[1], Some("multi\nline"));
+        let p = write(dir.path(), "s.csv", b"id, x ,\" note\"\n1,2,3\n");
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.column_names(), vec!["id", "x", "note"]);
     }
 
     #[test]
