@@ -345,9 +345,51 @@ fn preview(columns: &[String]) -> String {
     }
 }
 
-/// Parse a cleaned numeric cell.
+/// Parse a cleaned numeric cell: a plain number, or one written for people the way
+/// spreadsheets and BI exports write money and shares: a leading currency sign (`$`, `€`,
+/// `£`, `¥`), thousands commas in groups of three and a trailing `%` (`"$84,835.00"`,
+/// `"-€12"`, `"45.3%"` reads 45.3). Without this such a column was a category whose
+/// every value is new, left out as an identifier.
 pub fn parse_number(v: &str) -> Option<f64> {
-    v.parse::<f64>().ok()
+    v.parse::<f64>().ok().or_else(|| formatted_number(v))
+}
+
+/// The number a formatted cell writes (see [`parse_number`]), or `None`.
+fn formatted_number(v: &str) -> Option<f64> {
+    let (negative, rest) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let rest = rest.trim_start();
+    let (currency, rest) = match rest.strip_prefix(['$', '€', '£', '¥']) {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, rest),
+    };
+    // "$-5" as well as "-$5".
+    let (negative, rest) = match rest.strip_prefix('-') {
+        Some(rest) if currency && !negative => (true, rest),
+        _ => (negative, rest),
+    };
+    let (percent, rest) = match rest.strip_suffix('%') {
+        Some(rest) => (true, rest.trim_end()),
+        None => (false, rest),
+    };
+    let (whole, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let groups: Vec<&str> = whole.split(',').collect();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let grouped = groups.len() > 1
+        && (1..=3).contains(&groups[0].len())
+        && groups[1..].iter().all(|g| g.len() == 3)
+        && groups.iter().all(|g| digits(g));
+    if !(currency || percent || grouped)
+        || whole.is_empty()
+        || !digits(fraction)
+        || !(grouped || digits(whole))
+    {
+        return None;
+    }
+    let x: f64 = format!("{}.{fraction}0", groups.concat()).parse().ok()?;
+    Some(if negative { -x } else { x })
 }
 
 /// A number column's cell that is not a finite number (`row`: 0-based in the input).
@@ -1160,6 +1202,45 @@ mod tests {
     use super::*;
     use crate::data::test_table as table;
     use crate::task::labels::{fit_labels, target_values};
+
+    #[test]
+    fn money_shares_and_thousands_read_as_numbers_and_codes_do_not() {
+        for (cell, x) in [
+            ("1.5", 1.5),
+            ("-2e3", -2000.0),
+            ("$84,835.00", 84835.0),
+            ("$ 12", 12.0),
+            ("-€12.5", -12.5),
+            ("$-7", -7.0),
+            ("£1,000,000", 1e6),
+            ("45.3%", 45.3),
+            ("-3 %", -3.0),
+            ("12,345", 12345.0),
+            ("1,234.75", 1234.75),
+        ] {
+            assert_eq!(parse_number(cell), Some(x), "{cell}");
+        }
+        for cell in [
+            "1,5",
+            "12,34",
+            "1,2345",
+            ",123",
+            "$",
+            "%",
+            "$abc",
+            "1.2.3",
+            "2024-01-05",
+            "--5",
+            "€-",
+            "12$",
+            "1,234,56",
+            "$1,2",
+            "A1",
+            "$1.5e3",
+        ] {
+            assert_eq!(parse_number(cell), None, "{cell}");
+        }
+    }
 
     /// Fit on `rows` with the config's labels and every row's target.
     fn fit(t: &Table, rows: &[usize], c: &Config, p: &Path) -> Result<(Preprocessor, FitNotes)> {
