@@ -798,12 +798,18 @@ fn damaged_checkpoints_and_bad_scoring_inputs_are_refused() {
     let manifest = std::fs::read_to_string(foreign.join("manifest.json")).unwrap();
     std::fs::write(
         foreign.join("manifest.json"),
-        manifest.replace("\"format_version\": 7", "\"format_version\": 8"),
+        manifest.replace(
+            &format!("\"format_version\": {}", patron::run::FORMAT_VERSION),
+            &format!("\"format_version\": {}", patron::run::FORMAT_VERSION + 1),
+        ),
     )
     .unwrap();
     bad(
         predict(&foreign, data, &out),
-        "run format version 8 is not supported",
+        &format!(
+            "run format version {} is not supported",
+            patron::run::FORMAT_VERSION + 1
+        ),
     );
     // A huge (sparse) file is refused before it is read into memory.
     let huge = copy("huge");

@@ -55,8 +55,10 @@ use crate::task::{self, Decision, Task};
 /// words (`preprocess.json`'s `char_weight`, the manifest model's `bag`, tagged ids), which
 /// an older reader would read as table rows out of range. Version 7 may flag a number's
 /// exact training values (`preprocess.json`'s `points`, `data.exact_values`), which an
-/// older reader would ignore and so feed the model fewer inputs than it has.
-pub const FORMAT_VERSION: u32 = 7;
+/// older reader would ignore and so feed the model fewer inputs than it has. Version 8 may
+/// read a column as dates (`preprocess.json`'s `date`), which an older reader would take
+/// for numbers and refuse on the first date as "not a finite number".
+pub const FORMAT_VERSION: u32 = 8;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
