@@ -636,10 +636,10 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         ),
         "no data rows",
     );
-    let semi = write("semi.csv", "age;job;y\n30;admin;no\n");
+    let zipped = write("data.parquet.gz", "age;job;y\n30;admin;no\n");
     run(
-        args_for(BANK, &["--set", &format!("data.path={semi}")]),
-        "data.delimiter = \";\"",
+        args_for(BANK, &["--set", &format!("data.path={zipped}")]),
+        "a gzipped file must be a .csv.gz",
     );
     expect_bad(
         &[
@@ -986,7 +986,7 @@ fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
 }
 
 #[test]
-fn a_semicolon_file_with_unlabelled_rows_trains_and_a_tab_file_scores() {
+fn a_semicolon_file_with_unlabelled_rows_trains_and_a_gzipped_tab_file_scores() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("customers.csv");
     let mut text = String::from("plan;amount;y\n");
@@ -1036,9 +1036,11 @@ fn a_semicolon_file_with_unlabelled_rows_trains_and_a_tab_file_scores() {
     assert_eq!(numbers.len(), 390);
     assert!(!numbers.contains(&5) && !numbers.contains(&45));
     assert_eq!(numbers.last(), Some(&399));
-    // A tab separated file scores without data.delimiter.
-    let input = tmp.path().join("new.tsv");
-    std::fs::write(&input, "plan\tamount\np1\t7\np3\t40\n").unwrap();
+    // A gzipped tab separated file scores without data.delimiter.
+    let input = tmp.path().join("new.tsv.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"plan\tamount\np1\t7\np3\t40\n").unwrap();
+    std::fs::write(&input, gz.finish().unwrap()).unwrap();
     let out = tmp.path().join("out.csv");
     assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);

@@ -34,6 +34,21 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of a file to read, by its extension: as [`Format::of`], and a gzipped
+    /// CSV (`.csv.gz`, `.tsv.gz`, `.txt.gz`: what Spark and many exports write) is CSV.
+    pub fn of_input(path: &Path) -> Result<Format> {
+        if !gzipped(path) {
+            return Format::of(path);
+        }
+        match Format::of(Path::new(path.file_stem().unwrap_or_default())) {
+            Ok(Format::Csv) => Ok(Format::Csv),
+            _ => Err(PatronError::data(
+                path,
+                "unsupported file type: a gzipped file must be a .csv.gz, .tsv.gz or .txt.gz",
+            )),
+        }
+    }
+
     /// The format of a path, by its extension.
     pub fn of(path: &Path) -> Result<Format> {
         let ext = path
@@ -50,6 +65,12 @@ impl Format {
             )),
         }
     }
+}
+
+/// Whether a path names a gzip file (`.gz`).
+pub fn gzipped(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
 /// How text cells are read: the separator and the tokens that mean "missing".
@@ -210,7 +231,7 @@ fn is_number(dtype: &DataType) -> bool {
 /// Read a whole CSV or Parquet file as text columns.
 pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
     check_readable_file(path)?;
-    match Format::of(path)? {
+    match Format::of_input(path)? {
         // A CSV is read as one chunk of `predict`'s reader, so training, evaluation and
         // scoring skip the same blank lines and name a bad record by the same line.
         Format::Csv => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
@@ -478,10 +499,16 @@ impl ChunkReader {
             }
         } else {
             check_readable_file(path)?;
-            match format.map_or_else(|| Format::of(path), Ok)? {
+            match format.map_or_else(|| Format::of_input(path), Ok)? {
                 Format::Csv => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-                    csv(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
+                    if gzipped(path) {
+                        // Multi-member: concatenated gzip files (`cat a.gz b.gz`) are one.
+                        let text = flate2::read::MultiGzDecoder::new(BufReader::new(file));
+                        csv(path, Box::new(BufReader::with_capacity(1 << 20, text)))?
+                    } else {
+                        csv(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
+                    }
                 }
                 Format::Parquet => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
@@ -918,6 +945,29 @@ mod tests {
         let p = write(dir.path(), "s.csv", b"id, x ,\" note\"\n1,2,3\n");
         let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
         assert_eq!(t.column_names(), vec!["id", "x", "note"]);
+    }
+
+    #[test]
+    fn a_gzipped_csv_reads_as_its_text() {
+        use std::io::Write;
+        let gz = |text: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text).unwrap();
+            e.finish().unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Two gzip members, as `cat a.gz b.gz` makes.
+        let mut bytes = gz(b"id;x\n1;a\n");
+        bytes.extend(gz(b"2;b\n"));
+        let p = write(dir.path(), "t.CSV.gz", &bytes);
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.cells("x").unwrap(), [Some("a"), Some("b")]);
+        assert_eq!(t.sniffed_delimiter(), Some(b';'));
+        let p = write(dir.path(), "t.parquet.gz", &bytes);
+        let err = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(err.to_string().contains("must be a .csv.gz"), "{err}");
+        // Output names keep their plain formats.
+        assert!(Format::of(Path::new("out.csv.gz")).is_err());
     }
 
     #[test]

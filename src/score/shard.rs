@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::Format;
+use crate::data::{Format, gzipped};
 use crate::error::{PatronError, Result};
 use crate::score::session::Session;
 use crate::score::{PredictRequest, PredictSummary, predict};
@@ -54,7 +54,7 @@ pub fn matching_files(pattern: &str) -> Result<Vec<PathBuf>> {
             let at = e.path().to_path_buf();
             PatronError::io(at, e.into())
         })?;
-        if path.is_file() && Format::of(&path).is_ok() {
+        if path.is_file() && Format::of_input(&path).is_ok() {
             files.push(path);
         }
     }
@@ -103,9 +103,15 @@ pub fn predict_shard(
     for input in shard.of(&files) {
         let format = match request.output_format {
             Some(format) => format,
-            None => Format::of(input)?,
+            None => Format::of_input(input)?,
         };
-        let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+        // "part-0.csv.gz" is written as "part-0.csv".
+        let name = if gzipped(input) {
+            Path::new(input.file_stem().unwrap_or_default())
+        } else {
+            input.as_path()
+        };
+        let stem = name.file_stem().unwrap_or_default().to_string_lossy();
         let ext = match format {
             Format::Csv => "csv",
             Format::Parquet => "parquet",
