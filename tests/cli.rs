@@ -596,28 +596,6 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         ),
         "single class \"no\"",
     );
-    let mut text = String::from("age,job,y\n");
-    for i in 0..40 {
-        text.push_str(&format!(
-            "{},admin,{}\n",
-            20 + i,
-            if i % 3 == 0 { "yes" } else { "no" }
-        ));
-    }
-    text.push_str("forty,admin,no\n");
-    let textnum = write("textnum.csv", &text);
-    run(
-        args_for(
-            BANK,
-            &[
-                "--set",
-                &format!("data.path={textnum}"),
-                "--set",
-                "data.drop=[]",
-            ],
-        ),
-        "column \"age\" is numeric but row 41 holds text \"forty\"",
-    );
     let empty = write("empty.csv", "");
     run(
         args_for(BANK, &["--set", &format!("data.path={empty}")]),

@@ -57,6 +57,11 @@ pub enum Feature {
         /// The column holds dates ([`parse_date`]): its value is the days since 1970-01-01.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         date: bool,
+        /// A cell that is not a number reads as missing: in training the column was at
+        /// least 90 % numbers with a few words (`-`, `unknown`), as `pd.to_numeric(errors=
+        /// "coerce")` reads it. Otherwise such a cell at scoring is an error.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        text_missing: bool,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -415,9 +420,16 @@ fn not_a_date(path: &Path, name: &str, row: usize, value: &str) -> PatronError {
 }
 
 /// Which inferred type a column gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ColumnType {
     Numeric,
+    /// At least 90 % of 20 or more present values are numbers (`numbers` cells): the
+    /// others (`words` cells, the most frequent first in `examples`) read as missing.
+    MostlyNumeric {
+        numbers: usize,
+        words: usize,
+        examples: Vec<String>,
+    },
     /// Every present value is a date ([`parse_date`]).
     Date,
     Categorical,
@@ -439,6 +451,7 @@ fn infer_type(
     let mut numeric = 0usize;
     let mut dates = 0usize;
     let mut first_text: Option<(usize, &str)> = None;
+    let mut words: HashMap<&str, usize> = HashMap::new();
     for (row, cell) in cells.iter().enumerate() {
         let Some(v) = read.clean(*cell) else { continue };
         present += 1;
@@ -458,6 +471,7 @@ fn infer_type(
                 if first_text.is_none() {
                     first_text = Some((row, v));
                 }
+                *words.entry(v).or_default() += 1;
             }
         }
     }
@@ -467,22 +481,27 @@ fn infer_type(
     if dates == present && present > 0 {
         return Ok(ColumnType::Date);
     }
+    // A column that is almost all numbers with a few words ("-", "unknown") is a number
+    // column with those cells missing, not a category of every number seen.
+    if present >= 20 && numeric as f64 >= 0.9 * present as f64 {
+        let mut examples: Vec<(&str, usize)> = words.into_iter().collect();
+        examples.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        return Ok(ColumnType::MostlyNumeric {
+            numbers: numeric,
+            words: present - numeric,
+            examples: examples
+                .iter()
+                .take(3)
+                .map(|(w, _)| w.to_string())
+                .collect(),
+        });
+    }
     let (row, text) = first_text.unwrap_or((0, ""));
     if forced_numeric {
         return Err(PatronError::data(
             path,
             format!(
                 "column {name:?} is listed in data.numeric but row {} holds {text:?}; fix the value or add it to data.missing_values",
-                row + 1
-            ),
-        ));
-    }
-    // A column that is almost all numbers with a few words is a data error, not a category.
-    if present >= 20 && numeric as f64 >= 0.9 * present as f64 {
-        return Err(PatronError::data(
-            path,
-            format!(
-                "column {name:?} is numeric but row {} holds text {text:?}; fix the value, add it to data.missing_values, or list the column in data.categorical",
                 row + 1
             ),
         ));
@@ -534,7 +553,7 @@ fn fit_features(
         }
         let cells = table.cells(name).unwrap_or_default();
         let feature = match infer_type(path, name, &cells, &read, config)? {
-            kind @ (ColumnType::Numeric | ColumnType::Date) => {
+            kind @ (ColumnType::Numeric | ColumnType::MostlyNumeric { .. } | ColumnType::Date) => {
                 let date = kind == ColumnType::Date;
                 let parse = if date { parse_date } else { parse_number };
                 let values = train_rows
@@ -548,8 +567,25 @@ fn fit_features(
                     d.numeric_bins,
                     d.exact_values,
                 );
-                if let Feature::Numeric { date: is_date, .. } = &mut feature {
+                if let Feature::Numeric {
+                    date: is_date,
+                    text_missing,
+                    ..
+                } = &mut feature
+                {
                     *is_date = date;
+                    if let ColumnType::MostlyNumeric {
+                        numbers,
+                        words,
+                        examples,
+                    } = &kind
+                    {
+                        *text_missing = true;
+                        notes.warnings.push(format!(
+                            "column {name:?} holds {words} cells that are not numbers among {numbers} numbers ({}): they read as missing, here and when scoring (list it in data.categorical to keep them as words)",
+                            quoted_list(examples)
+                        ));
+                    }
                 }
                 feature
             }
@@ -858,6 +894,7 @@ impl Preprocessor {
                     edges,
                     points,
                     date,
+                    text_missing,
                 } => {
                     // A date column's cells are never numbers a reader typed as such.
                     if let Some(values) = table.numbers(name).filter(|_| !date) {
@@ -889,6 +926,7 @@ impl Preprocessor {
                             ),
                             Some(v) => match parse_number(v) {
                                 Some(x) if x.is_finite() => Some(x),
+                                None if *text_missing => None,
                                 _ => return Err(not_finite(path, name, row_offset + r, v)),
                             },
                         };
@@ -1146,6 +1184,7 @@ fn fit_numeric(
         edges,
         points,
         date: false,
+        text_missing: false,
     }
 }
 
@@ -1393,6 +1432,57 @@ mod tests {
     }
 
     #[test]
+    fn a_column_of_numbers_with_a_few_words_reads_the_words_as_missing() {
+        // `t`: 37 numbers, two "-" and an "unknown" (92.5 % numbers); `u`: 35 numbers and
+        // 5 words (87.5 %), a category.
+        let mut text = String::from("t,u,y\n");
+        for i in 0..40 {
+            let t = match i {
+                3 | 9 => "-".to_string(),
+                12 => "unknown".to_string(),
+                _ => i.to_string(),
+            };
+            let u = if i % 8 == 0 {
+                "x".to_string()
+            } else {
+                i.to_string()
+            };
+            text += &format!("{t},{u},{}\n", i % 2);
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..40).collect();
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        let Feature::Numeric {
+            text_missing,
+            missing_indicator,
+            ..
+        } = &pre.features[0]
+        else {
+            panic!("{:?}", pre.features[0]);
+        };
+        assert!(*text_missing && *missing_indicator);
+        assert!(matches!(pre.features[1], Feature::Categorical { .. }));
+        assert_eq!(
+            notes.warnings,
+            [
+                "column \"t\" holds 3 cells that are not numbers among 37 numbers (\"-\", \"unknown\"): they read as missing, here and when scoring (list it in data.categorical to keep them as words)"
+            ]
+        );
+        // A word at scoring, seen or not, encodes as a blank cell does.
+        let (_d2, p2, new) = table("t,u,y\n-,1,0\nn/a,1,0\n,1,0\n5,1,0\n");
+        let e = pre.transform(&new, 0, &p2).unwrap();
+        let w = pre.numeric_width();
+        let row = |r: usize| e.numeric[r * w..(r + 1) * w].to_vec();
+        assert_eq!(row(0), row(2));
+        assert_eq!(row(1), row(2));
+        assert_ne!(row(3), row(2));
+        // Listed in data.categorical, the words stay words.
+        let (pre, notes) = fit(&t, &rows, &config("categorical = [\"t\"]"), &p).unwrap();
+        assert!(matches!(pre.features[0], Feature::Categorical { .. }));
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+    }
+
+    #[test]
     fn sparse_inputs_are_where_a_numbers_bins_and_exact_values_are_encoded() {
         // g: 0 in 31 rows, then 1..9 (4 bins asked: the quantiles leave 1, the point mass
         // rule 5, the 0 and four over 1..9); h: no repeats, no flags.
@@ -1485,16 +1575,17 @@ mod tests {
 
     #[test]
     fn text_in_a_numeric_column_and_bad_targets_are_errors() {
+        // Listed in data.numeric, a column of 27 numbers and 4 words (87 %) is refused.
         let mut text = String::from("x,y\n");
         for i in 0..30 {
-            text.push_str(&format!("{i},{}\n", if i % 2 == 0 { "a" } else { "b" }));
+            let x = if i % 8 == 3 { "oops".to_string() } else { i.to_string() };
+            text.push_str(&format!("{x},{}\n", if i % 2 == 0 { "a" } else { "b" }));
         }
-        text.push_str("oops,a\n");
         let (_d, p, t) = table(&text);
-        let c = config("");
+        let c = config("numeric = [\"x\"]");
         let err = fit(&t, &[0, 1], &c, &p).unwrap_err();
-        assert!(err.to_string().contains("row 31"), "{err}");
-        assert!(err.to_string().contains("\"x\""), "{err}");
+        assert!(err.to_string().contains("row 4"), "{err}");
+        assert!(err.to_string().contains("\"x\" is listed in data.numeric"), "{err}");
 
         let (_d, p, t) = table("x,y\n1,a\n2,a\n");
         let err = fit_labels(&t, &config(""), &p).unwrap_err();
@@ -1623,6 +1714,7 @@ mod tests {
             points: Vec::new(),
             edges: Vec::new(),
             date: false,
+            text_missing: false,
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {
             let z = squash((x - 10.0) / 4.0);
