@@ -262,7 +262,7 @@ fn bad_regression_inputs_are_exit_2_naming_the_problem() {
             } else {
                 format!("{}.5", i % 7)
             };
-            text.push_str(&format!("{i},{y}\n"));
+            text.push_str(&format!("{},{y}\n", 3 * i));
         }
         text
     };

@@ -509,6 +509,17 @@ fn infer_type(
     Ok(ColumnType::Categorical)
 }
 
+/// Whether a column of 20 or more cells holds its row's number (from 0 or from 1) in
+/// every row: the index `pandas.DataFrame.to_csv` writes, or a `RowNumber` column, which
+/// says only where a row sits in the file (a leak where the file is sorted by the label).
+fn row_numbers(cells: &[Option<&str>], read: &ReadOptions) -> bool {
+    let value = |r: usize| read.clean(cells[r]).and_then(parse_number);
+    let Some(first) = (cells.len() >= 20).then(|| value(0)).flatten() else {
+        return false;
+    };
+    (first == 0.0 || first == 1.0) && (0..cells.len()).all(|r| value(r) == Some(first + r as f64))
+}
+
 /// The token ids of every row's texts (joined across the text columns).
 fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded> {
     let columns = table.column_names();
@@ -553,6 +564,12 @@ fn fit_features(
         }
         let cells = table.cells(name).unwrap_or_default();
         let feature = match infer_type(path, name, &cells, &read, config)? {
+            ColumnType::Numeric if !d.numeric.contains(name) && row_numbers(&cells, &read) => {
+                notes.warnings.push(format!(
+                    "column {name:?} holds the row numbers (its value is the row's place in the file): it is not a feature (list it in data.numeric to use it)"
+                ));
+                continue;
+            }
             kind @ (ColumnType::Numeric | ColumnType::MostlyNumeric { .. } | ColumnType::Date) => {
                 let date = kind == ColumnType::Date;
                 let parse = if date { parse_date } else { parse_number };
@@ -1359,7 +1376,7 @@ mod tests {
         let mut text = String::from("id,plan,x,y\n");
         for i in 0..40 {
             let id = if i == 1 { 0 } else { i };
-            text += &format!("c{id},p{},{i},{}\n", i % 3, i % 2);
+            text += &format!("c{id},p{},{},{}\n", i % 3, 2 * i, i % 2);
         }
         let (_d, p, t) = table(&text);
         let rows: Vec<usize> = (0..40).collect();
@@ -1381,6 +1398,33 @@ mod tests {
         let only_id = config("drop = [\"plan\", \"x\"]");
         let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
         assert!(e.contains("identifier-like columns"), "{e}");
+    }
+
+    #[test]
+    fn a_column_of_row_numbers_is_not_a_feature_unless_listed() {
+        // "": pandas' index (0..39); `n`: 1..40 but one row skips; `k`: 1..40 as text.
+        let mut text = String::from(",n,k,y\n");
+        for i in 0..40 {
+            let n = if i == 30 { 99 } else { i + 1 };
+            text += &format!("{i},{n},{},{}\n", i + 1, i % 2);
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..40).collect();
+        let names = |pre: &Preprocessor| -> Vec<String> {
+            pre.features.iter().map(|f| f.name().to_string()).collect()
+        };
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["n"]);
+        assert_eq!(notes.warnings.len(), 2, "{:?}", notes.warnings);
+        assert!(notes.warnings[0].starts_with("column \"\" holds the row numbers"));
+        assert!(notes.warnings[1].starts_with("column \"k\" holds the row numbers"));
+        let (pre, _) = fit(&t, &rows, &config("numeric = [\"k\"]"), &p).unwrap();
+        assert_eq!(names(&pre), ["n", "k"]);
+        // In a table of under 20 rows nothing is called a row number.
+        let short: String = text.lines().take(11).map(|l| format!("{l}\n")).collect();
+        let (_d, p, t) = table(&short);
+        let (pre, _) = fit(&t, &rows[..10], &config(""), &p).unwrap();
+        assert_eq!(names(&pre).len(), 3);
     }
 
     #[test]
@@ -1488,7 +1532,7 @@ mod tests {
         // rule 5, the 0 and four over 1..9); h: no repeats, no flags.
         let mut text = String::from("g,h,y\n");
         for i in 0..40 {
-            text.push_str(&format!("{},{i},{}\n", i.max(30) - 30, i % 2));
+            text.push_str(&format!("{},{},{}\n", i.max(30) - 30, 3 * i, i % 2));
         }
         let (_d, p, t) = table(&text);
         let config = |extra: &str| {
@@ -1578,14 +1622,21 @@ mod tests {
         // Listed in data.numeric, a column of 27 numbers and 4 words (87 %) is refused.
         let mut text = String::from("x,y\n");
         for i in 0..30 {
-            let x = if i % 8 == 3 { "oops".to_string() } else { i.to_string() };
+            let x = if i % 8 == 3 {
+                "oops".to_string()
+            } else {
+                i.to_string()
+            };
             text.push_str(&format!("{x},{}\n", if i % 2 == 0 { "a" } else { "b" }));
         }
         let (_d, p, t) = table(&text);
         let c = config("numeric = [\"x\"]");
         let err = fit(&t, &[0, 1], &c, &p).unwrap_err();
         assert!(err.to_string().contains("row 4"), "{err}");
-        assert!(err.to_string().contains("\"x\" is listed in data.numeric"), "{err}");
+        assert!(
+            err.to_string().contains("\"x\" is listed in data.numeric"),
+            "{err}"
+        );
 
         let (_d, p, t) = table("x,y\n1,a\n2,a\n");
         let err = fit_labels(&t, &config(""), &p).unwrap_err();

@@ -56,8 +56,9 @@ use crate::task::{self, Decision, Task};
 /// an older reader would read as table rows out of range. Version 7 may flag a number's
 /// exact training values (`preprocess.json`'s `points`, `data.exact_values`), which an
 /// older reader would ignore and so feed the model fewer inputs than it has. Version 8 may
-/// read a column as dates (`preprocess.json`'s `date`) or as numbers written like money
-/// (`$1,250.00`, `45%`), which an older reader would refuse as "not a finite number".
+/// read a column as dates (`preprocess.json`'s `date`), as numbers written like money
+/// (`$1,250.00`, `45%`) or as numbers whose words are missing (`text_missing`), which an
+/// older reader would refuse as "not a finite number".
 pub const FORMAT_VERSION: u32 = 8;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
