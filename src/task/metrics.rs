@@ -178,6 +178,19 @@ pub fn confusion_matrix(predicted: &[usize], labels: &[f32], k: usize) -> Vec<Ve
     m
 }
 
+/// The mean F1 over the classes that occur among the labels or the predictions, as
+/// scikit-learn's `f1_score(average="macro")` counts them: a class absent from both (a
+/// rare class with no test row) is not a 0 in the mean.
+fn macro_f1(matrix: &[Vec<u64>], classes: &[ClassMetrics]) -> f64 {
+    let seen: Vec<f64> = classes
+        .iter()
+        .enumerate()
+        .filter(|(c, m)| m.support > 0 || matrix.iter().any(|row| row[*c] > 0))
+        .map(|(_, m)| m.f1)
+        .collect();
+    seen.iter().sum::<f64>() / seen.len().max(1) as f64
+}
+
 /// Per-class precision / recall / F1 from a confusion matrix (0 where undefined).
 pub fn per_class(matrix: &[Vec<u64>]) -> Vec<ClassMetrics> {
     let k = matrix.len();
@@ -223,12 +236,13 @@ impl MulticlassMetrics {
         let log_loss = probs
             .chunks_exact(k)
             .zip(labels)
-            .map(|(row, &y)| -row[y as usize].clamp(EPS, 1.0).ln())
+            // As the binary loss: a certain prediction costs EPS, not -0 (printed "-0.0000").
+            .map(|(row, &y)| -row[y as usize].clamp(EPS, 1.0 - EPS).ln())
             .sum::<f64>()
             / n;
         MulticlassMetrics {
             accuracy: correct as f64 / n,
-            macro_f1: classes.iter().map(|c| c.f1).sum::<f64>() / k.max(1) as f64,
+            macro_f1: macro_f1(&matrix, &classes),
             weighted_f1: classes.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / n,
             log_loss,
         }
@@ -767,6 +781,16 @@ mod tests {
         let classes = per_class(&matrix);
         assert_eq!(classes[2].support, 2);
         assert!((classes[2].precision - 1.0).abs() < 1e-12);
+        // A fourth class in neither the labels nor the predictions is not a 0 in the
+        // macro mean (scikit-learn's rule); a certain right answer costs +0, not -0.
+        let four: Vec<f64> = probs
+            .chunks(3)
+            .flat_map(|r| [r[0], r[1], r[2], 0.0])
+            .collect();
+        let m4 = MulticlassMetrics::compute(&four, &labels, 4, &[]);
+        assert!((m4.macro_f1 - 2.0 / 3.0).abs() < 1e-12);
+        let sure = MulticlassMetrics::compute(&[1.0, 0.0, 0.0, 1.0], &[0.0, 1.0], 2, &[]);
+        assert!(sure.log_loss.is_sign_positive() && sure.log_loss < 1e-12);
         // Softmax rows sum to one and keep the order of the logits.
         let p = softmax_rows(&[1.0, 2.0, 3.0, 0.0, 0.0, 0.0], 3);
         assert!((p[..3].iter().sum::<f64>() - 1.0).abs() < 1e-12);
