@@ -620,7 +620,7 @@ fn fit_features(
     if features.is_empty() {
         return Err(PatronError::config(
             "data",
-            "no feature columns are left after removing the target, id, data.drop and identifier-like columns; list a column in data.categorical to use it",
+            "no feature columns are left after removing the target, id, data.drop, identifier-like and row-number columns; list a column in data.categorical (or a row number in data.numeric) to use it",
         ));
     }
     Ok(features)
