@@ -1397,7 +1397,7 @@ mod tests {
         assert_eq!(names(&pre), ["id", "plan", "x"]);
         let only_id = config("drop = [\"plan\", \"x\"]");
         let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
-        assert!(e.contains("identifier-like columns"), "{e}");
+        assert!(e.contains("identifier-like and row-number columns"), "{e}");
     }
 
     #[test]
