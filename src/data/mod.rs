@@ -13,7 +13,7 @@ pub mod split;
 pub mod text;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -502,13 +502,13 @@ impl ChunkReader {
             match format.map_or_else(|| Format::of_input(path), Ok)? {
                 Format::Csv => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
-                    if gzipped(path) {
+                    let bytes: Box<dyn Read + Send> = if gzipped(path) {
                         // Multi-member: concatenated gzip files (`cat a.gz b.gz`) are one.
-                        let text = flate2::read::MultiGzDecoder::new(BufReader::new(file));
-                        csv(path, Box::new(BufReader::with_capacity(1 << 20, text)))?
+                        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
                     } else {
-                        csv(path, Box::new(BufReader::with_capacity(1 << 20, file)))?
-                    }
+                        Box::new(file)
+                    };
+                    csv(path, Box::new(BufReader::with_capacity(1 << 20, bytes)))?
                 }
                 Format::Parquet => {
                     let file = File::open(path).map_err(|e| PatronError::io(path, e))?;
