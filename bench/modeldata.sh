@@ -22,6 +22,8 @@ data(attrition); out(attrition, "attrition.csv")
 data(stackoverflow); out(stackoverflow, "stackoverflow.csv")
 # 4,000 + 1,000 Amazon fine-food reviews, `score` great (5 stars) or other.
 data(small_fine_foods); out(rbind(training_data, testing_data), "fine_foods_5000.csv")
+# Chicago L ridership by day (regression, a `date` column: README, "What a run does").
+data(Chicago); out(Chicago, "chicago.csv")
 R
 # Configs that set only `data.*`: the built-in defaults, as a new user would run them.
 config() {
@@ -32,4 +34,5 @@ config credit credit_data.csv Status bad
 config lending lending_club.csv Class bad
 config attrition attrition.csv Attrition Yes
 config stackoverflow stackoverflow.csv Remote Remote
+printf '[data]\npath = "%s"\ntarget = "ridership"\n' "$dir/chicago.csv" >"$dir/chicago.toml"
 echo "written to $dir"

@@ -901,20 +901,33 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
                 name,
                 missing_indicator,
                 date,
+                calendar,
                 ..
-            } => println!(
-                "  {}{name}{}",
-                if *date {
-                    "date (days)  "
-                } else {
-                    "numeric      "
-                },
-                if *missing_indicator {
-                    " (has missing values)"
-                } else {
-                    ""
-                }
-            ),
+            } => {
+                // A date's parts (weekday, month, hour) are inputs of their own.
+                let parts: Vec<String> = calendar
+                    .iter()
+                    .map(|p| format!("{p:?}").to_lowercase())
+                    .collect();
+                println!(
+                    "  {}{name}{}{}",
+                    if *date {
+                        "date (days)  "
+                    } else {
+                        "numeric      "
+                    },
+                    if parts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with its {}", parts.join(", "))
+                    },
+                    if *missing_indicator {
+                        " (has missing values)"
+                    } else {
+                        ""
+                    }
+                )
+            }
             Feature::Categorical { name, categories } => {
                 println!("  categorical  {name} ({} categories)", categories.len())
             }

@@ -132,6 +132,42 @@ pub struct DataConfig {
     /// inside the bins, gets a 0/1 input for each value (0: none).
     #[serde(default = "default_exact_values")]
     pub exact_values: usize,
+    /// The order of day, month and year in date columns written as `11/8/2016`.
+    #[serde(default)]
+    pub date_order: DateOrder,
+}
+
+/// `data.date_order`: how a date column's day and month are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateOrder {
+    /// Read from the column: ISO `YYYY-MM-DD` where every value is one, else the order of
+    /// day and month that reads every value (month first where both do).
+    #[default]
+    Auto,
+    /// Year, month, day: ISO 8601.
+    Ymd,
+    /// Month, day, year: `11/8/2016`, US spreadsheets.
+    Mdy,
+    /// Day, month, year: `8/11/2016`, `08.11.2016`, most of Europe.
+    Dmy,
+}
+
+impl DateOrder {
+    /// Whether run files leave the order out (ISO, the order of every run before it).
+    pub fn is_iso(&self) -> bool {
+        matches!(self, DateOrder::Auto | DateOrder::Ymd)
+    }
+
+    /// The name in configs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateOrder::Auto => "auto",
+            DateOrder::Ymd => "ymd",
+            DateOrder::Mdy => "mdy",
+            DateOrder::Dmy => "dmy",
+        }
+    }
 }
 
 /// `data.binning`: how the piecewise-linear encoding places a number's bin edges.
@@ -397,6 +433,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.date_order",
                 "model.vocab_size",
                 "model.layers",
                 "model.heads",
@@ -417,6 +454,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -436,6 +474,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
                 "model.char_ngram_min",
@@ -1150,6 +1189,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "numeric_bins",
             "binning",
             "exact_values",
+            "date_order",
         ],
     ),
     (

@@ -1,6 +1,56 @@
-//! Calendar dates in cells: a column whose every value is an ISO 8601 date (or date and
-//! time) is a number to the model, the days since 1970-01-01, rather than a category of
-//! thousands of values that a new day never matches.
+//! Calendar dates in cells: a column whose every value is a date (ISO 8601, or the
+//! day-month-year and month-day-year forms spreadsheets write, with or without a time) is
+//! a number to the model, the days since 1970-01-01, rather than a category of thousands
+//! of values that a new day never matches; its weekday, month and hour are parts of it
+//! ([`DatePart`]) that a trend in days cannot show.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DateOrder;
+
+/// The days since 1970-01-01 of `cell` read in `order` (`Auto` reads ISO).
+pub fn parse_date_in(order: DateOrder, cell: &str) -> Option<f64> {
+    match order {
+        DateOrder::Auto | DateOrder::Ymd => parse_date(cell),
+        DateOrder::Mdy => parse_spreadsheet_date(cell, false),
+        DateOrder::Dmy => parse_spreadsheet_date(cell, true),
+    }
+}
+
+/// A part of a date that gets 0/1 inputs of its own, one per value: customers buy, call
+/// and leave by weekday, season and hour, which days since 1970 put on a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatePart {
+    /// Monday (0) to Sunday (6).
+    Weekday,
+    /// January (0) to December (11).
+    Month,
+    /// The hour of the day (0-23; UTC where the cell gave an offset).
+    Hour,
+}
+
+impl DatePart {
+    /// How many values (inputs) the part has.
+    pub fn values(self) -> usize {
+        match self {
+            DatePart::Weekday => 7,
+            DatePart::Month => 12,
+            DatePart::Hour => 24,
+        }
+    }
+
+    /// The part's value (0-based) of a day number [`parse_date`] gave.
+    pub fn of(self, days: f64) -> usize {
+        let day = days.floor();
+        match self {
+            // 1970-01-01 was a Thursday.
+            DatePart::Weekday => (day as i64 + 3).rem_euclid(7) as usize,
+            DatePart::Month => civil_from_days(day as i64).1 as usize - 1,
+            DatePart::Hour => (((days - day) * 24.0).floor() as usize).min(23),
+        }
+    }
+}
 
 /// The days since 1970-01-01 (UTC; the time of day as a fraction, a UTC offset applied) of
 /// a cell `YYYY-MM-DD` or `YYYY/MM/DD`, optionally followed by `T` or a space and
@@ -56,6 +106,74 @@ pub fn parse_date(cell: &str) -> Option<f64> {
     };
     days += ((hour * 60 + minute - offset_minutes) as f64 * 60.0 + seconds) / 86_400.0;
     Some(days)
+}
+
+/// The days since 1970-01-01 of a spreadsheet date: day, month and four-digit year
+/// separated by the same `/`, `.` or `-` (`day_first`: `8/11/2016`, else `11/8/2016`),
+/// optionally followed by a space and `H:MM`, `H:MM:SS` (or `.fff` seconds) and an
+/// optional ` AM` / ` PM`. `None` for anything else, an impossible date included.
+pub fn parse_spreadsheet_date(cell: &str, day_first: bool) -> Option<f64> {
+    let (date, time) = match cell.split_once(' ') {
+        Some((date, time)) => (date, Some(time.trim())),
+        None => (cell, None),
+    };
+    let sep = date.bytes().find(|b| matches!(b, b'/' | b'.' | b'-'))?;
+    let mut fields = date.split(sep as char);
+    let (a, b, year) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() || a.len() > 2 || b.len() > 2 || year.len() != 4 {
+        return None;
+    }
+    let (a, b, year) = (
+        digits(a.as_bytes())?,
+        digits(b.as_bytes())?,
+        digits(year.as_bytes())?,
+    );
+    let (month, day) = if day_first { (b, a) } else { (a, b) };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day) as f64;
+    match time {
+        None => Some(days),
+        Some(time) => Some(days + clock(time)? / 86_400.0),
+    }
+}
+
+/// Seconds since midnight of `H:MM`, `H:MM:SS` or `H:MM:SS.fff`, optionally followed by
+/// `AM` or `PM` (then the hour is 1-12).
+fn clock(time: &str) -> Option<f64> {
+    let upper = time.to_ascii_uppercase();
+    let (time, meridiem) = match upper.strip_suffix("AM").or(upper.strip_suffix("PM")) {
+        Some(rest) => (rest.trim_end(), Some(upper.ends_with("PM"))),
+        None => (upper.as_str(), None),
+    };
+    let mut fields = time.split(':');
+    let hour = fields.next().filter(|h| (1..=2).contains(&h.len()))?;
+    let minute = fields.next().filter(|m| m.len() == 2)?;
+    let seconds = match fields.next() {
+        None => 0.0,
+        Some(s) if s.len() >= 2 && s.as_bytes()[..2].iter().all(u8::is_ascii_digit) => {
+            if s.len() > 2 && !(s.as_bytes()[2] == b'.' && s.len() > 3) {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+        Some(_) => return None,
+    };
+    if fields.next().is_some() {
+        return None;
+    }
+    let (mut hour, minute) = (digits(hour.as_bytes())?, digits(minute.as_bytes())?);
+    if let Some(pm) = meridiem {
+        if !(1..=12).contains(&hour) {
+            return None;
+        }
+        hour = hour % 12 + if pm { 12 } else { 0 };
+    }
+    if hour > 23 || minute > 59 || seconds >= 61.0 {
+        return None;
+    }
+    Some((hour * 60 + minute) as f64 * 60.0 + seconds)
 }
 
 /// The date of a day number [`parse_date`] gave (its whole days), as `YYYY-MM-DD`.
@@ -149,6 +267,81 @@ mod tests {
         ] {
             assert_eq!(parse_date(cell), None, "{cell}");
         }
+    }
+
+    #[test]
+    fn spreadsheet_dates_read_in_their_order() {
+        let iso = |c| parse_date(c).unwrap();
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "11/8/2016"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Dmy, "8/11/2016"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Dmy, "08.11.2016"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Dmy, "08-11-2016"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Auto, "2016-11-08"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "11/8/2016 14:30"),
+            Some(iso("2016-11-08T14:30"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "11/8/2016 2:30:00 PM"),
+            Some(iso("2016-11-08T14:30"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "11/8/2016 12:05 am"),
+            Some(iso("2016-11-08T00:05"))
+        );
+        let fraction = parse_date_in(DateOrder::Dmy, "8.11.2016 00:00:01.5").unwrap();
+        assert!((fraction - iso("2016-11-08") - 1.5 / 86_400.0).abs() < 1e-12);
+        for (order, cell) in [
+            (DateOrder::Mdy, "13/1/2016"),
+            (DateOrder::Dmy, "1/13/2016"),
+            (DateOrder::Mdy, "2/30/2016"),
+            (DateOrder::Mdy, "2016-11-08"),
+            (DateOrder::Ymd, "11/8/2016"),
+            (DateOrder::Mdy, "11/8/16"),
+            (DateOrder::Mdy, "11/8-2016"),
+            (DateOrder::Mdy, "11/8/2016/1"),
+            (DateOrder::Mdy, "11/8/2016 25:00"),
+            (DateOrder::Mdy, "11/8/2016 13:00 PM"),
+            (DateOrder::Mdy, "11/8/2016 10:3"),
+            (DateOrder::Mdy, "11/8/2016 10:30:5x"),
+            (DateOrder::Dmy, "1.5"),
+            (DateOrder::Dmy, "12.5.3"),
+        ] {
+            assert_eq!(parse_date_in(order, cell), None, "{cell} as {order:?}");
+        }
+    }
+
+    #[test]
+    fn date_parts_are_the_weekday_month_and_hour() {
+        // 2024-02-29 was a Thursday; 1970-01-01 too; 1969-12-29 a Monday.
+        let day = parse_date("2024-02-29T23:59").unwrap();
+        assert_eq!(DatePart::Weekday.of(day), 3);
+        assert_eq!(DatePart::Month.of(day), 1);
+        assert_eq!(DatePart::Hour.of(day), 23);
+        assert_eq!(DatePart::Weekday.of(0.0), 3);
+        assert_eq!(DatePart::Weekday.of(parse_date("1969-12-29").unwrap()), 0);
+        assert_eq!(DatePart::Weekday.of(parse_date("2026-12-06").unwrap()), 6);
+        assert_eq!(DatePart::Month.of(parse_date("1969-12-31").unwrap()), 11);
+        assert_eq!(
+            DatePart::Hour.of(parse_date("1970-01-02T06:00").unwrap()),
+            6
+        );
+        assert_eq!(DatePart::Hour.of(-0.5), 12);
     }
 
     #[test]

@@ -11,11 +11,11 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Binning, Config, Loss, ModelKind, TargetTransform};
+use crate::config::{Binning, Config, DateOrder, Loss, ModelKind, TargetTransform};
 use crate::data::binning::{
     BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, tree_edges,
 };
-use crate::data::dates::parse_date;
+use crate::data::dates::{DatePart, parse_date_in};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
 use crate::data::{ReadOptions, Table};
@@ -54,9 +54,16 @@ pub enum Feature {
         /// that (`data.exact_values`; empty in runs of format 6 and older).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         points: Vec<f64>,
-        /// The column holds dates ([`parse_date`]): its value is the days since 1970-01-01.
+        /// The column holds dates ([`parse_date_in`]): its value is the days since 1970-01-01.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         date: bool,
+        /// The order of a date's fields (absent: ISO, as in runs of format 8 and older).
+        #[serde(default, skip_serializing_if = "DateOrder::is_iso")]
+        date_order: DateOrder,
+        /// Parts of a date that each add one 0/1 input per value, after the exact-value
+        /// flags (empty in runs of format 8 and older).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        calendar: Vec<DatePart>,
         /// A cell that is not a number reads as missing: in training the column was at
         /// least 90 % numbers with a few words (`-`, `unknown`), as `pd.to_numeric(errors=
         /// "coerce")` reads it. Otherwise such a cell at scoring is an error.
@@ -80,9 +87,51 @@ impl Feature {
                 missing_indicator,
                 edges,
                 points,
+                calendar,
                 ..
-            } => 1 + usize::from(*missing_indicator) + edges.len().saturating_sub(1) + points.len(),
+            } => {
+                1 + usize::from(*missing_indicator)
+                    + edges.len().saturating_sub(1)
+                    + points.len()
+                    + calendar.iter().map(|p| p.values()).sum::<usize>()
+            }
             Feature::Categorical { .. } => 0,
+        }
+    }
+
+    /// A number's dense inputs ([`Feature::numeric_inputs`] of them, into `out`) for its
+    /// `value` (a date's: days since 1970-01-01); nothing for a category.
+    fn encode_value(&self, value: Option<f64>, out: &mut [f32]) {
+        let Feature::Numeric {
+            median,
+            scale,
+            missing_indicator,
+            edges,
+            points,
+            calendar,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let parts: usize = calendar.iter().map(|p| p.values()).sum();
+        let (number, mut rest) = out.split_at_mut(out.len() - parts);
+        encode_number(
+            value,
+            *median,
+            *scale,
+            *missing_indicator,
+            edges,
+            points,
+            number,
+        );
+        rest.fill(0.0);
+        for part in calendar {
+            let (flags, after) = rest.split_at_mut(part.values());
+            if let Some(days) = value {
+                flags[part.of(days)] = 1.0;
+            }
+            rest = after;
         }
     }
 
@@ -409,11 +458,16 @@ fn not_finite(path: &Path, name: &str, row: usize, value: impl std::fmt::Debug) 
 }
 
 /// A date column's cell that is not a date (`row`: 0-based in the input).
-fn not_a_date(path: &Path, name: &str, row: usize, value: &str) -> PatronError {
+fn not_a_date(path: &Path, name: &str, row: usize, value: &str, order: DateOrder) -> PatronError {
+    let form = match order {
+        DateOrder::Mdy => "MM/DD/YYYY",
+        DateOrder::Dmy => "DD/MM/YYYY",
+        DateOrder::Auto | DateOrder::Ymd => "YYYY-MM-DD",
+    };
     PatronError::data(
         path,
         format!(
-            "column {name:?} row {}: {value:?} is not a date (YYYY-MM-DD, optionally with a time); the model was trained on dates here",
+            "column {name:?} row {}: {value:?} is not a date ({form}, optionally with a time); the model was trained on dates here",
             row + 1
         ),
     )
@@ -430,8 +484,12 @@ enum ColumnType {
         words: usize,
         examples: Vec<String>,
     },
-    /// Every present value is a date ([`parse_date`]).
-    Date,
+    /// Every present value is a date in this order ([`parse_date_in`]); `guessed`: both
+    /// day-first and month-first read every value.
+    Date {
+        order: DateOrder,
+        guessed: bool,
+    },
     Categorical,
 }
 
@@ -449,7 +507,10 @@ fn infer_type(
     let forced_numeric = config.data.numeric.iter().any(|c| c == name);
     let mut present = 0usize;
     let mut numeric = 0usize;
-    let mut dates = 0usize;
+    // Present values that read as dates in each order: ISO, month first, day first.
+    let mut dates = [0usize; 3];
+    let orders = [DateOrder::Ymd, DateOrder::Mdy, DateOrder::Dmy];
+    let wanted = config.data.date_order;
     let mut first_text: Option<(usize, &str)> = None;
     let mut words: HashMap<&str, usize> = HashMap::new();
     for (row, cell) in cells.iter().enumerate() {
@@ -467,7 +528,10 @@ fn infer_type(
                 ));
             }
             None => {
-                dates += usize::from(parse_date(v).is_some());
+                for (count, order) in dates.iter_mut().zip(orders) {
+                    let asked = wanted == DateOrder::Auto || wanted == order;
+                    *count += usize::from(asked && parse_date_in(order, v).is_some());
+                }
                 if first_text.is_none() {
                     first_text = Some((row, v));
                 }
@@ -478,8 +542,24 @@ fn infer_type(
     if numeric == present && present > 0 {
         return Ok(ColumnType::Numeric);
     }
-    if dates == present && present > 0 {
-        return Ok(ColumnType::Date);
+    if present > 0 {
+        let all = |i: usize| dates[i] == present;
+        let date = |order, guessed| Ok(ColumnType::Date { order, guessed });
+        if all(0) {
+            return date(DateOrder::Ymd, false);
+        }
+        match (all(1), all(2)) {
+            // No day above 12 tells the order: spreadsheets write month first with `/`
+            // (the US) and day first with `.` (most of Europe).
+            (true, true) => {
+                let dots = first_text.is_some_and(|(_, v)| v.contains('.'));
+                let order = if dots { DateOrder::Dmy } else { DateOrder::Mdy };
+                return date(order, wanted == DateOrder::Auto);
+            }
+            (true, false) => return date(DateOrder::Mdy, false),
+            (false, true) => return date(DateOrder::Dmy, false),
+            (false, false) => {}
+        }
     }
     // A column that is almost all numbers with a few words ("-", "unknown") is a number
     // column with those cells missing, not a category of every number seen.
@@ -570,9 +650,26 @@ fn fit_features(
                 ));
                 continue;
             }
-            kind @ (ColumnType::Numeric | ColumnType::MostlyNumeric { .. } | ColumnType::Date) => {
-                let date = kind == ColumnType::Date;
-                let parse = if date { parse_date } else { parse_number };
+            kind @ (ColumnType::Numeric
+            | ColumnType::MostlyNumeric { .. }
+            | ColumnType::Date { .. }) => {
+                let order = match kind {
+                    ColumnType::Date { order, guessed } => {
+                        if guessed {
+                            notes.warnings.push(format!(
+                                "column {name:?} holds dates whose day and month both read every value (no day above 12): read as {}; set data.date_order = \"{}\" if that is wrong",
+                                if order == DateOrder::Mdy { "month/day/year" } else { "day.month.year" },
+                                if order == DateOrder::Mdy { "dmy" } else { "mdy" },
+                            ));
+                        }
+                        Some(order)
+                    }
+                    _ => None,
+                };
+                let parse = |v: &str| match order {
+                    Some(order) => parse_date_in(order, v),
+                    None => parse_number(v),
+                };
                 let values = train_rows
                     .iter()
                     .map(|&r| (read.clean(cells[r]).and_then(parse), target.values[r]));
@@ -585,12 +682,20 @@ fn fit_features(
                     d.exact_values,
                 );
                 if let Feature::Numeric {
-                    date: is_date,
+                    date,
+                    date_order,
+                    calendar,
                     text_missing,
                     ..
                 } = &mut feature
                 {
-                    *is_date = date;
+                    if let Some(order) = order {
+                        *date = true;
+                        *date_order = order;
+                        *calendar = calendar_parts(train_rows.iter().filter_map(|&r| {
+                            read.clean(cells[r]).and_then(|v| parse_date_in(order, v))
+                        }));
+                    }
                     if let ColumnType::MostlyNumeric {
                         numbers,
                         words,
@@ -800,6 +905,7 @@ impl Preprocessor {
                     missing_indicator,
                     edges,
                     points,
+                    calendar,
                     ..
                 },
                 Slot::Numeric { start, .. },
@@ -812,6 +918,11 @@ impl Preprocessor {
                 }
                 if !points.is_empty() {
                     runs.push(InputRun::Flags(flags..flags + points.len()));
+                }
+                let mut part = flags + points.len();
+                for p in calendar {
+                    runs.push(InputRun::Flags(part..part + p.values()));
+                    part += p.values();
                 }
             }
         }
@@ -844,25 +955,9 @@ impl Preprocessor {
         let mut start = 0;
         for feature in &self.features {
             match feature {
-                Feature::Numeric {
-                    median,
-                    scale,
-                    missing_indicator,
-                    edges,
-                    points,
-                    ..
-                } => {
+                Feature::Numeric { median, .. } => {
                     let len = feature.numeric_inputs();
-                    let out = &mut numeric[start..start + len];
-                    encode_number(
-                        Some(*median),
-                        *median,
-                        *scale,
-                        *missing_indicator,
-                        edges,
-                        points,
-                        out,
-                    );
+                    feature.encode_value(Some(*median), &mut numeric[start..start + len]);
                     start += len;
                 }
                 Feature::Categorical { categories, .. } => {
@@ -905,13 +1000,10 @@ impl Preprocessor {
             match feature {
                 Feature::Numeric {
                     name,
-                    median,
-                    scale,
-                    missing_indicator,
-                    edges,
-                    points,
                     date,
+                    date_order,
                     text_missing,
+                    ..
                 } => {
                     // A date column's cells are never numbers a reader typed as such.
                     if let Some(values) = table.numbers(name).filter(|_| !date) {
@@ -921,15 +1013,7 @@ impl Preprocessor {
                             }
                             let base = r * width + num_col;
                             let out = &mut numeric[base..base + feature.numeric_inputs()];
-                            encode_number(
-                                value,
-                                *median,
-                                *scale,
-                                *missing_indicator,
-                                edges,
-                                points,
-                                out,
-                            );
+                            feature.encode_value(value, out);
                         }
                         num_col += feature.numeric_inputs();
                         continue;
@@ -937,10 +1021,11 @@ impl Preprocessor {
                     for (r, cell) in cells()?.iter().enumerate() {
                         let value = match read.clean(*cell) {
                             None => None,
-                            Some(v) if *date => Some(
-                                parse_date(v)
-                                    .ok_or_else(|| not_a_date(path, name, row_offset + r, v))?,
-                            ),
+                            Some(v) if *date => {
+                                Some(parse_date_in(*date_order, v).ok_or_else(|| {
+                                    not_a_date(path, name, row_offset + r, v, *date_order)
+                                })?)
+                            }
                             Some(v) => match parse_number(v) {
                                 Some(x) if x.is_finite() => Some(x),
                                 None if *text_missing => None,
@@ -949,15 +1034,7 @@ impl Preprocessor {
                         };
                         let base = r * width + num_col;
                         let out = &mut numeric[base..base + feature.numeric_inputs()];
-                        encode_number(
-                            value,
-                            *median,
-                            *scale,
-                            *missing_indicator,
-                            edges,
-                            points,
-                            out,
-                        );
+                        feature.encode_value(value, out);
                     }
                     num_col += feature.numeric_inputs();
                 }
@@ -1201,8 +1278,28 @@ fn fit_numeric(
         edges,
         points,
         date: false,
+        date_order: DateOrder::Auto,
+        calendar: Vec::new(),
         text_missing: false,
     }
+}
+
+/// The parts of a date column's training `days` that take at least two values: dates of
+/// one month have no month to learn, dates without times no hour.
+fn calendar_parts(days: impl Iterator<Item = f64>) -> Vec<DatePart> {
+    let parts = [DatePart::Weekday, DatePart::Month, DatePart::Hour];
+    let mut seen = [0u32; 3];
+    for day in days {
+        for (mask, part) in seen.iter_mut().zip(parts) {
+            *mask |= 1 << part.of(day);
+        }
+    }
+    parts
+        .into_iter()
+        .zip(seen)
+        .filter(|(_, mask)| mask.count_ones() >= 2)
+        .map(|(part, _)| part)
+        .collect()
 }
 
 /// Present training values from which a column of (almost) all different values is read as
@@ -1471,6 +1568,86 @@ mod tests {
         let err = pre.transform(&bad, 0, &p2).unwrap_err().to_string();
         assert!(
             err.contains("column \"d\" row 2: \"2024-02-30\" is not a date"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn spreadsheet_dates_are_dates_with_their_weekday_and_month() {
+        // `us`: month/day/year, days up to 28 tell the order; `eu`: day.month.year, every
+        // day at most 12 (ambiguous, the dots say day first); `t`: US dates with times.
+        let mut text = String::from("us,eu,t,y\n");
+        for i in 0..40 {
+            let (month, day) = (i % 12 + 1, i % 28 + 1);
+            let hour = i % 24;
+            text += &format!(
+                "{month}/{day}/2024,{:02}.{month:02}.2023,{month}/{day}/2024 {hour}:05,{}\n",
+                i % 12 + 1,
+                i % 2
+            );
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..40).collect();
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        let order = |f: &Feature| match f {
+            Feature::Numeric {
+                date: true,
+                date_order,
+                calendar,
+                ..
+            } => (*date_order, calendar.clone()),
+            other => panic!("{other:?}"),
+        };
+        let date_only = vec![DatePart::Weekday, DatePart::Month];
+        assert_eq!(order(&pre.features[0]), (DateOrder::Mdy, date_only.clone()));
+        assert_eq!(order(&pre.features[1]), (DateOrder::Dmy, date_only.clone()));
+        let (t_order, t_parts) = order(&pre.features[2]);
+        assert_eq!(t_order, DateOrder::Mdy);
+        assert_eq!(t_parts, [date_only, vec![DatePart::Hour]].concat());
+        assert_eq!(notes.warnings.len(), 1, "{:?}", notes.warnings);
+        assert!(
+            notes.warnings[0].contains("column \"eu\" holds dates whose day and month both")
+                && notes.warnings[0].contains("data.date_order = \"mdy\""),
+            "{:?}",
+            notes.warnings
+        );
+        // Row 1: 2/2/2024 (a Friday, February) at 01:05; its weekday, month and hour flags
+        // are the last 43 inputs of `t`, after the value and its bins.
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let w = pre.numeric_width();
+        let slots = pre.slots();
+        let Slot::Numeric { start, len } = slots[2] else {
+            panic!("{:?}", slots[2]);
+        };
+        let flags = &e.numeric[w + start + len - 43..w + start + len];
+        let set: Vec<usize> = (0..43).filter(|&i| flags[i] == 1.0).collect();
+        assert_eq!(set, [4, 7 + 1, 7 + 12 + 1]);
+        assert_eq!(flags.iter().sum::<f32>(), 3.0);
+        // The parts are sparse runs of their own, last in the column's inputs.
+        let runs = pre.sparse_inputs();
+        let end = start + len;
+        assert!(runs.contains(&InputRun::Flags(end - 24..end)), "{runs:?}");
+        assert!(
+            runs.contains(&InputRun::Flags(end - 36..end - 24)),
+            "{runs:?}"
+        );
+        // Told the order, the same column reads day first without that warning, and the
+        // US columns it cannot read are not dates (here all different: identifiers).
+        let (pre, notes) = fit(&t, &rows, &config("date_order = \"dmy\""), &p).unwrap();
+        assert!(
+            !notes.warnings.iter().any(|w| w.contains("date_order")),
+            "{:?}",
+            notes.warnings
+        );
+        let names: Vec<&str> = pre.features.iter().map(Feature::name).collect();
+        assert_eq!(names, ["eu"]);
+        assert_eq!(order(&pre.features[0]).0, DateOrder::Dmy);
+        // At scoring, a cell not in the column's order names the form expected.
+        let (pre, _) = fit(&t, &rows, &config(""), &p).unwrap();
+        let (_d2, p2, bad) = table("us,eu,t,y\n13/1/2024,01.01.2023,1/1/2024 1:00,0\n");
+        let err = pre.transform(&bad, 0, &p2).unwrap_err().to_string();
+        assert!(
+            err.contains("column \"us\" row 1: \"13/1/2024\" is not a date (MM/DD/YYYY"),
             "{err}"
         );
     }
@@ -1765,6 +1942,8 @@ mod tests {
             points: Vec::new(),
             edges: Vec::new(),
             date: false,
+            date_order: DateOrder::Auto,
+            calendar: Vec::new(),
             text_missing: false,
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {

@@ -58,8 +58,11 @@ use crate::task::{self, Decision, Task};
 /// older reader would ignore and so feed the model fewer inputs than it has. Version 8 may
 /// read a column as dates (`preprocess.json`'s `date`), as numbers written like money
 /// (`$1,250.00`, `45%`) or as numbers whose words are missing (`text_missing`), which an
-/// older reader would refuse as "not a finite number".
-pub const FORMAT_VERSION: u32 = 8;
+/// older reader would refuse as "not a finite number". Version 9 may read dates written
+/// day or month first (`preprocess.json`'s `date_order`) and give a date's weekday, month
+/// and hour inputs of their own (`calendar`), which an older reader would ignore and so
+/// feed the model fewer inputs than it has.
+pub const FORMAT_VERSION: u32 = 9;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
