@@ -242,7 +242,7 @@ fn a_tabular_run_answers_as_predict_does_and_errors_are_json() {
         ),
         (
             "/v1/models/bank/predict",
-            b"age,job\n30,\xff\n".to_vec(),
+            b"age,job\n30,\xff\x00\n".to_vec(),
             &[("Content-Type", "text/csv")],
             400,
             "UTF-8",

@@ -119,6 +119,17 @@ pub struct Table {
     /// The separator a CSV was read with where its header showed another than the
     /// configured one ([`sniff_delimiter`]).
     sniffed_delimiter: Option<u8>,
+    /// The legacy encoding a CSV that is not UTF-8 was read in ([`CsvText`]).
+    recoded: Option<Recoded>,
+}
+
+/// A CSV read in a legacy encoding rather than UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recoded {
+    /// The encoding's WHATWG name (`windows-1252`, `GBK`, `Shift_JIS`).
+    pub encoding: &'static str,
+    /// Lines that were not UTF-8 (the others read the same in both).
+    pub lines: usize,
 }
 
 impl Table {
@@ -129,6 +140,7 @@ impl Table {
             typed: None,
             number_text: Vec::new(),
             sniffed_delimiter: None,
+            recoded: None,
         }
     }
 
@@ -141,6 +153,12 @@ impl Table {
     /// one was wrong (a note for the user), else `None`.
     pub fn sniffed_delimiter(&self) -> Option<u8> {
         self.sniffed_delimiter
+    }
+
+    /// The legacy encoding this CSV was read in when it was not UTF-8 (a note for the
+    /// user), else `None`.
+    pub fn recoded(&self) -> Option<Recoded> {
+        self.recoded
     }
 
     /// The rows (0-based) where `column` holds a value under `read`, or `None` when the
@@ -170,6 +188,7 @@ impl Table {
                 .map(|(name, _)| (name.clone(), OnceLock::new()))
                 .collect(),
             sniffed_delimiter: self.sniffed_delimiter,
+            recoded: self.recoded,
         })
     }
 
@@ -448,9 +467,8 @@ enum ChunkSource {
         reader: Box<dyn BufRead + Send>,
         header: Vec<u8>,
         done: bool,
-        /// Lines read so far, the header's included, for error messages: records can
-        /// span lines and blank lines are skipped, so rows do not count them.
-        lines: usize,
+        /// Lines read so far and the file's encoding.
+        text: CsvText,
     },
     Parquet {
         total: usize,
@@ -587,6 +605,9 @@ impl ChunkReader {
             None => self.header_only()?,
         };
         table.sniffed_delimiter = self.sniffed_delimiter;
+        if let ChunkSource::Csv { text, .. } = &self.source {
+            table.recoded = text.recoded();
+        }
         Ok(table)
     }
 
@@ -639,7 +660,7 @@ impl ChunkReader {
                 reader,
                 header,
                 done,
-                lines,
+                text,
             } => {
                 let delimiter = self.options.delimiter;
                 let records = next_records(
@@ -648,7 +669,7 @@ impl ChunkReader {
                     header,
                     delimiter,
                     done,
-                    lines,
+                    text,
                     self.chunk_rows,
                 );
                 let Some(bytes) = records? else {
@@ -680,20 +701,83 @@ impl ChunkReader {
                 .collect(),
             typed: Some(typed),
             sniffed_delimiter: None,
+            recoded: None,
+        })
+    }
+}
+
+/// Where a CSV's reading stands: the lines read, for error messages (records can span
+/// lines and blank lines are skipped, so rows do not count them), and the file's legacy
+/// encoding once a record was not UTF-8.
+#[derive(Default)]
+struct CsvText {
+    /// Lines read so far, the header's included.
+    lines: usize,
+    /// The encoding of a file that is not UTF-8, found at its first such record.
+    legacy: Option<&'static encoding_rs::Encoding>,
+    /// Lines that were not UTF-8.
+    recoded: usize,
+}
+
+impl CsvText {
+    /// The record that starts `bytes` (from index `from`) as UTF-8: as it is, or decoded
+    /// from the file's legacy encoding, which the first record that is not UTF-8 decides
+    /// with Mozilla's detector (that record and the reader's buffered bytes after it: a
+    /// few lines can leave Windows-1252 and GBK apart only by chance). Text in no
+    /// encoding (a binary file, a NUL byte) is an error naming the line.
+    fn to_utf8(
+        &mut self,
+        path: &Path,
+        bytes: &mut Vec<u8>,
+        from: usize,
+        reader: &mut dyn BufRead,
+    ) -> Result<()> {
+        let record = &bytes[from..];
+        let Err(e) = std::str::from_utf8(record) else {
+            return Ok(());
+        };
+        let line = self.lines + 1 + newlines(&record[..e.valid_up_to()]);
+        if record.contains(&0) {
+            return Err(not_utf8(path, line));
+        }
+        let encoding = *self.legacy.get_or_insert_with(|| {
+            let mut detector = chardetng::EncodingDetector::new();
+            detector.feed(record, false);
+            // Peeking never consumes; a read error shows again at the next record.
+            let ahead = reader.fill_buf().unwrap_or(&[]);
+            detector.feed(ahead, ahead.is_empty());
+            detector.guess(None, false)
+        });
+        let text = encoding
+            .decode_without_bom_handling_and_without_replacement(record)
+            .ok_or_else(|| not_utf8(path, line))?
+            .into_owned();
+        bytes.truncate(from);
+        bytes.extend_from_slice(text.as_bytes());
+        self.recoded += 1 + newlines(text.as_bytes()).saturating_sub(1);
+        Ok(())
+    }
+
+    /// What the reading found, for a note to the user.
+    fn recoded(&self) -> Option<Recoded> {
+        self.legacy.map(|e| Recoded {
+            encoding: e.name(),
+            lines: self.recoded,
         })
     }
 }
 
 /// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end.
-/// Each record is checked here, where its line in the file is known (`lines` counts the
-/// lines read so far): UTF-8, closed quotes, and no more fields than the header.
+/// Each record is checked here, where its line in the file is known (`text` counts the
+/// lines read so far): UTF-8 (or the file's legacy encoding, [`CsvText::to_utf8`]),
+/// closed quotes, and no more fields than the header.
 fn next_records(
     path: &Path,
     reader: &mut dyn BufRead,
     header: &[u8],
     delimiter: u8,
     done: &mut bool,
-    lines: &mut usize,
+    text: &mut CsvText,
     rows: usize,
 ) -> Result<Option<Vec<u8>>> {
     if *done {
@@ -708,15 +792,10 @@ fn next_records(
             *done = true;
             break;
         }
+        text.to_utf8(path, &mut bytes, before, reader)?;
         let record = &bytes[before..];
-        if let Err(e) = std::str::from_utf8(record) {
-            return Err(not_utf8(
-                path,
-                *lines + 1 + newlines(&record[..e.valid_up_to()]),
-            ));
-        }
-        check_record(path, record, *lines + 1, delimiter, expected)?;
-        *lines += newlines(record);
+        check_record(path, record, text.lines + 1, delimiter, expected)?;
+        text.lines += newlines(record);
         if record.iter().all(|b| b.is_ascii_whitespace()) {
             bytes.truncate(before);
             continue;
@@ -729,7 +808,9 @@ fn next_records(
 fn not_utf8(path: &Path, line: usize) -> PatronError {
     PatronError::data(
         path,
-        format!("invalid UTF-8 on line {line}; save the file as UTF-8"),
+        format!(
+            "line {line} is not text (neither UTF-8 nor the file's legacy encoding); save the file as UTF-8"
+        ),
     )
 }
 
@@ -812,16 +893,22 @@ fn csv_source(
             "file is empty; expected a header row and data rows",
         ));
     }
-    if let Err(e) = std::str::from_utf8(&header) {
-        return Err(not_utf8(path, 1 + newlines(&header[..e.valid_up_to()])));
+    if header.starts_with(b"\xFF\xFE") || header.starts_with(b"\xFE\xFF") {
+        return Err(PatronError::data(
+            path,
+            "is UTF-16 text (what Excel saves as \"Unicode Text\"); save it as \"CSV UTF-8\"",
+        ));
     }
+    let mut text = CsvText::default();
+    text.to_utf8(path, &mut header, 0, reader.as_mut())?;
     let sniffed = sniff_delimiter(&header, delimiter);
     check_header(path, &header, sniffed.unwrap_or(delimiter))?;
     if !header.ends_with(b"\n") {
         header.push(b'\n');
     }
+    text.lines = newlines(&header);
     let source = ChunkSource::Csv {
-        lines: newlines(&header),
+        text,
         reader,
         header,
         done: false,
@@ -998,19 +1085,68 @@ mod tests {
     }
 
     #[test]
+    fn a_csv_in_a_legacy_encoding_reads_as_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReadOptions::new(b',', &[]);
+        // Windows-1252, as Excel saves "CSV" in Western Europe: the header and one row
+        // have accents; a record spans two lines.
+        let p = write(
+            dir.path(),
+            "w.csv",
+            b"ville,note,caf\xe9\n1,\"tr\xe8s bien\nvraiment\",Gen\xe8ve\n2,ok,Z\xfcrich\n3,plain,Bern\n",
+        );
+        let t = read_table(&p, &options).unwrap();
+        assert_eq!(t.column_names(), ["ville", "note", "café"]);
+        assert_eq!(
+            t.cells("café").unwrap(),
+            [Some("Genève"), Some("Zürich"), Some("Bern")]
+        );
+        assert_eq!(t.cells("note").unwrap()[0], Some("très bien\nvraiment"));
+        assert_eq!(
+            t.recoded(),
+            Some(Recoded {
+                encoding: "windows-1252",
+                lines: 4
+            })
+        );
+        // GBK, as Excel saves "CSV" in China: 这本书很好 / 不好, found as such.
+        let (good, bad) = ("这本书很好", "不好");
+        let (gbk_good, _, _) = encoding_rs::GBK.encode(good);
+        let (gbk_bad, _, _) = encoding_rs::GBK.encode(bad);
+        let mut bytes = b"text,y\n".to_vec();
+        for _ in 0..5 {
+            for (text, y) in [(&gbk_good, "1"), (&gbk_bad, "0")] {
+                bytes.extend_from_slice(text);
+                bytes.extend_from_slice(format!(",{y}\n").as_bytes());
+            }
+        }
+        let p = write(dir.path(), "g.csv", &bytes);
+        let t = read_table(&p, &options).unwrap();
+        assert_eq!(t.cells("text").unwrap()[..2], [Some(good), Some(bad)]);
+        assert_eq!(t.recoded().unwrap().encoding, "GBK");
+        // UTF-8 reads as before, with nothing to say.
+        let p = write(dir.path(), "u.csv", "a,b\né,ü\n".as_bytes());
+        assert_eq!(read_table(&p, &options).unwrap().recoded(), None);
+        // UTF-16 (Excel's "Unicode Text") is named.
+        let p = write(dir.path(), "x.csv", b"\xFF\xFEa\x00,\x00b\x00\n\x00");
+        let err = read_table(&p, &options).unwrap_err().to_string();
+        assert!(err.contains("is UTF-16 text"), "{err}");
+    }
+
+    #[test]
     fn chunk_errors_name_the_line_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         // Lines: 1 header, 2-4 rows (3 blank), 5 a quoted field over two lines, 7 bad.
         let p = write(
             dir.path(),
             "c.csv",
-            b"id,note\n1,a\n\n2,b\n3,\"x\ny\"\n4,\xFF\n",
+            b"id,note\n1,a\n\n2,b\n3,\"x\ny\"\n4,\xFF\x00\n",
         );
         let mut reader = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2).unwrap();
         let first = reader.next_chunk().unwrap().unwrap();
         assert_eq!(first.cells("id").unwrap(), [Some("1"), Some("2")]);
         let err = reader.next_chunk().unwrap_err().to_string();
-        assert!(err.contains("invalid UTF-8 on line 7"), "{err}");
+        assert!(err.contains("line 7 is not text"), "{err}");
         // So is a record with more fields than the header.
         let p = write(
             dir.path(),
@@ -1025,12 +1161,12 @@ mod tests {
             "{err}"
         );
         // A bad header is an error too (it used to panic the reading thread).
-        let p = write(dir.path(), "h.csv", b"id,no\xFFte\n1,a\n");
+        let p = write(dir.path(), "h.csv", b"id,no\xFF\x00te\n1,a\n");
         let err = ChunkReader::open(&p, ReadOptions::new(b',', &[]), 2)
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("invalid UTF-8 on line 1"), "{err}");
+        assert!(err.contains("line 1 is not text"), "{err}");
     }
 
     #[test]

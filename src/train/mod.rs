@@ -334,6 +334,14 @@ fn read_data(config: &Config, path: &Path) -> Result<Data> {
             (found as char).to_string()
         ));
     }
+    if let Some(recoded) = table.recoded() {
+        warnings.push(format!(
+            "{} is not UTF-8: read as {} ({} lines with other characters); save it as UTF-8 if its accents or characters look wrong in the report",
+            path.display(),
+            recoded.encoding,
+            recoded.lines
+        ));
+    }
     let target = &config.data.target;
     // A missing target column is `fit_target`'s error, with the columns there are.
     let kept = table
