@@ -725,7 +725,7 @@ impl CsvText {
     /// with Mozilla's detector (that record and the reader's buffered bytes after it: a
     /// few lines can leave Windows-1252 and GBK apart only by chance). Text in no
     /// encoding (a binary file, a NUL byte) is an error naming the line.
-    fn to_utf8(
+    fn decode_record(
         &mut self,
         path: &Path,
         bytes: &mut Vec<u8>,
@@ -754,7 +754,7 @@ impl CsvText {
             .into_owned();
         bytes.truncate(from);
         bytes.extend_from_slice(text.as_bytes());
-        self.recoded += 1 + newlines(text.as_bytes()).saturating_sub(1);
+        self.recoded += newlines(text.as_bytes()).max(1);
         Ok(())
     }
 
@@ -769,7 +769,7 @@ impl CsvText {
 
 /// The CSV `header` followed by up to `rows` non-blank records, or `None` at the end.
 /// Each record is checked here, where its line in the file is known (`text` counts the
-/// lines read so far): UTF-8 (or the file's legacy encoding, [`CsvText::to_utf8`]),
+/// lines read so far): UTF-8 (or the file's legacy encoding, [`CsvText::decode_record`]),
 /// closed quotes, and no more fields than the header.
 fn next_records(
     path: &Path,
@@ -792,7 +792,7 @@ fn next_records(
             *done = true;
             break;
         }
-        text.to_utf8(path, &mut bytes, before, reader)?;
+        text.decode_record(path, &mut bytes, before, reader)?;
         let record = &bytes[before..];
         check_record(path, record, text.lines + 1, delimiter, expected)?;
         text.lines += newlines(record);
@@ -900,7 +900,7 @@ fn csv_source(
         ));
     }
     let mut text = CsvText::default();
-    text.to_utf8(path, &mut header, 0, reader.as_mut())?;
+    text.decode_record(path, &mut header, 0, reader.as_mut())?;
     let sniffed = sniff_delimiter(&header, delimiter);
     check_header(path, &header, sniffed.unwrap_or(delimiter))?;
     if !header.ends_with(b"\n") {
