@@ -656,10 +656,14 @@ fn fit_features(
                 let order = match kind {
                     ColumnType::Date { order, guessed } => {
                         if guessed {
+                            let (read_as, other) = if order == DateOrder::Mdy {
+                                ("month/day/year", DateOrder::Dmy)
+                            } else {
+                                ("day.month.year", DateOrder::Mdy)
+                            };
                             notes.warnings.push(format!(
-                                "column {name:?} holds dates whose day and month both read every value (no day above 12): read as {}; set data.date_order = \"{}\" if that is wrong",
-                                if order == DateOrder::Mdy { "month/day/year" } else { "day.month.year" },
-                                if order == DateOrder::Mdy { "dmy" } else { "mdy" },
+                                "column {name:?} holds dates whose day and month both read every value (no day above 12): read as {read_as}; set data.date_order = \"{}\" if that is wrong",
+                                other.as_str(),
                             ));
                         }
                         Some(order)
