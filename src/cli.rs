@@ -902,15 +902,13 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
                 missing_indicator,
                 date,
                 calendar,
+                decimal_comma,
                 ..
             } => {
                 // A date's parts (weekday, month, hour) are inputs of their own.
-                let parts: Vec<String> = calendar
-                    .iter()
-                    .map(|p| format!("{p:?}").to_lowercase())
-                    .collect();
+                let parts: Vec<&str> = calendar.iter().map(|p| p.as_str()).collect();
                 println!(
-                    "  {}{name}{}{}",
+                    "  {}{name}{}{}{}",
                     if *date {
                         "date (days)  "
                     } else {
@@ -920,6 +918,11 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
                         String::new()
                     } else {
                         format!(" with its {}", parts.join(", "))
+                    },
+                    if *decimal_comma {
+                        " (decimal comma)"
+                    } else {
+                        ""
                     },
                     if *missing_indicator {
                         " (has missing values)"

@@ -135,6 +135,27 @@ pub struct DataConfig {
     /// The order of day, month and year in date columns written as `11/8/2016`.
     #[serde(default)]
     pub date_order: DateOrder,
+    /// The decimal mark of numbers in CSV cells: `.`, `,` (`1,5`, `1.234,56`, as European
+    /// spreadsheets write them) or read from each column.
+    #[serde(default)]
+    pub decimal: DecimalMark,
+}
+
+/// `data.decimal`: the character that starts a number's fraction in CSV cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DecimalMark {
+    /// Read from each column: `.` where every value reads with it (`1,234.5`, `12,345`
+    /// with thousands commas), else `,` where every value reads with that (`1,5`,
+    /// `1.234,56`).
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// `1.5`, `1,234.5`.
+    #[serde(rename = ".")]
+    Point,
+    /// `1,5`, `1.234,5`: Excel's CSV in most of Europe (whose separator is then `;`).
+    #[serde(rename = ",")]
+    Comma,
 }
 
 /// `data.date_order`: how a date column's day and month are told apart.
@@ -1190,6 +1211,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "binning",
             "exact_values",
             "date_order",
+            "decimal",
         ],
     ),
     (

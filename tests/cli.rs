@@ -1036,6 +1036,75 @@ fn a_semicolon_file_with_unlabelled_rows_trains_and_a_gzipped_tab_file_scores() 
 }
 
 #[test]
+fn a_european_file_with_decimal_commas_trains_a_regression_and_scores() {
+    // Excel's CSV where the comma is the decimal mark: `;` between cells, "1.234,56".
+    let eu = |x: f64| {
+        let text = format!("{x:.2}");
+        let (whole, fraction) = text.split_once('.').unwrap();
+        let grouped = if whole.len() > 3 {
+            format!(
+                "{}.{}",
+                &whole[..whole.len() - 3],
+                &whole[whole.len() - 3..]
+            )
+        } else {
+            whole.to_string()
+        };
+        format!("{grouped},{fraction}")
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("spend.csv");
+    let mut text = String::from("plan;monthly;spend\n");
+    let mut total = 0.0;
+    for i in 0..300 {
+        let monthly = 20.0 + (i % 37) as f64 * 1.25;
+        let spend = monthly * 12.0 + (i % 5) as f64 * 150.0;
+        total += spend;
+        text += &format!("p{};{};{}\n", i % 3, eu(monthly), eu(spend));
+    }
+    assert!(text.contains(";1.") && text.contains(",25;"));
+    std::fs::write(&data, text).unwrap();
+    let config = tmp.path().join("spend.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntarget = \"spend\"\ndelimiter = \";\"\n[train]\nepochs = 2\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    assert!(
+        stderr(&o)
+            .contains("warning: column \"monthly\" holds numbers written with a decimal comma"),
+        "{}",
+        stderr(&o)
+    );
+    let pre = json(&run.join("preprocess.json"));
+    assert_eq!(
+        common::named(&pre["features"], "monthly")["decimal_comma"],
+        true
+    );
+    assert_eq!(pre["regression"]["decimal_comma"], true);
+    // The target was read in its units: the test rows' mean is near the file's.
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["task"], "regression");
+    let mean = report["metrics"]["mean_target"].as_f64().unwrap();
+    assert!((mean / (total / 300.0) - 1.0).abs() < 0.15, "{mean}");
+    let input = tmp.path().join("new.csv");
+    std::fs::write(&input, "plan;monthly\np1;31,25\np2;1.020,5\n").unwrap();
+    let out = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+    let o = evaluate_on(&run, &data, Some(&tmp.path().join("eval")), "ndarray");
+    assert_ok(&o);
+    assert!(stdout(&o).starts_with("300 rows: rmse "), "{}", stdout(&o));
+}
+
+#[test]
 fn compare_marks_the_best_run() {
     let tmp = tempfile::tempdir().unwrap();
     let a = train(BANK, &tmp.path().join("a"), &["train.epochs=1"]);

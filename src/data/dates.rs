@@ -31,6 +31,15 @@ pub enum DatePart {
 }
 
 impl DatePart {
+    /// The part's name in `preprocess.json` and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatePart::Weekday => "weekday",
+            DatePart::Month => "month",
+            DatePart::Hour => "hour",
+        }
+    }
+
     /// How many values (inputs) the part has.
     pub fn values(self) -> usize {
         match self {

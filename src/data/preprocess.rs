@@ -11,7 +11,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Binning, Config, DateOrder, Loss, ModelKind, TargetTransform};
+use crate::config::{Binning, Config, DateOrder, DecimalMark, Loss, ModelKind, TargetTransform};
 use crate::data::binning::{
     BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, tree_edges,
 };
@@ -69,6 +69,10 @@ pub enum Feature {
         /// "coerce")` reads it. Otherwise such a cell at scoring is an error.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         text_missing: bool,
+        /// The column's cells write numbers with a decimal comma ([`parse_comma_number`]),
+        /// as they are read at scoring too (false in runs of format 9 and older).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        decimal_comma: bool,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -240,6 +244,10 @@ pub struct NumericTarget {
     /// Quantiles predicted beside the value, increasing (each one more output).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quantiles: Vec<f64>,
+    /// The target column writes numbers with a decimal comma ([`reads_with_comma`]), as
+    /// `evaluate` reads it too (false in runs of format 9 and older).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decimal_comma: bool,
 }
 
 /// How a text model reads its text: the columns (joined with a space) and the tokenizer.
@@ -405,11 +413,50 @@ fn preview(columns: &[String]) -> String {
 /// `"-€12"`, `"45.3%"` reads 45.3). Without this such a column was a category whose
 /// every value is new, left out as an identifier.
 pub fn parse_number(v: &str) -> Option<f64> {
-    v.parse::<f64>().ok().or_else(|| formatted_number(v))
+    v.parse::<f64>().ok().or_else(|| formatted_number(v, b'.'))
 }
 
-/// The number a formatted cell writes (see [`parse_number`]), or `None`.
-fn formatted_number(v: &str) -> Option<f64> {
+/// Parse a cleaned numeric cell written with a decimal comma, as European spreadsheets
+/// write numbers: `1,5`, `-0,25`, `1.234,56` (thousands points in groups of three),
+/// `12`, with the currency signs and `%` of [`parse_number`].
+pub fn parse_comma_number(v: &str) -> Option<f64> {
+    formatted_number(v, b',')
+}
+
+/// A cell's number read with its column's decimal mark: a comma or a point.
+pub fn parse_number_in(decimal_comma: bool, v: &str) -> Option<f64> {
+    if decimal_comma {
+        parse_comma_number(v)
+    } else {
+        parse_number(v)
+    }
+}
+
+/// Whether a number column's cells are read with a decimal comma: `data.decimal = ","`
+/// says so, or under `"auto"` every present value reads with a comma and not every one
+/// reads with a point (`1,234` alone stays 1234).
+pub fn reads_with_comma(cells: &[Option<&str>], read: &ReadOptions, mark: DecimalMark) -> bool {
+    match mark {
+        DecimalMark::Point => false,
+        DecimalMark::Comma => true,
+        DecimalMark::Auto => {
+            let present = || cells.iter().filter_map(|c| read.clean(*c));
+            present().any(|v| parse_number(v).is_none())
+                && present().all(|v| parse_comma_number(v).is_some())
+        }
+    }
+}
+
+/// The number a formatted cell writes (see [`parse_number`]) with `point` (`.` or `,`)
+/// as its decimal mark and the other as its thousands separator, or `None`. With a point,
+/// a plain number is `str::parse`'s to read, so a cell without a currency sign, `%` or
+/// thousands groups is not one here.
+fn formatted_number(v: &str, point: u8) -> Option<f64> {
+    let (point, group) = if point == b',' {
+        (',', '.')
+    } else {
+        ('.', ',')
+    };
     let (negative, rest) = match v.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, v.strip_prefix('+').unwrap_or(v)),
@@ -424,18 +471,25 @@ fn formatted_number(v: &str) -> Option<f64> {
         Some(rest) if currency && !negative => (true, rest),
         _ => (negative, rest),
     };
+    // "12,5 %" and "12,50 €", as written where the comma is the decimal mark.
     let (percent, rest) = match rest.strip_suffix('%') {
         Some(rest) => (true, rest.trim_end()),
         None => (false, rest),
     };
-    let (whole, fraction) = rest.split_once('.').unwrap_or((rest, ""));
-    let groups: Vec<&str> = whole.split(',').collect();
+    let (currency, rest) = match rest.strip_suffix('€') {
+        Some(rest) if !currency => (true, rest.trim_end()),
+        _ => (currency, rest),
+    };
+    let (whole, fraction) = rest.split_once(point).unwrap_or((rest, ""));
+    let groups: Vec<&str> = whole.split(group).collect();
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let grouped = groups.len() > 1
         && (1..=3).contains(&groups[0].len())
         && groups[1..].iter().all(|g| g.len() == 3)
         && groups.iter().all(|g| digits(g));
-    if !(currency || percent || grouped)
+    // With a decimal point, `str::parse` has read the plain numbers already.
+    let plain = point == ',' && !rest.ends_with(point);
+    if !(currency || percent || grouped || plain)
         || whole.is_empty()
         || !digits(fraction)
         || !(grouped || digits(whole))
@@ -476,10 +530,15 @@ fn not_a_date(path: &Path, name: &str, row: usize, value: &str, order: DateOrder
 /// Which inferred type a column gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ColumnType {
-    Numeric,
-    /// At least 90 % of 20 or more present values are numbers (`numbers` cells): the
-    /// others (`words` cells, the most frequent first in `examples`) read as missing.
+    /// Every present value is a number (`comma`: written with a decimal comma).
+    Numeric {
+        comma: bool,
+    },
+    /// At least 90 % of 20 or more present values are numbers (`numbers` cells, with a
+    /// decimal comma where `comma`): the others (`words` cells, the most frequent first in
+    /// `examples`) read as missing.
     MostlyNumeric {
+        comma: bool,
         numbers: usize,
         words: usize,
         examples: Vec<String>,
@@ -505,18 +564,34 @@ fn infer_type(
         return Ok(ColumnType::Categorical);
     }
     let forced_numeric = config.data.numeric.iter().any(|c| c == name);
+    let mark = config.data.decimal;
     let mut present = 0usize;
+    // Present values that read as numbers with a decimal point, and with a comma.
     let mut numeric = 0usize;
+    let mut comma = 0usize;
     // Present values that read as dates in each order: ISO, month first, day first.
     let mut dates = [0usize; 3];
     let orders = [DateOrder::Ymd, DateOrder::Mdy, DateOrder::Dmy];
     let wanted = config.data.date_order;
     let mut first_text: Option<(usize, &str)> = None;
+    // The cells that are not numbers with a point, and with a comma.
     let mut words: HashMap<&str, usize> = HashMap::new();
+    let mut comma_words: HashMap<&str, usize> = HashMap::new();
     for (row, cell) in cells.iter().enumerate() {
         let Some(v) = read.clean(*cell) else { continue };
         present += 1;
-        match parse_number(v) {
+        if mark != DecimalMark::Point {
+            match parse_comma_number(v).filter(|x| x.is_finite()) {
+                Some(_) => comma += 1,
+                None => *comma_words.entry(v).or_default() += 1,
+            }
+        }
+        let point = if mark == DecimalMark::Comma {
+            None
+        } else {
+            parse_number(v)
+        };
+        match point {
             Some(x) if x.is_finite() => numeric += 1,
             Some(_) => {
                 return Err(PatronError::data(
@@ -539,8 +614,11 @@ fn infer_type(
             }
         }
     }
-    if numeric == present && present > 0 {
-        return Ok(ColumnType::Numeric);
+    if present > 0 && numeric == present {
+        return Ok(ColumnType::Numeric { comma: false });
+    }
+    if present > 0 && comma == present {
+        return Ok(ColumnType::Numeric { comma: true });
     }
     if present > 0 {
         let all = |i: usize| dates[i] == present;
@@ -563,10 +641,16 @@ fn infer_type(
     }
     // A column that is almost all numbers with a few words ("-", "unknown") is a number
     // column with those cells missing, not a category of every number seen.
+    let (numeric, comma, words) = if comma > numeric {
+        (comma, true, comma_words)
+    } else {
+        (numeric, false, words)
+    };
     if present >= 20 && numeric as f64 >= 0.9 * present as f64 {
         let mut examples: Vec<(&str, usize)> = words.into_iter().collect();
         examples.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         return Ok(ColumnType::MostlyNumeric {
+            comma,
             numbers: numeric,
             words: present - numeric,
             examples: examples
@@ -637,20 +721,25 @@ fn fit_features(
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let d = &config.data;
     let mut features = Vec::new();
-    for name in &table.column_names() {
+    let columns = table.column_names();
+    // Number columns read with a decimal comma because nothing else reads them.
+    let mut comma_columns = Vec::new();
+    for name in &columns {
         let split = config.split.column.as_ref() == Some(name);
         if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) || split {
             continue;
         }
         let cells = table.cells(name).unwrap_or_default();
         let feature = match infer_type(path, name, &cells, &read, config)? {
-            ColumnType::Numeric if !d.numeric.contains(name) && row_numbers(&cells, &read) => {
+            ColumnType::Numeric { .. }
+                if !d.numeric.contains(name) && row_numbers(&cells, &read) =>
+            {
                 notes.warnings.push(format!(
                     "column {name:?} holds the row numbers (its value is the row's place in the file): it is not a feature (list it in data.numeric to use it)"
                 ));
                 continue;
             }
-            kind @ (ColumnType::Numeric
+            kind @ (ColumnType::Numeric { .. }
             | ColumnType::MostlyNumeric { .. }
             | ColumnType::Date { .. }) => {
                 let order = match kind {
@@ -670,9 +759,17 @@ fn fit_features(
                     }
                     _ => None,
                 };
+                let comma = matches!(
+                    kind,
+                    ColumnType::Numeric { comma: true }
+                        | ColumnType::MostlyNumeric { comma: true, .. }
+                );
+                if comma && d.decimal == DecimalMark::Auto {
+                    comma_columns.push(name.clone());
+                }
                 let parse = |v: &str| match order {
                     Some(order) => parse_date_in(order, v),
-                    None => parse_number(v),
+                    None => parse_number_in(comma, v),
                 };
                 let values = train_rows
                     .iter()
@@ -690,9 +787,11 @@ fn fit_features(
                     date_order,
                     calendar,
                     text_missing,
+                    decimal_comma,
                     ..
                 } = &mut feature
                 {
+                    *decimal_comma = comma;
                     if let Some(order) = order {
                         *date = true;
                         *date_order = order;
@@ -704,6 +803,7 @@ fn fit_features(
                         numbers,
                         words,
                         examples,
+                        ..
                     } = &kind
                     {
                         *text_missing = true;
@@ -725,6 +825,14 @@ fn fit_features(
             }
         };
         features.push(feature);
+    }
+    if !comma_columns.is_empty() {
+        notes.warnings.push(format!(
+            "{} {} {} numbers written with a decimal comma (\"1,5\" is 1.5, \"1.234,5\" is 1234.5): read so; set data.decimal = \".\" if that is wrong",
+            if comma_columns.len() == 1 { "column" } else { "columns" },
+            quoted_list(&comma_columns),
+            if comma_columns.len() == 1 { "holds" } else { "hold" },
+        ));
     }
     if features.is_empty() {
         return Err(PatronError::config(
@@ -1007,6 +1115,7 @@ impl Preprocessor {
                     date,
                     date_order,
                     text_missing,
+                    decimal_comma,
                     ..
                 } => {
                     // A date column's cells are never numbers a reader typed as such.
@@ -1030,7 +1139,7 @@ impl Preprocessor {
                                     not_a_date(path, name, row_offset + r, v, *date_order)
                                 })?)
                             }
-                            Some(v) => match parse_number(v) {
+                            Some(v) => match parse_number_in(*decimal_comma, v) {
                                 Some(x) if x.is_finite() => Some(x),
                                 None if *text_missing => None,
                                 _ => return Err(not_finite(path, name, row_offset + r, v)),
@@ -1092,8 +1201,9 @@ impl Preprocessor {
                 let Some(v) = read.clean(*cell) else {
                     return Ok(None);
                 };
-                if self.regression.is_some() {
-                    return target_number(v, &self.target, row, path).map(Some);
+                if let Some(fitted) = &self.regression {
+                    return target_number(v, &self.target, row, path, fitted.decimal_comma)
+                        .map(Some);
                 }
                 match self.labels.iter().position(|l| l == v) {
                     Some(i) => Ok(Some(i as f32)),
@@ -1111,14 +1221,16 @@ impl Preprocessor {
     }
 }
 
-/// The values of a numeric target column; a blank or a non-number is an error naming the
-/// row (numbered from 1 after `row_offset`).
+/// The values of a numeric target column (written with a decimal comma where
+/// `decimal_comma`); a blank or a non-number is an error naming the row (numbered from 1
+/// after `row_offset`).
 pub fn numeric_target(
     cells: &[Option<&str>],
     read: &ReadOptions,
     target: &str,
     row_offset: usize,
     path: &Path,
+    decimal_comma: bool,
 ) -> Result<Vec<f32>> {
     cells
         .iter()
@@ -1132,15 +1244,21 @@ pub fn numeric_target(
                         "target column {target:?} is missing at row {row}; fill or drop rows without a value"
                     ),
                 )),
-                Some(v) => target_number(v, target, row, path),
+                Some(v) => target_number(v, target, row, path, decimal_comma),
             }
         })
         .collect()
 }
 
 /// A numeric target's present cell `v` at `row` as a number.
-fn target_number(v: &str, target: &str, row: usize, path: &Path) -> Result<f32> {
-    match parse_number(v) {
+fn target_number(
+    v: &str,
+    target: &str,
+    row: usize,
+    path: &Path,
+    decimal_comma: bool,
+) -> Result<f32> {
+    match parse_number_in(decimal_comma, v) {
         Some(x) if x.is_finite() && x.abs() < f64::from(f32::MAX) => Ok(x as f32),
         _ => Err(PatronError::data(
             path,
@@ -1285,6 +1403,7 @@ fn fit_numeric(
         date_order: DateOrder::Auto,
         calendar: Vec::new(),
         text_missing: false,
+        decimal_comma: false,
     }
 }
 
@@ -1397,6 +1516,101 @@ mod tests {
         ] {
             assert_eq!(parse_number(cell), None, "{cell}");
         }
+    }
+
+    #[test]
+    fn numbers_with_a_decimal_comma_read_as_european_spreadsheets_write_them() {
+        for (cell, x) in [
+            ("1,5", 1.5),
+            ("-0,25", -0.25),
+            ("1.234,56", 1234.56),
+            ("12", 12.0),
+            ("1.234", 1234.0),
+            ("1.000.000", 1e6),
+            ("€ 1.234,50", 1234.5),
+            ("12,50 €", 12.5),
+            ("-12,5 %", -12.5),
+        ] {
+            assert_eq!(parse_comma_number(cell), Some(x), "{cell}");
+        }
+        for cell in [
+            "1.5",
+            "1,2,3",
+            "12,",
+            ",5",
+            "1.23,4",
+            "1e5",
+            "2024-01-05",
+            "08.11.2016",
+            "abc",
+        ] {
+            assert_eq!(parse_comma_number(cell), None, "{cell}");
+        }
+        assert_eq!(parse_number("12.50 €"), Some(12.5));
+        // `a`: decimal commas with thousands points; `b`: "2,500" reads with a point as
+        // thousands, so it stays that; `c`: decimal commas with a word in 2 of 40 rows.
+        let mut text = String::from("a,b,c,y\n");
+        for i in 0..40 {
+            let c = if i % 20 == 3 {
+                "-".to_string()
+            } else {
+                format!("\"{i},{}\"", i % 10)
+            };
+            text += &format!(
+                "\"{}.{:03},{}\",\"{},500\",{c},{}\n",
+                i % 3 + 1,
+                i * 7,
+                i % 10,
+                i + 1,
+                i % 2
+            );
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..40).collect();
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        let comma = |f: &Feature| match f {
+            Feature::Numeric {
+                decimal_comma,
+                text_missing,
+                ..
+            } => (*decimal_comma, *text_missing),
+            other => panic!("{other:?}"),
+        };
+        let got: Vec<_> = pre.features.iter().map(comma).collect();
+        assert_eq!(got, [(true, false), (false, false), (true, true)]);
+        assert!(
+            notes
+                .warnings
+                .iter()
+                .any(|w| w
+                    .starts_with("columns \"a\", \"c\" hold numbers written with a decimal comma")),
+            "{:?}",
+            notes.warnings
+        );
+        // Row 2 as the model gets it (bins are off in these tests: one value each, then
+        // `c`'s missing indicator).
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let w = pre.numeric_width();
+        let value = |f: usize, input: usize| {
+            pre.features[f]
+                .unscale(f64::from(e.numeric[w + input]))
+                .unwrap()
+        };
+        assert!((value(0, 0) - 2007.1).abs() < 1e-3, "{}", value(0, 0));
+        assert!((value(1, 1) - 2500.0).abs() < 1e-3, "{}", value(1, 1));
+        assert!((value(2, 2) - 1.1).abs() < 1e-6, "{}", value(2, 2));
+        // Told the mark, the comma columns are no numbers with a point (all different:
+        // identifiers), and with a comma "2,500" is 2.5.
+        let (pre, _) = fit(&t, &rows, &config("decimal = \".\""), &p).unwrap();
+        let names: Vec<&str> = pre.features.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["b"]);
+        let (pre, notes) = fit(&t, &rows, &config("decimal = \",\""), &p).unwrap();
+        assert!(notes.warnings.iter().all(|w| !w.contains("decimal comma")));
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let b = pre.features[1]
+            .unscale(f64::from(e.numeric[w + 1]))
+            .unwrap();
+        assert!((b - 2.5).abs() < 1e-6, "{b}");
     }
 
     /// Fit on `rows` with the config's labels and every row's target.
@@ -1949,6 +2163,7 @@ mod tests {
             date_order: DateOrder::Auto,
             calendar: Vec::new(),
             text_missing: false,
+            decimal_comma: false,
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {
             let z = squash((x - 10.0) / 4.0);

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::config::{ClassWeight, Config, Loss, StopMetric, TargetTransform, TaskKind};
-use crate::data::preprocess::{missing_column, numeric_target, parse_number};
+use crate::data::preprocess::{missing_column, numeric_target, parse_number_in, reads_with_comma};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 
@@ -45,10 +45,11 @@ pub fn fit_target(
         .cells(name)
         .ok_or_else(|| missing_column(path, "data.target", name, &table.column_names()))?;
     let kind = config.data.task;
+    let comma = target_decimal_comma(table, config);
     let numeric_distinct = || {
         let mut seen = HashSet::new();
         for cell in &cells {
-            match read.clean(*cell).map(|v| (v, parse_number(v))) {
+            match read.clean(*cell).map(|v| (v, parse_number_in(comma, v))) {
                 Some((_, Some(x))) => {
                     seen.insert(x.to_bits());
                 }
@@ -72,7 +73,7 @@ pub fn fit_target(
                 ),
             ));
         }
-        let values = numeric_target(&cells, &read, name, 0, path)?;
+        let values = numeric_target(&cells, &read, name, 0, path, comma)?;
         if values.is_empty() {
             return Err(PatronError::data(path, "has no data rows (only a header)"));
         }
@@ -122,6 +123,15 @@ pub fn fit_target(
         }
     );
     Ok((Target::Classes(labels), values, why))
+}
+
+/// Whether the target column writes its numbers with a decimal comma
+/// ([`reads_with_comma`]), as training reads them and the run records.
+pub fn target_decimal_comma(table: &Table, config: &Config) -> bool {
+    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    table
+        .cells(&config.data.target)
+        .is_some_and(|cells| reads_with_comma(&cells, &read, config.data.decimal))
 }
 
 /// The early-stopping metric a run on `target` watches: the config's, except that a text
@@ -364,6 +374,32 @@ mod tests {
         assert_eq!(target, Target::Classes(vec!["0".into(), "1".into()]));
         let (target, values, _) = fit_target(&t, &config("task = \"regression\""), &p).unwrap();
         assert_eq!((target, values), (Target::Numeric, vec![0.0, 1.0, 0.0]));
+    }
+
+    #[test]
+    fn a_target_written_with_a_decimal_comma_is_a_number() {
+        // 30 values like "4,5" and "1.002,5": no decimal point reads them, a comma does.
+        let mut text = String::from("x;y\n");
+        for i in 0..30 {
+            let whole = if i == 29 {
+                "1.002".to_string()
+            } else {
+                i.to_string()
+            };
+            text.push_str(&format!("{i};{whole},5\n"));
+        }
+        let (_d, p, t) = table(&text);
+        let semicolon = "delimiter = \";\"";
+        let c = config(semicolon);
+        assert!(target_decimal_comma(&t, &c));
+        let (target, values, _) = fit_target(&t, &c, &p).unwrap();
+        assert_eq!(target, Target::Numeric);
+        assert_eq!((values[3], values[29]), (3.5, 1002.5));
+        // Told the mark is a point, they are 30 labels (too many for a binary task).
+        let c = config(&format!("{semicolon}\ndecimal = \".\"\ntask = \"binary\""));
+        assert!(!target_decimal_comma(&t, &c));
+        let err = fit_target(&t, &c, &p).unwrap_err();
+        assert!(err.to_string().contains("30 classes"), "{err}");
     }
 
     #[test]

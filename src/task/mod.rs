@@ -537,6 +537,7 @@ mod tests {
             huber_delta: 1.0,
             tweedie_power: 1.5,
             quantiles: Vec::new(),
+            decimal_comma: false,
         };
         let regression = for_target(&[], Some(&target));
         assert_eq!(

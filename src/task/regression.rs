@@ -48,12 +48,14 @@ impl Regression {
     /// Fit how the network learns the target on the training rows' values: the
     /// transform, then standardization (identity link) or division by the mean (log
     /// link, so the output starts near 0). Values a loss cannot take are errors naming
-    /// the loss and the row (numbered from 1 as in the file).
+    /// the loss and the row (numbered from 1 as in the file). `decimal_comma`: the column
+    /// writes them with a decimal comma, recorded for reading it again.
     pub fn fit_target(
         values: &[f32],
         train_rows: &[usize],
         config: &Config,
         path: &Path,
+        decimal_comma: bool,
     ) -> Result<NumericTarget> {
         let (transform, loss) = (config.data.target_transform, config.train.loss);
         let name = &config.data.target;
@@ -112,6 +114,7 @@ impl Regression {
             huber_delta: config.train.huber_delta,
             tweedie_power: config.train.tweedie_power,
             quantiles: config.model.quantiles.clone(),
+            decimal_comma,
         })
     }
 
@@ -755,6 +758,7 @@ mod tests {
             huber_delta: 1.0,
             tweedie_power: 1.5,
             quantiles: Vec::new(),
+            decimal_comma: false,
         })
     }
 

@@ -45,7 +45,9 @@ use crate::score::drift;
 use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
-use crate::task::labels::{Target, class_rows, fit_target, stop_metric, strata, target_keys};
+use crate::task::labels::{
+    Target, class_rows, fit_target, stop_metric, strata, target_decimal_comma, target_keys,
+};
 use crate::task::regression::Regression;
 use crate::task::{self, CrossValidation, Report, Task};
 
@@ -415,7 +417,9 @@ fn check(
             let (mut pre, notes) =
                 Preprocessor::fit(table, &split.train, classes, target, config, path)?;
             if regression {
-                pre.regression = Some(Regression::fit_target(&labels, &split.train, config, path)?);
+                let comma = target_decimal_comma(table, config);
+                let fitted = Regression::fit_target(&labels, &split.train, config, path, comma)?;
+                pre.regression = Some(fitted);
             }
             warnings.extend(notes.warnings);
             pre
