@@ -119,6 +119,8 @@ pub fn parse_date(cell: &str) -> Option<f64> {
 
 /// The days since 1970-01-01 of a spreadsheet date: day, month and four-digit year
 /// separated by the same `/`, `.` or `-` (`day_first`: `8/11/2016`, else `11/8/2016`),
+/// or a two-digit year after `/` (`11/8/16`: 00-29 are 2000-2029 and 30-99 are 1930-1999,
+/// Excel's rule; not after `.`, where `4.2.15` is more likely a version than a date),
 /// optionally followed by a space and `H:MM`, `H:MM:SS` (or `.fff` seconds) and an
 /// optional ` AM` / ` PM`. `None` for anything else, an impossible date included.
 pub fn parse_spreadsheet_date(cell: &str, day_first: bool) -> Option<f64> {
@@ -129,14 +131,18 @@ pub fn parse_spreadsheet_date(cell: &str, day_first: bool) -> Option<f64> {
     let sep = date.bytes().find(|b| matches!(b, b'/' | b'.' | b'-'))?;
     let mut fields = date.split(sep as char);
     let (a, b, year) = (fields.next()?, fields.next()?, fields.next()?);
-    if fields.next().is_some() || a.len() > 2 || b.len() > 2 || year.len() != 4 {
+    let short_year = year.len() == 2 && sep == b'/';
+    if fields.next().is_some() || a.len() > 2 || b.len() > 2 || !(year.len() == 4 || short_year) {
         return None;
     }
-    let (a, b, year) = (
+    let (a, b, mut year) = (
         digits(a.as_bytes())?,
         digits(b.as_bytes())?,
         digits(year.as_bytes())?,
     );
+    if short_year {
+        year += if year < 30 { 2000 } else { 1900 };
+    }
     let (month, day) = if day_first { (b, a) } else { (a, b) };
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
@@ -313,6 +319,18 @@ mod tests {
             parse_date_in(DateOrder::Mdy, "11/8/2016 12:05 am"),
             Some(iso("2016-11-08T00:05"))
         );
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "11/8/16"),
+            Some(iso("2016-11-08"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Dmy, "8/11/45 9:15"),
+            Some(iso("1945-11-08T09:15"))
+        );
+        assert_eq!(
+            parse_date_in(DateOrder::Mdy, "2/29/00"),
+            Some(iso("2000-02-29"))
+        );
         let fraction = parse_date_in(DateOrder::Dmy, "8.11.2016 00:00:01.5").unwrap();
         assert!((fraction - iso("2016-11-08") - 1.5 / 86_400.0).abs() < 1e-12);
         for (order, cell) in [
@@ -321,7 +339,10 @@ mod tests {
             (DateOrder::Mdy, "2/30/2016"),
             (DateOrder::Mdy, "2016-11-08"),
             (DateOrder::Ymd, "11/8/2016"),
-            (DateOrder::Mdy, "11/8/16"),
+            (DateOrder::Dmy, "4.2.15"),
+            (DateOrder::Dmy, "4-2-15"),
+            (DateOrder::Mdy, "11/8/116"),
+            (DateOrder::Mdy, "2/29/30"),
             (DateOrder::Mdy, "11/8-2016"),
             (DateOrder::Mdy, "11/8/2016/1"),
             (DateOrder::Mdy, "11/8/2016 25:00"),
