@@ -417,8 +417,9 @@ pub fn parse_number(v: &str) -> Option<f64> {
 }
 
 /// Parse a cleaned numeric cell written with a decimal comma, as European spreadsheets
-/// write numbers: `1,5`, `-0,25`, `1.234,56` (thousands points in groups of three),
-/// `12`, with the currency signs and `%` of [`parse_number`].
+/// write numbers: `1,5`, `-0,25`, `1.234,56` or `1 234,56` (thousands points or spaces,
+/// no-break ones too, in groups of three), `12`, with the currency signs and `%` of
+/// [`parse_number`].
 pub fn parse_comma_number(v: &str) -> Option<f64> {
     formatted_number(v, b',')
 }
@@ -452,11 +453,7 @@ pub fn reads_with_comma(cells: &[Option<&str>], read: &ReadOptions, mark: Decima
 /// a plain number is `str::parse`'s to read, so a cell without a currency sign, `%` or
 /// thousands groups is not one here.
 fn formatted_number(v: &str, point: u8) -> Option<f64> {
-    let (point, group) = if point == b',' {
-        (',', '.')
-    } else {
-        ('.', ',')
-    };
+    let point = if point == b',' { ',' } else { '.' };
     let (negative, rest) = match v.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, v.strip_prefix('+').unwrap_or(v)),
@@ -481,6 +478,13 @@ fn formatted_number(v: &str, point: u8) -> Option<f64> {
         _ => (currency, rest),
     };
     let (whole, fraction) = rest.split_once(point).unwrap_or((rest, ""));
+    // Thousands: `,` before a decimal point; before a comma `.`, or a space as French
+    // spreadsheets write them (`1 234,56`, often a no-break space).
+    let group = match whole.chars().find(|c| !c.is_ascii_digit()) {
+        Some(c @ (' ' | '\u{a0}' | '\u{202f}')) if point == ',' => c,
+        _ if point == ',' => '.',
+        _ => ',',
+    };
     let groups: Vec<&str> = whole.split(group).collect();
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let grouped = groups.len() > 1
@@ -1528,6 +1532,9 @@ mod tests {
             ("1.234", 1234.0),
             ("1.000.000", 1e6),
             ("€ 1.234,50", 1234.5),
+            ("1 234,5", 1234.5),
+            ("12\u{a0}345\u{a0}678", 12345678.0),
+            ("1\u{202f}000,25 €", 1000.25),
             ("12,50 €", 12.5),
             ("-12,5 %", -12.5),
         ] {
@@ -1543,6 +1550,9 @@ mod tests {
             "2024-01-05",
             "08.11.2016",
             "abc",
+            "1 234.567,5",
+            "12 34,5",
+            "1 2",
         ] {
             assert_eq!(parse_comma_number(cell), None, "{cell}");
         }
