@@ -880,10 +880,13 @@ fn default_delimiter() -> String {
     ",".into()
 }
 fn default_missing_values() -> Vec<String> {
-    ["NA", "N/A", "NaN", "null", "None", "?"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    // pandas' defaults among them, and how Excel shows a missing value (`#N/A`).
+    [
+        "NA", "N/A", "NaN", "null", "None", "?", "#N/A", "#NA", "<NA>",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 fn default_max_categories() -> usize {
     1000

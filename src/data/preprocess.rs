@@ -1523,6 +1523,25 @@ mod tests {
     }
 
     #[test]
+    fn excel_and_pandas_missing_markers_are_missing_by_default() {
+        let (_d, p, t) = table("x,y\n1,no\n#N/A,yes\n3,no\n<NA>,yes\n5,no\n");
+        let rows: Vec<usize> = (0..5).collect();
+        let (pre, _) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert!(
+            matches!(
+                pre.features[0],
+                Feature::Numeric {
+                    missing_indicator: true,
+                    median: 3.0,
+                    ..
+                }
+            ),
+            "{:?}",
+            pre.features[0]
+        );
+    }
+
+    #[test]
     fn numbers_with_a_decimal_comma_read_as_european_spreadsheets_write_them() {
         for (cell, x) in [
             ("1,5", 1.5),
