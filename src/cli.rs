@@ -80,7 +80,7 @@ the last stdout line is the best trial's run directory. A stopped search (Ctrl-C
 continues with `patron tune --resume DIR`: finished trials are kept, the interrupted one
 resumes from its last epoch.")]
     Tune(TuneArgs),
-    /// Score a CSV or Parquet file in chunks and write id/row, score and prediction (or
+    /// Score a CSV, Parquet, Arrow or Excel file in chunks and write id/row, score and prediction (or
     /// prediction and p_<label> per class).
     #[command(after_help = "Examples:
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv
@@ -296,7 +296,8 @@ pub struct EvaluateArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// A labelled CSV or Parquet file with the run's target column (`-`: CSV on stdin).
+    /// A labelled CSV, Parquet, Arrow or Excel file with the run's target column (`-`: CSV
+    /// on stdin).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Folder for the reports (default: <checkpoint>/eval-<data file name without
@@ -314,7 +315,7 @@ pub struct DriftArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// New CSV or Parquet data with the run's input columns (`-`: CSV on stdin, or one
+    /// New CSV, Parquet, Arrow or Excel data with the run's input columns (`-`: CSV on stdin, or one
     /// text per line for a text run).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
@@ -333,7 +334,7 @@ pub struct PredictArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// CSV, Parquet or Arrow file to score (`-`: standard input, CSV unless
+    /// CSV, Parquet, Arrow or Excel (first sheet) file to score (`-`: standard input, CSV unless
     /// --input-format says otherwise); with --shard, a file pattern such as
     /// 'DIR/*.parquet' (quoted, so the shell leaves it alone).
     #[arg(long, value_name = "FILE")]

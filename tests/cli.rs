@@ -1105,6 +1105,58 @@ fn a_european_file_with_decimal_commas_trains_a_regression_and_scores() {
 }
 
 #[test]
+fn an_excel_workbook_trains_predicts_and_evaluates() {
+    // tests/fixtures/make_customers_xlsx.py wrote it: a money column with blanks, a date
+    // column of date cells, a TRUE/FALSE column, and a second sheet that is not read.
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/customers.xlsx");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("book.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntarget = \"bought\"\n[train]\nepochs = 2\n",
+            book.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["dataset"]["rows"], 120, "{manifest}");
+    let pre = json(&run.join("preprocess.json"));
+    let features = &pre["features"];
+    assert_eq!(common::named(features, "monthly")["kind"], "numeric");
+    assert_eq!(
+        common::named(features, "monthly")["missing_indicator"],
+        true
+    );
+    assert_eq!(common::named(features, "signup")["date"], true);
+    assert_eq!(
+        common::named(features, "vip")["categories"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let out = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &book, &out, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 121);
+    let o = evaluate_on(&run, &book, Some(&tmp.path().join("eval")), "ndarray");
+    assert_ok(&o);
+    assert!(stdout(&o).starts_with("120 rows: "), "{}", stdout(&o));
+    // Scores are never written as a workbook.
+    let o = predict_on(&run, &book, &tmp.path().join("out.xlsx"), "ndarray", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unsupported output type"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn compare_marks_the_best_run() {
     let tmp = tempfile::tempdir().unwrap();
     let a = train(BANK, &tmp.path().join("a"), &["train.epochs=1"]);

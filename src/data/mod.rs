@@ -10,6 +10,7 @@ pub mod dates;
 pub mod hf_tokenizer;
 pub mod preprocess;
 pub mod split;
+pub mod spreadsheet;
 pub mod text;
 
 use std::fs::File;
@@ -31,6 +32,9 @@ pub enum Format {
     /// Apache Arrow IPC: a stream (`.arrows`, standard input and output) or a file
     /// (`.arrow`, `.feather`).
     Arrow,
+    /// The first sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`,
+    /// `.xls`, `.ods`): read, never written.
+    Spreadsheet,
 }
 
 impl Format {
@@ -59,9 +63,10 @@ impl Format {
             Some("csv") | Some("txt") | Some("tsv") => Ok(Format::Csv),
             Some("parquet") | Some("pq") => Ok(Format::Parquet),
             Some("arrow") | Some("arrows") | Some("feather") | Some("ipc") => Ok(Format::Arrow),
+            Some("xlsx" | "xlsm" | "xlsb" | "xls" | "ods") => Ok(Format::Spreadsheet),
             _ => Err(PatronError::data(
                 path,
-                "unsupported file type: use a .csv, .parquet or .arrow file",
+                "unsupported file type: use a .csv, .parquet, .arrow or .xlsx file",
             )),
         }
     }
@@ -258,7 +263,9 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table> {
             let df = to_text_columns(path, read_parquet(path, None)?)?;
             Ok(Table::text(df))
         }
-        Format::Arrow => ChunkReader::open(path, options.clone(), usize::MAX)?.whole(),
+        Format::Arrow | Format::Spreadsheet => {
+            ChunkReader::open(path, options.clone(), usize::MAX)?.whole()
+        }
     }
 }
 
@@ -291,7 +298,7 @@ pub fn check_readable_file(path: &Path) -> Result<()> {
         )),
         Ok(m) if m.is_dir() => Err(PatronError::data(
             path,
-            "is a directory; expected a .csv, .parquet or .arrow file",
+            "is a directory; expected a .csv, .parquet, .arrow or .xlsx file",
         )),
         Ok(_) => Ok(()),
     }
@@ -476,6 +483,8 @@ enum ChunkSource {
     },
     /// Arrow record batches (a file, or a stream on standard input).
     Arrow(Box<arrow::ArrowBatches>),
+    /// A workbook's first sheet, read whole (its chunks are slices of it).
+    Sheet(DataFrame),
     /// One text per line (standard input of a text model).
     Lines {
         reader: Box<dyn BufRead + Send>,
@@ -509,9 +518,9 @@ impl ChunkReader {
             match format.unwrap_or(Format::Csv) {
                 Format::Csv => csv(path, Box::new(BufReader::new(std::io::stdin())))?,
                 Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
-                Format::Parquet => {
+                Format::Parquet | Format::Spreadsheet => {
                     return Err(PatronError::Usage(
-                        "Parquet cannot be read from standard input (it is read from its end); give a file, or send CSV or an Arrow stream".into(),
+                        "Parquet and workbooks cannot be read from standard input (they are read from their end); give a file, or send CSV or an Arrow stream".into(),
                     ));
                 }
             }
@@ -538,6 +547,7 @@ impl ChunkReader {
                     ChunkSource::Parquet { total, schema }
                 }
                 Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
+                Format::Spreadsheet => ChunkSource::Sheet(spreadsheet::read_first_sheet(path)?),
             }
         };
         if let Some(found) = sniffed {
@@ -594,6 +604,7 @@ impl ChunkReader {
         match &self.source {
             ChunkSource::Parquet { schema, .. } => Some(schema.clone()),
             ChunkSource::Arrow(batches) => Some(batches.schema()),
+            ChunkSource::Sheet(df) => Some(df.schema().as_ref().clone()),
             ChunkSource::Csv { .. } | ChunkSource::Lines { .. } => None,
         }
     }
@@ -618,6 +629,7 @@ impl ChunkReader {
                 parse_csv_bytes(&self.path, header.clone(), self.options.delimiter)?
             }
             ChunkSource::Arrow(batches) => DataFrame::empty_with_schema(&batches.schema()),
+            ChunkSource::Sheet(df) => df.clear(),
             _ => DataFrame::empty(),
         };
         let df = to_text_columns(&self.path, df)?;
@@ -654,6 +666,13 @@ impl ChunkReader {
                 let Some(typed) = batches.next_frame(self.chunk_rows)? else {
                     return Ok(None);
                 };
+                return self.typed_chunk(typed).map(Some);
+            }
+            ChunkSource::Sheet(df) => {
+                if first_row >= df.height() {
+                    return Ok(None);
+                }
+                let typed = df.slice(first_row as i64, self.chunk_rows);
                 return self.typed_chunk(typed).map(Some);
             }
             ChunkSource::Csv {

@@ -173,12 +173,10 @@ impl PredictionWriter {
         let format = if to_stdout {
             format.unwrap_or(Format::Csv)
         } else {
-            let by_name = Format::of(output).map_err(|_| {
-                PatronError::data(
-                    output,
-                    "unsupported output type: use .csv, .parquet, .arrow or .arrows",
-                )
-            })?;
+            let by_name = match Format::of(output) {
+                Ok(Format::Spreadsheet) | Err(_) => return Err(not_written(output)),
+                Ok(format) => format,
+            };
             match format {
                 Some(told) if told != by_name => {
                     return Err(PatronError::Usage(format!(
@@ -205,12 +203,14 @@ impl PredictionWriter {
                         "Parquet cannot be written to standard output; give a .parquet file, or --output-format csv or arrow".into(),
                     ));
                 }
+                Format::Spreadsheet => return Err(not_written(output)),
             };
             (sink, None)
         } else {
             let tmp = temp_name(output);
             let file = File::create(&tmp).map_err(|e| PatronError::io(output, e))?;
             let sink = match format {
+                Format::Spreadsheet => Err(not_written(output)),
                 Format::Csv => Ok(Sink::Csv(BufWriter::with_capacity(1 << 20, Box::new(file)))),
                 Format::Arrow => {
                     let stream = output
@@ -485,12 +485,21 @@ fn input_array(
     Ok(array)
 }
 
+/// An output named as a format predictions are not written in (a workbook, say).
+fn not_written(output: &Path) -> PatronError {
+    PatronError::data(
+        output,
+        "unsupported output type: use .csv, .parquet, .arrow or .arrows",
+    )
+}
+
 /// The name `--output-format` gives a format.
 fn format_name(format: Format) -> &'static str {
     match format {
         Format::Csv => "csv",
         Format::Parquet => "parquet",
         Format::Arrow => "arrow",
+        Format::Spreadsheet => "xlsx",
     }
 }
 

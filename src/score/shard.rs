@@ -112,8 +112,9 @@ pub fn predict_shard(
             input.as_path()
         };
         let stem = name.file_stem().unwrap_or_default().to_string_lossy();
+        // A workbook's scores are written as CSV.
         let ext = match format {
-            Format::Csv => "csv",
+            Format::Csv | Format::Spreadsheet => "csv",
             Format::Parquet => "parquet",
             Format::Arrow => "arrow",
         };

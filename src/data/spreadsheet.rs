@@ -1,0 +1,214 @@
+//! Reading the first sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`,
+//! `.xls`, `.ods`) as a table: the first row names the columns, a column whose every
+//! value is a number is a number column (as in Parquet), a date cell is its ISO 8601 text
+//! (which the typing reads as a date), an error cell (`#N/A`, `#DIV/0!`) is missing.
+
+use std::path::Path;
+
+use calamine::{Data, Range, Reader, open_workbook_auto};
+use polars::prelude::*;
+
+use crate::error::{PatronError, Result};
+
+/// The first sheet of the workbook at `path`.
+pub fn read_first_sheet(path: &Path) -> Result<DataFrame> {
+    let failed = |what: String| PatronError::data(path, what);
+    let mut book = open_workbook_auto(path)
+        .map_err(|e| failed(format!("cannot be read as a workbook ({e})")))?;
+    let Some(sheet) = book.sheet_names().first().cloned() else {
+        return Err(failed("has no sheets".into()));
+    };
+    let range = book
+        .worksheet_range(&sheet)
+        .map_err(|e| failed(format!("sheet {sheet:?} cannot be read ({e})")))?;
+    frame(&range).map_err(|what| failed(format!("sheet {sheet:?}: {what}")))
+}
+
+/// The columns of a sheet's used range, named by its first row.
+fn frame(range: &Range<Data>) -> std::result::Result<DataFrame, String> {
+    let mut rows = range.rows();
+    let Some(header) = rows.next() else {
+        return Err("is empty; the first row must name the columns".into());
+    };
+    let body: Vec<&[Data]> = rows.collect();
+    let first_column = range.start().map_or(0, |(_, c)| c as usize);
+    let mut columns = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, head) in header.iter().enumerate() {
+        let cells = body.iter().map(|row| row.get(i).unwrap_or(&Data::Empty));
+        let name = text(head).unwrap_or_default().trim().to_string();
+        if name.is_empty() {
+            // Formatting alone can stretch the used range past the table.
+            if cells.clone().all(|c| text(c).is_none()) {
+                continue;
+            }
+            return Err(format!(
+                "column {} has values but no name in the first row; name it",
+                letters(first_column + i)
+            ));
+        }
+        if names.contains(&name) {
+            return Err(format!(
+                "column name {name:?} appears twice in the first row; rename one"
+            ));
+        }
+        let numbers = cells.clone().all(|c| {
+            matches!(
+                c,
+                Data::Int(_) | Data::Float(_) | Data::Empty | Data::Error(_)
+            )
+        });
+        let column = if numbers {
+            let values: Vec<Option<f64>> = cells.map(number).collect();
+            Column::new(name.as_str().into(), values)
+        } else {
+            let values: Vec<Option<String>> = cells.map(text).collect();
+            Column::new(name.as_str().into(), values)
+        };
+        names.push(name);
+        columns.push(column);
+    }
+    if columns.is_empty() {
+        return Err("has no named columns in its first row".into());
+    }
+    DataFrame::new(body.len(), columns).map_err(|e| e.to_string())
+}
+
+/// A number cell's value (`None`: empty or an error).
+fn number(cell: &Data) -> Option<f64> {
+    match cell {
+        Data::Int(i) => Some(*i as f64),
+        Data::Float(x) => Some(*x),
+        _ => None,
+    }
+}
+
+/// A cell as text: a number as Rust writes it (`3`, `0.25`), a date as ISO 8601 (with
+/// the time where it has one), a boolean as Excel shows it; `None` for an empty or
+/// error cell.
+fn text(cell: &Data) -> Option<String> {
+    match cell {
+        Data::Empty | Data::Error(_) => None,
+        Data::String(s) if s.trim().is_empty() => None,
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+        Data::Int(i) => Some(i.to_string()),
+        Data::Float(x) => Some(x.to_string()),
+        Data::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.into()),
+        Data::DateTime(d) if d.is_duration() => Some(d.as_f64().to_string()),
+        Data::DateTime(d) => {
+            let (y, mo, day, h, mi, s, ms) = d.to_ymd_hms_milli();
+            Some(if (h, mi, s, ms) == (0, 0, 0, 0) {
+                format!("{y:04}-{mo:02}-{day:02}")
+            } else if ms == 0 {
+                format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}")
+            } else {
+                format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{ms:03}")
+            })
+        }
+    }
+}
+
+/// A 0-based column index as the sheet names it (`A`, `Z`, `AA`).
+fn letters(mut column: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (column % 26) as u8);
+        if column < 26 {
+            break;
+        }
+        column = column / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::{ExcelDateTime, ExcelDateTimeType};
+
+    fn sheet(rows: Vec<Vec<Data>>) -> Range<Data> {
+        let (h, w) = (rows.len() as u32, rows[0].len() as u32);
+        let mut range = Range::new((0, 0), (h - 1, w - 1));
+        for (r, row) in rows.into_iter().enumerate() {
+            for (c, cell) in row.into_iter().enumerate() {
+                range.set_value((r as u32, c as u32), cell);
+            }
+        }
+        range
+    }
+
+    fn s(v: &str) -> Data {
+        Data::String(v.into())
+    }
+
+    #[test]
+    fn a_sheet_reads_as_typed_numbers_iso_dates_and_text() {
+        // 45943.5 is 2025-10-13 12:00 in the 1900 system.
+        let date = |v| Data::DateTime(ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
+        let range = sheet(vec![
+            vec![s("spend"), s("plan"), s("since"), s("vip"), Data::Empty],
+            vec![
+                Data::Float(1.5),
+                s("gold"),
+                date(45943.0),
+                Data::Bool(true),
+                Data::Empty,
+            ],
+            vec![
+                Data::Int(3),
+                Data::Int(7),
+                date(45943.5),
+                Data::Empty,
+                Data::Empty,
+            ],
+            vec![
+                Data::Error(calamine::CellErrorType::NA),
+                s(" "),
+                Data::Empty,
+                Data::Bool(false),
+                Data::Empty,
+            ],
+        ]);
+        let df = frame(&range).unwrap();
+        let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["spend", "plan", "since", "vip"]);
+        let spend: Vec<Option<f64>> = df.column("spend").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(spend, [Some(1.5), Some(3.0), None]);
+        let texts = |name: &str| -> Vec<Option<String>> {
+            let c = df.column(name).unwrap().str().unwrap().clone();
+            c.iter().map(|v| v.map(str::to_string)).collect()
+        };
+        assert_eq!(texts("plan"), [Some("gold".into()), Some("7".into()), None]);
+        assert_eq!(
+            texts("since"),
+            [
+                Some("2025-10-13".into()),
+                Some("2025-10-13T12:00:00".into()),
+                None
+            ]
+        );
+        assert_eq!(
+            texts("vip"),
+            [Some("TRUE".into()), None, Some("FALSE".into())]
+        );
+    }
+
+    #[test]
+    fn a_sheet_without_names_says_which_column() {
+        let range = sheet(vec![
+            vec![s("a"), Data::Empty, s("a")],
+            vec![Data::Int(1), Data::Int(2), Data::Int(3)],
+        ]);
+        assert_eq!(
+            frame(&range).unwrap_err(),
+            "column B has values but no name in the first row; name it"
+        );
+        let range = sheet(vec![vec![s("a"), s("a")], vec![Data::Int(1), Data::Int(2)]]);
+        assert!(frame(&range).unwrap_err().contains("\"a\" appears twice"));
+        assert_eq!(letters(0), "A");
+        assert_eq!(letters(25), "Z");
+        assert_eq!(letters(26), "AA");
+        assert_eq!(letters(27 * 26), "AAA");
+    }
+}
