@@ -1114,7 +1114,8 @@ fn an_excel_workbook_trains_predicts_and_evaluates() {
     std::fs::write(
         &config,
         format!(
-            "[data]\npath = {:?}\ntarget = \"bought\"\n[train]\nepochs = 2\n",
+            // A decimal comma said for text cells leaves the number cells numbers.
+            "[data]\npath = {:?}\ntarget = \"bought\"\ndecimal = \",\"\n[train]\nepochs = 2\n",
             book.display().to_string()
         ),
     )

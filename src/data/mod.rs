@@ -218,6 +218,13 @@ impl Table {
         self.typed.as_ref()?.column(name).ok()
     }
 
+    /// Whether the input typed the column as numbers (integers or doubles), which need no
+    /// decimal mark to read.
+    pub fn is_typed_number(&self, name: &str) -> bool {
+        self.typed_column(name)
+            .is_some_and(|c| is_number(c.dtype()))
+    }
+
     /// A typed number column's values, where the input typed it as integers or doubles
     /// (the values its text would parse to); `None` for text and other types.
     pub fn numbers(&self, name: &str) -> Option<Vec<Option<f64>>> {

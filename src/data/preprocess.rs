@@ -556,19 +556,20 @@ enum ColumnType {
     Categorical,
 }
 
-/// Decide numeric vs categorical from the values, honouring config overrides.
+/// Decide numeric vs categorical from the values, honouring config overrides; `mark` is
+/// the decimal mark its numbers may be written with.
 fn infer_type(
     path: &Path,
     name: &str,
     cells: &[Option<&str>],
     read: &ReadOptions,
     config: &Config,
+    mark: DecimalMark,
 ) -> Result<ColumnType> {
     if config.data.categorical.iter().any(|c| c == name) {
         return Ok(ColumnType::Categorical);
     }
     let forced_numeric = config.data.numeric.iter().any(|c| c == name);
-    let mark = config.data.decimal;
     let mut present = 0usize;
     // Present values that read as numbers with a decimal point, and with a comma.
     let mut numeric = 0usize;
@@ -584,11 +585,12 @@ fn infer_type(
     for (row, cell) in cells.iter().enumerate() {
         let Some(v) = read.clean(*cell) else { continue };
         present += 1;
-        if mark != DecimalMark::Point {
-            match parse_comma_number(v).filter(|x| x.is_finite()) {
-                Some(_) => comma += 1,
-                None => *comma_words.entry(v).or_default() += 1,
-            }
+        let comma_read =
+            mark != DecimalMark::Point && parse_comma_number(v).is_some_and(f64::is_finite);
+        if comma_read {
+            comma += 1;
+        } else if mark != DecimalMark::Point {
+            *comma_words.entry(v).or_default() += 1;
         }
         let point = if mark == DecimalMark::Comma {
             None
@@ -611,7 +613,8 @@ fn infer_type(
                     let asked = wanted == DateOrder::Auto || wanted == order;
                     *count += usize::from(asked && parse_date_in(order, v).is_some());
                 }
-                if first_text.is_none() {
+                // The first cell no mark reads, for the error below.
+                if first_text.is_none() && !comma_read {
                     first_text = Some((row, v));
                 }
                 *words.entry(v).or_default() += 1;
@@ -725,16 +728,21 @@ fn fit_features(
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
     let d = &config.data;
     let mut features = Vec::new();
-    let columns = table.column_names();
     // Number columns read with a decimal comma because nothing else reads them.
     let mut comma_columns = Vec::new();
-    for name in &columns {
+    for name in &table.column_names() {
         let split = config.split.column.as_ref() == Some(name);
         if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) || split {
             continue;
         }
         let cells = table.cells(name).unwrap_or_default();
-        let feature = match infer_type(path, name, &cells, &read, config)? {
+        // Numbers a Parquet file or a workbook typed are numbers whatever data.decimal says.
+        let mark = if table.is_typed_number(name) {
+            DecimalMark::Point
+        } else {
+            d.decimal
+        };
+        let feature = match infer_type(path, name, &cells, &read, config, mark)? {
             ColumnType::Numeric { .. }
                 if !d.numeric.contains(name) && row_numbers(&cells, &read) =>
             {
@@ -1640,6 +1648,10 @@ mod tests {
             .unscale(f64::from(e.numeric[w + 1]))
             .unwrap();
         assert!((b - 2.5).abs() < 1e-6, "{b}");
+        // A number column with a word names the word, not a number no point reads.
+        let (_d, p, t) = table("a,y\n\"1,5\",0\n2,1\noops,0\n");
+        let err = fit(&t, &[0, 1, 2], &config("numeric = [\"a\"]"), &p).unwrap_err();
+        assert!(err.to_string().contains("row 3 holds \"oops\""), "{err}");
     }
 
     /// Fit on `rows` with the config's labels and every row's target.

@@ -129,9 +129,11 @@ pub fn fit_target(
 /// ([`reads_with_comma`]), as training reads them and the run records.
 pub fn target_decimal_comma(table: &Table, config: &Config) -> bool {
     let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
-    table
-        .cells(&config.data.target)
-        .is_some_and(|cells| reads_with_comma(&cells, &read, config.data.decimal))
+    let name = &config.data.target;
+    !table.is_typed_number(name)
+        && table
+            .cells(name)
+            .is_some_and(|cells| reads_with_comma(&cells, &read, config.data.decimal))
 }
 
 /// The early-stopping metric a run on `target` watches: the config's, except that a text
