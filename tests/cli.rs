@@ -1124,6 +1124,12 @@ fn an_excel_workbook_trains_predicts_and_evaluates() {
     let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
     let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_ok(&o);
+    assert!(
+        stderr(&o)
+            .contains("customers.xlsx has 2 sheets: read the first, \"customers\", not \"notes\""),
+        "{}",
+        stderr(&o)
+    );
     let manifest = json(&run.join("manifest.json"));
     assert_eq!(manifest["dataset"]["rows"], 120, "{manifest}");
     let pre = json(&run.join("preprocess.json"));

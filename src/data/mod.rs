@@ -126,6 +126,9 @@ pub struct Table {
     sniffed_delimiter: Option<u8>,
     /// The legacy encoding a CSV that is not UTF-8 was read in ([`CsvText`]).
     recoded: Option<Recoded>,
+    /// The sheet a workbook was read from and the sheets after it, where it has more
+    /// than one.
+    sheets: Option<(String, Vec<String>)>,
 }
 
 /// A CSV read in a legacy encoding rather than UTF-8.
@@ -146,6 +149,7 @@ impl Table {
             number_text: Vec::new(),
             sniffed_delimiter: None,
             recoded: None,
+            sheets: None,
         }
     }
 
@@ -164,6 +168,12 @@ impl Table {
     /// user), else `None`.
     pub fn recoded(&self) -> Option<Recoded> {
         self.recoded
+    }
+
+    /// The sheet this workbook was read from and the ones after it that were not, where
+    /// it has more than one (a note for the user), else `None`.
+    pub fn unread_sheets(&self) -> Option<&(String, Vec<String>)> {
+        self.sheets.as_ref()
     }
 
     /// The rows (0-based) where `column` holds a value under `read`, or `None` when the
@@ -194,6 +204,7 @@ impl Table {
                 .collect(),
             sniffed_delimiter: self.sniffed_delimiter,
             recoded: self.recoded,
+            sheets: self.sheets.clone(),
         })
     }
 
@@ -491,7 +502,7 @@ enum ChunkSource {
     /// Arrow record batches (a file, or a stream on standard input).
     Arrow(Box<arrow::ArrowBatches>),
     /// A workbook's first sheet, read whole (its chunks are slices of it).
-    Sheet(DataFrame),
+    Sheet(spreadsheet::Sheet),
     /// One text per line (standard input of a text model).
     Lines {
         reader: Box<dyn BufRead + Send>,
@@ -611,7 +622,7 @@ impl ChunkReader {
         match &self.source {
             ChunkSource::Parquet { schema, .. } => Some(schema.clone()),
             ChunkSource::Arrow(batches) => Some(batches.schema()),
-            ChunkSource::Sheet(df) => Some(df.schema().as_ref().clone()),
+            ChunkSource::Sheet(sheet) => Some(sheet.frame.schema().as_ref().clone()),
             ChunkSource::Csv { .. } | ChunkSource::Lines { .. } => None,
         }
     }
@@ -623,8 +634,12 @@ impl ChunkReader {
             None => self.header_only()?,
         };
         table.sniffed_delimiter = self.sniffed_delimiter;
-        if let ChunkSource::Csv { text, .. } = &self.source {
-            table.recoded = text.recoded();
+        match &self.source {
+            ChunkSource::Csv { text, .. } => table.recoded = text.recoded(),
+            ChunkSource::Sheet(sheet) if !sheet.others.is_empty() => {
+                table.sheets = Some((sheet.name.clone(), sheet.others.clone()));
+            }
+            _ => {}
         }
         Ok(table)
     }
@@ -636,7 +651,7 @@ impl ChunkReader {
                 parse_csv_bytes(&self.path, header.clone(), self.options.delimiter)?
             }
             ChunkSource::Arrow(batches) => DataFrame::empty_with_schema(&batches.schema()),
-            ChunkSource::Sheet(df) => df.clear(),
+            ChunkSource::Sheet(sheet) => sheet.frame.clear(),
             _ => DataFrame::empty(),
         };
         let df = to_text_columns(&self.path, df)?;
@@ -675,11 +690,11 @@ impl ChunkReader {
                 };
                 return self.typed_chunk(typed).map(Some);
             }
-            ChunkSource::Sheet(df) => {
-                if first_row >= df.height() {
+            ChunkSource::Sheet(sheet) => {
+                if first_row >= sheet.frame.height() {
                     return Ok(None);
                 }
-                let typed = df.slice(first_row as i64, self.chunk_rows);
+                let typed = sheet.frame.slice(first_row as i64, self.chunk_rows);
                 return self.typed_chunk(typed).map(Some);
             }
             ChunkSource::Csv {
@@ -728,6 +743,7 @@ impl ChunkReader {
             typed: Some(typed),
             sniffed_delimiter: None,
             recoded: None,
+            sheets: None,
         })
     }
 }

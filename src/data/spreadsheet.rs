@@ -10,18 +10,34 @@ use polars::prelude::*;
 
 use crate::error::{PatronError, Result};
 
+/// A workbook's first sheet as a table, with the sheets' names.
+pub struct Sheet {
+    /// The first sheet's cells.
+    pub frame: DataFrame,
+    /// Its name.
+    pub name: String,
+    /// The names of the sheets after it, which are not read.
+    pub others: Vec<String>,
+}
+
 /// The first sheet of the workbook at `path`.
-pub fn read_first_sheet(path: &Path) -> Result<DataFrame> {
+pub fn read_first_sheet(path: &Path) -> Result<Sheet> {
     let failed = |what: String| PatronError::data(path, what);
     let mut book = open_workbook_auto(path)
         .map_err(|e| failed(format!("cannot be read as a workbook ({e})")))?;
-    let Some(sheet) = book.sheet_names().first().cloned() else {
+    let mut names = book.sheet_names().into_iter();
+    let Some(name) = names.next() else {
         return Err(failed("has no sheets".into()));
     };
     let range = book
-        .worksheet_range(&sheet)
-        .map_err(|e| failed(format!("sheet {sheet:?} cannot be read ({e})")))?;
-    frame(&range).map_err(|what| failed(format!("sheet {sheet:?}: {what}")))
+        .worksheet_range(&name)
+        .map_err(|e| failed(format!("sheet {name:?} cannot be read ({e})")))?;
+    let frame = frame(&range).map_err(|what| failed(format!("sheet {name:?}: {what}")))?;
+    Ok(Sheet {
+        frame,
+        name,
+        others: names.collect(),
+    })
 }
 
 /// The columns of a sheet's used range, named by its first row.

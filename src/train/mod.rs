@@ -344,6 +344,15 @@ fn read_data(config: &Config, path: &Path) -> Result<Data> {
             recoded.lines
         ));
     }
+    if let Some((first, others)) = table.unread_sheets() {
+        let quoted: Vec<String> = others.iter().map(|s| format!("{s:?}")).collect();
+        warnings.push(format!(
+            "{} has {} sheets: read the first, {first:?}, not {} (patron reads a workbook's first sheet; move the table there)",
+            path.display(),
+            others.len() + 1,
+            quoted.join(", ")
+        ));
+    }
     let target = &config.data.target;
     // A missing target column is `fit_target`'s error, with the columns there are.
     let kept = table
