@@ -76,7 +76,15 @@ fn frame(range: &Range<Data>) -> std::result::Result<DataFrame, String> {
         });
         let column = if numbers {
             let values: Vec<Option<f64>> = cells.map(number).collect();
-            Column::new(name.as_str().into(), values)
+            // Excel keeps every number as a double; whole ones (an id, a count) are
+            // integers, so an id is written `10001` in the predictions as from a CSV.
+            let whole = |x: &f64| x.fract() == 0.0 && x.abs() < 9.0e15;
+            if values.iter().flatten().all(whole) {
+                let values: Vec<Option<i64>> = values.iter().map(|v| v.map(|x| x as i64)).collect();
+                Column::new(name.as_str().into(), values)
+            } else {
+                Column::new(name.as_str().into(), values)
+            }
         } else {
             let values: Vec<Option<String>> = cells.map(text).collect();
             Column::new(name.as_str().into(), values)
@@ -163,13 +171,21 @@ mod tests {
         // 45943.5 is 2025-10-13 12:00 in the 1900 system.
         let date = |v| Data::DateTime(ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
         let range = sheet(vec![
-            vec![s("spend"), s("plan"), s("since"), s("vip"), Data::Empty],
+            vec![
+                s("spend"),
+                s("plan"),
+                s("since"),
+                s("vip"),
+                Data::Empty,
+                s("id"),
+            ],
             vec![
                 Data::Float(1.5),
                 s("gold"),
                 date(45943.0),
                 Data::Bool(true),
                 Data::Empty,
+                Data::Float(10001.0),
             ],
             vec![
                 Data::Int(3),
@@ -177,6 +193,7 @@ mod tests {
                 date(45943.5),
                 Data::Empty,
                 Data::Empty,
+                Data::Int(10002),
             ],
             vec![
                 Data::Error(calamine::CellErrorType::NA),
@@ -184,11 +201,14 @@ mod tests {
                 Data::Empty,
                 Data::Bool(false),
                 Data::Empty,
+                Data::Empty,
             ],
         ]);
         let df = frame(&range).unwrap();
         let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
-        assert_eq!(names, ["spend", "plan", "since", "vip"]);
+        assert_eq!(names, ["spend", "plan", "since", "vip", "id"]);
+        let ids: Vec<Option<i64>> = df.column("id").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(ids, [Some(10001), Some(10002), None]);
         let spend: Vec<Option<f64>> = df.column("spend").unwrap().f64().unwrap().iter().collect();
         assert_eq!(spend, [Some(1.5), Some(3.0), None]);
         let texts = |name: &str| -> Vec<Option<String>> {
