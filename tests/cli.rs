@@ -1035,6 +1035,18 @@ fn a_semicolon_file_with_unlabelled_rows_trains_and_a_gzipped_tab_file_scores() 
     assert!(stdout(&o).starts_with("2 rows: "), "{}", stdout(&o));
 }
 
+/// Write `toml` as a config in `dir` and train it on ndarray into `dir/run`: the run
+/// directory and the command's output (warnings are on its stderr).
+fn train_toml(dir: &Path, toml: &str) -> (PathBuf, std::process::Output) {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, toml).unwrap();
+    let run = dir.join("run");
+    let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    (run, o)
+}
+
 #[test]
 fn a_european_file_with_decimal_commas_trains_a_regression_and_scores() {
     // Excel's CSV where the comma is the decimal mark: `;` between cells, "1.234,56".
@@ -1064,19 +1076,13 @@ fn a_european_file_with_decimal_commas_trains_a_regression_and_scores() {
     }
     assert!(text.contains(";1.") && text.contains(",25;"));
     std::fs::write(&data, text).unwrap();
-    let config = tmp.path().join("spend.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (run, o) = train_toml(
+        tmp.path(),
+        &format!(
             "[data]\npath = {:?}\ntarget = \"spend\"\ndelimiter = \";\"\n[train]\nepochs = 2\n",
             data.display().to_string()
         ),
-    )
-    .unwrap();
-    let run = tmp.path().join("run");
-    let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
-    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_ok(&o);
+    );
     assert!(
         stderr(&o)
             .contains("warning: column \"monthly\" holds numbers written with a decimal comma"),
@@ -1110,20 +1116,14 @@ fn an_excel_workbook_trains_predicts_and_evaluates() {
     // column of date cells, a TRUE/FALSE column, and a second sheet that is not read.
     let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/customers.xlsx");
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("book.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (run, o) = train_toml(
+        tmp.path(),
+        &format!(
             // A decimal comma said for text cells leaves the number cells numbers.
             "[data]\npath = {:?}\ntarget = \"bought\"\ndecimal = \",\"\n[train]\nepochs = 2\n",
             book.display().to_string()
         ),
-    )
-    .unwrap();
-    let run = tmp.path().join("run");
-    let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
-    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_ok(&o);
+    );
     assert!(
         stderr(&o)
             .contains("customers.xlsx has 2 sheets: read the first, \"customers\", not \"notes\""),
