@@ -89,6 +89,7 @@ resumes from its last epoch.")]
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --reasons 3
                                       (with the 3 columns behind each customer's score)
   patron predict --checkpoint runs/churn --input customers.csv --output scores.csv --keep email,region
+  patron predict --checkpoint runs/churn --input export.xlsx --sheet Customers --output scores.csv
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output -
                                                   (text run: one text per line on stdin)
   cat reviews.txt | patron predict --checkpoint runs/feedback --input - --output - --reasons 2
@@ -290,6 +291,16 @@ fn parse_metric(name: &str) -> std::result::Result<StopMetric, String> {
         })
 }
 
+/// Which sheet of a workbook input to read.
+#[derive(Debug, Args)]
+pub struct SheetArg {
+    /// The sheet of an Excel or OpenDocument input to read (default: the sheet the run
+    /// was trained on, `data.sheet`, where the workbook has one of that name, else the
+    /// first).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+}
+
 /// `patron evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
@@ -300,6 +311,8 @@ pub struct EvaluateArgs {
     /// on stdin).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub sheet: SheetArg,
     /// Folder for the reports (default: <checkpoint>/eval-<data file name without
     /// extension>, or eval-stdin).
     #[arg(long, value_name = "DIR")]
@@ -315,10 +328,12 @@ pub struct DriftArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// New CSV, Parquet, Arrow or Excel data with the run's input columns (`-`: CSV on stdin, or one
-    /// text per line for a text run).
+    /// New CSV, Parquet, Arrow or Excel data with the run's input columns (`-`: CSV on
+    /// stdin, or one text per line for a text run).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub sheet: SheetArg,
     /// Folder for drift.json, drift.md and drift.html (default: <checkpoint>/drift-<data
     /// file name without extension>, or drift-stdin).
     #[arg(long, value_name = "DIR")]
@@ -334,11 +349,13 @@ pub struct PredictArgs {
     /// The run directory.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// CSV, Parquet, Arrow or Excel (first sheet) file to score (`-`: standard input, CSV unless
+    /// CSV, Parquet, Arrow or Excel file to score (`-`: standard input, CSV unless
     /// --input-format says otherwise); with --shard, a file pattern such as
     /// 'DIR/*.parquet' (quoted, so the shell leaves it alone).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+    #[command(flatten)]
+    pub sheet: SheetArg,
     /// Read the input as csv, parquet or arrow (an Arrow IPC stream or file) whatever its
     /// name; standard input takes csv or arrow.
     #[arg(long, value_name = "FORMAT")]
@@ -694,7 +711,7 @@ fn run_drift(args: DriftArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "drift", &args.data));
-    let report = score::drift(&session, &args.data)?;
+    let report = score::drift(&session, &args.data, args.sheet.sheet.as_deref())?;
     let markdown = report.markdown();
     let facts = [
         ("run".to_string(), args.checkpoint.display().to_string()),
@@ -722,7 +739,8 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let out = args
         .output
         .unwrap_or_else(|| default_output(&args.checkpoint, "eval", &args.data));
-    let (evaluation, unlabelled) = score::evaluate(&session, &args.data)?;
+    let (evaluation, unlabelled) =
+        score::evaluate(&session, &args.data, args.sheet.sheet.as_deref())?;
     if let Some(first) = unlabelled.first {
         eprintln!(
             "warning: target column {:?} is blank on {} row{} of {} (the first is row {first}); left out of the evaluation",
@@ -794,6 +812,7 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         batch_size: batch,
         reasons: args.reasons,
         keep: args.keep,
+        sheet: args.sheet.sheet,
     };
     if let Some(shard) = args.shard {
         let pattern = request.input.to_string_lossy().into_owned();

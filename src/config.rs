@@ -78,8 +78,12 @@ pub struct ReportConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// A `.csv` or `.parquet` file; a relative path resolves against the working directory.
+    /// A `.csv`, `.parquet`, `.arrow` or workbook file; a relative path resolves against the
+    /// working directory.
     pub path: String,
+    /// The sheet of a workbook `path` that holds the table (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
     /// The column to predict.
     pub target: String,
     /// What the target is: `auto` (a numeric column with more than 20 distinct values is
@@ -1198,6 +1202,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
         "data",
         &[
             "path",
+            "sheet",
             "target",
             "task",
             "target_transform",
@@ -1602,6 +1607,12 @@ impl DataConfig {
         }
         if self.target.trim().is_empty() {
             return Err(("data.target", "is empty: name the column to predict"));
+        }
+        if self.sheet.as_ref().is_some_and(|s| s.trim().is_empty()) {
+            return Err((
+                "data.sheet",
+                "is empty: name a sheet of the workbook, or leave it out for the first",
+            ));
         }
         if self.delimiter.chars().count() != 1 || !self.delimiter.is_ascii() {
             return Err((
@@ -2036,6 +2047,7 @@ mod tests {
         let mut c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
         c.data.positive = Some("p".into());
         c.data.id = Some("id".into());
+        c.data.sheet = Some("customers".into());
         c.split.column = Some("fold".into());
         c.split.export = Some("split.csv".into());
         c.split.folds = Some(5);

@@ -1038,13 +1038,22 @@ fn a_semicolon_file_with_unlabelled_rows_trains_and_a_gzipped_tab_file_scores() 
 /// Write `toml` as a config in `dir` and train it on ndarray into `dir/run`: the run
 /// directory and the command's output (warnings are on its stderr).
 fn train_toml(dir: &Path, toml: &str) -> (PathBuf, std::process::Output) {
+    let (run, o) = try_train_toml(dir, toml);
+    assert_ok(&o);
+    (run, o)
+}
+
+/// [`train_toml`] that may fail.
+fn try_train_toml(dir: &Path, toml: &str) -> (PathBuf, std::process::Output) {
+    std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("config.toml");
     std::fs::write(&config, toml).unwrap();
     let run = dir.join("run");
     let args = train_args("ndarray", config.to_str().unwrap(), &run, &[]);
-    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_ok(&o);
-    (run, o)
+    (
+        run,
+        patron(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+    )
 }
 
 #[test]
@@ -1158,6 +1167,85 @@ fn an_excel_workbook_trains_predicts_and_evaluates() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("unsupported output type"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_workbook_sheet_is_named_in_training_and_scoring_reads_it_again() {
+    // The customers of customers.xlsx on a second sheet, "Customers", after "About".
+    let book =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/customers_second_sheet.xlsx");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |sheet: &str| {
+        format!(
+            "[data]\npath = {:?}\ntarget = \"bought\"\n{sheet}[train]\nepochs = 2\n",
+            book.display().to_string()
+        )
+    };
+    // The first sheet has no table: the error says which sheet was read and what to set.
+    let (_, o) = try_train_toml(&tmp.path().join("first"), &config(""));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not on the first sheet, \"About\", which was read; set data.sheet to the sheet with the table (\"Customers\")"),
+        "{}",
+        stderr(&o)
+    );
+    // Named (case and spaces aside), the sheet is read without a warning about the others.
+    let (run, o) = train_toml(
+        &tmp.path().join("named"),
+        &config("sheet = \"customers\"\n"),
+    );
+    assert_ok(&o);
+    assert!(!stderr(&o).contains("sheets"), "{}", stderr(&o));
+    assert_eq!(json(&run.join("manifest.json"))["dataset"]["rows"], 120);
+    assert_eq!(json(&run.join("preprocess.json"))["sheet"], "customers");
+    // Scoring reads the trained sheet again, and a workbook without it from its first.
+    let out = tmp.path().join("out.csv");
+    assert_ok(&predict_on(&run, &book, &out, "ndarray", &[]));
+    let scores = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(scores.lines().count(), 121);
+    let first = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/customers.xlsx");
+    let same = tmp.path().join("same.csv");
+    assert_ok(&predict_on(&run, &first, &same, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&same).unwrap(), scores);
+    // --sheet overrides; a sheet the workbook lacks is named with the ones it has.
+    let o = predict_on(&run, &book, &out, "ndarray", &["--sheet", "About"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("input column"), "{}", stderr(&o));
+    let o = predict_on(&run, &book, &out, "ndarray", &["--sheet", "Orders"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("has no sheet \"Orders\"; its sheets are \"About\", \"Customers\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        book.to_str().unwrap(),
+        "--sheet",
+        "Customers",
+        "--output",
+        tmp.path().join("eval").to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(stdout(&o).starts_with("120 rows: "), "{}", stdout(&o));
+    // A sheet for a CSV is a mistake, not ignored.
+    let bank = Path::new(env!("CARGO_MANIFEST_DIR")).join(BANK_DATA);
+    let (_, o) = try_train_toml(
+        &tmp.path().join("csv"),
+        &format!(
+            "[data]\npath = {:?}\ntarget = \"y\"\nsheet = \"x\"\n",
+            bank.display().to_string()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not a workbook (.xlsx, .xls, .ods), so data.sheet does not apply"),
         "{}",
         stderr(&o)
     );

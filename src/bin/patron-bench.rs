@@ -365,7 +365,7 @@ fn ids_per_text(config: &str, sets: &[&str]) -> f64 {
     let overrides: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let config = Config::load(&project_dir().join(config), &overrides).expect("config");
     let path = project_dir().join(config.data_path());
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(&config);
     let table = read_table(&path, &read).expect("data");
     let classes = fit_labels(&table, &config, &path).expect("labels");
     let labels = target_values(&table, &config, &classes);

@@ -32,8 +32,8 @@ pub enum Format {
     /// Apache Arrow IPC: a stream (`.arrows`, standard input and output) or a file
     /// (`.arrow`, `.feather`).
     Arrow,
-    /// The first sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`,
-    /// `.xls`, `.ods`): read, never written.
+    /// A sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
+    /// `.ods`; the first unless [`ReadOptions::sheet`] says which): read, never written.
     Spreadsheet,
 }
 
@@ -78,17 +78,33 @@ pub fn gzipped(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
-/// How text cells are read: the separator and the tokens that mean "missing".
+/// How text cells are read: the separator, the tokens that mean "missing" and a
+/// workbook's sheet.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// CSV field separator.
     pub delimiter: u8,
     /// Lower-cased tokens read as missing (blank cells always are).
     pub missing: Vec<String>,
+    /// Which sheet of a workbook is the table.
+    pub sheet: SheetChoice,
+}
+
+/// Which sheet of a workbook to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SheetChoice {
+    /// The first.
+    First,
+    /// This one; a workbook without it is an error naming the sheets it has.
+    Named(String),
+    /// This one where the workbook has it, else the first: a run scores a new workbook
+    /// from the sheet it was trained on, or from a new export's only sheet.
+    Prefer(String),
 }
 
 impl ReadOptions {
-    /// Options from a delimiter and the configured missing tokens.
+    /// Options from a delimiter and the configured missing tokens (a workbook's first
+    /// sheet).
     pub fn new(delimiter: u8, missing_values: &[String]) -> Self {
         ReadOptions {
             delimiter,
@@ -96,7 +112,17 @@ impl ReadOptions {
                 .iter()
                 .map(|s| s.trim().to_lowercase())
                 .collect(),
+            sheet: SheetChoice::First,
         }
+    }
+
+    /// The options a config reads its data file with.
+    pub fn of(config: &crate::config::Config) -> Self {
+        let mut read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+        if let Some(sheet) = &config.data.sheet {
+            read.sheet = SheetChoice::Named(sheet.clone());
+        }
+        read
     }
 
     /// The cell with surrounding whitespace removed, or `None` when it means missing.
@@ -170,8 +196,8 @@ impl Table {
         self.recoded
     }
 
-    /// The sheet this workbook was read from and the ones after it that were not, where
-    /// it has more than one (a note for the user), else `None`.
+    /// The sheet this workbook was read from, for being first, and the ones that were
+    /// not, where it has more than one (a note for the user), else `None`.
     pub fn unread_sheets(&self) -> Option<&(String, Vec<String>)> {
         self.sheets.as_ref()
     }
@@ -565,7 +591,9 @@ impl ChunkReader {
                     ChunkSource::Parquet { total, schema }
                 }
                 Format::Arrow => ChunkSource::Arrow(Box::new(arrow::ArrowBatches::open(path)?)),
-                Format::Spreadsheet => ChunkSource::Sheet(spreadsheet::read_first_sheet(path)?),
+                Format::Spreadsheet => {
+                    ChunkSource::Sheet(spreadsheet::read_sheet(path, &options.sheet)?)
+                }
             }
         };
         if let Some(found) = sniffed {
@@ -636,7 +664,7 @@ impl ChunkReader {
         table.sniffed_delimiter = self.sniffed_delimiter;
         match &self.source {
             ChunkSource::Csv { text, .. } => table.recoded = text.recoded(),
-            ChunkSource::Sheet(sheet) if !sheet.others.is_empty() => {
+            ChunkSource::Sheet(sheet) if !sheet.named && !sheet.others.is_empty() => {
                 table.sheets = Some((sheet.name.clone(), sheet.others.clone()));
             }
             _ => {}

@@ -18,7 +18,7 @@ use crate::data::binning::{
 use crate::data::dates::{DatePart, parse_date_in};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::text::{BagFeatures, SubwordVocab, normalize};
-use crate::data::{ReadOptions, Table};
+use crate::data::{ReadOptions, SheetChoice, Table};
 use crate::error::{PatronError, Result};
 
 /// Version of the `preprocess.json` layout.
@@ -215,6 +215,10 @@ pub struct Preprocessor {
     pub delimiter: String,
     /// Cell values read as missing.
     pub missing_values: Vec<String>,
+    /// The workbook sheet training read by name (`data.sheet`), which scoring reads where
+    /// a workbook has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     /// The text columns and tokenizer of a text model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextPreprocess>,
@@ -725,7 +729,7 @@ fn fit_features(
     path: &Path,
     notes: &mut FitNotes,
 ) -> Result<Vec<Feature>> {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let d = &config.data;
     let mut features = Vec::new();
     // Number columns read with a decimal comma because nothing else reads them.
@@ -954,6 +958,7 @@ impl Preprocessor {
                 features,
                 delimiter: d.delimiter.clone(),
                 missing_values: d.missing_values.clone(),
+                sheet: d.sheet.clone(),
                 text,
                 regression: None,
             },
@@ -963,10 +968,14 @@ impl Preprocessor {
 
     /// How cells are read for this preprocessing.
     pub fn read_options(&self) -> ReadOptions {
-        ReadOptions::new(
+        let mut read = ReadOptions::new(
             self.delimiter.as_bytes().first().copied().unwrap_or(b','),
             &self.missing_values,
-        )
+        );
+        if let Some(sheet) = &self.sheet {
+            read.sheet = SheetChoice::Prefer(sheet.clone());
+        }
+        read
     }
 
     /// Width of the dense input (numeric values, missing indicators, bin encodings).
@@ -2131,6 +2140,7 @@ mod tests {
             features: vec![f],
             delimiter: ",".into(),
             missing_values: vec![],
+            sheet: None,
             text: None,
             regression: None,
         };

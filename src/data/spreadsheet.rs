@@ -1,5 +1,5 @@
-//! Reading the first sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`,
-//! `.xls`, `.ods`) as a table: the first row names the columns, a column whose every
+//! Reading a sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
+//! `.ods`; the first, or the one `data.sheet` or `--sheet` names) as a table: the first row names the columns, a column whose every
 //! value is a number is a number column (as in Parquet), a date cell is its ISO 8601 text
 //! (which the typing reads as a date), an error cell (`#N/A`, `#DIV/0!`) is missing.
 
@@ -8,36 +8,71 @@ use std::path::Path;
 use calamine::{Data, Range, Reader, open_workbook_auto};
 use polars::prelude::*;
 
+use crate::data::SheetChoice;
 use crate::error::{PatronError, Result};
 
-/// A workbook's first sheet as a table, with the sheets' names.
+/// A workbook's sheet as a table, with the sheets' names.
 pub struct Sheet {
-    /// The first sheet's cells.
+    /// The sheet's cells.
     pub frame: DataFrame,
     /// Its name.
     pub name: String,
-    /// The names of the sheets after it, which are not read.
+    /// The names of the other sheets, which are not read.
     pub others: Vec<String>,
+    /// Whether it was read by name rather than for being first.
+    pub named: bool,
 }
 
-/// The first sheet of the workbook at `path`.
-pub fn read_first_sheet(path: &Path) -> Result<Sheet> {
+/// The sheet `choice` picks of the workbook at `path`.
+pub fn read_sheet(path: &Path, choice: &SheetChoice) -> Result<Sheet> {
     let failed = |what: String| PatronError::data(path, what);
     let mut book = open_workbook_auto(path)
         .map_err(|e| failed(format!("cannot be read as a workbook ({e})")))?;
-    let mut names = book.sheet_names().into_iter();
-    let Some(name) = names.next() else {
+    let names = book.sheet_names();
+    let Some(first) = names.first() else {
         return Err(failed("has no sheets".into()));
+    };
+    let (name, named) = match choice {
+        SheetChoice::First => (first.clone(), false),
+        SheetChoice::Named(wanted) | SheetChoice::Prefer(wanted) => {
+            match find_sheet(&names, wanted) {
+                Some(found) => (found.clone(), true),
+                None if matches!(choice, SheetChoice::Prefer(_)) => (first.clone(), false),
+                None => {
+                    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+                    return Err(failed(format!(
+                        "has no sheet {wanted:?}; its sheets are {}",
+                        quoted.join(", ")
+                    )));
+                }
+            }
+        }
     };
     let range = book
         .worksheet_range(&name)
         .map_err(|e| failed(format!("sheet {name:?} cannot be read ({e})")))?;
     let frame = frame(&range).map_err(|what| failed(format!("sheet {name:?}: {what}")))?;
+    let others = names.iter().filter(|n| **n != name).cloned().collect();
     Ok(Sheet {
         frame,
         name,
-        others: names.collect(),
+        others,
+        named,
     })
+}
+
+/// The sheet called `wanted`: its exact name, else the one name that matches it ignoring
+/// case and surrounding spaces (a config typed `customers` for `Customers `).
+fn find_sheet<'a>(names: &'a [String], wanted: &str) -> Option<&'a String> {
+    if let Some(exact) = names.iter().find(|n| *n == wanted) {
+        return Some(exact);
+    }
+    let wanted = wanted.trim().to_lowercase();
+    let mut loose = names.iter().filter(|n| n.trim().to_lowercase() == wanted);
+    match (loose.next(), loose.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 /// The columns of a sheet's used range, named by its first row.
@@ -164,6 +199,20 @@ mod tests {
 
     fn s(v: &str) -> Data {
         Data::String(v.into())
+    }
+
+    #[test]
+    fn a_sheet_is_found_by_its_name_then_ignoring_case_and_spaces() {
+        let names: Vec<String> = ["About", "Customers ", "customers2", "x", "X"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(find_sheet(&names, "About"), Some(&names[0]));
+        assert_eq!(find_sheet(&names, "customers"), Some(&names[1]));
+        assert_eq!(find_sheet(&names, "x"), Some(&names[3]));
+        // Two names match loosely: neither is guessed.
+        assert_eq!(find_sheet(&names, " X "), None);
+        assert_eq!(find_sheet(&names, "orders"), None);
     }
 
     #[test]

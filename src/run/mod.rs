@@ -64,8 +64,10 @@ use crate::task::{self, Decision, Task};
 /// feed the model fewer inputs than it has. Version 10 may read a column's numbers with a
 /// decimal comma (`preprocess.json`'s `decimal_comma`, a regression target's too), which an
 /// older reader would refuse (`1,5`) or misread (`1.234` as 1.234 for 1234), and dates
-/// with two-digit years (`11/8/16`), which it would refuse as "not a date".
-pub const FORMAT_VERSION: u32 = 10;
+/// with two-digit years (`11/8/16`), which it would refuse as "not a date". Version 11
+/// may name the workbook sheet training read (`preprocess.json`'s `sheet`), which an older
+/// reader would ignore and so score a workbook's first sheet instead.
+pub const FORMAT_VERSION: u32 = 11;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.

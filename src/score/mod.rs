@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::preprocess::{Encoded, InputRun, Preprocessor, missing_column, raw_texts};
-use crate::data::{ChunkReader, Format, Table, segment_columns};
+use crate::data::{ChunkReader, Format, ReadOptions, SheetChoice, Table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::host_mlp::{FirstLayerPart, HostMlp};
 use crate::model::{
@@ -777,6 +777,19 @@ pub struct PredictRequest {
     pub reasons: usize,
     /// Input columns copied into the predictions.
     pub keep: Vec<String>,
+    /// The workbook sheet to read (`--sheet`; default: the one the run was trained on
+    /// where the workbook has it, else the first).
+    pub sheet: Option<String>,
+}
+
+/// How a file scored with a run is read: as training read its data, with `sheet`
+/// (`--sheet`) naming a workbook's sheet where given.
+fn read_options(pre: &Preprocessor, sheet: Option<&str>) -> ReadOptions {
+    let mut read = pre.read_options();
+    if let Some(sheet) = sheet {
+        read.sheet = SheetChoice::Named(sheet.to_string());
+    }
+    read
 }
 
 /// Score the request's input chunk by chunk and write its output. A file output is
@@ -794,7 +807,10 @@ pub fn predict(session: &Session, request: &PredictRequest) -> Result<PredictSum
         (Some(text), None) if input == Path::new("-") => {
             ChunkReader::open_lines(&text.columns, batch_size)
         }
-        (_, format) => ChunkReader::open_as(input, format, pre.read_options(), batch_size)?,
+        (_, format) => {
+            let read = read_options(pre, request.sheet.as_deref());
+            ChunkReader::open_as(input, format, read, batch_size)?
+        }
     };
     let input_schema = reader.typed_schema();
     let outputs = run.manifest.model.outputs;
@@ -915,10 +931,10 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How far `data` (CSV or Parquet; `-`: CSV on stdin, or one text per line for a text
-/// run) has drifted from the run's training data: the PSI of each input column and of the
+/// How far `data` (CSV, Parquet, Arrow or a workbook's sheet, `sheet` as in
+/// [`PredictRequest`]; `-`: CSV on stdin, or one text per line for a text run) has drifted from the run's training data: the PSI of each input column and of the
 /// scores, read and scored in chunks like `predict`.
-pub fn drift(session: &Session, data: &Path) -> Result<DriftReport> {
+pub fn drift(session: &Session, data: &Path, sheet: Option<&str>) -> Result<DriftReport> {
     let run = session.run();
     if !run.manifest.files.contains_key(files::PROFILE) {
         return Err(PatronError::checkpoint(
@@ -935,7 +951,7 @@ pub fn drift(session: &Session, data: &Path) -> Result<DriftReport> {
         Some(text) if data == Path::new("-") => {
             ChunkReader::open_lines(&text.columns, EVALUATE_CHUNK_ROWS)
         }
-        _ => ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?,
+        _ => ChunkReader::open(data, read_options(pre, sheet), EVALUATE_CHUNK_ROWS)?,
     };
     let mut counter = DriftCounter::new(&profile, pre);
     for next in ReadAhead::start(reader, pre, data) {
@@ -963,14 +979,19 @@ pub struct Unlabelled {
     pub first: Option<usize>,
 }
 
-/// Score a labelled file with a run, read in chunks like `predict`. Rows whose target is
+/// Score a labelled file with a run, read in chunks like `predict` (`sheet` as in
+/// [`PredictRequest`]). Rows whose target is
 /// blank are scored but left out of the evaluation, as training leaves them out.
-pub fn evaluate(session: &Session, data: &Path) -> Result<(Evaluation, Unlabelled)> {
+pub fn evaluate(
+    session: &Session,
+    data: &Path,
+    sheet: Option<&str>,
+) -> Result<(Evaluation, Unlabelled)> {
     let run = session.run();
     let pre = &run.preprocess;
     // Read and scored in chunks like `predict`, so memory stays flat in the file's size:
     // only the scores, labels, segment values and (text runs) texts are kept.
-    let reader = ChunkReader::open(data, pre.read_options(), EVALUATE_CHUNK_ROWS)?;
+    let reader = ChunkReader::open(data, read_options(pre, sheet), EVALUATE_CHUNK_ROWS)?;
     let (mut z, mut labels, mut texts) = (Vec::new(), Vec::new(), Vec::new());
     let mut segments: Vec<(String, Vec<String>)> = Vec::new();
     let mut unlabelled = Unlabelled::default();

@@ -39,7 +39,7 @@ pub fn fit_target(
     config: &Config,
     path: &Path,
 ) -> Result<(Target, Vec<f32>, String)> {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let name = &config.data.target;
     let cells = table
         .cells(name)
@@ -128,7 +128,7 @@ pub fn fit_target(
 /// Whether the target column writes its numbers with a decimal comma
 /// ([`reads_with_comma`]), as training reads them and the run records.
 pub fn target_decimal_comma(table: &Table, config: &Config) -> bool {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let name = &config.data.target;
     !table.is_typed_number(name)
         && table
@@ -238,7 +238,7 @@ pub fn strata(target: &Target, values: &[f32]) -> Vec<usize> {
 /// The two class labels `[negative, positive]` of the target column, checking the target
 /// exists, has no missing values and has exactly two classes.
 pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<String>> {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let target = &config.data.target;
     let cells = table
         .cells(target)
@@ -321,7 +321,7 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
 
 /// The class index of every row (0/1 for two classes; `fit_labels` has checked the values).
 pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<f32> {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let cells = table.cells(&config.data.target).unwrap_or_default();
     let index: HashMap<&str, usize> = classes
         .iter()

@@ -28,7 +28,7 @@ use crate::data::binning::BinTarget;
 use crate::data::preprocess::{Encoded, Feature, Preprocessor, raw_texts};
 use crate::data::split::{Split, split_csv, split_from_column, split_rows, with_folds};
 use crate::data::text::BagWeights;
-use crate::data::{ReadOptions, Table, describe_delimiter, read_table, segment_columns};
+use crate::data::{Format, ReadOptions, Table, describe_delimiter, read_table, segment_columns};
 use crate::error::{PatronError, Result};
 use crate::model::sparse::SparseTable;
 use crate::model::{Inputs, ModelSpec, Network, TabularInputs, bags, padded_ids};
@@ -320,7 +320,13 @@ struct Data {
 /// is blank (or a `data.missing_values` token) are left out with a warning: nothing can be
 /// learned from them or judged on them, and Ludwig and AutoGluon drop them the same way.
 fn read_data(config: &Config, path: &Path) -> Result<Data> {
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    if config.data.sheet.is_some() && Format::of_input(path)? != Format::Spreadsheet {
+        return Err(PatronError::data(
+            path,
+            "is not a workbook (.xlsx, .xls, .ods), so data.sheet does not apply; leave it out",
+        ));
+    }
+    let read = ReadOptions::of(config);
     let table = read_table(path, &read)?;
     let file_height = table.height();
     if file_height == 0 {
@@ -346,8 +352,18 @@ fn read_data(config: &Config, path: &Path) -> Result<Data> {
     }
     if let Some((first, others)) = table.unread_sheets() {
         let quoted: Vec<String> = others.iter().map(|s| format!("{s:?}")).collect();
+        if !table.column_names().contains(&config.data.target) {
+            return Err(PatronError::data(
+                path,
+                format!(
+                    "data.target column {:?} is not on the first sheet, {first:?}, which was read; set data.sheet to the sheet with the table ({})",
+                    config.data.target,
+                    quoted.join(", ")
+                ),
+            ));
+        }
         warnings.push(format!(
-            "{} has {} sheets: read the first, {first:?}, not {} (patron reads a workbook's first sheet; move the table there)",
+            "{} has {} sheets: read the first, {first:?}, not {} (set data.sheet to read another)",
             path.display(),
             others.len() + 1,
             quoted.join(", ")
@@ -401,7 +417,7 @@ fn check(
     let mut warnings = target_keys(config, &target)?;
     let stop_metric = stop_metric(config, &target);
     let class_rows = class_rows(&target, &labels);
-    let read = ReadOptions::new(config.delimiter_byte(), &config.data.missing_values);
+    let read = ReadOptions::of(config);
     let strata = strata(&target, &labels);
     let split = match &config.split.column {
         Some(column) => split_from_column(table, column, &read, path)?,
