@@ -10,6 +10,11 @@ rows. Prints each seed's test accuracy and the means. Usage:
     bench/compare_text.py --data datasets/uci_sentiment_labelled_sentences_3000.csv \\
         --text text --target label [--seeds 1,2,3,4,5] [--chars] [--set KEY=VALUE ...]
 
+--regression compares a numeric target's test RMSE with TF-IDF (word 1-2-grams and
+character 3-5-grams) + ridge (`reference_text_regression.py`) instead, e.g. VADER's
+`mean_sentiment`, or one source's:
+    --target mean_sentiment --regression --query "source == 'tweets'"
+
 --query keeps the rows a pandas query selects and --sample N then draws N of them (seed 0),
 written to a temporary CSV both sides read: the README's VADER sets are
     --query "label3 != 'neutral'" --sample 10000            (positive vs negative, 10,000)
@@ -32,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
 from compare_tabular import ROOT, patron_binary
+from reference_text_regression import ridge
 
 
 def reference(texts, y, part, chars: bool, test=None) -> float:
@@ -57,6 +63,8 @@ def main() -> int:
     p.add_argument("--target", required=True)
     p.add_argument("--seeds", default="1,2,3,4,5")
     p.add_argument("--chars", action="store_true", help="character n-grams for the reference")
+    p.add_argument("--regression", action="store_true",
+                   help="a numeric target: test RMSE against TF-IDF + ridge")
     p.add_argument("--set", action="append", default=[], help="extra patron --set overrides")
     p.add_argument("--query", help="keep the rows this pandas query selects")
     p.add_argument("--sample", type=int, help="then draw this many of them (seed 0)")
@@ -80,14 +88,20 @@ def compare(args, data: Path) -> int:
     """Both sides on every seed of `data`; prints the table."""
     df = pd.read_csv(data)
     texts = df[args.text].astype(str).str.lower().to_numpy()
-    y = df[args.target].astype(str).to_numpy()
+    y = df[args.target].to_numpy(dtype=float) if args.regression else \
+        df[args.target].astype(str).to_numpy()
+    if args.regression and args.test_file:
+        print("--test-file is for classes; a regression compares on the test split", file=sys.stderr)
+        return 2
     test = None
     if args.test_file:
         t = pd.read_csv(args.test_file)
         test = (t[args.text].astype(str).str.lower().to_numpy(),
                 t[args.target].astype(str).to_numpy())
     rows = []
-    print("| data | seed | patron | TF-IDF + LR |")
+    metric, reference_name = ("rmse", "TF-IDF + ridge") if args.regression else \
+        ("accuracy", "TF-IDF + LR")
+    print(f"| data | seed | patron {metric} | {reference_name} |")
     print("|---|---|---|---|")
     for seed in [int(s) for s in args.seeds.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -103,15 +117,18 @@ def compare(args, data: Path) -> int:
             subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
             report = json.loads((Path(tmp) / "run" / "report.json").read_text())
             part = pd.read_csv(split)["split"].to_numpy()
-            accuracy = report["metrics"]["accuracy"]
+            score = report["metrics"][metric]
             if test is not None:
                 out = Path(tmp) / "scored.csv"
                 subprocess.run([patron_binary(), "predict", "--checkpoint", str(Path(tmp) / "run"),
                                 "--input", args.test_file, "--output", str(out)],
                                cwd=ROOT, check=True, capture_output=True)
                 predicted = pd.read_csv(out, keep_default_na=False)["prediction"].astype(str)
-                accuracy = float((predicted.to_numpy() == test[1]).mean())
-            row = (accuracy, reference(texts, y, part, args.chars, test))
+                score = float((predicted.to_numpy() == test[1]).mean())
+            if args.regression:
+                row = (score, ridge(texts, y, part)["rmse"])
+            else:
+                row = (score, reference(texts, y, part, args.chars, test))
             rows.append(row)
             print(f"| {data.stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} |", flush=True)
     means = [sum(r[i] for r in rows) / len(rows) for i in range(2)]
