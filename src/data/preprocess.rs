@@ -413,7 +413,8 @@ fn preview(columns: &[String]) -> String {
 
 /// Parse a cleaned numeric cell: a plain number, or one written for people the way
 /// spreadsheets and BI exports write money and shares: a leading currency sign (`$`, `€`,
-/// `£`, `¥`), thousands commas in groups of three and a trailing `%` (`"$84,835.00"`,
+/// `£`, `¥`), thousands in groups of three (commas, spaces or Swiss apostrophes:
+/// `1'234.50`) and a trailing `%` (`"$84,835.00"`,
 /// `"-€12"`, `"45.3%"` reads 45.3). Without this such a column was a category whose
 /// every value is new, left out as an identifier.
 pub fn parse_number(v: &str) -> Option<f64> {
@@ -482,10 +483,11 @@ fn formatted_number(v: &str, point: u8) -> Option<f64> {
         _ => (currency, rest),
     };
     let (whole, fraction) = rest.split_once(point).unwrap_or((rest, ""));
-    // Thousands: `,` before a decimal point; before a comma `.`, or a space as French
-    // spreadsheets write them (`1 234,56`, often a no-break space).
+    // Thousands: `,` before a decimal point, `.` before a comma; or with either mark a
+    // space as French and ISO write them (`1 234,56`, often a no-break space), or an
+    // apostrophe as Swiss spreadsheets do (`1'234.50`).
     let group = match whole.chars().find(|c| !c.is_ascii_digit()) {
-        Some(c @ (' ' | '\u{a0}' | '\u{202f}')) if point == ',' => c,
+        Some(c @ (' ' | '\u{a0}' | '\u{202f}' | '\'' | '\u{2019}')) => c,
         _ if point == ',' => '.',
         _ => ',',
     };
@@ -1514,6 +1516,10 @@ mod tests {
             ("-3 %", -3.0),
             ("12,345", 12345.0),
             ("1,234.75", 1234.75),
+            ("1'234.50", 1234.5),
+            ("-1\u{2019}000\u{2019}000", -1e6),
+            ("1 234.5", 1234.5),
+            ("12\u{a0}345", 12345.0),
         ] {
             assert_eq!(parse_number(cell), Some(x), "{cell}");
         }
@@ -1531,6 +1537,10 @@ mod tests {
             "€-",
             "12$",
             "1,234,56",
+            "1'23.5",
+            "O'Neil",
+            "555 1234",
+            "1 2 3",
             "$1,2",
             "A1",
             "$1.5e3",

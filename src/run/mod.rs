@@ -66,7 +66,9 @@ use crate::task::{self, Decision, Task};
 /// older reader would refuse (`1,5`) or misread (`1.234` as 1.234 for 1234), and dates
 /// with two-digit years (`11/8/16`), which it would refuse as "not a date". Version 11
 /// may name the workbook sheet training read (`preprocess.json`'s `sheet`), which an older
-/// reader would ignore and so score a workbook's first sheet instead.
+/// reader would ignore and so score a workbook's first sheet instead, and numbers with a
+/// decimal point grouped by spaces or apostrophes (`1 234.50`, Swiss `1'234.50`), which it
+/// would refuse as "not a finite number".
 pub const FORMAT_VERSION: u32 = 11;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
