@@ -1,7 +1,8 @@
 //! Reading a sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
-//! `.ods`; the first, or the one `data.sheet` or `--sheet` names) as a table: the first row names the columns, a column whose every
-//! value is a number is a number column (as in Parquet), a date cell is its ISO 8601 text
-//! (which the typing reads as a date), an error cell (`#N/A`, `#DIV/0!`) is missing.
+//! `.ods`; the first, or the one `data.sheet` or `--sheet` names) as a table: the first row
+//! names the columns, a column whose every value is a number is a number column (as in
+//! Parquet), a date cell is its ISO 8601 text (which the typing reads as a date), an error
+//! cell (`#N/A`, `#DIV/0!`) is missing.
 
 use std::path::Path;
 

@@ -932,8 +932,9 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
 }
 
 /// How far `data` (CSV, Parquet, Arrow or a workbook's sheet, `sheet` as in
-/// [`PredictRequest`]; `-`: CSV on stdin, or one text per line for a text run) has drifted from the run's training data: the PSI of each input column and of the
-/// scores, read and scored in chunks like `predict`.
+/// [`PredictRequest`]; `-`: CSV on stdin, or one text per line for a text run) has drifted
+/// from the run's training data: the PSI of each input column and of the scores, read and
+/// scored in chunks like `predict`.
 pub fn drift(session: &Session, data: &Path, sheet: Option<&str>) -> Result<DriftReport> {
     let run = session.run();
     if !run.manifest.files.contains_key(files::PROFILE) {
