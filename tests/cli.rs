@@ -1252,6 +1252,35 @@ fn a_workbook_sheet_is_named_in_training_and_scoring_reads_it_again() {
 }
 
 #[test]
+fn a_csv_export_with_a_title_above_its_header_trains_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bank =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(BANK_DATA)).unwrap();
+    let data = tmp.path().join("export.csv");
+    std::fs::write(
+        &data,
+        format!("Bank customers,,\nExported 2026-11-30,by CRM,\n\n{bank}"),
+    )
+    .unwrap();
+    let (run, o) = train_toml(
+        tmp.path(),
+        &format!(
+            "[data]\npath = {:?}\ntarget = \"y\"\n[train]\nepochs = 2\n",
+            data.display().to_string()
+        ),
+    );
+    assert!(
+        stderr(&o).contains("skipped the 3 lines above the header as a title or notes"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(json(&run.join("manifest.json"))["dataset"]["rows"], 4521);
+    let out = tmp.path().join("scores.csv");
+    assert_ok(&predict_on(&run, &data, &out, "ndarray", &[]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 4522);
+}
+
+#[test]
 fn compare_marks_the_best_run() {
     let tmp = tempfile::tempdir().unwrap();
     let a = train(BANK, &tmp.path().join("a"), &["train.epochs=1"]);

@@ -155,6 +155,9 @@ pub struct Table {
     /// The sheet a workbook was read from and the sheets after it, where it has more
     /// than one.
     sheets: Option<(String, Vec<String>)>,
+    /// Lines (a CSV) or rows (a sheet) above the header that were skipped as a title or
+    /// notes ([`table_start`]).
+    preamble: usize,
 }
 
 /// A CSV read in a legacy encoding rather than UTF-8.
@@ -176,6 +179,7 @@ impl Table {
             sniffed_delimiter: None,
             recoded: None,
             sheets: None,
+            preamble: 0,
         }
     }
 
@@ -200,6 +204,12 @@ impl Table {
     /// not, where it has more than one (a note for the user), else `None`.
     pub fn unread_sheets(&self) -> Option<&(String, Vec<String>)> {
         self.sheets.as_ref()
+    }
+
+    /// The lines (a CSV) or rows (a sheet) above the header that were skipped as a title
+    /// or notes (a note for the user).
+    pub fn preamble(&self) -> usize {
+        self.preamble
     }
 
     /// The rows (0-based) where `column` holds a value under `read`, or `None` when the
@@ -231,6 +241,7 @@ impl Table {
             sniffed_delimiter: self.sniffed_delimiter,
             recoded: self.recoded,
             sheets: self.sheets.clone(),
+            preamble: self.preamble,
         })
     }
 
@@ -444,6 +455,50 @@ fn scan_fields(record: &[u8], delimiter: u8) -> (usize, bool) {
         }
     }
     (fields, in_quotes)
+}
+
+/// Records (or sheet rows) read ahead of a table for a title or notes above its header.
+pub(crate) const PREAMBLE_LOOK_AHEAD: usize = 20;
+
+/// The index of the header among a table's first rows, given each row's count of
+/// non-empty cells: 0, unless rows of at most half the widest row's cells (a title,
+/// "generated on ..." notes, blank lines) come before the first row as wide as any, and
+/// no row after it is that narrow but a blank one (the table's rows). Excel pads a CSV's
+/// every line to the widest, so cells are counted, not separators.
+pub(crate) fn table_start(widths: &[usize]) -> usize {
+    let widest = widths.iter().copied().max().unwrap_or(0);
+    let Some(header) = widths.iter().position(|&w| w == widest) else {
+        return 0;
+    };
+    let note = |w: usize| w * 2 <= widest;
+    if widest < 2
+        || !widths[..header].iter().all(|&w| note(w))
+        || !widths[header + 1..].iter().all(|&w| w == 0 || !note(w))
+    {
+        return 0;
+    }
+    header
+}
+
+/// Whether a record holds nothing but whitespace.
+fn is_blank(record: &[u8]) -> bool {
+    record.iter().all(u8::is_ascii_whitespace)
+}
+
+/// The fields of one CSV record that hold more than whitespace and quotes.
+fn filled_fields(record: &[u8], delimiter: u8) -> usize {
+    let (mut in_quotes, mut filled, mut count) = (false, false, 0);
+    for &b in record {
+        if b == b'"' {
+            in_quotes = !in_quotes;
+        } else if b == delimiter && !in_quotes {
+            count += usize::from(filled);
+            filled = false;
+        } else if !b.is_ascii_whitespace() {
+            filled = true;
+        }
+    }
+    count + usize::from(filled)
 }
 
 /// Duplicate or blank header names are errors rather than silently renamed columns.
@@ -663,9 +718,15 @@ impl ChunkReader {
         };
         table.sniffed_delimiter = self.sniffed_delimiter;
         match &self.source {
-            ChunkSource::Csv { text, .. } => table.recoded = text.recoded(),
-            ChunkSource::Sheet(sheet) if !sheet.named && !sheet.others.is_empty() => {
-                table.sheets = Some((sheet.name.clone(), sheet.others.clone()));
+            ChunkSource::Csv { text, .. } => {
+                table.recoded = text.recoded();
+                table.preamble = text.preamble;
+            }
+            ChunkSource::Sheet(sheet) => {
+                table.preamble = sheet.preamble;
+                if !sheet.named && !sheet.others.is_empty() {
+                    table.sheets = Some((sheet.name.clone(), sheet.others.clone()));
+                }
             }
             _ => {}
         }
@@ -772,6 +833,7 @@ impl ChunkReader {
             sniffed_delimiter: None,
             recoded: None,
             sheets: None,
+            preamble: 0,
         })
     }
 }
@@ -787,6 +849,8 @@ struct CsvText {
     legacy: Option<&'static encoding_rs::Encoding>,
     /// Lines that were not UTF-8.
     recoded: usize,
+    /// Lines above the header skipped as a title or notes.
+    preamble: usize,
 }
 
 impl CsvText {
@@ -969,14 +1033,47 @@ fn csv_source(
             "is UTF-16 text (what Excel saves as \"Unicode Text\"); save it as \"CSV UTF-8\"",
         ));
     }
-    let mut text = CsvText::default();
+    // A title or notes above the header, as CRM and BI exports write them: the records
+    // read ahead go back in front of the reader.
+    let mut records = vec![header];
+    for _ in 0..PREAMBLE_LOOK_AHEAD {
+        let mut record = Vec::new();
+        if !read_record(reader.as_mut(), &mut record).map_err(|e| PatronError::io(path, e))? {
+            break;
+        }
+        records.push(record);
+    }
+    // The header's own separator where it shows one (as below), else the last record's:
+    // a title may hold no separator at all.
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| !is_blank(r))
+        .unwrap_or(&records[0]);
+    let guess = sniff_delimiter(&records[0], delimiter)
+        .or_else(|| sniff_delimiter(last, delimiter))
+        .unwrap_or(delimiter);
+    let widths: Vec<usize> = records.iter().map(|r| filled_fields(r, guess)).collect();
+    let mut table = records.split_off(table_start(&widths));
+    let mut header = table.remove(0);
+    let ahead = table.concat();
+    let mut reader: Box<dyn BufRead + Send> = if ahead.is_empty() {
+        reader
+    } else {
+        Box::new(Cursor::new(ahead).chain(reader))
+    };
+    let mut text = CsvText {
+        preamble: records.iter().map(|r| newlines(r)).sum(),
+        ..CsvText::default()
+    };
+    text.lines = text.preamble;
     text.decode_record(path, &mut header, 0, reader.as_mut())?;
     let sniffed = sniff_delimiter(&header, delimiter);
     check_header(path, &header, sniffed.unwrap_or(delimiter))?;
     if !header.ends_with(b"\n") {
         header.push(b'\n');
     }
-    text.lines = newlines(&header);
+    text.lines += newlines(&header);
     let source = ChunkSource::Csv {
         text,
         reader,
@@ -1102,6 +1199,50 @@ mod tests {
         let p = write(dir.path(), "s.csv", b"id, x ,\" note\"\n1,2,3\n");
         let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
         assert_eq!(t.column_names(), vec!["id", "x", "note"]);
+    }
+
+    #[test]
+    fn a_table_starts_below_a_title_or_notes() {
+        assert_eq!(table_start(&[5, 5, 4, 5]), 0);
+        // A title, a "generated on" line and a blank one; the rows below may miss cells.
+        assert_eq!(table_start(&[1, 2, 0, 5, 5, 3, 0, 5]), 3);
+        // A header with an unnamed column stays the header (its error names the column).
+        assert_eq!(table_start(&[4, 5, 5]), 0);
+        // Narrow rows below the widest one are no table: nothing is skipped.
+        assert_eq!(table_start(&[1, 4, 2, 4]), 0);
+        assert_eq!(table_start(&[1, 1, 1]), 0);
+        assert_eq!(table_start(&[]), 0);
+    }
+
+    #[test]
+    fn a_csv_title_and_notes_above_the_header_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        // Excel pads every line to the widest one.
+        let p = write(
+            dir.path(),
+            "export.csv",
+            b"Customer export,,,,\r\nGenerated 2026-11-30,by CRM,,,\r\n,,,,\r\nid,plan,spend,age,vip\r\n1,a,\"1,5\",30,no\r\n2,b,,41,\r\n",
+        );
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.column_names(), vec!["id", "plan", "spend", "age", "vip"]);
+        assert_eq!(t.height(), 2);
+        assert_eq!(t.preamble(), 3);
+        assert_eq!(t.cells("spend").unwrap(), vec![Some("1,5"), None]);
+        // A bad line is named by its line in the file.
+        let mut bad = String::from("Title\nid,plan,spend\n");
+        bad.push_str(&"1,a,2\n".repeat(25));
+        bad.push_str("1,a,2,3\n");
+        let p = write(dir.path(), "bad.csv", bad.as_bytes());
+        let e = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
+        assert!(e.to_string().contains("line 28 has 4 fields"), "{e}");
+        // A plain file: nothing skipped.
+        let p = write(dir.path(), "plain.csv", b"id,plan\n1,\n2,b\n");
+        assert_eq!(
+            read_table(&p, &ReadOptions::new(b',', &[]))
+                .unwrap()
+                .preamble(),
+            0
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reading a sheet of an Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
 //! `.ods`; the first, or the one `data.sheet` or `--sheet` names) as a table: the first row
-//! names the columns, a column whose every value is a number is a number column (as in
+//! (below a title or notes, [`table_start`]) names the columns, a column whose every value is a number is a number column (as in
 //! Parquet), a date cell is its ISO 8601 text (which the typing reads as a date), an error
 //! cell (`#N/A`, `#DIV/0!`) is missing.
 
@@ -9,7 +9,7 @@ use std::path::Path;
 use calamine::{Data, Range, Reader, open_workbook_auto};
 use polars::prelude::*;
 
-use crate::data::SheetChoice;
+use crate::data::{PREAMBLE_LOOK_AHEAD, SheetChoice, table_start};
 use crate::error::{PatronError, Result};
 
 /// A workbook's sheet as a table, with the sheets' names.
@@ -22,6 +22,8 @@ pub struct Sheet {
     pub others: Vec<String>,
     /// Whether it was read by name rather than for being first.
     pub named: bool,
+    /// Rows above the header skipped as a title or notes.
+    pub preamble: usize,
 }
 
 /// The sheet `choice` picks of the workbook at `path`.
@@ -52,13 +54,15 @@ pub fn read_sheet(path: &Path, choice: &SheetChoice) -> Result<Sheet> {
     let range = book
         .worksheet_range(&name)
         .map_err(|e| failed(format!("sheet {name:?} cannot be read ({e})")))?;
-    let frame = frame(&range).map_err(|what| failed(format!("sheet {name:?}: {what}")))?;
+    let (frame, preamble) =
+        frame(&range).map_err(|what| failed(format!("sheet {name:?}: {what}")))?;
     let others = names.iter().filter(|n| **n != name).cloned().collect();
     Ok(Sheet {
         frame,
         name,
         others,
         named,
+        preamble,
     })
 }
 
@@ -76,13 +80,20 @@ fn find_sheet<'a>(names: &'a [String], wanted: &str) -> Option<&'a String> {
     }
 }
 
-/// The columns of a sheet's used range, named by its first row.
-fn frame(range: &Range<Data>) -> std::result::Result<DataFrame, String> {
-    let mut rows = range.rows();
-    let Some(header) = rows.next() else {
+/// The columns of a sheet's used range, named by its first row below any title or notes,
+/// and how many rows those took.
+fn frame(range: &Range<Data>) -> std::result::Result<(DataFrame, usize), String> {
+    let rows: Vec<&[Data]> = range.rows().collect();
+    let widths: Vec<usize> = rows
+        .iter()
+        .take(PREAMBLE_LOOK_AHEAD + 1)
+        .map(|row| row.iter().filter(|c| text(c).is_some()).count())
+        .collect();
+    let start = table_start(&widths);
+    let Some(header) = rows.get(start) else {
         return Err("is empty; the first row must name the columns".into());
     };
-    let body: Vec<&[Data]> = rows.collect();
+    let body = &rows[start + 1..];
     let first_column = range.start().map_or(0, |(_, c)| c as usize);
     let mut columns = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -131,7 +142,8 @@ fn frame(range: &Range<Data>) -> std::result::Result<DataFrame, String> {
     if columns.is_empty() {
         return Err("has no named columns in its first row".into());
     }
-    DataFrame::new(body.len(), columns).map_err(|e| e.to_string())
+    let frame = DataFrame::new(body.len(), columns).map_err(|e| e.to_string())?;
+    Ok((frame, start))
 }
 
 /// A number cell's value (`None`: empty or an error).
@@ -254,7 +266,7 @@ mod tests {
                 Data::Empty,
             ],
         ]);
-        let df = frame(&range).unwrap();
+        let (df, _) = frame(&range).unwrap();
         let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
         assert_eq!(names, ["spend", "plan", "since", "vip", "id"]);
         let ids: Vec<Option<i64>> = df.column("id").unwrap().i64().unwrap().iter().collect();
@@ -278,6 +290,22 @@ mod tests {
             texts("vip"),
             [Some("TRUE".into()), None, Some("FALSE".into())]
         );
+    }
+
+    #[test]
+    fn a_title_above_the_table_is_skipped() {
+        let range = sheet(vec![
+            vec![s("Customer export"), Data::Empty, Data::Empty],
+            vec![Data::Empty, Data::Empty, Data::Empty],
+            vec![s("id"), s("plan"), s("spend")],
+            vec![Data::Int(1), s("a"), Data::Float(1.5)],
+            vec![Data::Int(2), Data::Empty, Data::Float(2.5)],
+        ]);
+        let (df, preamble) = frame(&range).unwrap();
+        assert_eq!(preamble, 2);
+        let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["id", "plan", "spend"]);
+        assert_eq!(df.height(), 2);
     }
 
     #[test]

@@ -350,6 +350,16 @@ fn read_data(config: &Config, path: &Path) -> Result<Data> {
             recoded.lines
         ));
     }
+    let n = table.preamble();
+    if n > 0 {
+        let sheet = Format::of_input(path)? == Format::Spreadsheet;
+        warnings.push(format!(
+            "{}: skipped the {n} {}{} above the header as a title or notes; the table starts below them",
+            path.display(),
+            if sheet { "row" } else { "line" },
+            if n == 1 { "" } else { "s" },
+        ));
+    }
     if let Some((first, others)) = table.unread_sheets() {
         let quoted: Vec<String> = others.iter().map(|s| format!("{s:?}")).collect();
         if !table.column_names().contains(&config.data.target) {
