@@ -1235,6 +1235,11 @@ mod tests {
         let p = write(dir.path(), "bad.csv", bad.as_bytes());
         let e = read_table(&p, &ReadOptions::new(b',', &[])).unwrap_err();
         assert!(e.to_string().contains("line 28 has 4 fields"), "{e}");
+        // Excel's separator line.
+        let p = write(dir.path(), "sep.csv", b"sep=;\nid;plan;spend\n1;a;1,5\n");
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(t.column_names(), vec!["id", "plan", "spend"]);
+        assert_eq!(t.sniffed_delimiter(), Some(b';'));
         // A plain file: nothing skipped.
         let p = write(dir.path(), "plain.csv", b"id,plan\n1,\n2,b\n");
         assert_eq!(
