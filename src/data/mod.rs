@@ -501,7 +501,36 @@ fn filled_fields(record: &[u8], delimiter: u8) -> usize {
     count + usize::from(filled)
 }
 
-/// Duplicate or blank header names are errors rather than silently renamed columns.
+/// Name the second and later columns a header leaves blank `Unnamed: I` (I from 0, as
+/// pandas does), so Excel's padding (`id,plan,,,`) reads; the first keeps the name `""`
+/// that runs trained on a single blank column know it by. Their cells decide what they
+/// are: padding is empty and so no feature.
+fn name_blank_columns(header: &mut Vec<u8>, delimiter: u8) {
+    let text = String::from_utf8_lossy(header).into_owned();
+    let line = text.trim_end_matches(['\r', '\n']);
+    let blank = |f: &str| f.trim().trim_matches('"').trim().is_empty();
+    let fields: Vec<&str> = line.split(delimiter as char).collect();
+    if fields.iter().filter(|f| blank(f)).count() < 2 {
+        return;
+    }
+    let mut seen = false;
+    let named: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match (blank(f), seen) {
+            (true, true) => format!("Unnamed: {i}"),
+            (true, false) => {
+                seen = true;
+                f.to_string()
+            }
+            _ => f.to_string(),
+        })
+        .collect();
+    let ending = &text[line.len()..];
+    *header = format!("{}{ending}", named.join(&(delimiter as char).to_string())).into_bytes();
+}
+
+/// Duplicate header names are errors rather than silently renamed columns.
 fn check_header(path: &Path, bytes: &[u8], delimiter: u8) -> Result<()> {
     let end = bytes
         .iter()
@@ -1069,6 +1098,7 @@ fn csv_source(
     text.lines = text.preamble;
     text.decode_record(path, &mut header, 0, reader.as_mut())?;
     let sniffed = sniff_delimiter(&header, delimiter);
+    name_blank_columns(&mut header, sniffed.unwrap_or(delimiter));
     check_header(path, &header, sniffed.unwrap_or(delimiter))?;
     if !header.ends_with(b"\n") {
         header.push(b'\n');
@@ -1248,6 +1278,25 @@ mod tests {
                 .preamble(),
             0
         );
+    }
+
+    #[test]
+    fn excel_padding_columns_without_names_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "pad.csv",
+            b"id,plan,,,\r\n1,a,,,\r\n2,b,,x,\r\n",
+        );
+        let t = read_table(&p, &ReadOptions::new(b',', &[])).unwrap();
+        assert_eq!(
+            t.column_names(),
+            vec!["id", "plan", "", "Unnamed: 3", "Unnamed: 4"]
+        );
+        assert_eq!(t.cells("Unnamed: 3").unwrap(), vec![None, Some("x")]);
+        // A name twice is still an error.
+        let p = write(dir.path(), "twice.csv", b"id,id,,\n1,2,,\n");
+        assert!(read_table(&p, &ReadOptions::new(b',', &[])).is_err());
     }
 
     #[test]

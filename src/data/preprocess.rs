@@ -736,12 +736,19 @@ fn fit_features(
     let mut features = Vec::new();
     // Number columns read with a decimal comma because nothing else reads them.
     let mut comma_columns = Vec::new();
+    // Columns with no value in any training row (Excel's padding columns, say).
+    let mut empty_columns = Vec::new();
     for name in &table.column_names() {
         let split = config.split.column.as_ref() == Some(name);
         if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) || split {
             continue;
         }
         let cells = table.cells(name).unwrap_or_default();
+        let forced = d.categorical.contains(name) || d.numeric.contains(name);
+        if !forced && train_rows.iter().all(|&r| read.clean(cells[r]).is_none()) {
+            empty_columns.push(name.clone());
+            continue;
+        }
         // Numbers a Parquet file or a workbook typed are numbers whatever data.decimal says.
         let mark = if table.is_typed_number(name) {
             DecimalMark::Point
@@ -844,6 +851,27 @@ fn fit_features(
         };
         features.push(feature);
     }
+    if !empty_columns.is_empty() {
+        notes.warnings.push(format!(
+            "{} {} {} no value in any training row: not {}",
+            if empty_columns.len() == 1 {
+                "column"
+            } else {
+                "columns"
+            },
+            quoted_list(&empty_columns),
+            if empty_columns.len() == 1 {
+                "has"
+            } else {
+                "have"
+            },
+            if empty_columns.len() == 1 {
+                "a feature"
+            } else {
+                "features"
+            },
+        ));
+    }
     if !comma_columns.is_empty() {
         notes.warnings.push(format!(
             "{} {} {} numbers written with a decimal comma (\"1,5\" is 1.5, \"1.234,5\" is 1234.5): read so; set data.decimal = \".\" if that is wrong",
@@ -855,7 +883,7 @@ fn fit_features(
     if features.is_empty() {
         return Err(PatronError::config(
             "data",
-            "no feature columns are left after removing the target, id, data.drop, identifier-like and row-number columns; list a column in data.categorical (or a row number in data.numeric) to use it",
+            "no feature columns are left after removing the target, id, data.drop, empty, identifier-like and row-number columns; list a column in data.categorical (or a row number in data.numeric) to use it",
         ));
     }
     Ok(features)
@@ -1550,6 +1578,22 @@ mod tests {
     }
 
     #[test]
+    fn a_column_with_no_value_in_the_training_rows_is_no_feature() {
+        let (_d, p, t) = table("x,e,f,y\n1,,NA,no\n2,,,yes\n3,, ,no\n4,,,yes\n");
+        let rows: Vec<usize> = (0..4).collect();
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        let names: Vec<&str> = pre.features.iter().map(Feature::name).collect();
+        assert_eq!(names, ["x"]);
+        assert!(
+            notes.warnings.iter().any(
+                |w| w == "columns \"e\", \"f\" have no value in any training row: not features"
+            ),
+            "{:?}",
+            notes.warnings
+        );
+    }
+
+    #[test]
     fn excel_and_pandas_missing_markers_are_missing_by_default() {
         let (_d, p, t) = table("x,y\n1,no\n#N/A,yes\n3,no\n<NA>,yes\n5,no\n");
         let rows: Vec<usize> = (0..5).collect();
@@ -1772,7 +1816,10 @@ mod tests {
         assert_eq!(names(&pre), ["id", "plan", "x"]);
         let only_id = config("drop = [\"plan\", \"x\"]");
         let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
-        assert!(e.contains("identifier-like and row-number columns"), "{e}");
+        assert!(
+            e.contains("empty, identifier-like and row-number columns"),
+            "{e}"
+        );
     }
 
     #[test]
