@@ -851,33 +851,30 @@ fn fit_features(
         };
         features.push(feature);
     }
+    // One warning per kind, its words agreeing with the number of columns it names.
+    let listed = |columns: &[String], singular: &'static str, plural: &'static str| {
+        let one = columns.len() == 1;
+        (
+            if one { "column" } else { "columns" },
+            quoted_list(columns),
+            if one { singular } else { plural },
+        )
+    };
     if !empty_columns.is_empty() {
+        let (column, names, have) = listed(&empty_columns, "has", "have");
+        let feature = if empty_columns.len() == 1 {
+            "a feature"
+        } else {
+            "features"
+        };
         notes.warnings.push(format!(
-            "{} {} {} no value in any training row: not {}",
-            if empty_columns.len() == 1 {
-                "column"
-            } else {
-                "columns"
-            },
-            quoted_list(&empty_columns),
-            if empty_columns.len() == 1 {
-                "has"
-            } else {
-                "have"
-            },
-            if empty_columns.len() == 1 {
-                "a feature"
-            } else {
-                "features"
-            },
+            "{column} {names} {have} no value in any training row: not {feature}"
         ));
     }
     if !comma_columns.is_empty() {
+        let (column, names, hold) = listed(&comma_columns, "holds", "hold");
         notes.warnings.push(format!(
-            "{} {} {} numbers written with a decimal comma (\"1,5\" is 1.5, \"1.234,5\" is 1234.5): read so; set data.decimal = \".\" if that is wrong",
-            if comma_columns.len() == 1 { "column" } else { "columns" },
-            quoted_list(&comma_columns),
-            if comma_columns.len() == 1 { "holds" } else { "hold" },
+            "{column} {names} {hold} numbers written with a decimal comma (\"1,5\" is 1.5, \"1.234,5\" is 1234.5): read so; set data.decimal = \".\" if that is wrong"
         ));
     }
     if features.is_empty() {
