@@ -697,6 +697,68 @@ fn row_numbers(cells: &[Option<&str>], read: &ReadOptions) -> bool {
     (first == 0.0 || first == 1.0) && (0..cells.len()).all(|r| value(r) == Some(first + r as f64))
 }
 
+/// Whether a column's name reads as an identifier's: `id`, `uuid` or `guid` as one of its
+/// words, or `number`, `no`, `nr`, `num` or `key` as its last (`CustomerId`, `user_id`,
+/// `EmployeeNumber`, `Account No.`; not `paid` or `number_of_orders`). Words are split at
+/// anything but letters and digits and where a lower-case letter meets an upper-case one.
+fn identifier_name(name: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut last_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() || (last_lower && c.is_uppercase()) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word).to_lowercase());
+            }
+        }
+        if c.is_alphanumeric() {
+            word.push(c);
+        }
+        last_lower = c.is_lowercase();
+    }
+    if !word.is_empty() {
+        words.push(word.to_lowercase());
+    }
+    let anywhere = |w: &String| matches!(w.as_str(), "id" | "ids" | "uuid" | "guid");
+    words.iter().any(anywhere)
+        || words
+            .last()
+            .is_some_and(|w| matches!(w.as_str(), "number" | "no" | "nr" | "num" | "key"))
+}
+
+/// A number column that identifies its rows rather than describing them: an identifier's
+/// name ([`identifier_name`]), whole numbers only, and (as a categorical identifier) at
+/// least 20 present training values of which 95 % differ. A customer or employee number
+/// is assigned, not measured; fitted as a number it lets the network learn the label of
+/// id ranges (the order of sign-up at best, noise at worst). Gives (distinct, present).
+fn numeric_identifier(
+    name: &str,
+    cells: &[Option<&str>],
+    train_rows: &[usize],
+    read: &ReadOptions,
+) -> Option<(usize, usize)> {
+    if !identifier_name(name) {
+        return None;
+    }
+    let mut values = Vec::with_capacity(train_rows.len());
+    for &r in train_rows {
+        if let Some(v) = read.clean(cells[r]) {
+            let x = parse_number(v)?;
+            if x.fract() != 0.0 {
+                return None;
+            }
+            values.push(x as i64);
+        }
+    }
+    let present = values.len();
+    values.sort_unstable();
+    values.dedup();
+    let distinct = values.len();
+    (present >= IDENTIFIER_MIN_ROWS
+        && distinct as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64)
+        .then_some((distinct, present))
+}
+
 /// The token ids of every row's texts (joined across the text columns).
 fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded> {
     let columns = table.column_names();
@@ -755,15 +817,22 @@ fn fit_features(
         } else {
             d.decimal
         };
-        let feature = match infer_type(path, name, &cells, &read, config, mark)? {
-            ColumnType::Numeric { .. }
-                if !d.numeric.contains(name) && row_numbers(&cells, &read) =>
-            {
+        let kind = infer_type(path, name, &cells, &read, config, mark)?;
+        if matches!(kind, ColumnType::Numeric { .. }) && !d.numeric.contains(name) {
+            if row_numbers(&cells, &read) {
                 notes.warnings.push(format!(
                     "column {name:?} holds the row numbers (its value is the row's place in the file): it is not a feature (list it in data.numeric to use it)"
                 ));
                 continue;
             }
+            if let Some((distinct, present)) = numeric_identifier(name, &cells, train_rows, &read) {
+                notes.warnings.push(format!(
+                    "column {name:?} has {distinct} different whole numbers in {present} training rows and its name reads as an identifier: it is not a feature (set data.id to carry it into predictions, or list it in data.numeric to use it)"
+                ));
+                continue;
+            }
+        }
+        let feature = match kind {
             kind @ (ColumnType::Numeric { .. }
             | ColumnType::MostlyNumeric { .. }
             | ColumnType::Date { .. }) => {
@@ -1844,6 +1913,61 @@ mod tests {
         let (_d, p, t) = table(&short);
         let (pre, _) = fit(&t, &rows[..10], &config(""), &p).unwrap();
         assert_eq!(names(&pre).len(), 3);
+    }
+
+    #[test]
+    fn a_number_column_named_as_an_identifier_is_not_a_feature_unless_listed() {
+        for (name, is_id) in [
+            ("CustomerId", true),
+            ("customerID", true),
+            ("user_id", true),
+            ("ID", true),
+            ("EmployeeNumber", true),
+            ("Account No.", true),
+            ("SK_ID_CURR", true),
+            ("order-uuid", true),
+            ("paid", false),
+            ("valid", false),
+            ("number_of_orders", false),
+            ("NumOrders", false),
+            ("tenure", false),
+            ("identity", false),
+        ] {
+            assert_eq!(identifier_name(name), is_id, "{name}");
+        }
+        // `CustomerId`: distinct whole numbers (not in row order); `paid`: distinct amounts
+        // with a name that is no identifier's; `OrderNo`: whole numbers that repeat;
+        // `user_id`: distinct but with decimals.
+        let mut text = String::from("CustomerId,paid,OrderNo,user_id,y\n");
+        for i in 0..40 {
+            text += &format!(
+                "{},{},{},{}.5,{}\n",
+                15_634_602 + 7 * i,
+                100 + 3 * i,
+                i % 10,
+                i,
+                i % 2
+            );
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..32).collect();
+        let names = |pre: &Preprocessor| -> Vec<String> {
+            pre.features.iter().map(|f| f.name().to_string()).collect()
+        };
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["paid", "OrderNo", "user_id"]);
+        assert_eq!(
+            notes.warnings,
+            [
+                "column \"CustomerId\" has 32 different whole numbers in 32 training rows and its name reads as an identifier: it is not a feature (set data.id to carry it into predictions, or list it in data.numeric to use it)"
+            ]
+        );
+        let (pre, notes) = fit(&t, &rows, &config("numeric = [\"CustomerId\"]"), &p).unwrap();
+        assert_eq!(names(&pre), ["CustomerId", "paid", "OrderNo", "user_id"]);
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+        // Under 20 training rows an identifier's name alone leaves it a feature.
+        let (pre, _) = fit(&t, &rows[..19], &config(""), &p).unwrap();
+        assert_eq!(names(&pre).len(), 4);
     }
 
     #[test]
