@@ -1310,6 +1310,15 @@ impl Preprocessor {
         let cells = table
             .cells(&self.target)
             .ok_or_else(|| missing_column(path, "target", &self.target, &columns))?;
+        // Cells find their class as training found it (`label_key`), unless two of an
+        // older run's labels share a key (it was trained with `1` and `1.0` apart).
+        let keys: HashMap<String, usize> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (label_key(l), i))
+            .collect();
+        let keys = (keys.len() == self.labels.len()).then_some(keys);
         cells
             .iter()
             .enumerate()
@@ -1322,7 +1331,11 @@ impl Preprocessor {
                     return target_number(v, &self.target, row, path, fitted.decimal_comma)
                         .map(Some);
                 }
-                match self.labels.iter().position(|l| l == v) {
+                let class = match &keys {
+                    Some(keys) => keys.get(&label_key(v)).copied(),
+                    None => self.labels.iter().position(|l| l == v),
+                };
+                match class {
                     Some(i) => Ok(Some(i as f32)),
                     None => Err(PatronError::data(
                         path,
@@ -1335,6 +1348,21 @@ impl Preprocessor {
                 }
             })
             .collect()
+    }
+}
+
+/// What makes two target cells the same class: a number's value (`1`, `1.0` and `01` are
+/// one class), otherwise the text without regard to letter case or repeated spaces
+/// (`Yes`, `yes` and `YES` are one class; a hand-typed or merged export writes both).
+pub fn label_key(v: &str) -> String {
+    match v.parse::<f64>() {
+        // -0 is 0; `Display` writes 1.0 as "1".
+        Ok(x) if !x.is_nan() => format!("{}", if x == 0.0 { 0.0 } else { x }),
+        _ => v
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
     }
 }
 
@@ -1853,6 +1881,22 @@ mod tests {
             pre.encode_target(&t, 0, &p).unwrap(),
             [0., 1., 0., 0., 1., 0.].map(Some)
         );
+        // A labelled file may write a class another way than training did.
+        let (_d2, p2, other) = table("x,c,y\n1,a,YES\n2,b, No\n3,a,maybe\n");
+        let first_two = other.take_rows(&p2, &[0, 1]).unwrap();
+        let got = pre.encode_target(&first_two, 0, &p2);
+        assert_eq!(got.unwrap(), [Some(1.0), Some(0.0)]);
+        let e = pre.encode_target(&other, 0, &p2).unwrap_err().to_string();
+        assert!(
+            e.contains("row 3 holds \"maybe\", a label the model never saw"),
+            "{e}"
+        );
+        // An older run trained with "1" and "1.0" as two classes matches cells exactly.
+        let mut old = pre.clone();
+        old.labels = vec!["1".into(), "1.0".into()];
+        let (_d3, p3, ones) = table("x,c,y\n1,a,1.0\n2,b,1\n");
+        let got = old.encode_target(&ones, 0, &p3).unwrap();
+        assert_eq!(got, [Some(1.0), Some(0.0)]);
     }
 
     #[test]

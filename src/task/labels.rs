@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::config::{ClassWeight, Config, Loss, StopMetric, TargetTransform, TaskKind};
-use crate::data::preprocess::{missing_column, numeric_target, parse_number_in, reads_with_comma};
+use crate::data::preprocess::{
+    label_key, missing_column, numeric_target, parse_number_in, reads_with_comma,
+};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 
@@ -243,10 +245,16 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
     let cells = table
         .cells(target)
         .ok_or_else(|| missing_column(path, "data.target", target, &table.column_names()))?;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut classes: HashMap<String, HashMap<&str, usize>> = HashMap::new();
     for (r, cell) in cells.iter().enumerate() {
         match read.clean(*cell) {
-            Some(v) => *counts.entry(v).or_default() += 1,
+            Some(v) => {
+                *classes
+                    .entry(label_key(v))
+                    .or_default()
+                    .entry(v)
+                    .or_default() += 1
+            }
             None => {
                 return Err(PatronError::data(
                     path,
@@ -258,6 +266,17 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
             }
         }
     }
+    // Each class by its most frequent spelling (ties: the first in sort order).
+    let counts: HashMap<&str, usize> = classes
+        .values()
+        .map(|spellings| {
+            let (name, _) = spellings
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .expect("a class has a spelling");
+            (*name, spellings.values().sum())
+        })
+        .collect();
     if counts.is_empty() {
         return Err(PatronError::data(path, "has no data rows (only a header)"));
     }
@@ -297,8 +316,9 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
     // Less frequent first; ties broken by name so the choice is stable.
     classes.sort_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
     let positive = match &config.data.positive {
-        Some(p) => {
-            if !classes.iter().any(|(c, _)| c == p) {
+        Some(p) => match classes.iter().find(|(c, _)| label_key(c) == label_key(p)) {
+            Some((c, _)) => c.to_string(),
+            None => {
                 return Err(PatronError::config(
                     "data.positive",
                     format!(
@@ -307,8 +327,7 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
                     ),
                 ));
             }
-            p.clone()
-        }
+        },
         None => classes[0].0.to_string(),
     };
     let negative = classes
@@ -323,19 +342,57 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
 pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<f32> {
     let read = ReadOptions::of(config);
     let cells = table.cells(&config.data.target).unwrap_or_default();
-    let index: HashMap<&str, usize> = classes
+    let index: HashMap<String, usize> = classes
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
+        .map(|(i, c)| (label_key(c), i))
         .collect();
     cells
         .iter()
         .map(|c| {
             read.clean(*c)
-                .and_then(|v| index.get(v))
+                .and_then(|v| index.get(&label_key(v)))
                 .map_or(0.0, |&i| i as f32)
         })
         .collect()
+}
+
+/// A warning where the target writes a class in more than one way (`Yes`, `yes`; `1`,
+/// `1.0`), which [`fit_labels`] reads as one class by its most frequent spelling.
+pub fn merged_spellings(table: &Table, config: &Config, classes: &[String]) -> Option<String> {
+    let read = ReadOptions::of(config);
+    let cells = table.cells(&config.data.target)?;
+    let mut others: Vec<Vec<&str>> = vec![Vec::new(); classes.len()];
+    let index: HashMap<String, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (label_key(c), i))
+        .collect();
+    for v in cells.iter().filter_map(|c| read.clean(*c)) {
+        if let Some(&i) = index.get(&label_key(v))
+            && v != classes[i]
+            && !others[i].contains(&v)
+        {
+            others[i].push(v);
+        }
+    }
+    let merged: Vec<String> = classes
+        .iter()
+        .zip(&mut others)
+        .filter(|(_, o)| !o.is_empty())
+        .map(|(c, o)| {
+            o.sort_unstable();
+            let o: Vec<String> = o.iter().map(|v| format!("{v:?}")).collect();
+            format!("{c:?} also as {}", o.join(", "))
+        })
+        .collect();
+    (!merged.is_empty()).then(|| {
+        format!(
+            "target column {:?} writes a class in more than one way: {}; each is read as one class (labels are compared without regard to letter case or extra spaces, numbers by value: 1.0 is 1)",
+            config.data.target,
+            merged.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -428,6 +485,38 @@ mod tests {
         let bins = strata(&Target::Numeric, &values[880..]);
         assert_eq!(bins.iter().filter(|&&x| x == 1).count(), 60);
         assert_eq!(strata(&Target::Classes(vec![]), &[1.0, 0.0]), [1, 0]);
+    }
+
+    #[test]
+    fn a_class_written_several_ways_is_one_class() {
+        let (_d, p, t) = table("x,y\n1,Yes\n2,no\n3,yes\n4,No\n5,YES \n6,Yes\n7,no\n");
+        let c = config("");
+        let labels = fit_labels(&t, &c, &p).unwrap();
+        // Four "Yes" against three "no": "no" is the rarer class, the positive.
+        assert_eq!(labels, ["Yes", "no"]);
+        assert_eq!(
+            target_values(&t, &c, &labels),
+            [0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+        );
+        let note = merged_spellings(&t, &c, &labels).unwrap();
+        assert!(
+            note.contains("\"Yes\" also as \"YES\", \"yes\"; \"no\" also as \"No\";"),
+            "{note}"
+        );
+        // data.positive names a class in any of its spellings.
+        let labels = fit_labels(&t, &config("positive = \"yes\""), &p).unwrap();
+        assert_eq!(labels, ["no", "Yes"]);
+        // Numbers by value: 1 and 1.0 are one class, and so are 0 and 0.0.
+        let (_d, p, t) = table("x,y\n1,1\n2,0.0\n3,1.0\n4,0\n5,0\n");
+        let (target, values, why) = fit_target(&t, &c, &p).unwrap();
+        assert_eq!(target, Target::Classes(vec!["0".into(), "1".into()]));
+        assert_eq!(values, [1.0, 0.0, 1.0, 0.0, 0.0]);
+        assert!(why.starts_with("task: binary"), "{why}");
+        let (_d, p, t) = table("x,y\n1,a\n2,b\n");
+        assert_eq!(
+            merged_spellings(&t, &c, &fit_labels(&t, &c, &p).unwrap()),
+            None
+        );
     }
 
     #[test]

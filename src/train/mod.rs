@@ -46,7 +46,8 @@ use crate::score::importance::permutation_importance;
 use crate::score::session::Session;
 use crate::task::calibration::Calibration;
 use crate::task::labels::{
-    Target, class_rows, fit_target, stop_metric, strata, target_decimal_comma, target_keys,
+    Target, class_rows, fit_target, merged_spellings, stop_metric, strata, target_decimal_comma,
+    target_keys,
 };
 use crate::task::regression::Regression;
 use crate::task::{self, CrossValidation, Report, Task};
@@ -425,6 +426,9 @@ fn check(
     let (target, labels, task_note) = fit_target(table, config, path)?;
     let regression = target == Target::Numeric;
     let mut warnings = target_keys(config, &target)?;
+    if let Target::Classes(classes) = &target {
+        warnings.extend(merged_spellings(table, config, classes));
+    }
     let stop_metric = stop_metric(config, &target);
     let class_rows = class_rows(&target, &labels);
     let read = ReadOptions::of(config);
