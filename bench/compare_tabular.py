@@ -4,7 +4,8 @@
 For each config and seed: `patron train --set split.seed=N --set split.export=...`, then
 `bench/reference_tabular.py` on the rows that run drew; prints a markdown table with the
 test ROC AUC of each and the means, and patron's and LightGBM's positives among the top-scored
-fifth of the test rows. Usage:
+fifth of the test rows; for a regression run (a numeric target), the test RMSE and R^2 of
+patron, LightGBM (squared error) and ridge regression. Usage:
 
     bench/compare_tabular.py configs/bank_propensity.toml configs/telco_churn.toml [--seeds 1,2,3,4,5]
 
@@ -60,6 +61,14 @@ def run_top_fifth_positives(predictions: Path) -> int:
     return top_fifth_positives([r[0] for r in rows], [r[1] for r in rows])
 
 
+CLASSIFICATION_HEADER = (
+    "| config | seed | patron | LightGBM | logistic regression | patron ECE (uncalibrated) "
+    "| top fifth's positives, patron / LightGBM |\n|---|---|---|---|---|---|---|")
+REGRESSION_HEADER = (
+    "| config | seed | patron RMSE | LightGBM RMSE | ridge RMSE | R², patron / LightGBM / ridge |"
+    "\n|---|---|---|---|---|---|")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("configs", nargs="+")
@@ -71,9 +80,7 @@ def main() -> int:
                    "unused, as a user who trains with the defaults and scores new customers")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print("| config | seed | patron | LightGBM | logistic regression | patron ECE (uncalibrated) "
-          "| top fifth's positives, patron / LightGBM |")
-    print("|---|---|---|---|---|---|---|")
+    header = None
     for config in args.configs:
         rows = []
         for seed in seeds:
@@ -88,16 +95,30 @@ def main() -> int:
                 report = json.loads((run / "report.json").read_text())
                 resolved = tomllib.loads((run / "config.toml").read_text())
                 data = resolved["data"]
-                positive = report["positive"]
+                regression = report.get("task") == "regression"
+                if header != regression:
+                    header = regression
+                    print(REGRESSION_HEADER if regression else CLASSIFICATION_HEADER)
+                target = ["--regression"] if regression else ["--positive", report["positive"]]
                 extra = ["--test-file", str(Path(args.test_file).resolve())] if args.test_file else []
                 ref = subprocess.run(
                     [sys.executable, str(ROOT / "bench" / "reference_tabular.py"),
                      "--data", str(ROOT / data["path"]), "--split", str(split),
-                     "--target", data["target"], "--positive", positive,
-                     "--drop", ",".join(data.get("drop", [])), "--id", data.get("id", "")] + extra,
+                     "--target", data["target"], "--drop", ",".join(data.get("drop", [])),
+                     "--id", data.get("id", "")] + target + extra,
                     cwd=ROOT, check=True, capture_output=True, text=True)
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
                 m = report["metrics"]
+                if regression:
+                    if args.test_file:
+                        sys.exit("--test-file scores binary runs only")
+                    row = (m["rmse"], ref["lightgbm_rmse"], ref["ridge_rmse"], m["r2"],
+                           ref["lightgbm_r2"], ref["ridge_r2"])
+                    rows.append(row)
+                    print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | "
+                          f"{row[2]:.4f} | {row[3]:.4f} / {row[4]:.4f} / {row[5]:.4f} |", flush=True)
+                    continue
+                positive = report["positive"]
                 if args.test_file:
                     auc, top = scored_file(run, Path(args.test_file), data["target"], positive)
                 else:
@@ -108,7 +129,12 @@ def main() -> int:
                 rows.append(row)
                 print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} "
                       f"| {row[3]:.4f} ({row[4]:.4f}) | {row[5]} / {row[6]} |", flush=True)
-        means = [sum(r[i] for r in rows) / len(rows) for i in range(7)]
+        means = [sum(r[i] for r in rows) / len(rows) for i in range(len(rows[0]))]
+        if header:
+            print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
+                  f"**{means[2]:.4f}** | {means[3]:.4f} / {means[4]:.4f} / {means[5]:.4f} |",
+                  flush=True)
+            continue
         print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
               f"**{means[2]:.4f}** | {means[3]:.4f} ({means[4]:.4f}) | {means[5]:.1f} / {means[6]:.1f} |",
               flush=True)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The tabular references on exactly patron's rows: LightGBM and logistic regression.
+"""The tabular references on exactly patron's rows: LightGBM and logistic regression
+(`--regression`: LightGBM with a squared-error loss and ridge regression).
 
 Reads a data CSV and the split a patron run drew (`split.export`, `row,split`), fits both
 on the train rows (LightGBM early-stopped on the valid rows; on a k-fold split, one
@@ -17,7 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -30,7 +31,10 @@ def main() -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--split", required=True, help="patron's split.export CSV")
     p.add_argument("--target", required=True)
-    p.add_argument("--positive", required=True)
+    p.add_argument("--positive", help="the positive class (a binary target)")
+    p.add_argument("--regression", action="store_true",
+                   help="a numeric target: ridge and LightGBM (squared error) instead, "
+                   "each one's test RMSE and R^2")
     p.add_argument("--drop", default="", help="comma-separated columns left out")
     p.add_argument("--id", default="", help="an id column, left out")
     p.add_argument("--test-file", help="score this file's rows as the test rows instead of "
@@ -49,7 +53,13 @@ def main() -> int:
             [split.replace({"split": {"test": "unused"}}),
              pd.DataFrame({"row": np.arange(len(test)), "split": "test"})],
             ignore_index=True)
-    y = (df[args.target].astype(str) == args.positive).astype(int).to_numpy()
+    if args.regression:
+        y = df[args.target].to_numpy(dtype=float)
+    elif args.positive is not None:
+        y = (df[args.target].astype(str) == args.positive).astype(int).to_numpy()
+    else:
+        print("give --positive or --regression", file=sys.stderr)
+        return 2
     drop = [c for c in args.drop.split(",") if c] + [c for c in [args.id] if c]
     x = df.drop(columns=[args.target] + drop)
     categorical = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
@@ -57,7 +67,8 @@ def main() -> int:
     part = split["split"].to_numpy()
     tr, va, te = (part == "train"), (part == "valid"), (part == "test")
 
-    # Logistic regression: standardized numbers (medians for blanks), one-hot categories.
+    # The linear reference (logistic regression, or ridge on a number): standardized
+    # numbers (medians for blanks), one-hot categories.
     x_lr = x.copy()
     for c in numeric:
         x_lr[c] = x_lr[c].fillna(x_lr.loc[tr, c].median())
@@ -70,17 +81,17 @@ def main() -> int:
                 ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
             ]
         ),
-        LogisticRegression(max_iter=2000, C=1.0),
+        Ridge(alpha=1.0) if args.regression else LogisticRegression(max_iter=2000, C=1.0),
     )
     lr.fit(x_lr[tr], y[tr])
-    lr_auc = roc_auc_score(y[te], lr.predict_proba(x_lr[te])[:, 1])
 
     # LightGBM: its defaults, categories as categories, early stopping on the valid rows.
     x_gb = x.copy()
     for c in categorical:
         x_gb[c] = x_gb[c].astype("category")
     def lightgbm(fit_rows, stop_rows):
-        model = lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.05, verbose=-1, random_state=0)
+        kind = lgb.LGBMRegressor if args.regression else lgb.LGBMClassifier
+        model = kind(n_estimators=2000, learning_rate=0.05, verbose=-1, random_state=0)
         model.fit(
             x_gb[fit_rows],
             y[fit_rows],
@@ -89,17 +100,32 @@ def main() -> int:
         )
         return model
 
+    def score(model, rows):
+        """A regressor's values, a classifier's positive-class probabilities."""
+        return model.predict(rows) if args.regression else model.predict_proba(rows)[:, 1]
+
     if "fold" in split.columns:
         # patron's k-fold split: as patron does, one model per fold, early-stopped on it,
         # their probabilities averaged.
         fold = split["fold"].to_numpy()
         models = [lightgbm(tr & (fold != k), tr & (fold == k)) for k in sorted(set(fold[tr]))]
-        probs = np.mean([m.predict_proba(x_gb[te])[:, 1] for m in models], axis=0)
+        probs = np.mean([score(m, x_gb[te]) for m in models], axis=0)
         trees = int(np.mean([m.best_iteration_ or m.n_estimators for m in models]))
     else:
         model = lightgbm(tr, va)
-        probs = model.predict_proba(x_gb[te])[:, 1]
+        probs = score(model, x_gb[te])
         trees = int(model.best_iteration_ or model.n_estimators)
+    rows = {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())}
+    if args.regression:
+        def rmse_r2(pred):
+            err = pred - y[te]
+            total = np.sum((y[te] - y[te].mean()) ** 2)
+            return round(float(np.sqrt(np.mean(err**2))), 4), round(float(1 - np.sum(err**2) / total), 4)
+        (gb_rmse, gb_r2), (ridge_rmse, ridge_r2) = rmse_r2(probs), rmse_r2(lr.predict(x_lr[te]))
+        print(json.dumps({"lightgbm_rmse": gb_rmse, "lightgbm_r2": gb_r2, "ridge_rmse": ridge_rmse,
+                          "ridge_r2": ridge_r2, "lightgbm_trees": trees, "rows": rows}))
+        return 0
+    lr_auc = roc_auc_score(y[te], lr.predict_proba(x_lr[te])[:, 1])
     gb_auc = roc_auc_score(y[te], probs)
     print(
         json.dumps(
@@ -108,7 +134,7 @@ def main() -> int:
                 "logreg_auc": round(float(lr_auc), 4),
                 "lightgbm_top_fifth_positives": top_fifth_positives(probs, y[te]),
                 "lightgbm_trees": trees,
-                "rows": {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())},
+                "rows": rows,
             }
         )
     )
