@@ -8,6 +8,7 @@ pub mod arrow;
 pub mod binning;
 pub mod dates;
 pub mod hf_tokenizer;
+pub mod numbers;
 pub mod preprocess;
 pub mod split;
 pub mod spreadsheet;

@@ -6,9 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::config::{ClassWeight, Config, Loss, StopMetric, TargetTransform, TaskKind};
-use crate::data::preprocess::{
-    label_key, missing_column, numeric_target, parse_number_in, reads_with_comma,
-};
+use crate::data::numbers::{parse_number_in, reads_with_comma};
+use crate::data::preprocess::{label_key, missing_column, numeric_target};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 
