@@ -1493,6 +1493,11 @@ impl Config {
                 )
             })
             .chain(folds_note)
+            .chain(
+                config
+                    .data
+                    .check_roles(config.split.column.as_deref(), file)?,
+            )
             .collect();
         Ok((config, warnings))
     }
@@ -1601,6 +1606,60 @@ fn type_error(text: &str, e: &toml::de::Error) -> String {
 type Check = std::result::Result<(), (&'static str, &'static str)>;
 
 impl DataConfig {
+    /// Columns given roles that cannot both hold: an error where they contradict (the id
+    /// or the split column is the target, the split column is the id or a text column), a
+    /// warning where a listing does nothing (the target in `data.drop`, `data.categorical`
+    /// or `data.numeric`: it is never a feature; a text column in `data.drop`).
+    fn check_roles(&self, split_column: Option<&str>, file: &str) -> Result<Vec<String>> {
+        let target = self.target.as_str();
+        let conflict = |key: &str, message: String| {
+            Err(PatronError::config(file, format!("`{key}` {message}")))
+        };
+        if self.id.as_deref() == Some(target) {
+            return conflict(
+                "data.id",
+                format!(
+                    "names the target column {target:?}; the id is copied beside each prediction of the target: name another column or leave data.id out"
+                ),
+            );
+        }
+        if let Some(split) = split_column {
+            let role = if split == target {
+                Some("data.target")
+            } else if self.id.as_deref() == Some(split) {
+                Some("data.id")
+            } else if self.text.iter().any(|t| t == split) {
+                Some("data.text")
+            } else {
+                None
+            };
+            if let Some(role) = role {
+                return conflict(
+                    "split.column",
+                    format!(
+                        "names {split:?}, which is also {role}; the split column holds only train, valid and test: name another column"
+                    ),
+                );
+            }
+        }
+        // Warnings rather than errors: runs trained so before still load and score.
+        let dropped_text = self.text.iter().filter(|t| self.drop.contains(t)).map(|t| {
+            format!("`data.drop` lists {t:?}, which data.text reads: the text model still reads it; remove it from one of them")
+        });
+        Ok([
+            ("data.drop", &self.drop),
+            ("data.categorical", &self.categorical),
+            ("data.numeric", &self.numeric),
+        ]
+        .into_iter()
+        .filter(|(_, list)| list.iter().any(|c| c == target))
+        .map(|(key, _)| {
+            format!("`{key}` lists the target column {target:?}, which is never a feature; remove it from {key}")
+        })
+        .chain(dropped_text)
+        .collect())
+    }
+
     fn check(&self) -> Check {
         if self.path.trim().is_empty() {
             return Err(("data.path", "is empty: name a .csv or .parquet file"));
@@ -1825,6 +1884,53 @@ mod tests {
         // The resolved config round-trips.
         let again = Config::from_toml_str(&c.to_toml(), "t.toml", &[]).unwrap();
         assert_eq!(c, again);
+    }
+
+    #[test]
+    fn a_column_in_two_roles_that_contradict_is_an_error_and_one_that_does_nothing_a_warning() {
+        let parse = |extra: &str| Config::parse(&format!("{MINIMAL}{extra}"), "t.toml", &[]);
+        for (extra, key, role) in [
+            (
+                "id = \"y\"\n",
+                "`data.id` names the target column \"y\"",
+                "",
+            ),
+            (
+                "[split]\ncolumn = \"y\"\n",
+                "`split.column` names \"y\"",
+                "also data.target",
+            ),
+            (
+                "id = \"k\"\n[split]\ncolumn = \"k\"\n",
+                "`split.column` names \"k\"",
+                "also data.id",
+            ),
+            (
+                "text = \"t\"\n[split]\ncolumn = \"t\"\n",
+                "`split.column` names \"t\"",
+                "also data.text",
+            ),
+        ] {
+            let err = parse(extra).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let err = err.to_string();
+            assert!(err.contains(key) && err.contains(role), "{extra}: {err}");
+        }
+        // The first warning: a text model reads no data.numeric.
+        let (_, warnings) =
+            parse("drop = [\"y\", \"t\"]\nnumeric = [\"y\"]\ntext = \"t\"\n").unwrap();
+        assert_eq!(
+            warnings[1..],
+            [
+                "`data.drop` lists the target column \"y\", which is never a feature; remove it from data.drop",
+                "`data.numeric` lists the target column \"y\", which is never a feature; remove it from data.numeric",
+                "`data.drop` lists \"t\", which data.text reads: the text model still reads it; remove it from one of them",
+            ]
+        );
+        assert_eq!(
+            parse("id = \"k\"\ndrop = [\"x\"]\n").unwrap().1,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
