@@ -354,18 +354,23 @@ impl Task for Regression {
     ) -> (Calibration, Decision) {
         let mut calibration = Calibration::identity();
         if self.target.transform == TargetTransform::Log1p && !logits.is_empty() {
-            // Duan's smearing: exp of a predicted mean log is a median; the mean of the
-            // exponentiated validation residuals scales it back to a mean.
-            let residual = logits
-                .chunks_exact(self.width())
-                .zip(labels)
-                .map(|(row, &y)| {
-                    (f64::from(y).ln_1p() - self.transformed(row[0]))
-                        .min(MAX_LOG)
-                        .exp()
-                })
-                .sum::<f64>();
-            calibration.smearing = residual / labels.len() as f64;
+            // exp of a predicted mean log is a median; one factor scales it back to a mean:
+            // the one that fits 1 + y on the validation rows with the least squared error.
+            // Where the residuals do not depend on the prediction it is Duan's smearing
+            // (the mean exponentiated residual); where they do (zero-heavy spend: a few
+            // large residuals among many small ones), Duan's factor multiplied every
+            // prediction by them (CDNOW: test RMSE 218 against 94 for ridge).
+            let (fitted, square) = logits.chunks_exact(self.width()).zip(labels).fold(
+                (0.0, 0.0),
+                |(fitted, square), (row, &y)| {
+                    let e = self.transformed(row[0]).min(MAX_LOG).exp();
+                    (fitted + (1.0 + f64::from(y)) * e, square + e * e)
+                },
+            );
+            let factor = fitted / square;
+            if factor.is_finite() && factor > 0.0 {
+                calibration.smearing = factor;
+            }
         }
         if !labels.is_empty() {
             // Conformalized quantile regression (Romano et al., 2019), one side per head:
@@ -852,6 +857,38 @@ mod tests {
             (i.below.clone(), i.coverage, i.mean_width),
             (vec![0.0, 0.5], 0.5, 5.0)
         );
+    }
+
+    #[test]
+    fn smearing_does_not_scale_every_prediction_by_a_few_large_residuals() {
+        // Nine rows predict 0 (log 0) and are 0; one predicts 9 (log 2.30) and is 999.
+        // Duan's mean of exp(residual) would be (9 + 100) / 10 = 10.9 and predict 9.9
+        // for every row that is 0; the least-squares factor stays near 1.
+        let t = task(Loss::Mse, TargetTransform::Log1p);
+        let mut y = vec![0.0f32; 9];
+        y.push(999.0);
+        let to_z = |log: f64| (log - 10.0) / 2.0;
+        let mut z = vec![to_z(0.0); 9];
+        z.push(to_z(10f64.ln()));
+        let (cal, _) = t.fit(CalibrationMethod::None, Threshold::F1, &z, &y);
+        // (9 * 1 + 1000 * 10) / (9 * 1 + 100) = 10009 / 109.
+        assert!(
+            (cal.smearing - 10009.0 / 109.0).abs() < 1e-9,
+            "{}",
+            cal.smearing
+        );
+        let p = t.probabilities(&cal, &z);
+        let sse: f64 = p
+            .iter()
+            .zip(&y)
+            .map(|(p, &y)| (p - f64::from(y)).powi(2))
+            .sum();
+        let duan: f64 = y
+            .iter()
+            .zip([1.0; 9].iter().chain([10.0].iter()))
+            .map(|(&y, e)| (e * 10.9 - 1.0 - f64::from(y)).powi(2))
+            .sum();
+        assert!(sse < duan, "{sse} {duan}");
     }
 
     #[test]
