@@ -133,9 +133,10 @@ pub struct DataConfig {
     pub binning: Binning,
     /// With quantile bins: a number with at most this many distinct training values,
     /// whose repeated values merged its bins and left at least `numeric_bins` of them
-    /// inside the bins, gets a 0/1 input for each value (0: none).
-    #[serde(default = "default_exact_values")]
-    pub exact_values: usize,
+    /// inside the bins, gets a 0/1 input for each value (0: none). Unset: see
+    /// [`DataConfig::exact_values_for`]; training writes the value it used into the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_values: Option<usize>,
     /// The order of day, month and year in date columns written as `11/8/2016`.
     #[serde(default)]
     pub date_order: DateOrder,
@@ -895,9 +896,8 @@ fn default_missing_values() -> Vec<String> {
 fn default_max_categories() -> usize {
     1000
 }
-fn default_exact_values() -> usize {
-    256
-}
+/// `data.exact_values` where the config leaves it out and the target is a class.
+pub const DEFAULT_EXACT_VALUES: usize = 256;
 
 fn default_numeric_bins() -> usize {
     16
@@ -1606,6 +1606,14 @@ fn type_error(text: &str, e: &toml::de::Error) -> String {
 type Check = std::result::Result<(), (&'static str, &'static str)>;
 
 impl DataConfig {
+    /// `data.exact_values`, or where the config leaves it out, [`DEFAULT_EXACT_VALUES`]
+    /// for classes and none for a regression target: on six regression tables the flags
+    /// fitted the training rows' noise (README, "Regression").
+    pub fn exact_values_for(&self, regression: bool) -> usize {
+        self.exact_values
+            .unwrap_or(if regression { 0 } else { DEFAULT_EXACT_VALUES })
+    }
+
     /// Columns given roles that cannot both hold: an error where they contradict (the id
     /// or the split column is the target, the split column is the id or a text column), a
     /// warning where a listing does nothing (the target in `data.drop`, `data.categorical`
@@ -1934,6 +1942,24 @@ mod tests {
     }
 
     #[test]
+    fn exact_value_flags_are_on_for_classes_and_off_for_a_number_unless_set() {
+        let c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
+        assert_eq!(c.data.exact_values, None);
+        assert_eq!(c.data.exact_values_for(false), 256);
+        assert_eq!(c.data.exact_values_for(true), 0);
+        // Unset, the resolved config leaves the key out rather than guess the task.
+        assert!(!c.to_toml().contains("exact_values"));
+        let set = Config::from_toml_str(MINIMAL, "t", &["data.exact_values=64".into()]).unwrap();
+        assert_eq!(
+            (
+                set.data.exact_values_for(false),
+                set.data.exact_values_for(true)
+            ),
+            (64, 64)
+        );
+    }
+
+    #[test]
     fn unknown_key_suggests_the_closest() {
         let text = format!("{MINIMAL}[train]\nepoch = 3\n");
         let err = Config::from_toml_str(&text, "t.toml", &[])
@@ -2159,6 +2185,7 @@ mod tests {
         c.split.folds = Some(5);
         c.model.pretrained = Some("models/bert".into());
         c.train.head_learning_rate = Some(1e-3);
+        c.data.exact_values = Some(256);
         let table: toml::Table = c.to_toml().parse().unwrap();
         fn walk(t: &toml::Table, path: &str) {
             let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));

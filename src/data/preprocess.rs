@@ -774,7 +774,7 @@ fn fit_features(
                     d.binning,
                     target.classes,
                     d.numeric_bins,
-                    d.exact_values,
+                    d.exact_values_for(target.classes == 0),
                 );
                 if let Feature::Numeric {
                     date,

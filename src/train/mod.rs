@@ -498,6 +498,11 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     let checked = check(&config, &data.table, &path, saved)?;
     let mut config = config;
     config.train.early_stopping.metric = checked.stop_metric;
+    // A tabular run's config says what its preprocessing used, not "unset".
+    if !config.model.kind.is_text() {
+        let regression = checked.pre.regression.is_some();
+        config.data.exact_values = Some(config.data.exact_values_for(regression));
+    }
     let eval_texts = match &checked.pre.text {
         Some(t) => raw_texts(&data.table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),
