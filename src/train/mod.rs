@@ -206,12 +206,16 @@ fn resume(
         )?),
         None => None,
     };
-    // A text kind's defaulted metric was resolved against the data when the run started
-    // (`stop_metric`): the saved config holds the result.
+    // A text kind's defaulted metric, and the exact-value flags a config leaves out, were
+    // resolved against the data when the run started (`stop_metric`, `exact_values_for`):
+    // the saved config holds the result.
     let requested = requested.map(|mut c| {
         if c.train.early_stopping.metric_defaulted {
             c.train.early_stopping.metric = saved.train.early_stopping.metric;
             c.train.early_stopping.metric_defaulted = saved.train.early_stopping.metric_defaulted;
+        }
+        if c.data.exact_values.is_none() {
+            c.data.exact_values = saved.data.exact_values;
         }
         c
     });
