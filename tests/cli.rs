@@ -913,11 +913,22 @@ fn high_cardinality_columns_are_capped_with_a_warning() {
 fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("customers.csv");
-    let mut text = String::from("customer,plan,amount,signup,y\n");
+    // `customer` and `CustomerId` (distinct numbers, not in row order) identify rows; the
+    // label is written "yes" and "Yes", one class.
+    let mut text = String::from("customer,CustomerId,plan,amount,signup,y\n");
     for i in 0..600 {
-        let y = if (i * 7) % 10 < 3 { "yes" } else { "no" };
+        let y = match (i * 7) % 10 {
+            0 => "Yes",
+            1 | 2 => "yes",
+            _ => "no",
+        };
         let signup = format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1);
-        text.push_str(&format!("K-{i:04},p{},{},{signup},{y}\n", i % 4, i % 53));
+        let id = 15_600_000 + (i * 7919) % 100_000;
+        text.push_str(&format!(
+            "K-{i:04},{id},p{},{},{signup},{y}\n",
+            i % 4,
+            i % 53
+        ));
     }
     std::fs::write(&data, text).unwrap();
     let path = format!("data.path={}", data.display());
@@ -936,7 +947,16 @@ fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
         err.contains("warning: column \"customer\" has 420 distinct values in 420 training rows, like an identifier"),
         "{err}"
     );
+    assert!(
+        err.contains("warning: column \"CustomerId\" has 420 different whole numbers in 420 training rows and its name reads as an identifier"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: target column \"y\" writes a class in more than one way: \"yes\" also as \"Yes\""),
+        "{err}"
+    );
     let pre = json(&run.join("preprocess.json"));
+    assert_eq!(pre["labels"], serde_json::json!(["no", "yes"]));
     let names: Vec<&str> = pre["features"]
         .as_array()
         .unwrap()
@@ -961,6 +981,26 @@ fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
     let out = tmp.path().join("out.csv");
     assert_ok(&predict_on(&run, &input, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+    // A labelled file may spell the classes another way again.
+    let labelled = tmp.path().join("labelled.csv");
+    std::fs::write(
+        &labelled,
+        "plan,amount,signup,y\np1,7,2025-01-15,YES\np3,40,2024-06-01,No\np0,3,2024-02-01, no \n",
+    )
+    .unwrap();
+    let o = patron(&[
+        "evaluate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        labelled.to_str().unwrap(),
+        "--output",
+        tmp.path().join("eval").to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(stdout(&o).starts_with("3 rows: "), "{}", stdout(&o));
+    let report = json(&tmp.path().join("eval").join("report.json"));
+    assert_eq!(report["n_positive"], 1, "{report}");
 }
 
 #[test]
