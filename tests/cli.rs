@@ -1199,6 +1199,17 @@ fn an_excel_workbook_trains_predicts_and_evaluates() {
     let out = tmp.path().join("out.csv");
     assert_ok(&predict_on(&run, &book, &out, "ndarray", &[]));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 121);
+    // A workbook whose table is not on its first sheet: the error says which was read.
+    let second =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/customers_second_sheet.xlsx");
+    let o = predict_on(&run, &second, &tmp.path().join("x.csv"), "ndarray", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not found; columns are: ")
+            && stderr(&o).contains(" (read the workbook's first sheet, \"About\"; it also has \"Customers\": `--sheet NAME` reads another"),
+        "{}",
+        stderr(&o)
+    );
     let o = evaluate_on(&run, &book, Some(&tmp.path().join("eval")), "ndarray");
     assert_ok(&o);
     assert!(stdout(&o).starts_with("120 rows: "), "{}", stdout(&o));

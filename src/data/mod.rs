@@ -754,9 +754,7 @@ impl ChunkReader {
             }
             ChunkSource::Sheet(sheet) => {
                 table.preamble = sheet.preamble;
-                if !sheet.named && !sheet.others.is_empty() {
-                    table.sheets = Some((sheet.name.clone(), sheet.others.clone()));
-                }
+                table.sheets = sheet.unread();
             }
             _ => {}
         }
@@ -814,7 +812,12 @@ impl ChunkReader {
                     return Ok(None);
                 }
                 let typed = sheet.frame.slice(first_row as i64, self.chunk_rows);
-                return self.typed_chunk(typed).map(Some);
+                // Each chunk knows its sheet was the first of several, for the hint of a
+                // column the scoring does not find (`preprocess::missing_from`).
+                let sheets = sheet.unread();
+                let mut table = self.typed_chunk(typed)?;
+                table.sheets = sheets;
+                return Ok(Some(table));
             }
             ChunkSource::Csv {
                 reader,

@@ -392,6 +392,21 @@ fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
         .map(|(_, c)| c.as_str())
 }
 
+/// [`missing_column`] of a column `table` lacks; where `table` is a workbook's first
+/// sheet, read because nothing named another, the message names the sheets it did not read.
+fn missing_from(table: &Table, path: &Path, what: &str, name: &str) -> PatronError {
+    let mut err = missing_column(path, what, name, &table.column_names());
+    if let (PatronError::Data { message, .. }, Some((first, others))) =
+        (&mut err, table.unread_sheets())
+    {
+        message.push_str(&format!(
+            " (read the workbook's first sheet, {first:?}; it also has {}: `--sheet NAME` reads another, `data.sheet` in training)",
+            quoted_list(others)
+        ));
+    }
+    err
+}
+
 /// "`what` column NAME not found" in `path`, with the closest of `columns` as a hint (or
 /// the first few columns when none is close).
 pub fn missing_column(path: &Path, what: &str, name: &str, columns: &[String]) -> PatronError {
@@ -661,10 +676,9 @@ fn numeric_identifier(
 
 /// The token ids of every row's texts (joined across the text columns).
 fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded> {
-    let columns = table.column_names();
     for name in &text.columns {
         if !table.has_column(name) {
-            return Err(missing_column(path, "text", name, &columns));
+            return Err(missing_from(table, path, "text", name));
         }
     }
     let rows: Vec<usize> = (0..table.height()).collect();
@@ -1116,7 +1130,6 @@ impl Preprocessor {
         let n_cat = self.categorical_count();
         let mut numeric = vec![0f32; rows * width];
         let mut categorical = vec![0i64; rows * n_cat];
-        let columns = table.column_names();
         let mut num_col = 0;
         let mut cat_col = 0;
         let mut offset = 0i64;
@@ -1124,7 +1137,7 @@ impl Preprocessor {
             let cells = || {
                 table
                     .cells(feature.name())
-                    .ok_or_else(|| missing_column(path, "input", feature.name(), &columns))
+                    .ok_or_else(|| missing_from(table, path, "input", feature.name()))
             };
             match feature {
                 Feature::Numeric {
@@ -1206,10 +1219,9 @@ impl Preprocessor {
         path: &Path,
     ) -> Result<Vec<Option<f32>>> {
         let read = self.read_options();
-        let columns = table.column_names();
         let cells = table
             .cells(&self.target)
-            .ok_or_else(|| missing_column(path, "target", &self.target, &columns))?;
+            .ok_or_else(|| missing_from(table, path, "target", &self.target))?;
         // Cells find their class as training found it (`label_key`), unless two of an
         // older run's labels share a key (it was trained with `1` and `1.0` apart).
         let keys: HashMap<String, usize> = self

@@ -26,6 +26,15 @@ pub struct Sheet {
     pub preamble: usize,
 }
 
+impl Sheet {
+    /// This sheet's name and the workbook's other sheets, where it was read as the first
+    /// because nothing named one (or the name a run recorded is not there) and there are
+    /// others: a table a user meant may be on one of them.
+    pub fn unread(&self) -> Option<(String, Vec<String>)> {
+        (!self.named && !self.others.is_empty()).then(|| (self.name.clone(), self.others.clone()))
+    }
+}
+
 /// The sheet `choice` picks of the workbook at `path`.
 pub fn read_sheet(path: &Path, choice: &SheetChoice) -> Result<Sheet> {
     let failed = |what: String| PatronError::data(path, what);
