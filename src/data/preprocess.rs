@@ -1243,9 +1243,11 @@ impl Preprocessor {
                     return target_number(v, &self.target, row, path, fitted.decimal_comma)
                         .map(Some);
                 }
-                let class = match &keys {
-                    Some(keys) => keys.get(&label_key(v)).copied(),
-                    None => self.labels.iter().position(|l| l == v),
+                // The class's own spelling first: most cells, and no key to build.
+                let class = match (self.labels.iter().position(|l| l == v), &keys) {
+                    (Some(i), _) => Some(i),
+                    (None, Some(keys)) => keys.get(&label_key(v)).copied(),
+                    (None, None) => None,
                 };
                 match class {
                     Some(i) => Ok(Some(i as f32)),

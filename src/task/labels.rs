@@ -346,11 +346,17 @@ pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<
         .enumerate()
         .map(|(i, c)| (label_key(c), i))
         .collect();
+    // The class's own spelling first: most cells, and no key to build.
+    let exact: HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     cells
         .iter()
         .map(|c| {
             read.clean(*c)
-                .and_then(|v| index.get(&label_key(v)))
+                .and_then(|v| exact.get(v).or_else(|| index.get(&label_key(v))))
                 .map_or(0.0, |&i| i as f32)
         })
         .collect()
