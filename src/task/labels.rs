@@ -244,16 +244,10 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
     let cells = table
         .cells(target)
         .ok_or_else(|| missing_column(path, "data.target", target, &table.column_names()))?;
-    let mut classes: HashMap<String, HashMap<&str, usize>> = HashMap::new();
+    let mut spellings: HashMap<&str, usize> = HashMap::new();
     for (r, cell) in cells.iter().enumerate() {
         match read.clean(*cell) {
-            Some(v) => {
-                *classes
-                    .entry(label_key(v))
-                    .or_default()
-                    .entry(v)
-                    .or_default() += 1
-            }
+            Some(v) => *spellings.entry(v).or_default() += 1,
             None => {
                 return Err(PatronError::data(
                     path,
@@ -265,15 +259,20 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
             }
         }
     }
-    // Each class by its most frequent spelling (ties: the first in sort order).
+    // The spellings of each class ([`label_key`]); a class is named by its most frequent
+    // spelling (ties: the first in sort order).
+    let mut classes: HashMap<String, Vec<(&str, usize)>> = HashMap::new();
+    for (&v, &n) in &spellings {
+        classes.entry(label_key(v)).or_default().push((v, n));
+    }
     let counts: HashMap<&str, usize> = classes
         .values()
         .map(|spellings| {
             let (name, _) = spellings
                 .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
                 .expect("a class has a spelling");
-            (*name, spellings.values().sum())
+            (*name, spellings.iter().map(|(_, n)| n).sum())
         })
         .collect();
     if counts.is_empty() {
@@ -373,10 +372,10 @@ pub fn merged_spellings(table: &Table, config: &Config, classes: &[String]) -> O
         .enumerate()
         .map(|(i, c)| (label_key(c), i))
         .collect();
-    for v in cells.iter().filter_map(|c| read.clean(*c)) {
+    let spellings: HashSet<&str> = cells.iter().filter_map(|c| read.clean(*c)).collect();
+    for v in spellings {
         if let Some(&i) = index.get(&label_key(v))
             && v != classes[i]
-            && !others[i].contains(&v)
         {
             others[i].push(v);
         }
