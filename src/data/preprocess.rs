@@ -1222,15 +1222,7 @@ impl Preprocessor {
         let cells = table
             .cells(&self.target)
             .ok_or_else(|| missing_from(table, path, "target", &self.target))?;
-        // Cells find their class as training found it (`label_key`), unless two of an
-        // older run's labels share a key (it was trained with `1` and `1.0` apart).
-        let keys: HashMap<String, usize> = self
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (label_key(l), i))
-            .collect();
-        let keys = (keys.len() == self.labels.len()).then_some(keys);
+        let classes = ClassIndex::new(&self.labels);
         cells
             .iter()
             .enumerate()
@@ -1243,13 +1235,7 @@ impl Preprocessor {
                     return target_number(v, &self.target, row, path, fitted.decimal_comma)
                         .map(Some);
                 }
-                // The class's own spelling first: most cells, and no key to build.
-                let class = match (self.labels.iter().position(|l| l == v), &keys) {
-                    (Some(i), _) => Some(i),
-                    (None, Some(keys)) => keys.get(&label_key(v)).copied(),
-                    (None, None) => None,
-                };
-                match class {
+                match classes.of(v) {
                     Some(i) => Ok(Some(i as f32)),
                     None => Err(PatronError::data(
                         path,
@@ -1277,6 +1263,43 @@ pub fn label_key(v: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase(),
+    }
+}
+
+/// Which class a target cell names, as training grouped them ([`label_key`]): its class's
+/// own spelling first (most cells, and no key to build), then its key. Where two labels
+/// share a key (an older run trained with `1` and `1.0` apart) only exact spellings match.
+pub struct ClassIndex {
+    exact: HashMap<String, usize>,
+    keys: Option<HashMap<String, usize>>,
+}
+
+impl ClassIndex {
+    /// The index of `labels`, in their order.
+    pub fn new(labels: &[String]) -> ClassIndex {
+        let exact = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        let keys: HashMap<String, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (label_key(l), i))
+            .collect();
+        ClassIndex {
+            exact,
+            keys: (keys.len() == labels.len()).then_some(keys),
+        }
+    }
+
+    /// The class of a cleaned cell, or `None` for a label none of them is.
+    pub fn of(&self, v: &str) -> Option<usize> {
+        self.exact.get(v).copied().or_else(|| {
+            self.keys
+                .as_ref()
+                .and_then(|keys| keys.get(&label_key(v)).copied())
+        })
     }
 }
 

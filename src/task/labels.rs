@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::{ClassWeight, Config, Loss, StopMetric, TargetTransform, TaskKind};
 use crate::data::numbers::{parse_number_in, reads_with_comma};
-use crate::data::preprocess::{label_key, missing_column, numeric_target};
+use crate::data::preprocess::{ClassIndex, label_key, missing_column, numeric_target};
 use crate::data::{ReadOptions, Table};
 use crate::error::{PatronError, Result};
 
@@ -340,23 +340,13 @@ pub fn fit_labels(table: &Table, config: &Config, path: &Path) -> Result<Vec<Str
 pub fn target_values(table: &Table, config: &Config, classes: &[String]) -> Vec<f32> {
     let read = ReadOptions::of(config);
     let cells = table.cells(&config.data.target).unwrap_or_default();
-    let index: HashMap<String, usize> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (label_key(c), i))
-        .collect();
-    // The class's own spelling first: most cells, and no key to build.
-    let exact: HashMap<&str, usize> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
+    let index = ClassIndex::new(classes);
     cells
         .iter()
         .map(|c| {
             read.clean(*c)
-                .and_then(|v| exact.get(v).or_else(|| index.get(&label_key(v))))
-                .map_or(0.0, |&i| i as f32)
+                .and_then(|v| index.of(v))
+                .map_or(0.0, |i| i as f32)
         })
         .collect()
 }
@@ -367,14 +357,10 @@ pub fn merged_spellings(table: &Table, config: &Config, classes: &[String]) -> O
     let read = ReadOptions::of(config);
     let cells = table.cells(&config.data.target)?;
     let mut others: Vec<Vec<&str>> = vec![Vec::new(); classes.len()];
-    let index: HashMap<String, usize> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (label_key(c), i))
-        .collect();
+    let index = ClassIndex::new(classes);
     let spellings: HashSet<&str> = cells.iter().filter_map(|c| read.clean(*c)).collect();
     for v in spellings {
-        if let Some(&i) = index.get(&label_key(v))
+        if let Some(i) = index.of(v)
             && v != classes[i]
         {
             others[i].push(v);
