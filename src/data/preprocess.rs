@@ -669,9 +669,7 @@ fn numeric_identifier(
     values.sort_unstable();
     values.dedup();
     let distinct = values.len();
-    (present >= IDENTIFIER_MIN_ROWS
-        && distinct as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64)
-        .then_some((distinct, present))
+    identifier_like(distinct, present).then_some((distinct, present))
 }
 
 /// The token ids of every row's texts (joined across the text columns).
@@ -1516,6 +1514,12 @@ const IDENTIFIER_MIN_ROWS: usize = 20;
 /// unseen, and in training each embedding row is fitted to one row's label.
 const IDENTIFIER_DISTINCT_SHARE: f64 = 0.95;
 
+/// Whether `distinct` values among `present` training values make a column an identifier
+/// (a category or a number column alike).
+fn identifier_like(distinct: usize, present: usize) -> bool {
+    present >= IDENTIFIER_MIN_ROWS && distinct as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64
+}
+
 /// The categories of a column on its training `values`, or `None` (with a warning) for a
 /// column that looks like an identifier, unless `forced` (listed in `data.categorical`).
 fn fit_categorical<'a>(
@@ -1530,10 +1534,7 @@ fn fit_categorical<'a>(
         *counts.entry(v).or_default() += 1;
     }
     let present: usize = counts.values().sum();
-    if !forced
-        && present >= IDENTIFIER_MIN_ROWS
-        && counts.len() as f64 >= IDENTIFIER_DISTINCT_SHARE * present as f64
-    {
+    if !forced && identifier_like(counts.len(), present) {
         notes.warnings.push(format!(
             "column {name:?} has {} distinct values in {present} training rows, like an identifier or free text: it is not a feature (set data.id to carry it into predictions, data.text for a text model, or list it in data.categorical to use it)",
             counts.len()
