@@ -1614,15 +1614,24 @@ impl DataConfig {
             .unwrap_or(if regression { 0 } else { DEFAULT_EXACT_VALUES })
     }
 
-    /// Columns given roles that cannot both hold: an error where they contradict (the id
-    /// or the split column is the target, the split column is the id or a text column), a
-    /// warning where a listing does nothing (the target in `data.drop`, `data.categorical`
-    /// or `data.numeric`: it is never a feature; a text column in `data.drop`).
+    /// Columns given roles that cannot both hold: an error where they contradict (a text
+    /// column, the id or the split column is the target, the split column is the id or a
+    /// text column), a warning where a listing does nothing (the target in `data.drop`,
+    /// `data.categorical` or `data.numeric`: it is never a feature; a text column in
+    /// `data.drop`).
     fn check_roles(&self, split_column: Option<&str>, file: &str) -> Result<Vec<String>> {
         let target = self.target.as_str();
         let conflict = |key: &str, message: String| {
             Err(PatronError::config(file, format!("`{key}` {message}")))
         };
+        if self.text.iter().any(|t| t == target) {
+            return conflict(
+                "data.text",
+                format!(
+                    "{target:?} is also data.target; the text and the label must be different columns"
+                ),
+            );
+        }
         if self.id.as_deref() == Some(target) {
             return conflict(
                 "data.id",
@@ -1898,6 +1907,11 @@ mod tests {
     fn a_column_in_two_roles_that_contradict_is_an_error_and_one_that_does_nothing_a_warning() {
         let parse = |extra: &str| Config::parse(&format!("{MINIMAL}{extra}"), "t.toml", &[]);
         for (extra, key, role) in [
+            (
+                "text = \"y\"\n",
+                "`data.text` \"y\" is also data.target",
+                "must be different columns",
+            ),
             (
                 "id = \"y\"\n",
                 "`data.id` names the target column \"y\"",

@@ -872,15 +872,6 @@ fn fit_features(
 fn fit_text(table: &Table, train_rows: &[usize], config: &Config) -> Result<TextPreprocess> {
     let d = &config.data;
     let m = &config.model;
-    if d.text.contains(&d.target) {
-        return Err(PatronError::config(
-            "data.text",
-            format!(
-                "{:?} is also data.target; the text and the label must be different columns",
-                d.target
-            ),
-        ));
-    }
     let tokenizer = match m.kind {
         ModelKind::TextEncoder => {
             let dir = m.pretrained.as_deref().ok_or_else(|| {
