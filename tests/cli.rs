@@ -988,15 +988,7 @@ fn an_identifier_column_is_left_out_and_a_date_column_is_a_number() {
         "plan,amount,signup,y\np1,7,2025-01-15,YES\np3,40,2024-06-01,No\np0,3,2024-02-01, no \n",
     )
     .unwrap();
-    let o = patron(&[
-        "evaluate",
-        "--checkpoint",
-        run.to_str().unwrap(),
-        "--data",
-        labelled.to_str().unwrap(),
-        "--output",
-        tmp.path().join("eval").to_str().unwrap(),
-    ]);
+    let o = evaluate_on(&run, &labelled, Some(&tmp.path().join("eval")), "ndarray");
     assert_ok(&o);
     assert!(stdout(&o).starts_with("3 rows: "), "{}", stdout(&o));
     let report = json(&tmp.path().join("eval").join("report.json"));
