@@ -5,7 +5,9 @@ For each config and seed: `patron train --set split.seed=N --set split.export=..
 `bench/reference_tabular.py` on the rows that run drew; prints a markdown table with the
 test ROC AUC of each and the means, and patron's and LightGBM's positives among the top-scored
 fifth of the test rows; for a regression run (a numeric target), the test RMSE and R^2 of
-patron, LightGBM (squared error) and ridge regression. Usage:
+patron, LightGBM (squared error) and ridge regression; for a multiclass run, the test
+accuracy, macro-F1 and log loss of each (patron's classes at its decision rule, the
+references' most probable class). Usage:
 
     bench/compare_tabular.py configs/bank_propensity.toml configs/telco_churn.toml [--seeds 1,2,3,4,5]
 
@@ -67,6 +69,9 @@ CLASSIFICATION_HEADER = (
 REGRESSION_HEADER = (
     "| config | seed | patron RMSE | LightGBM RMSE | ridge RMSE | R², patron / LightGBM / ridge |"
     "\n|---|---|---|---|---|---|")
+MULTICLASS_HEADER = (
+    "| config | seed | patron accuracy / macro-F1 / log loss | LightGBM | logistic regression |"
+    "\n|---|---|---|---|---|")
 
 
 def main() -> int:
@@ -95,11 +100,14 @@ def main() -> int:
                 report = json.loads((run / "report.json").read_text())
                 resolved = tomllib.loads((run / "config.toml").read_text())
                 data = resolved["data"]
-                regression = report.get("task") == "regression"
-                if header != regression:
-                    header = regression
-                    print(REGRESSION_HEADER if regression else CLASSIFICATION_HEADER)
-                target = ["--regression"] if regression else ["--positive", report["positive"]]
+                task = report.get("task", "binary")
+                regression = task == "regression"
+                if header != task:
+                    header = task
+                    print({"regression": REGRESSION_HEADER,
+                           "multiclass": MULTICLASS_HEADER}.get(task, CLASSIFICATION_HEADER))
+                target = {"regression": ["--regression"], "multiclass": ["--multiclass"]}.get(
+                    task, ["--positive", report.get("positive", "")])
                 extra = ["--test-file", str(Path(args.test_file).resolve())] if args.test_file else []
                 ref = subprocess.run(
                     [sys.executable, str(ROOT / "bench" / "reference_tabular.py"),
@@ -109,6 +117,17 @@ def main() -> int:
                     cwd=ROOT, check=True, capture_output=True, text=True)
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
                 m = report["metrics"]
+                if task == "multiclass":
+                    if args.test_file:
+                        sys.exit("--test-file scores binary runs only")
+                    row = tuple(src[f"{pre}{k}"] for src, pre in
+                                ((m, ""), (ref, "lightgbm_"), (ref, "logreg_"))
+                                for k in ("accuracy", "macro_f1", "log_loss"))
+                    rows.append(row)
+                    print(f"| {Path(config).stem} | {seed} | " + " | ".join(
+                        " / ".join(f"{v:.4f}" for v in row[i:i + 3]) for i in (0, 3, 6)) + " |",
+                        flush=True)
+                    continue
                 if regression:
                     if args.test_file:
                         sys.exit("--test-file scores binary runs only")
@@ -130,7 +149,12 @@ def main() -> int:
                 print(f"| {Path(config).stem} | {seed} | {row[0]:.4f} | {row[1]:.4f} | {row[2]:.4f} "
                       f"| {row[3]:.4f} ({row[4]:.4f}) | {row[5]} / {row[6]} |", flush=True)
         means = [sum(r[i] for r in rows) / len(rows) for i in range(len(rows[0]))]
-        if header:
+        if header == "multiclass":
+            print(f"| {Path(config).stem} | mean | " + " | ".join(
+                " / ".join(f"**{v:.4f}**" for v in means[i:i + 3]) for i in (0, 3, 6)) + " |",
+                flush=True)
+            continue
+        if header == "regression":
             print(f"| {Path(config).stem} | mean | **{means[0]:.4f}** | **{means[1]:.4f}** | "
                   f"**{means[2]:.4f}** | {means[3]:.4f} / {means[4]:.4f} / {means[5]:.4f} |",
                   flush=True)

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The tabular references on exactly patron's rows: LightGBM and logistic regression
-(`--regression`: LightGBM with a squared-error loss and ridge regression).
+(`--regression`: LightGBM with a squared-error loss and ridge regression; `--multiclass`:
+LightGBM's multiclass objective and multinomial logistic regression).
 
 Reads a data CSV and the split a patron run drew (`split.export`, `row,split`), fits both
 on the train rows (LightGBM early-stopped on the valid rows; on a k-fold split, one
 LightGBM per fold early-stopped on it, their probabilities averaged, as patron does), and
 prints one JSON line with each one's test ROC AUC and LightGBM's positives among the top-scored
-fifth of the test rows (the CoIL 2000 challenge's measure: 800 of 4,000 customers). `bench/compare_tabular` runs it beside `patron train` over split
+fifth of the test rows (the CoIL 2000 challenge's measure: 800 of 4,000 customers); for a
+multiclass target, each one's test accuracy, macro-F1 (of the most probable class) and log loss. `bench/compare_tabular` runs it beside `patron train` over split
 seeds. Needs pandas, scikit-learn and lightgbm (PyPI).
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -35,6 +37,9 @@ def main() -> int:
     p.add_argument("--regression", action="store_true",
                    help="a numeric target: ridge and LightGBM (squared error) instead, "
                    "each one's test RMSE and R^2")
+    p.add_argument("--multiclass", action="store_true",
+                   help="a target of more than two classes: each one's test accuracy, "
+                   "macro-F1 and log loss")
     p.add_argument("--drop", default="", help="comma-separated columns left out")
     p.add_argument("--id", default="", help="an id column, left out")
     p.add_argument("--test-file", help="score this file's rows as the test rows instead of "
@@ -55,6 +60,9 @@ def main() -> int:
             ignore_index=True)
     if args.regression:
         y = df[args.target].to_numpy(dtype=float)
+    elif args.multiclass:
+        classes = sorted(df[args.target].dropna().astype(str).unique())
+        y = df[args.target].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
     elif args.positive is not None:
         y = (df[args.target].astype(str) == args.positive).astype(int).to_numpy()
     else:
@@ -101,8 +109,16 @@ def main() -> int:
         return model
 
     def score(model, rows):
-        """A regressor's values, a classifier's positive-class probabilities."""
-        return model.predict(rows) if args.regression else model.predict_proba(rows)[:, 1]
+        """A regressor's values, a classifier's positive-class probabilities (every class's
+        on a multiclass target, one column per class)."""
+        if args.regression:
+            return model.predict(rows)
+        probs = model.predict_proba(rows)
+        if args.multiclass:
+            full = np.zeros((len(rows), len(classes)))
+            full[:, model.classes_] = probs
+            return full
+        return probs[:, 1]
 
     if "fold" in split.columns:
         # patron's k-fold split: as patron does, one model per fold, early-stopped on it,
@@ -124,6 +140,20 @@ def main() -> int:
         (gb_rmse, gb_r2), (ridge_rmse, ridge_r2) = rmse_r2(probs), rmse_r2(lr.predict(x_lr[te]))
         print(json.dumps({"lightgbm_rmse": gb_rmse, "lightgbm_r2": gb_r2, "ridge_rmse": ridge_rmse,
                           "ridge_r2": ridge_r2, "lightgbm_trees": trees, "rows": rows}))
+        return 0
+    if args.multiclass:
+        def summary(p):
+            pred = p.argmax(axis=1)
+            return (round(float(accuracy_score(y[te], pred)), 4),
+                    round(float(f1_score(y[te], pred, average="macro")), 4),
+                    round(float(log_loss(y[te], np.clip(p, 1e-15, 1), labels=range(len(classes)))), 4))
+        lr_probs = np.zeros((int(te.sum()), len(classes)))
+        lr_probs[:, lr.classes_] = lr.predict_proba(x_lr[te])
+        (gb_acc, gb_f1, gb_ll), (lr_acc, lr_f1, lr_ll) = summary(probs), summary(lr_probs)
+        print(json.dumps({"lightgbm_accuracy": gb_acc, "lightgbm_macro_f1": gb_f1,
+                          "lightgbm_log_loss": gb_ll, "logreg_accuracy": lr_acc,
+                          "logreg_macro_f1": lr_f1, "logreg_log_loss": lr_ll,
+                          "lightgbm_trees": trees, "rows": rows}))
         return 0
     lr_auc = roc_auc_score(y[te], lr.predict_proba(x_lr[te])[:, 1])
     gb_auc = roc_auc_score(y[te], probs)
