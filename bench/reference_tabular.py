@@ -8,8 +8,9 @@ on the train rows (LightGBM early-stopped on the valid rows; on a k-fold split, 
 LightGBM per fold early-stopped on it, their probabilities averaged, as patron does), and
 prints one JSON line with each one's test ROC AUC and LightGBM's positives among the top-scored
 fifth of the test rows (the CoIL 2000 challenge's measure: 800 of 4,000 customers); for a
-multiclass target, each one's test accuracy, macro-F1 (of the most probable class) and log loss. `bench/compare_tabular` runs it beside `patron train` over split
-seeds. Needs pandas, scikit-learn and lightgbm (PyPI).
+multiclass target, each one's test accuracy, macro-F1 (of the most probable class) and log
+loss. `bench/compare_tabular` runs it beside `patron train` over split seeds. Needs pandas,
+scikit-learn and lightgbm (PyPI).
 """
 
 import argparse
@@ -48,9 +49,14 @@ def main() -> int:
 
     df = pd.read_csv(args.data, keep_default_na=True)
     split = pd.read_csv(args.split)
-    if len(split) != len(df) or (split["row"].to_numpy() != np.arange(len(df))).any():
+    # The export numbers the rows it split; rows without a label are not among them.
+    numbered = split["row"].to_numpy()
+    if len(numbered) == 0 or (np.diff(numbered) <= 0).any() or numbered[0] < 0 \
+            or numbered[-1] >= len(df):
         print(f"{args.split} does not number {args.data}'s rows", file=sys.stderr)
         return 2
+    df = df.iloc[numbered].reset_index(drop=True)
+    split = split.reset_index(drop=True)
     if args.test_file:
         test = pd.read_csv(args.test_file, keep_default_na=True)
         df = pd.concat([df, test], ignore_index=True)
@@ -62,7 +68,9 @@ def main() -> int:
         y = df[args.target].to_numpy(dtype=float)
     elif args.multiclass:
         classes = sorted(df[args.target].dropna().astype(str).unique())
-        y = df[args.target].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+        # Rows without a label (-1) are in none of patron's splits.
+        code = df[args.target].astype(str).map({c: i for i, c in enumerate(classes)})
+        y = code.fillna(-1).astype(int).to_numpy()
     elif args.positive is not None:
         y = (df[args.target].astype(str) == args.positive).astype(int).to_numpy()
     else:
