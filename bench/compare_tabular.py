@@ -101,6 +101,8 @@ def main() -> int:
                 resolved = tomllib.loads((run / "config.toml").read_text())
                 data = resolved["data"]
                 task = report.get("task", "binary")
+                if args.test_file and task != "binary":
+                    sys.exit("--test-file scores binary runs only")
                 regression = task == "regression"
                 if header != task:
                     header = task
@@ -118,8 +120,6 @@ def main() -> int:
                 ref = json.loads(ref.stdout.strip().splitlines()[-1])
                 m = report["metrics"]
                 if task == "multiclass":
-                    if args.test_file:
-                        sys.exit("--test-file scores binary runs only")
                     row = tuple(src[f"{pre}{k}"] for src, pre in
                                 ((m, ""), (ref, "lightgbm_"), (ref, "logreg_"))
                                 for k in ("accuracy", "macro_f1", "log_loss"))
@@ -129,8 +129,6 @@ def main() -> int:
                         flush=True)
                     continue
                 if regression:
-                    if args.test_file:
-                        sys.exit("--test-file scores binary runs only")
                     row = (m["rmse"], ref["lightgbm_rmse"], ref["ridge_rmse"], m["r2"],
                            ref["lightgbm_r2"], ref["ridge_r2"])
                     rows.append(row)

@@ -155,9 +155,7 @@ def main() -> int:
             return (round(float(accuracy_score(y[te], pred)), 4),
                     round(float(f1_score(y[te], pred, average="macro")), 4),
                     round(float(log_loss(y[te], np.clip(p, 1e-15, 1), labels=range(len(classes)))), 4))
-        lr_probs = np.zeros((int(te.sum()), len(classes)))
-        lr_probs[:, lr.classes_] = lr.predict_proba(x_lr[te])
-        (gb_acc, gb_f1, gb_ll), (lr_acc, lr_f1, lr_ll) = summary(probs), summary(lr_probs)
+        (gb_acc, gb_f1, gb_ll), (lr_acc, lr_f1, lr_ll) = summary(probs), summary(score(lr, x_lr[te]))
         print(json.dumps({"lightgbm_accuracy": gb_acc, "lightgbm_macro_f1": gb_f1,
                           "lightgbm_log_loss": gb_ll, "logreg_accuracy": lr_acc,
                           "logreg_macro_f1": lr_f1, "logreg_log_loss": lr_ll,
