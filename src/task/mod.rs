@@ -588,6 +588,11 @@ mod tests {
         assert!((auc.std - 0.1).abs() < 1e-12, "sample std: {}", auc.std);
         assert_eq!(auc.per_fold, [0.7, 0.8, 0.9]);
         assert!((cv.metrics["loss"].mean - 0.4).abs() < 1e-12);
+        // `patron report` carries these over from report.json, so they must read back to
+        // the same bits (serde_json's default float parser was one unit off on this one).
+        let fold_rmse = 105.607_873_233_318_83;
+        let text = serde_json::to_string(&fold_rmse).unwrap();
+        assert_eq!(serde_json::from_str::<f64>(&text).unwrap(), fold_rmse);
     }
 
     #[test]
