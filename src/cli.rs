@@ -905,7 +905,7 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
     if !v.split.folds.is_empty() {
         let sizes: Vec<String> = v.split.folds.iter().map(|f| f.len().to_string()).collect();
         println!(
-            "folds: {} of the training rows ({} rows each), one model per fold",
+            "folds: {} of the training rows ({} rows each), one model per fold, scored as their ensemble (split.folds = 1: one model)",
             sizes.len(),
             sizes.join(", ")
         );

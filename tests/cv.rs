@@ -182,11 +182,20 @@ fn validate_shows_the_folds_and_a_count_out_of_range_is_refused() {
         "--output-dir",
         tmp.path().join("x").to_str().unwrap(),
         "--set",
-        "split.folds=1",
+        "split.folds=21",
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("split.folds"), "{}", stderr(&o));
     assert!(!tmp.path().join("x").exists());
+    // One fold is one model, validated on split.valid.
+    let o = patron(&["validate", "--config", BANK, "--set", "split.folds=1"]);
+    assert_ok(&o);
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("split: train 3165, valid 452, test 904"),
+        "{out}"
+    );
+    assert!(!out.contains("folds:"), "{out}");
 }
 
 /// Stopped after every epoch (as Ctrl-C does) and resumed, through the folds, a

@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_ok, check_self_contained, check_svgs, evaluate_on, export_header, json, patron,
-    predict_on, read_csv, stderr, stdout, train_on,
+    assert_ok, check_self_contained, check_svgs, evaluate_on, json, patron, predict_on, read_csv,
+    stderr, stdout, train_on,
 };
 
 const CONFIG: &str = "configs/customer_value.toml";
@@ -130,10 +130,17 @@ fn customer_value_trains_reports_and_scores_in_the_targets_units() {
     assert_ok(&o);
     assert!(stdout(&o).contains("rmse (min)"), "{}", stdout(&o));
 
-    // export: the weights, with what turns the output into dollars.
-    let header = export_header(&run, &tmp.path().join("m.safetensors"));
+    // export: the weights, with what turns the output into dollars; the shipped config
+    // trains the default 5-fold ensemble, one file per fold model.
+    assert_ok(&common::export(
+        &run,
+        "safetensors",
+        &tmp.path().join("m.safetensors"),
+    ));
+    let header = common::safetensors_header(&tmp.path().join("m.fold-5.safetensors"));
     let meta = &header["__metadata__"];
     assert_eq!(meta["task"], "regression");
+    assert_eq!(meta["ensemble_members"], "5");
     let target: serde_json::Value =
         serde_json::from_str(meta["regression"].as_str().unwrap()).unwrap();
     assert_eq!(target["loss"], "tweedie");

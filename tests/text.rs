@@ -397,10 +397,12 @@ impl InProcessRuns {
             3,
             tmp.path(),
         );
+        // One model: resuming across a cross-validated run's folds is tests/cv.rs's.
         let config = config(
             tmp.path(),
             &format!(
                 "[data]\npath = {:?}\ntext = \"text\"\ntarget = \"label\"\ndrop = [\"source\", \"class\"]\n\
+                 [split]\nfolds = 1\n\
                  [model]\nkind = \"text_bag\"\nembedding_dim = 8\nbuckets = 8192\n\
                  [train]\nepochs = 3\n{train}\n",
                 data.display()
