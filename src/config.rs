@@ -406,8 +406,8 @@ impl ModelKind {
         }
     }
 
-    /// `split.folds` when the config sets none of `split.folds`, `split.valid` and
-    /// `split.column`: a 5-fold ensemble for the kinds that train in seconds (measured on
+    /// `split.folds` when the config sets none of `split.folds`, `split.valid`,
+    /// `split.column` and `model.quantiles`: a 5-fold ensemble for the kinds that train in seconds (measured on
     /// 11 two-class, 9 multiclass and 7 text sets: README "A 5-fold ensemble by default"),
     /// one model for the Transformers, whose epochs take minutes.
     pub fn default_folds(self) -> Option<usize> {
@@ -1072,6 +1072,7 @@ fn fill_text_defaults(table: &mut toml::Table) -> bool {
     }
     defaulted
 }
+
 /// Fill `split.folds` with the kind's [`ModelKind::default_folds`] when the config leaves
 /// the split's validation to patron: a config that sets `split.valid` or `split.column`
 /// asked for a validation split, and a run's saved config always holds `split.valid`, so
