@@ -1018,11 +1018,7 @@ fn fill_text_defaults(table: &mut toml::Table) -> bool {
             toml::Value::String(DEFAULT_TEXT_KIND.as_str().into()),
         );
     }
-    let kind = table
-        .get("model")
-        .and_then(|m| m.get("kind"))
-        .and_then(|k| k.as_str())
-        .and_then(ModelKind::from_name);
+    let kind = kind_name(table).and_then(ModelKind::from_name);
     let Some(kind) = kind.filter(|k| k.is_text()) else {
         return false;
     };
@@ -1073,6 +1069,11 @@ fn fill_text_defaults(table: &mut toml::Table) -> bool {
     defaulted
 }
 
+/// The `model.kind` a config table names, if it names one.
+fn kind_name(table: &toml::Table) -> Option<&str> {
+    table.get("model")?.get("kind")?.as_str()
+}
+
 /// Fill `split.folds` with the kind's [`ModelKind::default_folds`] when the config leaves
 /// the split's validation to patron: a config that sets `split.valid` or `split.column`
 /// asked for a validation split, and a run's saved config always holds `split.valid`, so
@@ -1089,11 +1090,7 @@ fn fill_fold_default(table: &mut toml::Table) {
     if quantiles {
         return;
     }
-    let kind = table
-        .get("model")
-        .and_then(|m| m.get("kind"))
-        .and_then(|k| k.as_str())
-        .map_or(Some(ModelKind::TabularMlp), ModelKind::from_name);
+    let kind = kind_name(table).map_or(Some(ModelKind::TabularMlp), ModelKind::from_name);
     let Some(folds) = kind.and_then(ModelKind::default_folds) else {
         return;
     };
