@@ -45,8 +45,10 @@ def reference(texts, y, part, chars: bool, test=None, refit=False) -> float:
     With `refit`, C is chosen on the `valid` rows and the model refitted on `train` and
     `valid` together (a k-fold split: see `reference_part`)."""
     tr, va, te = part == "train", part == "valid", part == "test"
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                          analyzer="char_wb" if chars else "word")
+    def vectorizer():
+        return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                               analyzer="char_wb" if chars else "word")
+    vec = vectorizer()
     x_tr = vec.fit_transform(texts[tr])
     best = None
     for c in [0.5, 1, 2, 4, 8, 16]:
@@ -54,14 +56,13 @@ def reference(texts, y, part, chars: bool, test=None, refit=False) -> float:
         acc = accuracy_score(y[va], model.predict(vec.transform(texts[va])))
         if best is None or acc > best[0]:
             best = (acc, model, c)
+    _, model, c = best
     if refit:
-        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                              analyzer="char_wb" if chars else "word")
         fit = tr | va
-        best = (best[0], LogisticRegression(C=best[2], max_iter=2000).fit(
-            vec.fit_transform(texts[fit]), y[fit]), best[2])
+        vec = vectorizer()
+        model = LogisticRegression(C=c, max_iter=2000).fit(vec.fit_transform(texts[fit]), y[fit])
     test_texts, test_y = test if test is not None else (texts[te], y[te])
-    return accuracy_score(test_y, best[1].predict(vec.transform(test_texts)))
+    return accuracy_score(test_y, model.predict(vec.transform(test_texts)))
 
 
 def reference_part(split: pd.DataFrame):
