@@ -27,7 +27,7 @@ impl MulticlassReport {
             "# {title}\n\nMulticlass classification ({} classes); {} rows from {}.\n\n| metric | value |\n|---|---|\n| accuracy | {:.4} |\n| macro F1 | {:.4} |\n| weighted F1 | {:.4} |\n| log loss | {:.4} |\n\n| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n",
             self.labels.len(),
             self.n,
-            self.evaluated_on,
+            rows_named(&self.evaluated_on),
             m.accuracy,
             m.macro_f1,
             m.weighted_f1,
@@ -75,6 +75,18 @@ impl Report {
     }
 }
 
+/// The rows a report's `evaluated_on` names, in words.
+fn rows_named(evaluated_on: &str) -> &str {
+    match evaluated_on {
+        "test" => "the test split",
+        "valid" => "the validation split",
+        "out_of_fold" => {
+            "the training rows, each scored by the fold model that did not train on it (out-of-fold)"
+        }
+        other => other,
+    }
+}
+
 /// A cross-validated run's per-fold table (empty for one model).
 fn cv_markdown(cv: Option<&CrossValidation>) -> String {
     let Some(cv) = cv else {
@@ -115,7 +127,7 @@ impl RegressionReport {
             self.loss,
             self.target_transform,
             self.n,
-            self.evaluated_on,
+            rows_named(&self.evaluated_on),
             m.rmse,
             m.mae,
             m.r2,
@@ -170,7 +182,10 @@ impl BinaryReport {
         ];
         let mut out = format!(
             "# {title}\n\nBinary classification, positive class `{}`; {} rows ({} positive) from {}.\n\n| metric | value |\n|---|---|\n",
-            self.positive, self.n, self.n_positive, self.evaluated_on
+            self.positive,
+            self.n,
+            self.n_positive,
+            rows_named(&self.evaluated_on)
         );
         for (name, value) in rows {
             out.push_str(&format!("| {name} | {value:.4} |\n"));

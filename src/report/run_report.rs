@@ -27,7 +27,15 @@ pub fn run_page<'a>(
 ) -> ReportPage<'a> {
     let m = manifest;
     ReportPage {
-        title: format!("Test report of {}", run_dir.display()),
+        title: format!(
+            "{} report of {}",
+            if m.folds.is_some() && m.rows.test == 0 {
+                "Out-of-fold"
+            } else {
+                "Test"
+            },
+            run_dir.display()
+        ),
         facts: vec![
             ("run".into(), run_dir.display().to_string()),
             (
@@ -37,10 +45,13 @@ pub fn run_page<'a>(
             ("data".into(), m.dataset.path.clone()),
             (
                 "rows".into(),
-                format!(
-                    "train {}, validation {}, test {}",
-                    m.rows.train, m.rows.valid, m.rows.test
-                ),
+                match m.folds {
+                    Some(k) => format!("train {} in {k} folds, test {}", m.rows.train, m.rows.test),
+                    None => format!(
+                        "train {}, validation {}, test {}",
+                        m.rows.train, m.rows.valid, m.rows.test
+                    ),
+                },
             ),
             ("backend".into(), m.device.clone()),
             (
@@ -49,7 +60,11 @@ pub fn run_page<'a>(
             ),
             (
                 "best epoch".into(),
-                format!("{} of {}", m.best_epoch.unwrap_or(0), m.epochs_run),
+                match m.best_epoch {
+                    Some(best) => format!("{best} of {}", m.epochs_run),
+                    // A fold ensemble's best epochs are in its per-fold table.
+                    None => format!("one per fold, {} epochs in all", m.epochs_run),
+                },
             ),
             ("patron".into(), m.patron_version.clone()),
         ],
