@@ -11,6 +11,9 @@ references' most probable class). Usage:
 
     bench/compare_tabular.py configs/bank_propensity.toml configs/telco_churn.toml [--seeds 1,2,3,4,5]
 
+Without --test-file each run holds out `split.test = 0.2` unless its config sets
+`split.test` (a --set still wins), as a config that sets only `data.*` holds out none.
+
 PATRON names the binary (default: the release build under CARGO_TARGET_DIR or target/).
 """
 
@@ -25,6 +28,9 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The test share of the split protocol (patron's `split.test` before fold ensembles
+# trained on every row by default).
+TEST_SHARE = 0.2
 
 
 def patron_binary() -> str:
@@ -88,12 +94,17 @@ def main() -> int:
     header = None
     for config in args.configs:
         rows = []
+        own_split = tomllib.loads(Path(config).read_text()).get("split", {})
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 run, split = Path(tmp) / "run", Path(tmp) / "split.csv"
                 cmd = [patron_binary(), "train", "--config", config, "--backend", args.backend,
                        "--quiet", "--output-dir", str(run),
                        "--set", f"split.seed={seed}", "--set", f"split.export={split}"]
+                # A fold ensemble by default holds out no test split; the comparison
+                # needs one unless a test file judges.
+                if not args.test_file and "test" not in own_split:
+                    cmd += ["--set", f"split.test={TEST_SHARE}"]
                 for s in args.set:
                     cmd += ["--set", s]
                 subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -20,6 +20,9 @@ written to a temporary CSV both sides read: the README's VADER sets are
     --query "label3 != 'neutral'" --sample 10000            (positive vs negative, 10,000)
     --query "source == 'movie_review_snippets' and label3 != 'neutral'"
 
+Without --test-file the config holds out `split.test = 0.2`, which a config that sets only
+`data.*` would not (a --set wins); with it, patron learns from every row of --data.
+
 PATRON names the binary (default: the release build under CARGO_TARGET_DIR or target/).
 Needs pandas and scikit-learn.
 """
@@ -130,7 +133,10 @@ def compare(args, data: Path) -> int:
             config.write_text(
                 f"[data]\npath = {json.dumps(str(data))}\ntext = {json.dumps(args.text)}\n"
                 f"target = {json.dumps(args.target)}\n[split]\nseed = {seed}\n"
-                f"export = {json.dumps(str(split))}\n")
+                f"export = {json.dumps(str(split))}\n"
+                # Without a test file the comparison needs a test split, which a default
+                # fold ensemble does not hold out (a --set of split.test wins).
+                + ("" if test is not None else "test = 0.2\n"))
             cmd = [patron_binary(), "train", "--config", str(config), "--quiet",
                    "--output-dir", str(Path(tmp) / "run")]
             for s in args.set:

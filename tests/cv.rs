@@ -198,6 +198,60 @@ fn validate_shows_the_folds_and_a_count_out_of_range_is_refused() {
     assert!(!out.contains("folds:"), "{out}");
 }
 
+/// A config that sets only `data.*` trains five fold models on every row and reports their
+/// out-of-fold scores; `split.test` set keeps a test split.
+#[test]
+fn a_default_fold_ensemble_learns_from_every_row_and_reports_out_of_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("juice.toml");
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/orange_juice_purchase_1070.csv");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\ntarget = \"Purchase\"\npositive = \"MM\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = train_on("flex", config, &tmp.path().join("all"), &["train.epochs=4"]);
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["folds"], 5);
+    assert_eq!(manifest["rows"]["test"], 0);
+    assert_eq!(manifest["rows"]["train"], 1070, "every row is in a fold");
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["evaluated_on"], "out_of_fold");
+    assert_eq!(report["n"], 1070);
+    // The report is the out-of-fold scores' figures.
+    let oof = std::fs::read_to_string(run.join("oof_predictions.csv")).unwrap();
+    let (mut score, mut label) = (Vec::new(), Vec::new());
+    for line in oof.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        label.push(cells[2] == "MM");
+        score.push(cells[3].parse::<f64>().unwrap());
+    }
+    assert_eq!(score.len(), 1070);
+    let reported = report["metrics"]["auc_roc"].as_f64().unwrap();
+    assert!((auc(&score, &label) - reported).abs() < 1e-6, "{reported}");
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.starts_with("# Out-of-fold report of "), "{md}");
+    assert!(md.contains("each scored by the fold model that did not train on it"));
+
+    let held = train_on(
+        "flex",
+        config,
+        &tmp.path().join("test"),
+        &["train.epochs=4", "split.test=0.2"],
+    );
+    let manifest = json(&held.join("manifest.json"));
+    assert_eq!(manifest["folds"], 5);
+    assert_eq!(manifest["rows"]["test"], 214);
+    assert_eq!(json(&held.join("report.json"))["evaluated_on"], "test");
+    let md = std::fs::read_to_string(held.join("report.md")).unwrap();
+    assert!(md.starts_with("# Test report of "), "{md}");
+}
+
 /// Stopped after every epoch (as Ctrl-C does) and resumed, through the folds, a
 /// cross-validated run ends exactly as an uninterrupted one.
 #[test]
