@@ -2214,33 +2214,12 @@ mod tests {
     }
 
     #[test]
-    fn five_folds_unless_the_config_asks_for_a_validation_split_or_a_transformer() {
-        let folds = |sets: &[&str]| {
-            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-            let c = Config::from_toml_str(MINIMAL, "t", &sets).unwrap();
-            // A run's saved config reads back as the same run.
-            let again = Config::from_toml_str(&c.to_toml(), "saved", &[]).unwrap();
-            assert_eq!(again.split.folds, c.split.folds, "{sets:?}");
-            c.split.folds
-        };
-        assert_eq!(folds(&[]), Some(5), "tabular");
-        assert_eq!(folds(&["data.text=\"t\""]), Some(5), "text_bag");
-        assert_eq!(folds(&["split.folds=3"]), Some(3));
-        assert_eq!(folds(&["split.folds=1"]), None, "one fold is one model");
-        assert_eq!(folds(&["split.valid=0.1"]), None);
-        assert_eq!(folds(&["split.column=\"part\""]), None);
-        let transformer = ["data.text=\"t\"", "model.kind=\"text_transformer\""];
-        assert_eq!(folds(&transformer), None);
-        assert_eq!(folds(&["model.quantiles=[0.1, 0.9]"]), None);
-        let err = Config::from_toml_str(MINIMAL, "t", &["split.folds=0".into()]).unwrap_err();
-        assert!(err.to_string().contains("split.folds"), "{err}");
-    }
-
-    #[test]
-    fn a_default_fold_ensemble_holds_out_no_test_split_unless_the_config_sets_one() {
+    fn five_folds_on_every_row_unless_the_config_asks_for_a_split_or_a_transformer() {
+        // (split.folds, split.test) of a config with these overrides.
         let split = |sets: &[&str]| {
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
             let c = Config::from_toml_str(MINIMAL, "t", &sets).unwrap();
+            // A run's saved config reads back as the same run.
             let again = Config::from_toml_str(&c.to_toml(), "saved", &[]).unwrap();
             assert_eq!(
                 again.split, c.split,
@@ -2248,16 +2227,25 @@ mod tests {
             );
             (c.split.folds, c.split.test)
         };
+        // A default fold ensemble holds out no test split unless the config sets one.
         assert_eq!(split(&[]), (Some(5), 0.0), "tabular");
         assert_eq!(split(&["data.text=\"t\""]), (Some(5), 0.0), "text_bag");
         assert_eq!(split(&["split.test=0.2"]), (Some(5), 0.2));
         // A config that names its folds, or asks for one model, keeps the test split.
+        assert_eq!(split(&["split.folds=3"]), (Some(3), 0.2));
         assert_eq!(split(&["split.folds=5"]), (Some(5), 0.2));
+        assert_eq!(
+            split(&["split.folds=1"]),
+            (None, 0.2),
+            "one fold is one model"
+        );
         assert_eq!(split(&["split.valid=0.1"]), (None, 0.2));
-        assert_eq!(split(&["split.folds=1"]), (None, 0.2));
+        assert_eq!(split(&["split.column=\"part\""]), (None, 0.2));
         let transformer = ["data.text=\"t\"", "model.kind=\"text_transformer\""];
         assert_eq!(split(&transformer), (None, 0.2));
         assert_eq!(split(&["model.quantiles=[0.1, 0.9]"]), (None, 0.2));
+        let err = Config::from_toml_str(MINIMAL, "t", &["split.folds=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("split.folds"), "{err}");
     }
 
     #[test]
