@@ -40,14 +40,20 @@ def patron_binary() -> str:
     return str(Path(target) / "release" / "patron")
 
 
-def scored_file(run: Path, test_file: Path, target: str, positive: str):
-    """ROC AUC and top-fifth positives of `patron predict` on a separate labelled file."""
-    from sklearn.metrics import roc_auc_score
-
+def predict_file(run: Path, test_file: Path) -> Path:
+    """`patron predict` of `run` on `test_file`; the predictions' path."""
     out = run.parent / "scored.csv"
     subprocess.run([patron_binary(), "predict", "--checkpoint", str(run), "--input",
                     str(test_file), "--output", str(out)], cwd=ROOT, check=True,
                    capture_output=True)
+    return out
+
+
+def scored_file(run: Path, test_file: Path, target: str, positive: str):
+    """ROC AUC and top-fifth positives of `patron predict` on a separate labelled file."""
+    from sklearn.metrics import roc_auc_score
+
+    out = predict_file(run, test_file)
     with open(test_file, newline="") as f:
         labels = [int(r[target] == positive) for r in csv.DictReader(f)]
     with open(out, newline="") as f:
@@ -57,10 +63,7 @@ def scored_file(run: Path, test_file: Path, target: str, positive: str):
 
 def scored_file_regression(run: Path, test_file: Path, target: str):
     """Test RMSE and R^2 of `patron predict` on a separate file with the numeric target."""
-    out = run.parent / "scored.csv"
-    subprocess.run([patron_binary(), "predict", "--checkpoint", str(run), "--input",
-                    str(test_file), "--output", str(out)], cwd=ROOT, check=True,
-                   capture_output=True)
+    out = predict_file(run, test_file)
     with open(test_file, newline="") as f:
         y = [float(r[target]) for r in csv.DictReader(f)]
     with open(out, newline="") as f:
