@@ -144,6 +144,12 @@ pub struct DataConfig {
     /// spreadsheets write them) or read from each column.
     #[serde(default)]
     pub decimal: DecimalMark,
+    /// A number outside its training range is read as the nearest end of it (as a tree
+    /// ensemble scores it), so the network never extrapolates; false lets such a value
+    /// reach it, compressed logarithmically past 3 robust standard deviations. Dates are
+    /// never clipped.
+    #[serde(default = "default_true")]
+    pub clip_numeric: bool,
 }
 
 /// `data.decimal`: the character that starts a number's fraction in CSV cells.
@@ -1272,6 +1278,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "exact_values",
             "date_order",
             "decimal",
+            "clip_numeric",
         ],
     ),
     (

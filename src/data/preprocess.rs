@@ -74,6 +74,12 @@ pub enum Feature {
         /// as they are read at scoring too (false in runs of format 9 and older).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         decimal_comma: bool,
+        /// The training minimum and maximum, which a value is clipped to before it is
+        /// scaled and binned (`data.clip_numeric`; absent for dates, when that is off and in
+        /// runs of format 11 and older, whose values past the range reach the model
+        /// log-compressed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        range: Option<[f64; 2]>,
     },
     /// A category, mapped to an embedding row; index 0 means missing or unseen.
     Categorical {
@@ -114,6 +120,7 @@ impl Feature {
             edges,
             points,
             calendar,
+            range,
             ..
         } = self
         else {
@@ -121,8 +128,14 @@ impl Feature {
         };
         let parts: usize = calendar.iter().map(|p| p.values()).sum();
         let (number, mut rest) = out.split_at_mut(out.len() - parts);
+        // A tree scores a value past its training range as the nearest end of it; the MLP's
+        // layers would extrapolate instead.
+        let clipped = match range {
+            Some([lo, hi]) => value.map(|x| x.clamp(*lo, *hi)),
+            None => value,
+        };
         encode_number(
-            value,
+            clipped,
             *median,
             *scale,
             *missing_indicator,
@@ -787,6 +800,7 @@ fn fit_features(
                     target.classes,
                     d.numeric_bins,
                     d.exact_values_for(target.classes == 0),
+                    d.clip_numeric,
                 );
                 if let Feature::Numeric {
                     date,
@@ -794,11 +808,15 @@ fn fit_features(
                     calendar,
                     text_missing,
                     decimal_comma,
+                    range,
                     ..
                 } = &mut feature
                 {
                     *decimal_comma = comma;
                     if let Some(order) = order {
+                        // Rows scored later are dated later: a date's trend is meant to
+                        // carry on past the training range (Chicago ridership by day).
+                        *range = None;
                         *date = true;
                         *date_order = order;
                         *calendar = calendar_parts(train_rows.iter().filter_map(|&r| {
@@ -1422,8 +1440,9 @@ fn squash(z: f64) -> f64 {
     (s.min(HARD_CLIP)).copysign(z)
 }
 
-/// A numeric column's scaling, bin edges and exact-value flags (at most `exact`), from its
-/// training rows' values paired with their targets (`None`: missing).
+/// A numeric column's scaling, bin edges, exact-value flags (at most `exact`) and, with
+/// `clip`, its range, from its training rows' values paired with their targets (`None`:
+/// missing).
 fn fit_numeric(
     name: &str,
     values: impl Iterator<Item = (Option<f64>, f32)>,
@@ -1431,6 +1450,7 @@ fn fit_numeric(
     classes: usize,
     bins: usize,
     exact: usize,
+    clip: bool,
 ) -> Feature {
     let mut pairs = Vec::new();
     let mut missing = false;
@@ -1475,6 +1495,10 @@ fn fit_numeric(
         calendar: Vec::new(),
         text_missing: false,
         decimal_comma: false,
+        range: match (xs.first(), xs.last()) {
+            (Some(&lo), Some(&hi)) if clip => Some([lo, hi]),
+            _ => None,
+        },
     }
 }
 
@@ -1722,8 +1746,13 @@ mod tests {
         assert!((e.numeric[2 * 2] as f64 - 0.5 * 1.349 / 1.5).abs() < 1e-6);
         // Missing x -> 0 with indicator 1.
         assert_eq!(&e.numeric[5 * 2..5 * 2 + 2], &[0.0, 1.0]);
-        // The outlier is compressed but stays the largest.
-        assert!(e.numeric[4 * 2] > 3.0 && e.numeric[4 * 2] <= HARD_CLIP as f32);
+        // The value past the training range reads as its maximum, 4; with
+        // `clip_numeric = false` it is compressed but stays the largest.
+        assert!((e.numeric[4 * 2] as f64 - 1.5 * 1.349 / 1.5).abs() < 1e-6);
+        let (unclipped, _) =
+            fit(&t, &[0, 1, 2, 3, 5], &config("clip_numeric = false\n"), &p).unwrap();
+        let far = unclipped.transform(&t, 0, &p).unwrap().numeric[4 * 2];
+        assert!(far > 3.0 && far <= HARD_CLIP as f32, "{far}");
         // Categories: a -> 1, b -> 2, blank and unseen "z" -> 0.
         assert_eq!(e.categorical, vec![1, 2, 1, 0, 0, 1]);
         assert_eq!(
@@ -1902,6 +1931,11 @@ mod tests {
         assert!((back(4) - 19_727.5).abs() < 1e-3, "{}", back(4));
         assert!((back(5) - 19_728.25).abs() < 1e-3, "{}", back(5));
         assert!((back(0) - 19_723.0).abs() < 1e-3, "{}", back(0));
+        // A later date is not clipped to the training range: its trend carries on.
+        let (_d1, p1, later) = table("d,w,y\n2024-03-01,x,0\n");
+        let e = pre.transform(&later, 0, &p1).unwrap();
+        let z = pre.features[0].unscale(f64::from(e.numeric[0])).unwrap();
+        assert!((z - 19_783.0).abs() < 1e-2, "{z}");
         // At scoring, a cell that is not a date names the column and the row.
         let (_d2, p2, bad) = table("d,w,y\n2024-03-01,x,0\n2024-02-30,x,1\n");
         let err = pre.transform(&bad, 0, &p2).unwrap_err().to_string();
@@ -2171,7 +2205,7 @@ mod tests {
     #[test]
     fn piecewise_linear_bins_follow_training_quantiles() {
         let values = (0..=100).map(|i| (Some(f64::from(i)), 0.0));
-        let f = fit_numeric("x", values, Binning::Quantile, 2, 4, 0);
+        let f = fit_numeric("x", values, Binning::Quantile, 2, 4, 0, true);
         let Feature::Numeric { edges, .. } = &f else {
             panic!("{f:?}")
         };
@@ -2185,6 +2219,7 @@ mod tests {
             2,
             4,
             8,
+            true,
         );
         assert_eq!(c.numeric_inputs(), 1);
         // Target-aware bins put the one edge where the class changes; a missing value
@@ -2192,7 +2227,7 @@ mod tests {
         let stepped = (0..=100)
             .map(|i| (Some(f64::from(i)), f32::from(u8::from(i > 70))))
             .chain([(None, 1.0)]);
-        let t = fit_numeric("t", stepped, Binning::Target, 2, 4, 0);
+        let t = fit_numeric("t", stepped, Binning::Target, 2, 4, 0, true);
         let Feature::Numeric {
             edges,
             missing_indicator,
@@ -2231,7 +2266,7 @@ mod tests {
             .chain((1..=20).map(|i| f64::from(i) * 100.0))
             .map(|x| (Some(x), 0.0))
             .chain([(None, 0.0)]);
-        let f = fit_numeric("gain", values, Binning::Quantile, 2, 4, 21);
+        let f = fit_numeric("gain", values, Binning::Quantile, 2, 4, 21, true);
         let Feature::Numeric {
             edges,
             points,
@@ -2265,7 +2300,7 @@ mod tests {
             let values = std::iter::repeat_n(0.0, 90)
                 .chain((1..=20).map(f64::from))
                 .map(|x| (Some(x), 0.0));
-            fit_numeric("gain", values, binning, 2, 4, exact).numeric_inputs()
+            fit_numeric("gain", values, binning, 2, 4, exact, true).numeric_inputs()
         };
         assert_eq!(again(Binning::Quantile, 64), 1 + 5 + 21);
         assert_eq!(again(Binning::Quantile, 0), 1 + 5);
@@ -2286,6 +2321,7 @@ mod tests {
             calendar: Vec::new(),
             text_missing: false,
             decimal_comma: false,
+            range: None,
         };
         for x in [-1000.0, -3.0, 9.5, 10.0, 22.0, 100.0] {
             let z = squash((x - 10.0) / 4.0);

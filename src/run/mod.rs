@@ -68,8 +68,10 @@ use crate::task::{self, Decision, Task};
 /// may name the workbook sheet training read (`preprocess.json`'s `sheet`), which an older
 /// reader would ignore and so score a workbook's first sheet instead, and numbers with a
 /// decimal point grouped by spaces or apostrophes (`1 234.50`, Swiss `1'234.50`), which it
-/// would refuse as "not a finite number".
-pub const FORMAT_VERSION: u32 = 11;
+/// would refuse as "not a finite number". Version 12 clips a number to its training range
+/// (`preprocess.json`'s `range`, `data.clip_numeric`), which an older reader would ignore
+/// and so score a value past the range differently.
+pub const FORMAT_VERSION: u32 = 12;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.
