@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_ok, check_self_contained, check_svgs, evaluate_on, json, patron, predict_on, read_csv,
-    stderr, stdout, train_on,
+    assert_ok, check_self_contained, check_svgs, evaluate_on, json, named, numbers, patron,
+    predict_on, read_csv, stderr, stdout, train_on,
 };
 
 const CONFIG: &str = "configs/customer_value.toml";
@@ -232,6 +232,20 @@ fn auto_learns_a_many_valued_number_as_a_regression() {
         .sum::<f64>()
         / truth.len() as f64;
     assert!(mae < 1.0, "{mae}");
+    // A number past its training range scores as the end of it: no extrapolation.
+    let pre = json(&run.join("preprocess.json"));
+    let range = numbers(&named(&pre["features"], "x")["range"]);
+    assert!(range[0] >= 0.0 && range[0] < 0.1 && range[1] > 9.9 && range[1] <= 10.0);
+    let rows = format!("x,noise\n1000,0\n{},0\n-50,0\n{},0\n", range[1], range[0]);
+    let o = common::predict_stdin(&run, rows.as_bytes(), &[]);
+    assert_ok(&o);
+    let p: Vec<f64> = stdout(&o)
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!((p[0], p[2]), (p[1], p[3]), "{p:?}");
+    assert!(p[0] > 27.0 && p[2] < 5.0, "{p:?}");
 }
 
 #[test]
