@@ -111,6 +111,29 @@ fn shifted_columns_stand_out_and_the_training_data_is_stable() {
         age_column["training"].as_array().unwrap().len(),
         buckets.len()
     );
+    // The ages past the training range (read as its oldest age), counted as the file has them.
+    let range = common::numbers(&age_column["training_range"]);
+    let outside = shifted[1..]
+        .iter()
+        .map(|l| l.split(',').nth(age).unwrap().parse::<f64>().unwrap())
+        .filter(|&a| a < range[0] || a > range[1])
+        .count();
+    assert!(outside > 20, "{outside} of {range:?}");
+    let share = age_column["past_range"].as_f64().unwrap();
+    assert!((share - outside as f64 / 4521.0).abs() < 1e-12, "{share}");
+    let contact_column = common::named(&report["features"], "contact");
+    assert!(
+        contact_column.get("past_range").is_none(),
+        "{contact_column}"
+    );
+    let md = std::fs::read_to_string(moved.join("drift.md")).unwrap();
+    let row = format!(
+        "| {outside} ({:.2} %) of {} to {} |",
+        100.0 * share,
+        range[0],
+        range[1]
+    );
+    assert!(md.contains(&row), "{row} not in {md}");
     // The page for people: self-contained, its charts valid SVG, the moved columns drawn.
     let html = std::fs::read_to_string(moved.join("drift.html")).unwrap();
     common::check_self_contained(&html);

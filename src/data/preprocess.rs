@@ -1128,6 +1128,78 @@ impl Preprocessor {
         }
     }
 
+    /// How many present values of each feature in `table` lie outside its training range
+    /// (and so are read as its nearest end), in feature order: 0 for a category, a date or
+    /// a run without ranges.
+    pub fn past_range(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Vec<u64>> {
+        let mut counts = vec![0; self.features.len()];
+        for (feature, count) in self.features.iter().zip(&mut counts) {
+            if let Feature::Numeric {
+                range: Some([lo, hi]),
+                ..
+            } = feature
+            {
+                self.each_number(feature, table, row_offset, path, |_, value| {
+                    *count += u64::from(value.is_some_and(|x| x < *lo || x > *hi));
+                })?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Call `visit` with each row's value of the number `feature` in `table` (`None`:
+    /// missing), read as training read it; a cell that is not one is an error naming it.
+    fn each_number(
+        &self,
+        feature: &Feature,
+        table: &Table,
+        row_offset: usize,
+        path: &Path,
+        mut visit: impl FnMut(usize, Option<f64>),
+    ) -> Result<()> {
+        let Feature::Numeric {
+            name,
+            date,
+            date_order,
+            text_missing,
+            decimal_comma,
+            ..
+        } = feature
+        else {
+            return Ok(());
+        };
+        // A date column's cells are never numbers a reader typed as such.
+        if let Some(values) = table.numbers(name).filter(|_| !date) {
+            for (r, value) in values.into_iter().enumerate() {
+                if let Some(x) = value.filter(|x| !x.is_finite()) {
+                    return Err(not_finite(path, name, row_offset + r, x));
+                }
+                visit(r, value);
+            }
+            return Ok(());
+        }
+        let read = self.read_options();
+        let cells = table
+            .cells(name)
+            .ok_or_else(|| missing_from(table, path, "input", name))?;
+        for (r, cell) in cells.iter().enumerate() {
+            let value = match read.clean(*cell) {
+                None => None,
+                Some(v) if *date => Some(
+                    parse_date_in(*date_order, v)
+                        .ok_or_else(|| not_a_date(path, name, row_offset + r, v, *date_order))?,
+                ),
+                Some(v) => match parse_number_in(*decimal_comma, v) {
+                    Some(x) if x.is_finite() => Some(x),
+                    None if *text_missing => None,
+                    _ => return Err(not_finite(path, name, row_offset + r, v)),
+                },
+            };
+            visit(r, value);
+        }
+        Ok(())
+    }
+
     /// The numeric inputs (scaled values, missing indicators, bin encodings) and the
     /// category indices into the shared embedding table of every row.
     fn encode_tabular(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Encoded> {
@@ -1147,46 +1219,13 @@ impl Preprocessor {
                     .ok_or_else(|| missing_from(table, path, "input", feature.name()))
             };
             match feature {
-                Feature::Numeric {
-                    name,
-                    date,
-                    date_order,
-                    text_missing,
-                    decimal_comma,
-                    ..
-                } => {
-                    // A date column's cells are never numbers a reader typed as such.
-                    if let Some(values) = table.numbers(name).filter(|_| !date) {
-                        for (r, value) in values.into_iter().enumerate() {
-                            if let Some(x) = value.filter(|x| !x.is_finite()) {
-                                return Err(not_finite(path, name, row_offset + r, x));
-                            }
-                            let base = r * width + num_col;
-                            let out = &mut numeric[base..base + feature.numeric_inputs()];
-                            feature.encode_value(value, out);
-                        }
-                        num_col += feature.numeric_inputs();
-                        continue;
-                    }
-                    for (r, cell) in cells()?.iter().enumerate() {
-                        let value = match read.clean(*cell) {
-                            None => None,
-                            Some(v) if *date => {
-                                Some(parse_date_in(*date_order, v).ok_or_else(|| {
-                                    not_a_date(path, name, row_offset + r, v, *date_order)
-                                })?)
-                            }
-                            Some(v) => match parse_number_in(*decimal_comma, v) {
-                                Some(x) if x.is_finite() => Some(x),
-                                None if *text_missing => None,
-                                _ => return Err(not_finite(path, name, row_offset + r, v)),
-                            },
-                        };
+                Feature::Numeric { .. } => {
+                    let len = feature.numeric_inputs();
+                    self.each_number(feature, table, row_offset, path, |r, value| {
                         let base = r * width + num_col;
-                        let out = &mut numeric[base..base + feature.numeric_inputs()];
-                        feature.encode_value(value, out);
-                    }
-                    num_col += feature.numeric_inputs();
+                        feature.encode_value(value, &mut numeric[base..base + len]);
+                    })?;
+                    num_col += len;
                 }
                 Feature::Categorical { categories, .. } => {
                     let index: HashMap<&str, i64> = categories

@@ -709,14 +709,15 @@ pub fn render_drift(
     for (k, v) in facts {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
     }
-    h.push_str("</table></section>\n<section id=\"psi\"><h2>Population stability</h2><table><tr><th>column</th><th>PSI</th><th>reading</th></tr>");
+    h.push_str("</table></section>\n<section id=\"psi\"><h2>Population stability</h2><table><tr><th>column</th><th>PSI</th><th>reading</th><th>rows outside the training range</th></tr>");
     for d in std::iter::once(&report.score).chain(&report.features) {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             escape(&d.name),
             d.psi,
-            escape(&d.verdict)
+            escape(&d.verdict),
+            escape(&d.outside(report.rows))
         );
     }
     let _ = writeln!(

@@ -264,6 +264,8 @@ pub struct DriftCounter<'a> {
     pre: &'a Preprocessor,
     offsets: Vec<i64>,
     features: Vec<Counts>,
+    /// Per feature: present values outside its training range ([`Preprocessor::past_range`]).
+    past_range: Vec<u64>,
     score: Counts,
     /// What the run's task watches of its outputs.
     monitored: Monitored,
@@ -284,6 +286,14 @@ pub struct ColumnDrift {
     pub training: Vec<f64>,
     /// Share of the new rows per bucket.
     pub new: Vec<f64>,
+    /// A number's training minimum and maximum (absent for categories, dates, text and runs
+    /// of format 11 and older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_range: Option<[f64; 2]>,
+    /// Share of the new rows whose value lies outside `training_range`: the model reads
+    /// each as the nearest end of it (`data.clip_numeric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_range: Option<f64>,
 }
 
 /// What `patron drift` found.
@@ -307,6 +317,7 @@ impl<'a> DriftCounter<'a> {
             pre,
             offsets: pre.category_offsets(),
             features: profile.features.iter().map(Buckets::empty).collect(),
+            past_range: vec![0; pre.features.len()],
             score: profile.score.empty(),
             monitored: task::for_run(pre).monitored(),
         }
@@ -351,6 +362,14 @@ impl<'a> DriftCounter<'a> {
         }
     }
 
+    /// Count a chunk's values outside their training range, per feature
+    /// ([`Preprocessor::past_range`]).
+    pub fn add_past_range(&mut self, counts: &[u64]) {
+        for (total, n) in self.past_range.iter_mut().zip(counts) {
+            *total += n;
+        }
+    }
+
     /// The PSI of every column and of the scores.
     pub fn report(&self) -> DriftReport {
         // The scores and text lengths are never missing: their (empty) missing bucket is
@@ -367,8 +386,11 @@ impl<'a> DriftCounter<'a> {
                 buckets: labels,
                 training,
                 new,
+                training_range: None,
+                past_range: None,
             }
         };
+        let rows = self.score.total().max(1) as f64;
         let mut features: Vec<ColumnDrift> = self
             .profile
             .features
@@ -395,7 +417,15 @@ impl<'a> DriftCounter<'a> {
                     // A text run's tokens per text.
                     None => range_labels(&b.edges, |z| Some(significant(z)), false),
                 };
-                drift(b, c, labels)
+                let mut column = drift(b, c, labels);
+                if let Some(Feature::Numeric {
+                    range: Some(range), ..
+                }) = self.pre.features.get(i)
+                {
+                    column.training_range = Some(*range);
+                    column.past_range = Some(self.past_range[i] as f64 / rows);
+                }
+                column
             })
             .collect();
         features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
@@ -440,13 +470,36 @@ impl DriftReport {
     /// A markdown table: the scores first, then the columns, largest PSI first.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "{} rows against {} training rows; PSI < {STABLE_BELOW}: stable, < {MAJOR_FROM}: moderate shift, else major shift\n\n| column | PSI | reading |\n|---|---|---|\n",
+            "{} rows against {} training rows; PSI < {STABLE_BELOW}: stable, < {MAJOR_FROM}: moderate shift, else major shift\n\n| column | PSI | reading | rows outside the training range |\n|---|---|---|---|\n",
             self.rows, self.training_rows
         );
         for d in std::iter::once(&self.score).chain(&self.features) {
-            out.push_str(&format!("| {} | {:.4} | {} |\n", d.name, d.psi, d.verdict));
+            out.push_str(&format!(
+                "| {} | {:.4} | {} | {} |\n",
+                d.name,
+                d.psi,
+                d.verdict,
+                d.outside(self.rows)
+            ));
         }
         out
+    }
+}
+
+impl ColumnDrift {
+    /// How many of the `rows` new values lie outside the training range, and that range, in
+    /// words (empty where the column has none).
+    pub fn outside(&self, rows: u64) -> String {
+        match (self.past_range, self.training_range) {
+            (Some(share), Some([lo, hi])) => format!(
+                "{} ({:.2} %) of {} to {}",
+                (share * rows as f64).round(),
+                100.0 * share,
+                significant(lo),
+                significant(hi)
+            ),
+            _ => String::new(),
+        }
     }
 }
 

@@ -961,6 +961,9 @@ pub fn drift(session: &Session, data: &Path, sheet: Option<&str>) -> Result<Drif
             Some(encoded) => encoded,
             None => pre.transform(&chunk, offset, data)?,
         };
+        if pre.text.is_none() {
+            counter.add_past_range(&pre.past_range(&chunk, offset, data)?);
+        }
         let scored = session.score_encoded(&encoded)?;
         counter.add(&encoded, &scored.probs, &scored.predicted);
     }
