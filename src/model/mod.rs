@@ -265,7 +265,7 @@ impl ModelSpec {
             embedding_rows: pre.embedding_rows(),
             embedding_dim: config.embedding_dim,
             hidden: config.hidden.clone(),
-            dropout: config.dropout,
+            dropout: config.dropout_for(pre.regression.is_some()),
             ensemble: if text.is_some() { 1 } else { config.ensemble },
             outputs,
             numeric_embedding,

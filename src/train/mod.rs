@@ -206,9 +206,9 @@ fn resume(
         )?),
         None => None,
     };
-    // A text kind's defaulted metric, and the exact-value flags a config leaves out, were
-    // resolved against the data when the run started (`stop_metric`, `exact_values_for`):
-    // the saved config holds the result.
+    // A text kind's defaulted metric, and the exact-value flags and dropout a config leaves
+    // out, were resolved against the data when the run started (`stop_metric`,
+    // `exact_values_for`, `dropout_for`): the saved config holds the result.
     let requested = requested.map(|mut c| {
         if c.train.early_stopping.metric_defaulted {
             c.train.early_stopping.metric = saved.train.early_stopping.metric;
@@ -216,6 +216,9 @@ fn resume(
         }
         if c.data.exact_values.is_none() {
             c.data.exact_values = saved.data.exact_values;
+        }
+        if c.model.dropout.is_none() {
+            c.model.dropout = saved.model.dropout;
         }
         c
     });
@@ -502,11 +505,12 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     let checked = check(&config, &data.table, &path, saved)?;
     let mut config = config;
     config.train.early_stopping.metric = checked.stop_metric;
-    // A tabular run's config says what its preprocessing used, not "unset".
+    // A run's config says what its preprocessing and network used, not "unset".
+    let regression = checked.pre.regression.is_some();
     if !config.model.kind.is_text() {
-        let regression = checked.pre.regression.is_some();
         config.data.exact_values = Some(config.data.exact_values_for(regression));
     }
+    config.model.dropout = Some(config.model.dropout_for(regression));
     let eval_texts = match &checked.pre.text {
         Some(t) => raw_texts(&data.table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),
