@@ -829,9 +829,10 @@ pub struct TrainConfig {
     /// Maximum number of passes over the training split.
     #[serde(default = "default_epochs")]
     pub epochs: usize,
-    /// Rows per optimizer step.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
+    /// Rows per optimizer step. Unset: see [`TrainConfig::batch_size_for`]; training writes
+    /// the value it used into the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// Peak learning rate of AdamW.
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
@@ -923,6 +924,11 @@ pub const DEFAULT_DROPOUT: f64 = 0.3;
 /// the default fold ensemble, less dropout fitted five regression tables better (README,
 /// "Regression").
 pub const REGRESSION_DROPOUT: f64 = 0.1;
+/// `train.batch_size` where the config leaves it out and the target is a class.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// `train.batch_size` where the config leaves it out and the target is a number: four times
+/// the steps fitted six regression tables better (README, "Regression").
+pub const REGRESSION_BATCH_SIZE: usize = 64;
 
 fn default_numeric_bins() -> usize {
     16
@@ -1144,9 +1150,6 @@ fn default_patience() -> usize {
 fn default_epochs() -> usize {
     100
 }
-fn default_batch_size() -> usize {
-    256
-}
 fn default_learning_rate() -> f64 {
     1e-3
 }
@@ -1234,7 +1237,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: default_epochs(),
-            batch_size: default_batch_size(),
+            batch_size: None,
             learning_rate: default_learning_rate(),
             weight_decay: default_weight_decay(),
             early_stopping: EarlyStopping::default(),
@@ -1909,11 +1912,22 @@ impl ModelConfig {
 }
 
 impl TrainConfig {
+    /// `train.batch_size`, or where the config leaves it out, [`DEFAULT_BATCH_SIZE`] for
+    /// classes and [`REGRESSION_BATCH_SIZE`] for a regression target (a text kind's defaults
+    /// set it).
+    pub fn batch_size_for(&self, regression: bool) -> usize {
+        self.batch_size.unwrap_or(if regression {
+            REGRESSION_BATCH_SIZE
+        } else {
+            DEFAULT_BATCH_SIZE
+        })
+    }
+
     fn check(&self) -> Check {
         if self.epochs == 0 {
             return Err(("train.epochs", "must be at least 1"));
         }
-        if self.batch_size == 0 {
+        if self.batch_size == Some(0) {
             return Err(("train.batch_size", "must be at least 1"));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
@@ -2220,7 +2234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tabular_dropout_left_out_depends_on_the_task() {
+    fn a_tabular_dropout_and_batch_size_left_out_depend_on_the_task() {
         let c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
         assert_eq!(c.model.dropout, None);
         assert_eq!(c.model.dropout_for(false), DEFAULT_DROPOUT);
@@ -2230,9 +2244,16 @@ mod tests {
             (set.model.dropout_for(false), set.model.dropout_for(true)),
             (0.2, 0.2)
         );
-        // A text kind's defaults set it, whatever the task.
+        assert_eq!(c.train.batch_size, None);
+        assert_eq!(c.train.batch_size_for(false), DEFAULT_BATCH_SIZE);
+        assert_eq!(c.train.batch_size_for(true), REGRESSION_BATCH_SIZE);
+        // A text kind's defaults set them, whatever the task.
         let text = Config::from_toml_str(&format!("{MINIMAL}text = \"t\"\n"), "t", &[]);
-        assert_eq!(text.unwrap().model.dropout, Some(0.0));
+        let text = text.unwrap();
+        assert_eq!(
+            (text.model.dropout, text.train.batch_size),
+            (Some(0.0), Some(32))
+        );
     }
 
     #[test]
@@ -2332,6 +2353,7 @@ mod tests {
         c.train.head_learning_rate = Some(1e-3);
         c.data.exact_values = Some(256);
         c.model.dropout = Some(0.3);
+        c.train.batch_size = Some(256);
         let table: toml::Table = c.to_toml().parse().unwrap();
         fn walk(t: &toml::Table, path: &str) {
             let known = known_keys(path).unwrap_or_else(|| panic!("no schema for {path}"));

@@ -206,9 +206,10 @@ fn resume(
         )?),
         None => None,
     };
-    // A text kind's defaulted metric, and the exact-value flags and dropout a config leaves
-    // out, were resolved against the data when the run started (`stop_metric`,
-    // `exact_values_for`, `dropout_for`): the saved config holds the result.
+    // A text kind's defaulted metric, and the exact-value flags, dropout and batch size a
+    // config leaves out, were resolved against the data when the run started
+    // (`stop_metric`, `exact_values_for`, `dropout_for`, `batch_size_for`): the saved
+    // config holds the result.
     let requested = requested.map(|mut c| {
         if c.train.early_stopping.metric_defaulted {
             c.train.early_stopping.metric = saved.train.early_stopping.metric;
@@ -219,6 +220,9 @@ fn resume(
         }
         if c.model.dropout.is_none() {
             c.model.dropout = saved.model.dropout;
+        }
+        if c.train.batch_size.is_none() {
+            c.train.batch_size = saved.train.batch_size;
         }
         c
     });
@@ -511,6 +515,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
         config.data.exact_values = Some(config.data.exact_values_for(regression));
     }
     config.model.dropout = Some(config.model.dropout_for(regression));
+    config.train.batch_size = Some(config.train.batch_size_for(regression));
     let eval_texts = match &checked.pre.text {
         Some(t) => raw_texts(&data.table, &t.columns, evaluated_rows(&checked.split)),
         None => Vec::new(),
@@ -1251,7 +1256,10 @@ fn fit_epochs(
     let valid_y = select_labels(&p.labels, &split.valid);
     let mut t = Training::start(spec, cfg, backend, resume_from.as_ref())?;
 
-    let batch = cfg.batch_size.min(set.rows).max(1);
+    let batch = cfg
+        .batch_size_for(p.pre.regression.is_some())
+        .min(set.rows)
+        .max(1);
     let steps_per_epoch = set.rows.div_ceil(batch).div_ceil(set.accumulate);
     let cfg = &TrainConfig {
         epochs: cfg.epochs.max(cfg.min_steps.div_ceil(steps_per_epoch)),
