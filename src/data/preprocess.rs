@@ -800,7 +800,9 @@ fn fit_features(
                     target.classes,
                     d.numeric_bins,
                     d.exact_values_for(target.classes == 0),
-                    d.clip_numeric,
+                    // Rows scored later are dated later: a date's trend is meant to carry on
+                    // past the training range (Chicago ridership by day).
+                    d.clip_numeric && order.is_none(),
                 );
                 if let Feature::Numeric {
                     date,
@@ -808,15 +810,11 @@ fn fit_features(
                     calendar,
                     text_missing,
                     decimal_comma,
-                    range,
                     ..
                 } = &mut feature
                 {
                     *decimal_comma = comma;
                     if let Some(order) = order {
-                        // Rows scored later are dated later: a date's trend is meant to
-                        // carry on past the training range (Chicago ridership by day).
-                        *range = None;
                         *date = true;
                         *date_order = order;
                         *calendar = calendar_parts(train_rows.iter().filter_map(|&r| {
@@ -1132,6 +1130,7 @@ impl Preprocessor {
     /// (and so are read as its nearest end), in feature order: 0 for a category, a date or
     /// a run without ranges.
     pub fn past_range(&self, table: &Table, row_offset: usize, path: &Path) -> Result<Vec<u64>> {
+        let read = self.read_options();
         let mut counts = vec![0; self.features.len()];
         for (feature, count) in self.features.iter().zip(&mut counts) {
             if let Feature::Numeric {
@@ -1139,7 +1138,7 @@ impl Preprocessor {
                 ..
             } = feature
             {
-                self.each_number(feature, table, row_offset, path, |_, value| {
+                Self::each_number(feature, &read, table, row_offset, path, |_, value| {
                     *count += u64::from(value.is_some_and(|x| x < *lo || x > *hi));
                 })?;
             }
@@ -1150,8 +1149,8 @@ impl Preprocessor {
     /// Call `visit` with each row's value of the number `feature` in `table` (`None`:
     /// missing), read as training read it; a cell that is not one is an error naming it.
     fn each_number(
-        &self,
         feature: &Feature,
+        read: &ReadOptions,
         table: &Table,
         row_offset: usize,
         path: &Path,
@@ -1178,7 +1177,6 @@ impl Preprocessor {
             }
             return Ok(());
         }
-        let read = self.read_options();
         let cells = table
             .cells(name)
             .ok_or_else(|| missing_from(table, path, "input", name))?;
@@ -1213,15 +1211,10 @@ impl Preprocessor {
         let mut cat_col = 0;
         let mut offset = 0i64;
         for feature in &self.features {
-            let cells = || {
-                table
-                    .cells(feature.name())
-                    .ok_or_else(|| missing_from(table, path, "input", feature.name()))
-            };
             match feature {
                 Feature::Numeric { .. } => {
                     let len = feature.numeric_inputs();
-                    self.each_number(feature, table, row_offset, path, |r, value| {
+                    Self::each_number(feature, &read, table, row_offset, path, |r, value| {
                         let base = r * width + num_col;
                         feature.encode_value(value, &mut numeric[base..base + len]);
                     })?;
@@ -1233,7 +1226,10 @@ impl Preprocessor {
                         .enumerate()
                         .map(|(i, c)| (c.as_str(), i as i64 + 1))
                         .collect();
-                    for (r, cell) in cells()?.iter().enumerate() {
+                    let cells = table
+                        .cells(feature.name())
+                        .ok_or_else(|| missing_from(table, path, "input", feature.name()))?;
+                    for (r, cell) in cells.iter().enumerate() {
                         let idx = read
                             .clean(*cell)
                             .and_then(|v| index.get(v).copied())
