@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Binning, Config, DateOrder, DecimalMark, Loss, ModelKind, TargetTransform};
 use crate::data::binning::{
-    BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, tree_edges,
+    BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, telling_values, tree_edges,
 };
 use crate::data::dates::{DatePart, parse_date_in};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
@@ -1513,7 +1513,11 @@ fn fit_numeric(
     let (edges, points) = match binning {
         Binning::Quantile => {
             let quantile = quantile_edges(&xs, bins);
-            let points = exact_values(&xs, &quantile, bins, exact);
+            let mut points = exact_values(&xs, &quantile, bins, exact);
+            // A column neither shape flags may still name the class by its exact values.
+            if points.is_empty() {
+                points = telling_values(&pairs, &quantile, classes, exact);
+            }
             (point_mass_edges(&xs, quantile, bins), points)
         }
         Binning::Target => (tree_edges(&pairs, classes, bins), Vec::new()),
@@ -2340,6 +2344,36 @@ mod tests {
         assert_eq!(again(Binning::Quantile, 64), 1 + 5 + 21);
         assert_eq!(again(Binning::Quantile, 0), 1 + 5);
         assert!(again(Binning::Target, 64) <= 1 + 4);
+    }
+
+    #[test]
+    fn exact_values_that_name_the_class_get_flags() {
+        // 100 amounts on 3 rows each, the class their remainder by 3: each of 16 bins holds
+        // about six amounts of all three classes.
+        let fit = |classes: usize, exact: usize| {
+            let values = (0..100).flat_map(|v| {
+                let class = if classes == 0 { 0.5 } else { (v % 3) as f32 };
+                [(Some(f64::from(v) * 1.25), class); 3]
+            });
+            let f = fit_numeric(
+                "salary",
+                values,
+                Binning::Quantile,
+                classes,
+                16,
+                exact,
+                true,
+            );
+            let Feature::Numeric { points, .. } = f else {
+                panic!("{f:?}")
+            };
+            points.len()
+        };
+        assert_eq!(fit(3, 256), 100);
+        assert_eq!(fit(3, 64), 64, "the most frequent, at most `exact_values`");
+        assert_eq!(fit(3, 0), 0);
+        // A numeric target has no classes to tell apart.
+        assert_eq!(fit(0, 256), 0);
     }
 
     #[test]
