@@ -164,8 +164,8 @@ Routes: POST /v1/models/NAME/predict[?reasons=K], GET /v1/models, /healthz, /rea
 /metrics (Prometheus), and POST /v1/admin/reload when a token is set. Errors are JSON
 {\"error\", \"row\", \"column\"}. The first stdout line is the address it listens on.")]
     Serve(ServeArgs),
-    /// Print the fully resolved config (every default but `data.exact_values` and a tabular
-    /// `model.dropout` and `train.batch_size`, set per task)
+    /// Print the fully resolved config (every default but `data.exact_values`,
+    /// `data.crosses` and a tabular `model.dropout` and `train.batch_size`, set per task)
     #[command(after_help = "Examples:
   patron config --config configs/bank_propensity.toml
   patron config --config configs/bank_propensity.toml --set train.epochs=5 > resolved.toml")]
@@ -955,6 +955,9 @@ fn run_validate(args: ConfigArgs) -> Result<()> {
             Feature::Categorical { name, categories } => {
                 println!("  categorical  {name} ({} categories)", categories.len())
             }
+            Feature::Cross {
+                name, categories, ..
+            } => println!("  crossed      {name} ({} cells)", categories.len()),
         }
     }
     for w in &v.warnings {

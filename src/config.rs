@@ -150,6 +150,12 @@ pub struct DataConfig {
     /// never clipped.
     #[serde(default = "default_true")]
     pub clip_numeric: bool,
+    /// With classes to predict: at most this many pairs of a category and another column
+    /// whose cells tell the target beyond what each column tells alone, each crossed into
+    /// one more category input (README "Crossed columns"); 0 crosses none. Unset: see
+    /// [`DataConfig::crosses_for`]; training writes the value it used into the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crosses: Option<usize>,
 }
 
 /// `data.decimal`: the character that starts a number's fraction in CSV cells.
@@ -477,6 +483,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.crosses",
                 "data.date_order",
                 "model.vocab_size",
                 "model.layers",
@@ -498,6 +505,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.crosses",
                 "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
@@ -518,6 +526,7 @@ impl ModelKind {
                 "data.numeric_bins",
                 "data.binning",
                 "data.exact_values",
+                "data.crosses",
                 "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
@@ -918,6 +927,8 @@ fn default_max_categories() -> usize {
 }
 /// `data.exact_values` where the config leaves it out and the target is a class.
 pub const DEFAULT_EXACT_VALUES: usize = 256;
+/// `data.crosses` where the config leaves it out and the target has two classes.
+pub const DEFAULT_CROSSES: usize = 1;
 /// `model.dropout` where the config leaves it out and the target is a class.
 pub const DEFAULT_DROPOUT: f64 = 0.3;
 /// `model.dropout` where the config leaves it out and the target is a number: averaged over
@@ -1286,6 +1297,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "date_order",
             "decimal",
             "clip_numeric",
+            "crosses",
         ],
     ),
     (
@@ -1683,6 +1695,19 @@ impl DataConfig {
             .unwrap_or(if regression { 0 } else { DEFAULT_EXACT_VALUES })
     }
 
+    /// `data.crosses` for a target of `classes` (0: a number, which is never crossed
+    /// for), or where the config leaves it out, [`DEFAULT_CROSSES`] for two classes and
+    /// none for more: on the three multiclass tables with a category, a cross helped one
+    /// and hurt another (README, "Crossed columns").
+    pub fn crosses_for(&self, classes: usize) -> usize {
+        match (classes, self.crosses) {
+            (0 | 1, _) => 0,
+            (_, Some(n)) => n,
+            (2, None) => DEFAULT_CROSSES,
+            (_, None) => 0,
+        }
+    }
+
     /// Columns given roles that cannot both hold: an error where they contradict (a text
     /// column, the id or the split column is the target, the split column is the id or a
     /// text column), a warning where a listing does nothing (the target in `data.drop`,
@@ -2068,6 +2093,18 @@ mod tests {
     }
 
     #[test]
+    fn crosses_are_one_for_two_classes_and_none_otherwise_unless_set() {
+        let c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
+        assert_eq!(c.data.crosses, None);
+        let resolved = |c: &Config| [0, 2, 3].map(|classes| c.data.crosses_for(classes));
+        assert_eq!(resolved(&c), [0, 1, 0]);
+        assert!(!c.to_toml().contains("crosses"));
+        let set = Config::from_toml_str(MINIMAL, "t", &["data.crosses=2".into()]).unwrap();
+        // A number target is never crossed for: the test is one of class shares.
+        assert_eq!(resolved(&set), [0, 2, 2]);
+    }
+
+    #[test]
     fn unknown_key_suggests_the_closest() {
         let text = format!("{MINIMAL}[train]\nepoch = 3\n");
         let err = Config::from_toml_str(&text, "t.toml", &[])
@@ -2352,6 +2389,7 @@ mod tests {
         c.model.pretrained = Some("models/bert".into());
         c.train.head_learning_rate = Some(1e-3);
         c.data.exact_values = Some(256);
+        c.data.crosses = Some(1);
         c.model.dropout = Some(0.3);
         c.train.batch_size = Some(256);
         let table: toml::Table = c.to_toml().parse().unwrap();

@@ -1659,3 +1659,65 @@ fn target_binning_places_edges_by_the_label() {
     ));
     assert_eq!(common::scores(&out).len(), 7043);
 }
+
+/// The shipped bank config crosses the campaign's month and day of month
+/// (`data.crosses`, README "Crossed columns"): training says so, the run records the
+/// cross and lists only real columns as its inputs, a row's reasons stay its columns,
+/// and `data.crosses = 0` leaves it out.
+#[test]
+fn the_bank_config_crosses_month_and_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let args = train_args("ndarray", BANK, &dir, &["train.epochs=1"]);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("crossed \"month\" and \"day\" into one more category input"),
+        "{}",
+        stderr(&o)
+    );
+    let crosses = |run: &Path| -> Vec<serde_json::Value> {
+        json(&run.join("preprocess.json"))["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "cross")
+            .cloned()
+            .collect()
+    };
+    let found = crosses(&dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["name"], "month × day");
+    assert_eq!(found[0]["columns"], serde_json::json!(["month", "day"]));
+    let inputs = json(&dir.join("manifest.json"))["features"].clone();
+    let names: Vec<&str> = inputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"day") && !names.contains(&"month × day"),
+        "{names:?}"
+    );
+    let scored = tmp.path().join("scored.csv");
+    let o = predict_on(
+        &dir,
+        Path::new(BANK_DATA),
+        &scored,
+        "ndarray",
+        &["--reasons", "3"],
+    );
+    assert_ok(&o);
+    // Reasons are input columns: setting the month (or the day) to its typical value
+    // moves the cross with it, so the cross is never a reason of its own.
+    let text = std::fs::read_to_string(&scored).unwrap();
+    assert!(!text.contains("×"));
+    assert!(text.lines().any(|l| l.contains(",month,")));
+    let off = train(
+        BANK,
+        &tmp.path().join("off"),
+        &["train.epochs=1", "data.crosses=0"],
+    );
+    assert!(crosses(&off).is_empty());
+}

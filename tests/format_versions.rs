@@ -35,7 +35,7 @@ fn a_version_1_run_still_scores_and_report_refuses_it() {
     }
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(old.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["format_version"], 12);
+    assert_eq!(manifest["format_version"], 13);
     manifest["format_version"] = 1.into();
     let files = manifest["files"].as_object_mut().unwrap();
     assert!(files.contains_key("test_predictions.csv"));

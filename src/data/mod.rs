@@ -6,6 +6,7 @@
 
 pub mod arrow;
 pub mod binning;
+pub mod crosses;
 pub mod dates;
 pub mod hf_tokenizer;
 pub mod numbers;

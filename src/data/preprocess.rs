@@ -15,6 +15,10 @@ use crate::config::{Binning, Config, DateOrder, DecimalMark, Loss, ModelKind, Ta
 use crate::data::binning::{
     BinTarget, exact_values, point_mass_edges, quantile, quantile_edges, telling_values, tree_edges,
 };
+use crate::data::crosses::{
+    ADDITIVE_BINS, CROSS_BINS, CROSS_T, Classes, Levels, MAX_CROSS_LEVELS, PairGain,
+    additive_out_of_fold, bin_of, cut_edges, pair_gain,
+};
 use crate::data::dates::{DatePart, parse_date_in};
 use crate::data::hf_tokenizer::PretrainedTokenizer;
 use crate::data::numbers::{parse_comma_number, parse_number, parse_number_in};
@@ -88,6 +92,20 @@ pub enum Feature {
         /// Known categories, most frequent first; category i has index i + 1.
         categories: Vec<String>,
     },
+    /// Two columns read as one category (`data.crosses`, [`crate::data::crosses`]): a
+    /// category paired with another column's category or coarse bin. Both columns are
+    /// features of their own as well; this one follows them.
+    Cross {
+        /// Display name, `"a × b"`.
+        name: String,
+        /// The two columns.
+        columns: [String; 2],
+        /// Per column: where a number is cut into bins ([`cut_edges`]); empty for a
+        /// category.
+        edges: [Vec<f64>; 2],
+        /// Known cells ([`cross_cell`]), most frequent first; cell i has index i + 1.
+        categories: Vec<String>,
+    },
 }
 
 impl Feature {
@@ -106,7 +124,7 @@ impl Feature {
                     + points.len()
                     + calendar.iter().map(|p| p.values()).sum::<usize>()
             }
-            Feature::Categorical { .. } => 0,
+            Feature::Categorical { .. } | Feature::Cross { .. } => 0,
         }
     }
 
@@ -175,14 +193,45 @@ impl Feature {
     /// The column name.
     pub fn name(&self) -> &str {
         match self {
-            Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
+            Feature::Numeric { name, .. }
+            | Feature::Categorical { name, .. }
+            | Feature::Cross { name, .. } => name,
         }
+    }
+
+    /// The known categories of a category or a cross (empty for a number): each takes an
+    /// embedding row after the one for missing or unseen values.
+    pub fn categories(&self) -> &[String] {
+        match self {
+            Feature::Categorical { categories, .. } | Feature::Cross { categories, .. } => {
+                categories
+            }
+            Feature::Numeric { .. } => &[],
+        }
+    }
+
+    /// Whether the feature takes an embedding row (a category or a cross).
+    pub fn is_categorical(&self) -> bool {
+        !matches!(self, Feature::Numeric { .. })
     }
 
     /// Whether the column holds dates (read as days since 1970-01-01).
     pub fn is_date(&self) -> bool {
         matches!(self, Feature::Numeric { date: true, .. })
     }
+}
+
+/// What one column set to its typical value does to one cross that reads it
+/// ([`Preprocessor::cross_occlusions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossOcclusion {
+    /// The column's index among the features.
+    pub column: usize,
+    /// The cross's place among the category inputs.
+    pub input: usize,
+    /// For each of the cross's embedding rows (from its missing-or-unseen row), the row it
+    /// moves to; indices are into the shared embedding table.
+    pub to: Vec<i64>,
 }
 
 /// A run of a row's numeric inputs with a known pattern ([`Preprocessor::sparse_inputs`]).
@@ -386,6 +435,8 @@ impl Encoded {
 pub struct FitNotes {
     /// Human-readable warnings (capped vocabularies, constant columns, ...).
     pub warnings: Vec<String>,
+    /// What fitting chose that the user should hear: the pairs it crossed, and why.
+    pub crossed: Vec<String>,
 }
 
 /// The closest column name, for "did you mean" hints.
@@ -961,7 +1012,31 @@ impl Preprocessor {
         let (features, text) = if config.model.kind.is_text() {
             (Vec::new(), Some(fit_text(table, train_rows, config)?))
         } else {
-            let features = fit_features(table, train_rows, target, config, path, &mut notes)?;
+            let mut features = fit_features(table, train_rows, target, config, path, &mut notes)?;
+            let read = ReadOptions::of(config);
+            let crosses = fit_crosses(
+                &features,
+                table,
+                train_rows,
+                target,
+                &read,
+                d.crosses_for(target.classes),
+                path,
+            )?;
+            for (cross, gain) in crosses {
+                if let Feature::Cross {
+                    columns: [a, b], ..
+                } = &cross
+                {
+                    notes.crossed.push(format!(
+                        "crossed {a:?} and {b:?} into one more category input, {:?}: together they say more of the target than each alone ({:.4} nats a row out of fold, {:.1} standard errors; data.crosses = 0 turns this off)",
+                        cross.name(),
+                        gain.mean,
+                        gain.t,
+                    ));
+                }
+                features.push(cross);
+            }
             (features, None)
         };
         Ok((
@@ -1000,20 +1075,15 @@ impl Preprocessor {
 
     /// Number of categorical inputs.
     pub fn categorical_count(&self) -> usize {
-        self.features
-            .iter()
-            .filter(|f| matches!(f, Feature::Categorical { .. }))
-            .count()
+        self.features.iter().filter(|f| f.is_categorical()).count()
     }
 
     /// Rows of the shared embedding table (each categorical column: categories + 1).
     pub fn embedding_rows(&self) -> usize {
         self.features
             .iter()
-            .map(|f| match f {
-                Feature::Categorical { categories, .. } => categories.len() + 1,
-                Feature::Numeric { .. } => 0,
-            })
+            .filter(|f| f.is_categorical())
+            .map(|f| f.categories().len() + 1)
             .sum()
     }
 
@@ -1031,7 +1101,7 @@ impl Preprocessor {
                         len,
                     }
                 }
-                Feature::Categorical { .. } => {
+                Feature::Categorical { .. } | Feature::Cross { .. } => {
                     categorical += 1;
                     Slot::Categorical {
                         index: categorical - 1,
@@ -1083,13 +1153,11 @@ impl Preprocessor {
         let mut offset = 0i64;
         self.features
             .iter()
-            .filter_map(|f| match f {
-                Feature::Categorical { categories, .. } => {
-                    let start = offset;
-                    offset += categories.len() as i64 + 1;
-                    Some(start)
-                }
-                Feature::Numeric { .. } => None,
+            .filter(|f| f.is_categorical())
+            .map(|f| {
+                let start = offset;
+                offset += f.categories().len() as i64 + 1;
+                start
             })
             .collect()
     }
@@ -1108,13 +1176,84 @@ impl Preprocessor {
                     feature.encode_value(Some(*median), &mut numeric[start..start + len]);
                     start += len;
                 }
-                Feature::Categorical { categories, .. } => {
+                Feature::Categorical { categories, .. } | Feature::Cross { categories, .. } => {
                     let offset = offsets.next().expect("one offset per category column");
                     categorical.push(offset + i64::from(!categories.is_empty()));
                 }
             }
         }
         (numeric, categorical)
+    }
+
+    /// What setting one column to the reference row's value ([`Preprocessor::reference_row`])
+    /// does to the crosses that read it: for each cross and each of its two columns, the
+    /// column's feature index, the cross's place among the category inputs, and the embedding
+    /// row each of the cross's rows moves to (the cell with that column's side at the
+    /// reference; a missing or unseen cell stays so, its sides unknown).
+    pub fn cross_occlusions(&self) -> Vec<CrossOcclusion> {
+        let offsets = self.category_offsets();
+        let slots = self.slots();
+        let mut out = Vec::new();
+        for (feature, slot) in self.features.iter().zip(&slots) {
+            let (
+                Feature::Cross {
+                    columns,
+                    edges,
+                    categories,
+                    ..
+                },
+                Slot::Categorical { index },
+            ) = (feature, slot)
+            else {
+                continue;
+            };
+            let offset = offsets[*index];
+            let known: HashMap<&str, i64> = categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), offset + i as i64 + 1))
+                .collect();
+            // A cross's first column is a category (`fit_crosses`).
+            let first_categories = self
+                .features
+                .iter()
+                .find(|f| matches!(f, Feature::Categorical { name, .. } if *name == columns[0]))
+                .map_or(&[][..], Feature::categories);
+            for side in 0..2 {
+                let Some(column) = self
+                    .features
+                    .iter()
+                    .position(|f| !matches!(f, Feature::Cross { .. }) && f.name() == columns[side])
+                else {
+                    continue;
+                };
+                let typical = match &self.features[column] {
+                    Feature::Numeric { median, .. } => {
+                        (bin_of(&edges[side], *median) + 1).to_string()
+                    }
+                    other => other.categories().first().cloned().unwrap_or_default(),
+                };
+                let to = std::iter::once(offset)
+                    .chain(categories.iter().map(|cell| {
+                        let Some((a, b)) = split_cell(cell, &edges[1], first_categories) else {
+                            return offset;
+                        };
+                        let moved = if side == 0 {
+                            cross_cell(&typical, b)
+                        } else {
+                            cross_cell(a, &typical)
+                        };
+                        known.get(moved.as_str()).copied().unwrap_or(offset)
+                    }))
+                    .collect();
+                out.push(CrossOcclusion {
+                    column,
+                    input: *index,
+                    to,
+                });
+            }
+        }
+        out
     }
 
     /// Turn a table into model inputs. `row_offset` numbers rows in error messages when the
@@ -1220,21 +1359,37 @@ impl Preprocessor {
                     })?;
                     num_col += len;
                 }
-                Feature::Categorical { categories, .. } => {
+                Feature::Categorical { .. } | Feature::Cross { .. } => {
+                    let categories = feature.categories();
                     let index: HashMap<&str, i64> = categories
                         .iter()
                         .enumerate()
                         .map(|(i, c)| (c.as_str(), i as i64 + 1))
                         .collect();
-                    let cells = table
-                        .cells(feature.name())
-                        .ok_or_else(|| missing_from(table, path, "input", feature.name()))?;
-                    for (r, cell) in cells.iter().enumerate() {
-                        let idx = read
-                            .clean(*cell)
-                            .and_then(|v| index.get(v).copied())
-                            .unwrap_or(0);
+                    let mut put = |r: usize, cell: Option<&str>| {
+                        let idx = cell.and_then(|v| index.get(v).copied()).unwrap_or(0);
                         categorical[r * n_cat + cat_col] = offset + idx;
+                    };
+                    if let Feature::Cross { columns, edges, .. } = feature {
+                        let cells = cross_cells(
+                            &self.features,
+                            columns,
+                            edges,
+                            table,
+                            &read,
+                            row_offset,
+                            path,
+                        )?;
+                        for (r, cell) in cells.iter().enumerate() {
+                            put(r, Some(cell));
+                        }
+                    } else {
+                        let cells = table
+                            .cells(feature.name())
+                            .ok_or_else(|| missing_from(table, path, "input", feature.name()))?;
+                        for (r, cell) in cells.iter().enumerate() {
+                            put(r, read.clean(*cell));
+                        }
                     }
                     offset += categories.len() as i64 + 1;
                     cat_col += 1;
@@ -1539,6 +1694,214 @@ fn fit_numeric(
             _ => None,
         },
     }
+}
+
+/// A row's cell of a cross: its two columns' values (a category as written, a number as
+/// its bin from 1), joined by `|`; blank where a value is missing.
+fn cross_cell(a: &str, b: &str) -> String {
+    format!("{a}|{b}")
+}
+
+/// The two sides of a cross's `cell` ([`cross_cell`]). The first column is a category;
+/// where the second is a number (`edges` non-empty), its side is digits or blank and the
+/// cell splits at its last `|`; two categories split after the longest of the first
+/// column's `categories` (or blank) the cell starts with. `None` where no split fits.
+fn split_cell<'a>(
+    cell: &'a str,
+    edges: &[f64],
+    categories: &[String],
+) -> Option<(&'a str, &'a str)> {
+    if !edges.is_empty() {
+        return cell.rsplit_once('|');
+    }
+    let at = std::iter::once("")
+        .chain(categories.iter().map(String::as_str))
+        .filter(|c| cell.len() > c.len() && cell.starts_with(c) && cell[c.len()..].starts_with('|'))
+        .map(str::len)
+        .max()?;
+    Some((&cell[..at], &cell[at + 1..]))
+}
+
+/// Each row's value of column `name` as a cross reads it (see [`cross_cell`]); `edges`
+/// cut a number into bins. The column must be one of `features`.
+fn cross_side(
+    features: &[Feature],
+    name: &str,
+    edges: &[f64],
+    table: &Table,
+    read: &ReadOptions,
+    row_offset: usize,
+    path: &Path,
+) -> Result<Vec<String>> {
+    let column = features
+        .iter()
+        .find(|f| !matches!(f, Feature::Cross { .. }) && f.name() == name)
+        .ok_or_else(|| missing_from(table, path, "crossed", name))?;
+    if let Feature::Categorical { .. } = column {
+        let cells = table
+            .cells(name)
+            .ok_or_else(|| missing_from(table, path, "input", name))?;
+        return Ok(cells
+            .iter()
+            .map(|c| read.clean(*c).unwrap_or("").to_string())
+            .collect());
+    }
+    let mut side = vec![String::new(); table.height()];
+    Preprocessor::each_number(column, read, table, row_offset, path, |r, value| {
+        if let Some(x) = value {
+            side[r] = (bin_of(edges, x) + 1).to_string();
+        }
+    })?;
+    Ok(side)
+}
+
+/// Each row's cell of the cross of `columns` ([`cross_cell`]).
+fn cross_cells(
+    features: &[Feature],
+    columns: &[String; 2],
+    edges: &[Vec<f64>; 2],
+    table: &Table,
+    read: &ReadOptions,
+    row_offset: usize,
+    path: &Path,
+) -> Result<Vec<String>> {
+    let a = cross_side(
+        features,
+        &columns[0],
+        &edges[0],
+        table,
+        read,
+        row_offset,
+        path,
+    )?;
+    let b = cross_side(
+        features,
+        &columns[1],
+        &edges[1],
+        table,
+        read,
+        row_offset,
+        path,
+    )?;
+    Ok(a.iter().zip(&b).map(|(a, b)| cross_cell(a, b)).collect())
+}
+
+/// The crosses of `features` worth an input on a target of classes (none for a number), the
+/// best first, at most `most`, each with its gain ([`crate::data::crosses`]): pairs of a
+/// category of at most [`MAX_CROSS_LEVELS`] values and another column (a category, or a
+/// number that is not a date in [`CROSS_BINS`] bins) whose cells save log loss over an
+/// additive model of every column by at least [`CROSS_T`] standard errors.
+fn fit_crosses(
+    features: &[Feature],
+    table: &Table,
+    train_rows: &[usize],
+    target: BinTarget,
+    read: &ReadOptions,
+    most: usize,
+    path: &Path,
+) -> Result<Vec<(Feature, PairGain)>> {
+    if most == 0 || target.classes < 2 || !features.iter().any(Feature::is_categorical) {
+        return Ok(Vec::new());
+    }
+    let classes = Classes {
+        of_row: train_rows
+            .iter()
+            .map(|&r| target.values[r] as usize)
+            .collect(),
+        count: target.classes,
+    };
+    // Per feature: its levels in the additive model, and (where it may be crossed) its
+    // coarse levels and the edges that cut them.
+    let mut additive = Vec::new();
+    let mut coarse: Vec<Option<(Levels, Vec<f64>)>> = Vec::new();
+    for feature in features {
+        match feature {
+            Feature::Numeric { date, .. } => {
+                let mut all = vec![None; table.height()];
+                Preprocessor::each_number(feature, read, table, 0, path, |r, v| all[r] = v)?;
+                let values: Vec<Option<f64>> = train_rows.iter().map(|&r| all[r]).collect();
+                let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                let levels = |edges: &[f64]| {
+                    let keys: Vec<Option<u32>> =
+                        values.iter().map(|v| v.map(|x| bin_of(edges, x))).collect();
+                    Levels::of_keys(&keys)
+                };
+                additive.push(levels(&cut_edges(&sorted, ADDITIVE_BINS)));
+                let edges = cut_edges(&sorted, CROSS_BINS);
+                coarse.push((!date && !edges.is_empty()).then(|| (levels(&edges), edges)));
+            }
+            Feature::Categorical { name, categories } => {
+                let index: HashMap<&str, u32> = categories
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.as_str(), i as u32))
+                    .collect();
+                let cells = table
+                    .cells(name)
+                    .ok_or_else(|| missing_from(table, path, "input", name))?;
+                let keys: Vec<Option<u32>> = train_rows
+                    .iter()
+                    .map(|&r| read.clean(cells[r]).and_then(|v| index.get(v).copied()))
+                    .collect();
+                let levels = Levels::of_keys(&keys);
+                additive.push(levels.clone());
+                let crossable = (2..=MAX_CROSS_LEVELS).contains(&categories.len());
+                coarse.push(crossable.then(|| (levels, Vec::new())));
+            }
+            Feature::Cross { .. } => {
+                additive.push(Levels::of_keys(&vec![None; train_rows.len()]));
+                coarse.push(None);
+            }
+        }
+    }
+    let z = additive_out_of_fold(&additive, &classes);
+    let mut found = Vec::new();
+    for (i, a) in features.iter().enumerate() {
+        let (Feature::Categorical { .. }, Some((levels_a, _))) = (a, &coarse[i]) else {
+            continue;
+        };
+        for (j, b) in features.iter().enumerate() {
+            // Two categories are one pair, taken once.
+            if j == i || (b.is_categorical() && j < i) {
+                continue;
+            }
+            if let Some((levels_b, _)) = &coarse[j] {
+                let gain = pair_gain(levels_a, levels_b, &z, &classes);
+                if gain.t >= CROSS_T {
+                    found.push((gain, i, j));
+                }
+            }
+        }
+    }
+    found.sort_by(|x, y| y.0.mean.total_cmp(&x.0.mean));
+    found.truncate(most);
+    let mut crosses = Vec::new();
+    for (gain, i, j) in found {
+        let columns = [
+            features[i].name().to_string(),
+            features[j].name().to_string(),
+        ];
+        let edges = [
+            Vec::new(),
+            coarse[j].as_ref().map(|c| c.1.clone()).unwrap_or_default(),
+        ];
+        let cells = cross_cells(features, &columns, &edges, table, read, 0, path)?;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for &r in train_rows {
+            *counts.entry(cells[r].as_str()).or_default() += 1;
+        }
+        let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
+        categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let cross = Feature::Cross {
+            name: format!("{} × {}", columns[0], columns[1]),
+            columns,
+            edges,
+            categories: categories.into_iter().map(|(c, _)| c.to_string()).collect(),
+        };
+        crosses.push((cross, gain));
+    }
+    Ok(crosses)
 }
 
 /// The parts of a date column's training `days` that take at least two values: dates of
@@ -2374,6 +2737,76 @@ mod tests {
         assert_eq!(fit(3, 0), 0);
         // A numeric target has no classes to tell apart.
         assert_eq!(fit(0, 256), 0);
+    }
+
+    #[test]
+    fn a_category_and_a_number_that_decide_the_class_together_are_crossed() {
+        // 2,000 customers: the class follows the plan and the amount together (plan a buys
+        // above 50, plan b below, plan c at random), which no sum of the two tells; `noise`
+        // tells nothing.
+        let table_of = |additive: bool| {
+            let mut text = String::from("plan,amount,noise,y\n");
+            let mut seed = 11u64;
+            for i in 0..2000 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let coin = (seed >> 33) % 100;
+                let plan = ["a", "b", "c"][i % 3];
+                let amount = 1 + (i * 37) % 100;
+                let high = amount > 50;
+                let likely = if additive {
+                    (plan == "a") as u64 * 30 + high as u64 * 30 + 20
+                } else {
+                    match plan {
+                        "a" if high => 85,
+                        "b" if !high => 85,
+                        "c" => 50,
+                        _ => 15,
+                    }
+                };
+                let y = if coin < likely { "yes" } else { "no" };
+                text.push_str(&format!("{plan},{amount},{},{y}\n", (i * 7) % 13));
+            }
+            text
+        };
+        let rows: Vec<usize> = (0..2000).collect();
+        let (_d, p, t) = table(&table_of(false));
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        let crosses: Vec<&Feature> = pre
+            .features
+            .iter()
+            .filter(|f| matches!(f, Feature::Cross { .. }))
+            .collect();
+        assert_eq!(crosses.len(), 1, "{:?}", pre.features);
+        let Feature::Cross {
+            name,
+            columns,
+            edges,
+            categories,
+        } = crosses[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(name, "plan × amount");
+        assert_eq!(columns, &["plan".to_string(), "amount".to_string()]);
+        assert!(edges[0].is_empty() && edges[1].len() == 3, "{edges:?}");
+        // Three plans by four quarters of the amount.
+        assert_eq!(categories.len(), 12, "{categories:?}");
+        assert!(notes.crossed[0].starts_with("crossed \"plan\" and \"amount\""));
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+        // The cross is the last category input: row 0 (plan a, amount 1) reads cell "a|1".
+        let e = pre.transform(&t, 0, &p).unwrap();
+        let offsets = pre.category_offsets();
+        let cell = e.categorical[e.categorical_count - 1] - offsets[offsets.len() - 1];
+        assert_eq!(categories[cell as usize - 1], "a|1");
+        assert_eq!(pre.embedding_rows(), 4 + 13);
+        // None where the config turns crosses off, or where the two add up.
+        let (off, _) = fit(&t, &rows, &config("crosses = 0\n"), &p).unwrap();
+        assert_eq!(off.features.len(), 3);
+        let (_d2, p2, t2) = table(&table_of(true));
+        let (additive, _) = fit(&t2, &rows, &config(""), &p2).unwrap();
+        assert_eq!(additive.features.len(), 3, "{:?}", additive.features);
     }
 
     #[test]

@@ -70,8 +70,10 @@ use crate::task::{self, Decision, Task};
 /// decimal point grouped by spaces or apostrophes (`1 234.50`, Swiss `1'234.50`), which it
 /// would refuse as "not a finite number". Version 12 clips a number to its training range
 /// (`preprocess.json`'s `range`, `data.clip_numeric`), which an older reader would ignore
-/// and so score a value past the range differently.
-pub const FORMAT_VERSION: u32 = 12;
+/// and so score a value past the range differently. Version 13 may cross two columns into
+/// one category input (`preprocess.json`'s features of kind `cross`, `data.crosses`),
+/// which an older reader would refuse as an unknown feature kind.
+pub const FORMAT_VERSION: u32 = 13;
 /// The oldest version that still scores: version 1 hashed only the files scoring reads
 /// (no metrics, predictions, importance or explanations), so commands that read those
 /// refuse it.

@@ -208,11 +208,7 @@ pub fn profile(
                         .iter()
                         .map(|&r| category(encoded, r, index, offsets[index]))
                         .collect();
-                    let known = match feature {
-                        Feature::Categorical { categories, .. } => categories.len(),
-                        Feature::Numeric { .. } => 0,
-                    };
-                    Buckets::of_indices(feature.name(), &indices, known + 1)
+                    Buckets::of_indices(feature.name(), &indices, feature.categories().len() + 1)
                 }
             })
             .collect()
@@ -399,9 +395,9 @@ impl<'a> DriftCounter<'a> {
             .enumerate()
             .map(|(i, (b, c))| {
                 let labels = match self.pre.features.get(i) {
-                    Some(Feature::Categorical { categories, .. }) => {
+                    Some(feature) if feature.is_categorical() => {
                         std::iter::once("(missing or unseen)".to_string())
-                            .chain(categories.iter().cloned())
+                            .chain(feature.categories().iter().cloned())
                             .collect()
                     }
                     Some(feature) => {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 
 use crate::data::Table;
-use crate::data::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
+use crate::data::preprocess::{Encoded, Feature, Preprocessor, Slot, TextPreprocess, raw_texts};
 use crate::data::text::{normalize, unit_spans};
 use crate::error::Result;
 use crate::score::{Scorer, tabular_inputs};
@@ -38,13 +38,30 @@ pub struct Reasons {
 
 enum Kind {
     Tabular {
-        names: Vec<String>,
-        slots: Vec<Slot>,
+        /// One per input column (a cross is not one: it moves with its columns).
+        probes: Vec<Probe>,
         /// The reference row's numeric inputs and category indices.
         numeric: Vec<f32>,
         categorical: Vec<i64>,
     },
     Text(TextPreprocess),
+}
+
+/// What a column set to its typical value changes: its own inputs, and the category input
+/// of each cross that reads it ([`crate::data::preprocess::CrossOcclusion`]).
+struct Probe {
+    name: String,
+    slot: Slot,
+    /// (category input, embedding row each of the cross's rows moves to, from its first).
+    crosses: Vec<(usize, Vec<i64>)>,
+}
+
+impl Probe {
+    /// Where row `r`'s `index`-th category input moves (itself where this probe leaves it).
+    fn moved(&self, encoded: &Encoded, r: usize, index: usize, to: &[i64]) -> i64 {
+        let from = encoded.categorical[r * encoded.categorical_count + index];
+        to.get((from - to[0]) as usize).copied().unwrap_or(from)
+    }
 }
 
 /// What the reasons of a chunk's rows are measured on.
@@ -87,11 +104,27 @@ impl Reasons {
             },
             None => {
                 let (numeric, categorical) = pre.reference_row();
+                let occlusions = pre.cross_occlusions();
+                let probes: Vec<Probe> = pre
+                    .features
+                    .iter()
+                    .zip(pre.slots())
+                    .enumerate()
+                    .filter(|(_, (f, _))| !matches!(f, Feature::Cross { .. }))
+                    .map(|(i, (f, slot))| Probe {
+                        name: f.name().to_string(),
+                        slot,
+                        crosses: occlusions
+                            .iter()
+                            .filter(|o| o.column == i)
+                            .map(|o| (o.input, o.to.clone()))
+                            .collect(),
+                    })
+                    .collect();
                 Reasons {
-                    count: count.min(pre.features.len()),
+                    count: count.min(probes.len()),
                     kind: Kind::Tabular {
-                        names: pre.features.iter().map(|f| f.name().to_string()).collect(),
-                        slots: pre.slots(),
+                        probes,
                         numeric,
                         categorical,
                     },
@@ -120,18 +153,17 @@ impl Reasons {
         let mut out = Vec::with_capacity(encoded.rows * self.count);
         match &self.kind {
             Kind::Tabular {
-                names,
-                slots,
+                probes,
                 numeric,
                 categorical,
             } => {
                 let reference = (numeric.as_slice(), categorical.as_slice());
-                let effects = column_effects(scorer, encoded, slots, reference, outcome)?;
-                for row in effects.chunks_exact(slots.len().max(1)) {
-                    let named = names
+                let effects = column_effects(scorer, encoded, probes, reference, outcome)?;
+                for row in effects.chunks_exact(probes.len().max(1)) {
+                    let named = probes
                         .iter()
                         .zip(row)
-                        .map(|(n, &e)| (Cow::from(n.as_str()), e));
+                        .map(|(p, &e)| (Cow::from(p.name.as_str()), e));
                     self.strongest(named, outcome.task.signed_effects(), &mut out);
                 }
             }
@@ -171,11 +203,11 @@ impl Reasons {
 fn column_effects(
     scorer: &Scorer,
     encoded: &Encoded,
-    slots: &[Slot],
+    probes: &[Probe],
     reference: (&[f32], &[i64]),
     outcome: &Outcome,
 ) -> Result<Vec<f64>> {
-    let columns = slots.len();
+    let columns = probes.len();
     let mut effects = vec![0f64; encoded.rows * columns];
     // On the host, every row's first layer is computed once; a probe changes one column's
     // inputs, so it adds their weights times the change instead of redoing the product.
@@ -185,9 +217,9 @@ fn column_effects(
         });
         (mlp, embedding, dim, first)
     });
-    for (c, &slot) in slots.iter().enumerate() {
+    for (c, probe) in probes.iter().enumerate() {
         let differ: Vec<usize> = (0..encoded.rows)
-            .filter(|&r| !at_reference(encoded, r, slot, reference))
+            .filter(|&r| !at_reference(encoded, r, probe, reference))
             .collect();
         if differ.is_empty() {
             continue;
@@ -199,7 +231,7 @@ fn column_effects(
                     for (&r, dst) in differ[range].iter().zip(buf.chunks_exact_mut(width)) {
                         dst.copy_from_slice(&first[r * width..(r + 1) * width]);
                         for (input, change) in
-                            input_changes(encoded, r, slot, reference, embedding, *dim)
+                            input_changes(encoded, r, probe, reference, embedding, *dim)
                         {
                             let weights = mlp.first_weights(input);
                             dst.iter_mut()
@@ -212,9 +244,9 @@ fn column_effects(
                 z.into_iter().map(f64::from).collect()
             }
             None => {
-                let mut probe = encoded.subset(&differ);
-                set_reference(&mut probe, slot, reference);
-                scorer.logits(&probe)?
+                let mut moved = encoded.subset(&differ);
+                set_reference(&mut moved, probe, reference);
+                scorer.logits(&moved)?
             }
         };
         for (i, &r) in differ.iter().enumerate() {
@@ -224,59 +256,73 @@ fn column_effects(
     Ok(effects)
 }
 
-/// The network inputs row `r` changes when `slot` is set to the reference, and by how
-/// much: (input position, reference value - row value). A category's inputs are its
+/// The network inputs row `r` changes when `probe`'s column is set to the reference, and
+/// by how much: (input position, new value - row value). A category's inputs are its
 /// embedding, after the numeric block.
 fn input_changes(
     encoded: &Encoded,
     r: usize,
-    slot: Slot,
+    probe: &Probe,
     (numeric, categorical): (&[f32], &[i64]),
     embedding: &[f32],
     dim: usize,
 ) -> Vec<(usize, f32)> {
     let width = encoded.numeric_width;
-    let changes: Vec<(usize, f32)> = match slot {
+    let row_category = |index: usize| encoded.categorical[r * encoded.categorical_count + index];
+    let embedding_change = |index: usize, from: i64, to: i64| {
+        (0..dim).map(move |k| {
+            let (from, to) = (from as usize, to as usize);
+            let change = embedding[to * dim + k] - embedding[from * dim + k];
+            (width + index * dim + k, change)
+        })
+    };
+    let mut changes: Vec<(usize, f32)> = match probe.slot {
         Slot::Numeric { start, len } => (start..start + len)
             .map(|i| (i, numeric[i] - encoded.numeric[r * width + i]))
             .collect(),
         Slot::Categorical { index } => {
-            let from = encoded.categorical[r * encoded.categorical_count + index] as usize;
-            let to = categorical[index] as usize;
-            (0..dim)
-                .map(|k| {
-                    let change = embedding[to * dim + k] - embedding[from * dim + k];
-                    (width + index * dim + k, change)
-                })
-                .collect()
+            embedding_change(index, row_category(index), categorical[index]).collect()
         }
     };
+    for (index, to) in &probe.crosses {
+        let moved = probe.moved(encoded, r, *index, to);
+        changes.extend(embedding_change(*index, row_category(*index), moved));
+    }
     changes.into_iter().filter(|&(_, d)| d != 0.0).collect()
 }
 
-/// Whether row `r` already holds the reference inputs in `slot`.
+/// Whether row `r` already holds the inputs `probe` would set.
 fn at_reference(
     encoded: &Encoded,
     r: usize,
-    slot: Slot,
+    probe: &Probe,
     (numeric, categorical): (&[f32], &[i64]),
 ) -> bool {
-    match slot {
-        Slot::Numeric { start, len } => {
-            let at = r * encoded.numeric_width + start;
-            encoded.numeric[at..at + len] == numeric[start..start + len]
+    let crosses_stay = probe.crosses.iter().all(|(index, to)| {
+        probe.moved(encoded, r, *index, to)
+            == encoded.categorical[r * encoded.categorical_count + index]
+    });
+    crosses_stay
+        && match probe.slot {
+            Slot::Numeric { start, len } => {
+                let at = r * encoded.numeric_width + start;
+                encoded.numeric[at..at + len] == numeric[start..start + len]
+            }
+            Slot::Categorical { index } => {
+                encoded.categorical[r * encoded.categorical_count + index] == categorical[index]
+            }
         }
-        Slot::Categorical { index } => {
-            encoded.categorical[r * encoded.categorical_count + index] == categorical[index]
-        }
-    }
 }
 
-/// Set one feature's inputs of every row to the reference's.
-fn set_reference(encoded: &mut Encoded, slot: Slot, (numeric, categorical): (&[f32], &[i64])) {
+/// Set one column's inputs of every row to the reference's, and move the crosses that
+/// read it.
+fn set_reference(encoded: &mut Encoded, probe: &Probe, (numeric, categorical): (&[f32], &[i64])) {
     let (width, n_cat) = (encoded.numeric_width, encoded.categorical_count);
     for r in 0..encoded.rows {
-        match slot {
+        for (index, to) in &probe.crosses {
+            encoded.categorical[r * n_cat + index] = probe.moved(encoded, r, *index, to);
+        }
+        match probe.slot {
             Slot::Numeric { start, len } => {
                 let at = r * width + start;
                 encoded.numeric[at..at + len].copy_from_slice(&numeric[start..start + len]);

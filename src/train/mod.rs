@@ -97,6 +97,8 @@ struct Prepared {
     config: Config,
     /// What was chosen for `data.task`, in words.
     task_note: String,
+    /// What fitting the preprocessing chose, in words (the crossed pairs).
+    notes: Vec<String>,
     /// What the run predicts, from the labels found.
     task: Box<dyn Task>,
     pre: Preprocessor,
@@ -133,6 +135,9 @@ fn fresh(request: &TrainRequest, backend: &Backend, progress: &Progress) -> Resu
     })?;
     let prepared = prepare(resolved.config.clone(), None)?;
     progress.line(&prepared.task_note);
+    for note in &prepared.notes {
+        progress.line(note);
+    }
     for warning in resolved.warnings.iter().chain(&prepared.warnings) {
         progress.line(&format!("warning: {warning}"));
     }
@@ -206,9 +211,9 @@ fn resume(
         )?),
         None => None,
     };
-    // A text kind's defaulted metric, and the exact-value flags, dropout and batch size a
-    // config leaves out, were resolved against the data when the run started
-    // (`stop_metric`, `exact_values_for`, `dropout_for`, `batch_size_for`): the saved
+    // A text kind's defaulted metric, and the exact-value flags, crosses, dropout and batch
+    // size a config leaves out, were resolved against the data when the run started
+    // (`stop_metric`, `exact_values_for`, `crosses_for`, `dropout_for`, `batch_size_for`): the saved
     // config holds the result.
     let requested = requested.map(|mut c| {
         if c.train.early_stopping.metric_defaulted {
@@ -217,6 +222,9 @@ fn resume(
         }
         if c.data.exact_values.is_none() {
             c.data.exact_values = saved.data.exact_values;
+        }
+        if c.data.crosses.is_none() {
+            c.data.crosses = saved.data.crosses;
         }
         if c.model.dropout.is_none() {
             c.model.dropout = saved.model.dropout;
@@ -304,6 +312,8 @@ pub fn validate(resolved: &Resolved) -> Result<Validation> {
 struct Checked {
     /// What was chosen for `data.task`, in words.
     task_note: String,
+    /// What fitting the preprocessing chose, in words (none when it was saved).
+    notes: Vec<String>,
     /// The early-stopping metric for the target found ([`stop_metric`]).
     stop_metric: StopMetric,
     /// Rows of each class (empty for a regression).
@@ -453,6 +463,7 @@ fn check(
         None => split,
     };
     check_split(&split, &labels, regression, path)?;
+    let mut notes = Vec::new();
     let pre = match saved {
         Some(pre) => pre,
         None => {
@@ -464,14 +475,15 @@ fn check(
                 values: &labels,
                 classes: classes.len(),
             };
-            let (mut pre, notes) =
+            let (mut pre, fitted) =
                 Preprocessor::fit(table, &split.train, classes, target, config, path)?;
             if regression {
                 let comma = target_decimal_comma(table, config);
                 let fitted = Regression::fit_target(&labels, &split.train, config, path, comma)?;
                 pre.regression = Some(fitted);
             }
-            warnings.extend(notes.warnings);
+            warnings.extend(fitted.warnings);
+            notes = fitted.crossed;
             pre
         }
     };
@@ -479,6 +491,7 @@ fn check(
     let segments = segment_columns(table, &config.report.segments, &read, path, true)?;
     Ok(Checked {
         task_note,
+        notes,
         stop_metric,
         class_rows,
         pre,
@@ -513,6 +526,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     let regression = checked.pre.regression.is_some();
     if !config.model.kind.is_text() {
         config.data.exact_values = Some(config.data.exact_values_for(regression));
+        config.data.crosses = Some(config.data.crosses_for(checked.pre.labels.len()));
     }
     config.model.dropout = Some(config.model.dropout_for(regression));
     config.train.batch_size = Some(config.train.batch_size_for(regression));
@@ -531,6 +545,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     Ok(Prepared {
         config,
         task_note: checked.task_note,
+        notes: checked.notes,
         task: task::for_run(&checked.pre),
         pre: checked.pre,
         split: checked.split,
@@ -640,12 +655,14 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
             .pre
             .features
             .iter()
+            // A cross reads two columns listed on their own.
+            .filter(|f| !matches!(f, Feature::Cross { .. }))
             .map(|f| SchemaColumn {
                 name: f.name().to_string(),
                 kind: match f {
                     Feature::Numeric { date: true, .. } => "date".into(),
                     Feature::Numeric { .. } => "numeric".into(),
-                    Feature::Categorical { .. } => "categorical".into(),
+                    Feature::Categorical { .. } | Feature::Cross { .. } => "categorical".into(),
                 },
             })
             .chain(p.pre.text.iter().flat_map(|t| {
