@@ -82,7 +82,7 @@ impl Classes {
         if self.count == 2 { 1 } else { self.count }
     }
 
-    /// Row `i`'s probabilities (of the positive class, or of each class) from its logits.
+    /// A row's probabilities (of the positive class, or of each class) from its logits `z`.
     fn probabilities(&self, z: &[f64], out: &mut [f64]) {
         if let [z] = z {
             out[0] = 1.0 / (1.0 + (-z).exp());

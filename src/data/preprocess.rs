@@ -641,8 +641,7 @@ fn infer_type(
         (numeric, false, words)
     };
     if present >= 20 && numeric as f64 >= 0.9 * present as f64 {
-        let mut examples: Vec<(&str, usize)> = words.into_iter().collect();
-        examples.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let examples = most_frequent_first(words);
         return Ok(ColumnType::MostlyNumeric {
             comma,
             numbers: numeric,
@@ -1214,17 +1213,10 @@ impl Preprocessor {
                 .map(|(i, c)| (c.as_str(), offset + i as i64 + 1))
                 .collect();
             // A cross's first column is a category (`fit_crosses`).
-            let first_categories = self
-                .features
-                .iter()
-                .find(|f| matches!(f, Feature::Categorical { name, .. } if *name == columns[0]))
-                .map_or(&[][..], Feature::categories);
+            let first_categories = column_index(&self.features, &columns[0])
+                .map_or(&[][..], |i| self.features[i].categories());
             for side in 0..2 {
-                let Some(column) = self
-                    .features
-                    .iter()
-                    .position(|f| !matches!(f, Feature::Cross { .. }) && f.name() == columns[side])
-                else {
+                let Some(column) = column_index(&self.features, &columns[side]) else {
                     continue;
                 };
                 let typical = match &self.features[column] {
@@ -1696,6 +1688,20 @@ fn fit_numeric(
     }
 }
 
+/// Values with their counts, the most frequent first (ties in name order).
+fn most_frequent_first(counts: HashMap<&str, usize>) -> Vec<(&str, usize)> {
+    let mut sorted: Vec<(&str, usize)> = counts.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    sorted
+}
+
+/// The index among `features` of input column `name` (a cross is no column).
+fn column_index(features: &[Feature], name: &str) -> Option<usize> {
+    features
+        .iter()
+        .position(|f| !matches!(f, Feature::Cross { .. }) && f.name() == name)
+}
+
 /// A row's cell of a cross: its two columns' values (a category as written, a number as
 /// its bin from 1), joined by `|`; blank where a value is missing.
 fn cross_cell(a: &str, b: &str) -> String {
@@ -1733,9 +1739,8 @@ fn cross_side(
     row_offset: usize,
     path: &Path,
 ) -> Result<Vec<String>> {
-    let column = features
-        .iter()
-        .find(|f| !matches!(f, Feature::Cross { .. }) && f.name() == name)
+    let column = column_index(features, name)
+        .map(|i| &features[i])
         .ok_or_else(|| missing_from(table, path, "crossed", name))?;
     if let Feature::Categorical { .. } = column {
         let cells = table
@@ -1891,8 +1896,7 @@ fn fit_crosses(
         for &r in train_rows {
             *counts.entry(cells[r].as_str()).or_default() += 1;
         }
-        let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
-        categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let categories = most_frequent_first(counts);
         let cross = Feature::Cross {
             name: format!("{} × {}", columns[0], columns[1]),
             columns,
@@ -1958,8 +1962,7 @@ fn fit_categorical<'a>(
         ));
         return None;
     }
-    let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
-    categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut categories = most_frequent_first(counts);
     if categories.len() > max_categories {
         notes.warnings.push(format!(
             "column {name:?} has {} distinct values; keeping the {max_categories} most frequent (data.max_categories), the rest share the unseen index",
