@@ -156,6 +156,14 @@ pub struct DataConfig {
     /// [`DataConfig::crosses_for`]; training writes the value it used into the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crosses: Option<usize>,
+    /// A column is no feature where fewer than this many training rows (or a tenth of
+    /// them, in a table of under ten times as many) hold a value other than its most
+    /// frequent one: a flag set on a handful of rows gives the network an input to
+    /// memorize them by, and a table of a thousand such columns drowns the few that
+    /// matter (README "Columns that hardly vary"). 0 keeps every column. Unset: see
+    /// [`DataConfig::min_varying_rows_for`]; training writes the value it used into the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_varying_rows: Option<usize>,
 }
 
 /// `data.decimal`: the character that starts a number's fraction in CSV cells.
@@ -484,6 +492,7 @@ impl ModelKind {
                 "data.binning",
                 "data.exact_values",
                 "data.crosses",
+                "data.min_varying_rows",
                 "data.date_order",
                 "model.vocab_size",
                 "model.layers",
@@ -506,6 +515,7 @@ impl ModelKind {
                 "data.binning",
                 "data.exact_values",
                 "data.crosses",
+                "data.min_varying_rows",
                 "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
@@ -527,6 +537,7 @@ impl ModelKind {
                 "data.binning",
                 "data.exact_values",
                 "data.crosses",
+                "data.min_varying_rows",
                 "data.date_order",
                 "model.buckets",
                 "model.word_ngrams",
@@ -927,6 +938,9 @@ fn default_max_categories() -> usize {
 }
 /// `data.exact_values` where the config leaves it out and the target is a class.
 pub const DEFAULT_EXACT_VALUES: usize = 256;
+/// `data.min_varying_rows` where the config leaves it out and the target is a class: as
+/// LightGBM's `min_data_in_leaf`, whose trees cannot split on such a column either.
+pub const DEFAULT_MIN_VARYING_ROWS: usize = 20;
 /// `data.crosses` where the config leaves it out and the target has two classes.
 pub const DEFAULT_CROSSES: usize = 1;
 /// `model.dropout` where the config leaves it out and the target is a class.
@@ -1298,6 +1312,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "decimal",
             "clip_numeric",
             "crosses",
+            "min_varying_rows",
         ],
     ),
     (
@@ -1693,6 +1708,18 @@ impl DataConfig {
     pub fn exact_values_for(&self, regression: bool) -> usize {
         self.exact_values
             .unwrap_or(if regression { 0 } else { DEFAULT_EXACT_VALUES })
+    }
+
+    /// `data.min_varying_rows`, or where the config leaves it out,
+    /// [`DEFAULT_MIN_VARYING_ROWS`] for classes and 0 for a regression target: a pool on
+    /// 13 of Ames' 2,930 houses still moves their price (README, "Columns that hardly
+    /// vary").
+    pub fn min_varying_rows_for(&self, regression: bool) -> usize {
+        self.min_varying_rows.unwrap_or(if regression {
+            0
+        } else {
+            DEFAULT_MIN_VARYING_ROWS
+        })
     }
 
     /// `data.crosses` for a target of `classes` (0: a number, which is never crossed
@@ -2093,6 +2120,28 @@ mod tests {
     }
 
     #[test]
+    fn columns_must_vary_in_twenty_rows_with_classes_and_any_for_a_number_unless_set() {
+        let c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
+        assert_eq!(c.data.min_varying_rows, None);
+        assert_eq!(
+            (
+                c.data.min_varying_rows_for(false),
+                c.data.min_varying_rows_for(true)
+            ),
+            (20, 0)
+        );
+        assert!(!c.to_toml().contains("min_varying_rows"));
+        let set = Config::from_toml_str(MINIMAL, "t", &["data.min_varying_rows=5".into()]).unwrap();
+        assert_eq!(
+            (
+                set.data.min_varying_rows_for(false),
+                set.data.min_varying_rows_for(true)
+            ),
+            (5, 5)
+        );
+    }
+
+    #[test]
     fn crosses_are_one_for_two_classes_and_none_otherwise_unless_set() {
         let c = Config::from_toml_str(MINIMAL, "t", &[]).unwrap();
         assert_eq!(c.data.crosses, None);
@@ -2390,6 +2439,7 @@ mod tests {
         c.train.head_learning_rate = Some(1e-3);
         c.data.exact_values = Some(256);
         c.data.crosses = Some(1);
+        c.data.min_varying_rows = Some(20);
         c.model.dropout = Some(0.3);
         c.train.batch_size = Some(256);
         let table: toml::Table = c.to_toml().parse().unwrap();

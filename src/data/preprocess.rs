@@ -758,6 +758,16 @@ fn tokenize(text: &TextPreprocess, table: &Table, path: &Path) -> Result<Encoded
     })
 }
 
+/// The training rows of `cells` whose value (blank or missing counting as one) is not the
+/// column's most frequent.
+fn varying_rows(cells: &[Option<&str>], train_rows: &[usize], read: &ReadOptions) -> usize {
+    let mut counts: HashMap<Option<&str>, usize> = HashMap::new();
+    for &r in train_rows {
+        *counts.entry(read.clean(cells[r])).or_default() += 1;
+    }
+    train_rows.len() - counts.values().max().copied().unwrap_or(0)
+}
+
 /// The tabular features: each column other than the target, the id, the split column and
 /// `data.drop`, typed on the whole table and fitted on the training rows.
 fn fit_features(
@@ -775,6 +785,11 @@ fn fit_features(
     let mut comma_columns = Vec::new();
     // Columns with no value in any training row (Excel's padding columns, say).
     let mut empty_columns = Vec::new();
+    // Columns whose values other than the most frequent one fill too few training rows.
+    let mut steady_columns = Vec::new();
+    let min_varying = d
+        .min_varying_rows_for(target.classes == 0)
+        .min(train_rows.len().div_ceil(10));
     for name in &table.column_names() {
         let split = config.split.column.as_ref() == Some(name);
         if *name == d.target || d.id.as_ref() == Some(name) || d.drop.contains(name) || split {
@@ -784,6 +799,10 @@ fn fit_features(
         let forced = d.categorical.contains(name) || d.numeric.contains(name);
         if !forced && train_rows.iter().all(|&r| read.clean(cells[r]).is_none()) {
             empty_columns.push(name.clone());
+            continue;
+        }
+        if !forced && varying_rows(&cells, train_rows, &read) < min_varying {
+            steady_columns.push(name.clone());
             continue;
         }
         // Numbers a Parquet file or a workbook typed are numbers whatever data.decimal says.
@@ -918,6 +937,17 @@ fn fit_features(
             "{column} {names} {have} no value in any training row: not {feature}"
         ));
     }
+    if !steady_columns.is_empty() {
+        let (column, names, have) = listed(&steady_columns, "has", "have");
+        let (feature, one) = if steady_columns.len() == 1 {
+            ("a feature", "it")
+        } else {
+            ("features", "a column")
+        };
+        notes.warnings.push(format!(
+            "{column} {names} {have} a value other than the most frequent in fewer than {min_varying} training rows: not {feature} (data.min_varying_rows; list {one} in data.numeric or data.categorical to use it)"
+        ));
+    }
     if !comma_columns.is_empty() {
         let (column, names, hold) = listed(&comma_columns, "holds", "hold");
         notes.warnings.push(format!(
@@ -927,7 +957,7 @@ fn fit_features(
     if features.is_empty() {
         return Err(PatronError::config(
             "data",
-            "no feature columns are left after removing the target, id, data.drop, empty, identifier-like and row-number columns; list a column in data.categorical (or a row number in data.numeric) to use it",
+            "no feature columns are left after removing the target, id, data.drop, empty, nearly constant (data.min_varying_rows), identifier-like and row-number columns; list a column in data.categorical (or a row number in data.numeric) to use it",
         ));
     }
     Ok(features)
@@ -2210,7 +2240,9 @@ mod tests {
         let only_id = config("drop = [\"plan\", \"x\"]");
         let e = fit(&t, &rows, &only_id, &p).unwrap_err().to_string();
         assert!(
-            e.contains("empty, identifier-like and row-number columns"),
+            e.contains(
+                "nearly constant (data.min_varying_rows), identifier-like and row-number columns"
+            ),
             "{e}"
         );
     }
@@ -2240,6 +2272,50 @@ mod tests {
         let (_d, p, t) = table(&short);
         let (pre, _) = fit(&t, &rows[..10], &config(""), &p).unwrap();
         assert_eq!(names(&pre).len(), 3);
+    }
+
+    #[test]
+    fn a_column_that_hardly_varies_is_not_a_feature_unless_listed_or_the_table_is_small() {
+        // Of 200 training rows, `rare` is 1 in 19, `flag` in 20, `plan` "b" in 19 and
+        // `gap` blank in 19: a blank counts as a value of its own.
+        let mut text = String::from("rare,flag,plan,gap,x,y\n");
+        for i in 0..240 {
+            let gap = if i % 10 == 0 && i < 190 { "" } else { "7" };
+            let plan = if i % 10 == 1 && i < 190 { "b" } else { "a" };
+            let (rare, flag) = (u8::from(i % 10 == 2 && i < 190), u8::from(i % 10 == 3));
+            text += &format!("{rare},{flag},{plan},{gap},{},{}\n", i % 7, i % 2);
+        }
+        let (_d, p, t) = table(&text);
+        let rows: Vec<usize> = (0..200).collect();
+        // No crosses: the flags and the target's alternation would pair.
+        let config = |extra: &str| config(&format!("crosses = 0\n{extra}"));
+        let names = |pre: &Preprocessor| -> Vec<String> {
+            pre.features.iter().map(|f| f.name().to_string()).collect()
+        };
+        let (pre, notes) = fit(&t, &rows, &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["flag", "x"]);
+        assert_eq!(
+            notes.warnings,
+            [
+                "columns \"rare\", \"plan\", \"gap\" have a value other than the most frequent in fewer than 20 training rows: not features (data.min_varying_rows; list a column in data.numeric or data.categorical to use it)"
+            ]
+        );
+        let (pre, _) = fit(&t, &rows, &config("categorical = [\"plan\"]"), &p).unwrap();
+        assert_eq!(names(&pre), ["flag", "plan", "x"]);
+        let (pre, notes) = fit(&t, &rows, &config("min_varying_rows = 0"), &p).unwrap();
+        assert_eq!(names(&pre), ["rare", "flag", "plan", "gap", "x"]);
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+        // A number target keeps them unless set.
+        let values: Vec<f32> = (0..240).map(|i| (i % 5) as f32).collect();
+        let number = BinTarget {
+            values: &values,
+            classes: 0,
+        };
+        let (pre, _) = Preprocessor::fit(&t, &rows, Vec::new(), number, &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["rare", "flag", "plan", "gap", "x"]);
+        // 100 training rows ask a tenth of them: 10, which each column passes.
+        let (pre, _) = fit(&t, &rows[..100], &config(""), &p).unwrap();
+        assert_eq!(names(&pre), ["rare", "flag", "plan", "gap", "x"]);
     }
 
     #[test]

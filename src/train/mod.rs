@@ -211,10 +211,11 @@ fn resume(
         )?),
         None => None,
     };
-    // A text kind's defaulted metric, and the exact-value flags, crosses, dropout and batch
-    // size a config leaves out, were resolved against the data when the run started
-    // (`stop_metric`, `exact_values_for`, `crosses_for`, `dropout_for`, `batch_size_for`): the saved
-    // config holds the result.
+    // A text kind's defaulted metric, and the exact-value flags, crosses, the rows a column
+    // must vary in, dropout and batch size a config leaves out, were resolved against the
+    // data when the run started (`stop_metric`, `exact_values_for`, `crosses_for`,
+    // `min_varying_rows_for`, `dropout_for`, `batch_size_for`): the saved config holds the
+    // result.
     let requested = requested.map(|mut c| {
         if c.train.early_stopping.metric_defaulted {
             c.train.early_stopping.metric = saved.train.early_stopping.metric;
@@ -225,6 +226,9 @@ fn resume(
         }
         if c.data.crosses.is_none() {
             c.data.crosses = saved.data.crosses;
+        }
+        if c.data.min_varying_rows.is_none() {
+            c.data.min_varying_rows = saved.data.min_varying_rows;
         }
         if c.model.dropout.is_none() {
             c.model.dropout = saved.model.dropout;
@@ -527,6 +531,7 @@ fn prepare(config: Config, resumed: Option<(&Manifest, Preprocessor)>) -> Result
     if !config.model.kind.is_text() {
         config.data.exact_values = Some(config.data.exact_values_for(regression));
         config.data.crosses = Some(config.data.crosses_for(checked.pre.labels.len()));
+        config.data.min_varying_rows = Some(config.data.min_varying_rows_for(regression));
     }
     config.model.dropout = Some(config.model.dropout_for(regression));
     config.train.batch_size = Some(config.train.batch_size_for(regression));
