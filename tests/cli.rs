@@ -1721,3 +1721,49 @@ fn the_bank_config_crosses_month_and_day() {
     );
     assert!(crosses(&off).is_empty());
 }
+
+/// The shipped caravan-insurance config has columns set on a handful of customers
+/// (`data.min_varying_rows`, README "Columns that hardly vary"): training names them and
+/// leaves them out, the run's config records the floor it used, scoring the file that
+/// still holds them works, and 0 keeps them.
+#[test]
+fn columns_that_hardly_vary_are_left_out_of_the_caravan_run() {
+    let config = "configs/insurance_propensity.toml";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let quick = ["train.epochs=1", "split.folds=1"];
+    let args = train_args("ndarray", config, &dir, &quick);
+    let o = patron(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("\"PZEILPL\"")
+            && stderr(&o).contains("training rows: not features (data.min_varying_rows"),
+        "{}",
+        stderr(&o)
+    );
+    let inputs = |run: &Path| -> Vec<String> {
+        json(&run.join("manifest.json"))["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let names = inputs(&dir);
+    assert!(
+        !names.iter().any(|n| n == "PZEILPL") && names.iter().any(|n| n == "MOSTYPE"),
+        "{names:?}"
+    );
+    let resolved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(resolved.contains("min_varying_rows = 20"), "{resolved}");
+    let scored = tmp.path().join("scored.csv");
+    let data = Path::new("datasets/caravan_insurance_coil2000_5822.csv");
+    assert_ok(&predict_on(&dir, data, &scored, "ndarray", &[]));
+    assert_eq!(common::scores(&scored).len(), 5822);
+    let all = train(
+        config,
+        &tmp.path().join("all"),
+        &[quick[0], quick[1], "data.min_varying_rows=0"],
+    );
+    assert!(inputs(&all).iter().any(|n| n == "PZEILPL"));
+}
