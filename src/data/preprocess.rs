@@ -210,6 +210,11 @@ impl Feature {
         }
     }
 
+    /// Whether the feature is one input column (a cross reads two and is none).
+    pub fn is_column(&self) -> bool {
+        !matches!(self, Feature::Cross { .. })
+    }
+
     /// Whether the feature takes an embedding row (a category or a cross).
     pub fn is_categorical(&self) -> bool {
         !matches!(self, Feature::Numeric { .. })
@@ -1729,7 +1734,7 @@ fn most_frequent_first(counts: HashMap<&str, usize>) -> Vec<(&str, usize)> {
 fn column_index(features: &[Feature], name: &str) -> Option<usize> {
     features
         .iter()
-        .position(|f| !matches!(f, Feature::Cross { .. }) && f.name() == name)
+        .position(|f| f.is_column() && f.name() == name)
 }
 
 /// A row's cell of a cross: its two columns' values (a category as written, a number as

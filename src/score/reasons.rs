@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 
 use crate::data::Table;
-use crate::data::preprocess::{Encoded, Feature, Preprocessor, Slot, TextPreprocess, raw_texts};
+use crate::data::preprocess::{Encoded, Preprocessor, Slot, TextPreprocess, raw_texts};
 use crate::data::text::{normalize, unit_spans};
 use crate::error::Result;
 use crate::score::{Scorer, tabular_inputs};
@@ -110,7 +110,7 @@ impl Reasons {
                     .iter()
                     .zip(pre.slots())
                     .enumerate()
-                    .filter(|(_, (f, _))| !matches!(f, Feature::Cross { .. }))
+                    .filter(|(_, (f, _))| f.is_column())
                     .map(|(i, (f, slot))| Probe {
                         name: f.name().to_string(),
                         slot,

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::data::preprocess::{Encoded, Feature};
+use crate::data::preprocess::Encoded;
 use crate::data::{Table, table_from_cells, table_from_csv};
 use crate::error::{PatronError, Result};
 use crate::run::{files, sha256_file};
@@ -267,7 +267,7 @@ pub fn request_table(model: &Model, body: Body) -> std::result::Result<Table, Ba
     let inputs = pre
         .features
         .iter()
-        .filter(|f| !matches!(f, Feature::Cross { .. }))
+        .filter(|f| f.is_column())
         .map(|f| f.name())
         .chain(pre.id.as_deref());
     for column in inputs {

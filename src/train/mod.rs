@@ -661,7 +661,7 @@ fn initial_manifest(p: &Prepared, backend: &Backend) -> Result<Manifest> {
             .features
             .iter()
             // A cross reads two columns listed on their own.
-            .filter(|f| !matches!(f, Feature::Cross { .. }))
+            .filter(|f| f.is_column())
             .map(|f| SchemaColumn {
                 name: f.name().to_string(),
                 kind: match f {
