@@ -165,7 +165,8 @@ Routes: POST /v1/models/NAME/predict[?reasons=K], GET /v1/models, /healthz, /rea
 {\"error\", \"row\", \"column\"}. The first stdout line is the address it listens on.")]
     Serve(ServeArgs),
     /// Print the fully resolved config (every default but `data.exact_values`,
-    /// `data.crosses` and a tabular `model.dropout` and `train.batch_size`, set per task)
+    /// `data.crosses`, `data.min_varying_rows` and a tabular `model.dropout` and
+    /// `train.batch_size`, set per task)
     #[command(after_help = "Examples:
   patron config --config configs/bank_propensity.toml
   patron config --config configs/bank_propensity.toml --set train.epochs=5 > resolved.toml")]
