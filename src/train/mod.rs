@@ -221,21 +221,11 @@ fn resume(
             c.train.early_stopping.metric = saved.train.early_stopping.metric;
             c.train.early_stopping.metric_defaulted = saved.train.early_stopping.metric_defaulted;
         }
-        if c.data.exact_values.is_none() {
-            c.data.exact_values = saved.data.exact_values;
-        }
-        if c.data.crosses.is_none() {
-            c.data.crosses = saved.data.crosses;
-        }
-        if c.data.min_varying_rows.is_none() {
-            c.data.min_varying_rows = saved.data.min_varying_rows;
-        }
-        if c.model.dropout.is_none() {
-            c.model.dropout = saved.model.dropout;
-        }
-        if c.train.batch_size.is_none() {
-            c.train.batch_size = saved.train.batch_size;
-        }
+        c.data.exact_values = c.data.exact_values.or(saved.data.exact_values);
+        c.data.crosses = c.data.crosses.or(saved.data.crosses);
+        c.data.min_varying_rows = c.data.min_varying_rows.or(saved.data.min_varying_rows);
+        c.model.dropout = c.model.dropout.or(saved.model.dropout);
+        c.train.batch_size = c.train.batch_size.or(saved.train.batch_size);
         c
     });
     if let Some(requested) = requested
